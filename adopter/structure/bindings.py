@@ -931,6 +931,14 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
     ):
         # Calling the Sequential runs its members in order: record each position.
         _record_positions(attr, value.args, stmt, func_name, typer, env, out, container=span(value.func))
+    elif value.__class__ is ast.Call and fqn in names.functions and fqn not in names.classes:
+        kept = typer.builder_members(fqn, value)
+        if kept:
+            # a same-file helper returning its layers run in order (``Sequential(norm if post
+            # else None, nn.Linear(d, vocab))``): each kept layer at its position, reported,
+            # not fixed (a None dropped on some ways moves the members after it)
+            _record_positions(attr, kept, stmt, func_name, typer, env, out, unlike=(
+                f"`self.{attr}` is built by `{fqn}`, which runs the layers passed to it in order: rewrite by hand"))
     if (fqn == "torch.nn.ModuleList" and value.__class__ is ast.Call and value.args and not value.args[1:]
             and not value.keywords and value.args[0].__class__ in (ast.List, ast.Tuple)  # (no call: most are
             and not any(isinstance(a, ast.Starred) for a in value.args[0].elts)):       # comprehensions)

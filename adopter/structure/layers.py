@@ -33,6 +33,7 @@ from ..records import dataclass, field, replace
 from .treewalk import walk
 from .appending import CONTAINER_API, appends_last, starts_empty
 from .built_blocks import block_factory, defaults_call
+from .sequential_builders import builder_shape
 from .canon import TABLE
 from .passed_lists import list_items
 from .literals import written_in_place
@@ -1694,7 +1695,8 @@ class LayerTyper:
                          for value in self.values(call.args[0], env, depth, called=True)
                          if isinstance(value, LayerClass) and not value.foreign)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
-            return self._factory(fqn, call, env, depth)
+            built = self._built_sequential(fqn, call, env, depth)
+            return built if built is not None else self._factory(fqn, call, env, depth)
         if fqn is None and func.__class__ is ast.Name and func.id in self.names.lambdas and func.id not in env:
             # conv3x3(cin, cout) with conv3x3 = lambda cin, cout, stride=1: nn.Conv2d(...) at
             # module level: what the lambda's body builds with these arguments, as a function's
@@ -2135,6 +2137,49 @@ class LayerTyper:
             return tuple(out)
         finally:
             self._busy.discard(key)
+
+    def builder_members(self, name: str, call: ast.Call) -> list | None:
+        """The layers a call of a same-file function that returns its ``*layers`` run in order
+        hands it (:mod:`.sequential_builders`: ``nn.Sequential(*layers)``, the one layer, or
+        ``nn.Identity()``, ``None`` entries dropped first), ``None`` entries left out; None for
+        any other call or function.  The shape is read once per function, and only for one
+        whose last statement returns a call and that takes ``*args``."""
+        func = self.names.functions.get(name)
+        if func is None or func.args.vararg is None or not func.body:
+            return None  # (cheap gate: most factories take named parameters)
+        last = func.body[-1]
+        if last.__class__ is not ast.Return or last.value.__class__ is not ast.Call:
+            return None
+        key = ("sequential-builder", name)
+        if key not in self._kinds:
+            self._kinds[key] = builder_shape(func, self.names.resolve, self.names.functions)
+        drops_none = self._kinds[key]
+        if drops_none is None or call.keywords or any(a.__class__ is ast.Starred for a in call.args):
+            return None
+        kept = []
+        for arg in call.args:
+            if _is_none(arg) or (arg.__class__ is ast.IfExp and (_is_none(arg.body) or _is_none(arg.orelse))):
+                if not drops_none:
+                    return None  # (nn.Sequential keeps a None, and calling it fails)
+                if _is_none(arg):
+                    continue
+            kept.append(arg)
+        return kept
+
+    def _built_sequential(self, name: str, call: ast.Call, env: dict, depth: int) -> tuple | None:
+        """:meth:`builder_members`'s call as an nn.Sequential of those layers, an entry ``X if
+        c else None`` one that runs on some ways only.  None for any other call."""
+        kept = self.builder_members(name, call)
+        if kept is None:
+            return None
+        graph = SeqGraph()
+        for arg in kept:
+            before = set(graph.frontier)
+            graph.add(self.values(arg, env, depth + 1), arg)
+            if arg.__class__ is ast.IfExp:
+                graph.frontier |= before  # (X if c else None: the ways without it)
+        return (Built(SEQUENTIAL, tuple(call.args), (), False, call, via=name, members=graph, unlike=(
+            f"`{name}` builds the nn.Sequential of the layers passed to it: rewrite by hand")),)
 
     def _decided_returns(self, body: list, env: dict):
         """:func:`_returns` of a factory's body, less those in the branches of an ``if`` that the

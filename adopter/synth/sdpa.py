@@ -776,9 +776,6 @@ class _Attention:
         if len(assumed) > 1:
             raise Skip(RANK_SKIP)
         self.assumed_rank: int | None = assumed.pop() if assumed else None
-        if RECAST in self.roles:
-            raise Skip("the scores are cast again between the fill and the softmax, which then computes in a dtype "
-                       "the fused call does not follow")
         self.block_bias: dict | None = None  # a bias added into a block of the scores here (_block_bias)
         for role in ADD_STEPS:
             node = self.roles.get(role)
@@ -1017,6 +1014,8 @@ class _Attention:
         self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
         self.held_dtypes: list = []  # (name, operand): a cast to a dtype read before the operand's recast
         self.widening: list = []  # (add step, operand): biases that may widen the scores cast back to
+        if RECAST in self.roles:
+            self._check_recast((q, k, v))
         self._check_casts(upcast, (q, k, v))
         self._check_softmax_dtype((q, k, v))
         self.kept_names: set[str] = set()  # q's or k's names the steps alone rebind (_rebound_by_steps)
@@ -2687,7 +2686,23 @@ class _Attention:
                 self.softmax_dtype = self._softmax_operand_dtype(kwargs, *self._view("p0")[2:])
                 return False
             return True
+        if RECAST in self.roles:
+            return "u" in self.roles  # (an upcast before the fill is undone by the cast after it)
         return any(r in self.roles for r in UPCASTS)
+
+    def _check_recast(self, operands) -> None:
+        """The filled scores cast again before the softmax (fairseq-era ``s.float().masked_fill(
+        m, -inf).type_as(s)``): exact only as a cast back to the dtype of q, k or v (or of the
+        scores' product, which has q's), where the softmax computes in the dtype the fused call
+        computes in; the fill in float32 then rounds to the same masked value.  Checked as the
+        probabilities' cast back is (:meth:`_check_cast`: any other target is declined, a
+        tensor's dtype that may differ is guarded).  (A local helper: the rest of the plan
+        reads the recast scores as the plain filled ones.)"""
+        try:
+            self._check_cast(self.roles[RECAST], operands)
+        except Skip:
+            raise Skip("the scores are cast again between the fill and the softmax, to a dtype other than q's, "
+                       "which the fused call does not follow") from None
 
     def _names_float32(self, dtype) -> bool:
         """Is the softmax's ``dtype=`` another spelling of float32 (``torch.float``, ParlAI's
