@@ -2440,8 +2440,8 @@ class Matcher:
             if ids is None:
                 ids = {n.id for n in matched}
                 steps_read = set().union(*(n.uses for n in matched))
-            if pos in ids or node.defs & keys:
-                continue
+            if pos in ids or node.defs & keys or not _same_arms(node.scope, matched[-1].scope):
+                continue  # (a node in another arm of an if than the last step: not on the match's path)
             outs = {o.key for o in node.outs}
             if not outs & steps_read:
                 derived |= outs
@@ -3139,10 +3139,13 @@ def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:
         if current is None or rank(match) < rank(current):
             best[key] = match
         if anchor is not None:
+            # (per first and last node: the scores and the context each computed one way or
+            # another in the arms of an if, which pair the fix tries: synth/sdpa.py _context_if)
             first = starts.setdefault(key, {})
-            current = first.get(match.nodes[0].span)
+            ends = (match.nodes[0].span, match.nodes[-1].span)
+            current = first.get(ends)
             if current is None or rank(match) < rank(current):
-                first[match.nodes[0].span] = match
+                first[ends] = match
     # A match whose nodes another match contains (it left out an optional first step the
     # code has) is that match, shorter.
     kept: list[Match] = []
@@ -3153,7 +3156,8 @@ def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:
             kept.append(match)
     if anchor is not None:
         kept = [replace(m, others=tuple(sorted((o for o in starts.get(site(m), {}).values()
-                                                if o.nodes[0].span != m.nodes[0].span), key=rank)))
+                                                if (o.nodes[0].span, o.nodes[-1].span)
+                                                != (m.nodes[0].span, m.nodes[-1].span)), key=rank)))
                 if len(starts.get(site(m), ())) > 1 else m for m in kept]
     return sorted(kept, key=lambda m: m.span)
 

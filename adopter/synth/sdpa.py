@@ -663,6 +663,28 @@ class _Attention:
             isinstance(inner, ast.stmt) and span_of(inner) in step_stmts
             for branch in stmt.orelse for inner in ast_walk(branch))
 
+    def _context_if(self, last) -> bool:
+        """Is the context product's statement (``last``, its index entry) the whole of one arm
+        of an if / else whose other arm holds no attention step (fairseq's beam-folded ``einsum``
+        under ``if self.encoder_decoder_attention and bsz != kv_bsz:``, ``bmm`` in the else;
+        gpt_bigcode's MQA ``bmm`` or MHA ``matmul`` on ``self.multi_query``)?  The other arm
+        computes the context another way, from the same probabilities: the if is then the
+        region's last statement, taken as a branch if (the guard sends the other arm's case to
+        the original, as for the scores' own if / else) and the fused path assigns what the
+        product's arm assigns.  Only for a test that reads names and attributes (the guard
+        reads it again before the attention; what assigns them there is checked as for any
+        branch if) and an arm that is the product's statement alone, a plain assignment."""
+        owner = last.owner
+        if not (isinstance(owner, ast.If) and owner.orelse and last.field in ("body", "orelse")
+                and _plain_test(owner.test) and isinstance(last.stmt, (ast.Assign, ast.AnnAssign))):
+            return False
+        arm, other = (owner.body, owner.orelse) if last.field == "body" else (owner.orelse, owner.body)
+        if len(arm) != 1 or arm[0] is not last.stmt or self._common_tail(owner):
+            return False
+        step_stmts = {n.stmt for n in self.match.nodes}
+        return not any(isinstance(inner, ast.stmt) and span_of(inner) in step_stmts
+                       for stmt in other for inner in ast_walk(stmt))
+
     def _original_test(self, test: ast.expr, at_else: bool) -> str:
         """The guard's term (after ``and``) for an inner if that goes to the original where its
         test holds, or (``at_else``) where it fails: ``if not self.tpu:`` gives ``self.tpu``."""
@@ -849,12 +871,19 @@ class _Attention:
             if not isinstance(s, (ast.If, ast.For, ast.While, ast.With, ast.Try))
         ):
             raise Skip("this is already the eager fallback of a scaled_dot_product_attention call")
+        self.context_arm: ast.stmt | None = None  # the context product alone in an arm of an if (_context_if)
+        if self._context_if(last):
+            self.context_arm = last.stmt
+            last = self.index.stmt(span_of(owner))
+            if last is None:
+                raise Skip("the context statement could not be located")
+            self.block, hi = last.block, last.index
 
         tops: dict[str, tuple[int, list[ast.stmt]]] = {role: self._top(node) for role, node in self.roles.items()}
         lo = min(i for i, _ in tops.values())
         if max(i for i, _ in tops.values()) > hi:
             raise Skip("the attention steps are not in order in one block")
-        if len(tops["c"][1]) != 1:
+        if len(tops["c"][1]) != (1 if self.context_arm is None else 2):
             raise Skip("the context matmul is inside an if-statement")
         region = self.block[lo:hi + 1]
         # (`del q, k` between the steps unbinds names, changing no value: the fused path runs it
@@ -907,6 +936,7 @@ class _Attention:
                 if branch_ifs.setdefault(id(chain[0]), field) != field:
                     raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
         kinds: list[str] = []
+        self.kept_methods: list[tuple[str, str]] = []  # (class, method) of a dropped `w = self.m(w, ...)`: _keeps_value
         self.dtype_holders: dict[str, ast.Assign] = {}  # name -> the dropped cast it holds (_dtype_only)
         metadata: dict[int, str] = {}  # region offset -> the statement reading q's and k's dtype, device, shape
         step_if_keeps: dict[int, list[ast.stmt]] = {}
@@ -1228,6 +1258,10 @@ class _Attention:
             # its instances take the original (_inline_fill_helper)
             owner, name = self.fill_helper["method"]
             guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+        for owner, name in dict.fromkeys(self.kept_methods):
+            # a method returning the scores as they are, dropped from the fused path (_keeps_value):
+            # a subclass overriding it (in another file) may change them
+            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
         if self.inlined_method is not None:
             # a subclass overriding the inlined helper (in another file) computes something else:
             # its instances take the original (_inline_attention_helper)
@@ -1284,7 +1318,7 @@ class _Attention:
                 filled_term = term
         edits.imports.add(self.edits_import)
         edits.imports |= self.extra_imports
-        c_stmt = region[-1]
+        c_stmt = region[-1] if self.context_arm is None else self.context_arm
         if c_stmt is self.fallback_try:
             # the fused path runs the try's statement alone: its handler ran only where the
             # product raised, for probabilities of another dtype than v's, which the guard
@@ -5789,7 +5823,12 @@ class _Attention:
             return False
         passed = dict(zip(params, call.args)) | {k.arg: k.value for k in call.keywords}
         returned = passed.get(body[0].value.id)
-        return isinstance(returned, ast.Name) and returned.id == name and all(_reads_only(v) for v in passed.values())
+        keeps = isinstance(returned, ast.Name) and returned.id == name and all(_reads_only(v) for v in passed.values())
+        if keeps and isinstance(func, ast.Attribute) and func.value.id == "self":
+            # a subclass may override it (fairseq's SparseMultiheadAttention masks the scores in
+            # its `apply_sparse_mask`): the guard sends such instances to the original
+            self.kept_methods.append((cls.name, func.attr))
+        return keeps
 
     def _class(self) -> ast.ClassDef | None:
         """The innermost class around the context product.  Only statement bodies are
