@@ -1951,10 +1951,15 @@ class FlowBuilder:
                     func = call.func
                     break
             else:
+                rows = None
                 if len(call.args) == 2 and call.args[1].__class__ is _NAME and ctx.exprs:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
+                if rows is None and len(call.args) == 2:
+                    free = _free_lead(call)
+                    if free is not None:  # x.view(B * T, V): x.view(-1, V), the same matrix
+                        call, func = free, free.func
         elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
                 and (call.args or call.keywords):
             rows = _flatten_to_rows(call)
@@ -5896,6 +5901,20 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
+
+
+def _free_lead(call: ast.Call) -> ast.Call | None:
+    """``x.view(-1, C)`` when ``call`` is ``x.view(N, C)`` (or ``reshape``), N any size but -1 and
+    C any size but -1: a 2-D view that succeeds has N * C elements, all of x's, so N is x's
+    element count over C and ``-1`` names the same number -- one matrix either way, whatever N
+    is computed from (``B * T`` of another tensor's shape); None for anything else (keywords,
+    a starred size, ``-1`` already first or last)."""
+    lead, last = call.args
+    if call.keywords or lead.__class__ is ast.Starred or last.__class__ is ast.Starred \
+            or _int_literal(lead) == -1 or _int_literal(last) == -1:
+        return None
+    minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), lead)), lead)
+    return ast.copy_location(ast.Call(func=call.func, args=[minus_one, last], keywords=[]), call)
 
 
 def _rows_view(func: ast.expr, base: ast.expr, call: ast.Call, lead: ast.AST, last: ast.AST) -> ast.Call:
