@@ -1919,6 +1919,7 @@ class Matcher:
             return False
         seen = None
         mixed = None
+        spans = None  # an elementwise product's operands that each mix two or more steps
         for value in (*node.args, *(v for _, v in node.kwargs)):
             if value.__class__ is not Ref:
                 continue
@@ -1928,6 +1929,10 @@ class Matcher:
             if len(got) != 1:
                 if not elementwise or value.key in paired:
                     mixed = got if mixed is None else mixed
+                elif spans is None:
+                    spans = got
+                elif _cross_mixed(spans, got):
+                    return True
                 continue
             if seen is None:
                 seen = got
@@ -2528,6 +2533,18 @@ class Matcher:
             if name in code_kwargs and _literal_is(literal, code_kwargs[name]):
                 return False
         return _keywords_fit(pnode, code_kwargs.keys())
+
+
+def _cross_mixed(one: frozenset, other: frozenset) -> bool:
+    """Do two operands of an elementwise product, each computed from two or more steps, hold
+    three steps between them with neither inside the other?  Point Transformer's vector
+    attention multiplies ``(v + pos)`` by weights computed from ``k - q + pos``, where the
+    positions come out of the call that groups the keys (``p_r, x_k = grouped[..., :3],
+    grouped[..., 3:]``): the value side then carries the key's step too, yet the product
+    still applies what q and k computed to v.  Two operands made of the same steps (``(a + b) *
+    (a + b)``) or one holding the other's (OWL-ViT's ``(logits + shift) * scale``) are no such
+    meeting."""
+    return len(one | other) >= 3 and not one <= other and not other <= one
 
 
 # Matcher._outputs_meet: the calls and methods that cut one tensor into pieces along an axis

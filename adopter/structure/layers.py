@@ -5863,7 +5863,11 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         if out is None and len(ctor.args) >= 2:
             out = ctor.args[1]
         if out.__class__ is ast.Name and owner in infos:
-            out = _init_local_size(out, infos[owner])
+            # a same-file factory's parameter (``def Linear(in_features, out_features): m =
+            # nn.Linear(in_features, out_features); return m``): the width the call passes
+            out = _factory_argument(out, ctor, infos[owner], names) or out
+            if out.__class__ is ast.Name:
+                out = _init_local_size(out, infos[owner])
         return out is not None and _is_vocabulary(out, own(owner), sizes, names)
 
     if sizes or any(isinstance(o, ast.Attribute) and o.attr == "num_embeddings"
@@ -6384,9 +6388,58 @@ def _chosen_arguments(expr: ast.expr, names: ModuleNames) -> list:
     return out
 
 
+def _factory_argument(name: ast.Name, ctor, info, names: ModuleNames) -> ast.expr | None:
+    """What the call of a same-file factory function passes for its parameter ``name``, for a
+    layer the factory builds from that parameter (``ctor.via``; the call at ``ctor.call`` in the
+    method ``ctor.func`` of ``info``); None when the layer was built otherwise or the argument
+    is not written there (a default, a starred argument)."""
+    func = names.functions.get(ctor.via) if ctor.via else None
+    method = info.methods.get(ctor.func) if func is not None else None
+    if method is None:
+        return None
+    line, col = ctor.call[0], ctor.call[1]
+    for node in walk(method):
+        if node.__class__ is ast.Call and node.lineno == line and node.col_offset == col:
+            return _passed_for(func, name.id, node)
+    return None
+
+
+def _passed_for(func, param: str, call: ast.Call) -> ast.expr | None:
+    """The argument ``call`` passes for ``func``'s parameter ``param`` (by position or by
+    keyword); None when it passes none (the default) or a starred argument comes first."""
+    for i, arg in enumerate((*func.args.posonlyargs, *func.args.args)):
+        if arg.arg == param:
+            if i < len(call.args) and not any(a.__class__ is ast.Starred for a in call.args[:i + 1]):
+                return call.args[i]
+            break
+    return next((k.value for k in call.keywords if k.arg == param), None)
+
+
+def _embedding_factories(names: ModuleNames, embeddings: set, near) -> dict:
+    """Same-file functions that build an embedding whose size is one of their parameters
+    (fairseq's and XLM's ``def Embedding(num_embeddings, embedding_dim, padding_idx): m =
+    nn.Embedding(num_embeddings, ...); ...; return m``): function name -> (function, parameter).
+    A call of one builds an embedding with the size it passes."""
+    found: dict = {}
+    for fname, func in names.functions.items():
+        if func.__class__ is not ast.FunctionDef or not near(func):
+            continue
+        params = {a.arg for a in (*func.args.posonlyargs, *func.args.args)}
+        for node in walk(func):
+            if node.__class__ is ast.Call and names.resolve(node.func) in embeddings:
+                size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
+                if size is None and node.args:
+                    size = node.args[0]
+                if size.__class__ is ast.Name and size.id in params:
+                    found[fname] = (func, size.id)
+                    break
+    return found
+
+
 def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None) -> set:
     """The texts of the sizes (``num_embeddings``) the file builds its embeddings with (only
-    the statements on lines that mention an embedding class are walked)."""
+    the statements on lines that mention an embedding class, or a same-file function building
+    one from a parameter, are walked)."""
     embeddings = {EMBEDDING}
     for name, cls in names.classes.items():  # local subclasses of nn.Embedding, same signature
         if any(names.resolve(b) == EMBEDDING for b in cls.bases):
@@ -6394,12 +6447,7 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
     words = {e.rsplit(".", 1)[-1] for e in embeddings}
     hits = None
     if text is not None:  # the lines that mention one (a regex over the text: a line loop costs more)
-        hits, line, pos = [], 1, 0
-        for found in re.finditer("|".join(sorted(map(re.escape, words))), text):
-            line += text.count("\n", pos, found.start())
-            pos = found.start()
-            if not hits or hits[-1] != line:
-                hits.append(line)
+        hits = _lines_naming(words, text)
         if not hits:
             return set()
     sizes: set = set()
@@ -6410,6 +6458,9 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
         at = bisect.bisect_left(hits, node.lineno)
         return at < len(hits) and hits[at] <= (node.end_lineno or node.lineno)
 
+    factories = _embedding_factories(names, embeddings, near)
+    if hits is not None and not factories.keys() <= words:  # their calls' lines too
+        hits = _lines_naming(words | factories.keys(), text)
     for owner, func in _functions(tree, names):
         if not near(func):
             continue
@@ -6417,11 +6468,16 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
             if not near(stmt):
                 continue
             for node in walk(stmt):
-                if not isinstance(node, ast.Call) or names.resolve(node.func) not in embeddings:
+                if node.__class__ is not ast.Call:
                     continue
-                size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
-                if size is None and node.args and not isinstance(node.args[0], ast.Starred):
-                    size = node.args[0]
+                if names.resolve(node.func) in embeddings:
+                    size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
+                    if size is None and node.args and not isinstance(node.args[0], ast.Starred):
+                        size = node.args[0]
+                elif node.func.__class__ is ast.Name and node.func.id in factories:
+                    size = _passed_for(*factories[node.func.id], node)
+                else:
+                    continue
                 if size is None:
                     continue
                 if isinstance(size, ast.Constant) and not (isinstance(size.value, int)
@@ -6435,6 +6491,17 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
                     # num_tokens + int(add_mask_id): the vocabulary and a few special tokens
                     sizes.add(_size_text(size.left, own(owner) if owner is not None else {}))
     return sizes
+
+
+def _lines_naming(words: set, text: str) -> list:
+    """The (sorted) numbers of the lines of ``text`` where one of ``words`` occurs."""
+    hits, line, pos = [], 1, 0
+    for found in re.finditer("|".join(sorted(map(re.escape, words))), text):
+        line += text.count("\n", pos, found.start())
+        pos = found.start()
+        if not hits or hits[-1] != line:
+            hits.append(line)
+    return hits
 
 
 def _bound_once(func, name: str) -> ast.expr | None:
