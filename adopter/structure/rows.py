@@ -49,8 +49,7 @@ def read(nodes) -> dict | None:
 
 
 def _read_one(nodes, softmax) -> None:
-    args = softmax.view.args if softmax.view is not None else softmax.args
-    scores_in = _ref(args[0]) if args else None
+    scores_in = _scores_in(softmax)
     if scores_in is None:
         return
     flat = _definer(nodes, scores_in.key, softmax.id)
@@ -70,8 +69,7 @@ def _read_one(nodes, softmax) -> None:
         return
     if any(scores in n.defs for n in nodes[size.id + 1:flat.id]):
         return  # the scores bound again between their size read and the flattening
-    nodes[back.id] = replace(back, kind="copy", op="", args=(back.args[0],), canon="", view=None,
-                             uses=frozenset({out}), arg_spans=back.arg_spans[:1])
+    _make_copy(nodes, back, back.args[0], out)
 
 
 def _read_round_trip(nodes, softmax) -> None:
@@ -94,8 +92,7 @@ def _read_round_trip(nodes, softmax) -> None:
     back = next((n for n in nodes[first.id + 1:] if mid in n.uses), None)
     if not _view_of(back, mid) or any(out in n.defs for n in nodes[first.id + 1:back.id]):
         return
-    args = softmax.view.args if softmax.view is not None else softmax.args
-    scores_in = _ref(args[0]) if args else None
+    scores_in = _scores_in(softmax)
     if scores_in is None:
         return
     wrote = next((n for n in reversed(nodes[:softmax.id]) if scores_in.key in n.defs and _on_path(n, softmax)),
@@ -107,8 +104,20 @@ def _read_round_trip(nodes, softmax) -> None:
         return
     if any(n.defs & names for n in nodes[wrote.id + 1:back.id]):
         return  # a size bound again between the scores' view and the probabilities'
-    nodes[back.id] = replace(back, kind="copy", op="", args=(softmax.outs[0],), canon="",
-                             view=None, uses=frozenset({out}), arg_spans=back.arg_spans[:1])
+    _make_copy(nodes, back, softmax.outs[0], out)
+
+
+def _scores_in(softmax):
+    """The reference the softmax reads its scores from (through its view, when it has one);
+    None when its first argument is no reference."""
+    args = softmax.view.args if softmax.view is not None else softmax.args
+    return _ref(args[0]) if args else None
+
+
+def _make_copy(nodes, back, probs, out: str) -> None:
+    """Make the view ``back`` a copy of ``probs`` (the probabilities, held under ``out``)."""
+    nodes[back.id] = replace(back, kind="copy", op="", args=(probs,), canon="", view=None,
+                             uses=frozenset({out}), arg_spans=back.arg_spans[:1])
 
 
 def _on_path(node, softmax) -> bool:
