@@ -4475,9 +4475,7 @@ class FlowBuilder:
         linear = self._producer_ctors(base, ctx)
         if not linear or not norm_checks_width(norm_ctors, linear, self.cls.methods):
             return None
-        func = call.func if call.func.attr == "view" else ast.copy_location(
-            ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
-        return _rows_view(func, base, call, call.args[0], call.args[1])
+        return _linear_rows_view(call, base, call.args[1])
 
     def _producer_ctors(self, base: ast.Name, ctx: _Ctx) -> list | None:
         """The constructions of the layer attribute whose call last bound the name ``base`` in
@@ -4515,11 +4513,7 @@ class FlowBuilder:
             out = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
             if ctor.fqn != "torch.nn.Linear" or ctor.unlike or out is None or not same_size(out, width):
                 return None
-        # one spelling for both methods (the rows of a Linear's output are contiguous, so view
-        # and reshape give the same value): one ADP008 form reads them
-        func = call.func if call.func.attr == "view" else ast.copy_location(
-            ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
-        return _rows_view(func, base, call, call.args[0], width)
+        return _linear_rows_view(call, base, width)
 
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
@@ -5825,6 +5819,16 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
+
+
+def _linear_rows_view(call: ast.Call, base: ast.Name, width: ast.AST) -> ast.Call:
+    """``base.view(-1, base.size(-1))`` placed at ``call`` (``base.view(A, width)`` or
+    ``base.reshape(...)``), a Linear's output flattened to rows.  One spelling for both methods
+    (the rows of a Linear's output are contiguous, so view and reshape give the same value):
+    one ADP008 form reads them."""
+    func = call.func if call.func.attr == "view" else ast.copy_location(
+        ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
+    return _rows_view(func, base, call, call.args[0], width)
 
 
 def _rows_view(func: ast.expr, base: ast.expr, call: ast.Call, lead: ast.AST, last: ast.AST) -> ast.Call:
