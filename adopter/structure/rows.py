@@ -35,9 +35,14 @@ def read(nodes) -> dict | None:
     read_in = None
     for node in nodes:
         if node.canon == SOFTMAX and len(node.outs) == 1:
-            _read_one(nodes, node)
-            # probabilities viewed per head and straight back to the scores' shape
-            _read_round_trip(nodes, nodes[node.id])
+            # the scores the softmax reads (through its view, when it has one): both readings
+            # below start from them (and read nothing when they are no reference)
+            args = node.view.args if node.view is not None else node.args
+            scores_in = _ref(args[0]) if args else None
+            if scores_in is not None:
+                _read_one(nodes, node, scores_in)
+                # probabilities viewed per head and straight back to the scores' shape
+                _read_round_trip(nodes, nodes[node.id], scores_in)
             # probabilities scaled per head before the value product (structure/headscale.py)
             headscale.read_one(nodes, node)
             # a size-1 query axis squeezed for the softmax and restored after it
@@ -48,10 +53,7 @@ def read(nodes) -> dict | None:
     return read_in
 
 
-def _read_one(nodes, softmax) -> None:
-    scores_in = _scores_in(softmax)
-    if scores_in is None:
-        return
+def _read_one(nodes, softmax, scores_in) -> None:
     flat = _definer(nodes, scores_in.key, softmax.id)
     if flat is None or flat.kind != "method" or flat.op not in _VIEWS or not flat.args \
             or _ref(flat.args[0]) is None:
@@ -72,7 +74,7 @@ def _read_one(nodes, softmax) -> None:
     _make_copy(nodes, back, back.args[0], out)
 
 
-def _read_round_trip(nodes, softmax) -> None:
+def _read_round_trip(nodes, softmax, scores_in) -> None:
     """``r = p.view(A)``, ``p = r.view(B)`` right after ``p = softmax(s)`` where ``s`` was last
     written by a view to that very ``B`` (XGLM and GroupViT view the probabilities per head and
     back on every call; ``s = (s.view(A) + mask).view(B)`` before the softmax): a view of a view
@@ -92,9 +94,6 @@ def _read_round_trip(nodes, softmax) -> None:
     back = next((n for n in nodes[first.id + 1:] if mid in n.uses), None)
     if not _view_of(back, mid) or any(out in n.defs for n in nodes[first.id + 1:back.id]):
         return
-    scores_in = _scores_in(softmax)
-    if scores_in is None:
-        return
     wrote = next((n for n in reversed(nodes[:softmax.id]) if scores_in.key in n.defs and _on_path(n, softmax)),
                  None)
     if not _view_of(wrote, None) or len(wrote.args) != len(back.args):
@@ -105,13 +104,6 @@ def _read_round_trip(nodes, softmax) -> None:
     if any(n.defs & names for n in nodes[wrote.id + 1:back.id]):
         return  # a size bound again between the scores' view and the probabilities'
     _make_copy(nodes, back, softmax.outs[0], out)
-
-
-def _scores_in(softmax):
-    """The reference the softmax reads its scores from (through its view, when it has one);
-    None when its first argument is no reference."""
-    args = softmax.view.args if softmax.view is not None else softmax.args
-    return _ref(args[0]) if args else None
 
 
 def _make_copy(nodes, back, probs, out: str) -> None:
