@@ -3803,7 +3803,8 @@ class FlowBuilder:
         given = None
         if call.__class__ is ast.Call and not any(a.__class__ is ast.Starred for a in call.args):
             given = set(params[:len(args)])
-            given.update(key for key, _ in kwargs)
+            for key, _ in kwargs:
+                given.add(key)
         if target.args.defaults and len(args) < len(params) and not target.args.vararg \
                 and given is not None and "**" not in given:
             # masked_softmax(s, mask) of ``def masked_softmax(x, mask, dim=-1)``: a parameter the
