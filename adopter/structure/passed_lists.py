@@ -57,7 +57,7 @@ def _bound_displays(func: ast.AST, name: str) -> list[ast.expr]:
     displays = []
     # the Name targets of the plain bindings read so far: the walk is breadth first, so an
     # assignment comes before its target's own Name node
-    plain: set[int] = set()
+    plain: list = []
     for node in ast_walk(func):
         kind = node.__class__
         if kind is ast.Assign:
@@ -67,14 +67,14 @@ def _bound_displays(func: ast.AST, name: str) -> list[ast.expr]:
                         or node.value.__class__ not in _DISPLAYS:
                     return []
                 displays.append(node.value)
-                plain.add(id(node.targets[0]))
+                plain.append(node.targets[0])
         elif kind is ast.AnnAssign and _names(node.target, name):
             if node.target.__class__ is not ast.Name or node.value.__class__ not in _DISPLAYS:
                 return []
             displays.append(node.value)
-            plain.add(id(node.target))
+            plain.append(node.target)
         elif kind is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load:
-            if id(node) not in plain:
+            if node not in plain:  # (by identity: ast nodes do not define ==)
                 return []  # a loop target, ``del``, ``+=``, a walrus: another binding
         elif kind is ast.Subscript and node.value.__class__ is ast.Name and node.value.id == name \
                 and node.ctx.__class__ is not ast.Load:
