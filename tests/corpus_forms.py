@@ -125,3 +125,43 @@ NORM_SUBCLASSES = textwrap.dedent("""\
         def forward(self, x):
             return self.bn(self.conv(x))  # pair
 """)
+
+
+def edit(text: str, old: str, new: str) -> str:
+    """``text`` with ``old`` replaced (which must be there: a near-miss that edits nothing tests nothing)."""
+    assert old in text, old
+    return text.replace(old, new)
+
+
+def dropout_add_norm(dropout: str) -> str:
+    """A block that drops out a Linear's output with the module ``dropout`` builds (a dropout of
+    the fixture's own), adds the residual and layer-normalises: ADP005's site, to follow the
+    dropout module's class in a fixture."""
+    return textwrap.dedent(f"""\
+
+
+        class Output(nn.Module):
+            def __init__(self, d, p):
+                super().__init__()
+                self.dense = nn.Linear(d, d)
+                self.dropout = {dropout}
+                self.norm = nn.LayerNorm(d)
+
+            def forward(self, h, residual):
+                h = self.dense(h)
+                h = self.dropout(h)
+                return self.norm(h + residual)
+    """)
+
+
+def assert_reported_not_fixed(code: str, rule: str, needle: str, why: str) -> None:
+    """``rule`` is found at the line holding ``needle`` as the code's one finding of it, planned
+    as not fixable for a reason that says ``why``, and the fixer leaves the code as it is."""
+    from adopter.synth import fix_text
+    from adopter.synth.fixable import plan_findings
+
+    assert finding_at(code, rule, needle) is not None
+    planned = plan_findings(analyze(code, "model.py", rules(rule)), code, "model.py")
+    assert len(planned) == 1 and not planned[0].fixable
+    assert why in planned[0].not_fixable
+    assert fix_text(code, "model.py", rules(rule)).text == code

@@ -25,17 +25,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from corpus_forms import covered, finding_at, float64_pair, rules
+from corpus_forms import assert_reported_not_fixed, covered, dropout_add_norm, edit, finding_at, float64_pair, rules
 
-from adopter.engine import analyze
 from adopter.synth import fix_text
-from adopter.synth.fixable import plan_findings
-
-
-def edit(text: str, old: str, new: str) -> str:
-    """``text`` with ``old`` replaced (which must be there: a near-miss that edits nothing tests nothing)."""
-    assert old in text, old
-    return text.replace(old, new)
 
 
 # ---------------------------------------------------------------------------- dropout modules
@@ -164,29 +156,12 @@ DROPOUT_ADD_NORM = textwrap.dedent("""\
             if self.feature_wise:
                 return F.dropout2d(x, p=self.rate, training=self.training)
             return F.dropout(x, p=self.rate, training=self.training)
-
-
-    class Output(nn.Module):
-        def __init__(self, d, p):
-            super().__init__()
-            self.dense = nn.Linear(d, d)
-            self.dropout = UnifiedDropout(p)
-            self.norm = nn.LayerNorm(d)
-
-        def forward(self, h, residual):
-            h = self.dense(h)
-            h = self.dropout(h)
-            return self.norm(h + residual)
-""")
+""") + dropout_add_norm("UnifiedDropout(p)")
 
 
 def test_dropout_module_before_a_residual_add_and_layer_norm_is_reported_not_fixed():
     line = "return self.norm(h + residual)"
-    assert finding_at(DROPOUT_ADD_NORM, "ADP005", line) is not None
-    planned = plan_findings(analyze(DROPOUT_ADD_NORM, "model.py", rules("ADP005")), DROPOUT_ADD_NORM, "model.py")
-    assert len(planned) == 1 and not planned[0].fixable
-    assert "nn.Dropout's p" in planned[0].not_fixable
-    assert fix_text(DROPOUT_ADD_NORM, "model.py", rules("ADP005")).text == DROPOUT_ADD_NORM
+    assert_reported_not_fixed(DROPOUT_ADD_NORM, "ADP005", line, "nn.Dropout's p")
     feature_wise = edit(DROPOUT_ADD_NORM, "UnifiedDropout(p)", "UnifiedDropout(p, feature_wise=True)")
     assert finding_at(feature_wise, "ADP005", line) is None
 

@@ -22,18 +22,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from corpus_forms import covered, finding_at, float64_pair, rules
+from corpus_forms import assert_reported_not_fixed, covered, dropout_add_norm, edit, finding_at, float64_pair, rules
 
 from adopter.engine import analyze
 from adopter.structure import package_of
 from adopter.synth import fix_text
-from adopter.synth.fixable import plan_findings
-
-
-def edit(text: str, old: str, new: str) -> str:
-    """``text`` with ``old`` replaced (which must be there: a near-miss that edits nothing tests nothing)."""
-    assert old in text, old
-    return text.replace(old, new)
 
 
 GATED_DROPOUT = textwrap.dedent("""\
@@ -226,30 +219,12 @@ def test_gated_dropout_module_of_a_sibling_module(tmp_path):
     assert not any(f.rule == "ADP010" and f.line <= line <= f.end_line for f in findings)
 
 
-DROPOUT_ADD_NORM = GATED_DROPOUT + textwrap.dedent("""\
-
-
-    class Output(nn.Module):
-        def __init__(self, d, p):
-            super().__init__()
-            self.dense = nn.Linear(d, d)
-            self.dropout = GatedDrop(p)
-            self.norm = nn.LayerNorm(d)
-
-        def forward(self, h, residual):
-            h = self.dense(h)
-            h = self.dropout(h)
-            return self.norm(h + residual)
-""")
+DROPOUT_ADD_NORM = GATED_DROPOUT + dropout_add_norm("GatedDrop(p)")
 
 
 def test_gated_dropout_before_a_residual_add_and_layer_norm_is_reported_not_fixed():
     line = "return self.norm(h + residual)"
-    assert finding_at(DROPOUT_ADD_NORM, "ADP005", line) is not None
-    planned = plan_findings(analyze(DROPOUT_ADD_NORM, "model.py", rules("ADP005")), DROPOUT_ADD_NORM, "model.py")
-    assert len(planned) == 1 and not planned[0].fixable
-    assert "nn.Dropout's p" in planned[0].not_fixable
-    assert fix_text(DROPOUT_ADD_NORM, "model.py", rules("ADP005")).text == DROPOUT_ADD_NORM
+    assert_reported_not_fixed(DROPOUT_ADD_NORM, "ADP005", line, "nn.Dropout's p")
     scaled = edit(DROPOUT_ADD_NORM, "return F.dropout(x, p=self.p, training=True, inplace=inplace)",
                   "return F.dropout(x, p=self.p, training=True, inplace=inplace) * 2.0")
     assert finding_at(scaled, "ADP005", line) is None

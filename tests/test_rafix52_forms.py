@@ -24,17 +24,12 @@ The fixture modules are ours, written in the tests.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from adopter.config import Config
-from adopter.ruleset import load_rules
-from adopter.verify import verify_file
-from adopter.verify.core import options_for
 from adopter.verify.result import FAIL, PASS, SKIP
+from verify_patches import adp010_verdicts, replacing_fix
 
 CONDITIONED = '''import torch
 from torch import nn
@@ -145,22 +140,9 @@ MODED_WRONG = MODED_RIGHT.replace("scale=self.scale)", "scale=2 * self.scale)")
 COMPUTED = MODED.replace("        self.attn_type = attn_type\n", "        self.attn_type = attn_type or \"v2\"\n")
 
 
-def _fix(old: str, new: str):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
-
-
 def _verdicts(tmp_path, source, new, site=SITE):
-    path = tmp_path / "attention.py"
-    path.write_text(source)
     assert site in source
-    rules = [r for r in load_rules() if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=_fix(site, new),
-                                   options=options_for(Config(), benchmark=False)) if not r.combined]
+    return adp010_verdicts(tmp_path, source, replacing_fix(site, new))
 
 
 def test_a_per_sample_vector_handed_to_a_linear_is_guessed(tmp_path):

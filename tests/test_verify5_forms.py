@@ -36,19 +36,14 @@ The fixture modules are ours, written in the tests.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from adopter.config import Config
-from adopter.ruleset import load_rules
-from adopter.verify import verify_file
 from adopter.verify.build import _grid_sides
-from adopter.verify.core import options_for
 from adopter.verify.inputs import functional_layer
 from adopter.verify.result import FAIL, PASS
+from verify_patches import adp010_verdicts, replacing_fix
 
 GRID_BIAS = '''import torch
 from torch import nn
@@ -96,22 +91,9 @@ INDEXED = GRID_BIAS.replace("        self.ih, self.iw = image_size\n",
                             "        self.ih, self.iw = image_size[0], image_size[1]\n")
 
 
-def _fix(old: str, new: str):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
-
-
 def _verdicts(tmp_path, source, new, site):
-    path = tmp_path / "attention.py"
-    path.write_text(source)
     assert site in source
-    rules = [r for r in load_rules() if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=_fix(site, new),
-                                   options=options_for(Config(), benchmark=False)) if not r.combined]
+    return adp010_verdicts(tmp_path, source, replacing_fix(site, new))
 
 
 def test_a_size_unpacked_into_grid_sides_is_built_as_a_grid(tmp_path):

@@ -32,20 +32,15 @@ The fixture functions are ours, written in the tests.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("einops")
 
-from adopter.config import Config
-from adopter.ruleset import load_rules
-from adopter.verify import verify_file
 from adopter.verify.build import _names_parameter, _unpacked_in_init
-from adopter.verify.core import options_for
 from adopter.verify.inputs import _sequence_first, rearranged_ranks
 from adopter.verify.result import FAIL, PASS
+from verify_patches import adp010_verdicts, replacing_fix
 
 GATED = '''import torch
 from einops import rearrange, repeat
@@ -83,38 +78,21 @@ GATED_NO_SCALE = GATED_RIGHT.replace("(q * scale).transpose(1, 2)", "q.transpose
 GATED_NOT_CAUSAL = GATED_RIGHT.replace('    bias = bias.masked_fill(~allowed, float("-inf"))\n', "")
 
 
-def _fix(old: str, new: str):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
-
-
-def _verdicts(tmp_path, source, fix=None):
-    path = tmp_path / "attention.py"
-    path.write_text(source)
-    rules = [r for r in load_rules() if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=fix,
-                                   options=options_for(Config(), benchmark=False)) if not r.combined]
-
-
 def test_a_gated_function_over_repeated_heads_is_fed_and_its_fix_verified(tmp_path):
     # main: skip, "no inputs it accepts ... raised ValueError" (k guessed as [2, 8, 32] tokens)
-    results = _verdicts(tmp_path, GATED)
+    results = adp010_verdicts(tmp_path, GATED)
     assert [r.verdict for r in results] == [PASS], results
 
 
 def test_the_right_hand_patch_of_the_gated_function_passes(tmp_path):
     assert GATED_SITE in GATED
-    results = _verdicts(tmp_path, GATED, _fix(GATED_SITE, GATED_RIGHT))
+    results = adp010_verdicts(tmp_path, GATED, replacing_fix(GATED_SITE, GATED_RIGHT))
     assert [r.verdict for r in results] == [PASS], results
 
 
 @pytest.mark.parametrize("new", [GATED_NO_GATE, GATED_NO_SCALE, GATED_NOT_CAUSAL])
 def test_a_wrong_patch_of_the_gated_function_fails(tmp_path, new):
-    results = _verdicts(tmp_path, GATED, _fix(GATED_SITE, new))
+    results = adp010_verdicts(tmp_path, GATED, replacing_fix(GATED_SITE, new))
     assert [r.verdict for r in results] == [FAIL], results
 
 
@@ -207,16 +185,16 @@ WINDOW_TRANSPOSED = WINDOW_RIGHT.replace("attn_mask=self.relative_bias(),", "att
 
 def test_a_window_size_its_error_names_in_words_is_built_as_a_grid(tmp_path):
     # main: skip, "WindowBiasAttention(...) raised ValueError: Specify window size."
-    results = _verdicts(tmp_path, WINDOW)
+    results = adp010_verdicts(tmp_path, WINDOW)
     assert [r.verdict for r in results] == [PASS], results
     assert WINDOW_SITE in WINDOW
-    results = _verdicts(tmp_path, WINDOW, _fix(WINDOW_SITE, WINDOW_RIGHT))
+    results = adp010_verdicts(tmp_path, WINDOW, replacing_fix(WINDOW_SITE, WINDOW_RIGHT))
     assert [r.verdict for r in results] == [PASS], results
 
 
 @pytest.mark.parametrize("new", [WINDOW_NO_BIAS, WINDOW_TRANSPOSED])
 def test_a_wrong_patch_of_the_window_attention_fails(tmp_path, new):
-    results = _verdicts(tmp_path, WINDOW, _fix(WINDOW_SITE, new))
+    results = adp010_verdicts(tmp_path, WINDOW, replacing_fix(WINDOW_SITE, new))
     assert [r.verdict for r in results] == [FAIL], results
 
 
@@ -303,16 +281,16 @@ SEQ_FIRST_TRANSPOSED = SEQ_FIRST_RIGHT.replace("attn_mask=self.relative_bias(),"
 
 def test_a_sequence_first_torch_attention_subclass_gets_sequence_first_inputs(tmp_path):
     # main: skip, "no inputs it accepts" (only [batch, seq, width] was tried)
-    results = _verdicts(tmp_path, SEQ_FIRST)
+    results = adp010_verdicts(tmp_path, SEQ_FIRST)
     assert [r.verdict for r in results] == [PASS], results
     assert SEQ_FIRST_SITE in SEQ_FIRST
-    results = _verdicts(tmp_path, SEQ_FIRST, _fix(SEQ_FIRST_SITE, SEQ_FIRST_RIGHT))
+    results = adp010_verdicts(tmp_path, SEQ_FIRST, replacing_fix(SEQ_FIRST_SITE, SEQ_FIRST_RIGHT))
     assert [r.verdict for r in results] == [PASS], results
 
 
 @pytest.mark.parametrize("new", [SEQ_FIRST_NO_BIAS, SEQ_FIRST_TRANSPOSED])
 def test_a_wrong_patch_of_the_sequence_first_attention_fails(tmp_path, new):
-    results = _verdicts(tmp_path, SEQ_FIRST, _fix(SEQ_FIRST_SITE, new))
+    results = adp010_verdicts(tmp_path, SEQ_FIRST, replacing_fix(SEQ_FIRST_SITE, new))
     assert [r.verdict for r in results] == [FAIL], results
 
 

@@ -24,18 +24,14 @@ The fixture classes are ours, written in the tests.
 from __future__ import annotations
 
 import textwrap
-from types import SimpleNamespace
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from adopter.config import Config
-from adopter.ruleset import load_rules
-from adopter.verify import verify_file
-from adopter.verify.core import options_for
 from adopter.verify.inputs import batch_second
 from adopter.verify.result import FAIL, PASS
+from verify_patches import adp010_verdicts, replacing_fix
 
 SEQ_FIRST_PADDED = '''import torch
 import torch.nn.functional as F
@@ -89,38 +85,21 @@ NO_MASK = RIGHT.replace(", attn_mask=keep", "")
 WRONG_SCALE = RIGHT.replace("scale=1.0", "scale=None")
 
 
-def _fix(old: str, new: str):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
-
-
-def _verdicts(tmp_path, source, fix=None):
-    path = tmp_path / "attention.py"
-    path.write_text(source)
-    rules = [r for r in load_rules() if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=fix,
-                                   options=options_for(Config(), benchmark=False)) if not r.combined]
-
-
 def test_a_sequence_first_attention_with_a_padding_mask_is_fed_and_verified(tmp_path):
     # main: skip, "no inputs it accepts" (the query guessed [batch, seq, width] only)
-    results = _verdicts(tmp_path, SEQ_FIRST_PADDED)
+    results = adp010_verdicts(tmp_path, SEQ_FIRST_PADDED)
     assert [r.verdict for r in results] == [PASS], results
 
 
 def test_the_right_patch_of_the_sequence_first_attention_passes(tmp_path):
     assert SITE in SEQ_FIRST_PADDED
-    results = _verdicts(tmp_path, SEQ_FIRST_PADDED, _fix(SITE, RIGHT))
+    results = adp010_verdicts(tmp_path, SEQ_FIRST_PADDED, replacing_fix(SITE, RIGHT))
     assert [r.verdict for r in results] == [PASS], results
 
 
 @pytest.mark.parametrize("new", [NO_MASK, WRONG_SCALE])
 def test_a_wrong_patch_of_the_sequence_first_attention_fails(tmp_path, new):
-    results = _verdicts(tmp_path, SEQ_FIRST_PADDED, _fix(SITE, new))
+    results = adp010_verdicts(tmp_path, SEQ_FIRST_PADDED, replacing_fix(SITE, new))
     assert [r.verdict for r in results] == [FAIL], results
 
 
@@ -216,16 +195,16 @@ PACKED_WRONG_SCALE = "        context = F.scaled_dot_product_attention(q, k, v, 
 
 def test_packed_sequences_with_offsets_defaulting_to_none_are_fed_and_verified(tmp_path):
     # main: skip, "no inputs it accepts" (bounds left at None, which the method subtracts)
-    results = _verdicts(tmp_path, PACKED)
+    results = adp010_verdicts(tmp_path, PACKED)
     assert [r.verdict for r in results] == [PASS], results
     assert PACKED_SITE in PACKED
-    results = _verdicts(tmp_path, PACKED, _fix(PACKED_SITE, PACKED_RIGHT))
+    results = adp010_verdicts(tmp_path, PACKED, replacing_fix(PACKED_SITE, PACKED_RIGHT))
     assert [r.verdict for r in results] == [PASS], results
 
 
 @pytest.mark.parametrize("new", [PACKED_NO_MASK, PACKED_WRONG_SCALE])
 def test_a_wrong_patch_of_the_packed_attention_fails(tmp_path, new):
-    results = _verdicts(tmp_path, PACKED, _fix(PACKED_SITE, new))
+    results = adp010_verdicts(tmp_path, PACKED, replacing_fix(PACKED_SITE, new))
     assert [r.verdict for r in results] == [FAIL], results
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 
+from .class_syntax import is_name as _is_name, self_attr as _self_attr, super_init
 from .treewalk import ast_walk
 
 # nn.Sequential / nn.Module methods through which a subclass would add, reorder or run its
@@ -117,19 +118,9 @@ def _writes(method: ast.FunctionDef, counter: str) -> bool:
 
 
 def _is_empty_super_init(stmt: ast.stmt) -> bool:
-    call = stmt.value if isinstance(stmt, ast.Expr) else None
-    return (isinstance(call, ast.Call) and not call.args and not call.keywords
-            and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__"
-            and isinstance(call.func.value, ast.Call) and _is_name(call.func.value.func, "super"))
+    call = super_init(stmt)
+    return call is not None and not call.args and not call.keywords
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
-
-
-def _self_attr(node: ast.expr) -> bool:
-    return isinstance(node, ast.Attribute) and _is_name(node.value, "self")
-
-
-def _is_name(node: ast.expr | None, name: str) -> bool:
-    return isinstance(node, ast.Name) and node.id == name

@@ -20,16 +20,17 @@ from __future__ import annotations
 import ast
 
 from .appending import CONTAINER_API
+from .class_syntax import methods as class_methods, super_init
 
 
-def block_factory(cls: ast.ClassDef, base_is_sequential: bool, runs_in_order, super_init) -> ast.FunctionDef | None:
+def block_factory(cls: ast.ClassDef, base_is_sequential: bool, runs_in_order) -> ast.FunctionDef | None:
     """The class's ``__init__`` as a function of its parameters but ``self`` whose body is the
     ``__init__`` body with the final ``super().__init__(a, b, ...)`` replaced by ``return
     <base>(a, b, ...)``; None when the class is no such block (see the module docstring).
-    ``runs_in_order(cls)`` and ``super_init(stmt)`` are the layer typer's readings."""
+    ``runs_in_order(cls)`` is the layer typer's reading."""
     if not base_is_sequential or len(cls.bases) != 1 or cls.keywords:
         return None
-    methods = {item.name: item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    methods = class_methods(cls)
     init = methods.get("__init__")
     if init is None or init.__class__ is not ast.FunctionDef or init.decorator_list \
             or CONTAINER_API & methods.keys() or "append" in methods:

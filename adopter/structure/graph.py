@@ -3855,15 +3855,20 @@ class FlowBuilder:
                 bound[key] = value
             elif key in names and value.__class__ is Const and _LITERAL_TYPES.get(value.value.__class__):
                 bound[key] = value
+        # the parameters the call passes, by position or keyword (a ``**`` spread as the key
+        # "**"): read for the literal defaults, the bool parameters and the callable defaults
+        given = None
+        if call.__class__ is ast.Call and not any(a.__class__ is ast.Starred for a in call.args):
+            given = set(params[:len(args)])
+            for key, _ in kwargs:
+                given.add(key)
         if target.args.defaults and len(args) < len(params) and not target.args.vararg \
-                and call.__class__ is ast.Call and not any(a.__class__ is ast.Starred for a in call.args) \
-                and not any(key == "**" for key, _ in kwargs):
+                and given is not None and "**" not in given:
             # masked_softmax(s, mask) of ``def masked_softmax(x, mask, dim=-1)``: a parameter the
             # call does not pass holds its literal default
-            passed = {key for key, _ in kwargs}
             positional = params[len(params) - len(target.args.defaults):]
             for name, default in zip(positional, target.args.defaults[len(target.args.defaults) - len(positional):]):
-                if name in bound or name in passed or params.index(name) < len(args):
+                if name in bound or name in given:
                     continue
                 if default.__class__ is ast.UnaryOp and default.op.__class__ is ast.USub \
                         and default.operand.__class__ is ast.Constant \
@@ -3959,25 +3964,15 @@ class FlowBuilder:
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs), closure_args=ctx.closure_args,
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
-            ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
+            ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call, given),
             func_alias=closure_funcs or {},
             settings=(params, call) if ctx.instance == 0 and self.cls is not None else None,
         )
-        if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
-                and _callable_default(target.args):
+        if (target.args.defaults or target.args.kwonlyargs) and given is not None \
+                and _callable_default(target.args) and all(k.arg is not None for k in call.keywords):
             # a defaulted callable the call leaves out: its default, as in a root function
-            passed = set(params[:len(call.args)])
-            for a in call.args:
-                if a.__class__ is ast.Starred:
-                    passed = None  # (then any parameter may be passed)
-                    break
-            for k in call.keywords if passed is not None else ():
-                if k.arg is None:
-                    passed = None
-                    break
-                passed.add(k.arg)
-            if passed is not None:
-                self._default_choices(target, inner, frozenset(passed))
+            # (not past a starred argument or a ``**`` spread: then any parameter may be passed)
+            self._default_choices(target, inner, frozenset(given))
         self._import_choices(target, inner)  # (its own imports: the same wherever it is called)
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -4532,9 +4527,7 @@ class FlowBuilder:
         linear = self._producer_ctors(base, ctx)
         if not linear or not norm_checks_width(norm_ctors, linear, self.cls.methods):
             return None
-        func = call.func if call.func.attr == "view" else ast.copy_location(
-            ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
-        return _rows_view(func, base, call, call.args[0], call.args[1])
+        return _linear_rows_view(call, base, call.args[1])
 
     def _producer_ctors(self, base: ast.Name, ctx: _Ctx) -> list | None:
         """The constructions of the layer attribute whose call last bound the name ``base`` in
@@ -4572,11 +4565,7 @@ class FlowBuilder:
             out = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
             if ctor.fqn != "torch.nn.Linear" or ctor.unlike or out is None or not same_size(out, width):
                 return None
-        # one spelling for both methods (the rows of a Linear's output are contiguous, so view
-        # and reshape give the same value): one ADP008 form reads them
-        func = call.func if call.func.attr == "view" else ast.copy_location(
-            ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
-        return _rows_view(func, base, call, call.args[0], width)
+        return _linear_rows_view(call, base, width)
 
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
@@ -5311,23 +5300,22 @@ class FlowBuilder:
 _NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
 
 
-def _bool_params(target, params: list, args, kwargs, call) -> dict | None:
+def _bool_params(target, params: list, args, kwargs, call, passed: set | None) -> dict | None:
     """The parameters of helper ``target`` that its call fixes to a bool literal: passed as
     ``True``/``False`` (positionally or by keyword) or left at a bool default, and never rebound
-    in the helper.  None when there are none (the common case: no walk of the helper)."""
+    in the helper.  None when there are none (the common case: no walk of the helper).
+    ``passed``: the parameters the call passes (None past a starred argument)."""
     if not isinstance(call, ast.Call):
         return None
     fixed = {}
     for name, value in zip(params, args):
         if value.__class__ is Const and value.value.__class__ is bool:
             fixed[name] = value.value
-    passed = set(params[:len(args)])
     for key, value in kwargs:
-        passed.add(key)
         if value.__class__ is Const and value.value.__class__ is bool:
             fixed[key] = value.value
     fargs = target.args
-    if not any(a.__class__ is ast.Starred for a in call.args) and all(k.arg is not None for k in call.keywords):
+    if passed is not None and all(k.arg is not None for k in call.keywords):
         every = fargs.posonlyargs + fargs.args
         for arg, default in zip(every[len(every) - len(fargs.defaults):], fargs.defaults):
             if arg.arg not in passed and default.__class__ is ast.Constant and default.value.__class__ is bool:
@@ -5915,6 +5903,16 @@ def _free_lead(call: ast.Call) -> ast.Call | None:
         return None
     minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), lead)), lead)
     return ast.copy_location(ast.Call(func=call.func, args=[minus_one, last], keywords=[]), call)
+
+
+def _linear_rows_view(call: ast.Call, base: ast.Name, width: ast.AST) -> ast.Call:
+    """``base.view(-1, base.size(-1))`` placed at ``call`` (``base.view(A, width)`` or
+    ``base.reshape(...)``), a Linear's output flattened to rows.  One spelling for both methods
+    (the rows of a Linear's output are contiguous, so view and reshape give the same value):
+    one ADP008 form reads them."""
+    func = call.func if call.func.attr == "view" else ast.copy_location(
+        ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
+    return _rows_view(func, base, call, call.args[0], width)
 
 
 def _rows_view(func: ast.expr, base: ast.expr, call: ast.Call, lead: ast.AST, last: ast.AST) -> ast.Call:

@@ -34,6 +34,8 @@ from .treewalk import walk
 from .appending import CONTAINER_API, appends_last, starts_empty
 from .built_blocks import block_factory, defaults_call
 from .sequential_builders import builder_shape
+# (layers.py's own names for the shared class readings: its many uses keep their spelling)
+from .class_syntax import is_name as _is_name, methods as _methods, self_attr as _self_attribute, super_init as _super_init
 from .canon import TABLE
 from .passed_lists import list_items
 from .literals import written_in_place
@@ -4033,7 +4035,7 @@ class LayerTyper:
         other, name = found
         cls = other.names.classes[name]
         is_sequential = len(cls.bases) == 1 and other.names.resolve(cls.bases[0]) == SEQUENTIAL
-        func = block_factory(cls, is_sequential, runs_in_order, _super_init)
+        func = block_factory(cls, is_sequential, runs_in_order)
         return None if func is None else (other, func)
 
     def _placed_block(self, other: LayerTyper, func: ast.FunctionDef, call: ast.Call, env: dict,
@@ -4223,7 +4225,7 @@ class LayerTyper:
         if cls is not None:
             init = _methods(cls).get("__init__")
             for stmt in init.body if init is not None else ():
-                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and _is_self_attr(stmt.targets[0]):
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and _self_attribute(stmt.targets[0]):
                     found.add(stmt.targets[0].attr)
             base = self.names.resolve(cls.bases[0]) if len(cls.bases) == 1 else None
             if base is not None and base != SEQUENTIAL and depth < MAX_DEPTH:
@@ -4328,11 +4330,6 @@ def _tests_none(func, name: str) -> bool:
         elif cls is ast.BoolOp and any(v.__class__ is ast.Name and v.id == name for v in node.values):
             return True
     return False
-
-
-def _self_attribute(expr: ast.expr) -> bool:
-    """``self.<attr>``."""
-    return isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self"
 
 
 def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
@@ -4766,10 +4763,6 @@ def _matmul_linear(forward, layer: str) -> bool:
     return _is_name(plain, name) and biased(with_bias, lambda e: _is_name(e, name))
 
 
-def _is_name(expr: ast.expr, name: str) -> bool:
-    return isinstance(expr, ast.Name) and expr.id == name
-
-
 #: torch's private base of the BatchNorm classes: a subclass says its input rank in
 #: ``_check_input_dim`` (torch.nn.BatchNorm2d checks for 4-D input).
 BATCH_NORM_BASE = "torch.nn.modules.batchnorm._BatchNorm"
@@ -4906,24 +4899,6 @@ def _super_forward(func: ast.expr) -> bool:
     args = call.args if call.__class__ is ast.Call else None
     return (args is not None and call.func.__class__ is ast.Name and call.func.id == "super"
             and not call.keywords and not args[2:] and (not args or bool(args[1:])))
-
-
-def _is_self_attr(node: ast.expr) -> bool:
-    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
-
-
-def _methods(cls: ast.ClassDef) -> dict:
-    return {item.name: item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
-
-
-def _super_init(stmt: ast.stmt) -> ast.Call | None:
-    """The call of ``super().__init__(...)`` (also ``super(Cls, self).__init__``) a statement makes."""
-    call = stmt.value if isinstance(stmt, ast.Expr) else None
-    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__"
-            and isinstance(call.func.value, ast.Call) and isinstance(call.func.value.func, ast.Name)
-            and call.func.value.func.id == "super"):
-        return call
-    return None
 
 
 def _chain_kind(cls: ast.ClassDef, names: ModuleNames) -> str | None:

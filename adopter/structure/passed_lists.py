@@ -55,6 +55,9 @@ def _bound_displays(func: ast.AST, name: str) -> list[ast.expr]:
     """Every display ``func`` binds to ``name`` when those bindings are the only ones and nothing
     moves the items afterwards; [] otherwise."""
     displays = []
+    # the Name targets of the plain bindings read so far: the walk is breadth first, so an
+    # assignment comes before its target's own Name node
+    plain: list = []
     for node in ast_walk(func):
         kind = node.__class__
         if kind is ast.Assign:
@@ -64,12 +67,14 @@ def _bound_displays(func: ast.AST, name: str) -> list[ast.expr]:
                         or node.value.__class__ not in _DISPLAYS:
                     return []
                 displays.append(node.value)
+                plain.append(node.targets[0])
         elif kind is ast.AnnAssign and _names(node.target, name):
             if node.target.__class__ is not ast.Name or node.value.__class__ not in _DISPLAYS:
                 return []
             displays.append(node.value)
+            plain.append(node.target)
         elif kind is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load:
-            if not _assigned_plainly(func, node):
+            if node not in plain:  # (by identity: ast nodes do not define ==)
                 return []  # a loop target, ``del``, ``+=``, a walrus: another binding
         elif kind is ast.Subscript and node.value.__class__ is ast.Name and node.value.id == name \
                 and node.ctx.__class__ is not ast.Load:
@@ -94,12 +99,3 @@ def _names(target: ast.expr, name: str) -> bool:
         return _names(target.value, name)
     return False
 
-
-def _assigned_plainly(func: ast.AST, store: ast.Name) -> bool:
-    """Is this stored name the single target of an ``=`` or annotated assignment (read above)?"""
-    for node in ast_walk(func):
-        if node.__class__ is ast.Assign and len(node.targets) == 1 and node.targets[0] is store:
-            return True
-        if node.__class__ is ast.AnnAssign and node.target is store:
-            return True
-    return False

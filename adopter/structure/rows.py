@@ -35,9 +35,14 @@ def read(nodes) -> dict | None:
     read_in = None
     for node in nodes:
         if node.canon == SOFTMAX and len(node.outs) == 1:
-            _read_one(nodes, node)
-            # probabilities viewed per head and straight back to the scores' shape
-            _read_round_trip(nodes, nodes[node.id])
+            # the scores the softmax reads (through its view, when it has one): both readings
+            # below start from them (and read nothing when they are no reference)
+            args = node.view.args if node.view is not None else node.args
+            scores_in = _ref(args[0]) if args else None
+            if scores_in is not None:
+                _read_one(nodes, node, scores_in)
+                # probabilities viewed per head and straight back to the scores' shape
+                _read_round_trip(nodes, nodes[node.id], scores_in)
             # probabilities scaled per head before the value product (structure/headscale.py)
             headscale.read_one(nodes, node)
             # a size-1 query axis squeezed for the softmax and restored after it
@@ -48,11 +53,7 @@ def read(nodes) -> dict | None:
     return read_in
 
 
-def _read_one(nodes, softmax) -> None:
-    args = softmax.view.args if softmax.view is not None else softmax.args
-    scores_in = _ref(args[0]) if args else None
-    if scores_in is None:
-        return
+def _read_one(nodes, softmax, scores_in) -> None:
     flat = _definer(nodes, scores_in.key, softmax.id)
     if flat is None or flat.kind != "method" or flat.op not in _VIEWS or not flat.args \
             or _ref(flat.args[0]) is None:
@@ -70,11 +71,10 @@ def _read_one(nodes, softmax) -> None:
         return
     if any(scores in n.defs for n in nodes[size.id + 1:flat.id]):
         return  # the scores bound again between their size read and the flattening
-    nodes[back.id] = replace(back, kind="copy", op="", args=(back.args[0],), canon="", view=None,
-                             uses=frozenset({out}), arg_spans=back.arg_spans[:1])
+    _make_copy(nodes, back, back.args[0], out)
 
 
-def _read_round_trip(nodes, softmax) -> None:
+def _read_round_trip(nodes, softmax, scores_in) -> None:
     """``r = p.view(A)``, ``p = r.view(B)`` right after ``p = softmax(s)`` where ``s`` was last
     written by a view to that very ``B`` (XGLM and GroupViT view the probabilities per head and
     back on every call; ``s = (s.view(A) + mask).view(B)`` before the softmax): a view of a view
@@ -94,10 +94,6 @@ def _read_round_trip(nodes, softmax) -> None:
     back = next((n for n in nodes[first.id + 1:] if mid in n.uses), None)
     if not _view_of(back, mid) or any(out in n.defs for n in nodes[first.id + 1:back.id]):
         return
-    args = softmax.view.args if softmax.view is not None else softmax.args
-    scores_in = _ref(args[0]) if args else None
-    if scores_in is None:
-        return
     wrote = next((n for n in reversed(nodes[:softmax.id]) if scores_in.key in n.defs and _on_path(n, softmax)),
                  None)
     if not _view_of(wrote, None) or len(wrote.args) != len(back.args):
@@ -107,8 +103,13 @@ def _read_round_trip(nodes, softmax) -> None:
         return
     if any(n.defs & names for n in nodes[wrote.id + 1:back.id]):
         return  # a size bound again between the scores' view and the probabilities'
-    nodes[back.id] = replace(back, kind="copy", op="", args=(softmax.outs[0],), canon="",
-                             view=None, uses=frozenset({out}), arg_spans=back.arg_spans[:1])
+    _make_copy(nodes, back, softmax.outs[0], out)
+
+
+def _make_copy(nodes, back, probs, out: str) -> None:
+    """Make the view ``back`` a copy of ``probs`` (the probabilities, held under ``out``)."""
+    nodes[back.id] = replace(back, kind="copy", op="", args=(probs,), canon="", view=None,
+                             uses=frozenset({out}), arg_spans=back.arg_spans[:1])
 
 
 def _on_path(node, softmax) -> bool:
