@@ -1,0 +1,96 @@
+"""Mends of session 37's review of merged work (helper mend38).  The fixtures are ours.
+
+- ADP010's value product written as mul + sum (structure/singletons.py ``_mul_sum``): a sum
+  dim written from the front counts from the column's rank only where nothing adds a leading
+  axis -- ``repeat`` with exactly that many sizes, the other factor an operand of the product
+  (or what it was transposed from), ``expand_as`` of such an operand.  A fourth size to
+  ``repeat``, a 4-D other factor or an ``expand_as`` of anything else move the front-counted
+  axis: the product stays unread, where before it was rewritten with a changed output shape.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from corpus_forms import covered, finding_at, float64_pair, rules
+
+from adopter.synth import fix_text
+
+# one query per batch row, keys-first scores from bmm (rank 3), the value product written as
+# the repeated column times the values, summed over the keys' axis counted from the front
+ROW_SUM = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class RowSum(nn.Module):
+        def forward(self, mem, state, extra):
+            w = torch.bmm(mem, state.unsqueeze(2)).squeeze(2)
+            p = F.softmax(w, 1)
+            return torch.mul(p.unsqueeze(2).repeat(1, 1, mem.size(2)), mem).sum(1)
+""")
+ROW_SUM_SOFTMAX = "p = F.softmax(w, 1)"
+
+
+def _inputs(torch):
+    mem = torch.randn(3, 7, 5, dtype=torch.float64)
+    state = torch.randn(3, 5, dtype=torch.float64)
+    return mem, state, torch.randn(2, 3, 7, 5, dtype=torch.float64)
+
+
+def test_front_counted_mul_sum_of_certain_rank_is_fixed_to_the_same_attention():
+    import torch
+
+    assert finding_at(ROW_SUM, "ADP010", ROW_SUM_SOFTMAX) is not None
+    result = fix_text(ROW_SUM, "model.py", rules("ADP010"))
+    assert len(result.applied) == 1 and "softmax" not in result.text
+    a, b = float64_pair(ROW_SUM, result.text, "RowSum")
+    args = _inputs(torch)
+    out_a, out_b = a(*args), b(*args)
+    assert out_a.shape == out_b.shape == (3, 5)
+    # float64, sums over 7 keys and 5 channels: agreement to rounding
+    torch.testing.assert_close(out_b, out_a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("old, new", [
+    # a fourth size puts a leading axis in front: sum(1) is then the batch axis
+    (".repeat(1, 1, mem.size(2))", ".repeat(1, 1, 1, mem.size(2))"),
+    # the other factor is 4-D: broadcasting puts a leading axis in front
+    ("torch.mul(p.unsqueeze(2).repeat(1, 1, mem.size(2)), mem)", "(p.unsqueeze(2) * extra)"),
+    # expand_as a tensor of unknown rank
+    (".repeat(1, 1, mem.size(2))", ".expand_as(extra)"),
+])
+def test_front_counted_mul_sum_of_uncertain_rank_is_no_site(old, new):
+    import torch
+
+    code = ROW_SUM.replace(old, new)
+    assert code != ROW_SUM
+    a = float64_pair(code, code, "RowSum")[0]
+    # the original reads another axis than the keys' (the output shape tells)
+    assert a(*_inputs(torch)).shape != (3, 5)
+    assert not covered(code, ROW_SUM_SOFTMAX, "ADP010")
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert not result.applied and result.text == code
+
+
+@pytest.mark.parametrize("old, new", [
+    (".repeat(1, 1, mem.size(2))", ".expand_as(mem)"),  # an operand of the product: rank 3
+    ("torch.mul(p.unsqueeze(2).repeat(1, 1, mem.size(2)), mem).sum(1)",
+     "(p.unsqueeze(2) * extra).sum(-2)"),  # written from the back: the keys' axis whatever leads
+])
+def test_mul_sum_whose_keys_axis_is_certain_is_fixed_to_the_same_attention(old, new):
+    import torch
+
+    code = ROW_SUM.replace(old, new)
+    assert code != ROW_SUM
+    assert finding_at(code, "ADP010", ROW_SUM_SOFTMAX) is not None
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert len(result.applied) == 1 and "softmax" not in result.text
+    a, b = float64_pair(code, result.text, "RowSum")
+    args = _inputs(torch)
+    out_a, out_b = a(*args), b(*args)
+    assert out_a.shape == out_b.shape
+    torch.testing.assert_close(out_b, out_a, rtol=1e-12, atol=1e-12)
