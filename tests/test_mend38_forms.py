@@ -94,3 +94,68 @@ def test_mul_sum_whose_keys_axis_is_certain_is_fixed_to_the_same_attention(old, 
     out_a, out_b = a(*args), b(*args)
     assert out_a.shape == out_b.shape
     torch.testing.assert_close(out_b, out_a, rtol=1e-12, atol=1e-12)
+
+
+# ADP005: a LayerNorm written out under ``if not self.<flag>:`` (structure/formulas.py
+# flagged_layer_norm_module), read as a LayerNorm only where the flag stays at its False
+# default: every build leaves it, __init__ never rebinds the parameter, and nothing else in the
+# file writes the attribute (layers.py ``_flag_left_off`` over ``_always_constant``)
+GATED_NORM = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class GatedNorm(nn.Module):
+        def __init__(self, width, eps=1e-6, scaled=False, cond=None):
+            super().__init__()
+            self.g = nn.Parameter(torch.ones(width))
+            self.b = nn.Parameter(torch.zeros(width))
+            self.eps = eps
+            REBIND
+            self.scaled = scaled
+            self.proj = nn.Linear(width, width) if scaled else None
+
+        def forward(self, x):
+            if not self.scaled:
+                mu = x.mean(-1, keepdim=True)
+                var = (x - mu).pow(2).mean(-1, keepdim=True)
+                return self.g * ((x - mu) / torch.sqrt(var + self.eps)) + self.b
+            else:
+                x, c = x
+                return (self.g + self.proj(c)) * x + self.b
+
+        METHOD
+
+
+    class Block(nn.Module):
+        def __init__(self, width, p):
+            super().__init__()
+            self.fc = nn.Linear(width, width)
+            self.norm = GatedNorm(width, eps=1e-5)
+            self.drop = nn.Dropout(p)
+            AFTER
+
+        def forward(self, h, skip):
+            return self.norm(self.drop(self.fc(h)) + skip)
+""")
+GATED_NEEDLE = "return self.norm(self.drop(self.fc(h)) + skip)"
+
+
+def _gated(rebind="pass", method="pass", after="pass"):
+    return GATED_NORM.replace("REBIND", rebind).replace("METHOD", method).replace("AFTER", after)
+
+
+def test_flagged_layer_norm_left_off_everywhere_is_a_layer_norm():
+    assert finding_at(_gated(), "ADP005", GATED_NEEDLE) is not None
+
+
+@pytest.mark.parametrize("parts", [
+    {"rebind": "if cond is not None:\n            scaled = True"},  # the parameter rebound
+    {"method": "def condition(self):\n            self.scaled = True"},  # a method turns it on
+    {"after": "self.norm.scaled = True"},  # a builder turns it on after __init__
+    {"after": "setattr(self.norm, 'scaled', True)"},
+])
+def test_flagged_layer_norm_whose_flag_may_turn_on_is_not(parts):
+    code = _gated(**parts)
+    assert code != _gated()
+    assert finding_at(code, "ADP005", GATED_NEEDLE) is None
