@@ -159,3 +159,49 @@ def test_flagged_layer_norm_whose_flag_may_turn_on_is_not(parts):
     code = _gated(**parts)
     assert code != _gated()
     assert finding_at(code, "ADP005", GATED_NEEDLE) is None
+
+
+# ADP006: ``nn.ReLU() if act == "relu" else nn.GELU()`` decided by what the file's builds pass
+# (layers.py ``_built_key_branch``) only where the function never rebinds ``act``
+KEYED_ACT = textwrap.dedent("""\
+    from torch import nn
+
+
+    class MixerLayer(nn.Module):
+        def __init__(self, width, hidden, act="relu", wide=False):
+            super().__init__()
+            REBIND
+            self.mlp = nn.Sequential(
+                nn.Linear(width, hidden),
+                nn.ReLU() if act == "relu" else nn.GELU(),
+                nn.Linear(hidden, width),
+            )
+
+        def forward(self, x):
+            return x + self.mlp(x)
+
+
+    class Mixer(nn.Module):
+        def __init__(self, depth, width, hidden):
+            super().__init__()
+            self.layers = nn.ModuleList([MixerLayer(width, hidden, wide=True) for _ in range(depth)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+""")
+KEYED_NEEDLE = "nn.Linear(width, hidden),"
+
+
+def test_keyed_activation_every_build_leaves_at_relu_is_no_site():
+    assert finding_at(KEYED_ACT.replace("REBIND", "pass"), "ADP006", KEYED_NEEDLE) is None
+
+
+@pytest.mark.parametrize("rebind", [
+    'act, _ = ("gelu", 0) if wide else (act, 0)',
+    'for act in ["gelu"] if wide else []: pass',
+    'if wide: (act := "gelu")',
+])
+def test_keyed_activation_whose_parameter_is_rebound_keeps_its_gelu_branch(rebind):
+    assert finding_at(KEYED_ACT.replace("REBIND", rebind), "ADP006", KEYED_NEEDLE) is not None

@@ -2628,13 +2628,16 @@ class LayerTyper:
         ``activation`` is a parameter with a string default and every build of its class (or
         call of its function) in the file leaves that default or passes strings the test decides
         the same way (supar's encoder layer, built once with its ``"relu"`` default): a class
-        the file never builds keeps both branches (its callers are elsewhere); None then."""
+        the file never builds keeps both branches (its callers are elsewhere); None then, and
+        where the function rebinds the parameter (a tuple unpacking, a loop or ``:=`` may set
+        another string than any caller passes)."""
         test = expr.test
         left = test.left
         if left.__class__ is not ast.Name:
             return None
         param = env.get(left.id)
-        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key):
+        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key) \
+                or _rebinds(param.func, left.id):
             return None
         keys = self._built_keys(left, env)
         if not keys:
