@@ -46,7 +46,7 @@ reads at rank 3 as over another axis, and stays unread.
 from __future__ import annotations
 
 from ..records import replace
-from .canon import View
+from .canon import TO_NUMBER_CALLS, View
 from .canon import ref as _ref
 from .layouts import _int
 from .layouts import definer as _definer
@@ -61,7 +61,6 @@ _FILL = "torch.Tensor.masked_fill"
 # a division or product of the squeezed scores by a number (a literal, or one of these calls of
 # literals and module settings, ``np.sqrt(self.d)``): the same scale in either layout
 _SCALES = frozenset({"torch.div", "torch.mul"})
-_NUMBER_CALLS = frozenset({"math.sqrt", "numpy.sqrt", "math.pow", "float", "int", "math.log"})
 # what may read the restored probabilities: the value product, or a transpose before it
 _RESTORED_READERS = frozenset({"torch.matmul", "torch.transpose"})
 
@@ -176,12 +175,12 @@ def _squeezed_scores(nodes, key: str, before: int):
 
 
 def _number(nodes, value, before: int) -> bool:
-    """Is ``value`` a number: a literal, or what one of :data:`_NUMBER_CALLS` makes of literals
+    """Is ``value`` a number: a literal, or what one of canon's ``TO_NUMBER_CALLS`` makes of literals
     and module settings (``self.<name>``)?"""
     if _ref(value) is None:
         return _int(value) is not None or isinstance(getattr(value, "value", None), float)
     node = _definer(nodes, value.key, before)
-    return node is not None and node.kind == "call" and node.op in _NUMBER_CALLS and not node.kwargs \
+    return node is not None and node.kind == "call" and node.op in TO_NUMBER_CALLS and not node.kwargs \
         and all((_ref(a) is None and _number(nodes, a, node.id)) or (_ref(a) is not None and a.key.startswith("self.")
                                                                     and "(" not in a.key) for a in node.args)
 
