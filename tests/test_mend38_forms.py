@@ -6,6 +6,15 @@
   (or what it was transposed from), ``expand_as`` of such an operand.  A fourth size to
   ``repeat``, a 4-D other factor or an ``expand_as`` of anything else move the front-counted
   axis: the product stays unread, where before it was rewritten with a changed output shape.
+  Look-alike kept: a ``repeat`` with a size other than 1 before the last (more rows).
+- ADP005, a LayerNorm written out under ``if not self.<flag>:``: read only where the flag stays
+  False -- near-misses: the parameter rebound in ``__init__``, a method or a builder writing
+  ``.<flag>`` (or ``setattr``) after ``__init__`` stored it.
+- ADP006, ``nn.ReLU() if act == "relu" else nn.GELU()`` decided from the file's builds only
+  where ``act`` is never rebound (a tuple unpacking, a loop target, ``:=``): the GELU branch
+  stays a site otherwise.
+- ADP010, one-query scores cast again before the softmax (``e.float().type_as(e)``): found, and
+  the fixer declines it (sdpa.py's RECAST skip).
 """
 
 from __future__ import annotations
@@ -205,3 +214,41 @@ def test_keyed_activation_every_build_leaves_at_relu_is_no_site():
 ])
 def test_keyed_activation_whose_parameter_is_rebound_keeps_its_gelu_branch(rebind):
     assert finding_at(KEYED_ACT.replace("REBIND", rebind), "ADP006", KEYED_NEEDLE) is not None
+
+
+def test_repeat_of_the_column_along_a_leading_axis_is_no_site():
+    """``repeat`` broadcasts the column along the last axis only when every other size is 1: a 2
+    on the batch axis doubles the rows (sum(1) then sums another tensor's keys)."""
+    code = ROW_SUM.replace(".repeat(1, 1, mem.size(2))", ".repeat(2, 1, mem.size(2))")
+    assert code != ROW_SUM
+    assert not covered(code, ROW_SUM_SOFTMAX, "ADP010")
+    assert not fix_text(code, "model.py", rules("ADP010")).applied
+
+
+# one-query keys-first attention whose squeezed scores are upcast then cast back before the
+# softmax (sdpa.py RECAST): the softmax computes in the recast dtype, which the plan does not follow
+RECAST_SCORES = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Pointer(nn.Module):
+        def __init__(self, d_in=6, d_key=5):
+            super().__init__()
+            self.lift = nn.Linear(d_in, d_key, bias=False)
+
+        def forward(self, state, bank):
+            h = self.lift(state)
+            e = torch.matmul(bank, h.unsqueeze(-1)).squeeze(-1)
+            e = e.float().type_as(e)
+            a = F.softmax(e, dim=-1)
+            return torch.tanh(torch.matmul(a.unsqueeze(-2), bank).squeeze(-2))
+""")
+
+
+def test_scores_cast_again_before_the_softmax_are_found_and_not_rewritten():
+    assert finding_at(RECAST_SCORES, "ADP010", "a = F.softmax(e, dim=-1)") is not None
+    result = fix_text(RECAST_SCORES, "model.py", rules("ADP010"))
+    assert not result.applied and result.text == RECAST_SCORES
+    assert len(result.skipped) == 1 and "cast again" in str(result.skipped[0])
