@@ -137,11 +137,14 @@ def test_a_softmax_over_the_batch_axis_is_no_site():
 def test_a_fill_on_queries_first_squeezed_scores_is_not_rewritten():
     """``(x.unsqueeze(-2) @ keys^T).squeeze(-2)`` filled, then the probabilities unsqueezed back
     at -2: the fill's mask is laid out for the squeezed (batch, keys) scores, which the fused
-    call would broadcast against (batch, 1, keys) -- left unread, never rewritten."""
+    call would broadcast against (batch, 1, keys) -- left unread, never rewritten.  The mask is
+    a parameter (the fix could pass it on as written: only the reading's guard stops it)."""
     code = FROM_BACK.replace("torch.matmul(keys, x.unsqueeze(-1)).squeeze(-1)",
                              "torch.matmul(x.unsqueeze(-2), keys.transpose(-2, -1)).squeeze(-2)") \
-        .replace("        p = F.softmax", "        s = s.masked_fill(s > 2.0, float(\"-inf\"))\n        p = F.softmax")
-    assert "masked_fill" in code and "x.unsqueeze(-2)" in code
+        .replace("def forward(self, inp, keys):", "def forward(self, inp, keys, pad):") \
+        .replace("        p = F.softmax", "        s = s.masked_fill(pad, float(\"-inf\"))\n        p = F.softmax")
+    assert "masked_fill(pad" in code and "x.unsqueeze(-2)" in code and "keys, pad)" in code
+    assert not covered(code, "p = F.softmax(s, dim=-1)", "ADP010")
     result = fix_text(code, "model.py", rules("ADP010"))
     assert not result.applied and result.text == code
 

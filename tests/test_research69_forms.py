@@ -336,6 +336,26 @@ def test_scores_filled_in_place_and_read_again_are_not():
     ).replace("RETURN", "return out.transpose(1, 2).reshape(b, t, d), scores")
     assert finding_at(code, "ADP010", "probs = scores.masked_fill_(") is None
 
+
+def _fill_canons(step: str) -> list:
+    """The canonical names of the fill ``step`` makes, in the flow of a forward holding it."""
+    import ast
+
+    from adopter.structure.model import module_structure
+
+    src = FILLED_IN_PLACE.replace("STEP", step).replace("RETURN", "return out")
+    structure = module_structure(ast.parse(src), None, src, "model.py")
+    flows = [cls.flow(root) for cls in structure.classes.values() for root in cls.roots]
+    return [n.canon for flow in flows for n in flow.nodes if n.op == "masked_fill_"]
+
+
+def test_an_in_place_fill_read_again_in_its_statement_is_not_read_as_the_filled_copy():
+    """``scores = scores.masked_fill_(m, v).softmax(-1) + scores``: the second read sees the
+    filled tensor under its old name, so the fill is no copy (the read-once guard)."""
+    once = "scores = scores.masked_fill_(~mask[:, None, None, :], float('-inf')).softmax(-1)"
+    assert _fill_canons(once + "\n        probs = scores") == ["torch.Tensor.masked_fill"]
+    assert _fill_canons(once + " + scores\n        probs = scores") == [""]
+
 # --------------------------------------------------------------------------- ADP010 verify
 
 CONFIG_MODE = textwrap.dedent("""\

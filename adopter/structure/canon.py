@@ -483,6 +483,24 @@ def dtype_name(text: str, resolve) -> str | None:
 LARGE_NEGATIVE = -1e4  # a fill value this negative (or less) masks a score out of a softmax
 
 
+def fill_choices(expr: ast.expr) -> list:
+    """The values a fill may take: the branches of a choice made at run time (``float("-inf")
+    if precision == "32" else -10000``, nested choices flattened), else ``expr`` alone.  The
+    one reading of such a choice that :func:`fill_value` and the fix's fill number share."""
+    if expr.__class__ is not ast.IfExp:
+        return [expr]
+    return fill_choices(expr.body) + fill_choices(expr.orelse)
+
+
+# calls that make a Python number of any number-like argument (a one-element tensor
+# included): ``int``, ``float``, ``math.sqrt`` ...; with those that keep numbers numbers
+# (``len``, ``abs``, ``round``, ``min``, ``max``), the number calls of a number expression
+# (graph.py's, whose names are numbers already; structure/singletons.py's scale takes the
+# first kind only, its arguments module settings that may be tensors)
+TO_NUMBER_CALLS = frozenset({"int", "float", "math.sqrt", "numpy.sqrt", "math.pow", "math.log"})
+NUMBER_CALLS = TO_NUMBER_CALLS | {"len", "abs", "round", "min", "max"}
+
+
 def fill_value(expr: ast.expr) -> str | None:
     """Whether ``expr`` is a masking fill value: ``"inf"`` for minus infinity
     (``float('-inf')``, ``-math.inf``, ``-torch.inf``), ``"finite"`` for a large negative number
@@ -491,7 +509,7 @@ def fill_value(expr: ast.expr) -> str | None:
     else -10000``) masks on either path: ``"inf"`` when both branches are minus infinity, else
     ``"finite"`` (the kind whose entirely filled rows the fix checks, which covers both)."""
     if expr.__class__ is ast.IfExp:
-        kinds = {fill_value(expr.body), fill_value(expr.orelse)}
+        kinds = {fill_value(e) for e in fill_choices(expr)}
         return None if None in kinds else ("inf" if kinds == {"inf"} else "finite")
     negated = isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub)
     inner = expr.operand if negated else expr

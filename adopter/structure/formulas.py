@@ -795,7 +795,7 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return out is not None and _affine_norm(strip_casts(out), x, names)
 
 
-def flagged_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> tuple[int, str] | None:
+def flagged_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> tuple[int, str, str] | None:
     """The constructor parameter (its position after ``self``, its name) that must stay at its
     ``False`` default for a module class to compute a LayerNorm written out: a ``forward(self,
     x)`` whose whole body is ``if self.<flag> == False:`` (``is False``, ``not self.<flag>``)
@@ -849,7 +849,7 @@ def flagged_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> tuple[in
     if not layer_norm_module(branch, names):
         return None
     index = names_.index(param) - 1 if param in names_ else -1
-    return index, param
+    return index, param, flag.attr
 
 
 def functional_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:

@@ -5297,9 +5297,6 @@ class FlowBuilder:
         return ends
 
 
-_NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
-
-
 def _bool_params(target, params: list, args, kwargs, call, passed: set | None) -> dict | None:
     """The parameters of helper ``target`` that its call fixes to a bool literal: passed as
     ``True``/``False`` (positionally or by keyword) or left at a bool default, and never rebound
@@ -5614,7 +5611,7 @@ def _number_expr(expr: ast.expr) -> bool:
         name = func.id if isinstance(func, ast.Name) else (
             f"{func.value.id}.{func.attr}" if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
             else "")
-        if name in _NUMBER_CALLS or name.startswith("math."):
+        if name in canonical.NUMBER_CALLS or name.startswith("math."):
             return all(_number_expr(a) for a in expr.args)
     return False
 

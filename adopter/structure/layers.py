@@ -1189,7 +1189,7 @@ class LayerTyper:
             return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
                                           f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
         flag = flagged_layer_norm_module(cls, self.names) if self.tree is not None else None
-        if flag is not None and self._flag_left_off(cls.name, *flag):
+        if flag is not None and self._flag_left_off(cls, *flag):
             # bert_seq2seq's BertLayerNorm: the written-out LayerNorm under ``if self.conditional
             # == False:``, every build of the file leaving the flag at its False default
             return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
@@ -2659,33 +2659,32 @@ class LayerTyper:
             self._param_cache[key] = found
         return found
 
-    def _flag_left_off(self, name: str, index: int, param: str) -> bool:
-        """Does every call of the same-file class ``name`` (at least one) leave its constructor
-        parameter ``param`` (position ``index`` after ``self``, -1: keyword-only) unset or pass
-        the constant False, no ``*args`` / ``**kwargs`` spread that may set it?"""
-        calls = self.callers(name)
-        if not calls:
-            return False
-        for call, _, _ in calls:
-            if any(a.__class__ is ast.Starred for a in call.args) or any(k.arg is None for k in call.keywords):
-                return False
-            passed = _passed(call, index, param, None, index >= 0)
-            if passed is not None and not (passed.__class__ is ast.Constant and passed.value is False):
-                return False
-        return True
+    def _flag_left_off(self, cls: ast.ClassDef, index: int, param: str, attr: str) -> bool:
+        """Does the same-file class ``cls`` hold its flag ``self.<attr>`` at the constant False
+        its ``__init__`` parameter ``param`` (position ``index`` after ``self``, -1:
+        keyword-only) defaults to, wherever it is built: the parameter never rebound, every
+        build leaving it False (:meth:`_always_constant`), and nothing else in the file
+        writing ``.<attr>`` (a method or a builder turning the flag on after ``__init__``
+        stored it)?"""
+        init = next(s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__")
+        return self._always_constant(init, cls.name, index, param, index >= 0, False) \
+            and _writes_attr_once(self.tree, attr)
 
     def _built_key_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
         """The branch of ``nn.ReLU() if activation == "relu" else nn.GELU()`` that runs when
         ``activation`` is a parameter with a string default and every build of its class (or
         call of its function) in the file leaves that default or passes strings the test decides
         the same way (supar's encoder layer, built once with its ``"relu"`` default): a class
-        the file never builds keeps both branches (its callers are elsewhere); None then."""
+        the file never builds keeps both branches (its callers are elsewhere); None then, and
+        where the function rebinds the parameter (a tuple unpacking, a loop or ``:=`` may set
+        another string than any caller passes)."""
         test = expr.test
         left = test.left
         if left.__class__ is not ast.Name:
             return None
         param = env.get(left.id)
-        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key):
+        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key) \
+                or _rebinds(param.func, left.id):
             return None
         keys = self._built_keys(left, env)
         if not keys:
@@ -2721,23 +2720,31 @@ class LayerTyper:
         default = param_default(func.args, param.name)
         target = param.owner if param.owner is not None and func.name == "__init__" else (
             func.name if param.owner is None else None)
-        if (default.__class__ is ast.Constant and default.value is None and target is not None
-                and self.tree is not None and not _rebinds(func, param.name)):
-            # the calls first (a call that passes something settles it), the file's other
-            # mentions of the function (a walk of the statements naming it) last
-            calls = self.callers(target)
-            found = bool(calls)  # a class the file never builds is built elsewhere, with anything
-            for call, _caller, _owner in calls:
-                if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-                    found = False
-                    break
-                passed = _passed(call, param.index, param.name, None, param.positional)
-                if passed is not None and not (passed.__class__ is ast.Constant and passed.value is None):
-                    found = False
-                    break
-            found = found and self._only_called(target)
+        if default.__class__ is ast.Constant and default.value is None and target is not None:
+            found = self._always_constant(func, target, param.index, param.name, param.positional, None)
         self._param_cache[key] = found
         return found
+
+    def _always_constant(self, func, target: str, index: int, name: str, positional: bool, value) -> bool:
+        """Does parameter ``name`` of ``func`` (``target``'s, the same-file function or class
+        it builds) hold the constant ``value`` its default gives wherever ``func`` runs: the
+        body never rebinds it, ``target`` is called in the file (a class the file never builds
+        is built elsewhere, with anything) and used nowhere but in calls, and every call leaves
+        the argument out or passes ``value``, no ``*args`` / ``**kwargs`` spread that may set it?"""
+        if self.tree is None or _rebinds(func, name):
+            return False
+        # the calls first (a call that passes something settles it), the file's other
+        # mentions of the function (a walk of the statements naming it) last
+        calls = self.callers(target)
+        if not calls:
+            return False
+        for call, _caller, _owner in calls:
+            if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+                return False
+            passed = _passed(call, index, name, None, positional)
+            if passed is not None and not (passed.__class__ is ast.Constant and passed.value is value):
+                return False
+        return self._only_called(target)
 
     def _never_str(self, expr: ast.expr, env: dict) -> bool:
         """Is ``expr`` a parameter that holds no string where the file builds it: a default
@@ -5517,6 +5524,20 @@ def _binds_all(call: ast.Call) -> bool:
     """Does the call say what every parameter gets (no ``*args`` / ``**kwargs`` spread)?  Then a
     parameter it does not pass holds its default."""
     return not any(isinstance(a, ast.Starred) for a in call.args) and all(k.arg is not None for k in call.keywords)
+
+
+def _writes_attr_once(tree: ast.AST, attr: str) -> bool:
+    """Does ``tree`` write an attribute named ``attr`` at one place only (``self.<attr> = ...``
+    in ``__init__``): no other ``.<attr> =`` / ``del``, no ``setattr(..., "<attr>", ...)``?"""
+    writes = 0
+    for node in ast_walk(tree):
+        cls = node.__class__
+        if cls is ast.Attribute and node.attr == attr and node.ctx.__class__ is not ast.Load:
+            writes += 1
+        elif cls is ast.Call and node.func.__class__ is ast.Name and node.func.id == "setattr" \
+                and len(node.args) > 1 and node.args[1].__class__ is ast.Constant and node.args[1].value == attr:
+            return False
+    return writes == 1
 
 
 def _rebinds(func, name: str) -> bool:

@@ -46,7 +46,7 @@ reads at rank 3 as over another axis, and stays unread.
 from __future__ import annotations
 
 from ..records import replace
-from .canon import View
+from .canon import TO_NUMBER_CALLS, View
 from .canon import ref as _ref
 from .layouts import _int
 from .layouts import definer as _definer
@@ -61,7 +61,6 @@ _FILL = "torch.Tensor.masked_fill"
 # a division or product of the squeezed scores by a number (a literal, or one of these calls of
 # literals and module settings, ``np.sqrt(self.d)``): the same scale in either layout
 _SCALES = frozenset({"torch.div", "torch.mul"})
-_NUMBER_CALLS = frozenset({"math.sqrt", "numpy.sqrt", "math.pow", "float", "int", "math.log"})
 # what may read the restored probabilities: the value product, or a transpose before it
 _RESTORED_READERS = frozenset({"torch.matmul", "torch.transpose"})
 
@@ -125,7 +124,7 @@ def _read_at(nodes, softmax, squeeze, product, steps, rank: int | None, assumed:
     keys = k if k > axis else k - 1  # the softmax's axis among the product's
     if keys not in (-1, -2) or keys == axis:
         return None  # over a batch axis: not attention
-    back, at, summed = _restoring_unsqueeze(nodes, softmax, axis, rank)
+    back, at, summed = _restoring_unsqueeze(nodes, softmax, axis, rank, product)
     if back is None:
         return None
     nodes[squeeze.id] = _copy(squeeze)
@@ -176,17 +175,17 @@ def _squeezed_scores(nodes, key: str, before: int):
 
 
 def _number(nodes, value, before: int) -> bool:
-    """Is ``value`` a number: a literal, or what one of :data:`_NUMBER_CALLS` makes of literals
+    """Is ``value`` a number: a literal, or what one of canon's ``TO_NUMBER_CALLS`` makes of literals
     and module settings (``self.<name>``)?"""
     if _ref(value) is None:
         return _int(value) is not None or isinstance(getattr(value, "value", None), float)
     node = _definer(nodes, value.key, before)
-    return node is not None and node.kind == "call" and node.op in _NUMBER_CALLS and not node.kwargs \
+    return node is not None and node.kind == "call" and node.op in TO_NUMBER_CALLS and not node.kwargs \
         and all((_ref(a) is None and _number(nodes, a, node.id)) or (_ref(a) is not None and a.key.startswith("self.")
                                                                     and "(" not in a.key) for a in node.args)
 
 
-def _restoring_unsqueeze(nodes, softmax, axis: int, rank: int | None):
+def _restoring_unsqueeze(nodes, softmax, axis: int, rank: int | None, product):
     """(the unsqueeze putting the size-1 axis back on the probabilities of ``softmax`` before a
     product -- or a transpose then a product -- reads them, the axis it puts back counted from
     the back); (None, None) when another step reads them in their squeezed layout first.  The
@@ -209,7 +208,7 @@ def _restoring_unsqueeze(nodes, softmax, axis: int, rank: int | None):
             reader = next((n for n in nodes[node.id + 1:] if node.outs[0].key in n.uses), None)
             if reader is not None and reader.canon in _RESTORED_READERS:
                 return node, at, None
-            summed = _mul_sum(nodes, node, rank) if at == -1 else None
+            summed = _mul_sum(nodes, node, rank, product) if at == -1 else None
             return (node, at, summed) if summed is not None else (None, None, None)
         if node.kind in ("other", "exit", "branch"):
             continue  # returned or stored: read as written (the rewrite's guard keeps them)
@@ -217,15 +216,19 @@ def _restoring_unsqueeze(nodes, softmax, axis: int, rank: int | None):
     return None, None, None
 
 
-def _mul_sum(nodes, column, rank: int | None):
+def _mul_sum(nodes, column, rank: int | None, product):
     """``(column * v).sum(-2)`` -- ``column`` the probabilities unsqueezed at -1, maybe
     broadcast first by ``.repeat(1, ..., 1, n)`` or ``.expand_as(...)`` -- is the product of the
     probabilities' row with ``v`` (the keys' axis summed), its size-1 row axis dropped
     (wavencoder's ``torch.mul(p.unsqueeze(2).repeat(1, 1, D), values).sum(1)``).  Returns (the
     broadcasting steps, the multiplication) when each value between is read by the next step
-    only; None otherwise (a sum over another axis, a product read elsewhere)."""
+    only; None otherwise (a sum over another axis, a product read elsewhere).  A sum dim
+    written from the front counts from the column's rank only where nothing between adds a
+    leading axis (:func:`_keeps_rank`); else it must be written from the back, where the keys'
+    axis stays whatever leads are broadcast on."""
     spread: list = []
     node = column
+    kept = rank is not None
     while True:
         out = node.outs[0].key
         readers = [n for n in nodes[node.id + 1:] if out in n.uses]
@@ -235,6 +238,7 @@ def _mul_sum(nodes, column, rank: int | None):
         if step.kind == "method" and step.op in ("repeat", "expand_as") and len(step.outs) == 1 \
                 and not step.kwargs and _ref(step.args[0]) is not None and step.args[0].key == out \
                 and (step.op == "expand_as" or (len(step.args) > 2 and all(_int(a) == 1 for a in step.args[1:-1]))):
+            kept = kept and _keeps_rank(nodes, step, rank, product)
             spread.append(step)
             node = step
             continue
@@ -244,6 +248,8 @@ def _mul_sum(nodes, column, rank: int | None):
     if mul.canon != "torch.mul" or args is None or len(mul.outs) != 1 \
             or sum(_ref(a) is not None and a.key == out for a in args) != 1:
         return None
+    other = next(a for a in args if not (_ref(a) is not None and a.key == out))
+    kept = kept and _product_operand(nodes, other, product, mul.id)
     readers = [n for n in nodes[mul.id + 1:] if mul.outs[0].key in n.uses]
     total = readers[0] if len(readers) == 1 else None
     if total is None or total.kind != "method" or total.op != "sum" or _ref(total.args[0]) is None \
@@ -252,9 +258,42 @@ def _mul_sum(nodes, column, rank: int | None):
     dims = [*total.args[1:], *(v for k, v in total.kwargs if k == "dim")]
     if len(dims) != 1 or len(total.args) + len(total.kwargs) != 2:
         return None  # (keepdim=, dtype=, or no dim: not the keys' axis alone)
-    if _from_back(_int(dims[0]), rank) != -2:
+    dim = _int(dims[0])
+    if dim is None or (dim >= 0 and not kept) or _from_back(dim, rank) != -2:
         return None
     return spread, mul
+
+
+def _keeps_rank(nodes, step, rank: int, product) -> bool:
+    """Does the broadcasting ``step`` keep the column's rank ``rank``: ``repeat`` with exactly
+    ``rank`` sizes (more put leading axes in front), ``expand_as`` of an operand of the product
+    (whose rank the product's fixes, at most ``rank``)?"""
+    if step.op == "repeat":
+        return len(step.args) - 1 == rank
+    return len(step.args) == 2 and _product_operand(nodes, step.args[1], product, step.id)
+
+
+def _product_operand(nodes, value, product, before: int) -> bool:
+    """Is ``value`` an operand of the attention's ``product`` as it was there, or what one was
+    transposed from (``values.transpose(1, 2)``), nothing between rebinding it?  Its rank is
+    then at most the product's, so broadcasting it against the column adds no leading axis."""
+    ref = _ref(value)
+    if ref is None:
+        return False
+    for arg in product.view.args:
+        operand = _ref(arg)
+        if operand is None:
+            continue
+        at = product.id
+        if operand.key != ref.key:
+            made = _definer(nodes, operand.key, product.id)
+            if made is None or made.kind != "method" or made.op != "transpose" or len(made.args) != 3 \
+                    or made.kwargs or _ref(made.args[0]) is None or made.args[0].key != ref.key:
+                continue
+            at = made.id
+        if not any(ref.key in n.defs for n in nodes[at + 1:before]):
+            return True
+    return False
 
 
 def _factors(mul):

@@ -48,7 +48,7 @@ from ..records import replace
 from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
-from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_value, held_fill
+from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_choices, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names
@@ -269,10 +269,8 @@ def _fill_literal(expr) -> float | None:
     """The fill's number as :func:`_number` reads it; for a fill chosen at run time between two
     (``float("-inf") if precision == "32" else -10000``), the least negative branch's number:
     the entirely filled rows that number leaves must be checked on every path, as a literal's."""
-    if isinstance(expr, ast.IfExp):
-        numbers = [n for n in (_fill_literal(expr.body), _fill_literal(expr.orelse)) if n is not None]
-        return max(numbers) if numbers else None
-    return _number(expr)
+    numbers = [n for n in map(_number, fill_choices(expr)) if n is not None]
+    return max(numbers) if numbers else None
 
 
 SHAPE_METHODS = {"view", "reshape", "unsqueeze", "squeeze", "transpose", "permute", "expand", "contiguous", "flatten"}
