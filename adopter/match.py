@@ -1765,6 +1765,7 @@ class Matcher:
         activated: set = set()  # names computed from a step's output through an activation
         mlp: set = set()  # names computed from an MLP's hidden layer (a Linear over an activated step)
         paired: set = set()  # names computed from an elementwise product of two steps' outputs
+        displays: set = set()  # temporaries holding a tuple of the steps' outputs, one step each
         every = labels
         single: dict = {}  # name -> the one node that labelled it (None once several did)
         for node in flow.nodes[first:]:
@@ -1863,8 +1864,12 @@ class Matcher:
             if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
                 in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | came
             several = len(node.outs) > 1
+            if not several and node.kind == "other" and not node.args and len(came) > 1 and len(uses) == len(came) \
+                    and node.outs and node.outs[0].key[:1] == "%" and all(len(labels.get(key, ())) == 1 for key in uses):
+                displays.add(node.outs[0].key)  # (q(x), k(x), v(x)): each element one step's output
             if several and len(came) == len(node.outs) and (all(
-                    len(labels[key]) == 1 for key in uses if key in labels) or _splits_steps(node, again)) and not any(
+                    len(labels[key]) == 1 for key in uses if key in labels) or _splits_steps(node, again)
+                    or (displays and _maps_display(node, displays))) and not any(
                     len(labels.get(out.key, ())) == 1 for out in node.outs):
                 # as many names bound as the steps read, each read whole: one name per step
                 # (``q, k, v = torch.cat([q, c_q]), torch.cat([k, c_k]), ...``; which name holds
@@ -2550,6 +2555,16 @@ def _cross_mixed(one: frozenset, other: frozenset) -> bool:
 # Matcher._outputs_meet: the calls and methods that cut one tensor into pieces along an axis
 _SPLITS = frozenset({"torch.split", "split", "torch.chunk", "chunk", "torch.tensor_split", "tensor_split",
                      "torch.unbind", "unbind"})
+
+
+def _maps_display(node: Node, displays: set) -> bool:
+    """Is ``node`` the builtin ``map`` over a tuple whose elements are the steps' outputs, one
+    each (``q, k, v = map(self.norm, (self.proj_q(x), self.proj_k(x), self.proj_v(x)))``:
+    LongNet's qk-norm)?  ``map`` applies its function to each element alone, so each name it
+    binds holds one step's output, as if the elements had been named first (Matcher._outputs_meet
+    then splits the names one step each)."""
+    args = node.args
+    return node.op == "?map" and len(args) == 2 and args[1].__class__ is Ref and args[1].key in displays
 
 
 def _splits_steps(node: Node, again: set) -> bool:
