@@ -1,0 +1,146 @@
+"""Verify's limits on research attention fixed but not verified (verify10, session 37).
+
+1. Neither the original nor the patched module can take a training step (pytext's in-place
+   ``q *= scaling`` on a ``chunk`` view, a line the patch leaves as it is).  Lead's ruling:
+   where both raise the same error type at the same source line, outside the patch's changed
+   span, the training-mode forwards are compared without autograd, a pass that says "forward
+   only: neither trains".  A wrong patch still fails; a patch that makes the training failure
+   itself (at a line it changed, or in a module whose original trains) fails.
+
+The fixture classes are ours, written in the tests.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from adopter.config import Config
+from adopter.ruleset import load_rules
+from adopter.verify import verify_file
+from adopter.verify.core import options_for
+from adopter.verify.failures import SameFailure, compare_failures, failure_line, unchanged_line
+from adopter.verify.result import FAIL, PASS
+
+IN_PLACE_SCALED = '''import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class InPlaceScaled(nn.Module):
+    def __init__(self, width, heads, scaling=0.25):
+        super().__init__()
+        self.heads = heads
+        self.scaling = scaling
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x, keep):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q *= self.scaling
+        q = q.view(b, n, self.heads, -1).transpose(1, 2)
+        k = k.view(b, n, self.heads, -1).transpose(1, 2)
+        v = v.view(b, n, self.heads, -1).transpose(1, 2)
+        scores = torch.matmul(q, k.transpose(-2, -1))
+        scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
+        weights = F.softmax(scores, dim=-1)
+        out = torch.matmul(weights, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+'''
+
+SITE = ("        scores = torch.matmul(q, k.transpose(-2, -1))\n"
+        "        scores = scores.masked_fill(~keep[:, None, None, :], float(\"-inf\"))\n"
+        "        weights = F.softmax(scores, dim=-1)\n"
+        "        out = torch.matmul(weights, v)\n")
+# q is scaled already by the kept line: the fused call's scale is 1
+RIGHT = ("        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :],\n"
+         "                                             scale=1.0)\n")
+NO_MASK = RIGHT.replace("attn_mask=keep[:, None, None, :],\n                                             ", "")
+WRONG_SCALE = RIGHT.replace("scale=1.0", "scale=None")
+# the patch makes a training failure of its own, at a line it wrote
+OWN_FAILURE = "        k *= 1.0\n" + RIGHT
+# an original that trains: scaled out of place
+TRAINS = IN_PLACE_SCALED.replace("        q *= self.scaling\n", "        q = q * self.scaling\n")
+
+
+def _fix(old: str, new: str):
+    def fix(text, path, rules, package=None):
+        if old not in text:
+            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
+        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
+
+    return fix
+
+
+def _verdicts(tmp_path, source, fix):
+    path = tmp_path / "attention.py"
+    path.write_text(source)
+    rules = [r for r in load_rules() if r.id == "ADP010"]
+    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=fix,
+                                   options=options_for(Config(), benchmark=False)) if not r.combined]
+
+
+def test_both_failing_alike_at_a_line_the_patch_keeps_passes_forward_only(tmp_path):
+    # main: skip ("neither the original nor the patched module can take a training step")
+    results = _verdicts(tmp_path, IN_PLACE_SCALED, _fix(SITE, RIGHT))
+    assert [r.verdict for r in results] == [PASS], results
+    reason = results[0].reason
+    assert reason.startswith("forward only: neither trains: RuntimeError"), reason
+    assert "at line 17, a line the patch does not change" in reason, reason
+    assert results[0].details["forward_only"].startswith("neither trains")
+
+
+@pytest.mark.parametrize("new", [NO_MASK, WRONG_SCALE])
+def test_a_wrong_patch_that_fails_alike_still_fails(tmp_path, new):
+    results = _verdicts(tmp_path, IN_PLACE_SCALED, _fix(SITE, new))
+    assert [r.verdict for r in results] == [FAIL], results
+
+
+def test_a_patch_failing_at_a_line_it_changed_fails(tmp_path):
+    # the original fails at line 17; the patch rewrites that line (the same in-place scale as a
+    # method call): the same error type, but at a line the patch changed -- the patch's failure
+    def fix(text, path, rules, package=None):
+        new = text.replace("        q *= self.scaling\n", "        q.mul_(self.scaling)\n").replace(SITE, RIGHT)
+        return SimpleNamespace(text=new, applied=[], skipped=[], error=None)
+
+    results = _verdicts(tmp_path, IN_PLACE_SCALED, fix)
+    assert [r.verdict for r in results] == [FAIL], results
+    assert "a line the patch changed" in results[0].reason, results[0].reason
+
+
+def test_a_patch_that_makes_an_original_that_trains_fail_fails(tmp_path):
+    results = _verdicts(tmp_path, TRAINS, _fix(SITE, OWN_FAILURE))
+    assert [r.verdict for r in results] == [FAIL], results
+    assert "patched forward/backward raised" in results[0].reason
+
+
+def _raise_at(source: str, name: str):
+    code = compile(source, name, "exec")
+    namespace: dict = {}
+    exec(code, namespace)
+    try:
+        namespace["f"]()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def test_compare_failures_reads_type_and_unchanged_line():
+    old = "def f():\n    a = 1\n    raise ValueError('x')\n"
+    new = "def f():\n    a = 2\n    b = 3\n    raise ValueError('x')\n"
+    e_old, e_new = _raise_at(old, "old.py"), _raise_at(new, "new.py")
+    assert failure_line(e_old, "old.py") == 3 and failure_line(e_new, "new.py") == 4
+    assert unchanged_line(old, new, 3) == 4 and unchanged_line(old, new, 2) is None
+    same = compare_failures(e_old, e_new, "old.py", "new.py", old, new)
+    assert isinstance(same, SameFailure) and same.line == 3
+    other_type = "def f():\n    a = 2\n    b = 3\n    raise TypeError('x')\n"
+    e_type = _raise_at(other_type, "new.py")
+    assert isinstance(compare_failures(e_old, e_type, "old.py", "new.py", old, other_type), str)
+    moved = "def f():\n    raise ValueError('x')\n    a = 1\n"
+    e_moved = _raise_at(moved, "new.py")
+    assert isinstance(compare_failures(e_old, e_moved, "old.py", "new.py", old, moved), str)
+    assert compare_failures(e_old, e_new, "old.py", "elsewhere.py", old, new) is None
