@@ -7,6 +7,9 @@
    only: neither trains".  A wrong patch still fails; a patch that makes the training failure
    itself (at a line it changed, or in a module whose original trains) fails.
 
+2. An optional input the forward raises without (``if bias is None: ... raise``, texar's T5
+   attention built without its bias table): given, shaped as the scores it is added to.
+
 The fixture classes are ours, written in the tests.
 """
 
@@ -144,3 +147,108 @@ def test_compare_failures_reads_type_and_unchanged_line():
     e_moved = _raise_at(moved, "new.py")
     assert isinstance(compare_failures(e_old, e_moved, "old.py", "new.py", old, moved), str)
     assert compare_failures(e_old, e_new, "old.py", "elsewhere.py", old, new) is None
+
+
+# 2. A bias the forward needs where it is absent: the code raises under ``if bias is None:`` on a
+# module built without the table to compute one (texar's T5 form: every layer after the first is
+# handed the bias the first computed).  The bias is given, shaped as the scores it is added to.
+
+HANDED_BIAS = '''import torch
+from torch import nn
+
+
+class HandedBias(nn.Module):
+    def __init__(self, width, heads=2, stores_table=False):
+        super().__init__()
+        self.heads = heads
+        self.stores_table = stores_table
+        self.q = nn.Linear(width, width)
+        self.k = nn.Linear(width, width)
+        self.v = nn.Linear(width, width)
+        if stores_table:
+            self.table = nn.Parameter(torch.zeros(heads, 1, 1))
+
+    def forward(self, x, bias=None):
+        b, n, c = x.shape
+        q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)
+        k = self.k(x).view(b, n, self.heads, -1).transpose(1, 2)
+        v = self.v(x).view(b, n, self.heads, -1).transpose(1, 2)
+        logits = torch.matmul(q, k.transpose(-2, -1))
+        if bias is None:
+            if not self.stores_table:
+                raise ValueError("no table to build the bias from")
+            bias = self.table[None].expand(b, -1, n, n)
+        logits += bias
+        weights = torch.softmax(logits, dim=-1)
+        out = torch.matmul(weights, v)
+        return out.transpose(1, 2).reshape(b, n, c), bias
+'''
+
+BIAS_SITE = ("        logits = torch.matmul(q, k.transpose(-2, -1))\n"
+             "        if bias is None:\n"
+             "            if not self.stores_table:\n"
+             "                raise ValueError(\"no table to build the bias from\")\n"
+             "            bias = self.table[None].expand(b, -1, n, n)\n"
+             "        logits += bias\n"
+             "        weights = torch.softmax(logits, dim=-1)\n"
+             "        out = torch.matmul(weights, v)\n")
+_GUARD = ("        if bias is None:\n"
+          "            if not self.stores_table:\n"
+          "                raise ValueError(\"no table to build the bias from\")\n"
+          "            bias = self.table[None].expand(b, -1, n, n)\n")
+BIAS_RIGHT = _GUARD + ("        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),\n"
+                       "                                                               scale=1.0)\n")
+BIAS_DROPPED = _GUARD + "        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1.0)\n"
+BIAS_WRONG_SCALE = BIAS_RIGHT.replace("scale=1.0", "scale=None")
+
+
+def test_a_bias_the_code_raises_without_is_given_and_the_patch_passes(tmp_path):
+    # main: skip ("no inputs it accepts: ... raised ValueError: no table to build the bias from")
+    results = _verdicts(tmp_path, HANDED_BIAS, _fix(BIAS_SITE, BIAS_RIGHT))
+    assert [r.verdict for r in results] == [PASS], results
+
+
+@pytest.mark.parametrize("new", [BIAS_DROPPED, BIAS_WRONG_SCALE])
+def test_a_wrong_patch_of_the_handed_bias_fails(tmp_path, new):
+    results = _verdicts(tmp_path, HANDED_BIAS, _fix(BIAS_SITE, new))
+    assert [r.verdict for r in results] == [FAIL], results
+
+
+def test_raising_params_reads_the_raise_under_the_none_test(tmp_path):
+    from adopter.verify.inputs import raising_params
+
+    path = tmp_path / "raising.py"
+    path.write_text("def f(x, bias=None, other=None):\n"
+                    "    if bias is None:\n"
+                    "        if x > 0:\n"
+                    "            raise ValueError('needs a bias')\n"
+                    "    if other is not None:\n"
+                    "        raise ValueError('other given')\n"
+                    "    raise KeyError('elsewhere')\n")
+    namespace: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    f = namespace["f"]
+    for args, want in (((1,), ("bias",)), ((0, 1.0, 2.0), ()), ((0,), ())):
+        try:
+            f(*args)
+        except Exception as exc:
+            assert raising_params(f, exc) == want, args
+
+
+def test_score_terms_reads_adds_onto_softmaxed_scores(tmp_path):
+    from adopter.verify.inputs import score_terms
+
+    path = tmp_path / "scores.py"
+    path.write_text("import torch\n"
+                    "def f(q, k, bias=None, shift=None, other=None):\n"
+                    "    logits = q @ k\n"
+                    "    logits += bias\n"
+                    "    s = logits + shift\n"
+                    "    s = s + other\n"
+                    "    w = s.softmax(-1)\n"
+                    "    kept = q + shift\n"
+                    "    return torch.softmax(logits, dim=-1), w, kept\n")
+    namespace: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    # ``shift`` makes a new name (not an add onto the scores themselves); ``kept`` is no softmax input
+    assert score_terms(namespace["f"]) == {"bias", "other"}
