@@ -214,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                 run = _verdict_of(verified.get("results", []), result.applied, lab.line)
                 status = f"{run['verdict']} ({run['class']}: {run['reason'][:140]})" if run else str(verified)[:200]
                 count("verified", bool(run and run["verdict"] == "pass"))
-                # a pass whose original alone cannot train (lead ruling, session 37): counted as
-                # verified, and how many of them are said beside the total
+                # a pass whose original alone cannot train, or whose original and patched module
+                # fail their training step alike at a line the patch keeps (lead rulings, session
+                # 37): counted as verified, and how many of them are said beside the total
                 count("forward only", bool(run and run["verdict"] == "pass"
                                            and (run.get("details") or {}).get("forward_only")))
             else:
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                           ("research (outside transformers, timm, torchvision)", research)):
         print(f"{name}: yes sites {counter['yes']}: found {counter['found']}, fixed {counter['fixed']}, "
               f"fixed and verified {counter['verified']} ({counter['forward only']} forward only: the original "
-              f"cannot train); no sites {counter['no']}: reported {counter['no reported']} "
+              f"cannot train, or neither does, alike at a line the patch keeps); no sites {counter['no']}: reported {counter['no reported']} "
               f"(inside a finding's span: {counter['no spanned']})")
     return 0
 

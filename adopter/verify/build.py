@@ -48,7 +48,16 @@ from .branches import ZEROS, _stored_parameters, init_conditions, init_value_con
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
-from .inputs import guarding_params, hints_of, input_options, map_tensors, none_used, optional_params, repairs
+from .inputs import (
+    guarding_params,
+    hints_of,
+    input_options,
+    map_tensors,
+    none_used,
+    optional_params,
+    raising_params,
+    repairs,
+)
 from . import facts
 from .parallel import Groups, as_exception, construct
 from .recipes import AttrBag, Ref, resolve
@@ -1658,7 +1667,10 @@ class Builder:
         if not tried:
             return f"cannot infer the inputs of {type(module).__name__}.{method}", needs
         func = signature or getattr(module, method, None)
-        guarded = tuple(dict.fromkeys(n for _, exc in failures for n in guarding_params(func, exc)
+        # a local assigned only under ``if arg is not None:`` was read, or the code raised under
+        # ``if arg is None:``: those arguments are needed
+        guarded = tuple(dict.fromkeys(n for _, exc in failures
+                                      for n in (*guarding_params(func, exc), *raising_params(func, exc))
                                       if n not in variant.give and n not in dict(variant.forward)))
         def first_given(give: tuple[str, ...]):
             """The first of at most MAX_REPAIRED calls with the arguments ``give`` that works."""
@@ -1672,7 +1684,7 @@ class Builder:
             return None
 
         if guarded and func is not None:
-            # a local assigned only under ``if arg is not None:`` was read: give those arguments
+            # give those arguments
             found = first_given(guarded)
             if found is not None:
                 return found

@@ -330,9 +330,11 @@ def _input_grads(inputs: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
     return [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t)) for i, t in enumerate(inputs)]
 
 
-def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_context=None) -> Outcome:
+def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_context=None,
+                judge_failures=None) -> Outcome:
     """``patched_context`` wraps the patched module's training step (the line tracer: a patch
-    under ``if self.training:`` runs only here)."""
+    under ``if self.training:`` runs only here).  ``judge_failures(original_error, patched_error)``
+    says whether both failed their training step alike (``failures.compare_failures``)."""
     from contextlib import nullcontext
 
     from .hf import zero_dropout_config
@@ -354,7 +356,8 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
             expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device, dropped=pair.dropped,
                                                        grad_inputs=False)
         except Exception:
-            return _forward_only(pair, device, tolerance, with_grad, reference_module, patched_context)
+            return _forward_only(pair, device, tolerance, with_grad, reference_module, patched_context,
+                                 judge_failures)
         grad_inputs = False
         notes.append(f"input gradients not compared: with inputs that require grad the original's training "
                      f"step raised {type(with_grad).__name__}: {_first_line(with_grad)[:120]}")
@@ -441,25 +444,37 @@ def _forward_step(module: nn.Module, call: Call, device: torch.device, double: b
 
 
 def _forward_only(pair: Pair, device: torch.device, tolerance: Tolerance, error: Exception,
-                  reference_module: nn.Module | None, patched_context=None) -> Outcome:
+                  reference_module: nn.Module | None, patched_context=None, judge_failures=None) -> Outcome:
     """The original raised in its training step with and without input gradients (pytext's
     ``q *= scaling`` on a ``chunk`` view, which autograd refuses): training cannot be compared.
     Where that error is the original's alone -- its training-mode forward runs without autograd,
     and the patched module takes a whole training step, backward included, on the same inputs --
     the train-mode outputs are compared and the outcome says it was forward only (lead ruling,
-    session 37).  Anything else re-raises the original's error (training not compared: a skip).
-    A wrong patch still differs in these outputs (and in eval, checked before)."""
+    session 37).  Where the patched module fails too, ``judge_failures`` decides (lead ruling,
+    session 37): the same error type at the same line, one the patch left as it is, compares
+    both training-mode forwards without autograd (forward only, "neither trains"); a failure at
+    another line or of another type is the patch's (a failure); where the lines cannot be placed,
+    training is not compared (``NeitherTrains``, a skip).  Anything else re-raises the original's
+    error.  A wrong patch still differs in these outputs (and in eval, checked before)."""
     from contextlib import nullcontext
 
     try:
         expected = _forward_step(pair.original, pair.call, device, dropped=pair.dropped)
     except Exception:
         raise error from None
+    why = f"{type(error).__name__}: {_first_line(error)[:160]}"
     try:
         with (patched_context or nullcontext)():
             got, _, _ = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
     except Exception as patched_error:
-        raise NeitherTrains(error, patched_error) from None
+        judged = judge_failures(error, patched_error) if judge_failures is not None else None
+        if judged is None:
+            raise NeitherTrains(error, patched_error) from None
+        if isinstance(judged, str):
+            return Outcome(False, f"train: {judged}", float("inf"))
+        why = judged.reason()
+        with (patched_context or nullcontext)():
+            got = _forward_step(pair.patched, pair.call, device, dropped=pair.dropped)
 
     def reference():
         if reference_module is None:
@@ -470,7 +485,6 @@ def _forward_only(pair: Pair, device: torch.device, tolerance: Tolerance, error:
     outcome = compare_named(expected, [(n, t.detach()) for n, t in got], "train-mode outputs", tolerance, reference)
     if not outcome.ok:
         return outcome
-    why = f"{type(error).__name__}: {_first_line(error)[:160]}"
     return Outcome(True, outcome.message, outcome.max_abs_diff, forward_only=why)
 
 

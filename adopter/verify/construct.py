@@ -803,6 +803,7 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
                 values = {k: (shrink_make(v, module, sizes, shrink_it) if k not in overrides else v)
                           for k, v in values.items()}
                 _keep_divisible(values, info, overrides)
+                _keep_quotients_positive(values, info, params, overrides)
                 if any(has_links(v) for v in values.values()):
                     # a layer the caller built from what it also hands the class: of the value
                     # the class gets here (its own default where none is given)
@@ -871,6 +872,58 @@ def _keep_divisible(values: dict[str, Any], info: ClassFacts, overrides: dict[st
         if divisor in overrides or not (is_int(a) and is_int(b)) or b <= 0 or a % b == 0:
             continue
         values[divisor] = math.gcd(a, b) or 1
+
+
+def floor_quotients(cls: ast.ClassDef | None) -> list[tuple[str, str]]:
+    """The (dividend, divisor) ``__init__`` parameter pairs the class floor-divides anywhere in
+    its methods, as the parameters themselves in ``__init__`` or as the attributes ``__init__``
+    stores them in (``self.hidden_size // self.period``: Leddam's count of shifted copies, which
+    ``range`` then iterates).  A quotient of 0 leaves such a count empty: nothing to attend over."""
+    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
+        if cls is not None else None
+    if init is None:
+        return []
+    params = {a.arg for a in init.args.posonlyargs + init.args.args + init.args.kwonlyargs}
+    stored: dict[str, str] = {}  # attribute -> the parameter __init__ stores in it as it is
+    for stmt in init.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.value, ast.Name) \
+                and stmt.value.id in params:
+            target = stmt.targets[0]
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                stored[target.attr] = stmt.value.id
+
+    def param_of(node: ast.expr, in_init: bool) -> str | None:
+        if in_init and isinstance(node, ast.Name) and node.id in params:
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return stored.get(node.attr)
+        return None
+
+    out: list[tuple[str, str]] = []
+    for method in cls.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(method):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
+                a, b = param_of(node.left, method is init), param_of(node.right, method is init)
+                if a is not None and b is not None and a != b and (a, b) not in out:
+                    out.append((a, b))
+    return out
+
+
+def _keep_quotients_positive(values: dict[str, Any], info: ClassFacts, params: list[inspect.Parameter],
+                             overrides: dict[str, Any]) -> None:
+    """A floor quotient of two arguments (``floor_quotients``) that the guesses and the shrinking
+    made 0 -- a guessed width of 32 below a default period of 64 -- is made 2 by the divisor
+    (half the dividend), so the count it sizes holds more than one item (a softmax over one key
+    would hide a wrong scale).  Only a quotient of 0 is touched: every other guess stays."""
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    for dividend, divisor in floor_quotients(info.classes.get(info.cls.__name__)):
+        a = values.get(dividend, defaults.get(dividend))
+        b = values.get(divisor, defaults.get(divisor))
+        if divisor in overrides or not (is_int(a) and is_int(b)) or a < 2 or b <= 0 or a // b > 0:
+            continue
+        values[divisor] = a // 2
 
 
 def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str, Any], module: ModuleType,

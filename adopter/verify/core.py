@@ -52,6 +52,7 @@ from .build import (
 )
 from .calls import NotACallPatch, check_optimizer_patch
 from .compare import NeitherTrains, Tolerance, check_eval, check_train
+from .failures import compare_failures
 from .loader import LoadError, ModuleLoader
 from .parallel import Groups
 from .result import FAIL, PASS, SKIP, VerifyResult
@@ -259,9 +260,10 @@ class _Checker:
     """Verifies classes of one patched module against the original module."""
 
     def __init__(self, path: str, original, patched, patched_file: str, builder: Builder,
-                 bench_builder: Builder, options: Options, patched_text: str = ""):
+                 bench_builder: Builder, options: Options, patched_text: str = "", original_text: str = ""):
         self.path = path
         self.patched_text = patched_text
+        self.original_text = original_text
         self._patched_tree: ast.Module | None = None  # parsed once, for _header_lines
         self.ran: set[int] = set()  # lines of the patched file the last check executed
         self.given: set[str] = set()  # the forward arguments the last check passed (not None)
@@ -368,7 +370,8 @@ class _Checker:
         train_outcome = None
         try:
             with _deterministic(device):
-                train_outcome = check_train(pair, device, options.tolerance, patched_context=train_context)
+                train_outcome = check_train(pair, device, options.tolerance, patched_context=train_context,
+                                            judge_failures=self._judge_failures)
         except Exception as exc:  # raised by the original: training cannot be compared with these inputs
             train_error = exc
         forward_lines.lines |= train_lines.lines
@@ -430,6 +433,13 @@ class _Checker:
                 site_details["benchmark_sizes"] = _sizes_text(self.bench_builder.sizes)
             verdicts[site] = Verdict(PASS, reason, worst, timing, site_details, variant)
         return verdicts, None
+
+    def _judge_failures(self, original_error: Exception, patched_error: Exception):
+        """Whether the original and the patched module failed their training step alike, at a line
+        the patch left as it is (``failures.compare_failures``; the lead's ruling, session 37)."""
+        original_file = getattr(self.original, "__file__", None) or self.path
+        return compare_failures(original_error, patched_error, original_file, self.patched_file,
+                                self.original_text, self.patched_text)
 
     def _header_lines(self, class_name: str) -> set[int]:
         """The lines of the built class's own ``class`` statement up to its body: a patch that
@@ -529,7 +539,11 @@ FORWARD_ONLY = "forward only: the original cannot train"
 
 def forward_only_reason(error: str, worst: float) -> str:
     """A pass whose training step the original alone could not take (the patched module's did,
-    backward included): said first and plainly, since gradients were not compared."""
+    backward included): said first and plainly, since gradients were not compared.  Where
+    neither could, alike at a line the patch left (``failures.SameFailure``), it says so."""
+    if error.startswith("neither trains: "):
+        return (f"forward only: {error}; eval and train-mode outputs match (max abs diff {worst:.2g}); "
+                f"gradients not compared")
     return (f"{FORWARD_ONLY} ({error}); eval and train-mode outputs match (max abs diff {worst:.2g}) and the "
             f"patched module trains; gradients not compared")
 MAX_COMBINED = 6  # build changes combined with forward-argument changes, tried after the others
@@ -1110,7 +1124,8 @@ def _verify_group(loader: ModuleLoader, original, text: str, path: str, package:
             return [_result(s, path, s.line, s.class_name, SKIP, str(exc), device_name) for s in group]
         return [_result(s, path, s.line, s.class_name, FAIL, f"the patched module does not import: {exc}",
                         device_name) for s in group]
-    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options, patched_text)
+    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options, patched_text,
+                       text)
     by_owner: dict[str | None, list[Site]] = {}
     for site in group:
         by_owner.setdefault(site.owner, []).append(site)
@@ -1348,7 +1363,8 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
     except LoadError as exc:
         return [_result(label, path, min(s.line for s in sites), targets[0], FAIL,
                         f"the module with all patches does not import: {exc}", device_name)]
-    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options, patched_text)
+    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options, patched_text,
+                       text)
     out: list[VerifyResult] = []
     for target in targets:
         members = classes_inside(uses, target)

@@ -470,6 +470,42 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
             if len(ranks) == 1 and (not kept or name not in rebound) and name not in reshaped}
 
 
+def score_terms(func: Callable) -> set[str]:
+    """Parameters the function adds to scores it then hands to a softmax (texar's T5 attention:
+    ``logits += position_bias`` then ``torch.softmax(logits, dim=-1)``): an additive bias over the
+    scores, [batch, heads, queries, keys], which an additive mask's shapes broadcast to.  Read
+    from the code: an add (``+=`` or ``+``) of the parameter onto a name whose value a later
+    ``softmax`` call (a function or a method) takes."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    softmaxed: set[str] = set()
+    added: dict[str, set[str]] = {}  # scores name -> parameters added onto it
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            callee = sub.func
+            called = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", "")
+            if called == "softmax":
+                # the function form's first argument (``torch.softmax(logits, -1)``), else the
+                # method form's tensor (``logits.softmax(-1)``)
+                operand = sub.args[0] if sub.args and isinstance(sub.args[0], ast.Name) else \
+                    (callee.value if isinstance(callee, ast.Attribute) else None)
+                if isinstance(operand, ast.Name):
+                    softmaxed.add(operand.id)
+        elif isinstance(sub, ast.AugAssign) and isinstance(sub.op, ast.Add) and isinstance(sub.target, ast.Name) \
+                and isinstance(sub.value, ast.Name) and sub.value.id in params:
+            added.setdefault(sub.target.id, set()).add(sub.value.id)
+        elif isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name) \
+                and isinstance(sub.value, ast.BinOp) and isinstance(sub.value.op, ast.Add):
+            target = sub.targets[0].id
+            sides = [sub.value.left, sub.value.right]
+            names = [x.id for x in sides if isinstance(x, ast.Name)]
+            if target in names:
+                added.setdefault(target, set()).update(n for n in names if n in params and n != target)
+    return {p for scores, ps in added.items() if scores in softmaxed for p in ps}
+
+
 def pair_params(func: Callable) -> set[str]:
     """Parameters the function reads as a pairwise representation, [batch, i, j, width]: moved
     to [batch, width, i, j] by ``.permute(0, 3, 1, 2)``, as they are or through one call of a
@@ -1595,6 +1631,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     operand_ranks = {**rearranged_ranks(func), **annotated_ranks(func), **einsum_ranks(func, kept=False)} \
         if method == "forward" else {}
     pairs = pair_params(func) if method == "forward" else set()
+    score_biases = score_terms(func) if method == "forward" and give_optional else set()
     stated = shape_ranks(func) if method == "forward" else {}
     applied = applied_params(func) if method == "forward" else set()
     linear_roles = linear_operands(func) if method == "forward" else {}
@@ -1670,6 +1707,14 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 # attention, whose unmasked path a chunked caller takes): tried when no mask runs
                 unmasked.add(name)
             masks.update(id(c) for c in candidates if isinstance(c, torch.Tensor))
+            per_param.append((name, positional, candidates))
+            continue
+        if per_param and optional and name in give_optional and name in score_biases:
+            # an optional bias the code adds onto the scores it softmaxes, given because the code
+            # needs it (``raising_params``): an additive mask's shapes, which broadcast to
+            # [batch, heads, queries, keys]
+            candidates = [mask_values("additive4", b, s), mask_values("additive_square", b, s)]
+            masks.update(id(c) for c in candidates)
             per_param.append((name, positional, candidates))
             continue
         fed = fed_layer(func, name, module) if lowered in _TARGET_NAMES else None
@@ -2179,6 +2224,43 @@ def guarding_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
         assigned = {t.id for stmt in inner.body for t in ast.walk(stmt)
                     if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)}
         if local in assigned and test.left.id not in out:
+            out.append(test.left.id)
+    return tuple(out)
+
+
+def raising_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
+    """The optional parameters whose ``is None`` test holds the ``raise`` that ``exc`` came from
+    (texar's T5 attention: ``if position_bias is None: if not self.stores_rpr: raise
+    ValueError(...)``, a bias the first layer computes and hands to the others): the function
+    cannot run without them on a module built that way, so they are inputs to give.  The raise
+    is placed by the traceback (the frame of ``func``'s own code), never by the error's text."""
+    plain = getattr(func, "__func__", func)
+    code = getattr(plain, "__code__", None)
+    if code is None:
+        return ()
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    node = _function_def(func) if line is not None else None
+    if node is None:
+        return ()
+    at = line - code.co_firstlineno + 1  # the parsed source starts at the code's first line
+    optional = {p.name for p in signature_of(func) if p.default is None}
+    out: list[str] = []
+    for inner in ast.walk(node):
+        if not isinstance(inner, ast.If):
+            continue
+        test = inner.test
+        if not (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id in optional
+                and len(test.ops) == 1 and isinstance(test.ops[0], ast.Is)
+                and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
+            continue
+        raised = any(isinstance(t, ast.Raise) and t.lineno <= at <= (t.end_lineno or t.lineno)
+                     for stmt in inner.body for t in ast.walk(stmt))
+        if raised and test.left.id not in out:
             out.append(test.left.id)
     return tuple(out)
 
