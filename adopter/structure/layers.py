@@ -38,6 +38,7 @@ from .sequential_builders import builder_shape
 from .class_syntax import is_name as _is_name, methods as _methods, self_attr as _self_attribute, super_init as _super_init
 from .canon import TABLE
 from .passed_lists import list_items
+from .run_time_dims import run_time_family, shares_one_dimension
 from .literals import written_in_place
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
@@ -1874,7 +1875,7 @@ class LayerTyper:
                     return None
                 got = self._param_constant(part.value, env, (str, int))
                 if got is None:
-                    return None
+                    return _run_time_class(key, env)
                 parts.append(str(got))
             text = "".join(parts)
         return text if text is not None and _GETATTR_CLASS.fullmatch(text) else None
@@ -4498,6 +4499,19 @@ def _none_default(param: _Param) -> bool:
     """Is the parameter's default the constant ``None`` (no value of its own)?"""
     default = _default_of(param)
     return default.__class__ is ast.Constant and default.value is None
+
+
+def _run_time_class(key: ast.JoinedStr, env: dict) -> str | None:
+    """``f"Conv{n_dims}d"`` / ``f"BatchNorm{n_dims}d"`` with ``n_dims`` a required parameter of
+    the function building the layer: its family's 2-d class, standing for a dimension known
+    where the model is built, when every run-time dimension that function gives a convolution
+    or a BatchNorm is that one parameter (run_time_dims); None otherwise."""
+    name = run_time_family(key)
+    held = env.get(name) if name is not None else None
+    if not isinstance(held, _Param) or held.item is not None or _default_of(held) is not None \
+            or not shares_one_dimension(held.func, name):
+        return None
+    return key.values[0].value + "2d"
 
 
 def _default_of(param: "_Param") -> ast.expr | None:
