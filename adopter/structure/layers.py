@@ -3052,7 +3052,7 @@ class LayerTyper:
                     if aliases is not None:
                         found += [(node, func, owner) for node in named_calls if node.func.id in aliases]
                 found += self._module_level_calls(name)
-                found += self._super_init_calls(name)
+                found += self._first_base_super_inits(name)
                 tables = self._class_tables(name)
                 if tables:
                     if ("table calls", tables) in self._in_init:
@@ -3063,7 +3063,7 @@ class LayerTyper:
                 found += self._calls_through_params(name)
         return found
 
-    def _super_init_calls(self, name: str) -> list:
+    def _first_base_super_inits(self, name: str) -> list:
         """The ``super().__init__(...)`` calls (also ``super(Sub, self).__init__(...)``) in the
         ``__init__`` of the file's classes whose first base is the same-file class ``name``: each
         runs ``name``'s ``__init__`` with the arguments it passes, as ``name(...)`` would
