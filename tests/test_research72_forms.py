@@ -70,3 +70,10 @@ def test_the_two_views_are_one_matrix():
     # what the reading relies on: a 2-D view that succeeds is the view with -1 first
     logits = torch.randn(2, 5, 7)
     assert torch.equal(logits.reshape(2 * 5, 7), logits.reshape(-1, 7))
+
+
+def test_positions_merged_into_a_product_width_are_not_the_heads_rows():
+    # (review39) reshape(B, T * V): 2-D, so it is reshape(-1, T * V), whose rows are whole
+    # sequences of logits (T * V classes), not the head's rows of width V
+    code = _decoder("batch_size, seq_len * self.config.vocab_size")
+    assert finding_at(code, "ADP015", "logits = self.lm_head(") is None

@@ -1956,7 +1956,7 @@ class FlowBuilder:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
-                if rows is None and len(call.args) == 2:
+                if rows is None and len(call.args) == 2 and self._last_size_may_be_width(call, ctx):
                     free = _free_lead(call)
                     if free is not None:  # x.view(B * T, V): x.view(-1, V), the same matrix
                         call, func = free, free.func
@@ -4528,6 +4528,29 @@ class FlowBuilder:
         if not linear or not norm_checks_width(norm_ctors, linear, self.cls.methods):
             return None
         return _linear_rows_view(call, base, call.args[1])
+
+    def _last_size_may_be_width(self, call: ast.Call, ctx: _Ctx) -> bool:
+        """May ``x.view(N, X)``'s X be x's own last size, so that :func:`_free_lead` reads the
+        view as x's rows?  Not when X is a product of sizes none a literal (``T * V``: rows of
+        the positions and the vocabulary merged, review39's ``logits.reshape(B, T * V)``), unless
+        x is the output of a Linear attribute every construction of which writes its width as
+        that same product (:meth:`_linear_rows`'s reading)."""
+        last = call.args[1]
+        if last.__class__ is not ast.BinOp or last.op.__class__ is not ast.Mult \
+                or _int_literal(last.left) is not None or _int_literal(last.right) is not None:
+            return True
+        base = call.func.value
+        if base.__class__ is not _AST_NAME:
+            return False
+        ctors = self._producer_ctors(base, ctx)
+        if not ctors:
+            return False
+        text = ast.dump(last)
+        for ctor in ctors:
+            width = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
+            if ctor.fqn != "torch.nn.Linear" or width is None or ast.dump(width) != text:
+                return False
+        return True
 
     def _producer_ctors(self, base: ast.Name, ctx: _Ctx) -> list | None:
         """The constructions of the layer attribute whose call last bound the name ``base`` in
