@@ -204,3 +204,15 @@ def test_finite_fill_cast_back_builds_its_mask_as_the_original_fills(dtype):
     # the fused CPU kernel accumulates in float32 (half: ~1e-3 relative per rounding; bfloat16 ~8e-3)
     tol = {torch.float32: (1e-5, 1e-6), torch.float16: (2e-3, 2e-3), torch.bfloat16: (1.6e-2, 1.6e-2)}[dtype]
     torch.testing.assert_close(out_b, out_a, rtol=tol[0], atol=tol[1])
+
+
+@pytest.mark.parametrize("rebinding", [
+    "from itertools import filterfalse as filter",  # keeps the None entries, drops the layers
+    "def len(values):\n    return 1",
+    "list = tuple",
+])
+def test_helper_whose_file_rebinds_the_builtins_it_reads_is_not_read(rebinding):
+    # (review39) list, filter and len are the builtins only where the file binds them to nothing else
+    code = _lm().replace("from torch import nn\n", "from torch import nn\n" + rebinding + "\n", 1)
+    assert rebinding in code
+    assert found(code, "ADP015") == []

@@ -33,7 +33,7 @@ from ..records import dataclass, field, replace
 from .treewalk import walk
 from .appending import CONTAINER_API, appends_last, starts_empty
 from .built_blocks import block_factory, defaults_call
-from .sequential_builders import builder_shape
+from .sequential_builders import builder_shape, rebound_builtins
 # (layers.py's own names for the shared class readings: its many uses keep their spelling)
 from .class_syntax import is_name as _is_name, methods as _methods, self_attr as _self_attribute, super_init as _super_init
 from .canon import TABLE
@@ -2154,7 +2154,10 @@ class LayerTyper:
             return None
         key = ("sequential-builder", name)
         if key not in self._kinds:
-            self._kinds[key] = builder_shape(func, self.names.resolve, self.names.functions)
+            rebound = self._kinds.get("rebound-builtins")
+            if rebound is None:
+                rebound = self._kinds["rebound-builtins"] = rebound_builtins(self.tree, self.names)
+            self._kinds[key] = builder_shape(func, self.names.resolve, self.names.functions, rebound)
         drops_none = self._kinds[key]
         if drops_none is None or call.keywords or any(a.__class__ is ast.Starred for a in call.args):
             return None
