@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ast
 
+from .treewalk import ast_walk
+
 SEQUENTIAL = "torch.nn.Sequential"
 IDENTITY = "torch.nn.Identity"
 BUILTINS = ("list", "filter", "len")  # the builtins a builder's body is read through
@@ -40,7 +42,7 @@ def rebound_builtins(tree: ast.Module | None, names) -> frozenset:
         stmt = pending.pop()
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
-        for node in ast.walk(stmt) if not isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)) else ():
+        for node in ast_walk(stmt) if not isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)) else ():
             if node.__class__ is ast.Name and node.ctx.__class__ is ast.Store and node.id in BUILTINS:
                 bound.add(node.id)
         for field in ("body", "orelse", "finalbody", "handlers"):
@@ -49,7 +51,7 @@ def rebound_builtins(tree: ast.Module | None, names) -> frozenset:
             pending += handler.body
         if isinstance(stmt, (ast.For, ast.With)):
             targets = [stmt.target] if isinstance(stmt, ast.For) else [i.optional_vars for i in stmt.items]
-            bound |= {n.id for t in targets if t is not None for n in ast.walk(t)
+            bound |= {n.id for t in targets if t is not None for n in ast_walk(t)
                       if n.__class__ is ast.Name and n.id in BUILTINS}
     return frozenset(bound)
 
