@@ -1960,6 +1960,12 @@ class FlowBuilder:
                     free = _free_lead(call)
                     if free is not None:  # x.view(B * T, V): x.view(-1, V), the same matrix
                         call, func = free, free.func
+                elif rows is None and len(call.args) == 2 and _int_literal(call.args[0]) == -1 \
+                        and call.func.value.__class__ is _AST_NAME and self._producer_ctors(call.func.value, ctx):
+                    # x.view(-1, T * V), x a Linear's output of another width: rows of several of
+                    # x's rows merged, not x's rows; its count spelled out (the same view) so no
+                    # reading of ``view(-1, _)`` as x's rows takes it (review39)
+                    call, func = _counted_lead(call), call.func
         elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
                 and (call.args or call.keywords):
             rows = _flatten_to_rows(call)
@@ -5909,6 +5915,16 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
+
+
+def _counted_lead(call: ast.Call) -> ast.Call:
+    """``x.view(x.numel() // (X), X)`` for ``call`` ``x.view(-1, X)``: the same view (the row
+    count -1 stands for), spelled with its count."""
+    base, last = call.func.value, call.args[1]
+    numel = ast.copy_location(ast.Call(func=ast.copy_location(ast.Attribute(value=base, attr="numel", ctx=ast.Load()),
+                                                               call.args[0]), args=[], keywords=[]), call.args[0])
+    count = ast.copy_location(ast.BinOp(left=numel, op=ast.FloorDiv(), right=last), call.args[0])
+    return ast.copy_location(ast.Call(func=call.func, args=[count, last], keywords=[]), call)
 
 
 def _free_lead(call: ast.Call) -> ast.Call | None:
