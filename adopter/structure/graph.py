@@ -1956,7 +1956,8 @@ class FlowBuilder:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
-                if rows is None and len(call.args) == 2 and self._last_size_may_be_width(call, ctx):
+                if rows is None and len(call.args) == 2 and self._last_size_may_be_width(call, ctx) \
+                        and _sizes_not_unpacked(call, ctx.exprs):
                     free = _free_lead(call)
                     if free is not None:  # x.view(B * T, V): x.view(-1, V), the same matrix
                         call, func = free, free.func
@@ -5915,6 +5916,27 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
+
+
+def _sizes_not_unpacked(call: ast.Call, exprs: dict) -> bool:
+    """May :func:`_free_lead` read ``x.view(N, X)``?  Not where N names a size unpacked from x's
+    own shape (``batch, length, classes = x.shape``: :func:`_unpacked_rows` reads those views
+    exactly, and ``x.view(batch, classes)`` is no flattening of x's leading axes), nor where X is
+    a size unpacked from a tensor's shape other than x (``v`` of ``b, t, v = h.shape``: another
+    tensor's axis, not x's last)."""
+    if not exprs:
+        return True
+    base = call.func.value
+    owner = base.id if base.__class__ is _AST_NAME else None
+    lead, last = call.args
+    for part, is_last in ((lead, False), (last, True)):
+        for node in ast_walk(part):
+            if node.__class__ is not _AST_NAME:
+                continue
+            held = exprs.get(node.id)
+            if held.__class__ is tuple and held[:1] == ("dim_size",) and (held[1] == owner or is_last):
+                return False
+    return True
 
 
 def _counted_lead(call: ast.Call) -> ast.Call:
