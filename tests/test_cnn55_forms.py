@@ -236,3 +236,49 @@ def test_another_module_or_a_chosen_implementation_gives_no_finding(before, afte
     code = LOOKUP.replace(before, after)
     assert code != LOOKUP
     assert found(code, "ADP012") == []
+
+
+# (review39) a subclass's super().__init__ calls as callers did not replace the older reading of
+# a base class its subclasses build: one subclass hands its own callable default on, another
+# builds the base with ``Base.__init__(self, ..., act="gelu")``, a string getattr(F, ...) looks up
+HANDED_ON = textwrap.dedent("""\
+    from typing import Callable, Union
+
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Mlp(nn.Module):
+        def __init__(self, width, inner, act: Union[str, Callable] = F.relu):
+            super().__init__()
+            if isinstance(act, str):
+                self.act = getattr(F, act)
+            else:
+                self.act = act
+            self.up = nn.Linear(width, inner)
+            self.down = nn.Linear(inner, width)
+
+        def ffn(self, h):
+            return self.down(self.act(self.up(h)))
+
+
+    class Plain(Mlp):
+        def __init__(self, width, inner, act: Union[str, Callable] = F.relu):
+            super().__init__(width, inner, act=act)
+
+        def forward(self, h):
+            return h + self.ffn(h)
+
+
+    class Mixed(Mlp):
+        def __init__(self, width, inner, first=True):
+            Mlp.__init__(self, width, inner, act="gelu")
+            self.first = first
+
+        def forward(self, h, g):
+            return h + self.ffn(h + g)
+    """)
+
+
+def test_base_built_by_subclasses_handing_their_activation_on_keeps_its_bias_act_site():
+    assert line_of(HANDED_ON, "self.down(self.act(self.up(h)))") in [f.line for f in found(HANDED_ON, "ADP006")]

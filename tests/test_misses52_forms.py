@@ -168,3 +168,51 @@ def test_scores_cast_to_another_dtype_after_the_fill_are_found_not_fixed():
 
 def test_recast_scores_normalised_over_the_queries_are_no_site():
     assert found(_recast(probs="s.softmax(-2)"), "ADP010") == []
+
+
+def _pair_in(code: str, fixed: str, dtype):
+    """The original and fixed PaddedAttention in ``dtype``, the fixed one holding the original's state."""
+    import torch
+
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["PaddedAttention"]().to(dtype)
+    b = patched["PaddedAttention"]().to(dtype)
+    b.load_state_dict(a.state_dict(), strict=True)
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_finite_fill_cast_back_builds_its_mask_as_the_original_fills(dtype):
+    # (review39) a -1e9 fill in float32 cast back to float16 is -inf there; the mask built in
+    # float16 directly cannot hold -1e9 (masked_fill raises), so the fix must fill in float32
+    # and cast to q's dtype as the original does
+    import torch
+
+    dtype = getattr(torch, dtype)
+    code = _recast(_FILL.replace("float('-inf')", "-1e9"))
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert len(result.applied) == 1 and not result.skipped
+    a, b = _pair_in(code, result.text, dtype)
+    torch.manual_seed(1)
+    x = torch.randn(3, 5, 8).to(dtype)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2, [False] + [True] * 4])  # no row fully padded
+    with torch.no_grad():
+        out_a, out_b = a(x, pad), b(x, pad)
+    # the fused CPU kernel accumulates in float32 (half: ~1e-3 relative per rounding; bfloat16 ~8e-3)
+    tol = {torch.float32: (1e-5, 1e-6), torch.float16: (2e-3, 2e-3), torch.bfloat16: (1.6e-2, 1.6e-2)}[dtype]
+    torch.testing.assert_close(out_b, out_a, rtol=tol[0], atol=tol[1])
+
+
+@pytest.mark.parametrize("rebinding", [
+    "from itertools import filterfalse as filter",  # keeps the None entries, drops the layers
+    "def len(values):\n    return 1",
+    "list = tuple",
+])
+def test_helper_whose_file_rebinds_the_builtins_it_reads_is_not_read(rebinding):
+    # (review39) list, filter and len are the builtins only where the file binds them to nothing else
+    code = _lm().replace("from torch import nn\n", "from torch import nn\n" + rebinding + "\n", 1)
+    assert rebinding in code
+    assert found(code, "ADP015") == []

@@ -70,3 +70,21 @@ def test_the_two_views_are_one_matrix():
     # what the reading relies on: a 2-D view that succeeds is the view with -1 first
     logits = torch.randn(2, 5, 7)
     assert torch.equal(logits.reshape(2 * 5, 7), logits.reshape(-1, 7))
+
+
+def test_positions_merged_into_a_product_width_are_not_the_heads_rows():
+    # (review39) reshape(B, T * V): 2-D, so it is reshape(-1, T * V), whose rows are whole
+    # sequences of logits (T * V classes), not the head's rows of width V
+    code = _decoder("batch_size, seq_len * self.config.vocab_size")
+    assert finding_at(code, "ADP015", "logits = self.lm_head(") is None
+
+
+def test_a_minus_one_view_to_a_product_width_is_not_the_heads_rows():
+    # (review39) reshape(-1, T * V) written so: the same view, the same T * V classes
+    code = _decoder("-1, seq_len * self.config.vocab_size")
+    assert finding_at(code, "ADP015", "logits = self.lm_head(") is None
+
+
+def test_a_minus_one_view_to_the_heads_width_is_still_its_rows():
+    code = _decoder("-1, self.config.vocab_size")
+    assert finding_at(code, "ADP015", "logits = self.lm_head(") is not None

@@ -342,3 +342,50 @@ class Handed(nn.Module):
 def test_an_int_compared_argument_handed_to_a_layer_is_no_switch(tmp_path):
     # a layer's width as well as compared: today's guesses for an ``int``
     assert _candidates(tmp_path, HANDED_SWITCH, "Handed", "knob") == [8, 2]
+
+
+# (review39) forward only must still check that the patched backward trains what the original
+# reaches: a patch that detaches a layer gives the same train-mode outputs, and that layer never
+# trains.  Modules written here; the original's in-place scale on a sigmoid's output is refused
+# by autograd at backward.
+class _InPlaceAfterSigmoid(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = torch.nn.Linear(4, 4)
+        self.second = torch.nn.Linear(4, 4)
+        self.spare = torch.nn.Linear(4, 4)  # never used: no gradient on either side
+
+    def forward(self, x):
+        y = torch.sigmoid(self.first(x))
+        y.mul_(2)
+        return self.second(y)
+
+
+class _Detached(_InPlaceAfterSigmoid):
+    def forward(self, x):
+        return self.second(torch.sigmoid(self.first(x).detach()) * 2)
+
+
+class _Kept(_InPlaceAfterSigmoid):
+    def forward(self, x):
+        return self.second(torch.sigmoid(self.first(x)) * 2)
+
+
+@pytest.mark.parametrize("patched, ok", [(_Detached, False), (_Kept, True)])
+def test_forward_only_fails_a_patch_whose_backward_skips_a_layer_the_original_reaches(patched, ok):
+    from adopter.verify.build import Call, Pair
+    from adopter.verify.compare import Tolerance, check_train
+
+    torch.manual_seed(0)
+    original = _InPlaceAfterSigmoid()
+    other = patched()
+    other.load_state_dict(original.state_dict())
+    before = [p.detach().clone() for p in original.parameters()]
+    outcome = check_train(Pair(original, other, Call(args=(torch.randn(3, 4),))), torch.device("cpu"), Tolerance())
+    assert outcome.ok is ok
+    if ok:
+        assert outcome.forward_only  # the original still cannot train: forward only, spare ungraded on both sides
+    else:
+        assert "first.weight" in outcome.message
+    # the perturbation that asks whether the outputs depend on a parameter leaves the original as it was
+    assert all(torch.equal(a, b.detach()) for a, b in zip(before, original.parameters()))

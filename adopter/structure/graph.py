@@ -1956,10 +1956,17 @@ class FlowBuilder:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
-                if rows is None and len(call.args) == 2:
+                if rows is None and len(call.args) == 2 and self._last_size_may_be_width(call, ctx) \
+                        and _sizes_not_unpacked(call, ctx.exprs):
                     free = _free_lead(call)
                     if free is not None:  # x.view(B * T, V): x.view(-1, V), the same matrix
                         call, func = free, free.func
+                elif rows is None and len(call.args) == 2 and _int_literal(call.args[0]) == -1 \
+                        and call.func.value.__class__ is _AST_NAME and self._producer_ctors(call.func.value, ctx):
+                    # x.view(-1, T * V), x a Linear's output of another width: rows of several of
+                    # x's rows merged, not x's rows; its count spelled out (the same view) so no
+                    # reading of ``view(-1, _)`` as x's rows takes it (review39)
+                    call, func = _counted_lead(call), call.func
         elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
                 and (call.args or call.keywords):
             rows = _flatten_to_rows(call)
@@ -4529,6 +4536,29 @@ class FlowBuilder:
             return None
         return _linear_rows_view(call, base, call.args[1])
 
+    def _last_size_may_be_width(self, call: ast.Call, ctx: _Ctx) -> bool:
+        """May ``x.view(N, X)``'s X be x's own last size, so that :func:`_free_lead` reads the
+        view as x's rows?  Not when X is a product of sizes none a literal (``T * V``: rows of
+        the positions and the vocabulary merged, review39's ``logits.reshape(B, T * V)``), unless
+        x is the output of a Linear attribute every construction of which writes its width as
+        that same product (:meth:`_linear_rows`'s reading)."""
+        last = call.args[1]
+        if last.__class__ is not ast.BinOp or last.op.__class__ is not ast.Mult \
+                or _int_literal(last.left) is not None or _int_literal(last.right) is not None:
+            return True
+        base = call.func.value
+        if base.__class__ is not _AST_NAME:
+            return False
+        ctors = self._producer_ctors(base, ctx)
+        if not ctors:
+            return False
+        text = ast.dump(last)
+        for ctor in ctors:
+            width = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
+            if ctor.fqn != "torch.nn.Linear" or width is None or ast.dump(width) != text:
+                return False
+        return True
+
     def _producer_ctors(self, base: ast.Name, ctx: _Ctx) -> list | None:
         """The constructions of the layer attribute whose call last bound the name ``base`` in
         this block or a block around it outside any loop (speechbrain's ``w = self.w(x)``, then
@@ -5886,6 +5916,37 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
+
+
+def _sizes_not_unpacked(call: ast.Call, exprs: dict) -> bool:
+    """May :func:`_free_lead` read ``x.view(N, X)``?  Not where N names a size unpacked from x's
+    own shape (``batch, length, classes = x.shape``: :func:`_unpacked_rows` reads those views
+    exactly, and ``x.view(batch, classes)`` is no flattening of x's leading axes), nor where X is
+    a size unpacked from a tensor's shape other than x (``v`` of ``b, t, v = h.shape``: another
+    tensor's axis, not x's last)."""
+    if not exprs:
+        return True
+    base = call.func.value
+    owner = base.id if base.__class__ is _AST_NAME else None
+    lead, last = call.args
+    for part, is_last in ((lead, False), (last, True)):
+        for node in ast_walk(part):
+            if node.__class__ is not _AST_NAME:
+                continue
+            held = exprs.get(node.id)
+            if held.__class__ is tuple and held[:1] == ("dim_size",) and (held[1] == owner or is_last):
+                return False
+    return True
+
+
+def _counted_lead(call: ast.Call) -> ast.Call:
+    """``x.view(x.numel() // (X), X)`` for ``call`` ``x.view(-1, X)``: the same view (the row
+    count -1 stands for), spelled with its count."""
+    base, last = call.func.value, call.args[1]
+    numel = ast.copy_location(ast.Call(func=ast.copy_location(ast.Attribute(value=base, attr="numel", ctx=ast.Load()),
+                                                               call.args[0]), args=[], keywords=[]), call.args[0])
+    count = ast.copy_location(ast.BinOp(left=numel, op=ast.FloorDiv(), right=last), call.args[0])
+    return ast.copy_location(ast.Call(func=call.func, args=[count, last], keywords=[]), call)
 
 
 def _free_lead(call: ast.Call) -> ast.Call | None:

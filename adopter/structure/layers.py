@@ -33,7 +33,7 @@ from ..records import dataclass, field, replace
 from .treewalk import walk
 from .appending import CONTAINER_API, appends_last, starts_empty
 from .built_blocks import block_factory, defaults_call
-from .sequential_builders import builder_shape
+from .sequential_builders import builder_shape, rebound_builtins
 # (layers.py's own names for the shared class readings: its many uses keep their spelling)
 from .class_syntax import is_name as _is_name, methods as _methods, self_attr as _self_attribute, super_init as _super_init
 from .canon import TABLE
@@ -2155,7 +2155,10 @@ class LayerTyper:
             return None
         key = ("sequential-builder", name)
         if key not in self._kinds:
-            self._kinds[key] = builder_shape(func, self.names.resolve, self.names.functions)
+            rebound = self._kinds.get("rebound-builtins")
+            if rebound is None:
+                rebound = self._kinds["rebound-builtins"] = rebound_builtins(self.tree, self.names)
+            self._kinds[key] = builder_shape(func, self.names.resolve, self.names.functions, rebound)
         drops_none = self._kinds[key]
         if drops_none is None or call.keywords or any(a.__class__ is ast.Starred for a in call.args):
             return None
@@ -3053,7 +3056,7 @@ class LayerTyper:
                     if aliases is not None:
                         found += [(node, func, owner) for node in named_calls if node.func.id in aliases]
                 found += self._module_level_calls(name)
-                found += self._super_init_calls(name)
+                found += self._first_base_super_inits(name)
                 tables = self._class_tables(name)
                 if tables:
                     if ("table calls", tables) in self._in_init:
@@ -3064,7 +3067,7 @@ class LayerTyper:
                 found += self._calls_through_params(name)
         return found
 
-    def _super_init_calls(self, name: str) -> list:
+    def _first_base_super_inits(self, name: str) -> list:
         """The ``super().__init__(...)`` calls (also ``super(Sub, self).__init__(...)``) in the
         ``__init__`` of the file's classes whose first base is the same-file class ``name``: each
         runs ``name``'s ``__init__`` with the arguments it passes, as ``name(...)`` would

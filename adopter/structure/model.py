@@ -511,11 +511,7 @@ class ModuleStructure:
             for name, value in self.names.constants.items():
                 if value.__class__ is not ast.Dict or not value.values:
                     continue
-                words: set = set()
-                for entry in value.values:
-                    for elt in (entry.elts if entry.__class__ is ast.Tuple else (entry,)):
-                        if elt.__class__ is ast.Attribute or elt.__class__ is ast.Name:
-                            words |= _mentions(elt, None)
+                words = _entry_words(value, tuples=True)
                 if words:
                     found[name] = frozenset(words)
             if self.package is not None and self.text is not None:
@@ -1123,13 +1119,22 @@ def _class_table_words(info: ClassInfo | None) -> dict:
         if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1 or stmt.targets[0].__class__ is not ast.Name \
                 or stmt.value.__class__ is not ast.Dict:
             continue
-        words: set = set()
-        for entry in stmt.value.values:
-            if entry.__class__ is ast.Attribute or entry.__class__ is ast.Name:
-                words |= _mentions(entry, None)
+        words = _entry_words(stmt.value, tuples=False)
         if words:
             found[stmt.targets[0].id] = frozenset(words)
     return found
+
+
+def _entry_words(table: ast.Dict, tuples: bool) -> set:
+    """The words of the dotted names a dict literal's entries are (with ``tuples``, also those
+    inside tuple entries, a module table's ``(torch.optim.SGD, {...})``): what
+    ModuleStructure.table_words and :func:`_class_table_words` read of a table."""
+    words: set = set()
+    for entry in table.values:
+        for elt in (entry.elts if tuples and entry.__class__ is ast.Tuple else (entry,)):
+            if elt.__class__ is ast.Attribute or elt.__class__ is ast.Name:
+                words |= _mentions(elt, None)
+    return words
 
 
 def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: set) -> list:
@@ -2028,6 +2033,12 @@ def lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
         candidates = [ast.unparse(node.args[0]) for node in ast_walk(func)
                       if node.__class__ is ast.Call and node.func.__class__ is ast.Name and node.func.id == "getattr"
                       and len(node.args) == 2 and node.args[1].__class__ is not ast.Constant]
+    return _module_words(candidates, names)
+
+
+def _module_words(candidates, names) -> frozenset[str]:
+    """``module.*`` for each dotted text of ``candidates`` that names a module the file imports
+    (what :func:`lookups` and :func:`dict_lookups` read off a function's lines)."""
     found = set()
     for dotted in candidates:
         try:
@@ -2048,17 +2059,7 @@ def dict_lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str
     function's lines."""
     if lines is None or getattr(func, "end_lineno", None) is None:
         return frozenset()
-    found = set()
-    for dotted in _DICT_LOOKUP.findall("\n".join(lines[func.lineno - 1:func.end_lineno])):
-        try:
-            expr = ast.parse(dotted, mode="eval").body
-        except SyntaxError:
-            continue
-        if expr.__class__ in (ast.Name, ast.Attribute):
-            module = names.resolve(expr)
-            if module is not None:
-                found.add(module + ".*")
-    return frozenset(found)
+    return _module_words(_DICT_LOOKUP.findall("\n".join(lines[func.lineno - 1:func.end_lineno])), names)
 
 
 def member_lookups(func: ast.AST, names) -> frozenset[str]:

@@ -21,15 +21,48 @@ from __future__ import annotations
 
 import ast
 
+from .treewalk import ast_walk
+
 SEQUENTIAL = "torch.nn.Sequential"
 IDENTITY = "torch.nn.Identity"
+BUILTINS = ("list", "filter", "len")  # the builtins a builder's body is read through
 
 
-def builder_shape(func: ast.FunctionDef, resolve, functions: dict) -> bool | None:
+def rebound_builtins(tree: ast.Module | None, names) -> frozenset:
+    """Which of :data:`BUILTINS` the file binds to something else, so that a call of it is not
+    the builtin's (``from itertools import filterfalse as filter``, a ``def len(...)``, a
+    module-level ``list = ...``): every one where a ``from m import *`` may bring any name in.
+    Read once per file where a builder is asked about (few files hand ``*layers`` on)."""
+    if names.stars:
+        return frozenset(BUILTINS)
+    bound = {n for n in BUILTINS if n in names.imports or n in names.functions or n in names.classes
+             or n in names.constants or n in names.partials or n in names.choices or n in names.lambdas}
+    pending = list(tree.body) if tree is not None else []
+    while pending:  # module-level statements, those in module-level if/try/with/for blocks too
+        stmt = pending.pop()
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for node in ast_walk(stmt) if not isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)) else ():
+            if node.__class__ is ast.Name and node.ctx.__class__ is ast.Store and node.id in BUILTINS:
+                bound.add(node.id)
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            pending += [b for b in getattr(stmt, field, ()) if isinstance(b, ast.stmt)]
+        for handler in getattr(stmt, "handlers", ()):
+            pending += handler.body
+        if isinstance(stmt, (ast.For, ast.With)):
+            targets = [stmt.target] if isinstance(stmt, ast.For) else [i.optional_vars for i in stmt.items]
+            bound |= {n.id for t in targets if t is not None for n in ast_walk(t)
+                      if n.__class__ is ast.Name and n.id in BUILTINS}
+    return frozenset(bound)
+
+
+def builder_shape(func: ast.FunctionDef, resolve, functions: dict, rebound: frozenset = frozenset()) -> bool | None:
     """None unless ``func`` is such a builder; else whether it drops ``None`` layers.
 
     ``resolve`` maps an expression to its FQN (``ModuleNames.resolve``); ``functions`` holds the
-    file's functions (a ``filter`` predicate named there must be ``return v is not None``)."""
+    file's functions (a ``filter`` predicate named there must be ``return v is not None``);
+    ``rebound``: the builtins the file binds to something else (:func:`rebound_builtins`), whose
+    calls are not the builtins'."""
     args = func.args
     if (args.posonlyargs or args.args or args.kwonlyargs or args.kwarg is not None or args.vararg is None
             or func.decorator_list):
@@ -50,14 +83,14 @@ def builder_shape(func: ast.FunctionDef, resolve, functions: dict) -> bool | Non
         if stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Name:
             target = stmt.targets[0].id
             if (target == listed and not filtered and not counts and not tested
-                    and _drops_none(stmt.value, listed, functions)):
+                    and _drops_none(stmt.value, listed, functions, rebound)):
                 filtered = True
                 continue
-            if target != listed and _is_len(stmt.value, listed):
+            if target != listed and _is_len(stmt.value, listed, rebound):
                 counts.add(target)
                 continue
             return None
-        if stmt.__class__ is ast.If and _small_returns(stmt, listed, counts, resolve):
+        if stmt.__class__ is ast.If and _small_returns(stmt, listed, counts, resolve, rebound):
             tested = True
             continue
         return None
@@ -71,7 +104,7 @@ def _spreads(expr, listed: str, resolve) -> bool:
             and resolve(expr.func) == SEQUENTIAL)
 
 
-def _drops_none(expr, listed: str, functions: dict) -> bool:
+def _drops_none(expr, listed: str, functions: dict, rebound: frozenset = frozenset()) -> bool:
     """``list(filter(p, <listed>))`` with ``p`` ``v is not None`` (a lambda or a same-file
     function), or ``[m for m in <listed> if m is not None]``."""
     if expr.__class__ is ast.ListComp:
@@ -80,10 +113,10 @@ def _drops_none(expr, listed: str, functions: dict) -> bool:
         gen = expr.generators[0]
         return (not gen.is_async and gen.target.__class__ is ast.Name and _is_name(expr.elt, gen.target.id)
                 and _is_name(gen.iter, listed) and len(gen.ifs) == 1 and _not_none(gen.ifs[0], gen.target.id))
-    if not (expr.__class__ is ast.Call and _is_name(expr.func, "list") and len(expr.args) == 1 and not expr.keywords):
+    if not (expr.__class__ is ast.Call and _is_name(expr.func, "list") and "list" not in rebound and len(expr.args) == 1 and not expr.keywords):
         return False
     inner = expr.args[0]
-    if not (inner.__class__ is ast.Call and _is_name(inner.func, "filter") and len(inner.args) == 2
+    if not (inner.__class__ is ast.Call and _is_name(inner.func, "filter") and "filter" not in rebound and len(inner.args) == 2
             and not inner.keywords and _is_name(inner.args[1], listed)):
         return False
     pred = inner.args[0]
@@ -110,16 +143,16 @@ def _not_none(expr, name: str) -> bool:
             and expr.comparators[0].__class__ is ast.Constant and expr.comparators[0].value is None)
 
 
-def _is_len(expr, listed: str) -> bool:
-    return (expr.__class__ is ast.Call and _is_name(expr.func, "len") and len(expr.args) == 1
+def _is_len(expr, listed: str, rebound: frozenset = frozenset()) -> bool:
+    return (expr.__class__ is ast.Call and _is_name(expr.func, "len") and "len" not in rebound and len(expr.args) == 1
             and not expr.keywords and _is_name(expr.args[0], listed))
 
 
-def _small_returns(stmt: ast.If, listed: str, counts: set, resolve) -> bool:
+def _small_returns(stmt: ast.If, listed: str, counts: set, resolve, rebound: frozenset = frozenset()) -> bool:
     """An ``if``/``elif`` chain whose every branch returns, for no layer, ``nn.Identity()``
     and, for one layer, that layer (``<listed>[0]``), and that has no ``else``."""
     while True:
-        size = _size_tested(stmt.test, listed, counts)
+        size = _size_tested(stmt.test, listed, counts, rebound)
         if size is None or len(stmt.body) != 1 or stmt.body[0].__class__ is not ast.Return:
             return False
         value = stmt.body[0].value
@@ -138,7 +171,7 @@ def _small_returns(stmt: ast.If, listed: str, counts: set, resolve) -> bool:
         stmt = stmt.orelse[0]
 
 
-def _size_tested(test, listed: str, counts: set) -> int | None:
+def _size_tested(test, listed: str, counts: set, rebound: frozenset = frozenset()) -> int | None:
     """0 or 1 for a test that holds exactly when the list has that many layers
     (``len(v) == 1``, ``n == 0`` with ``n = len(v)``, ``not v``); None otherwise."""
     if test.__class__ is ast.UnaryOp and test.op.__class__ is ast.Not and _is_name(test.operand, listed):
@@ -150,7 +183,7 @@ def _size_tested(test, listed: str, counts: set) -> int | None:
         left, right = right, left
     if not (right.__class__ is ast.Constant and right.value.__class__ is int and right.value in (0, 1)):
         return None
-    if _is_len(left, listed) or (left.__class__ is ast.Name and left.id in counts):
+    if _is_len(left, listed, rebound) or (left.__class__ is ast.Name and left.id in counts):
         return right.value
     return None
 

@@ -4293,7 +4293,7 @@ class _Attention:
                     # the rows it fills whole left at 0, where the fused call's query is zeroed (_call)
                     atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode="eval").body)
                     filled = f"{atom} & ~{atom}.all(-1, keepdim=True)"
-                return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({filled}, {fill['value']})"
+                return self._zero_filled(where, filled, fill)
             after = [p for p in terms if fill.get("role") == "f0" and p["role"] == "m2"]
             if fill["kind"] != "inf" and after:
                 # A finite fill, then a mask added (GPT-2's where(causal, s, finfo.min) +
@@ -4321,8 +4321,7 @@ class _Attention:
                     inner = before[0]["text"] if len(before) == 1 else " + ".join(p["atom"] for p in before)
                     base = f"{self._torch()}.where({where}, {fill['value']}, {inner})"
                 else:
-                    base = (f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()})"
-                            f".masked_fill({where}, {fill['value']})")
+                    base = self._zero_filled(where, where, fill)
                 return f"{base} + {' + '.join(p['atom'] for p in after)}"
             return f"{self._torch()}.where({fill['where']}, {fill['value']}, {total})"
 
@@ -5383,6 +5382,18 @@ class _Attention:
             raise Skip(f"{what} needs `torch`, and the module binds that name to something else")
         self.extra_imports.add(("torch", "", None))
         return "torch"
+
+    def _zero_filled(self, where: str, filled: str, fill: dict) -> str:
+        """The fill as an additive mask: zeros with the fill value where it fills.  Built in q's
+        dtype, except a finite fill whose scores are cast again after it (``s.float().masked_fill(
+        m, -1e9).type_as(s)``, :meth:`_check_recast`): the original fills in float32, where -1e9
+        fits, and its cast back rounds it (to -inf in float16); the mask is built in float32 and
+        cast to q's dtype as the original casts, since -1e9 does not fit float16 and
+        ``masked_fill`` of a float16 tensor with it raises where the original runs."""
+        if RECAST in self.roles and fill.get("kind") != "inf":
+            return (f"{self._torch()}.zeros_like({where}, dtype={self._torch()}.float32)"
+                    f".masked_fill({filled}, {fill['value']}).to({self._q_dtype()})")
+        return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({filled}, {fill['value']})"
 
     def _q_dtype(self) -> str:
         return f"{_atom(*self._operands(broadcast=False)[0])}.dtype"

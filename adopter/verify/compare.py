@@ -463,9 +463,10 @@ def _forward_only(pair: Pair, device: torch.device, tolerance: Tolerance, error:
     except Exception:
         raise error from None
     why = f"{type(error).__name__}: {_first_line(error)[:160]}"
+    has_loss = False  # (stays False where the patched module cannot train either)
     try:
         with (patched_context or nullcontext)():
-            got, _, _ = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
+            got, has_loss, _ = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
     except Exception as patched_error:
         judged = judge_failures(error, patched_error) if judge_failures is not None else None
         if judged is None:
@@ -475,6 +476,10 @@ def _forward_only(pair: Pair, device: torch.device, tolerance: Tolerance, error:
         why = judged.reason()
         with (patched_context or nullcontext)():
             got = _forward_step(pair.patched, pair.call, device, dropped=pair.dropped)
+    if has_loss:  # (the patched module trained: every parameter the original's outputs use gets a gradient)
+        unsound = _ungraded_parameters(pair, device, tolerance, expected)
+        if unsound:
+            return Outcome(False, f"train (forward only): {unsound}", float("inf"))
 
     def reference():
         if reference_module is None:
@@ -486,6 +491,45 @@ def _forward_only(pair: Pair, device: torch.device, tolerance: Tolerance, error:
     if not outcome.ok:
         return outcome
     return Outcome(True, outcome.message, outcome.max_abs_diff, forward_only=why)
+
+
+def _ungraded_parameters(pair: Pair, device: torch.device, tolerance: Tolerance, expected: list) -> str:
+    """Why the patched module's backward does not train what the original's forward reaches
+    ("" when it does): where gradients cannot be compared (:func:`_forward_only`), equal outputs
+    alone would pass a patch that detaches a layer (same values, the layer never trains).  Every
+    parameter the patched backward gives a gradient must get a finite one; one it gives none
+    must be one the original's outputs do not depend on: all of those perturbed together in the
+    original, its train-mode outputs stay as they were (one extra forward, only where some
+    parameter got no gradient; restored after)."""
+    ungraded = []
+    for name, param in pair.patched.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.grad is None:
+            ungraded.append(name)
+        elif param.grad.is_floating_point() and not bool(torch.isfinite(param.grad).all()):
+            return f"the patched backward gives `{name}` a gradient that is not finite"
+    originals = dict(pair.original.named_parameters())
+    touched = [(name, originals[name]) for name in ungraded if name in originals]
+    if not touched:
+        return ""
+    kept = [param.detach().clone() for _, param in touched]
+    generator = torch.Generator(device="cpu").manual_seed(1)
+    try:
+        with torch.no_grad():
+            for _, param in touched:
+                noise = torch.randn(param.shape, generator=generator, dtype=torch.float64)
+                param.add_((noise * (1.0 + param.detach().abs().double().cpu())).to(param.device, param.dtype))
+        moved = _forward_step(pair.original, pair.call, device, dropped=pair.dropped)
+    finally:
+        with torch.no_grad():
+            for (_, param), value in zip(touched, kept):
+                param.copy_(value)
+    if compare_named(expected, moved, "perturbed outputs", tolerance).ok:
+        return ""
+    names = ", ".join(f"`{name}`" for name, _ in touched[:3])
+    return (f"the patched backward gives no gradient to {names}{' ...' if len(touched) > 3 else ''}, "
+            f"on which the original's outputs depend")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -289,18 +289,33 @@ def _einops_callee(expr: ast.expr, scope: dict) -> bool:
     """Is ``expr`` (``rearrange``, ``einops.repeat``) einops' function in the function's module,
     as the running module binds it (its globals), not another ``reduce``/``repeat`` (functools',
     a local helper) that shares the name (review37)?"""
+    found, value = _resolved(expr, scope)
+    if not found:
+        return False
+    if _of_einops(value):
+        return True
+    return inspect.isfunction(value) and _hands_pattern_to_einops(value)
+
+
+def _resolved(expr: ast.expr, scope: dict) -> tuple[bool, object]:
+    """(True, the object) that the dotted ``expr`` names in ``scope`` (a module's globals, each
+    attribute looked up in turn, None where one is missing); (False, None) when its first
+    name is not bound there."""
     parts = []
     while isinstance(expr, ast.Attribute):
         parts.append(expr.attr)
         expr = expr.value
     if not isinstance(expr, ast.Name) or expr.id not in scope:
-        return False
+        return False, None
     value = scope[expr.id]
     for attr in reversed(parts):
         value = getattr(value, attr, None)
-    if (getattr(value, "__module__", None) or "").split(".")[0] in _EINOPS_MODULES:
-        return True
-    return inspect.isfunction(value) and _hands_pattern_to_einops(value)
+    return True, value
+
+
+def _of_einops(value) -> bool:
+    """Is ``value`` defined in einops (or einops_exts)?"""
+    return (getattr(value, "__module__", None) or "").split(".")[0] in _EINOPS_MODULES
 
 
 @functools.lru_cache(maxsize=256)
@@ -319,17 +334,9 @@ def _hands_pattern_to_einops(func: Callable) -> bool:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call) and _last_name(sub.func) in _EINOPS_PATTERNED and len(sub.args) >= 2 \
                 and isinstance(sub.args[1], ast.Name) and sub.args[1].id == params[1]:
-            callee = sub.func
-            names = []
-            while isinstance(callee, ast.Attribute):
-                names.append(callee.attr)
-                callee = callee.value
-            if isinstance(callee, ast.Name) and callee.id in scope:
-                value = scope[callee.id]
-                for attr in reversed(names):
-                    value = getattr(value, attr, None)
-                if (getattr(value, "__module__", None) or "").split(".")[0] in _EINOPS_MODULES:
-                    return True
+            found, value = _resolved(sub.func, scope)
+            if found and _of_einops(value):
+                return True
     return False
 
 
