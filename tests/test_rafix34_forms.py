@@ -365,4 +365,6 @@ def test_a_branch_on_an_attribute_the_constructor_sets_is_reached(tmp_path):
 
     result = _verify_one(tmp_path, SPLIT, "SplitAttention")
     assert result.verdict == PASS, result
-    assert "window_size=1" in result.reason, result
+    # reached with window_size=1: as a build variant named in the reason, or (since verify9's
+    # int-compared switch arguments) in the first build itself
+    assert "window_size=1" in result.reason or "window_size=1" in result.details["built"], result
