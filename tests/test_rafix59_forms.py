@@ -249,3 +249,35 @@ def test_a_dropped_method_a_subclass_overrides_is_sent_to_the_original():
         x = torch.randn(2, 5, 16, dtype=torch.float64)
         # float64, softmax over 5 keys: rounding far below these
         torch.testing.assert_close(b(x), a(x), rtol=1e-10, atol=1e-12)
+
+
+BRANCH_PER_MASK = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TwoBranches(nn.Module):
+    def __init__(self, dim=16, heads=4):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x, mask=None):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if mask is not None:
+            y = F.softmax(q @ k.transpose(-2, -1) * self.scale + mask, dim=-1) @ v
+        else:
+            y = F.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1) @ v
+        return y.transpose(1, 2).reshape(b, n, d)
+'''
+
+
+def test_a_whole_attention_in_each_arm_is_fixed_in_its_own_arm():
+    # each arm holds its own scores, softmax and product: no arm is a context product alone, so
+    # neither fix takes the if (that sent the unmasked branch to the original: lead, session 37)
+    assert len(found(BRANCH_PER_MASK, "ADP010")) == 2
+    fixed = _fixed(BRANCH_PER_MASK)
+    assert fixed.count("scaled_dot_product_attention(") == 2
+    assert "        if mask is not None:\n" in fixed

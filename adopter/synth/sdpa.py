@@ -679,6 +679,12 @@ class _Attention:
         arm, other = (owner.body, owner.orelse) if last.field == "body" else (owner.orelse, owner.body)
         if len(arm) != 1 or arm[0] is not last.stmt or self._common_tail(owner):
             return False
+        # the product alone in its arm: an arm that also computes the scores or the softmax is a
+        # whole attention of its own (one per branch of `if mask is not None:`), fixed as such --
+        # taking the if here would send the other branch's own attention to the original
+        arm_stmt = span_of(last.stmt)
+        if any(node.stmt == arm_stmt for role, node in zip(self.match.roles, self.match.nodes) if role != "c"):
+            return False
         step_stmts = {n.stmt for n in self.match.nodes}
         return not any(isinstance(inner, ast.stmt) and span_of(inner) in step_stmts
                        for stmt in other for inner in ast_walk(stmt))
