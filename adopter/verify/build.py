@@ -973,6 +973,22 @@ class Builder:
             out.append(Variant(forward=tuple(items), give=tuple(gives), method=method))
         return out
 
+    def _kept_variants(self, class_name: str, method: str, forward_params: dict, ctor_params: dict,
+                       from_guards: list[Variant]) -> list[Variant]:
+        """An optional forward argument the forward throws away unless a constructor switch is on
+        (``branches.kept_conditions``): given, with the build that keeps it, and with the
+        arguments the edit's guards give (graphium's ``attn_bias`` with ``biased_attention=True``
+        and a ``key_padding_mask``): a guarded patch's fused path may want them all at once."""
+        out: list[Variant] = []
+        gives = tuple(dict.fromkeys(g for v in from_guards for g in v.give))
+        for name, condition in branches.kept_conditions(self.text, class_name, method).items():
+            param = forward_params.get(name)
+            values = tuple((k, v) for k, v in condition if k in ctor_params and v not in ("given", None))
+            if param is None or param.default is not None or len(values) != len(condition):
+                continue
+            out.append(Variant(ctor=values, give=tuple(dict.fromkeys((name, *gives))), method=method))
+        return out
+
     def _step_variants(self, name: str, found_guards: list, forward_params: dict, ctor_params: dict,
                        class_name: str, method: str) -> list[Variant]:
         """Two-step calls that feed the optional forward argument ``name`` what a first call hands
@@ -1122,6 +1138,9 @@ class Builder:
                              give=tuple(i for v in from_guards for i in v.give), method=method)
             from_guards.insert(0, merged)
         out += from_guards
+        if not spec and found_guards:
+            out += [v for v in self._kept_variants(class_name, method, forward_params, ctor_params, from_guards)
+                    if v not in out]
         out += [v for v in stepped if v not in out]
         if spec:
             return out
