@@ -443,6 +443,46 @@ def init_value_conditions(text: str, class_name: str, attr: str, want: object) -
     return out
 
 
+def kept_conditions(text: str, class_name: str, method: str = "forward") -> dict[str, list[tuple[str, object]]]:
+    """Optional parameters of ``class_name.method`` that the method throws away unless the
+    constructor switched it on (graphium's ``if not self.biased_attention or attn_bias is None:
+    attn_bias = 0.0``), each with the constructor-argument values under which a given value is
+    kept: every other part of the ``or`` false.  Read from an ``if`` whose ``or`` test holds
+    ``p is None`` and whose body assigns ``p``; the other parts must all be expressible as
+    constructor arguments (an attribute ``__init__`` stores a parameter in as it is)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    func = next((n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == method),
+                None) if cls is not None else None
+    if func is None:
+        return {}
+    optional = {a.arg for a, d in zip(func.args.args[::-1], func.args.defaults[::-1])
+                if isinstance(d, ast.Constant) and d.value is None}
+    stored = _stored_parameters(tree, class_name)
+    out: dict[str, list[tuple[str, object]]] = {}
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.If) and isinstance(node.test, ast.BoolOp) and isinstance(node.test.op, ast.Or)):
+            continue
+        for value in node.test.values:
+            if not (_is_test(value) and isinstance(value, ast.Compare) and isinstance(value.ops[0], ast.Is)
+                    and isinstance(value.left, ast.Name) and value.left.id in optional):
+                continue
+            name = value.left.id
+            assigned = any(isinstance(t, ast.Name) and t.id == name for stmt in node.body
+                           if isinstance(stmt, ast.Assign) for t in stmt.targets)
+            others = [v for v in node.test.values if v is not value]
+            if not assigned or not others or name in out:
+                continue
+            rest = others[0] if len(others) == 1 else ast.BoolOp(op=ast.Or(), values=others)
+            condition = _conditions(rest, False, stored, names={})
+            if condition:
+                out[name] = condition
+    return out
+
+
 def stored_parameters(text: str, class_name: str) -> dict[str, str]:
     """``self.<attr>`` -> the constructor parameter ``__init__`` of ``class_name`` stores in it
     unchanged (``self.mode = mode``)."""

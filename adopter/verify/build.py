@@ -973,6 +973,43 @@ class Builder:
             out.append(Variant(forward=tuple(items), give=tuple(gives), method=method))
         return out
 
+    def _kept_variants(self, class_name: str, method: str, forward_params: dict, ctor_params: dict,
+                       from_guards: list[Variant]) -> list[Variant]:
+        """An optional forward argument the forward throws away unless a constructor switch is on
+        (``branches.kept_conditions``): given, with the build that keeps it, and with the
+        arguments the edit's guards give (graphium's ``attn_bias`` with ``biased_attention=True``
+        and a ``key_padding_mask``): a guarded patch's fused path may want them all at once."""
+        out: list[Variant] = []
+        gives = tuple(dict.fromkeys(g for v in from_guards for g in v.give))
+        for name, condition in branches.kept_conditions(self.text, class_name, method).items():
+            param = forward_params.get(name)
+            values = tuple((k, v) for k, v in condition if k in ctor_params and v not in ("given", None))
+            if param is None or param.default is not None or len(values) != len(condition):
+                continue
+            out.append(Variant(ctor=values, give=tuple(dict.fromkeys((name, *gives))), method=method))
+        return out
+
+    def _step_variants(self, name: str, found_guards: list, forward_params: dict, ctor_params: dict,
+                       class_name: str, method: str) -> list[Variant]:
+        """Two-step calls that feed the optional forward argument ``name`` what a first call hands
+        back under a flag of the forward (``if not flag: return out`` / ``return out, kv``): the
+        first such flag, alone and with each boolean switch of the constructor flipped.  Where a
+        guard of the edit also wants that flag True (``if use_cache and layer_past is not
+        None:``), the second call keeps it set (``forward=((flag, True),)``)."""
+        out: list[Variant] = []
+        for flag in branches.returning_flags(self.text, class_name, method):
+            if flag in forward_params and forward_params[flag].default is False:
+                steps = ((name, flag),)
+                keep = ((flag, True),) if any(g.kind == "param" and g.name == flag and g.want is True
+                                              for g in found_guards) else ()
+                out.append(Variant(steps=steps, forward=keep, method=method))
+                for ctor_name, param in ctor_params.items():  # with each switch of the constructor
+                    if isinstance(param.default, bool):
+                        out.append(Variant(steps=steps, forward=keep, ctor=((ctor_name, not param.default),),
+                                           method=method))
+                break
+        return out
+
     def variants(self, class_name: str, found_guards: list = (), method: str = "forward",
                  helper_conditions: list = ()) -> list[Variant]:
         """The default build first, then the changes that take the branches the edit is under
@@ -1011,6 +1048,12 @@ class Builder:
                 param = forward_params[guard.name]
                 if guard.want == "given" and param.default is not inspect.Parameter.empty:
                     variant = Variant(give=(guard.name,), method=method)
+                    if param.default is None:
+                        # ``if use_cache and layer_past is not None:`` a past the module may make
+                        # itself (``present = torch.stack([k, v])`` handed back under its flag):
+                        # a guessed tensor rarely has the shape its code reads, the module's own does
+                        stepped += self._step_variants(guard.name, found_guards, forward_params, ctor_params,
+                                                       class_name, method)
                 elif guard.want == "absent" and param.default is None:
                     variant = Variant(forward=((guard.name, None),), method=method)
                 elif isinstance(guard.want, bool) and isinstance(param.default, bool):
@@ -1039,15 +1082,8 @@ class Builder:
                     guard.name in forward_params and forward_params[guard.name].default is None:
                 # ``if exists(cache):`` a value only the module itself makes: fed back from a call
                 # whose flag makes it hand back more than its output (``return out, kv``)
-                for flag in branches.returning_flags(self.text, class_name, method):
-                    if flag in forward_params and forward_params[flag].default is False:
-                        steps = ((guard.name, flag),)
-                        stepped.append(Variant(steps=steps, method=method))
-                        for name, param in ctor_params.items():  # with each switch of the constructor
-                            if isinstance(param.default, bool):
-                                stepped.append(Variant(steps=steps, ctor=((name, not param.default),),
-                                                       method=method))
-                        break
+                stepped += self._step_variants(guard.name, found_guards, forward_params, ctor_params, class_name,
+                                               method)
             elif guard.kind in ("param_eq", "param_ne") and guard.name not in forward_params \
                     and guard.name not in ctor_params:
                 # a module-level switch compared with a literal (``if _ATTN_PRECISION == "fp32":``,
@@ -1102,6 +1138,9 @@ class Builder:
                              give=tuple(i for v in from_guards for i in v.give), method=method)
             from_guards.insert(0, merged)
         out += from_guards
+        if not spec and found_guards:
+            out += [v for v in self._kept_variants(class_name, method, forward_params, ctor_params, from_guards)
+                    if v not in out]
         out += [v for v in stepped if v not in out]
         if spec:
             return out
@@ -1532,7 +1571,9 @@ class Builder:
                 continue
             if not isinstance(out, (tuple, list)) or len(out) < 2:
                 continue
-            step_kwargs = {k: v for k, v in call.kwargs.items() if k != flag}
+            # the flag is dropped for the step unless the edit's guards want it set there too
+            keep = dict(variant.forward).get(flag) is True
+            step_kwargs = {k: v for k, v in call.kwargs.items() if k != flag or keep}
             for index in range(1, len(out)):
                 if not isinstance(out[index], (torch.Tensor, tuple, list)):
                     continue

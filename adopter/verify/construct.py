@@ -926,6 +926,34 @@ def _keep_quotients_positive(values: dict[str, Any], info: ClassFacts, params: l
         values[divisor] = a // 2
 
 
+def forwarded_base_params(info: ClassFacts) -> list[inspect.Parameter]:
+    """The required parameters of the base class's constructor that ``__init__`` can only be
+    handed through its ``**kwargs``, which it passes on whole and alone to
+    ``super().__init__(**kwargs)`` (graphium's ``MultiheadAttentionMup(biased_attention,
+    **kwargs)`` over ``nn.MultiheadAttention``): without them the base cannot be built."""
+    cls_node = info.classes.get(info.cls.__name__)
+    init = next((n for n in cls_node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
+        if cls_node is not None else None
+    if init is None or init.args.kwarg is None:
+        return []
+    kw = init.args.kwarg.arg
+    passed = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "__init__"
+                 and isinstance(n.func.value, ast.Call) and isinstance(n.func.value.func, ast.Name)
+                 and n.func.value.func.id == "super" and not n.args
+                 and [k.arg for k in n.keywords] == [None] and isinstance(n.keywords[0].value, ast.Name)
+                 and n.keywords[0].value.id == kw for n in ast.walk(init))
+    bases = info.cls.__mro__[1:2]
+    if not passed or not bases:
+        return []
+    try:
+        base_params = list(inspect.signature(bases[0].__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    own = {p.name for p in info.params}
+    return [p for p in base_params if p.default is inspect.Parameter.empty and p.name not in own
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str, Any], module: ModuleType,
               sizes: Sizes) -> list[dict[str, Any]]:
     """Fill in the required arguments a call site did not give; a few combinations at most."""
@@ -934,6 +962,12 @@ def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str
         if param.name in given or param.default is not inspect.Parameter.empty:
             continue
         choices.append((param.name, _param_candidates(info, param, module, sizes)))
+    for param in forwarded_base_params(info):
+        # the base's required arguments, handed through ``**kwargs``: guessed as its own would be
+        if param.name not in given:
+            values = guess_value(param.name, param.annotation, sizes)
+            if values:
+                choices.append((param.name, values))
     # a config argument with a default of None that the class reads: give it one
     for param in params:
         reads = info.reads.get(param.name)

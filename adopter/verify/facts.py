@@ -372,7 +372,15 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_If(self, node: ast.If) -> None:
-        test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
+        # each operand of an ``and`` / ``or`` test is a condition of its own (graphium's ``if not
+        # self.biased_attention or attn_bias is None:``)
+        tests = node.test.values if isinstance(node.test, ast.BoolOp) else [node.test]
+        for test in tests:
+            self._condition(test.operand if isinstance(test, ast.UnaryOp) else test)
+        self.generic_visit(node)
+
+    def _condition(self, test: ast.expr) -> None:
+        """``test`` used as a condition: a name or a stored argument tested for truth."""
         if isinstance(test, ast.Name) and test.id in self.names:
             self.names[test.id].truth = True
         elif isinstance(test, ast.Subscript):
@@ -384,7 +392,6 @@ class _Collector(ast.NodeVisitor):
             self._field(test, "tested")
             if (stored := self._stored_field(test)) is not None:
                 stored.tested = True  # ``self.std = cfg["std"]; if self.std:``
-        self.generic_visit(node)
 
 
 def stored_only(node: ast.ClassDef | None, param: str) -> bool:
