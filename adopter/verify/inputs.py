@@ -357,7 +357,16 @@ def _scope_of(func: Callable) -> Mapping:
             for alias in sub.names:
                 local[alias.asname or alias.name.split(".")[0]] = _ImportedName(
                     alias.name if alias.asname else alias.name.split(".")[0])
-    return ChainMap(local, getattr(inspect.unwrap(func), "__globals__", None) or {})
+    return ChainMap(local, _closure_names(func), getattr(inspect.unwrap(func), "__globals__", None) or {})
+
+
+def _closure_names(func: Callable) -> Mapping:
+    """The names ``func`` reads from the functions around it (a class defined in a function
+    that imports ``rearrange`` itself): bound there, not in the module's globals."""
+    try:
+        return inspect.getclosurevars(inspect.unwrap(func)).nonlocals
+    except (TypeError, ValueError):
+        return {}
 
 
 class _ImportedName:
