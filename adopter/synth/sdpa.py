@@ -95,9 +95,9 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
     computed another way in the other branch of an if) are tried, best first.  Each try plans
     into edits of its own (a try that fails late leaves nothing behind)."""
     error: Skip | None = None
-    around = _around_bias_before_scale(match)
+    around = [m for m in (_around_bias_before_scale(match), _around_recast_fill(match)) if m is not None]
     other_arm = _other_arm_call(match)
-    for index, candidate in enumerate([match, *([around] if around is not None else []), *match.others,
+    for index, candidate in enumerate([match, *around, *match.others,
                                        *([other_arm] if other_arm is not None else [])]):
         trial_edits, trial_regions = Edits(), []
         try:
@@ -131,6 +131,24 @@ def _around_bias_before_scale(match: Match) -> Match | None:
     if stmt is None or any(n.stmt == stmt for i, n in enumerate(match.nodes) if i != index):
         return None
     keep = [i for i in range(len(roles)) if i != index]
+    return replace(match, nodes=tuple(match.nodes[i] for i in keep), roles=tuple(roles[i] for i in keep))
+
+
+def _around_recast_fill(match: Match) -> Match | None:
+    """``match`` without its upcast, fill and cast back (``u0``/``f1``/``ub``/``u``: Transformer-XL's
+    ``score.float().masked_fill(m, v).type_as(score)`` under ``if mask is not None:``) when they
+    are statements of their own: where the fused call cannot take that fill (scores with their
+    axes moved), the if around it is one the match goes around and the guard sends it to the
+    original -- the fix the match had before the cast back was read as a step (misses52).
+    None without a cast back, or where a dropped step shares a statement with a kept one."""
+    roles = list(match.roles)
+    if RECAST not in roles:
+        return None
+    dropped = [i for i, role in enumerate(roles) if role in ("u0", "f1", RECAST, "u")]
+    stmts = {match.nodes[i].stmt for i in dropped}
+    if None in stmts or any(n.stmt in stmts for i, n in enumerate(match.nodes) if i not in dropped):
+        return None
+    keep = [i for i in range(len(roles)) if i not in dropped]
     return replace(match, nodes=tuple(match.nodes[i] for i in keep), roles=tuple(roles[i] for i in keep))
 
 
