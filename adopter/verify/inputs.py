@@ -2227,21 +2227,27 @@ def guarding_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
     if node is None:
         return ()
     local = found.group(1) or found.group(2)
-    optional = {p.name for p in signature_of(func) if p.default is None}
     out: list[str] = []
+    for inner, name in _none_test_ifs(func, node, ast.IsNot):
+        assigned = {t.id for stmt in inner.body for t in ast.walk(stmt)
+                    if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)}
+        if local in assigned and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _none_test_ifs(func: Callable, node: ast.AST, op: type):
+    """(each ``if p is None:`` (``op`` ast.Is) or ``if p is not None:`` (ast.IsNot) in ``node``,
+    p) for p an optional parameter of ``func`` (a None default)."""
+    optional = {p.name for p in signature_of(func) if p.default is None}
     for inner in ast.walk(node):
         if not isinstance(inner, ast.If):
             continue
         test = inner.test
-        if not (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id in optional
-                and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot)
-                and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
-            continue
-        assigned = {t.id for stmt in inner.body for t in ast.walk(stmt)
-                    if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)}
-        if local in assigned and test.left.id not in out:
-            out.append(test.left.id)
-    return tuple(out)
+        if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id in optional \
+                and len(test.ops) == 1 and isinstance(test.ops[0], op) \
+                and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
+            yield inner, test.left.id
 
 
 def raising_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
@@ -2264,20 +2270,12 @@ def raising_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
     if node is None:
         return ()
     at = line - code.co_firstlineno + 1  # the parsed source starts at the code's first line
-    optional = {p.name for p in signature_of(func) if p.default is None}
     out: list[str] = []
-    for inner in ast.walk(node):
-        if not isinstance(inner, ast.If):
-            continue
-        test = inner.test
-        if not (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id in optional
-                and len(test.ops) == 1 and isinstance(test.ops[0], ast.Is)
-                and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
-            continue
+    for inner, name in _none_test_ifs(func, node, ast.Is):
         raised = any(isinstance(t, ast.Raise) and t.lineno <= at <= (t.end_lineno or t.lineno)
                      for stmt in inner.body for t in ast.walk(stmt))
-        if raised and test.left.id not in out:
-            out.append(test.left.id)
+        if raised and name not in out:
+            out.append(name)
     return tuple(out)
 
 
