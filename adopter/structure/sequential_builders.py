@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 
+from .class_syntax import is_name as _is_name
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -187,6 +188,3 @@ def _size_tested(test, listed: str, counts: set, rebound: frozenset = frozenset(
         return right.value
     return None
 
-
-def _is_name(expr, name: str) -> bool:
-    return expr.__class__ is ast.Name and expr.id == name
