@@ -69,6 +69,9 @@ class Analysis:
     findings: list[Finding]
     matches: list[tuple[Rule, Match]]
     tree: ast.Module | None
+    # The 3.11 rendering of a file in newer syntax that was analysed in its place (same lines
+    # and columns: :mod:`.newer_syntax`); None when ``ast`` read the text itself.
+    rendered: str | None = None
 
 
 #: id(rule) -> (a weak reference to the rule, its matchers).  A rule is immutable, so its
@@ -264,9 +267,23 @@ def _returns_one(structure, match: Match) -> bool:
 
 
 def parse(text: str, path: str) -> ast.Module:
+    return parse_text(text, path)[0]
+
+
+def parse_text(text: str, path: str) -> tuple[ast.Module, str]:
+    """(the ``ast`` tree, the text it is the tree of): ``text``, or where ``ast`` rejects it
+    and LibCST reads it (Python 3.12 syntax), its rendering at the same lines and columns."""
     try:
-        return ast.parse(text, filename=path)
+        return ast.parse(text, filename=path), text
     except SyntaxError as exc:
+        from .newer_syntax import parse as parse_newer  # (only after a SyntaxError)
+
+        try:
+            return parse_newer(text, path)
+        except SyntaxError:
+            pass
+        except (RecursionError, MemoryError):
+            raise AnalysisError("expression nesting too deep to analyse") from None
         where = f"{exc.lineno}:{(exc.offset or 1)}" if exc.lineno else "1:1"
         raise AnalysisError(f"syntax error at {where}: {exc.msg}") from None
     except (RecursionError, MemoryError):
@@ -341,14 +358,18 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
 
 
 def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree: ast.Module | None) -> Analysis:
+    rendered = None
     if tree is None:
-        tree = parse(text, path)  # always: a broken file is an error even when no rule could apply
+        # always: a broken file is an error even when no rule could apply
+        tree, analysed = parse_text(text, path)
+        if analysed is not text:  # newer syntax: its rendering is what is analysed
+            text = rendered = analysed
     kept = relevant_rules(text, rules)
     if package is not None and path and kept != rules:
         kept = _with_imported_tables(text, tree, rules, kept, package, path)
     rules = kept
     if not rules:
-        return Analysis([], [], tree)
+        return Analysis([], [], tree, rendered)
     limit = sys.getrecursionlimit()
     structure = None
     try:
@@ -433,7 +454,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             # over a corpus (matches keep only the nodes they need, never the structure).
             structure.classes.clear()
     findings.sort(key=lambda f: (f.line, f.column, f.rule))
-    return Analysis(findings, matches, tree)
+    return Analysis(findings, matches, tree, rendered)
 
 
 def _trailing(match: Match, var: str, tree: ast.Module) -> bool:

@@ -15,6 +15,7 @@ from ..records import dataclass, field, replace
 
 from ..engine import AnalysisError, Finding, analyze, fixable, statement_start
 from ..match import Match
+from ..newer_syntax import parse as parse_newer, restore
 from ..ruleset import Rule
 from .apply import rewrite
 from .plan import Plan, Planner, Skip
@@ -105,12 +106,13 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
     with run.on(path):
         result = _fix_text(text, path, rules, package)
     if result.error is None and result.applied and run.recorded:
-        result = replace(result, callers=flagged(run, path, ast.parse(_normalise(result.text)[0])))
+        result = replace(result, callers=flagged(run, path, parse_newer(_normalise(result.text)[0])[0]))
     return result
 
 
 def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = None) -> FixResult:
     work, newline = _normalise(text)
+    original = None  # (the text in newer syntax whose rendering ``work`` is, when it is one)
     order = {rule.id: i for i, rule in enumerate(sorted(rules, key=lambda r: (r.priority, r.id)))}
     current = work
     applied: list[Finding] = []
@@ -131,6 +133,10 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
                 tree = parsed[1] if parsed is not None and parsed[0] is current else None
                 cached = (key, analyze(current, path, active, package, tree=tree))
             analysis = cached[1]
+            if analysis.rendered is not None and original is None:  # newer syntax: fix its rendering
+                original, work = work, analysis.rendered
+                current = work
+                cached = ((current, key[1]), analysis)
         except AnalysisError as exc:
             if current is work:
                 return FixResult(text, error=str(exc))
@@ -181,6 +187,11 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
     skipped.sort(key=lambda item: (item[0].line, item[0].column, item[0].rule))
     if current == work:
         return FixResult(text, applied=[], skipped=skipped)
+    if original is not None:
+        try:
+            current = restore(original, work, current)
+        except ValueError as exc:
+            return FixResult(text, skipped=skipped, error=str(exc))
     if newline is not None:
         current = current.replace("\n", newline)
     return FixResult(current, applied=applied, skipped=skipped, requirements=requirements)
