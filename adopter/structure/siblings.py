@@ -163,7 +163,7 @@ class Package:
                 nxt = _TOP.search(text, newline + 1) if newline >= 0 else None
                 end = nxt.start() if nxt else len(text)
                 try:
-                    body = ast.parse(text[found.start():end]).body
+                    body = _parse_piece(text[found.start():end])
                 except (SyntaxError, ValueError, RecursionError, MemoryError):
                     if end >= len(text):
                         break
@@ -410,6 +410,22 @@ _TRY_STAR = getattr(ast, "TryStar", ast.Try)  # (``try: ... except* E:``, Python
 MAX_TRIES = 4  # a definition cut short by a column-0 line inside a string: extended this often
 
 
+def _parse_piece(piece: str) -> list:
+    """The statements of a piece of a sibling module; a piece written in Python 3.12 syntax
+    (``def f[T](...)``, a nested-quote f-string) through its rendering at the same lines and
+    columns (:mod:`..newer_syntax`), tried only after ``ast`` rejects the piece and only when
+    it holds such syntax (a piece cut short inside a string is rejected by LibCST too)."""
+    try:
+        return ast.parse(piece).body
+    except SyntaxError:
+        from ..newer_syntax import MAYBE_NEWER, render
+
+        rendered = render(piece) if MAYBE_NEWER.search(piece) else None
+        if rendered is None:
+            raise
+        return ast.parse(rendered).body
+
+
 class _Definitions(dict):
     """A module's top-level functions (or classes) by name, each parsed on first lookup; for
     ``kind`` ``ast.Assign``, the values of its top-level assignments (``_NORM_MAP = dict(...)``
@@ -446,7 +462,7 @@ class _Definitions(dict):
             found = _TOP.search(text, newline + 1) if newline >= 0 else None
             end = found.start() if found else len(text)  # the next top-level line (or decorator)
             try:
-                body = ast.parse(text[head:end]).body
+                body = _parse_piece(text[head:end])
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 if end >= len(text):
                     return None
@@ -502,7 +518,7 @@ def _fallback_classes(text: str) -> dict:
                 end = top.start()
                 break
         try:
-            body = ast.parse(text[match.start():end]).body
+            body = _parse_piece(text[match.start():end])
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         if len(body) != 1 or not isinstance(body[0], ast.Try):

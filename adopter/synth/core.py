@@ -190,8 +190,10 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
     if original is not None:
         try:
             current = restore(original, work, current)
-        except ValueError as exc:
-            return FixResult(text, skipped=skipped, error=str(exc))
+        except ValueError as exc:  # every patch is declined: one of them touches a line in newer syntax
+            declined = skipped + [(finding, str(exc)) for finding in applied]
+            declined.sort(key=lambda item: (item[0].line, item[0].column, item[0].rule))
+            return FixResult(text, applied=[], skipped=declined)
     if newline is not None:
         current = current.replace("\n", newline)
     return FixResult(current, applied=applied, skipped=skipped, requirements=requirements)

@@ -21,6 +21,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -1044,6 +1045,14 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
     if not sites:
         return []
     device_name = str(options.device)
+    if analysis.rendered is not None:
+        # found in the file's 3.11 rendering (engine.parse_text): the file itself cannot be
+        # imported by this Python, so nothing can be run; said plainly, once per site
+        reason = (f"the file is written in newer Python syntax than this Python "
+                  f"({sys.version_info[0]}.{sys.version_info[1]}) can import (type parameters, `type` statements or "
+                  f"f-strings with nested quotes); run verify under the Python the file is written for")
+        return sorted((_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites),
+                      key=lambda r: (r.line, r.combined, r.rule))
     results: list[VerifyResult] = []
     stubbed: list[str] = []
     init_skipped: list[str] = []
