@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .engine import parse
+from .engine import parse_text
 from .structure import Const, Node, Ref, module_structure, package_of
 
 MAX_PATHS = 16
@@ -35,7 +35,8 @@ DL_KINDS = ("layer", "call", "method", "op")
 
 
 def describe_file(text: str, path: str, class_name: str | None = None) -> str:
-    structure = module_structure(parse(text, path), package_of(path), text, path)
+    tree, text = parse_text(text, path)  # (a file in newer syntax: its rendering, same lines and columns)
+    structure = module_structure(tree, package_of(path), text, path)
     classes = structure.classes
     if class_name is not None:
         if class_name not in classes:

@@ -255,3 +255,17 @@ def test_check_and_fix_through_the_cli(tmp_path, capsys):
     assert "scaled_dot_product_attention(q, k, v" in fixed
     assert fixed == fix_text(NEW, str(path), rules("ADP010")).text
     assert 'print(f"{cfg["name"]}: {x.shape}")' in fixed and "def first[T]" in fixed
+
+
+def test_structure_of_a_file_in_newer_syntax():
+    """The same classes and layers as the twin (the log line's f-string reads as a blank literal)."""
+    import re
+
+    from adopter.describe import describe_file
+
+    def layers(code: str) -> list[str]:
+        return [re.sub(r"%\d+", "%", line) for line in describe_file(code, "model.py").splitlines()
+                if "print" not in line and "DL nodes" not in line]
+
+    assert layers(NEW) == layers(OLD)
+    assert "class Attention:" in layers(NEW)
