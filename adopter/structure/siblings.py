@@ -163,11 +163,13 @@ class Package:
                 nxt = _TOP.search(text, newline + 1) if newline >= 0 else None
                 end = nxt.start() if nxt else len(text)
                 try:
-                    body = _parse_piece(text[found.start():end])
-                except (SyntaxError, ValueError, RecursionError, MemoryError):
-                    if end >= len(text):
-                        break
-                    continue
+                    body = ast.parse(text[found.start():end]).body
+                except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+                    body = _newer_body(text[found.start():end], exc)
+                    if body is None:
+                        if end >= len(text):
+                            break
+                        continue
                 call = body[0].value if len(body) == 1 and isinstance(body[0], ast.Expr) else None
                 if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                         and isinstance(call.func.value, ast.Name) and call.func.value.id == name
@@ -410,20 +412,23 @@ _TRY_STAR = getattr(ast, "TryStar", ast.Try)  # (``try: ... except* E:``, Python
 MAX_TRIES = 4  # a definition cut short by a column-0 line inside a string: extended this often
 
 
-def _parse_piece(piece: str) -> list:
-    """The statements of a piece of a sibling module; a piece written in Python 3.12 syntax
-    (``def f[T](...)``, a nested-quote f-string) through its rendering at the same lines and
-    columns (:mod:`..newer_syntax`), tried only after ``ast`` rejects the piece and only when
-    it holds such syntax (a piece cut short inside a string is rejected by LibCST too)."""
-    try:
-        return ast.parse(piece).body
-    except SyntaxError:
-        from ..newer_syntax import MAYBE_NEWER, render
+def _newer_body(piece: str, error: Exception) -> list | None:
+    """The statements of a piece of a sibling module that ``ast`` rejected (``error``), when the
+    piece is written in Python 3.12 syntax (``def f[T](...)``, a nested-quote f-string): read
+    through its rendering at the same lines and columns (:mod:`..newer_syntax`); None
+    otherwise.  Tried only after a ``SyntaxError``, and only when the piece holds such syntax
+    (a piece cut short inside a string is rejected by LibCST too)."""
+    if not isinstance(error, SyntaxError):
+        return None
+    from ..newer_syntax import MAYBE_NEWER, render
 
-        rendered = render(piece) if MAYBE_NEWER.search(piece) else None
-        if rendered is None:
-            raise
+    rendered = render(piece) if MAYBE_NEWER.search(piece) else None
+    if rendered is None:
+        return None
+    try:
         return ast.parse(rendered).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 class _Definitions(dict):
@@ -462,11 +467,13 @@ class _Definitions(dict):
             found = _TOP.search(text, newline + 1) if newline >= 0 else None
             end = found.start() if found else len(text)  # the next top-level line (or decorator)
             try:
-                body = _parse_piece(text[head:end])
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                if end >= len(text):
-                    return None
-                continue
+                body = ast.parse(text[head:end]).body
+            except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+                body = _newer_body(text[head:end], exc)
+                if body is None:
+                    if end >= len(text):
+                        return None
+                    continue
             node = body[0] if len(body) == 1 else None
             if self._kind is ast.Assign:
                 value = _assigned_value(node, name)
@@ -518,9 +525,11 @@ def _fallback_classes(text: str) -> dict:
                 end = top.start()
                 break
         try:
-            body = _parse_piece(text[match.start():end])
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
+            body = ast.parse(text[match.start():end]).body
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            body = _newer_body(text[match.start():end], exc)
+            if body is None:
+                continue
         if len(body) != 1 or not isinstance(body[0], ast.Try):
             continue
         imported = {a.asname or a.name.split(".")[0] for t in body[0].body if isinstance(t, (ast.Import, ast.ImportFrom))
