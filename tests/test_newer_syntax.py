@@ -171,6 +171,8 @@ def test_fstrings_311_reads_stay_and_others_become_blank_literals():
     assert rendered.split("\n")[1] == 'b =  "        " + f"{y}"'
     assert rendered.split("\n")[2] == code.split("\n")[2]
     ast.parse(rendered)
+    # columns count characters, as the findings' columns do: a non-ASCII text before keeps them
+    assert newer_syntax.render('x = "éé"; y = f"{d["a"]}"; z = 1\n') == 'x = "éé"; y =  "        "; z = 1\n'
 
 
 SIBLING_ACT = textwrap.dedent("""\
