@@ -8,6 +8,10 @@ V-JEPA encoder, SAM-Med3D, medimm, beast, streamer, sssegmentation).  The fixtur
   and a full-precision one holds the number itself, so it is folded into the query like the
   0-d tensors of the scores' own dtype; a float16 copy stays declined, and so does a scale
   that differs between keys.
+- verify: a constructor argument the class calls as a layer only under ``if self.<it> is not
+  None:`` (sssegmentation's SelfAttentionBlock ``query_downsample``), with no class of the file
+  that fits it, stopped the check ("cannot infer argument ... (a class it calls)"): the class's
+  own code handles None, so None is built, as for the other None-guarded arguments.
 """
 
 from __future__ import annotations
@@ -78,3 +82,73 @@ def test_scale_that_differs_between_keys_declined():
     # a look-alike: one divisor per key (the keys' norms), not a number
     source = _variant("torch.sqrt(k.pow(2).sum(-1, keepdim=True)).transpose(-2, -1)")
     assert _fix(source) == source
+
+
+# verify: a layer argument called only under its ``is not None`` test (the attention is ours)
+GUARDED_LAYER = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class PoolingAttention(nn.Module):
+        def __init__(self, channels, key_downsample, matmul_norm):
+            super().__init__()
+            self.key_downsample = key_downsample
+            self.matmul_norm = matmul_norm
+            self.channels = channels
+            self.query = nn.Conv2d(channels, channels, 1)
+            self.key = nn.Conv2d(channels, channels, 1)
+            self.value = nn.Conv2d(channels, channels, 1)
+
+        def forward(self, x):
+            b = x.size(0)
+            query = self.query(x).reshape(b, self.channels, -1).permute(0, 2, 1)
+            key = self.key(x)
+            value = self.value(x)
+            if self.key_downsample is not None:
+                key = self.key_downsample(key)
+                value = self.key_downsample(value)
+            key = key.reshape(b, self.channels, -1)
+            value = value.reshape(b, self.channels, -1).permute(0, 2, 1)
+            sim = torch.matmul(query, key)
+            if self.matmul_norm:
+                sim = (self.channels ** -0.5) * sim
+            sim = F.softmax(sim, dim=-1)
+            out = torch.matmul(sim, value)
+            return out.permute(0, 2, 1).reshape(x.shape)
+""")
+
+
+def _verify_one(tmp_path, text, cls):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+
+    path = tmp_path / "model.py"
+    path.write_text(text)
+    results = verify_file(str(path), rules("ADP010"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    return {r.class_name: r for r in results if not r.combined}[cls]
+
+
+def test_a_layer_argument_called_only_when_not_none_verifies(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, GUARDED_LAYER, "PoolingAttention")
+    assert result.verdict == PASS, result
+
+
+def test_a_layer_argument_called_unguarded_still_needs_a_factory(tmp_path):
+    from adopter.verify.result import PASS
+
+    # the look-alike: the layer is called on every path, so None would break the module
+    source = GUARDED_LAYER.replace(
+        "        if self.key_downsample is not None:\n"
+        "            key = self.key_downsample(key)\n"
+        "            value = self.key_downsample(value)\n",
+        "        key = self.key_downsample(key)\n"
+        "        value = self.key_downsample(value)\n")
+    assert source != GUARDED_LAYER
+    result = _verify_one(tmp_path, source, "PoolingAttention")
+    assert result.verdict != PASS and "key_downsample" in str(result), result
