@@ -57,6 +57,10 @@ from .text import Span, contains, dotted_name, read_names, span_of, stored_names
 from .weights import Decline
 from ..structure.treewalk import ast_walk
 
+# The dtypes a 0-d scale tensor may be named outright in (``torch.tensor(d, dtype=torch.float32)``):
+# floating, so it promotes no floating scores, and full precision, so it holds the number itself
+# (a float16 copy of the scale stays declined unless it is the scores' own dtype).
+FULL_FLOAT_DTYPES = frozenset({"torch.float32", "torch.float64"})
 SCALE_STEPS = ("s1", "s2")  # the scores multiplied or divided by the scale
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
@@ -5779,10 +5783,13 @@ class _Attention:
             return False
         fqn = self.names.resolve(node.func) or ""
         if fqn in ("torch.tensor", "torch.as_tensor"):
-            # (``dtype=`` the scores' own dtype, given as ``dtype``: a 0-d tensor of it promotes nothing)
+            # (``dtype=`` the scores' own dtype, given as ``dtype``, or float32/float64 named
+            # outright -- V-JEPA's ``torch.tensor(k.size(-1), dtype=torch.float32)``: a 0-d
+            # floating tensor is of the scores' own category, so it promotes nothing)
             return len(node.args) == 1 and self._plain_number(node.args[0]) and all(
-                kw.arg in ("device", "requires_grad") or kw.arg == "dtype" and dtype is not None
-                and ast.unparse(kw.value) == dtype for kw in node.keywords)
+                kw.arg in ("device", "requires_grad") or kw.arg == "dtype" and (
+                    dtype is not None and ast.unparse(kw.value) == dtype or self._full_float_dtype(kw.value))
+                for kw in node.keywords)
         if fqn in ("torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log") and len(node.args) == 1 and not node.keywords:
             return self._number_like(node.args[0], depth + 1, dtype)
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
@@ -5795,6 +5802,11 @@ class _Attention:
             wanted = {"type": (f"{q}.type()", dtype), "to": (dtype, f"{q}.device")}[node.func.attr]
             return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype)
         return False
+
+    def _full_float_dtype(self, node: ast.expr) -> bool:
+        """``torch.float32`` or ``torch.float64`` (or an alias) named outright."""
+        fqn = self.names.resolve(node) or ""
+        return DTYPE_ALIASES.get(fqn, fqn) in FULL_FLOAT_DTYPES
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:
         """``w = p.type_as(x)`` / ``w = p.to(x.dtype)`` (a cast to another tensor's dtype) whose

@@ -536,6 +536,11 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         names = [n for n in names if n != info.cls.__name__ and isinstance(getattr(module, n, None), type)]
         if names:
             return [Ref(n) for n in names[:3]]
+        if annotation is inspect.Parameter.empty and facts.none_guarded(info.classes.get(info.cls.__name__), name):
+            # a layer called only under ``if self.<it> is not None:`` (sssegmentation's
+            # SelfAttentionBlock ``query_downsample``) and no class of the file fits: the
+            # class's own code handles None, so None (the guarded call is left unbuilt)
+            return [None]
         raise NeedsFactory(f"cannot infer argument `{name}` (a class it calls)")
     # a list (``num_blocks[3]``)
     if reads.max_index >= 0 or (reads.iterated and not reads.attrs):
