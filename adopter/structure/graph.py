@@ -1939,6 +1939,12 @@ class FlowBuilder:
             # einsum(...).contiguous() / d: the values of the call (a copy in another memory
             # layout at most), read as the call itself, as ``y = x.contiguous()`` is read y = x
             return self._value(func.value, frontier, ctx)
+        if func.__class__ is ast.Attribute and func.attr == "reshape" and func.value.__class__ is _AST_NAME \
+                and len(call.args) == 2 and not call.keywords and self.names.imports.get(func.value.id) == "torch":
+            # torch.reshape(w, (B, H, W, H * W)): the method w.reshape(B, H, W, H * W), one
+            # reading for both spellings (the view readings below, heads folded into a softmax)
+            call = _reshape_as_method(call)
+            func = call.func
         if func.__class__ is ast.Attribute and func.attr in _VIEW_BACK and func.value.__class__ is ast.Call:
             rows = self._rowwise_softmax(call, ctx)
             if rows is not None:  # softmax(s.view(-1, s.size(2))).view(*s.size()): s.softmax(dim=2)
@@ -6003,6 +6009,17 @@ def _float_copy_of(call: ast.Call) -> ast.expr | None:
                 and dtype.value.__class__ is _NAME and dtype.value.id == "torch":
             return func.value
     return None
+
+
+def _reshape_as_method(call: ast.Call) -> ast.Call:
+    """``x.reshape(a, b)`` for ``torch.reshape(x, (a, b))`` (``x.reshape(shape)`` for a shape held
+    in a name): the function and the method compute the same view, and the builder's readings of
+    a view (its sizes, rows, heads folded into a softmax's rows) are written for the method.  The
+    values keep their own places in the source."""
+    x, shape = call.args
+    sizes = list(shape.elts) if shape.__class__ in (ast.Tuple, ast.List) else [shape]
+    func = ast.copy_location(ast.Attribute(value=x, attr="reshape", ctx=ast.Load()), call.func)
+    return ast.copy_location(ast.Call(func=func, args=sizes, keywords=[]), call)
 
 
 def _flatten_to_rows(call: ast.Call) -> ast.Call | None:

@@ -78,6 +78,9 @@ MAX_DEPTH = 5
 ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built; None: here)
 TABLE_OF = "\0table:"  # env key: a local name holding a dict literal (an activation table)
 ELEMENT_OF = "elt:"  # the loop variable -> (the current element's expression, those values)
+# a list name bound to a comprehension -> what item stores put in it since (``acts[-1] = out_act``:
+# each store's values; None for a store or a change of the list whose values are not known)
+ITEMS = "\0items:"
 ELEMENT = "item:"  # a name unpacked from the element -> the element's item expression
 ITERATION = "\0iteration"  # the current element's expression (where its members are placed)
 MAX_UNROLL = 64
@@ -534,6 +537,10 @@ class LayerTyper:
                     return tuple(Built(fqn, (ast.copy_location(ast.Constant(k), expr.slice),), (), True, expr,
                                        conditional=len(keys) > 1) for k in keys)
                 return (Built(fqn, (expr.slice,), (), True, expr),)
+            if expr.value.__class__ is ast.Name and ELEMENTS + expr.value.id in env:
+                item = self._comprehension_item(expr, env, depth, called)
+                if item:
+                    return item
             return self._table(expr, env, depth, called)
         if isinstance(expr, ast.Call):
             return self._call(expr, env, depth)
@@ -546,6 +553,39 @@ class LayerTyper:
             return tuple(LayerClass(b.fqn, (), (), b.unlike, True) for b in self.values(expr.body, inner, depth + 1)
                          if isinstance(b, Built) and not b.table and b.members is None and b.fqn != SEQUENTIAL)
         return ()
+
+    def _comprehension_item(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:
+        """``acts[i]`` of ``acts = [get_activation(name) for _ in range(n)]`` built in this
+        function: every item is the element's value (the element names no variable of the
+        comprehension), or what a later item store put there (``acts[-1] = out_act``: either, so
+        only a run-time index reads it: at a literal index which one is not read here).  Empty
+        when the list is not such a comprehension or a change of it is not known."""
+        spec = env[ELEMENTS + expr.value.id]
+        comp = spec[0]
+        if spec[1] is not None or comp.__class__ is not ast.ListComp or len(comp.generators) != 1 \
+                or depth >= MAX_DEPTH:
+            return ()
+        bound = {n.id for n in ast_walk(comp.generators[0].target) if n.__class__ is ast.Name}
+        if any(n.__class__ is ast.Name and n.id in bound for n in ast_walk(comp.elt)):
+            return ()
+        stored = env.get(ITEMS + expr.value.id, ())
+        if stored and (None in stored or expr.slice.__class__ is ast.Constant):
+            return ()
+        out = self.values(comp.elt, env, depth + 1, called)
+        if not out:
+            return ()
+        for values in stored:
+            out += values
+        return _unique(out)
+
+    def _item_store(self, name: str, value: ast.expr, env: dict, depth: int) -> None:
+        """Record ``acts[k] = value`` for a list built by a comprehension (:meth:`_comprehension_item`):
+        the values stored there, None when they are not known (or the list is not one)."""
+        comp = env[ELEMENTS + name][0]
+        if comp.__class__ is not ast.ListComp:
+            return
+        values = self.values(value, env, depth, called=True) if depth < MAX_DEPTH else ()
+        env[ITEMS + name] = env.get(ITEMS + name, ()) + ((values or None),)
 
     def _config_field(self, param: "_Param", attr: str, depth: int, called: bool) -> tuple:
         """``cfg.norm_layer`` where ``cfg`` is a parameter annotated with a same-file dataclass or
@@ -3327,6 +3367,8 @@ class LayerTyper:
                     if target.__class__ is ast.Subscript and _self_attribute(target.value):
                         env.pop("list:self." + target.value.attr, None)  # self.blocks[i] = ...
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                        if ELEMENTS + target.value.id in env:
+                            self._item_store(target.value.id, value, env, depth)
                         if ODICT + target.value.id in env:
                             if not ((nested and nested != BRANCH and ODICT_IF not in env) or len(targets) != 1
                                     or not self._odict_item(target, value, env, depth)):
@@ -3384,6 +3426,7 @@ class LayerTyper:
                             env[ELEMENTS + key] = (value, None)  # blocks = [(64, 64, nn.BatchNorm1d(64)), ...]
                         else:
                             env.pop(ELEMENTS + key, None)
+                        env.pop(ITEMS + key, None)
                         if isinstance(value, ast.Dict):
                             env[TABLE_OF + key] = value  # ACT2FN = {"gelu": gelu, "relu": torch.relu}
                         else:
@@ -3498,6 +3541,8 @@ class LayerTyper:
             elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
                 if INSTANCE in env:
                     _drop_instances(stmt.target, env)
+                if ELEMENTS + stmt.target.id in env:
+                    env[ITEMS + stmt.target.id] = (None,)  # acts += [...]: items not known
                 if NESTED + stmt.target.id in env:
                     more = self._sublists(stmt.value, env, depth, nested) if stmt.op.__class__ is ast.Add else None
                     if more is None:
@@ -3538,6 +3583,8 @@ class LayerTyper:
                         env[NESTED + f.value.id] = env[NESTED + f.value.id] + more
                 if f.__class__ is ast.Attribute and f.value.__class__ is ast.Name and f.attr != "get":
                     env.pop(MEMBERS + f.value.id, None)  # layers.update(...), .pop(...): members not known
+                    if ELEMENTS + f.value.id in env and f.attr not in ("index", "count", "copy"):
+                        env[ITEMS + f.value.id] = (None,)  # acts.append(...), .insert(...): items not known
                 if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and "dict:" + f.value.id in env:
                     if f.attr == "setdefault" and call.args:
                         _add_key(env, f.value.id, call.args[0])  # kwargs.setdefault("bias", False)

@@ -26,8 +26,10 @@ from .canon import _unordered, TABLE, einops_equation
 from .ops import SOFTMAX
 
 TOP = "top"  # not known yet (the optimistic start of a name the function assigns)
+# (square, sqrt, rsqrt: elementwise, the input's rank; ``torch.mean(x.square(), dim=2)`` of an
+# asserted 3-D x is a mean over its last axis as ``x ** 2`` is)
 _UNARY = {SOFTMAX, "torch.nn.functional.dropout", "torch.Tensor.to", "torch.transpose",
-          "canon.softmax_shift"}
+          "canon.softmax_shift", "torch.square", "torch.sqrt", "torch.rsqrt"}
 _ELEMENTWISE = {"torch.add", "torch.sub", "torch.mul", "torch.div", "torch.pow"}
 _ELEMENTWISE_SYMBOLS = {"+", "-", "*", "/", "//", "%", "**"}
 _SAME_RANK_METHODS = {"contiguous", "clone", "detach", "float", "half", "double", "bfloat16", "type_as", "to", "abs",

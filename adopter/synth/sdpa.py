@@ -3690,6 +3690,10 @@ class _Attention:
         source = value.func.value if isinstance(value.func, ast.Attribute) and value.func.attr in ("view", "reshape") \
             else value.args[0] if value.args and isinstance(value.func, (ast.Name, ast.Attribute)) \
             and (value.func.attr if isinstance(value.func, ast.Attribute) else value.func.id) == "rearrange" else None
+        if isinstance(source, ast.Name) and source.id not in step_stored and isinstance(value.func, ast.Attribute) \
+                and value.func.attr == "reshape" \
+                and len(value.args) == 2 and not value.keywords:
+            source = value.args[0]  # torch.reshape(attn, (b, k, h, w, n, i, j)): the function form (graph reads it so)
         return isinstance(source, ast.Name) and source.id in step_stored
 
     def _equation(self, role: str) -> str:
