@@ -3093,9 +3093,14 @@ def _axes_added_base(key: str) -> str:
     """The attribute a value key reads through a subscript of only ``None``, ``:`` and
     ``...`` (``self.w[None, None, :, :]``): such an index is an ``unsqueeze``, a layout
     step that leaves the module's weight as it is (match.Matcher._computed); any other key
-    is returned unchanged."""
+    is returned unchanged.  In a method inlined into its caller the subscript's key carries
+    the inlined receiver (``self@3|self.w[None, :]``, graph.FlowBuilder._opaque_ref): the
+    receiver is the module, as ``self.w`` alone is keyed in any instance."""
     if not key.endswith("]"):
         return key
+    base, bar, text = key.partition("|")
+    if bar and base.split("@", 1)[0] == "self" and text.startswith("self."):
+        key = text
     found = _AXES_ADDED.match(key)
     return found.group(1) if found else key
 

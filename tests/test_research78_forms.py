@@ -6,7 +6,8 @@ fixtures are ours.
   that only adds axes (``self.w[None, None, :, :].expand(...).view(...)``: a read-out of the
   knowledge state against learned knowledge vectors).  The subscript is an ``unsqueeze``, a
   layout step like ``expand`` and ``view``, so the scores project one tensor onto a weight of
-  the module (GUIDE: learned-query pooling, not a site).  Near-miss: keys of a computed tensor
+  the module (GUIDE: learned-query pooling, not a site); also when the read-out is a method
+  the forward calls (inlined, the subscript's key carries the inlined receiver).  Near-miss: keys of a computed tensor
   read through the same subscript stay attention.
 """
 
@@ -50,3 +51,10 @@ def test_scores_against_a_weight_read_through_an_ellipsis_subscript_are_no_atten
 def test_keys_of_a_computed_tensor_through_the_same_subscript_stay_attention():
     code = READOUT.replace("KEYS", "torch.tanh(self.know)[None, None, :, :]")
     assert finding_at(code, "ADP010", "alpha = torch.softmax") is not None
+
+
+def test_the_same_read_out_in_a_method_the_forward_calls_is_no_attention():
+    code = READOUT.replace("KEYS", "self.know[None, None, :, :]").replace(
+        "def forward(self, z, concept):", "def forward(self, z, concept):\n        return self.read(z, concept)\n\n    def read(self, z, concept):")
+    assert "self.read(z, concept)" in code
+    assert found(code, "ADP010") == []
