@@ -2033,6 +2033,7 @@ class Matcher:
             before, budget = first, 8
             while key is not None and budget > 0:
                 budget -= 1
+                key = _axes_added_base(key)
                 if key.startswith("self.") and "." not in key[5:]:
                     if any(c.fqn.endswith("Parameter") for c in bindings.get(key[5:], ())):
                         return False
@@ -3082,6 +3083,26 @@ def _excluded_by_setting(flow: Flow, first: int, pos: int, guards: dict, cls) ->
         if pos not in seen:
             return _INSTANCE.sub("", text)
     return None
+
+
+# A subscript that only adds axes or keeps whole ones (``w[None, None, :, :]``, ``w[..., None]``)
+_AXES_ADDED = re.compile(r"^(self\.\w+)\[\s*(?:(?:None|:|\.\.\.)\s*,\s*)*(?:None|:|\.\.\.)\s*,?\s*\]$")
+
+
+def _axes_added_base(key: str) -> str:
+    """The attribute a value key reads through a subscript of only ``None``, ``:`` and
+    ``...`` (``self.w[None, None, :, :]``): such an index is an ``unsqueeze``, a layout
+    step that leaves the module's weight as it is (match.Matcher._computed); any other key
+    is returned unchanged.  In a method inlined into its caller the subscript's key carries
+    the inlined receiver (``self@3|self.w[None, :]``, graph.FlowBuilder._opaque_ref): the
+    receiver is the module, as ``self.w`` alone is keyed in any instance."""
+    if not key.endswith("]"):
+        return key
+    base, bar, text = key.partition("|")
+    if bar and base.split("@", 1)[0] == "self" and text.startswith("self."):
+        key = text
+    found = _AXES_ADDED.match(key)
+    return found.group(1) if found else key
 
 
 _INSTANCE = re.compile(r"@\d+$")  # the suffix an inlined helper's guard text carries (graph._guard_text)
