@@ -70,3 +70,54 @@ def test_the_keepdims_rms_norm_fix_computes_the_original():
     a, b = original["RMSNorm"](16).double(), patched["RMSNorm"](16).double()
     # float64, a mean over 16 features: agreement to rounding
     torch.testing.assert_close(b(x), a(x), rtol=1e-12, atol=1e-12)
+
+
+ROPE = """\
+import torch
+from torch import nn
+
+
+def apply_rope(inputs, positions, max_wavelength=10_000):
+    batch, length = positions.shape
+    x_rope, x = torch.chunk(inputs, 2, dim=-1)
+    positions = positions.reshape(batch, length, 1, 1)
+    freq = torch.arange(x_rope.shape[-1] // 2, device=x.device)
+    inv = 1.0 / max_wavelength ** (2 * freq / x_rope.shape[-1])
+    angles = positions * inv
+    sin = torch.sin(angles).type_as(inputs)
+    cos = torch.cos(angles).type_as(inputs)
+    first_half, second_half = torch.chunk(x_rope, 2, dim=-1)
+    first_part = first_half * cos - second_half * sin
+    second_part = second_half * cos + first_half * sin
+    return torch.concatenate([first_part, second_part, x], dim=-1)
+
+
+class Attention(nn.Module):
+    def forward(self, q, k, positions):
+        return apply_rope(q, positions), apply_rope(k, positions)
+"""
+
+
+def test_partial_rotary_written_with_chunks_is_rope():
+    assert _covered(ROPE, "ADP014", "first_part = first_half * cos")
+
+
+def test_chunked_partial_rotary_near_misses():
+    # the rest is not the other chunk of the rotated tensor
+    other = edit(edit(ROPE, "def apply_rope(inputs, positions,", "def apply_rope(inputs, other, positions,"),
+                 "x_rope, x = torch.chunk(inputs, 2, dim=-1)",
+                 "x_rope, _ = torch.chunk(inputs, 2, dim=-1)\n    _, x = torch.chunk(other, 2, dim=-1)")
+    other = edit(other, "apply_rope(q, positions), apply_rope(k, positions)",
+                 "apply_rope(q, k, positions), apply_rope(k, q, positions)")
+    # the second chunk rotated and the first kept after it: not the head's rotary prefix
+    second = edit(ROPE, "x_rope, x = torch.chunk(inputs, 2, dim=-1)", "x, x_rope = torch.chunk(inputs, 2, dim=-1)")
+    # three chunks: the halves are not the two halves of the prefix
+    thirds = edit(ROPE, "first_half, second_half = torch.chunk(x_rope, 2, dim=-1)",
+                  "first_half, second_half, _ = torch.chunk(x_rope, 3, dim=-1)")
+    # the halves of another tensor
+    elsewhere = edit(ROPE, "first_half, second_half = torch.chunk(x_rope, 2, dim=-1)",
+                     "first_half, second_half = torch.chunk(x, 2, dim=-1)")
+    # not a rotation: both products added
+    added = edit(ROPE, "first_half * cos - second_half * sin", "first_half * cos + second_half * sin")
+    for code in (other, second, thirds, elsewhere, added):
+        assert found(code, "ADP014") == [], code
