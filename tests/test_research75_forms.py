@@ -121,3 +121,65 @@ def test_chunked_partial_rotary_near_misses():
     added = edit(ROPE, "first_half * cos - second_half * sin", "first_half * cos + second_half * sin")
     for code in (other, second, thirds, elsewhere, added):
         assert found(code, "ADP014") == [], code
+
+
+LOCAL = """\
+import torch
+from torch import nn
+
+_MIN_LOGITS = -2.3819763e38
+
+
+class LocalAttention(nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = width // heads
+        self.proj_q = nn.Linear(width, width, bias=False)
+        self.proj_k = nn.Linear(width, width, bias=False)
+        self.proj_v = nn.Linear(width, width, bias=False)
+
+    def forward(self, x, attn_mask):
+        b, t, _ = x.shape
+        q = self.proj_q(x).view(b, t, self.heads, self.head_dim)
+        k = self.proj_k(x).view(b, t, self.heads, self.head_dim)
+        v = self.proj_v(x).view(b, t, self.heads, self.head_dim)
+        logits = torch.einsum("btnh,bsnh->bnts", q, k)
+        logits = logits * (self.head_dim**-0.5)
+        masked = torch.where(attn_mask[:, None], logits, _MIN_LOGITS)
+        masked = masked.type(torch.float32)
+        probs = nn.functional.softmax(masked, dim=-1).type_as(x)
+        out = torch.einsum("bnts,bsnh->btnh", probs, v)
+        return out.reshape(b, t, -1)
+"""
+
+
+def test_a_fill_held_in_a_module_constant_masks():
+    assert _covered(LOCAL, "ADP010", "probs = nn.functional.softmax")
+
+
+def test_module_constants_that_do_not_mask():
+    small = edit(LOCAL, "_MIN_LOGITS = -2.3819763e38", "_MIN_LOGITS = -1.0")
+    rebound = edit(LOCAL, "        b, t, _ = x.shape", "        b, t, _ = x.shape\n        _MIN_LOGITS = 0.0")
+    taken = edit(LOCAL, "def forward(self, x, attn_mask):", "def forward(self, x, attn_mask, _MIN_LOGITS=0.0):")
+    for code in (small, rebound, taken):
+        assert found(code, "ADP010") == [], code
+
+
+def test_the_module_constant_fill_fix_computes_the_original():
+    import torch
+
+    fixed = fix_text(LOCAL, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    original, patched = {}, {}
+    exec(compile(LOCAL, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["LocalAttention"](16, 4)
+    b = patched["LocalAttention"](16, 4)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 6, 16)
+    mask = torch.ones(6, 6, dtype=torch.bool).tril().expand(2, 6, 6)
+    # float32 (the upcast a no-op, as the original's .type(torch.float32) would round a float64
+    # input): a softmax over 6 keys and 4-wide products, a few float32 ulps
+    torch.testing.assert_close(b(x, mask), a(x, mask), rtol=1e-5, atol=1e-6)
