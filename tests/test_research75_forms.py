@@ -183,3 +183,54 @@ def test_the_module_constant_fill_fix_computes_the_original():
     # float32 (the upcast a no-op, as the original's .type(torch.float32) would round a float64
     # input): a softmax over 6 keys and 4-wide products, a few float32 ulps
     torch.testing.assert_close(b(x, mask), a(x, mask), rtol=1e-5, atol=1e-6)
+
+
+SOFT_DOT = """\
+import torch
+from torch import nn
+
+
+class SoftDotAttention(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.linear_in = nn.Linear(dim, dim, bias=False)
+        self.sm = nn.Softmax(dim=1)
+        self.linear_out = nn.Linear(dim * 2, dim, bias=False)
+
+    def forward(self, input, context):
+        target = self.linear_in(input).unsqueeze(2)
+        attn = torch.bmm(context, target).squeeze(2)
+        attn = self.sm(attn)
+        attn3 = attn.view(attn.size(0), 1, attn.size(1))
+        weighted_context = torch.bmm(attn3, context).squeeze(1)
+        return torch.tanh(self.linear_out(torch.cat((weighted_context, input), 1)))
+"""
+
+
+def test_a_view_that_puts_one_size_one_axis_back_is_an_unsqueeze():
+    assert _covered(SOFT_DOT, "ADP010", "attn = self.sm(attn)")
+
+
+def test_views_that_are_no_unsqueeze_stay_unread():
+    swapped = edit(SOFT_DOT, "attn.view(attn.size(0), 1, attn.size(1))", "attn.view(attn.size(1), 1, attn.size(0))")
+    two = edit(SOFT_DOT, "attn.view(attn.size(0), 1, attn.size(1))", "attn.view(attn.size(0), 1, 1, attn.size(1))")
+    for code in (swapped, two):
+        assert found(code, "ADP010") == [], code
+
+
+def test_the_viewed_one_query_fix_computes_the_original():
+    import torch
+
+    fixed = fix_text(SOFT_DOT, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    original, patched = {}, {}
+    exec(compile(SOFT_DOT, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["SoftDotAttention"](8).double()
+    b = patched["SoftDotAttention"](8).double()
+    b.load_state_dict(a.state_dict())
+    query = torch.randn(3, 8, dtype=torch.float64)
+    context = torch.randn(3, 5, 8, dtype=torch.float64)
+    # float64, a softmax over 5 keys and 8-wide products: agreement to rounding
+    torch.testing.assert_close(b(query, context), a(query, context), rtol=1e-12, atol=1e-12)
