@@ -234,3 +234,36 @@ def test_the_viewed_one_query_fix_computes_the_original():
     context = torch.randn(3, 5, 8, dtype=torch.float64)
     # float64, a softmax over 5 keys and 8-wide products: agreement to rounding
     torch.testing.assert_close(b(query, context), a(query, context), rtol=1e-12, atol=1e-12)
+
+
+HELPER = """\
+import torch
+from torch import nn
+
+
+def gelu(x):
+    return nn.functional.gelu(x, approximate="tanh")
+
+
+class Gated(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.linear_y = nn.Linear(d, d)
+        self.linear_x = nn.Linear(d, d)
+
+    def forward(self, x):
+        y = self.linear_y(x)
+        y = gelu(y)
+        return self.linear_x(x) * y
+"""
+
+
+def test_the_finding_reaches_the_line_calling_the_activation_helper():
+    (finding,) = found(HELPER, "ADP006")
+    assert finding.line <= line_of(HELPER, "y = gelu(y)") <= finding.end_line
+
+
+def test_a_helper_called_in_the_layers_own_statement_keeps_its_span():
+    code = edit(HELPER, "        y = self.linear_y(x)\n        y = gelu(y)\n", "        y = gelu(self.linear_y(x))\n")
+    (finding,) = found(code, "ADP006")
+    assert finding.end_line == line_of(code, "y = gelu(self.linear_y(x))")
