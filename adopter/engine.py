@@ -407,6 +407,8 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
                     continue
                 finding = _finding(rule, match, path, lines)
+                if match.nodes[-1].inlined:
+                    finding = _to_call_site(structure, match, finding, lines)
                 if _suppressed(lines, finding):
                     continue
                 # A place is a position in the file: subclasses that run one inherited helper
@@ -770,6 +772,29 @@ def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
         end_line=end_line, end_column=_char_col(lines, end_line, end_col), message=rule.message,
         fixable=fixable(rule, match), class_name=match.class_name,
     )
+
+
+def _to_call_site(structure, match: Match, finding: Finding, lines: list[str]) -> Finding:
+    """``finding`` reaching the statement that calls the helper its last step was inlined from,
+    when that statement comes after every step matched in the root function itself:
+    ``y = self.linear_y(x)`` then ``y = gelu(y)`` with a same-file ``gelu`` -- the activation
+    is applied where the helper is called (the line a reader names), not only in its body."""
+    root = [n.span for n in match.nodes if not n.inlined and n.span is not None]
+    cls = structure.classes.get(match.class_name)
+    if not root or cls is None:
+        return finding
+    try:
+        nodes = cls.flow(_root_of(match.flow, match.class_name)).nodes
+    except KeyError:
+        return finding
+    last = match.nodes[-1]
+    if last.id >= len(nodes) or nodes[last.id] is not last:
+        return finding
+    # the helper's call: the nearest step before the inlined one that the root itself runs
+    site = next((n.stmt for n in reversed(nodes[:last.id]) if not n.inlined), None)
+    if site is None or site[0] <= max(s[2] for s in root) or site[2] <= finding.end_line:
+        return finding
+    return replace(finding, end_line=site[2], end_column=_char_col(lines, site[2], site[3]))
 
 
 def statement_start(match: Match, line: int, col: int) -> tuple[int, int]:

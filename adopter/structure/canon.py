@@ -384,6 +384,9 @@ def normalise(op: Op, form: str, args, kwargs, arg_spans, kwarg_spans, fqn: str 
     if "dim" in op.dims and "axis" not in params:
         # torch reads ``axis=`` as ``dim=`` (its NumPy alias): ``torch.mean(x, axis=-1)``
         renames = {"axis": "dim", **renames}
+    if "keepdim" in params and "keepdims" not in params:
+        # and ``keepdims=`` as ``keepdim=`` (NumPy's spelling): ``torch.mean(x, axis=-1, keepdims=True)``
+        renames = {"keepdims": "keepdim", **renames}
     out_kwargs = []
     out_spans = []
     for name, value, span in zip(params, positional, rest_spans):

@@ -2896,10 +2896,38 @@ class FlowBuilder:
             return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
         return None
 
+    def _fill_lookup(self, ctx: _Ctx):
+        """The kind of fill a name holds (canon.held_fill's ``lookup``): a local name's, else a
+        module-level constant's (:meth:`_module_fill`)."""
+        fills = ctx.fills
+        if not self.names.constants:
+            return fills.get
+        return lambda name: fills.get(name) or self._module_fill(name, ctx)
+
+    def _module_fill(self, name: str, ctx: _Ctx) -> str | None:
+        """The fill a module-level constant holds (recurrentgemma's ``_MIN_LOGITS_VALUE =
+        -2.3819763e38`` in ``torch.where(mask, logits, _MIN_LOGITS_VALUE)``), where the function
+        neither takes the name as a parameter nor binds it (the module's value is what it reads)."""
+        value = self.names.constants.get(name)
+        if value is None or name in ctx.params:
+            return None
+        kind = canonical.fill_value(value)
+        definition = ctx.definition
+        if kind is None or definition is None:
+            return None
+        if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = definition.args
+            if any(p.arg == name for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p):
+                return None
+        if any(node.__class__ is _AST_NAME and node.id == name and node.ctx.__class__ is not ast.Load
+               for node in ast_walk(definition)):
+            return None
+        return kind
+
     def _fill_of(self, expr: ast.expr, ctx: _Ctx) -> str | None:
         """:func:`canon.held_fill` of ``expr``, also when it calls a function of the file whose
         body only returns a fill (``max_neg_value(t)``: ``return -torch.finfo(t.dtype).max``)."""
-        kind = canonical.held_fill(expr, ctx.fills.get)
+        kind = canonical.held_fill(expr, self._fill_lookup(ctx))
         if kind is not None or not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)):
             return kind
         definition = self.names.functions.get(expr.func.id) if expr.func.id not in ctx.params else None
@@ -3048,7 +3076,7 @@ class FlowBuilder:
             # (a method call other than .to and the fill holders is no fill, as canon.held_fill
             # answers for it after its tests: most assigned calls, asked nothing)
             if func.__class__ is not ast.Attribute or func.attr == "to" or func.attr in canonical._FILL_HOLDERS:
-                fill = canonical.held_fill(value_expr, ctx.fills.get)
+                fill = canonical.held_fill(value_expr, self._fill_lookup(ctx))
         parts = None
         kind = value_expr.__class__
         if (kind is ast.Call and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "split"

@@ -24,6 +24,16 @@ than a cast of itself) is not read either: the earlier reader saw another value.
 part that is not the rest of the same tensor, one table for both products, a name also bound
 under an ``if`` or a loop -- is not read.  A finding form (reported; the fixer hands the
 kernel whole heads, not a prefix).
+
+The same computation is also written with two-way chunks of the last axis instead of slices
+(recurrentgemma's ``_apply_rope``: the first half of each head rotates)::
+
+    x_rope, x = torch.chunk(inputs, 2, dim=-1)
+    x1, x2 = torch.chunk(x_rope, 2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, x], dim=-1)
+
+the prefix is the first chunk, the rest the second chunk of the same tensor, and the halves the
+two chunks of the prefix: :func:`_read_chunked` reads it with the same straight-line rules.
 """
 
 from __future__ import annotations
@@ -56,7 +66,9 @@ def read(call: ast.Call, definition: ast.AST | None, stmt_span: tuple | None, re
             and second.__class__ is ast.BinOp and second.op.__class__ is ast.Add):
         return None
     cut = _slice(rest)
-    if cut is None or cut[1] is None or cut[2] is not None:
+    if cut is None:
+        return _read_chunked(first, second, rest, casts)
+    if cut[1] is None or cut[2] is not None:
         return None
     x, width2 = cut[0], cut[1]
     if x in bound:  # (the tensor itself rebound: its slices might be of two values)
@@ -106,14 +118,17 @@ def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set, re
             break
         if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1:
             continue
-        for name, expr in _pairs(stmt.targets[0], stmt.value):
+        for name, expr in _pairs(stmt.targets[0], stmt.value, resolve):
             if name.__class__ is ast.Name:
                 values.setdefault(name.id, []).append(expr)
                 top_stores[name.id] = top_stores.get(name.id, 0) + 1
     followed = set(wanted)
     todo = list(wanted)
+    probe = _Casts(values, resolve)  # (asked only what a value is: its dtype notes are dropped)
     while todo:  # (the names the wanted values read, and theirs in turn)
         for expr in values.get(todo.pop(), ()):
+            if _computed(expr, probe):
+                continue  # (a table's ingredients: what it holds is not read, only that it is one)
             for node in ast_walk(expr):
                 if node.__class__ is ast.Name and node.id not in followed:
                     followed.add(node.id)
@@ -130,7 +145,7 @@ def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set, re
         if stmt.lineno >= stmt_span[0]:
             break
         if stmt.__class__ is ast.Assign and len(stmt.targets) == 1:
-            for name, expr in _pairs(stmt.targets[0], stmt.value):
+            for name, expr in _pairs(stmt.targets[0], stmt.value, resolve):
                 if name.__class__ is ast.Name and name.id in read_before and casts.of(expr) != name.id:
                     return None
         read_before.update(node.id for node in ast_walk(stmt)
@@ -138,13 +153,104 @@ def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set, re
     return casts
 
 
-def _pairs(target, value) -> list:
-    """(target, value) of each name an ``=`` binds element-wise; none for other shapes."""
+def _computed(expr, probe: "_Casts") -> bool:
+    """Is ``expr`` a call other than a floating-point cast of a name or a two-way chunk (e.g.
+    ``torch.sin(angles).type_as(x)``, ``theta.cos()``)?  A value computed so is held by a name
+    the rotation reads as a table; the names it reads in turn (the angles, the positions, maybe
+    reshaped in place) are not followed."""
+    if expr.__class__ is not ast.Call:
+        return False
+    return probe.of(expr) is None and _halved(expr, probe.resolve) is None
+
+
+def _pairs(target, value, resolve) -> list:
+    """(target, value) of each name an ``=`` binds element-wise; none for other shapes.  The two
+    names of ``a, b = torch.chunk(t, 2, dim=-1)`` (or ``t.chunk(2, -1)``) are bound to
+    ``<that call>[0]`` and ``[1]`` (:func:`_chunk_half` reads them back)."""
     if target.__class__ is ast.Name:
         return [(target, value)]
     if target.__class__ is ast.Tuple and value.__class__ is ast.Tuple and len(target.elts) == len(value.elts):
         return list(zip(target.elts, value.elts))
+    if target.__class__ is ast.Tuple and len(target.elts) == 2 and _halved(value, resolve) is not None:
+        return [(t, ast.Subscript(value=value, slice=ast.Constant(value=i), ctx=ast.Load()))
+                for i, t in enumerate(target.elts)]
     return []
+
+
+def _halved(call, resolve) -> str | None:
+    """t of ``torch.chunk(t, 2, dim=-1)`` / ``t.chunk(2, -1)`` (dim positional or by keyword),
+    t a name; None otherwise."""
+    if call.__class__ is not ast.Call or call.func.__class__ is not ast.Attribute or call.func.attr != "chunk":
+        return None
+    args = list(call.args)
+    if resolve(call.func) == "torch.chunk":
+        tensor = args.pop(0) if args else None
+    else:
+        tensor = call.func.value
+    for k in call.keywords:
+        if k.arg == "chunks" and not args:
+            args.append(k.value)
+    for k in call.keywords:
+        if k.arg == "dim" and len(args) == 1:
+            args.append(k.value)
+    if tensor.__class__ is not ast.Name or len(args) != 2 \
+            or len(call.keywords) + len(call.args) != 3 - (tensor is call.func.value):
+        return None
+    two, dim = args
+    if not (two.__class__ is ast.Constant and two.value == 2 and two.value.__class__ is int):
+        return None
+    if not (dim.__class__ is ast.UnaryOp and dim.op.__class__ is ast.USub
+            and dim.operand.__class__ is ast.Constant and dim.operand.value == 1):
+        return None
+    return tensor.id
+
+
+def _chunk_half(expr, resolve) -> tuple | None:
+    """(t, i) when ``expr`` is what :func:`_pairs` binds to chunk ``i`` of ``t``."""
+    if expr.__class__ is not ast.Subscript or expr.slice.__class__ is not ast.Constant:
+        return None
+    tensor = _halved(expr.value, resolve)
+    return None if tensor is None else (tensor, expr.slice.value)
+
+
+def _read_chunked(first, second, rest, casts: "_Casts"):
+    """``(x, cos, sin, first)`` for the chunk spelling (module docstring): ``rest`` is chunk 1 of
+    x, each product's half a chunk of chunk 0 of x."""
+    cut = _chunk_half(rest, casts.resolve)
+    if cut is None or cut[1] != 1 or cut[0] in casts.bound:
+        return None
+    x = cut[0]
+    if not (first.__class__ is ast.BinOp and first.op.__class__ is ast.Sub
+            and second.__class__ is ast.BinOp and second.op.__class__ is ast.Add):
+        return None
+    terms = [_chunk_product(e, casts, x) for e in (first.left, first.right, second.left, second.right)]
+    if None in terms:
+        return None
+    a, b, c, d = terms
+    if c[0] == 0:  # x2 * c + x1 * s, either order of the sum
+        c, d = d, c
+    if (a[0], b[0], c[0], d[0]) != (0, 1, 1, 0) or a[1] != c[1] or b[1] != d[1] or a[1] == b[1]:
+        return None
+    if casts.dtype_of - {x}:  # (a cast to another tensor's dtype: maybe an integer one)
+        return None
+    return x, a[1], b[1], first
+
+
+def _chunk_product(expr, casts: "_Casts", x: str):
+    """(0 or 1, table name) for ``half * table`` (either order), half chunk 0 or 1 of a name
+    holding chunk 0 of ``x`` (through names and casts)."""
+    if not (expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Mult):
+        return None
+    for half, table in ((expr.left, expr.right), (expr.right, expr.left)):
+        if table.__class__ is not ast.Name or half.__class__ is not ast.Name:
+            continue
+        cut = _chunk_half(_through_casts(half.id, casts), casts.resolve)
+        if cut is None or cut[0] == x:
+            continue
+        prefix = _chunk_half(_through_casts(cut[0], casts), casts.resolve)
+        if prefix == (x, 0) and cut[1] in (0, 1):
+            return cut[1], table.id
+    return None
 
 
 def _through_casts(name: str, casts: "_Casts", depth: int = 0):

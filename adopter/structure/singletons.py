@@ -192,6 +192,7 @@ def _restoring_unsqueeze(nodes, softmax, axis: int, rank: int | None, product):
     axis is ``axis`` (the layout restored) or the other of the two last (the layout
     transposed), never a batch axis."""
     probs = {softmax.outs[0].key}
+    sizes: dict = {}  # key of ``p.size(i)`` of the probabilities -> i
     for node in nodes[softmax.id + 1:]:
         if not any(k in probs for k in node.uses):
             probs.difference_update(node.defs)
@@ -199,10 +200,15 @@ def _restoring_unsqueeze(nodes, softmax, axis: int, rank: int | None, product):
         if node.kind == "copy" or node.canon in _PROBS_CANON:
             probs.update(o.key for o in node.outs)
             continue
-        if node.kind == "method" and node.op == "unsqueeze":
+        size = _size_of(node, probs)
+        if size is not None:
+            sizes[node.outs[0].key] = size  # (a size read: no value of the probabilities taken)
+            continue
+        viewed = _view_unsqueeze(node, probs, sizes, rank)
+        if viewed is not None or (node.kind == "method" and node.op == "unsqueeze"):
             if _ref(node.args[0]) is None or node.args[0].key not in probs:
                 break
-            at = _from_back(_axis_step(node, "unsqueeze"), rank)
+            at = _from_back(_axis_step(node, "unsqueeze") if viewed is None else viewed, rank)
             if at not in (-1, -2):
                 break
             reader = next((n for n in nodes[node.id + 1:] if node.outs[0].key in n.uses), None)
@@ -214,6 +220,37 @@ def _restoring_unsqueeze(nodes, softmax, axis: int, rank: int | None, product):
             continue  # returned or stored: read as written (the rewrite's guard keeps them)
         break
     return None, None, None
+
+
+def _size_of(node, probs) -> int | None:
+    """i of ``p.size(i)`` (one non-negative int), p the probabilities; None otherwise."""
+    if node.kind != "method" or node.op != "size" or len(node.args) != 2 or node.kwargs or len(node.outs) != 1:
+        return None
+    tensor = _ref(node.args[0])
+    i = _int(node.args[1])
+    return i if tensor is not None and tensor.key in probs and i is not None and i >= 0 else None
+
+
+def _view_unsqueeze(node, probs, sizes: dict, rank: int | None) -> int | None:
+    """d when ``node`` is ``p.view(p.size(0), ..., 1, ..., p.size(n - 1))`` (or ``reshape``):
+    every size of the probabilities p in order with one 1 put in at position d -- trankit's
+    ``attn.view(attn.size(0), 1, attn.size(1))`` -- which is ``p.unsqueeze(d)``.  Only where
+    the product's rank is known (the probabilities have one axis less): then the sizes written
+    are all of p's."""
+    if rank is None or node.kind != "method" or node.op not in ("view", "reshape") or node.kwargs \
+            or len(node.outs) != 1 or len(node.args) != rank + 1:
+        return None
+    tensor = _ref(node.args[0])
+    if tensor is None or tensor.key not in probs:
+        return None
+    dims = node.args[1:]
+    ones = [i for i, d in enumerate(dims) if _ref(d) is None and _int(d) == 1]
+    if len(ones) != 1:
+        return None
+    rest = [_ref(d) for i, d in enumerate(dims) if i != ones[0]]
+    if any(r is None or sizes.get(r.key) != i for i, r in enumerate(rest)):
+        return None
+    return ones[0]
 
 
 def _mul_sum(nodes, column, rank: int | None, product):
@@ -307,7 +344,7 @@ def _transposed(node, assumed: int | None):
     """``node`` (``p.unsqueeze(d)`` putting the size-1 axis back at the other of the two last
     axes) read as ``transpose(-2, -1)`` of the probabilities with that axis restored, which
     holds the same elements in that order."""
-    const = type(node.args[1])
+    const = type(next(a for a in node.args[1:] if _ref(a) is None))
     view = View((node.args[0],), (("dim0", const(-2)), ("dim1", const(-1))), node.arg_spans[:1],
                         ((None, None), (None, None)))
     return replace(node, op="transpose", canon="torch.transpose", view=view, assumed_rank=assumed)
