@@ -242,3 +242,64 @@ def test_pooled_dot_attention_verifies(tmp_path):
                           options=options_for(Config(), benchmark=False))
     result = {r.class_name: r for r in results if not r.combined}["PooledDot"]
     assert result.verdict == PASS, result
+
+
+RETURNED_SCORES = """\
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PooledBilinear(nn.Module):
+    def __init__(self, enc=8, dec=6):
+        super().__init__()
+        self.dec = dec
+        self.W = nn.Parameter(torch.randn(dec, enc))
+
+    def forward(self, values, query):
+        w = self._scores(values, query)
+        w = F.softmax(w, dim=-1)
+        return torch.matmul(w, values)
+
+    def _scores(self, values, query):
+        s = (query @ self.W) @ values.transpose(1, 2)
+        return s / math.sqrt(self.dec)
+"""
+
+# the scores method also records them for code outside the call: no plain assignment
+RECORDED = RETURNED_SCORES.replace("        return s / math.sqrt(self.dec)\n",
+                                   "        self.last_scores = s\n        return s / math.sqrt(self.dec)\n")
+
+
+def test_scores_returned_by_a_method_the_caller_calls_are_inlined():
+    # the product's method calls the scores' method (not the other way round, ESPnet's split)
+    assert [f.line for f in found(RETURNED_SCORES, "ADP010")] == [line_of(RETURNED_SCORES, "w = F.softmax(")]
+    fixed = _fixed(RETURNED_SCORES)
+    assert "scaled_dot_product_attention(" in fixed
+    assert "type(self)._scores is not PooledBilinear._scores" in fixed
+    assert "    def _scores(self, values, query):\n        s = (query @ self.W) @ values.transpose(1, 2)\n" in fixed
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_the_inlined_scores_method_computes_the_same(train):
+    fixed = _fixed(RETURNED_SCORES)
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(RETURNED_SCORES, fixed, "PooledBilinear")
+    a.train(train)
+    b.train(train)
+    values = torch.randn(2, 9, 8, dtype=torch.float64, requires_grad=True)
+    query = torch.randn(2, 3, 6, dtype=torch.float64, requires_grad=True)
+    out_a, out_b = a(values, query), b(values, query)
+    # float64, softmax over 9 keys of 8-wide products: rounding far below these
+    torch.testing.assert_close(out_b, out_a, rtol=1e-10, atol=1e-12)
+    grads_a = torch.autograd.grad(out_a.sum(), (values, query, a.W))
+    grads_b = torch.autograd.grad(out_b.sum(), (values, query, b.W))
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)
+
+
+def test_a_scores_method_that_records_them_is_not_inlined():
+    assert len(found(RECORDED, "ADP010")) == 1
+    assert "scaled_dot_product_attention(" not in _fixed(RECORDED)

@@ -2480,6 +2480,11 @@ class _Attention:
         caller = self._function(s_info.stmt) if s_info is not None else None
         if not isinstance(helper, ast.FunctionDef) or not isinstance(caller, ast.FunctionDef) or helper is caller:
             return None
+        if _calls_in(helper, caller.name) and not _calls_in(caller, helper.name):
+            # the other way round: the product's method calls the one computing the scores, which
+            # returns them (wavencoder's `weights = self._get_weights(values, query)`), a helper
+            # inlined in its caller (_inline_attention_helper)
+            return None
         why = "the scores are computed in `{}` and handed to `{}`, {}; rewrite it by hand"
 
         def skip(reason: str) -> Skip:
@@ -6949,6 +6954,11 @@ def _is_call(text: str) -> bool:
         return isinstance(ast.parse(text.strip(), mode="eval").body, ast.Call)
     except SyntaxError:
         return False
+
+
+def _calls_in(function: ast.AST, name: str) -> bool:
+    """Does ``function`` call ``self.<name>(...)``?"""
+    return any(_calls_helper(n, name, True) for n in ast_walk(function))
 
 
 def _uncalled_mentions(tree: ast.AST, mentions: list) -> list:
