@@ -303,3 +303,16 @@ def test_the_inlined_scores_method_computes_the_same(train):
 def test_a_scores_method_that_records_them_is_not_inlined():
     assert len(found(RECORDED, "ADP010")) == 1
     assert "scaled_dot_product_attention(" not in _fixed(RECORDED)
+
+
+# two such modules in one file, each with its own `_weights`: the first one's fused path reads
+# `type(self)._weights is not PooledDot._weights` (an identity test, no use of the helper)
+TWO_POOLED = POOLED + "\n\n" + POOLED.split("\n\n\n", 1)[1].split("\n\n\ndef ", 1)[0].replace(
+    "class PooledDot(", "class PooledDotCopy(") + "\n"
+
+
+def test_an_identity_test_of_the_helper_is_no_use_that_blocks_inlining():
+    assert len(found(TWO_POOLED, "ADP010")) == 2
+    fixed = _fixed(TWO_POOLED)
+    assert fixed.count("scaled_dot_product_attention(") == 2
+    assert "type(self)._weights is not PooledDotCopy._weights" in fixed

@@ -6963,10 +6963,13 @@ def _calls_in(function: ast.AST, name: str) -> bool:
 
 def _uncalled_mentions(tree: ast.AST, mentions: list) -> list:
     """Those of ``mentions`` (names or attributes naming a helper) that are not what a call of the
-    file calls: a helper rebound, stored or handed on, whose other uses a caller's inlined copy
-    of its work cannot follow."""
-    called = {id(n.func) for n in ast_walk(tree) if isinstance(n, ast.Call)}
-    return [m for m in mentions if id(m) not in called or not isinstance(m.ctx, ast.Load)]
+    file calls, nor an operand of an identity test (a fused path's own `type(self).h is not
+    Owner.h`, once another attention of the file is fixed): a helper rebound, stored or handed
+    on, whose other uses a caller's inlined copy of its work cannot follow."""
+    read = {id(n.func) for n in ast_walk(tree) if isinstance(n, ast.Call)}
+    read |= {id(e) for n in ast_walk(tree) if isinstance(n, ast.Compare)
+             and all(isinstance(op, (ast.Is, ast.IsNot)) for op in n.ops) for e in (n.left, *n.comparators)}
+    return [m for m in mentions if id(m) not in read or not isinstance(m.ctx, ast.Load)]
 
 
 def _calls_helper(value, name: str, method: bool) -> bool:
