@@ -1783,7 +1783,8 @@ class _Attention:
         if kind is None:
             return None
         said = f"{owner.name}.{helper.name}" if owner is not None else helper.name
-        why = f"the match spans the helper `{said}` (line {helper.lineno}), which computes the probabilities " \
+        computed = "probabilities" if any(roles.get(id(n), "").startswith("p") for n in outside) else "scores"
+        why = f"the match spans the helper `{said}` (line {helper.lineno}), which computes the {computed} " \
               f"its caller `{caller_def.name}` takes to the context, "
         args = helper.args
         params = [a.arg for a in (*args.posonlyargs, *args.args)]
