@@ -338,10 +338,27 @@ def test_function_of_the_file_with_a_mask_is_inlined():
     assert calls
 
 
-@pytest.mark.parametrize("code", ["SECOND", "SCORES_TOO", "INPLACE", "STORED"])
+def test_helper_a_second_caller_reads_is_inlined_in_forward_alone():
+    # (session 38, rafix61: declined before) the fused path leaves the helper as it is, so the
+    # second caller still gets the weights it got
+    import torch
+
+    result = _fix(SECOND)
+    assert result.applied
+    assert "    def weights(self, x):\n        b, n, _ = x.shape\n" in result.text
+    a, b = float64_pair(SECOND, result.text, "SelfAttention", dropout=0.0)
+    calls = _spy(b)
+    torch.manual_seed(2)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    _same(a, b, [x])
+    assert calls
+    torch.testing.assert_close(b.attention_map(x), a.attention_map(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("code", ["SCORES_TOO", "INPLACE", "STORED"])
 def test_helpers_the_fused_path_cannot_replace_keep_declining(code):
-    # a second caller reads the weights; the scores handed back too; the scores clamped in
-    # place, or kept on the module, between the helper's steps
+    # the scores handed back too; the scores clamped in place, or kept on the module, between
+    # the helper's steps
     text = globals()[code]
     result = _fix(text)
     assert not result.applied

@@ -1787,7 +1787,8 @@ class _Attention:
         if kind is None:
             return None
         said = f"{owner.name}.{helper.name}" if owner is not None else helper.name
-        why = f"the match spans the helper `{said}` (line {helper.lineno}), which computes the probabilities " \
+        computed = "probabilities" if any(roles.get(id(n), "").startswith("p") for n in outside) else "scores"
+        why = f"the match spans the helper `{said}` (line {helper.lineno}), which computes the {computed} " \
               f"its caller `{caller_def.name}` takes to the context, "
         args = helper.args
         params = [a.arg for a in (*args.posonlyargs, *args.args)]
@@ -1884,6 +1885,13 @@ class _Attention:
         mentions = [n for n in ast_walk(tree) if (isinstance(n, ast.Name) and n.id == (helper.name if kind ==
                     "function" else owner.name if kind == "autograd" else None))
                     or (kind == "method" and isinstance(n, ast.Attribute) and n.attr == helper.name)]
+        if kind != "autograd":
+            # The fused path leaves the helper as it is and runs its other statements in the caller
+            # alone: other callers (a visualisation, another module's `m._get_weights(x, h)`) still
+            # call it and get what they got.  Only where every other mention is a call (the helper
+            # not rebound, stored or handed on) and the caller calls it once.
+            calls = [c for c in calls if any(n is c for n in ast_walk(caller_def))]
+            mentions = _uncalled_mentions(tree, mentions) + [c.func for c in calls]
         if len(calls) != 1 or len(mentions) != 1:
             raise Skip(why + f"and `{name}` is called or named elsewhere in the file (the fused path would replace "
                        "its work for this caller alone); rewrite it by hand")
@@ -2476,6 +2484,11 @@ class _Attention:
         helper = self._function(c_info.stmt) if c_info is not None else None
         caller = self._function(s_info.stmt) if s_info is not None else None
         if not isinstance(helper, ast.FunctionDef) or not isinstance(caller, ast.FunctionDef) or helper is caller:
+            return None
+        if _calls_in(helper, caller.name) and not _calls_in(caller, helper.name):
+            # the other way round: the product's method calls the one computing the scores, which
+            # returns them (wavencoder's `weights = self._get_weights(values, query)`), a helper
+            # inlined in its caller (_inline_attention_helper)
             return None
         why = "the scores are computed in `{}` and handed to `{}`, {}; rewrite it by hand"
 
@@ -6907,11 +6920,41 @@ def _negate(cond: ast.expr, text: str, text_of) -> str:
 
 
 def _plain_test(test: ast.expr) -> bool:
-    """A test that only reads names, attributes and constants (compared, negated, combined):
-    evaluating it again where the fused call stands gives the same truth."""
+    """A test that only reads names, attributes and constants (compared, negated, combined), or
+    a local tensor's rank (`len(q.size()) == 3`, `q.dim() == 4`): evaluating it again where the
+    fused call stands gives the same truth."""
     allowed = (ast.Name, ast.Attribute, ast.Constant, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Load,
                ast.cmpop, ast.boolop, ast.unaryop)
-    return all(isinstance(n, allowed) for n in ast_walk(test))
+    todo = [test]
+    for node in todo:  # breadth first, a rank read's own call not entered
+        if isinstance(node, ast.Call):
+            if not _rank_read(node):
+                return False
+        elif isinstance(node, allowed):
+            todo.extend(ast.iter_child_nodes(node))
+        else:
+            return False
+    return True
+
+
+def _rank_read(call: ast.Call) -> bool:
+    """Is ``call`` a read of a local tensor's rank, which no code runs to answer: ``len(x.size())``,
+    ``len(x.shape)`` or ``x.dim()`` (``x`` a name other than ``self``, whose methods a module may
+    define)?"""
+    def local(expr) -> bool:
+        return isinstance(expr, ast.Name) and expr.id != "self"
+
+    if call.keywords:
+        return False
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr == "dim" and not call.args:
+        return local(func.value)
+    if not (isinstance(func, ast.Name) and func.id == "len" and len(call.args) == 1):
+        return False
+    arg = call.args[0]
+    if isinstance(arg, ast.Call) and not arg.args and not arg.keywords and isinstance(arg.func, ast.Attribute):
+        return arg.func.attr == "size" and local(arg.func.value)
+    return isinstance(arg, ast.Attribute) and arg.attr == "shape" and local(arg.value)
 
 
 def _grouping_parentheses(head: str, tail: str) -> bool:
@@ -6928,6 +6971,22 @@ def _is_call(text: str) -> bool:
         return isinstance(ast.parse(text.strip(), mode="eval").body, ast.Call)
     except SyntaxError:
         return False
+
+
+def _calls_in(function: ast.AST, name: str) -> bool:
+    """Does ``function`` call ``self.<name>(...)``?"""
+    return any(_calls_helper(n, name, True) for n in ast_walk(function))
+
+
+def _uncalled_mentions(tree: ast.AST, mentions: list) -> list:
+    """Those of ``mentions`` (names or attributes naming a helper) that are not what a call of the
+    file calls, nor an operand of an identity test (a fused path's own `type(self).h is not
+    Owner.h`, once another attention of the file is fixed): a helper rebound, stored or handed
+    on, whose other uses a caller's inlined copy of its work cannot follow."""
+    read = {id(n.func) for n in ast_walk(tree) if isinstance(n, ast.Call)}
+    read |= {id(e) for n in ast_walk(tree) if isinstance(n, ast.Compare)
+             and all(isinstance(op, (ast.Is, ast.IsNot)) for op in n.ops) for e in (n.left, *n.comparators)}
+    return [m for m in mentions if id(m) not in read or not isinstance(m.ctx, ast.Load)]
 
 
 def _calls_helper(value, name: str, method: bool) -> bool:

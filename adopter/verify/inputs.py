@@ -2044,6 +2044,8 @@ MAX_REPAIR_ELEMENTS = 1 << 24
 _SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
 _TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d+), got (\d+)\)")
 _TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
+#: torch.bmm handed a tensor of another rank (the newer wording, then the older)
+_BMM_RANK = re.compile(r"batch[12] must be a 3D tensor|Expected 3-dimensional tensor, but got \d-dimensional")
 _BAD_VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
 #: a guessed float mask handed to a fill that takes only booleans (``scores.masked_fill_(mask, -inf)``)
 _BOOL_FILL = re.compile(r"masked_fill_? only supports boolean masks")
@@ -2190,6 +2192,14 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 continue
             new = _drawn_like(first, shape)
             add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
+    if _BMM_RANK.search(text):
+        # a batched product of 3-D tensors handed one made 4-D from a guessed argument (wavencoder's
+        # dot attention: ``torch.bmm(values, query.squeeze(0).unsqueeze(2))``, the query one
+        # vector per row): each 3-D argument in turn with its middle axis dropped
+        for at, value in enumerate(call.args):
+            if isinstance(value, torch.Tensor) and value.dim() == 3 and value.is_floating_point():
+                new = _drawn_like(value, [value.shape[0], value.shape[2]])
+                add(tuple(new if i == at else v for i, v in enumerate(call.args)), dict(call.kwargs))
     if first is not None and (few or many):
         have = first.dim()
         # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):
