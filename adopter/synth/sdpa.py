@@ -4227,7 +4227,11 @@ class _Attention:
                 self.made_texts[id(name)] = name.id
                 self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
             elif role == "m2":
-                self._note_blind_rows(operand, conditions.get(role), text=plain)
+                as_float = not viewed and self._keeps_q_dtype_before(role)
+                if self._note_blind_rows(operand, conditions.get(role), text=plain, bool_as_float=as_float):
+                    text = self._bool_added_as_float(text, operand)
+                    operand = ast.parse(text, mode="eval").body
+                    self.made_texts[id(operand)] = text
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
@@ -5324,11 +5328,25 @@ class _Attention:
             return None
         return lookup_before(value.lineno + 1)(value.id) if value.lineno else None
 
-    def _note_blind_rows(self, mask, condition, keeps_bool: bool = False, text: str | None = None) -> None:
+    def _bool_added_as_float(self, text: str, operand: ast.expr) -> str:
+        """The added mask ``text`` as SDPA must take it to add what the code adds: the code's
+        ``scores + mask`` promotes a bool mask to the scores' dtype (1 where True, 0 where
+        False: a shift, not a keep/drop mask), and the scores have q's dtype here
+        (:meth:`_keeps_q_dtype_before`), so a bool mask goes in as ``mask.to(q.dtype)``
+        (SDPA would read a bool ``attn_mask`` as keep/drop); any other mask as written."""
+        torch = self._torch("converting a bool mask the code adds as 0/1")
+        atom = _atom(text, operand)
+        return f"({atom}.to({self._q_dtype()}) if {atom}.dtype == {torch}.bool else {atom})"
+
+    def _note_blind_rows(self, mask, condition, keeps_bool: bool = False, text: str | None = None,
+                         bool_as_float: bool = False) -> bool:
         """Remember the guard term for an additive mask held in a name (see
         :func:`_blind_rows_term`).  The guard is what keeps the training path exact, so it
         is never left out: without a name for ``torch`` the module gets ``import torch``, and
-        where that name is taken the match is not rewritten (:meth:`_torch`)."""
+        where that name is taken the match is not rewritten (:meth:`_torch`).  With
+        ``bool_as_float`` (the caller can hand SDPA a bool mask as the 0/1 the code adds:
+        :meth:`_bool_added_as_float`) a bool mask of unknown values stays on the fused path
+        (the term's ``keeps_bool`` form); returns whether it does, so the caller converts it."""
         if isinstance(mask, ast.BinOp) and isinstance(mask.op, ast.Mult) and not keeps_bool:
             # `scores + attention_mask * -1e9` (diffusionlm): a 0/1 mask times a large negative
             # constant.  A row it hides whole is at about the constant, finite: the original's
@@ -5360,12 +5378,17 @@ class _Attention:
             # hides whole at any large negative value take the original (_blind_rows_term)
             torch = self._torch("the guard for rows whose every key is masked")
             atom = _atom_text(self._text(mask) if text is None else text, mask)
+            number = self._may_hold_number(mask)
+            converts = bool_as_float and not keeps_bool and not number
             self.blind_rows = _blind_rows_term(
-                torch, atom, None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
-            if self._may_hold_number(mask):
+                torch, atom, None if condition is None else _guard_term(self._text(condition), condition),
+                keeps_bool or converts)
+            if number:
                 # (a bias the function sets to a Python number on some path, graphium's
                 # `attn_bias = 0.0` when there is none: no tensor to test, nor for SDPA to read)
                 self.blind_rows = f"not {torch}.is_tensor({atom}) or ({self.blind_rows})"
+            return converts
+        return False
 
     def _may_hold_number(self, mask: ast.expr) -> bool:
         """Does the function bind the mask's name to a number literal anywhere (``attn_bias =
