@@ -1,5 +1,6 @@
-"""Research attention fixed but inert (session 38): a bool mask the code adds to the scores.
-The fixtures are ours.
+"""Research attention found but not fixed, or fixed but inert (session 38).  The fixtures are ours.
+
+A bool mask the code adds to the scores:
 
 ``scores + mask`` with a bool ``mask`` promotes it to the scores' dtype: it adds 1 where the
 mask is True and 0 elsewhere (a shift of those scores, not a keep/drop mask; a bool mask
@@ -13,6 +14,13 @@ float mask that hides a whole row.
   all-True one (the "filled" bool mask) and a float mask; outputs and input gradients.
 - Look-alikes: a tensor scale before the add (the scores' dtype is no longer known to be q's,
   so a bool mask keeps the original path); an integer mask (original path).
+
+Scores an einsum writes with their axes moved (``"bqkh"``: the keys not last), a bias and a
+fill added in that layout: each moved into the fused call's layout by the inverse of the scores'
+move (``.permute(0, 3, 1, 2)``), where the code fixes its rank at the scores' (``x.repeat(1, 1,
+h).unsqueeze(1)``, an einsum's output).  Exact in float64, train and eval, padded or not.
+Look-alikes: a fill's mask handed in whole (its rank unknown: declined); the softmax over the
+queries' axis (no site).
 """
 
 from __future__ import annotations
@@ -158,3 +166,128 @@ def test_a_tensor_scale_before_the_add_keeps_bool_masks_on_the_original_path(mon
     calls = _spy_sdpa(b, monkeypatch)
     _same(a, b, torch.rand(3, 1, 1, 5) > 0.4)
     assert calls == []  # the bool mask took the original path
+
+
+# Scores an einsum writes with their axes moved (batch, queries, keys, heads), a relative bias
+# added in that layout and a padding fill whose rank the code fixes (`repeat` names every axis):
+# both moved into the fused call's (batch, heads, queries, keys) layout.
+MOVED = """\
+import torch
+from torch import nn
+
+
+class HeadsLastAttention(nn.Module):
+    def __init__(self, dim=12, inner=4, heads=3, p=0.0):
+        super().__init__()
+        self.heads = heads
+        self.scale = inner ** 0.5
+        self.wq = nn.Parameter(torch.randn(dim, inner, heads) / dim ** 0.5)
+        self.wk = nn.Parameter(torch.randn(dim, inner, heads) / dim ** 0.5)
+        self.wv = nn.Parameter(torch.randn(dim, inner, heads) / dim ** 0.5)
+        self.rel = nn.Parameter(torch.randn(inner, heads) / inner)
+        self.wo = nn.Parameter(torch.randn(inner, heads, dim) / dim ** 0.5)
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x, keep):
+        q = torch.einsum('btm,meh->bteh', x, self.wq)
+        k = torch.einsum('btm,meh->bteh', x, self.wk)
+        v = torch.einsum('btm,meh->bteh', x, self.wv)
+        n = x.shape[1]
+        pos = torch.linspace(-1, 1, n, dtype=x.dtype)[:, None, None] - torch.linspace(-1, 1, n, dtype=x.dtype)[None, :, None]
+        dist = pos * torch.ones(q.shape[2], dtype=x.dtype)
+        s = torch.einsum('bqeh,bkeh->bqkh', q, k) + torch.einsum('bqeh,qke->bqkh', q + self.rel, dist)
+        s = s / self.scale
+        s = s.masked_fill(~keep.unsqueeze(-1).repeat(1, 1, self.heads).unsqueeze(1), float('-inf')).softmax(-2)
+        out = torch.einsum('bqkh,bkeh->bqeh', self.drop(s), v)
+        return torch.einsum('bqeh,ehm->bqm', out, self.wo)
+"""
+
+# the fill's mask handed in whole: its rank (a (batch, 1, keys, 1) mask or a (keys, 1) one,
+# each broadcast differently) is not in the code, so the move cannot be written
+# the softmax over the queries' axis of the same scores: no attention over the keys
+OVER_QUERIES = MOVED.replace(".softmax(-2)", ".softmax(1)")
+UNKNOWN_RANK = MOVED.replace("s.masked_fill(~keep.unsqueeze(-1).repeat(1, 1, self.heads).unsqueeze(1),",
+                             "s.masked_fill(~keep,")
+
+
+def test_a_fill_and_bias_on_moved_scores_are_moved_into_the_fused_layout():
+    assert [f.line for f in found(MOVED, "ADP010")] == [line_of(MOVED, "s = torch.einsum('bqeh,bkeh->bqkh'")]
+    fixed = _fixed(MOVED)
+    assert "scaled_dot_product_attention(" in fixed
+    # the (batch, queries, keys, heads) mask and bias read as (batch, heads, queries, keys)
+    assert ".unsqueeze(1)).permute(0, 3, 1, 2)" in fixed
+    assert fixed.count(".permute(0, 3, 1, 2)") >= 3  # (q, the bias, the fill's mask)
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+def test_moved_scores_with_a_fill_and_a_bias_compute_the_same_attention(train, padded, monkeypatch):
+    import torch
+
+    fixed = _fixed(MOVED)
+    a, b = float64_pair(MOVED, fixed, "HeadsLastAttention", p=0.0)
+    a.train(train)
+    b.train(train)
+    calls = _spy_sdpa(b, monkeypatch)
+    x = torch.randn(2, 6, 12, dtype=torch.float64, requires_grad=True)
+    keep = torch.ones(2, 6, dtype=torch.bool)
+    if padded:
+        keep[0, 4:] = False
+        keep[1, 1:3] = False
+    out_a, out_b = a(x, keep), b(x, keep)
+    # float64, a softmax over 6 keys of 4-wide head products: rounding far below these
+    torch.testing.assert_close(out_b, out_a, rtol=1e-10, atol=1e-12)
+    grad_a, = torch.autograd.grad(out_a.sum(), x)
+    grad_b, = torch.autograd.grad(out_b.sum(), x)
+    torch.testing.assert_close(grad_b, grad_a, rtol=1e-10, atol=1e-12)
+    assert len(calls) == 1
+
+
+def test_moved_scores_with_dropout_compute_the_same_attention_seeded(monkeypatch):
+    import torch
+
+    fixed = _fixed(MOVED)
+    a, b = float64_pair(MOVED, fixed, "HeadsLastAttention", p=0.5)
+    a.eval()
+    b.eval()
+    x = torch.randn(2, 6, 12, dtype=torch.float64)
+    keep = torch.ones(2, 6, dtype=torch.bool)
+    keep[0, 3:] = False
+    torch.testing.assert_close(b(x, keep), a(x, keep), rtol=1e-10, atol=1e-12)
+    # (in training the fused call draws its dropout mask in its own order: the rate reaches it)
+    assert "dropout_p=self.drop.p if self.training else 0.0" in fixed
+
+
+def test_a_fill_of_unknown_rank_on_moved_scores_is_declined():
+    assert UNKNOWN_RANK != MOVED
+    assert len(found(UNKNOWN_RANK, "ADP010")) == 1
+    result = fix_text(UNKNOWN_RANK, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention(" not in result.text
+
+
+def test_a_softmax_over_the_queries_of_moved_scores_is_no_site():
+    assert OVER_QUERIES != MOVED
+    assert found(OVER_QUERIES, "ADP010") == []
+    assert "scaled_dot_product_attention(" not in _fixed(OVER_QUERIES)
+
+
+@pytest.mark.parametrize("text, rank", [
+    ("~mask.unsqueeze(-1).repeat(1, 1, self.heads).unsqueeze(1)", 4),
+    ("torch.einsum('bqeh,qke->bqkh', q, p)", 4),
+    ("m.view(b, 1, 1, n).bool()", 4),
+    ("m.reshape((b, 1, n)).eq(0)", 3),
+    ("m.expand(b, h, n, n).to(torch.float32)", 4),
+    ("mask", None),  # a name: any rank
+    ("mask[:, None]", None),  # an index of a tensor of unknown rank
+    ("m.unsqueeze(1)", None),
+    ("m.view(b, 1, 1, n).eq(other)", None),  # a tensor compared may broadcast to more axes
+    ("m.view(shape)", None),  # a shape held in a name
+    ("torch.einsum('...qk,...kd->...qd', a, b)", None),
+    ("m.squeeze(1).view(b, n)", 2),
+])
+def test_the_rank_the_code_fixes(text, rank):
+    import ast
+
+    from adopter.synth.ranks import static_rank
+
+    assert static_rank(ast.parse(text, mode="eval").body) == rank

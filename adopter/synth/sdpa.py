@@ -53,6 +53,7 @@ from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
+from .ranks import static_rank
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
 from .weights import Decline
 from ..structure.treewalk import ast_walk
@@ -4206,6 +4207,13 @@ class _Attention:
                     raise Skip("a bias added before a tensor scale")
                 text = f"{_atom(text, operand)} * {_atom(scale, ast.parse(scale, mode='eval').body)}"
                 operand = ast.parse(text, mode="eval").body
+            if module_bias is None:
+                # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
+                moved = self._in_product_layout(text, self._operand_of(role, var))
+                if moved != text:
+                    text = moved
+                    operand = ast.parse(text, mode="eval").body
+                    self.made_texts[id(operand)] = text
             plain = text  # (the mask as written, before the views below: what the guard reads)
             viewed = role == "m2" and bool(views)
             if viewed:
@@ -4482,6 +4490,8 @@ class _Attention:
             # filled in the heads' view between the scores' two reshapes: the mask as the fused
             # call reads the scores, broadcast to that view and folded back as they are
             where, keep = self._folded_fill(where, conditions), self._folded_fill(keep, conditions)
+        # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
+        where, keep = self._in_product_layout(where, cond), self._in_product_layout(keep, cond)
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
 
@@ -6071,11 +6081,34 @@ class _Attention:
         view = self.roles["s0"].view
         if view is None or view.out_move is None:
             return
-        extra = [r for r in (*ADD_STEPS, *FILL_STEPS, *VIEW_STEPS, "z") if r in self.roles]
+        extra = [r for r in (*VIEW_STEPS, "z") if r in self.roles]
+        moved = [r for r in (*ADD_STEPS, *FILL_STEPS) if r in self.roles]
+        written = self.index.segment(self.roles["s0"].span) if self.roles["s0"].span is not None else ""
+        if moved and "..." in written:
+            extra.extend(moved)  # (a move of the last axes of any rank: the mask's rank is not fixed)
         if extra or len({n.func for n in nodes}) > 1:
             raise Skip("the scores are written with their axes moved (the keys not last) and a mask, bias or "
                        "fill is added in that layout, or a helper computes a step: not moved into the fused "
                        "call's layout")
+
+    def _in_product_layout(self, text: str, node: ast.expr) -> str:
+        """A mask or bias ``text`` (the code ``node``) written for scores an einsum lays out
+        with their axes moved (``"bqkh"``), moved into the product's own layout, the fused
+        call's (``"bhqk"``): the inverse of the scores' move, ``.permute(...)`` -- the same
+        values at the same (query, key) pairs, so the guards that read the mask along its last
+        axis read it along the keys, as for unmoved scores.  Only where the code fixes the
+        mask's rank at the scores' (:func:`.ranks.static_rank`); a mask broadcast from fewer
+        axes, or of a rank the code does not say, is declined.  Other scores: ``text``."""
+        view = self.roles["s0"].view
+        if view is None or view.out_move is None:
+            return text
+        move = view.out_move
+        if static_rank(node) != len(move):
+            raise Skip("the scores are written with their axes moved (the keys not last) and a mask, bias or fill "
+                       f"is added in that layout whose rank the code does not fix (`{self._text(node)}`): not "
+                       "moved into the fused call's layout")
+        inverse = tuple(move.index(axis) for axis in range(len(move)))
+        return f"{_atom_text(text, node)}.permute{inverse}"
 
     def _check_containers(self) -> None:
         """The softmax and dropout modules may be the members of one ``nn.Sequential``
