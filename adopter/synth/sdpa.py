@@ -4237,9 +4237,14 @@ class _Attention:
             elif role == "m2":
                 as_float = not viewed and self._keeps_q_dtype_before(role)
                 if self._note_blind_rows(operand, conditions.get(role), text=plain, bool_as_float=as_float):
-                    text = self._bool_added_as_float(text, operand)
-                    operand = ast.parse(text, mode="eval").body
-                    self.made_texts[id(operand)] = text
+                    try:
+                        converted = self._bool_added_as_float(text, operand)
+                    except Skip:  # (q's dtype cannot be read: a bool mask takes the original path, as before)
+                        self._note_blind_rows(operand, conditions.get(role), text=plain)
+                    else:
+                        text = converted
+                        operand = ast.parse(text, mode="eval").body
+                        self.made_texts[id(operand)] = text
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
