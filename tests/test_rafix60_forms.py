@@ -1,19 +1,17 @@
 """Research attention found but not fixed, or fixed but inert (session 38).  The fixtures are ours.
 
-A bool mask the code adds to the scores:
+A mask the code makes bool on every path and adds to the scores: ``scores + mask`` promotes it
+to the scores' dtype, adding 1 where it is True and 0 elsewhere (a shift of those scores, not a
+keep/drop mask; a bool mask "filled" by ``masked_fill(mask == 0, -big)`` stays bool, all True).
+The guard sent every bool mask to the original, so such a patch never took its fused path
+(inert).  Where the code makes the mask bool (a comparison, its views, a fill of it: every
+binding of the name) and the scores keep q's dtype up to the add, the fused call takes
+``mask.to(q.dtype)`` with no guard (0/1 hides no row).
 
-``scores + mask`` with a bool ``mask`` promotes it to the scores' dtype: it adds 1 where the
-mask is True and 0 elsewhere (a shift of those scores, not a keep/drop mask; a bool mask
-"filled" by ``masked_fill(mask == 0, -big)`` stays bool, all True).  The guard used to send
-every bool mask to the original, so such a patch never took its fused path.  The fused call now
-takes a bool mask as ``mask.to(q.dtype)`` -- exactly what the code adds, where the scores still
-have q's dtype -- and keeps the original path for integer masks and for training steps with a
-float mask that hides a whole row.
-
-- Exact in float64 on the CPU, train and eval, for a bool mask with True and False entries, an
-  all-True one (the "filled" bool mask) and a float mask; outputs and input gradients.
-- Look-alikes: a tensor scale before the add (the scores' dtype is no longer known to be q's,
-  so a bool mask keeps the original path); an integer mask (original path).
+- Exact in float64 on the CPU, train and eval, outputs and input gradients, the fused path taken.
+- Look-alikes: the mask handed in (its dtype unknown: a bool one keeps the original path, a
+  float one the fused call, an integer one the original); a tensor scale before the add (the
+  scores' dtype is no longer known to be q's: the guard stays).
 
 Scores an einsum writes with their axes moved (``"bqkh"``: the keys not last), a bias and a
 fill added in that layout: each moved into the fused call's layout by the inverse of the scores'
@@ -67,7 +65,7 @@ HANDED = ADDED.replace(
 
 # the scores scaled by a tensor before the add: their dtype is no longer known to be q's (a
 # float64 temperature makes float32 scores float64), so a bool mask keeps the original path
-TEMPERATURE = HANDED.replace(
+TEMPERATURE = ADDED.replace(
     "        self.proj = nn.Linear(dim, dim)\n",
     "        self.proj = nn.Linear(dim, dim)\n        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))\n"
 ).replace("k.transpose(-2, -1)) * scale\n", "k.transpose(-2, -1)) * self.temperature\n")
@@ -81,15 +79,18 @@ def _guard(fixed: str) -> str:
     return fixed.split("        if (\n", 1)[1].split("        ):\n", 1)[0]
 
 
-def test_an_added_bool_mask_goes_to_the_fused_call_as_the_0_1_the_code_adds():
+def test_a_bool_mask_the_code_adds_goes_to_the_fused_call_as_its_0_1():
     assert [f.line for f in found(ADDED, "ADP010")] == [line_of(ADDED, "scores = torch.matmul(")]
     fixed = _fixed(ADDED)
+    assert "attn_mask=attn_mask.to(q.dtype)" in fixed
+    assert "is_floating_point" not in fixed and "        if (" not in fixed  # (no guard: nothing to send back)
+
+
+def test_a_handed_mask_keeps_its_dtype_guard():
+    fixed = _fixed(HANDED)
     assert "scaled_dot_product_attention(" in fixed
-    assert "attn_mask.to(q.dtype)" in fixed and "if attn_mask.dtype == torch.bool" in fixed
-    # a bool mask no longer takes the original path; an integer one still does
-    guard = _guard(fixed)
-    assert "attn_mask.dtype != torch.bool" in guard
-    assert "not attn_mask.is_floating_point()" in guard
+    assert "attn_mask.to(" not in fixed
+    assert "not attn_mask.is_floating_point()" in _guard(fixed)
 
 
 def _pair(source, train):
@@ -149,8 +150,8 @@ def test_a_handed_mask_of_any_dtype_computes_the_same_attention(train, kind, mon
     keep = torch.rand(3, 1, 1, 5) > 0.4
     mask = {"bool": keep, "float": torch.where(keep, 0.0, -3.0).double(), "int": keep.long() * 2}[kind]
     _same(a, b, mask)
-    # bool and float masks take the fused call; an integer one the original
-    assert len(calls) == (0 if kind == "int" else 1)
+    # a float mask takes the fused call; bool and integer ones (their dtype unknown to the code) the original
+    assert len(calls) == (1 if kind == "float" else 0)
 
 
 def test_a_tensor_scale_before_the_add_keeps_bool_masks_on_the_original_path(monkeypatch):
@@ -161,10 +162,10 @@ def test_a_tensor_scale_before_the_add_keeps_bool_masks_on_the_original_path(mon
     assert "scaled_dot_product_attention(" in fixed
     assert ".dtype == torch.bool else" not in fixed
     assert "not attn_mask.is_floating_point()" in _guard(fixed)
-    assert "attn_mask.dtype != torch.bool" not in _guard(fixed)
+    assert "attn_mask.to(" not in fixed
     a, b = float64_pair(TEMPERATURE, fixed, "PaddedAttention")
     calls = _spy_sdpa(b, monkeypatch)
-    _same(a, b, torch.rand(3, 1, 1, 5) > 0.4)
+    _same(a, b, torch.tensor([5, 2, 3]))
     assert calls == []  # the bool mask took the original path
 
 
@@ -291,3 +292,23 @@ def test_the_rank_the_code_fixes(text, rank):
     from adopter.synth.ranks import static_rank
 
     assert static_rank(ast.parse(text, mode="eval").body) == rank
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("m = torch.arange(n)[None, :] < lens[:, None]\nm = m.unsqueeze(1)\nm = m.masked_fill(m == 0, -1e9)", True),
+    ("m = ~x.eq(0)\nm = m[:, None] & y.bool()", True),
+    ("m = x.float()", False),  # a float tensor
+    ("m = x < 1\nif flag:\n    m = x", False),  # another binding of unknown dtype
+    ("m = x < 1\nm += 1", False),  # an augmented assignment (bool + 1 is an integer)
+    ("for m in masks:\n    pass\nm = x < 1", False),  # a loop binds it too
+])
+def test_a_mask_the_code_makes_bool(text, expected):
+    import ast
+
+    from adopter.synth.ranks import bool_by_code
+
+    func = ast.parse("def f(x, y, n, lens, flag, masks):\n" + "\n".join("    " + line for line in text.split("\n"))
+                     + "\n    return m").body[0]
+    assert bool_by_code(ast.Name(id="m", ctx=ast.Load()), func) is expected
+    # a parameter is never known to be bool
+    assert bool_by_code(ast.Name(id="x", ctx=ast.Load()), func) is False

@@ -53,7 +53,7 @@ from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
-from .ranks import static_rank
+from .ranks import bool_by_code, static_rank
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
 from .weights import Decline
 from ..structure.treewalk import ast_walk
@@ -4172,6 +4172,7 @@ class _Attention:
                 continue
             var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
             module_bias = self._bias_module_operand(role, var)
+            as_added = module_bias is None  # (the operand the code adds, as it adds it: a bool one as 0/1)
             if role == "m2" and self.grouped_cat is not None:
                 # the biases of the groups put together (_grouped_split): the groups the fused path
                 # builds are the biases added to a stand-in of zeros
@@ -4183,12 +4184,15 @@ class _Attention:
                 text = self.dtype_choices[role]["keep"]
                 operand = ast.parse(text, mode="eval").body
                 self.made_texts[id(operand)] = text
+                as_added = False
             else:
                 operand = self._operand_of(role, var)
                 if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
                     operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
+                    as_added = False  # (SDPA reads it as the code's own choice does: a bool one keep/drop)
                 text = self._text(operand)
             if module_bias is None and read_names(operand) & stored:
+                as_added = False
                 swapped = (self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
                            or self._bias_of_scores_metadata(operand, stored, role))
                 if swapped is None:
@@ -4235,16 +4239,14 @@ class _Attention:
                 self.made_texts[id(name)] = name.id
                 self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
             elif role == "m2":
-                as_float = not viewed and self._keeps_q_dtype_before(role)
-                if self._note_blind_rows(operand, conditions.get(role), text=plain, bool_as_float=as_float):
-                    try:
-                        converted = self._bool_added_as_float(text, operand)
-                    except Skip:  # (q's dtype cannot be read: a bool mask takes the original path, as before)
-                        self._note_blind_rows(operand, conditions.get(role), text=plain)
-                    else:
-                        text = converted
-                        operand = ast.parse(text, mode="eval").body
-                        self.made_texts[id(operand)] = text
+                converted = self._bool_added_as_float(text, operand) \
+                    if as_added and not viewed and self._keeps_q_dtype_before(role) else None
+                if converted is not None:
+                    text = converted
+                    operand = ast.parse(text, mode="eval").body
+                    self.made_texts[id(operand)] = text
+                else:
+                    self._note_blind_rows(operand, conditions.get(role), text=plain)
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
@@ -5343,25 +5345,27 @@ class _Attention:
             return None
         return lookup_before(value.lineno + 1)(value.id) if value.lineno else None
 
-    def _bool_added_as_float(self, text: str, operand: ast.expr) -> str:
-        """The added mask ``text`` as SDPA must take it to add what the code adds: the code's
-        ``scores + mask`` promotes a bool mask to the scores' dtype (1 where True, 0 where
-        False: a shift, not a keep/drop mask), and the scores have q's dtype here
-        (:meth:`_keeps_q_dtype_before`), so a bool mask goes in as ``mask.to(q.dtype)``
-        (SDPA would read a bool ``attn_mask`` as keep/drop); any other mask as written."""
-        torch = self._torch("converting a bool mask the code adds as 0/1")
-        atom = _atom(text, operand)
-        return f"({atom}.to({self._q_dtype()}) if {atom}.dtype == {torch}.bool else {atom})"
+    def _bool_added_as_float(self, text: str, operand: ast.expr) -> str | None:
+        """The added mask ``text`` as SDPA must take it where the code makes it bool on every
+        path (:func:`.ranks.bool_by_code`: qwen-tts's ``arange(n)[None, :] < lengths[:, None]``,
+        viewed, then "filled" by a ``masked_fill`` that leaves a bool tensor bool): the code's
+        ``scores + mask`` promotes it to the scores' dtype, 1 where True and 0 where False (a
+        shift of those scores, not a keep/drop mask), and the scores have q's dtype here
+        (:meth:`_keeps_q_dtype_before`), so the fused call takes ``mask.to(q.dtype)``.  Such a
+        mask hides no row, so it needs no guard; the guard's dtype test would send every call
+        to the original (an inert patch).  None for any other mask (the guard decides)."""
+        if not bool_by_code(operand, self._function(self.block[0]) if self.block else None):
+            return None
+        try:
+            return f"{_atom(text, operand)}.to({self._q_dtype()})"
+        except Skip:
+            return None
 
-    def _note_blind_rows(self, mask, condition, keeps_bool: bool = False, text: str | None = None,
-                         bool_as_float: bool = False) -> bool:
+    def _note_blind_rows(self, mask, condition, keeps_bool: bool = False, text: str | None = None) -> None:
         """Remember the guard term for an additive mask held in a name (see
         :func:`_blind_rows_term`).  The guard is what keeps the training path exact, so it
         is never left out: without a name for ``torch`` the module gets ``import torch``, and
-        where that name is taken the match is not rewritten (:meth:`_torch`).  With
-        ``bool_as_float`` (the caller can hand SDPA a bool mask as the 0/1 the code adds:
-        :meth:`_bool_added_as_float`) a bool mask of unknown values stays on the fused path
-        (the term's ``keeps_bool`` form); returns whether it does, so the caller converts it."""
+        where that name is taken the match is not rewritten (:meth:`_torch`)."""
         if isinstance(mask, ast.BinOp) and isinstance(mask.op, ast.Mult) and not keeps_bool:
             # `scores + attention_mask * -1e9` (diffusionlm): a 0/1 mask times a large negative
             # constant.  A row it hides whole is at about the constant, finite: the original's
@@ -5393,17 +5397,12 @@ class _Attention:
             # hides whole at any large negative value take the original (_blind_rows_term)
             torch = self._torch("the guard for rows whose every key is masked")
             atom = _atom_text(self._text(mask) if text is None else text, mask)
-            number = self._may_hold_number(mask)
-            converts = bool_as_float and not keeps_bool and not number
             self.blind_rows = _blind_rows_term(
-                torch, atom, None if condition is None else _guard_term(self._text(condition), condition),
-                keeps_bool or converts)
-            if number:
+                torch, atom, None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
+            if self._may_hold_number(mask):
                 # (a bias the function sets to a Python number on some path, graphium's
                 # `attn_bias = 0.0` when there is none: no tensor to test, nor for SDPA to read)
                 self.blind_rows = f"not {torch}.is_tensor({atom}) or ({self.blind_rows})"
-            return converts
-        return False
 
     def _may_hold_number(self, mask: ast.expr) -> bool:
         """Does the function bind the mask's name to a number literal anywhere (``attn_bias =

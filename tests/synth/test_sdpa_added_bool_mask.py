@@ -6,10 +6,7 @@ written for additive masks is normally handed float ones (Hugging Face builds th
 ``finfo.min``), but nothing in the code says so, and verify found the difference on CLIPSeg's
 attention (a bool causal mask: output off by 0.55).  The guard the fixer writes for an additive
 mask held in a name now sends a mask that is not floating point to the original path (a dtype
-test: no device sync, no graph break), while float masks keep the fused call.  Since rafix60
-(session 38) a bool mask takes the fused call too, as ``mask.to(q.dtype)`` -- the 0/1 the code
-adds, where the scores keep q's dtype up to the add -- and integer masks the original path
-(tests/test_rafix60_forms.py).  Fixtures ours;
+test: no device sync, no graph break), while float masks keep the fused call.  Fixtures ours;
 float64, a handful of keys: ``torch.testing``'s float64 defaults.
 """
 
@@ -80,9 +77,8 @@ def test_patched_matches_for_every_mask_dtype(kind, train):
     patched.train(train)
     x = torch.randn(2, 5, 8, dtype=torch.float64)
     assert_same_step(original, patched, [x], mask=_masks()[kind])
-    # a float mask takes the fused call, a bool one too (as the 0/1 the code adds); an integer
-    # one the original path
-    assert counter.calls == (0 if kind == "long" else 1)
+    # a float mask takes the fused call; one that is not floating point the original path
+    assert counter.calls == (1 if kind == "float" else 0)
 
 
 def test_no_mask_takes_the_fused_call():
