@@ -4153,6 +4153,7 @@ class _Attention:
         if self.scores_t and any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS, *FILL_STEPS)):
             # (the mask would be the transpose of the one written, and its rank is not known)
             raise Skip("a mask is applied to scores written (keys, queries)")
+        self._check_moved_mask_parts()
         views = [r for r in VIEW_STEPS if r in self.roles]
         grouped = self.roles["s0"].view is not None and bool(self.roles["s0"].view.grouped)
         if views and grouped and not any(r in self.roles for r in (*ADD_STEPS, *FILL_STEPS)):
@@ -6094,6 +6095,20 @@ class _Attention:
             raise Skip("the scores are written with their axes moved (the keys not last) and a mask, bias or "
                        "fill is added in that layout, or a helper computes a step: not moved into the fused "
                        "call's layout")
+
+    def _check_moved_mask_parts(self) -> None:
+        """On scores an einsum writes with their axes moved, only the add steps' operands and a
+        plain fill's mask are moved into the fused call's layout (:meth:`_in_product_layout`);
+        a mask made another way (a dtype or mask choice, a blend, a block or helper bias, the
+        groups of a split) is laid out for the written scores, so such a site is declined."""
+        view = self.roles["s0"].view
+        if view is None or view.out_move is None:
+            return
+        blend = any(r in self.roles and self.roles[r].op == "canon.mask_blend" for r in FILL_STEPS)
+        if blend or self.dtype_choices or self.mask_choices or self.block_bias is not None \
+                or self.fill_helper is not None or self.helper_adds or self.grouped_cat is not None:
+            raise Skip("the scores are written with their axes moved (the keys not last) and a mask is made for "
+                       "that layout in a way not moved into the fused call's layout")
 
     def _in_product_layout(self, text: str, node: ast.expr) -> str:
         """A mask or bias ``text`` (the code ``node``) written for scores an einsum lays out
