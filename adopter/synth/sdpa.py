@@ -53,6 +53,7 @@ from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
+from .ranks import bool_by_code, static_rank
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
 from .weights import Decline
 from ..structure.treewalk import ast_walk
@@ -4173,6 +4174,7 @@ class _Attention:
         if self.scores_t and any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS, *FILL_STEPS)):
             # (the mask would be the transpose of the one written, and its rank is not known)
             raise Skip("a mask is applied to scores written (keys, queries)")
+        self._check_moved_mask_parts()
         views = [r for r in VIEW_STEPS if r in self.roles]
         grouped = self.roles["s0"].view is not None and bool(self.roles["s0"].view.grouped)
         if views and grouped and not any(r in self.roles for r in (*ADD_STEPS, *FILL_STEPS)):
@@ -4192,6 +4194,7 @@ class _Attention:
                 continue
             var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
             module_bias = self._bias_module_operand(role, var)
+            as_added = module_bias is None  # (the operand the code adds, as it adds it: a bool one as 0/1)
             if role == "m2" and self.grouped_cat is not None:
                 # the biases of the groups put together (_grouped_split): the groups the fused path
                 # builds are the biases added to a stand-in of zeros
@@ -4203,12 +4206,15 @@ class _Attention:
                 text = self.dtype_choices[role]["keep"]
                 operand = ast.parse(text, mode="eval").body
                 self.made_texts[id(operand)] = text
+                as_added = False
             else:
                 operand = self._operand_of(role, var)
                 if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
                     operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
+                    as_added = False  # (SDPA reads it as the code's own choice does: a bool one keep/drop)
                 text = self._text(operand)
             if module_bias is None and read_names(operand) & stored:
+                as_added = False
                 swapped = (self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
                            or self._bias_of_scores_metadata(operand, stored, role))
                 if swapped is None:
@@ -4227,6 +4233,13 @@ class _Attention:
                     raise Skip("a bias added before a tensor scale")
                 text = f"{_atom(text, operand)} * {_atom(scale, ast.parse(scale, mode='eval').body)}"
                 operand = ast.parse(text, mode="eval").body
+            if module_bias is None:
+                # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
+                moved = self._in_product_layout(text, self._operand_of(role, var))
+                if moved != text:
+                    text = moved
+                    operand = ast.parse(text, mode="eval").body
+                    self.made_texts[id(operand)] = text
             plain = text  # (the mask as written, before the views below: what the guard reads)
             viewed = role == "m2" and bool(views)
             if viewed:
@@ -4248,7 +4261,14 @@ class _Attention:
                 self.made_texts[id(name)] = name.id
                 self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
             elif role == "m2":
-                self._note_blind_rows(operand, conditions.get(role), text=plain)
+                converted = self._bool_added_as_float(text, operand) \
+                    if as_added and not viewed and self._keeps_q_dtype_before(role) else None
+                if converted is not None:
+                    text = converted
+                    operand = ast.parse(text, mode="eval").body
+                    self.made_texts[id(operand)] = text
+                else:
+                    self._note_blind_rows(operand, conditions.get(role), text=plain)
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
@@ -4499,6 +4519,8 @@ class _Attention:
             # filled in the heads' view between the scores' two reshapes: the mask as the fused
             # call reads the scores, broadcast to that view and folded back as they are
             where, keep = self._folded_fill(where, conditions), self._folded_fill(keep, conditions)
+        # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
+        where, keep = self._in_product_layout(where, cond), self._in_product_layout(keep, cond)
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
 
@@ -5345,6 +5367,22 @@ class _Attention:
             return None
         return lookup_before(value.lineno + 1)(value.id) if value.lineno else None
 
+    def _bool_added_as_float(self, text: str, operand: ast.expr) -> str | None:
+        """The added mask ``text`` as SDPA must take it where the code makes it bool on every
+        path (:func:`.ranks.bool_by_code`: qwen-tts's ``arange(n)[None, :] < lengths[:, None]``,
+        viewed, then "filled" by a ``masked_fill`` that leaves a bool tensor bool): the code's
+        ``scores + mask`` promotes it to the scores' dtype, 1 where True and 0 where False (a
+        shift of those scores, not a keep/drop mask), and the scores have q's dtype here
+        (:meth:`_keeps_q_dtype_before`), so the fused call takes ``mask.to(q.dtype)``.  Such a
+        mask hides no row, so it needs no guard; the guard's dtype test would send every call
+        to the original (an inert patch).  None for any other mask (the guard decides)."""
+        if not bool_by_code(operand, self._function(self.block[0]) if self.block else None):
+            return None
+        try:
+            return f"{_atom(text, operand)}.to({self._q_dtype()})"
+        except Skip:
+            return None
+
     def _note_blind_rows(self, mask, condition, keeps_bool: bool = False, text: str | None = None) -> None:
         """Remember the guard term for an additive mask held in a name (see
         :func:`_blind_rows_term`).  The guard is what keeps the training path exact, so it
@@ -6077,11 +6115,48 @@ class _Attention:
         view = self.roles["s0"].view
         if view is None or view.out_move is None:
             return
-        extra = [r for r in (*ADD_STEPS, *FILL_STEPS, *VIEW_STEPS, "z") if r in self.roles]
+        extra = [r for r in (*VIEW_STEPS, "z") if r in self.roles]
+        moved = [r for r in (*ADD_STEPS, *FILL_STEPS) if r in self.roles]
+        written = self.index.segment(self.roles["s0"].span) if self.roles["s0"].span is not None else ""
+        if moved and "..." in written:
+            extra.extend(moved)  # (a move of the last axes of any rank: the mask's rank is not fixed)
         if extra or len({n.func for n in nodes}) > 1:
             raise Skip("the scores are written with their axes moved (the keys not last) and a mask, bias or "
                        "fill is added in that layout, or a helper computes a step: not moved into the fused "
                        "call's layout")
+
+    def _check_moved_mask_parts(self) -> None:
+        """On scores an einsum writes with their axes moved, only the add steps' operands and a
+        plain fill's mask are moved into the fused call's layout (:meth:`_in_product_layout`);
+        a mask made another way (a dtype or mask choice, a blend, a block or helper bias, the
+        groups of a split) is laid out for the written scores, so such a site is declined."""
+        view = self.roles["s0"].view
+        if view is None or view.out_move is None:
+            return
+        blend = any(r in self.roles and self.roles[r].op == "canon.mask_blend" for r in FILL_STEPS)
+        if blend or self.dtype_choices or self.mask_choices or self.block_bias is not None \
+                or self.fill_helper is not None or self.helper_adds or self.grouped_cat is not None:
+            raise Skip("the scores are written with their axes moved (the keys not last) and a mask is made for "
+                       "that layout in a way not moved into the fused call's layout")
+
+    def _in_product_layout(self, text: str, node: ast.expr) -> str:
+        """A mask or bias ``text`` (the code ``node``) written for scores an einsum lays out
+        with their axes moved (``"bqkh"``), moved into the product's own layout, the fused
+        call's (``"bhqk"``): the inverse of the scores' move, ``.permute(...)`` -- the same
+        values at the same (query, key) pairs, so the guards that read the mask along its last
+        axis read it along the keys, as for unmoved scores.  Only where the code fixes the
+        mask's rank at the scores' (:func:`.ranks.static_rank`); a mask broadcast from fewer
+        axes, or of a rank the code does not say, is declined.  Other scores: ``text``."""
+        view = self.roles["s0"].view
+        if view is None or view.out_move is None:
+            return text
+        move = view.out_move
+        if static_rank(node) != len(move):
+            raise Skip("the scores are written with their axes moved (the keys not last) and a mask, bias or fill "
+                       f"is added in that layout whose rank the code does not fix (`{self._text(node)}`): not "
+                       "moved into the fused call's layout")
+        inverse = tuple(move.index(axis) for axis in range(len(move)))
+        return f"{_atom_text(text, node)}.permute{inverse}"
 
     def _check_containers(self) -> None:
         """The softmax and dropout modules may be the members of one ``nn.Sequential``
