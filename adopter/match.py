@@ -715,11 +715,7 @@ class Matcher:
                 first = self.word_order[0]
                 listed = module.first_candidates.get((file_scope, first))
                 if listed is None:
-                    listed = module.first_candidates[(file_scope, first)] = [
-                        name for name, cls in classes.items()
-                        if (cls.all_roots if file_scope else cls.roots)  # (most classes of a file have none)
-                        and _mentions_group(cls, module, first, file_scope)
-                    ]
+                    listed = module.first_candidates[(file_scope, first)] = _first_candidates(module, first, file_scope)
             else:
                 listed = [name for name, cls in classes.items() if (cls.all_roots if file_scope else cls.roots)]
             found = module.candidates[self.roots_key] = [
@@ -735,7 +731,7 @@ class Matcher:
             # roots_key (scope, word keys) -> roots; word key -> words; scope -> (root, its
             # words) of the scope's roots (each root's words looked up once per class, not
             # once per matcher key)
-            cache = cls._match_words = ({}, {}, {})
+            cache = cls._match_words = ({}, {}, {}, {})
         roots = cache[0].get(self.roots_key)
         if roots is None:
             file_scope = self.scope == "file"
@@ -2607,12 +2603,70 @@ def _parameter_free(ctor: Ctor) -> bool:
 _LOSS = frozenset({"torch.nn.functional.cross_entropy"})
 
 
+def _first_candidates(module: ModuleStructure, key: tuple, file_scope: bool) -> list[str]:
+    """The names of the classes of ``module``, in its order, some root of which (in the scope)
+    mentions a word of the group of ``key``: the classes :meth:`Matcher._candidate_roots` may
+    keep for a matcher whose first key this is.
+
+    For an operation's key and a layer's (most first keys), the group is the file's spellings
+    of the operations (one set per file) and the class's layer attributes: tested as such --
+    the file's words against the roots' words, then the operations the roots name a layer of
+    (:func:`_root_words`), then the layers bound to the constructors -- instead of the union
+    :func:`_word_group` makes per class and key, which most classes then fail (the same
+    answer: a union meets the words exactly when one of its parts does)."""
+    classes = module.classes
+    kind = key[0]
+    if kind != "op" and kind != "layer":
+        return [name for name, cls in classes.items()
+                if (cls.all_roots if file_scope else cls.roots)  # (most classes of a file have none)
+                and _mentions_group(cls, module, key, file_scope)]
+    ops = (key[1],) if kind == "op" else key[2]
+    spellings = [module.op_words(op) for op in ops]
+    found = []
+    for name, cls in classes.items():
+        if not (cls.all_roots if file_scope else cls.roots):
+            continue
+        words, named = _root_words(cls, file_scope)
+        if any(not spelled.isdisjoint(words) for spelled in spellings):
+            found.append(name)
+            continue
+        if named is None:
+            named = _named_ops(cls, file_scope, words)
+        if not named.isdisjoint(ops) or kind == "layer" and not cls.bound_to(key[1]).isdisjoint(words):
+            found.append(name)
+    return found
+
+
+def _root_words(cls: ClassStructure, file_scope: bool) -> tuple:
+    """(every word some root of ``cls`` in the scope mentions, the operations of the layers
+    those words name -- None until :func:`_named_ops` works them out), once per class and
+    scope in its matcher caches."""
+    cache = cls.__dict__.get("_match_words")
+    if cache is None:
+        cache = cls._match_words = ({}, {}, {}, {})
+    found = cache[3].get(file_scope)
+    if found is None:
+        pairs = cache[2].get(file_scope)
+        if pairs is None:
+            pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in (cls.all_roots if file_scope else cls.roots)]
+        words = pairs[0][1] if len(pairs) == 1 else frozenset().union(*(w for _, w in pairs))
+        found = cache[3][file_scope] = (words, None)
+    return found
+
+
+def _named_ops(cls: ClassStructure, file_scope: bool, words: frozenset) -> frozenset:
+    """:meth:`ClassStructure.layer_ops_named` of the roots' words, kept beside them."""
+    named = cls.layer_ops_named(words)
+    cls._match_words[3][file_scope] = (words, named)
+    return named
+
+
 def _mentions_group(cls: ClassStructure, module: ModuleStructure, key: tuple, file_scope: bool) -> bool:
     """Does some root of ``cls`` in the scope mention a word of the group of ``key``: the first
     test :meth:`Matcher._candidate_roots` makes when ``key`` is its first (its caches shared)."""
     cache = cls.__dict__.get("_match_words")
     if cache is None:
-        cache = cls._match_words = ({}, {}, {})
+        cache = cls._match_words = ({}, {}, {}, {})
     pairs = cache[2].get(file_scope)
     if pairs is None:
         pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in (cls.all_roots if file_scope else cls.roots)]
