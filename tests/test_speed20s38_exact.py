@@ -3,9 +3,10 @@ test fails on the old code.
 
 1. ``match._first_candidates``: the classes a matcher whose first word key is an operation's or
    a layer's may keep are found by testing the key's parts (the file's spellings, the
-   operations of the layers the roots name, the layers bound to the constructors) rather than
-   the union ``_word_group`` made per class and key -- the same classes, in the same order,
-   and no word group is made for a class that fails.
+   operations of the layers the roots name, the layers bound to the constructors, asked only
+   where a named layer's constructor has the last name component of one) rather than the
+   union ``_word_group`` made per class and key -- the same classes, in the same order, and no
+   word group is made for a class that fails.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ KEYS = [
     ("layer", frozenset({"torch.nn.LayerNorm"}), (GELU,)),
     ("layer", frozenset({"torch.nn.Softmax"}), (SOFTMAX,)),
     ("layer", frozenset({"torch.nn.Dropout"}), ()),
+    ("layer", frozenset({"Softmax", "torch.nn.Linear"}), ()),
+    ("layer", frozenset({".Linear"}), ()),
 ]
 
 
@@ -130,3 +133,20 @@ def test_the_layers_named_by_the_roots_are_worked_out_once_per_class_and_scope(m
         match_mod._first_candidates(module, key, False)
     assert sorted(calls) == sorted(set(calls))  # (each class asked at most once)
     assert "Named" in calls
+
+
+def test_bound_layers_are_looked_up_only_where_a_named_constructor_could_be_one(monkeypatch):
+    module = _structure()
+    asked = []
+    real = type(module.classes["Named"]).bound_to
+
+    def counted(self, constructors):
+        asked.append((self.name, constructors))
+        return real(self, constructors)
+
+    monkeypatch.setattr(type(module.classes["Named"]), "bound_to", counted)
+    assert match_mod._first_candidates(module, ("layer", frozenset({"torch.nn.Dropout"}), ()), False) == []
+    assert asked == []  # (no root names a layer whose constructor ends in Dropout)
+    assert match_mod._first_candidates(module, ("layer", frozenset({"torch.nn.Linear"}), ()), False) == [
+        "Named", "Unnamed"]
+    assert sorted(name for name, _ in asked) == ["Named", "Unnamed"]

@@ -508,6 +508,11 @@ class ModuleStructure:
     candidates: dict[int, list] = field(default_factory=dict)
     _tables: dict | None = None  # table_words'
     first_candidates: dict[tuple, list] = field(default_factory=dict)
+    # scope (file: True) -> [class name, its roots' words, the operations of the layers those
+    # words name, the last name components of those layers' constructors] of each class with
+    # roots there, the last two made on first use (match._first_candidates; names, not class
+    # structures, as above)
+    rooted: dict[bool, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
     # the file's text (``lines`` joined): kept so that readings of the whole text take it as it
