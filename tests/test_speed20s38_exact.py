@@ -150,3 +150,19 @@ def test_bound_layers_are_looked_up_only_where_a_named_constructor_could_be_one(
     assert match_mod._first_candidates(module, ("layer", frozenset({"torch.nn.Linear"}), ()), False) == [
         "Named", "Unnamed"]
     assert sorted(name for name, _ in asked) == ["Named", "Unnamed"]
+
+
+def test_a_classs_operation_words_are_the_files_spellings_and_its_layers_without_op_attrs(monkeypatch):
+    module = _structure()
+    named, plain = module.classes["Named"], module.classes["Plain"]
+    cls_type = type(named)
+    asked = []
+    real = cls_type.op_attrs
+    monkeypatch.setattr(cls_type, "op_attrs", lambda self, op: asked.append(op) or real(self, op))
+    words = named.op_words(SOFTMAX)
+    assert plain.op_words(SOFTMAX) is module.op_words(SOFTMAX)  # (no layer: the file's set itself)
+    assert named.op_words(GELU) is module.op_words(GELU)
+    assert asked == []  # (the old op_words built op_attrs' frozenset per class and operation)
+    attrs = named.op_attrs(SOFTMAX)  # (still answered where asked)
+    assert "attend" in attrs and "proj" not in attrs
+    assert words == module.op_words(SOFTMAX) | attrs

@@ -359,8 +359,9 @@ class ClassStructure:
         words = self._op_attrs.get(key)
         if words is None:
             # (the file's spellings themselves when no layer of the class computes ``op``: a
-            # union with nothing is the same words, without a copy per class)
-            attrs = self.op_attrs(op)
+            # union with nothing is the same words, without a copy per class; the layers'
+            # words read off the class's table, without op_attrs' frozenset of them)
+            attrs = self._layer_op_words().get(op)
             words = self._op_attrs[key] = self.module.op_words(op) | attrs if attrs else self.module.op_words(op)
         return words
 
