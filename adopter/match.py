@@ -715,11 +715,7 @@ class Matcher:
                 first = self.word_order[0]
                 listed = module.first_candidates.get((file_scope, first))
                 if listed is None:
-                    listed = module.first_candidates[(file_scope, first)] = [
-                        name for name, cls in classes.items()
-                        if (cls.all_roots if file_scope else cls.roots)  # (most classes of a file have none)
-                        and _mentions_group(cls, module, first, file_scope)
-                    ]
+                    listed = module.first_candidates[(file_scope, first)] = _first_candidates(module, first, file_scope)
             else:
                 listed = [name for name, cls in classes.items() if (cls.all_roots if file_scope else cls.roots)]
             found = module.candidates[self.roots_key] = [
@@ -2606,6 +2602,94 @@ def _parameter_free(ctor: Ctor) -> bool:
 
 
 _LOSS = frozenset({"torch.nn.functional.cross_entropy"})
+
+
+def _first_candidates(module: ModuleStructure, key: tuple, file_scope: bool) -> list[str]:
+    """The names of the classes of ``module``, in its order, some root of which (in the scope)
+    mentions a word of the group of ``key``: the classes :meth:`Matcher._candidate_roots` may
+    keep for a matcher whose first key this is.
+
+    For an operation's key and a layer's (most first keys), the group is the file's spellings
+    of the operations (one set per file) and the class's layer attributes: tested as such --
+    the file's words against the roots' words, then the operations the roots name a layer of,
+    then the layers bound to the constructors (only where the roots name a layer whose
+    constructor has the last name component of one: :func:`names_match` needs it) -- instead of
+    the union :func:`_word_group` makes per class and key, which most classes then fail (the
+    same answer: a union meets the words exactly when one of its parts does)."""
+    classes = module.classes
+    kind = key[0]
+    if kind != "op" and kind != "layer":
+        return [name for name, cls in classes.items()
+                if (cls.all_roots if file_scope else cls.roots)  # (most classes of a file have none)
+                and _mentions_group(cls, module, key, file_scope)]
+    ops = (key[1],) if kind == "op" else key[2]
+    spellings = [module.op_words(op) for op in ops]
+    lasts = None
+    found = []
+    for entry in _rooted(module, file_scope):
+        name, words, named, bound = entry
+        spelled = False
+        for spelling in spellings:  # (one set, or none: no generator per class)
+            if not spelling.isdisjoint(words):
+                spelled = True
+                break
+        if spelled:
+            found.append(name)
+            continue
+        if named is None:
+            named = entry[2] = classes[name].layer_ops_named(words)
+        if named and not named.isdisjoint(ops):
+            found.append(name)
+            continue
+        if kind == "layer":
+            if bound is None:
+                bound = entry[3] = _named_constructors(classes[name], words)
+            if lasts is None:
+                lasts = _last_parts(key[1])
+            if not bound.isdisjoint(lasts) and not classes[name].bound_to(key[1]).isdisjoint(words):
+                found.append(name)
+    return found
+
+
+def _rooted(module: ModuleStructure, file_scope: bool) -> list[list]:
+    """``module.rooted[file_scope]``, made on first use: per class with roots in the scope,
+    [name, every word some root mentions, None, None] (its matcher caches keep the roots' own
+    words for :meth:`Matcher._candidate_roots`)."""
+    rooted = module.rooted.get(file_scope)
+    if rooted is None:
+        rooted = module.rooted[file_scope] = []
+        for name, cls in module.classes.items():
+            roots = cls.all_roots if file_scope else cls.roots
+            if not roots:
+                continue
+            cache = cls.__dict__.get("_match_words")
+            if cache is None:
+                cache = cls._match_words = ({}, {}, {})
+            pairs = cache[2].get(file_scope)
+            if pairs is None:
+                pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in roots]
+            words = pairs[0][1] if len(pairs) == 1 else frozenset().union(*(w for _, w in pairs))
+            rooted.append([name, words, None, None])
+    return rooted
+
+
+def _named_constructors(cls: ClassStructure, words: frozenset) -> frozenset[str]:
+    """The last name components of the constructors of the layers bound to attributes that
+    ``words`` name (:func:`attr_words`): a layer key's constructors none of which has one of
+    these are bound to no attribute the words name."""
+    return frozenset(ctor.fqn.rsplit(".", 1)[-1] for attr, ctors in cls.bindings.items()
+                     if not words.isdisjoint(attr_words(attr)) for ctor in ctors)
+
+
+def _last_parts(constructors: frozenset) -> frozenset[str]:
+    """The last name components of ``constructors``, once per set in the process."""
+    lasts = _CTOR_LASTS.get(constructors)
+    if lasts is None:
+        lasts = _CTOR_LASTS[constructors] = frozenset(c.rsplit(".", 1)[-1] for c in constructors)
+    return lasts
+
+
+_CTOR_LASTS: dict[frozenset, frozenset] = {}
 
 
 def _mentions_group(cls: ClassStructure, module: ModuleStructure, key: tuple, file_scope: bool) -> bool:

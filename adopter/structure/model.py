@@ -328,16 +328,29 @@ class ClassStructure:
         ``self.attend = nn.Softmax(dim=-1)``."""
         attrs = self._op_attrs.get(op)
         if attrs is None:
-            by_op = self._op_attrs.get("")  # every layer's operations, worked out once per class
-            if by_op is None:
-                by_op = {}
-                for attr, ctors in self.bindings.items():
-                    definite, maybe = TABLE.layer_ops(ctors)
-                    for name in ({definite} if definite else set()) | maybe:
-                        by_op.setdefault(name, set()).update(attr_words(attr))
-                self._op_attrs[""] = by_op
-            attrs = self._op_attrs[op] = frozenset(by_op.get(op, ()))
+            attrs = self._op_attrs[op] = frozenset(self._layer_op_words().get(op, ()))
         return attrs
+
+    def _layer_op_words(self) -> dict[str, set[str]]:
+        """Canonical operation -> the words of the attributes bound to layers that compute (or
+        may compute) it: every layer's operations, worked out once per class."""
+        by_op = self._op_attrs.get("")
+        if by_op is None:
+            by_op = {}
+            for attr, ctors in self.bindings.items():
+                definite, maybe = TABLE.layer_ops(ctors)
+                for name in ({definite} if definite else set()) | maybe:
+                    by_op.setdefault(name, set()).update(attr_words(attr))
+            self._op_attrs[""] = by_op
+        return by_op
+
+    def layer_ops_named(self, words: frozenset) -> frozenset[str]:
+        """The operations ``op`` whose :meth:`op_attrs` meet ``words`` (a root's words): for
+        a class that binds layers, one pass over its few operations answers, for every ``op``
+        a matcher asks about, whether a root names a layer computing it -- without a word set
+        made per class and operation (most of those asked about are not named at all)."""
+        by_op = self._layer_op_words()
+        return frozenset(op for op, attrs in by_op.items() if not words.isdisjoint(attrs)) if by_op else frozenset()
 
     def op_words(self, op: str) -> frozenset[str]:
         """What a root must mention to compute ``op`` in this class: a spelling's name, or an
@@ -346,8 +359,9 @@ class ClassStructure:
         words = self._op_attrs.get(key)
         if words is None:
             # (the file's spellings themselves when no layer of the class computes ``op``: a
-            # union with nothing is the same words, without a copy per class)
-            attrs = self.op_attrs(op)
+            # union with nothing is the same words, without a copy per class; the layers'
+            # words read off the class's table, without op_attrs' frozenset of them)
+            attrs = self._layer_op_words().get(op)
             words = self._op_attrs[key] = self.module.op_words(op) | attrs if attrs else self.module.op_words(op)
         return words
 
@@ -495,6 +509,11 @@ class ModuleStructure:
     candidates: dict[int, list] = field(default_factory=dict)
     _tables: dict | None = None  # table_words'
     first_candidates: dict[tuple, list] = field(default_factory=dict)
+    # scope (file: True) -> [class name, its roots' words, the operations of the layers those
+    # words name, the last name components of those layers' constructors] of each class with
+    # roots there, the last two made on first use (match._first_candidates; names, not class
+    # structures, as above)
+    rooted: dict[bool, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
     # the file's text (``lines`` joined): kept so that readings of the whole text take it as it
