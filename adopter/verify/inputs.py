@@ -1864,7 +1864,9 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if param.annotation is float or lowered in ("temperature", "scale", "alpha", "beta"):
             per_param.append((name, positional, [1.0]))
             continue
-        if lowered in _TIME_NAMES:
+        if lowered in _TIME_NAMES and not (not per_param and certain and rank is not None and rank > 1):
+            # (a first input whose code states more than one axis -- ``t[:, :, 0, :]`` -- is no
+            # timestep vector, whatever it is called)
             per_param.append((name, positional, [torch.rand(b, generator=generator),
                                                  torch.randint(0, 10, (b,), generator=generator)]))
             continue
