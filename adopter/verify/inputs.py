@@ -602,7 +602,45 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
         # rebound first (``x = torch.roll(x, ...)``): likely its rank, before the lowest of the
         # patterns, which may be of a table the function builds (``'h p q -> h 1 1 p q'``)
         return own_pattern, False
-    return (min(patterns), False) if patterns else (None, False)
+    if patterns:
+        return min(patterns), False
+    return indexed_rank(node, first)
+
+
+def indexed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> tuple[int | None, bool]:
+    """The rank of input ``name`` as the code's indexing of it states it, where the function
+    never rebinds it: a tuple index with one item per axis, its last a plain ``:`` (``inp[:, :,
+    0, :]``: four axes, certain -- a trailing ``:`` is only written to spell every axis out);
+    with an ``...`` the items other than it and ``None`` give a least rank, likely, stated only
+    above the usual three (``x[..., 0, :, :]``).  Two indexings that disagree state nothing."""
+    exact: set[int] = set()
+    least: set[int] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id == name and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            return None, False  # rebound: an index may be of another tensor under the same name
+        if not (isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name) and sub.value.id == name
+                and isinstance(sub.slice, ast.Tuple) and sub.slice.elts):
+            continue
+        items = sub.slice.elts
+        if any(isinstance(i, ast.Starred) for i in items):
+            continue
+        axes = [i for i in items if not (isinstance(i, ast.Constant) and i.value is None)]
+        dots = [i for i in axes if isinstance(i, ast.Constant) and i.value is Ellipsis]
+        if dots:
+            least.add(len(axes) - len(dots))
+        elif _is_full_slice(items[-1]):
+            exact.add(len(axes))
+    if len(exact) == 1:
+        rank = exact.pop()
+        return (rank, True) if not least or max(least) <= rank else (None, False)
+    if not exact and least and max(least) > 3:
+        return max(least), False
+    return None, False
+
+
+def _is_full_slice(item: ast.expr) -> bool:
+    """``:`` (``::``): every position of an axis."""
+    return isinstance(item, ast.Slice) and item.lower is None and item.upper is None and item.step is None
 
 
 def shape_ranks(func: Callable) -> dict[str, int]:
@@ -1643,7 +1681,9 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 out.append(randn(b, widths_[0], *sides))
         return out
 
-    rank, certain = input_rank(func) if method == "forward" else (None, False)
+    # the rank the method's own code states of its first input: forward's, and a helper method's
+    # that verify calls directly (Leddam's ``auto_attention(inp)`` reads ``inp[:, :, 0, :]``)
+    rank, certain = input_rank(func)
     operand_ranks = {**rearranged_ranks(func), **annotated_ranks(func), **einsum_ranks(func, kept=False)} \
         if method == "forward" else {}
     pairs = pair_params(func) if method == "forward" else set()
@@ -1824,7 +1864,9 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if param.annotation is float or lowered in ("temperature", "scale", "alpha", "beta"):
             per_param.append((name, positional, [1.0]))
             continue
-        if lowered in _TIME_NAMES:
+        if lowered in _TIME_NAMES and not (not per_param and certain and rank is not None and rank > 1):
+            # (a first input whose code states more than one axis -- ``t[:, :, 0, :]`` -- is no
+            # timestep vector, whatever it is called)
             per_param.append((name, positional, [torch.rand(b, generator=generator),
                                                  torch.randint(0, 10, (b,), generator=generator)]))
             continue
