@@ -49,6 +49,20 @@ def _key(finding: Finding) -> tuple:
     return (finding.rule, finding.line, finding.column, finding.end_line, finding.end_column)
 
 
+def _by_start(findings: list[Finding]) -> dict[tuple, Finding]:
+    """The findings by (rule, line, column), for a position that starts one finding only."""
+    out: dict[tuple, Finding] = {}
+    seen: set[tuple] = set()
+    for finding in findings:
+        start = (finding.rule, finding.line, finding.column)
+        if start in seen:
+            out.pop(start, None)
+        else:
+            seen.add(start)
+            out[start] = finding
+    return out
+
+
 def _squeeze(text: str) -> str:
     return "".join(text.split())
 
@@ -120,10 +134,16 @@ def _planned(analysis: Analysis, text: str, path: str, takes_part) -> list[Findi
     planner.index.assume_fresh_names()  # which fresh name a rewrite picks does not decide whether it is made
     verdict: dict[tuple, str] = {}  # finding key -> reason it will not be fixed ("" = fixed)
     plans = []
+    by_start = _by_start(analysis.findings)
     for rule, match in wanted:
         key = _key(engine_finding(rule, match, path, lines))
         if key not in by_key:
-            continue
+            # (the analysis may lengthen a finding to the call of a helper its last step was
+            # inlined from -- engine._to_call_site -- which this position does not redo: the
+            # finding of the same rule starting here is this match's)
+            key = _key(by_start[key[:3]]) if key[:3] in by_start else None
+            if key is None:
+                continue
         finding = by_key[key]
         if verdict.get(key) == "":
             # (two matches reported over the same code -- Swin's softmax written in both

@@ -1,0 +1,91 @@
+"""review40's counter-examples to session 38's merged work (mended by mend40): our own
+fixtures, each with the form its change was written for, which must keep working.
+
+- ``check``'s fixable verdict for a finding the analysis lengthened to the call of an
+  inlined helper is the verdict ``fix`` gives (it used to be looked up by the shorter span).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import rules
+
+from adopter.engine import analyze
+from adopter.synth import fix_text
+from adopter.synth.fixable import plan_findings
+
+
+def _check_and_fix(code: str, rule: str):
+    """(check's planned findings, fix's result) for ``code`` under ``rule``."""
+    analysis = analyze(code, "model.py", rules(rule))
+    return plan_findings(analysis, code, "model.py"), fix_text(code, "model.py", rules(rule))
+
+
+# -------------------------------------------- findings lengthened to an inlined helper's call
+
+PRODUCT_IN_A_HELPER = textwrap.dedent("""\
+    import math
+
+    import torch
+    from torch import nn
+
+
+    def mix(weights, values):
+        return weights @ values
+
+
+    class SelfAttention(nn.Module):
+        def __init__(self, width, heads):
+            super().__init__()
+            self.heads = heads
+            self.to_qkv = nn.Linear(width, 3 * width)
+
+        def forward(self, x):
+            b, n, c = x.shape
+            q, k, v = self.to_qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+            sim = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+            sim = sim.softmax(dim=-1)
+            print("mixing")
+            y = mix(sim, v)
+            return y.transpose(1, 2).reshape(b, n, c)
+    """)
+
+GELU_IN_A_HELPER = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    def tanh_gelu(x):
+        return nn.functional.gelu(x, approximate="tanh")
+
+
+    class GatedUnit(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.gate = nn.Linear(width, width)
+            self.up = nn.Linear(width, width)
+
+        def forward(self, x):
+            g = self.gate(x)
+            g = tanh_gelu(g)
+            return self.up(x) * g
+    """)
+
+
+def test_check_says_what_fix_does_for_a_finding_lengthened_to_a_helper_call():
+    for code, rule in ((PRODUCT_IN_A_HELPER, "ADP010"), (GELU_IN_A_HELPER, "ADP006")):
+        planned, fixed = _check_and_fix(code, rule)
+        assert len(planned) == 1 and planned[0].end_line > planned[0].line
+        assert not fixed.applied and len(fixed.skipped) == 1
+        declined, why = fixed.skipped[0]
+        assert (declined.line, declined.end_line) == (planned[0].line, planned[0].end_line)
+        assert planned[0].fixable is False
+        assert planned[0].not_fixable == why and "inlined" in why
+
+
+def test_a_helper_free_twin_is_still_fixable_in_check_and_fixed():
+    code = PRODUCT_IN_A_HELPER.replace("y = mix(sim, v)", "y = sim @ v")
+    planned, fixed = _check_and_fix(code, "ADP010")
+    assert [f.fixable for f in planned] == [True]
+    assert [f.line for f in fixed.applied] == [planned[0].line]
