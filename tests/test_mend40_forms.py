@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import rules
+from corpus_forms import finding_at, rules
 
 from adopter.engine import analyze
 from adopter.synth import fix_text
@@ -89,3 +89,55 @@ def test_a_helper_free_twin_is_still_fixable_in_check_and_fixed():
     planned, fixed = _check_and_fix(code, "ADP010")
     assert [f.fixable for f in planned] == [True]
     assert [f.line for f in fixed.applied] == [planned[0].line]
+
+
+# ------------------------------------- a comprehension's list changed through an alias or a call
+
+CHANGED_LISTS = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    def make_relu(kinds):
+        for j in range(len(kinds)):
+            kinds[j] = nn.ReLU
+
+
+    def passed_on(widths):
+        acts = [nn.GELU for _ in range(len(widths) - 1)]
+        make_relu(acts)
+        net = nn.Sequential()
+        for i in range(len(widths) - 1):
+            net.add_module("fc" + str(i), nn.Linear(widths[i], widths[i + 1]))
+            net.add_module("act" + str(i), acts[i]())  # passed-on
+        return net
+
+
+    def aliased(widths):
+        acts = [nn.GELU for _ in range(len(widths) - 1)]
+        other = acts
+        for j in range(len(other)):
+            other[j] = nn.ReLU
+        net = nn.Sequential()
+        for i in range(len(widths) - 1):
+            net.add_module("fc" + str(i), nn.Linear(widths[i], widths[i + 1]))
+            net.add_module("act" + str(i), acts[i]())  # aliased
+        return net
+
+
+    def indexed_only(widths):
+        acts = [nn.GELU for _ in range(len(widths) - 1)]
+        net = nn.Sequential()
+        for i in range(len(acts)):
+            net.add_module("fc" + str(i), nn.Linear(widths[i], widths[i + 1]))
+            net.add_module("act" + str(i), acts[i]())  # indexed-only
+        return net
+    """)
+
+
+def test_a_comprehension_list_passed_on_or_aliased_has_unknown_items():
+    assert finding_at(CHANGED_LISTS, "ADP006", "# passed-on") is None
+    assert finding_at(CHANGED_LISTS, "ADP006", "# aliased") is None
+
+
+def test_a_comprehension_list_read_by_index_and_len_only_is_still_a_site():
+    assert finding_at(CHANGED_LISTS, "ADP006", "# indexed-only") is not None
