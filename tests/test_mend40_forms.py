@@ -141,3 +141,52 @@ def test_a_comprehension_list_passed_on_or_aliased_has_unknown_items():
 
 def test_a_comprehension_list_read_by_index_and_len_only_is_still_a_site():
     assert finding_at(CHANGED_LISTS, "ADP006", "# indexed-only") is not None
+
+
+# ------------------------------------------------ a module constant's fill, bound more than once
+
+FILLED_BY_A_CONSTANT = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+    _NEG = -2.3819763e38
+
+
+    class WindowAttention(nn.Module):
+        def __init__(self, width, heads):
+            super().__init__()
+            self.heads = heads
+            self.head_dim = width // heads
+            self.q = nn.Linear(width, width, bias=False)
+            self.k = nn.Linear(width, width, bias=False)
+            self.v = nn.Linear(width, width, bias=False)
+
+        def forward(self, x, keep):
+            b, t, _ = x.shape
+            q = self.q(x).view(b, t, self.heads, self.head_dim)
+            k = self.k(x).view(b, t, self.heads, self.head_dim)
+            v = self.v(x).view(b, t, self.heads, self.head_dim)
+            s = torch.einsum("btnh,bsnh->bnts", q, k) * (self.head_dim**-0.5)
+            s = torch.where(keep[:, None], s, _NEG)
+            p = nn.functional.softmax(s.float(), dim=-1).type_as(x)
+            return torch.einsum("bnts,bsnh->btnh", p, v).reshape(b, t, -1)
+    """)
+
+
+def _sdpa_lines(code: str) -> list[int]:
+    from corpus_forms import found
+
+    return [f.line for f in found(code, "ADP010")]
+
+
+def test_a_constant_fill_bound_once_is_a_mask():
+    assert _sdpa_lines(FILLED_BY_A_CONSTANT) != []
+
+
+def test_a_constant_fill_bound_again_or_written_through_global_is_not_read():
+    scaled = FILLED_BY_A_CONSTANT.replace("_NEG = -2.3819763e38\n", "_NEG = -2.3819763e38\n_NEG /= 1e38\n")
+    branches = FILLED_BY_A_CONSTANT.replace(
+        "_NEG = -2.3819763e38\n", "if torch.cuda.is_available():\n    _NEG = -2.0\nelse:\n    _NEG = -2.3819763e38\n")
+    written = FILLED_BY_A_CONSTANT + "\n\ndef soften():\n    global _NEG\n    _NEG = -2.0\n"
+    for code in (scaled, branches, written):
+        assert _sdpa_lines(code) == []

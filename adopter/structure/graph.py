@@ -36,7 +36,7 @@ from .formulas import (SAME, bias_add_module, function_forward, function_module,
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import (class_table, entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords,
                        literal_table, spread_keys)
-from .names import BINDERS, ModuleNames, bound_by, imported_by, param_default
+from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
@@ -2909,12 +2909,12 @@ class FlowBuilder:
         -2.3819763e38`` in ``torch.where(mask, logits, _MIN_LOGITS_VALUE)``), where the function
         neither takes the name as a parameter nor binds it (the module's value is what it reads)."""
         value = self.names.constants.get(name)
-        if value is None or name in ctx.params:
-            return None
+        if value is None or name in ctx.params or name in self.names.rebound:
+            return None  # (a constant bound again: which value the function reads is not known)
         kind = canonical.fill_value(value)
         definition = ctx.definition
-        if kind is None or definition is None:
-            return None
+        if kind is None or definition is None or name in declared_global(self.names):
+            return None  # (a function writing it through ``global`` may change it)
         if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             a = definition.args
             if any(p.arg == name for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p):
