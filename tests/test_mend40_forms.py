@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from corpus_forms import finding_at, rules
 
 from adopter.engine import analyze
@@ -190,3 +192,42 @@ def test_a_constant_fill_bound_again_or_written_through_global_is_not_read():
     written = FILLED_BY_A_CONSTANT + "\n\ndef soften():\n    global _NEG\n    _NEG = -2.0\n"
     for code in (scaled, branches, written):
         assert _sdpa_lines(code) == []
+
+
+# --------------------------------------------- a tensor made of a parameter scaling the scores
+
+TEMPERATURE_TENSOR = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+
+
+    def attend(q, k, v, temperature):
+        logits = torch.matmul(q, k.transpose(-2, -1))
+        logits = logits / torch.as_tensor(temperature, dtype=torch.float32)
+        return torch.matmul(F.softmax(logits, dim=-1), v)
+    """)
+
+TEMPERATURE_NUMBER = TEMPERATURE_TENSOR.replace(
+    "def attend(q, k, v, temperature):\n", "def attend(q, k, v):\n    temperature = q.shape[-1] ** 0.5\n")
+
+
+def test_a_tensor_made_of_a_parameter_is_not_folded_into_the_query():
+    for code in (TEMPERATURE_TENSOR, TEMPERATURE_TENSOR.replace(", dtype=torch.float32", "")):
+        fixed = fix_text(code, "model.py", rules("ADP010"))
+        assert fixed.text == code and not fixed.applied
+        assert [why for _, why in fixed.skipped] == [
+            f"the scale `{'torch.as_tensor(temperature' + (', dtype=torch.float32' if 'float32' in code else '')})`"
+            " may be a tensor that differs between keys"]
+
+
+def test_a_tensor_made_of_a_local_number_is_still_folded_and_computes_the_same():
+    torch = pytest.importorskip("torch")
+    fixed = fix_text(TEMPERATURE_NUMBER, "model.py", rules("ADP010"))
+    assert [f.line for f in fixed.applied] == [7]
+    original, patched = {}, {}
+    exec(compile(TEMPERATURE_NUMBER, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed.text, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64) for _ in range(3))
+    # float64, a softmax over 5 keys of sums of 8 products: a few ulps of rounding
+    torch.testing.assert_close(patched["attend"](q, k, v), original["attend"](q, k, v), rtol=1e-10, atol=1e-12)
