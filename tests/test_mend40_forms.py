@@ -231,3 +231,15 @@ def test_a_tensor_made_of_a_local_number_is_still_folded_and_computes_the_same()
     q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64) for _ in range(3))
     # float64, a softmax over 5 keys of sums of 8 products: a few ulps of rounding
     torch.testing.assert_close(patched["attend"](q, k, v), original["attend"](q, k, v), rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------ the reshape function through an alias of torch
+
+def test_the_reshape_function_through_an_alias_of_torch_is_still_fixed():
+    from test_research77_forms import RESHAPED_ATTENTION
+
+    code = RESHAPED_ATTENTION.replace("torch.reshape(", "th.reshape(").replace("import torch\n", "import torch\nimport torch as th\n", 1)
+    assert code.count("th.reshape(") == 2
+    fixed = fix_text(code, "model.py", rules("ADP010"))
+    assert [f.rule for f in fixed.applied] == ["ADP010"]
+    assert "th.reshape(w" not in fixed.text

@@ -3704,7 +3704,7 @@ class _Attention:
             else value.args[0] if value.args and isinstance(value.func, (ast.Name, ast.Attribute)) \
             and (value.func.attr if isinstance(value.func, ast.Attribute) else value.func.id) == "rearrange" else None
         if isinstance(source, ast.Name) and source.id not in step_stored and isinstance(value.func, ast.Attribute) \
-                and value.func.attr == "reshape" \
+                and value.func.attr == "reshape" and self.names.resolve(value.func) == "torch.reshape" \
                 and len(value.args) == 2 and not value.keywords:
             source = value.args[0]  # torch.reshape(attn, (b, k, h, w, n, i, j)): the function form (graph reads it so)
         return isinstance(source, ast.Name) and source.id in step_stored
