@@ -74,7 +74,7 @@ def render(text: str) -> str | None:
         if (first, col) < reach:
             continue  # inside a span already written (an f-string in an f-string)
         if how == "string":
-            if _reads(_segment(lines, first, col, last, end)):
+            if _reads(char_segment(lines, first, col, last, end)):
                 continue  # an f-string 3.11 reads stays as it is
             pieces = _blank_string(lines, first, col, last, end)
         elif how == "blank":
@@ -90,10 +90,16 @@ def render(text: str) -> str | None:
     return "\n".join(out)
 
 
-def _segment(lines: list[str], first: int, col: int, last: int, end: int) -> str:
-    if first == last:
-        return lines[first - 1][col:end]
-    return "\n".join([lines[first - 1][col:], *lines[first:last - 1], lines[last - 1][:end]])
+def char_segment(lines: list[str], first: int, col: int, last: int, end: int) -> str:
+    """The text from line ``first``, column ``col`` to line ``last``, column ``end`` (lines
+    1-based, columns in characters: LibCST's positions, the fixer's character spans); "" for
+    a span past the last line."""
+    part = lines[first - 1:last]
+    if not part:
+        return ""
+    if len(part) == 1:
+        return part[0][col:end]
+    return "\n".join([part[0][col:], *part[1:-1], part[-1][:end]])
 
 
 def _reads(source: str) -> bool:
@@ -203,7 +209,7 @@ def names_read_in_blanked_strings(text: str) -> set[str]:
         if not isinstance(node, cst.FormattedString):
             continue
         start, end = where.start, where.end
-        if _reads(_segment(lines, start.line, start.column, end.line, end.column)):
+        if _reads(char_segment(lines, start.line, start.column, end.line, end.column)):
             continue
         names |= _names_read(node, cst)
     return names

@@ -243,3 +243,35 @@ def test_the_reshape_function_through_an_alias_of_torch_is_still_fixed():
     fixed = fix_text(code, "model.py", rules("ADP010"))
     assert [f.rule for f in fixed.applied] == ["ADP010"]
     assert "th.reshape(w" not in fixed.text
+
+
+# ------------------------------------------------------------------ shared readings (review40)
+
+def test_one_reading_of_a_two_way_chunk_along_the_last_axis():
+    import ast
+
+    from adopter.structure.halves import chunk_in_two_last
+
+    def tensor(code: str, torch_names=("torch",)):
+        call = ast.parse(code, mode="eval").body
+        resolve = lambda e: "torch.chunk" if ast.unparse(e) in {f"{n}.chunk" for n in torch_names} else None  # noqa: E731
+        found = chunk_in_two_last(call, resolve)
+        return None if found is None else ast.unparse(found)
+
+    for code in ("x.chunk(2, -1)", "x.chunk(2, dim=-1)", "x.chunk(chunks=2, dim=-1)", "torch.chunk(x, 2, -1)",
+                 "torch.chunk(x, 2, dim=-1)", "torch.chunk(x, chunks=2, dim=-1)"):
+        assert tensor(code) == "x", code
+    assert tensor("f(y).chunk(2, dim=-1)") == "f(y)"
+    for code in ("x.chunk(3, -1)", "x.chunk(2, 1)", "x.chunk(2, dim=-2)", "x.chunk(2)", "x.chunk(2.0, -1)",
+                 "torch.chunk(*xs, 2, -1)", "x.chunk(2, -1, dim=-1)", "x.split(2, -1)", "x.chunk(2, -1, out=y)"):
+        assert tensor(code) is None, code
+
+
+def test_one_character_segment_for_newer_syntax_and_the_fixer():
+    from adopter.newer_syntax import char_segment
+
+    lines = ["ab = f\"{d[\"é\"]}\"", "cd(1,", "  2)"]
+    assert char_segment(lines, 1, 5, 1, 17) == 'f"{d["é"]}"'
+    assert char_segment(lines, 2, 0, 3, 4) == "cd(1,\n  2)"
+    assert char_segment(lines, 1, 3, 3, 2) == "= f\"{d[\"é\"]}\"\ncd(1,\n  "
+    assert char_segment(lines, 7, 0, 7, 3) == ""

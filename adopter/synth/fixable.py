@@ -24,6 +24,7 @@ from __future__ import annotations
 from ..records import replace
 
 from ..engine import Analysis, Finding
+from ..newer_syntax import char_segment
 from .plan import Planner, Skip
 from .render import RenderError
 from .text import overlaps
@@ -81,17 +82,7 @@ def _survives(loser, winner, index) -> bool:
     if not spans:
         return False
     fast = _squeeze(wrap.fast)
-    return all(_squeeze(_char_segment(index, span)) in fast for span in spans)
-
-
-def _char_segment(index, span) -> str:
-    line, col, end_line, end_col = span
-    lines = index.lines[line - 1:end_line]
-    if not lines:
-        return ""
-    if len(lines) == 1:
-        return lines[0][col:end_col]
-    return "\n".join([lines[0][col:], *lines[1:-1], lines[-1][:end_col]])
+    return all(_squeeze(char_segment(index.lines, *span)) in fast for span in spans)
 
 
 def plan_findings(analysis: Analysis, text: str, path: str, unsafe_fixes: bool = False,
