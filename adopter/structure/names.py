@@ -197,7 +197,7 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
         elif stmt.__class__ is ast.AugAssign or stmt.__class__ is ast.Assign:
             # ``_MIN /= 1e38``, ``a = b = ...``, ``a, b = ...``: a name bound again or otherwise
             names.rebound.update(n.id for t in (getattr(stmt, "targets", None) or [stmt.target])
-                                 for n in ast_walk(t) if n.__class__ is _NAME)
+                                 for n in ast_walk(t) if n.__class__ is _NAME and n.ctx.__class__ is ast.Store)
         elif stmt.__class__ is ast.AnnAssign and stmt.value.__class__ is ast.Dict and stmt.target.__class__ is ast.Name:
             # ``TABLE: dict[str, type] = {...}``: an annotated dict literal is one as well
             names.constants[stmt.target.id] = stmt.value
