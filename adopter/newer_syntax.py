@@ -74,7 +74,7 @@ def render(text: str) -> str | None:
         if (first, col) < reach:
             continue  # inside a span already written (an f-string in an f-string)
         if how == "string":
-            if _reads(_segment(lines, first, col, last, end)):
+            if _reads(char_segment(lines, first, col, last, end)):
                 continue  # an f-string 3.11 reads stays as it is
             pieces = _blank_string(lines, first, col, last, end)
         elif how == "blank":
@@ -90,10 +90,16 @@ def render(text: str) -> str | None:
     return "\n".join(out)
 
 
-def _segment(lines: list[str], first: int, col: int, last: int, end: int) -> str:
-    if first == last:
-        return lines[first - 1][col:end]
-    return "\n".join([lines[first - 1][col:], *lines[first:last - 1], lines[last - 1][:end]])
+def char_segment(lines: list[str], first: int, col: int, last: int, end: int) -> str:
+    """The text from line ``first``, column ``col`` to line ``last``, column ``end`` (lines
+    1-based, columns in characters: LibCST's positions, the fixer's character spans); "" for
+    a span past the last line."""
+    part = lines[first - 1:last]
+    if not part:
+        return ""
+    if len(part) == 1:
+        return part[0][col:end]
+    return "\n".join([part[0][col:], *part[1:-1], part[-1][:end]])
 
 
 def _reads(source: str) -> bool:
@@ -159,8 +165,17 @@ def restore(original: str, rendered: str, rewritten: str) -> str:
     """``rewritten`` (the fixer's rewrite of ``rendered``, the 3.11 rendering of ``original``)
     with the original's text on every line the rewrite kept; ValueError when the rewrite
     changed, moved or copied a line whose rendering differs from the original (a patched line
-    holding 3.12 syntax: its rendering would replace it)."""
+    holding 3.12 syntax: its rendering would replace it), or when it removes or rebinds a name
+    that a blanked f-string reads (the fixer never saw that read: restoring the f-string would
+    leave it reading a deleted import or another value)."""
     old, new, kept = rendered.split("\n"), rewritten.split("\n"), original.split("\n")
+    hidden = names_read_in_blanked_strings(original)
+    if hidden:
+        before, after = _bindings(rendered, hidden), _bindings(rewritten, hidden)
+        if before != after:
+            moved = sorted({entry[0] for entry in before + after if before.count(entry) != after.count(entry)})
+            raise ValueError(f"the patch would remove or rebind {', '.join(moved)}, which an f-string "
+                             "in newer Python syntax reads")
     if len(old) != len(kept):
         raise ValueError("the rendering does not keep the file's lines")
     changed = {old[i].strip() for i in range(len(old)) if old[i] != kept[i]}
@@ -174,3 +189,65 @@ def restore(original: str, rendered: str, rewritten: str) -> str:
             raise ValueError("the patch would rewrite a line written in newer Python syntax")
         out.extend(new[b0:b1])
     return "\n".join(out)
+
+
+def names_read_in_blanked_strings(text: str) -> set[str]:
+    """The names read inside the f-strings :func:`render` blanks (those 3.11 cannot read):
+    the analysis and the fixer see a blank literal there, so a patch must keep these names
+    bound as they were.  Attribute names (``.softmax``) and keyword names are not reads."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    try:
+        module = cst.parse_module(text)
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    except Exception:  # noqa: BLE001 - not rendered either: nothing was blanked
+        return set()
+    lines = text.split("\n")
+    names: set[str] = set()
+    for node, where in positions.items():
+        if not isinstance(node, cst.FormattedString):
+            continue
+        start, end = where.start, where.end
+        if _reads(char_segment(lines, start.line, start.column, end.line, end.column)):
+            continue
+        names |= _names_read(node, cst)
+    return names
+
+
+def _names_read(node, cst) -> set[str]:
+    """Every ``Name`` under ``node`` but an attribute's or a keyword argument's name."""
+    found: list = []
+    not_reads: set[int] = set()
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, name) -> None:
+            found.append(name)
+
+        def visit_Attribute(self, attribute) -> None:
+            not_reads.add(id(attribute.attr))
+
+        def visit_Arg(self, arg) -> None:
+            if arg.keyword is not None:
+                not_reads.add(id(arg.keyword))
+
+    node.visit(Names())
+    return {name.value for name in found if id(name) not in not_reads}
+
+
+def _bindings(text: str, names: set[str]) -> list[tuple]:
+    """Each place ``text`` binds or deletes one of ``names``, as (name, how), sorted: an import
+    with its module and alias, a def or class, an assignment target, a ``del``."""
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            module = getattr(node, "module", None)
+            for alias in node.names:
+                bound = alias.asname or alias.name.split(".")[0]
+                if bound in names:
+                    out.append((bound, "import", module, alias.name, getattr(node, "level", 0)))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names:
+            out.append((node.name, "def"))
+        elif isinstance(node, ast.Name) and node.id in names and not isinstance(node.ctx, ast.Load):
+            out.append((node.id, type(node.ctx).__name__))
+    return sorted(out, key=repr)

@@ -271,3 +271,45 @@ def test_structure_of_a_file_in_newer_syntax():
 
     assert layers(NEW) == layers(OLD)
     assert "class Attention:" in layers(NEW)
+
+
+# An f-string in 3.12 syntax is a blank literal to the fixer: a name read only there must not be
+# deleted or rebound by a patch, or the restored f-string reads a name the patch removed.
+HIDDEN_READ = textwrap.dedent('''\
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    LABELS = {"op": "attention"}
+
+
+    def attend(q, k, v):
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+        weights = F.softmax(scores, dim=-1)
+        return torch.matmul(weights, v)
+
+
+    def label():
+        return f"{LABELS["op"]} uses {F.softmax.__qualname__}"
+    ''')
+
+
+def test_names_read_in_blanked_fstrings_are_collected_but_not_attributes_or_keywords():
+    code = 'x = f"{a["k"]} {b.c} {d(e=1)}"\ny = f"{g}"\n'
+    assert newer_syntax.names_read_in_blanked_strings(code) == {"a", "b", "d"}
+
+
+def test_a_patch_removing_an_import_a_blanked_fstring_reads_is_declined():
+    result = fix_text(HIDDEN_READ, "model.py", rules("ADP010"))
+    assert result.text == HIDDEN_READ
+    assert not result.applied
+    assert [(f.rule, f.line) for f, _ in result.skipped] == [("ADP010", 10)]
+    assert "remove or rebind F" in result.skipped[0][1]
+
+
+def test_a_blanked_fstring_reading_names_the_patch_keeps_is_still_fixed():
+    code = HIDDEN_READ.replace('{F.softmax.__qualname__}', '{math.pi}')
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert [(f.rule, f.line) for f in result.applied] == [("ADP010", 10)]
+    assert 'f"{LABELS["op"]} uses {math.pi}"' in result.text

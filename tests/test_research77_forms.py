@@ -283,6 +283,7 @@ def test_the_listed_activation_mlp_is_fixed_and_computes_the_same():
             torch.testing.assert_close(b(x), a(x), rtol=1e-10, atol=1e-12)
 
 
-def test_the_near_miss_lines_exist():
+def test_no_near_miss_line_is_reported():
     for needle in ("# no-gelu", "# appended", "# literal-index", "# own-variable"):
         assert line_of(LISTED_NOT, needle) > 0
+        assert finding_at(LISTED_NOT, "ADP006", needle) is None

@@ -33,10 +33,11 @@ from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
                        passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
+from .halves import chunk_in_two_last
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import (class_table, entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords,
                        literal_table, spread_keys)
-from .names import BINDERS, ModuleNames, bound_by, imported_by, param_default
+from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
@@ -2909,12 +2910,12 @@ class FlowBuilder:
         -2.3819763e38`` in ``torch.where(mask, logits, _MIN_LOGITS_VALUE)``), where the function
         neither takes the name as a parameter nor binds it (the module's value is what it reads)."""
         value = self.names.constants.get(name)
-        if value is None or name in ctx.params:
-            return None
+        if value is None or name in ctx.params or name in self.names.rebound:
+            return None  # (a constant bound again: which value the function reads is not known)
         kind = canonical.fill_value(value)
         definition = ctx.definition
-        if kind is None or definition is None:
-            return None
+        if kind is None or definition is None or name in declared_global(self.names):
+            return None  # (a function writing it through ``global`` may change it)
         if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             a = definition.args
             if any(p.arg == name for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p):
@@ -3147,14 +3148,12 @@ class FlowBuilder:
                 and isinstance(value_expr.func, ast.Attribute)):
             return
         base = None
-        if value_expr.func.attr == "chunk" and self.names.resolve(value_expr.func) == "torch.chunk":
-            # x1, x2 = torch.chunk(x, 2, dim=-1): the function spelling of x.chunk(2, dim=-1)
-            if value_expr.args and not isinstance(value_expr.args[0], ast.Starred) and _chunk_in_two_last(
-                    ast.Call(func=value_expr.func, args=value_expr.args[1:], keywords=value_expr.keywords)):
-                base = value_expr.args[0]
-        elif value_expr.func.attr == "chunk" and (_chunk_in_two_last(value_expr) or (
-                self.cls is not None and self._chunk_on_fixed_axis(value_expr))):
-            base = value_expr.func.value
+        if value_expr.func.attr == "chunk":
+            # x1, x2 = x.chunk(2, dim=-1), or the function spelling torch.chunk(x, 2, dim=-1)
+            base = chunk_in_two_last(value_expr, self.names.resolve)
+            if base is None and self.cls is not None and self.names.resolve(value_expr.func) != "torch.chunk" \
+                    and self._chunk_on_fixed_axis(value_expr):
+                base = value_expr.func.value
         elif value_expr.func.attr == "unbind" and _unbind_second_last(value_expr):
             # x1, x2 = rearrange(x, "... (j d) -> ... j d", j=2).unbind(dim=-2): the halves too
             split = self._resolved(value_expr.func.value, ctx)
@@ -6193,16 +6192,6 @@ def _int_literal(expr: ast.expr) -> int | None:
     if isinstance(expr, ast.Constant) and type(expr.value) is int:
         return expr.value
     return None
-
-
-def _chunk_in_two_last(call: ast.Call) -> bool:
-    """``x.chunk(2, dim=-1)`` / ``x.chunk(2, -1)``."""
-    args = list(call.args) + [kw.value for kw in call.keywords if kw.arg == "dim"]
-    if len(args) != 2 or any(kw.arg not in ("dim",) for kw in call.keywords):
-        return False
-    count, dim = args
-    return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
-        and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
 
 
 # Steps that lay a tensor out or cast it, computing nothing else, and the element-wise cosine

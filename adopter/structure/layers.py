@@ -411,6 +411,7 @@ class LayerTyper:
         self.package = package  # siblings.Package: the modules of the file's own package
         self.module = None  # this module's dotted name when it is such a sibling
         self.tree = tree
+        self._indexed_only: dict[tuple, bool] = {}  # (comprehension, list name) -> read only by index
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self.lines = None  # the file's lines, when known (cheap text prefilters)
         self.text = None  # the text ``lines`` is the split of (``"\n".join(lines)``), when known
@@ -568,6 +569,8 @@ class LayerTyper:
         bound = {n.id for n in ast_walk(comp.generators[0].target) if n.__class__ is ast.Name}
         if any(n.__class__ is ast.Name and n.id in bound for n in ast_walk(comp.elt)):
             return ()
+        if not self._only_indexed(comp, expr.value.id):
+            return ()
         stored = env.get(ITEMS + expr.value.id, ())
         if stored and (None in stored or expr.slice.__class__ is ast.Constant):
             return ()
@@ -577,6 +580,18 @@ class LayerTyper:
         for values in stored:
             out += values
         return _unique(out)
+
+    def _only_indexed(self, comp: ast.ListComp, name: str) -> bool:
+        """Is list ``name`` (built by ``comp``) read only as ``name[i]`` or ``len(name)`` in the
+        function that builds it?  Any other read (``same = name``, ``to_relu(name)``) may
+        change its items where the item stores recorded here do not see it."""
+        key = (id(comp), name)
+        known = self._indexed_only.get(key)
+        if known is None:
+            func = _function_holding(self.tree, comp)
+            known = func is not None and _read_only_indexed(func, name)
+            self._indexed_only[key] = known
+        return known
 
     def _item_store(self, name: str, value: ast.expr, env: dict, depth: int) -> None:
         """Record ``acts[k] = value`` for a list built by a comprehension (:meth:`_comprehension_item`):
@@ -6694,3 +6709,32 @@ def _columns_of(matrix: ast.expr, names: ModuleNames) -> str | None:
             and isinstance(inner.value.value, ast.Name) and inner.value.value.id == "self"):
         return inner.value.attr
     return None
+
+
+def _function_holding(tree: ast.AST | None, node: ast.expr):
+    """The innermost function of ``tree`` whose lines hold ``node`` (None: none, or no tree)."""
+    if tree is None:
+        return None
+    found = None
+    for func in ast_walk(tree):
+        if func.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef) \
+                and func.lineno <= node.lineno <= func.end_lineno \
+                and (found is None or func.lineno >= found.lineno):
+            found = func
+    return found
+
+
+def _read_only_indexed(func: ast.AST, name: str) -> bool:
+    """Is every load of ``name`` in ``func`` the value of a subscript or ``len``'s argument?"""
+    allowed: set[int] = set()
+    reads = []
+    for node in ast_walk(func):
+        cls = node.__class__
+        if cls is ast.Subscript and node.value.__class__ is ast.Name:
+            allowed.add(id(node.value))
+        elif cls is ast.Call and node.func.__class__ is ast.Name and node.func.id == "len" \
+                and len(node.args) == 1 and node.args[0].__class__ is ast.Name:
+            allowed.add(id(node.args[0]))
+        elif cls is ast.Name and node.id == name and node.ctx.__class__ is ast.Load:
+            reads.append(node)
+    return all(id(read) in allowed for read in reads)

@@ -54,6 +54,12 @@ class ModuleNames:
     # does the file's text name ``neg_`` (graph.FlowBuilder._body's in-place rotate-half reading
     # needs a ``<...>.neg_()`` statement; filled on first use)
     names_neg_: bool | None = None
+    # module-level names bound more than once at the module's top level (also inside its
+    # if/try/with blocks) or by an augmented assignment there: ``constants`` holds only the
+    # last plain assignment of these, not the value a function reads (graph._module_fill)
+    rebound: set = field(default_factory=set)
+    # the names some function of the file declares ``global`` (filled on first use)
+    declared_global: frozenset | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -185,7 +191,13 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             names.functions[stmt.name] = stmt
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            if stmt.targets[0].id in names.constants:
+                names.rebound.add(stmt.targets[0].id)
             names.constants[stmt.targets[0].id] = stmt.value
+        elif stmt.__class__ is ast.AugAssign or stmt.__class__ is ast.Assign:
+            # ``_MIN /= 1e38``, ``a = b = ...``, ``a, b = ...``: a name bound again or otherwise
+            names.rebound.update(n.id for t in (getattr(stmt, "targets", None) or [stmt.target])
+                                 for n in ast_walk(t) if n.__class__ is _NAME and n.ctx.__class__ is ast.Store)
         elif stmt.__class__ is ast.AnnAssign and stmt.value.__class__ is ast.Dict and stmt.target.__class__ is ast.Name:
             # ``TABLE: dict[str, type] = {...}``: an annotated dict literal is one as well
             names.constants[stmt.target.id] = stmt.value
@@ -575,3 +587,15 @@ def package_of(path: str) -> str | None:
             break
         folder = parent
     return ".".join(reversed(parts)) or None
+
+
+def declared_global(names: ModuleNames) -> frozenset:
+    """The names a function or method of the file declares ``global`` (it may write the
+    module's value there), read once per module on first use."""
+    if names.declared_global is None:
+        functions = [*names.functions.values(),
+                     *(item for cls in names.classes.values() for item in cls.body
+                       if item.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef))]
+        names.declared_global = frozenset(name for func in functions for node in ast_walk(func)
+                                          if node.__class__ is ast.Global for name in node.names)
+    return names.declared_global

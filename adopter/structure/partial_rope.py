@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ast
 
+from .halves import chunk_in_two_last
 from .treewalk import ast_walk
 
 _FLOAT_METHODS = frozenset({"float", "double", "half", "bfloat16"})
@@ -178,31 +179,10 @@ def _pairs(target, value, resolve) -> list:
 
 
 def _halved(call, resolve) -> str | None:
-    """t of ``torch.chunk(t, 2, dim=-1)`` / ``t.chunk(2, -1)`` (dim positional or by keyword),
+    """t of ``torch.chunk(t, 2, dim=-1)`` / ``t.chunk(2, -1)`` (:func:`.halves.chunk_in_two_last`),
     t a name; None otherwise."""
-    if call.__class__ is not ast.Call or call.func.__class__ is not ast.Attribute or call.func.attr != "chunk":
-        return None
-    args = list(call.args)
-    if resolve(call.func) == "torch.chunk":
-        tensor = args.pop(0) if args else None
-    else:
-        tensor = call.func.value
-    for k in call.keywords:
-        if k.arg == "chunks" and not args:
-            args.append(k.value)
-    for k in call.keywords:
-        if k.arg == "dim" and len(args) == 1:
-            args.append(k.value)
-    if tensor.__class__ is not ast.Name or len(args) != 2 \
-            or len(call.keywords) + len(call.args) != 3 - (tensor is call.func.value):
-        return None
-    two, dim = args
-    if not (two.__class__ is ast.Constant and two.value == 2 and two.value.__class__ is int):
-        return None
-    if not (dim.__class__ is ast.UnaryOp and dim.op.__class__ is ast.USub
-            and dim.operand.__class__ is ast.Constant and dim.operand.value == 1):
-        return None
-    return tensor.id
+    tensor = chunk_in_two_last(call, resolve)
+    return tensor.id if tensor.__class__ is ast.Name else None
 
 
 def _chunk_half(expr, resolve) -> tuple | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from ..records import replace
 
 from ..engine import Analysis, Finding
+from ..newer_syntax import char_segment
 from .plan import Planner, Skip
 from .render import RenderError
 from .text import overlaps
@@ -49,6 +50,20 @@ def _key(finding: Finding) -> tuple:
     return (finding.rule, finding.line, finding.column, finding.end_line, finding.end_column)
 
 
+def _by_start(findings: list[Finding]) -> dict[tuple, Finding]:
+    """The findings by (rule, line, column), for a position that starts one finding only."""
+    out: dict[tuple, Finding] = {}
+    seen: set[tuple] = set()
+    for finding in findings:
+        start = (finding.rule, finding.line, finding.column)
+        if start in seen:
+            out.pop(start, None)
+        else:
+            seen.add(start)
+            out[start] = finding
+    return out
+
+
 def _squeeze(text: str) -> str:
     return "".join(text.split())
 
@@ -67,17 +82,7 @@ def _survives(loser, winner, index) -> bool:
     if not spans:
         return False
     fast = _squeeze(wrap.fast)
-    return all(_squeeze(_char_segment(index, span)) in fast for span in spans)
-
-
-def _char_segment(index, span) -> str:
-    line, col, end_line, end_col = span
-    lines = index.lines[line - 1:end_line]
-    if not lines:
-        return ""
-    if len(lines) == 1:
-        return lines[0][col:end_col]
-    return "\n".join([lines[0][col:], *lines[1:-1], lines[-1][:end_col]])
+    return all(_squeeze(char_segment(index.lines, *span)) in fast for span in spans)
 
 
 def plan_findings(analysis: Analysis, text: str, path: str, unsafe_fixes: bool = False,
@@ -120,10 +125,16 @@ def _planned(analysis: Analysis, text: str, path: str, takes_part) -> list[Findi
     planner.index.assume_fresh_names()  # which fresh name a rewrite picks does not decide whether it is made
     verdict: dict[tuple, str] = {}  # finding key -> reason it will not be fixed ("" = fixed)
     plans = []
+    by_start = _by_start(analysis.findings)
     for rule, match in wanted:
         key = _key(engine_finding(rule, match, path, lines))
         if key not in by_key:
-            continue
+            # (the analysis may lengthen a finding to the call of a helper its last step was
+            # inlined from -- engine._to_call_site -- which this position does not redo: the
+            # finding of the same rule starting here is this match's)
+            key = _key(by_start[key[:3]]) if key[:3] in by_start else None
+            if key is None:
+                continue
         finding = by_key[key]
         if verdict.get(key) == "":
             # (two matches reported over the same code -- Swin's softmax written in both

@@ -3705,7 +3705,7 @@ class _Attention:
             else value.args[0] if value.args and isinstance(value.func, (ast.Name, ast.Attribute)) \
             and (value.func.attr if isinstance(value.func, ast.Attribute) else value.func.id) == "rearrange" else None
         if isinstance(source, ast.Name) and source.id not in step_stored and isinstance(value.func, ast.Attribute) \
-                and value.func.attr == "reshape" \
+                and value.func.attr == "reshape" and self.names.resolve(value.func) == "torch.reshape" \
                 and len(value.args) == 2 and not value.keywords:
             source = value.args[0]  # torch.reshape(attn, (b, k, h, w, n, i, j)): the function form (graph reads it so)
         return isinstance(source, ast.Name) and source.id in step_stored
@@ -5841,7 +5841,7 @@ class _Attention:
             # (``dtype=`` the scores' own dtype, given as ``dtype``, or float32/float64 named
             # outright -- V-JEPA's ``torch.tensor(k.size(-1), dtype=torch.float32)``: a 0-d
             # floating tensor is of the scores' own category, so it promotes nothing)
-            return len(node.args) == 1 and self._plain_number(node.args[0]) and all(
+            return len(node.args) == 1 and self._known_number(node.args[0]) and all(
                 kw.arg in ("device", "requires_grad") or kw.arg == "dtype" and (
                     dtype is not None and ast.unparse(kw.value) == dtype or self._full_float_dtype(kw.value))
                 for kw in node.keywords)
@@ -5857,6 +5857,19 @@ class _Attention:
             wanted = {"type": (f"{q}.type()", dtype), "to": (dtype, f"{q}.device")}[node.func.attr]
             return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype)
         return False
+
+    def _known_number(self, node: ast.expr, depth: int = 0) -> bool:
+        """:meth:`_plain_number`, where each bare name must be one the function assigns a
+        number: inside ``torch.tensor(...)`` a parameter may be a list or a tensor of one
+        temperature per key, not a 0-d tensor (folding it into q would be wrong)."""
+        if isinstance(node, ast.Name):
+            value = self._resolve_local(node) if depth < 4 else node
+            return value is not node and self._known_number(value, depth + 1)
+        if isinstance(node, ast.BinOp):
+            return self._known_number(node.left, depth) and self._known_number(node.right, depth)
+        if isinstance(node, ast.UnaryOp):
+            return self._known_number(node.operand, depth)
+        return self._plain_number(node, depth)
 
     def _full_float_dtype(self, node: ast.expr) -> bool:
         """``torch.float32`` or ``torch.float64`` (or an alias) named outright."""
@@ -6097,8 +6110,11 @@ class _Attention:
                     shape = list(shape[0].elts)
                 return not shape or (isinstance(shape[-1], ast.Constant) and shape[-1].value == 1)
             if fqn in ("torch.tensor", "torch.as_tensor") and expr.args:
-                return isinstance(expr.args[0], (ast.Constant, ast.UnaryOp, ast.BinOp, ast.Name)) and \
-                    not isinstance(expr.args[0], (ast.List, ast.Tuple))
+                # (a name must be one the function assigns a number: a parameter may hold one
+                # temperature per key)
+                arg = expr.args[0]
+                return isinstance(arg, ast.Constant) or (
+                    isinstance(arg, (ast.UnaryOp, ast.BinOp, ast.Name)) and self._known_number(arg))
             if fqn.startswith("torch.") and tail in ELEMENTWISE and expr.args:
                 return self._constant_along_keys(expr.args[0], depth + 1)
             if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
