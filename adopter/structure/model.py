@@ -820,7 +820,9 @@ def _closure_roots(structure: ClassStructure, lines: list[str] | None) -> None:
     the file inlines it: its body is read on its own, as one more of ``all_roots`` (the code
     file-scope rules read: an optimizer built in the closure), under the key
     ``parent.<locals>.name``.  A closure the parent calls (``name(...)``) is inlined there
-    already and is not read twice."""
+    already and is not read twice.  One the parent stores on another object's attribute
+    (:func:`_closure_stored_on`) is a root of model flows too, as a module function patched in
+    that way is (:func:`_patched_method_roots`)."""
     functions = structure.functions
     found = None
     for parent in functions:  # (no items() list per class: most classes nest no def)
@@ -832,11 +834,33 @@ def _closure_roots(structure: ClassStructure, lines: list[str] | None) -> None:
                 continue
             if found is None:
                 found = []
-            found.append((f"{parent}.<locals>.{stmt.name}", stmt))
+            found.append((f"{parent}.<locals>.{stmt.name}", stmt, func))
     if found is not None:
-        for key, stmt in found:
+        for key, stmt, func in found:
             functions[key] = stmt
             structure.all_roots.append(key)
+            if _closure_stored_on(func, stmt):
+                structure.roots.append(key)
+
+
+def _closure_stored_on(func: ast.AST, local: ast.AST) -> bool:
+    """Does ``func`` store its uncalled closure ``local`` on an attribute of another object
+    (``self.aggregator.attention = sparse_attention``: a forward that monkey-patches the
+    attention of a module it wraps, then runs that module)?  Whoever calls it there runs its
+    body, so the model rules read it like a method.  A store on ``self``'s own attribute does
+    not count (the module calls it through that attribute, as FNet's ``self.fourier_transform``
+    is left by :func:`_patched_method_roots`); a closure handed to a call is read where that
+    call is already."""
+    name = local.name
+    for stmt in func.body:
+        if stmt is local:
+            continue
+        for node in ast_walk(stmt):
+            if node.__class__ is ast.Assign and node.value.__class__ is ast.Name and node.value.id == name and any(
+                    t.__class__ is ast.Attribute
+                    and not (t.value.__class__ is ast.Name and t.value.id == "self") for t in node.targets):
+                return True
+    return False
 
 
 def _value_only_roots(structure: ClassStructure, text: str) -> None:
@@ -1513,7 +1537,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
-            kept = [r for r in structure.roots if (owner, r) in reachable]
+            # (a closure stored on another object, ``parent.<locals>.name``: live where its parent is)
+            kept = [r for r in structure.roots if (owner, r) in reachable
+                    or ("<locals>" in r and (owner, r.partition(".<locals>.")[0]) in reachable)]
             if len(kept) < len(structure.roots):
                 kept += _stranded(owner, structure, kept, reachable, module.mention)
             structure.roots = kept
