@@ -5548,7 +5548,9 @@ _VIEW_BACK = frozenset({"view", "reshape", "view_as", "reshape_as"})
 
 def _layer_annotation(note: ast.expr, names: ModuleNames) -> str | None:
     """The torch layer class an annotation names, also as ``X | None``, ``Optional[X]`` or
-    ``Union[X, None]`` (``nn.Dropout``: ``torch.nn.Dropout``); None for anything else."""
+    ``Union[X, None]`` (``nn.Dropout``: ``torch.nn.Dropout``); None for anything else, and
+    for ``nn.Module`` itself: the base of every layer types nothing (``dropout:
+    Optional[nn.Module] = None`` leaves the parameter to what the callers pass in)."""
     if note.__class__ is ast.BinOp and note.op.__class__ is ast.BitOr:
         sides = [s for s in (note.left, note.right) if not (s.__class__ is ast.Constant and s.value is None)]
         if len(sides) != 1:
@@ -5564,9 +5566,14 @@ def _layer_annotation(note: ast.expr, names: ModuleNames) -> str | None:
     if note.__class__ is not ast.Attribute:
         return None
     fqn = names.resolve(note)
-    if fqn is None or not fqn.startswith("torch.nn.") or not fqn.rsplit(".", 1)[-1][:1].isupper():
+    if fqn is None or not fqn.startswith("torch.nn.") or not fqn.rsplit(".", 1)[-1][:1].isupper() \
+            or fqn in _ANY_LAYER:
         return None
     return fqn
+
+
+# annotations naming the base class of every layer: no layer kind
+_ANY_LAYER = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 
 
 def _last_of_two(dim) -> bool:
