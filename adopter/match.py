@@ -39,6 +39,7 @@ AVERAGING = frozenset({"mean", "sum"})
 _AVERAGING_CALLS = frozenset({"torch.mean", "torch.sum"})  # the same as functions of the tensor
 from .structure.layers import EMBEDDING, LM_HEAD
 from .structure.model import SEQUENTIAL_OWNER, attr_words
+from .structure.names import record_types
 from .structure.treewalk import ast_walk
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
@@ -218,15 +219,20 @@ def _first_only(node: Node, live) -> bool:
         and not (_keys(node.args[1:]) | _keys(tuple(v for _, v in node.kwargs))) & live
 
 
-def _stored(node: Node, live, classes=None) -> bool:
+def _stored(node: Node, live, classes=None, records=frozenset()) -> bool:
     """Does ``node`` only store the live values: keyword arguments of a class constructor
     (``CausalLMOutputWithPast(loss=loss, logits=logits)``, a record the caller reads; a class
-    of the file however its name is spelled, ``xLSTMCausalLMOutput``), as a tuple would hold
-    them?"""
-    if node.kind != "call" or not node.op[:1].isalpha() or not (
-            node.op.rsplit(".", 1)[-1][:1].isupper() or (classes is not None and node.op in classes)):
+    of the file however its name is spelled, ``xLSTMCausalLMOutput``), or any arguments of one
+    of the file's record types (``records``: a namedtuple's ``Return(out, attn)``), as a tuple
+    would hold them?"""
+    if node.kind != "call":
         return False
-    if node.canon or _keys(node.args) & live:
+    # (a module-level name the graph does not resolve is written ``?Name``: a record's is one)
+    record = bool(records) and (node.op[1:] if node.op[:1] == "?" else node.op) in records
+    if not record and (not node.op[:1].isalpha() or not (
+            node.op.rsplit(".", 1)[-1][:1].isupper() or (classes is not None and node.op in classes))):
+        return False
+    if node.canon or (_keys(node.args) & live and not record):
         return False
     return all(not (_keys((v,)) & live) or name != "**" for name, v in node.kwargs)
 
@@ -1502,7 +1508,7 @@ class Matcher:
             return None
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None
-        if self.live_intermediates and self._computed_on(flow, state):
+        if self.live_intermediates and self._computed_on(flow, state, cls.module.names):
             return None
         if self.same_source and not self._same_source(flow, state):
             return None
@@ -2361,13 +2367,14 @@ class Matcher:
         return frozenset(state.canon(v.key) for n in state.matched if n.canon == "canon.first"
                          for v in n.args if v.__class__ is Ref)
 
-    def _computed_on(self, flow: Flow, state: _State) -> bool:
+    def _computed_on(self, flow: Flow, state: _State, names=None) -> bool:
         """Does code after the match compute with an intermediate value on every path (an
         entropy of the probabilities, a second product)?  Then no rewrite can drop them: not a
-        site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
-        branch keep the site (the rewrite guards them)."""
+        site.  Reads that only pass values on (returned, put in a tuple or one of the file's
+        record types) or that sit behind a branch keep the site (the rewrite guards them)."""
 
         stopped = []  # (the first walk ended a path at a branch with values still live)
+        records = None  # (the file's record types, read at the first constructor call met)
 
         def step(node, live, through=False):
             if node.kind == "branch":
@@ -2380,9 +2387,12 @@ class Matcher:
             passed = reads and (node.kind == "method" and (
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
                 or node.kind == "call" and node.op in _AVERAGING_CALLS and _first_only(node, live))
-            if reads and node.kind in ("call", "method", "op", "layer") and not passed \
-                    and not _stored(node, live, flow.classes):
-                return True
+            if reads and node.kind in ("call", "method", "op", "layer") and not passed:
+                nonlocal records
+                if records is None and node.kind == "call":
+                    records = record_types(names) if names is not None else frozenset()
+                if not _stored(node, live, flow.classes, records or frozenset()):
+                    return True
             after = live - node.defs
             if reads and (node.kind == "copy" or passed):
                 # an alias of the value (not a tuple holding it), a copy or cast of it, or its
