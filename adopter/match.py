@@ -219,22 +219,32 @@ def _first_only(node: Node, live) -> bool:
         and not (_keys(node.args[1:]) | _keys(tuple(v for _, v in node.kwargs))) & live
 
 
-def _stored(node: Node, live, classes=None, records=frozenset()) -> bool:
+def _stored(node: Node, live, classes=None) -> bool:
     """Does ``node`` only store the live values: keyword arguments of a class constructor
     (``CausalLMOutputWithPast(loss=loss, logits=logits)``, a record the caller reads; a class
-    of the file however its name is spelled, ``xLSTMCausalLMOutput``), or any arguments of one
-    of the file's record types (``records``: a namedtuple's ``Return(out, attn)``), as a tuple
-    would hold them?"""
-    if node.kind != "call":
+    of the file however its name is spelled, ``xLSTMCausalLMOutput``), as a tuple would hold
+    them?"""
+    if node.kind != "call" or not node.op[:1].isalpha() or not (
+            node.op.rsplit(".", 1)[-1][:1].isupper() or (classes is not None and node.op in classes)):
         return False
-    # (a module-level name the graph does not resolve is written ``?Name``: a record's is one)
-    record = bool(records) and (node.op[1:] if node.op[:1] == "?" else node.op) in records
-    if not record and (not node.op[:1].isalpha() or not (
-            node.op.rsplit(".", 1)[-1][:1].isupper() or (classes is not None and node.op in classes))):
-        return False
-    if node.canon or (_keys(node.args) & live and not record):
+    if node.canon or _keys(node.args) & live:
         return False
     return all(not (_keys((v,)) & live) or name != "**" for name, v in node.kwargs)
+
+
+def _in_record(node: Node, live, classes, names) -> bool:
+    """Does ``node`` build one of the file's record types (``names``: structure.names.
+    record_types, a namedtuple or ``typing.NamedTuple``) from the live values, by position or
+    keyword, holding them as a tuple would (ASAC's ``AttentionReturn(out, ..., attn, ...)``)?
+    A module-level name the graph does not resolve is written ``?Name``; a class of the file
+    keeps its name.  The file's records are read only for such a call."""
+    if node.kind != "call" or node.canon or names is None:
+        return False
+    op = node.op
+    name = op[1:] if op[:1] == "?" else op if classes is not None and op in classes else None
+    if name is None or name not in record_types(names):
+        return False
+    return all(not (_keys((v,)) & live) or key != "**" for key, v in node.kwargs)
 
 
 def _ident(value) -> tuple:
@@ -2374,7 +2384,6 @@ class Matcher:
         record types) or that sit behind a branch keep the site (the rewrite guards them)."""
 
         stopped = []  # (the first walk ended a path at a branch with values still live)
-        records = None  # (the file's record types, read at the first constructor call met)
 
         def step(node, live, through=False):
             if node.kind == "branch":
@@ -2387,12 +2396,11 @@ class Matcher:
             passed = reads and (node.kind == "method" and (
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
                 or node.kind == "call" and node.op in _AVERAGING_CALLS and _first_only(node, live))
-            if reads and node.kind in ("call", "method", "op", "layer") and not passed:
-                nonlocal records
-                if records is None and node.kind == "call":
-                    records = record_types(names) if names is not None else frozenset()
-                if not _stored(node, live, flow.classes, records or frozenset()):
-                    return True
+            if reads and node.kind in ("call", "method", "op", "layer") and not passed \
+                    and not _stored(node, live, flow.classes) \
+                    and not ((node.op[:1] == "?" or flow.classes and node.op in flow.classes)
+                             and _in_record(node, live, flow.classes, names)):
+                return True
             after = live - node.defs
             if reads and (node.kind == "copy" or passed):
                 # an alias of the value (not a tuple holding it), a copy or cast of it, or its
