@@ -39,6 +39,7 @@ AVERAGING = frozenset({"mean", "sum"})
 _AVERAGING_CALLS = frozenset({"torch.mean", "torch.sum"})  # the same as functions of the tensor
 from .structure.layers import EMBEDDING, LM_HEAD
 from .structure.model import SEQUENTIAL_OWNER, attr_words
+from .structure.names import record_types
 from .structure.treewalk import ast_walk
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
@@ -229,6 +230,21 @@ def _stored(node: Node, live, classes=None) -> bool:
     if node.canon or _keys(node.args) & live:
         return False
     return all(not (_keys((v,)) & live) or name != "**" for name, v in node.kwargs)
+
+
+def _in_record(node: Node, live, classes, names) -> bool:
+    """Does ``node`` build one of the file's record types (``names``: structure.names.
+    record_types, a namedtuple or ``typing.NamedTuple``) from the live values, by position or
+    keyword, holding them as a tuple would (ASAC's ``AttentionReturn(out, ..., attn, ...)``)?
+    A module-level name the graph does not resolve is written ``?Name``; a class of the file
+    keeps its name.  The file's records are read only for such a call."""
+    if node.kind != "call" or node.canon or names is None:
+        return False
+    op = node.op
+    name = op[1:] if op[:1] == "?" else op if classes is not None and op in classes else None
+    if name is None or name not in record_types(names):
+        return False
+    return all(not (_keys((v,)) & live) or key != "**" for key, v in node.kwargs)
 
 
 def _ident(value) -> tuple:
@@ -1498,7 +1514,7 @@ class Matcher:
             return None
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None
-        if self.live_intermediates and self._computed_on(flow, state):
+        if self.live_intermediates and self._computed_on(flow, state, cls.module.names):
             return None
         if self.same_source and not self._same_source(flow, state):
             return None
@@ -2357,11 +2373,11 @@ class Matcher:
         return frozenset(state.canon(v.key) for n in state.matched if n.canon == "canon.first"
                          for v in n.args if v.__class__ is Ref)
 
-    def _computed_on(self, flow: Flow, state: _State) -> bool:
+    def _computed_on(self, flow: Flow, state: _State, names=None) -> bool:
         """Does code after the match compute with an intermediate value on every path (an
         entropy of the probabilities, a second product)?  Then no rewrite can drop them: not a
-        site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
-        branch keep the site (the rewrite guards them)."""
+        site.  Reads that only pass values on (returned, put in a tuple or one of the file's
+        record types) or that sit behind a branch keep the site (the rewrite guards them)."""
 
         stopped = []  # (the first walk ended a path at a branch with values still live)
 
@@ -2377,7 +2393,9 @@ class Matcher:
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
                 or node.kind == "call" and node.op in _AVERAGING_CALLS and _first_only(node, live))
             if reads and node.kind in ("call", "method", "op", "layer") and not passed \
-                    and not _stored(node, live, flow.classes):
+                    and not _stored(node, live, flow.classes) \
+                    and not ((node.op[:1] == "?" or flow.classes and node.op in flow.classes)
+                             and _in_record(node, live, flow.classes, names)):
                 return True
             after = live - node.defs
             if reads and (node.kind == "copy" or passed):

@@ -60,6 +60,9 @@ class ModuleNames:
     rebound: set = field(default_factory=set)
     # the names some function of the file declares ``global`` (filled on first use)
     declared_global: frozenset | None = None
+    # the file's record types: names bound at module level to ``namedtuple(...)`` /
+    # ``NamedTuple(...)`` and classes on ``typing.NamedTuple`` (record_types fills it on first use)
+    records: frozenset | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -92,6 +95,28 @@ class ModuleNames:
             if module in _REEXPORTED and name[:1].isupper():
                 return f"{_REEXPORTED[module]}.{name}"
         return dotted
+
+
+_RECORD_FACTORIES = frozenset({"collections.namedtuple", "typing.NamedTuple", "typing_extensions.NamedTuple"})
+
+
+def record_types(names: ModuleNames) -> frozenset:
+    """The names of the file's record types, whose construction only holds its arguments, by
+    position or keyword, as a tuple would: module-level ``R = namedtuple("R", [...])`` (or
+    ``NamedTuple("R", [...])``) and classes whose base is ``typing.NamedTuple``.  A call of one
+    passes values on (an attention's probabilities returned in ``R(out, attn)``) rather than
+    computing with them.  Known by what builds the type, never by its name; memoised on
+    ``names`` (asked only when a match has intermediates read after it)."""
+    found = names.records
+    if found is None:
+        resolve = names.resolve
+        found = frozenset(
+            [name for name, value in names.constants.items()
+             if value.__class__ is ast.Call and resolve(value.func) in _RECORD_FACTORIES]
+            + [name for name, cls in names.classes.items()
+               if any(resolve(base) in _RECORD_FACTORIES for base in cls.bases)])
+        names.records = found
+    return found
 
 
 def param_default(args: ast.arguments, name: str) -> ast.expr | None:
