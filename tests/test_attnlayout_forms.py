@@ -105,14 +105,24 @@ def test_moved_scores_additive_mask_found_and_declined():
     assert any("axes moved" in reason for _, reason in result.skipped)
 
 
-def test_moved_scores_bias_found_and_declined():
-    # Transformer-XL's position scores added to the content scores, both [q, k, b, n]
+def test_moved_scores_bias_found_and_fixed_in_its_layout():
+    # Transformer-XL's position scores added to the content scores, both [q, k, b, n]: the
+    # einsum fixes the bias's rank and layout, so rafix60 moves it into the fused call's
+    # [b, n, q, k] (it was declined before); the patch equals the original in float64
+    import torch
+
     code = _with('        score = score + torch.einsum("ibnd,jbnd->ijbn", (q, mask))\n'
                  "        score = score * self.scale\n", "torch.einsum(\"ibnd,jbnd->ijbn\", (q, mask))")
     assert finding_at(code, "ADP010", "softmax(score") is not None
     result = fix_text(code, "model.py", rules("ADP010"))
-    assert not result.applied
-    assert any("axes moved" in reason for _, reason in result.skipped)
+    assert len(result.applied) == 1, result.skipped
+    assert ".permute(2, 3, 0, 1)" in result.text.replace("\n", "").replace(" ", "").replace(",", ", ")
+    a, b = float64_pair(code, result.text, "Attn")
+    for mode in ("eval", "train"):
+        a.train(mode == "train")
+        b.train(mode == "train")
+        q, k, v, bias_keys = _inputs([TXL[3], TXL[4], TXL[5], TXL[4]])
+        torch.testing.assert_close(b(q, k, v, bias_keys), a(q, k, v, bias_keys), rtol=1e-12, atol=1e-12)
 
 
 def test_moved_scores_guarded_fill_found_and_declined():
