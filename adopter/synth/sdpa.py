@@ -6072,9 +6072,10 @@ class _Attention:
             return fqn.startswith("torch.") or fqn.endswith("Parameter")
         return False
 
-    def _constant_along_keys(self, expr: ast.expr, depth: int = 0) -> bool:
+    def _constant_along_keys(self, expr: ast.expr, depth: int = 0, built: bool = False) -> bool:
         """Is ``expr`` a number or a tensor whose last dimension is 1 (so that multiplying the
-        scores by it equals multiplying the query)?"""
+        scores by it equals multiplying the query)?  ``built``: ``expr`` is (part of) the value
+        ``__init__`` stores on a module attribute, whose names are the constructor's settings."""
         if depth > 12:
             return False
         if self._plain_number(expr):
@@ -6082,43 +6083,47 @@ class _Attention:
         if isinstance(expr, ast.Constant):
             return isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool)
         if isinstance(expr, ast.UnaryOp):
-            return self._constant_along_keys(expr.operand, depth + 1)
+            return self._constant_along_keys(expr.operand, depth + 1, built)
         if isinstance(expr, ast.BinOp):
-            return self._constant_along_keys(expr.left, depth + 1) and self._constant_along_keys(expr.right, depth + 1)
+            return self._constant_along_keys(expr.left, depth + 1, built) and self._constant_along_keys(expr.right, depth + 1, built)
         if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
             # `scale or q.size(-1) ** 0.5`: Python tests the truth of every operand but the
             # last, which a tensor allows only when it holds one element -- the same for every
             # key; the last operand is the value when the others are false.
             return all(isinstance(v, (ast.Name, ast.Attribute)) for v in expr.values[:-1]) \
-                and self._constant_along_keys(expr.values[-1], depth + 1)
+                and self._constant_along_keys(expr.values[-1], depth + 1, built)
         if isinstance(expr, ast.Name):
             value = self._resolve_local(expr)
-            return value is not expr and self._constant_along_keys(value, depth + 1)
+            return value is not expr and self._constant_along_keys(value, depth + 1, built)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
             # (None where the module has no such tensor: the attention cannot run with it)
             values = [v for v in self._attribute_values(expr.attr)
                       if not (isinstance(v, ast.Constant) and v.value is None)]
-            return bool(values) and all(self._constant_along_keys(v, depth + 1) for v in values)
+            return bool(values) and all(self._constant_along_keys(v, depth + 1, True) for v in values)
         if isinstance(expr, ast.Call):
             fqn = self.names.resolve(expr.func) or ""
             tail = fqn.rsplit(".", 1)[-1] if fqn else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
             if fqn.endswith("Parameter") and expr.args:
-                return self._constant_along_keys(expr.args[0], depth + 1)
+                return self._constant_along_keys(expr.args[0], depth + 1, built)
             if fqn.startswith("torch.") and tail in FACTORIES:
                 shape = list(expr.args[:-1] if tail == "full" else expr.args)
                 if len(shape) == 1 and isinstance(shape[0], (ast.Tuple, ast.List)):
                     shape = list(shape[0].elts)
                 return not shape or (isinstance(shape[-1], ast.Constant) and shape[-1].value == 1)
             if fqn in ("torch.tensor", "torch.as_tensor") and expr.args:
-                # (a name must be one the function assigns a number: a parameter may hold one
-                # temperature per key)
+                # (inside the attention's function a name must be one the function assigns a
+                # number: a parameter may hold one temperature per key; in ``__init__``, as in
+                # the learned temperature ``nn.Parameter(torch.log(torch.tensor(dim ** -0.5)))``,
+                # a name is a constructor setting: a per-key tensor cannot be sized before the
+                # keys exist)
                 arg = expr.args[0]
                 return isinstance(arg, ast.Constant) or (
-                    isinstance(arg, (ast.UnaryOp, ast.BinOp, ast.Name)) and self._known_number(arg))
+                    isinstance(arg, (ast.UnaryOp, ast.BinOp, ast.Name))
+                    and (self._plain_number(arg) if built else self._known_number(arg)))
             if fqn.startswith("torch.") and tail in ELEMENTWISE and expr.args:
-                return self._constant_along_keys(expr.args[0], depth + 1)
+                return self._constant_along_keys(expr.args[0], depth + 1, built)
             if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
-                return self._constant_along_keys(expr.func.value, depth + 1)
+                return self._constant_along_keys(expr.func.value, depth + 1, built)
         return False
 
     def _check_moved_scores(self, nodes) -> None:
