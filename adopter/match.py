@@ -386,11 +386,16 @@ class _State:
     def copy(self) -> "_State":
         new = _State.__new__(_State)  # not __init__: its empty containers would be replaced
         new._memo = new._bound = new._chain = new._reach = None
-        new.env = dict(self.env)
-        new.values = dict(self.values)
-        new.aliases = dict(self.aliases)
-        new.guards = dict(self.guards)
-        new.produced = set(self.produced)
+        # (the containers' own .copy(), not dict()/set(): no global look-up and no
+        # constructor's argument parsing; the aliases and guards are most often empty, and an
+        # empty one is a fresh {} -- the same plain containers either way)
+        new.env = self.env.copy()
+        new.values = self.values.copy()
+        aliases = self.aliases
+        new.aliases = aliases.copy() if aliases else {}
+        guards = self.guards
+        new.guards = guards.copy() if guards else {}
+        new.produced = self.produced.copy()
         new.matched = self.matched
         new.steps = self.steps
         return new
@@ -1477,11 +1482,14 @@ class Matcher:
                     if name not in out_vars:
                         values[name] = ("stale", ident[1], index)
         if outs:
-            new.values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
+            values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
             new.env[f"%{index}"] = outs[0] if len(outs) == 1 else outs
-        for out in outs:
-            new.aliases.pop(out.key, None)
-            new.produced.add(out.key)
+            # (``aliases`` is new.aliases, most often empty: nothing to drop then)
+            produced = new.produced
+            for out in outs:
+                if aliases:
+                    aliases.pop(out.key, None)
+                produced.add(out.key)
         new.matched = state.matched + (node,)
         new.steps = state.steps + (index,)
         return new
