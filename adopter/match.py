@@ -1469,7 +1469,8 @@ class Matcher:
         # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
         # rebound, the value it was a copy of: read through that name it is gone).
         out_vars = None  # (made when some value is overwritten)
-        overwritten = {("k", new.canon(o.key)) for o in outs}
+        # (new.canon written out: ``aliases`` is new.aliases)
+        overwritten = {("k", aliases.get(o.key, o.key)) for o in outs}
         if rebound:
             overwritten.update(rebound)
         values = new.values
