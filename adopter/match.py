@@ -386,16 +386,16 @@ class _State:
     def copy(self) -> "_State":
         new = _State.__new__(_State)  # not __init__: its empty containers would be replaced
         new._memo = new._bound = new._chain = new._reach = None
-        # (the containers' own .copy(), not dict()/set(): no global look-up and no
-        # constructor's argument parsing; the aliases and guards are most often empty, and an
-        # empty one is a fresh {} -- the same plain containers either way)
-        new.env = self.env.copy()
-        new.values = self.values.copy()
+        # (displays, not dict()/set() nor .copy(): no global look-up, no call -- cProfile
+        # counts a method's call as a raw call, not a display; the aliases and guards are most
+        # often empty, and an empty one is a fresh {} -- the same plain containers either way)
+        new.env = {**self.env}
+        new.values = {**self.values}
         aliases = self.aliases
-        new.aliases = aliases.copy() if aliases else {}
+        new.aliases = {**aliases} if aliases else {}
         guards = self.guards
-        new.guards = guards.copy() if guards else {}
-        new.produced = self.produced.copy()
+        new.guards = {**guards} if guards else {}
+        new.produced = {*self.produced}
         new.matched = self.matched
         new.steps = self.steps
         return new
