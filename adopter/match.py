@@ -412,7 +412,10 @@ class _State:
         """The keys the match's variables and steps hold (the caller must not change it)."""
         bound = self._bound
         if bound is None:
-            bound = self._bound = {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
+            # (the produced keys added in place: one set made, not two)
+            bound = {ident[1] for ident in self.values.values() if ident[0] == "k"}
+            bound |= self.produced
+            self._bound = bound
         return bound
 
     def memo(self) -> tuple:
