@@ -402,11 +402,16 @@ class _State:
     def copy(self) -> "_State":
         new = _State.__new__(_State)  # not __init__: its empty containers would be replaced
         new._memo = new._bound = new._chain = new._reach = None
-        new.env = dict(self.env)
-        new.values = dict(self.values)
-        new.aliases = dict(self.aliases)
-        new.guards = dict(self.guards)
-        new.produced = set(self.produced)
+        # (displays, not dict()/set() nor .copy(): no global look-up, no call -- cProfile
+        # counts a method's call as a raw call, not a display; the aliases and guards are most
+        # often empty, and an empty one is a fresh {} -- the same plain containers either way)
+        new.env = {**self.env}
+        new.values = {**self.values}
+        aliases = self.aliases
+        new.aliases = {**aliases} if aliases else {}
+        guards = self.guards
+        new.guards = {**guards} if guards else {}
+        new.produced = {*self.produced}
         new.matched = self.matched
         new.steps = self.steps
         return new
@@ -423,7 +428,10 @@ class _State:
         """The keys the match's variables and steps hold (the caller must not change it)."""
         bound = self._bound
         if bound is None:
-            bound = self._bound = {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
+            # (the produced keys added in place: one set made, not two)
+            bound = {ident[1] for ident in self.values.values() if ident[0] == "k"}
+            bound |= self.produced
+            self._bound = bound
         return bound
 
     def memo(self) -> tuple:
@@ -1480,7 +1488,8 @@ class Matcher:
         # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
         # rebound, the value it was a copy of: read through that name it is gone).
         out_vars = None  # (made when some value is overwritten)
-        overwritten = {("k", new.canon(o.key)) for o in outs}
+        # (new.canon written out: ``aliases`` is new.aliases)
+        overwritten = {("k", aliases.get(o.key, o.key)) for o in outs}
         if rebound:
             overwritten.update(rebound)
         values = new.values
@@ -1493,11 +1502,14 @@ class Matcher:
                     if name not in out_vars:
                         values[name] = ("stale", ident[1], index)
         if outs:
-            new.values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
+            values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
             new.env[f"%{index}"] = outs[0] if len(outs) == 1 else outs
-        for out in outs:
-            new.aliases.pop(out.key, None)
-            new.produced.add(out.key)
+            # (``aliases`` is new.aliases, most often empty: nothing to drop then)
+            produced = new.produced
+            for out in outs:
+                if aliases:
+                    aliases.pop(out.key, None)
+                produced.add(out.key)
         new.matched = state.matched + (node,)
         new.steps = state.steps + (index,)
         return new
