@@ -106,3 +106,91 @@ def test_the_fixtures_compute_what_they_say():
         want = torch.nn.functional.rms_norm(x, (16,), m.weight, eps=1e-6)
         # float64, a 16-term mean: a few ulps
         torch.testing.assert_close(m(x), want, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------- an RMSNorm helper normalising over a dim parameter
+
+DIM_HELPER = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    def mean_square_norm(x, dim: int = -1, eps: float = 1e-5):
+        return x * torch.rsqrt(torch.mean(torch.square(x), dim=dim, keepdim=True) + eps)  # dim-site
+
+
+    class Norm(nn.Module):
+        def __init__(self, axis, eps=1e-5):
+            super().__init__()
+            self.axis = axis
+            self.eps = eps
+
+        def forward(self, x):
+            return mean_square_norm(x, dim=self.axis, eps=self.eps)
+    """)
+
+# ... and called once at its default, once with a run-time axis: the fix would rewrite the text
+# both calls run
+DIM_HELPER_MIXED = DIM_HELPER + textwrap.dedent("""\
+
+
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.lin = nn.Linear(d, d)
+
+        def forward(self, x):
+            return mean_square_norm(self.lin(x))
+    """)
+
+# Look-alikes: the same helper defaulting to the channel axis of a 4-D input (dim=1), every call
+# passing 1; and one at -1 whose every call passes dim=1.
+DIM_NOT = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    def channel_norm(x, dim: int = 1, eps: float = 1e-5):
+        return x * torch.rsqrt(torch.mean(torch.square(x), dim=dim, keepdim=True) + eps)
+
+
+    def last_by_default(x, dim: int = -1, eps: float = 1e-5):
+        return x * torch.rsqrt(torch.mean(torch.square(x), dim=dim, keepdim=True) + eps)
+
+
+    class Norm(nn.Module):
+        def __init__(self, axis, eps=1e-5):
+            super().__init__()
+            self.axis = axis
+            self.eps = eps
+
+        def forward(self, x):
+            return channel_norm(x, dim=self.axis, eps=self.eps) + last_by_default(x, 1)
+    """)
+
+
+def test_a_norm_helper_over_a_run_time_dim_is_found_at_its_default_and_not_fixed():
+    planned = plan_findings(analyze(DIM_HELPER, "model.py", rules("ADP011")), DIM_HELPER, "model.py")
+    assert finding_at(DIM_HELPER, "ADP011", "# dim-site") is not None
+    assert len(planned) == 1 and not planned[0].fixable
+    assert "-1 by default" in planned[0].not_fixable
+    assert fix_text(DIM_HELPER, "model.py", rules("ADP011")).text == DIM_HELPER
+
+
+def test_a_helper_called_at_its_default_and_with_another_dim_is_not_fixed():
+    # (the fix rewrote the helper for both calls, assuming -1 for the run-time axis)
+    planned = plan_findings(analyze(DIM_HELPER_MIXED, "model.py", rules("ADP011")), DIM_HELPER_MIXED, "model.py")
+    assert finding_at(DIM_HELPER_MIXED, "ADP011", "# dim-site") is not None
+    assert len(planned) == 1 and not planned[0].fixable
+    assert "passes another" in planned[0].not_fixable
+    assert fix_text(DIM_HELPER_MIXED, "model.py", rules("ADP011")).text == DIM_HELPER_MIXED
+
+
+def test_norms_over_another_axis_are_not_rms_norms():
+    assert found(DIM_NOT, "ADP011") == []
+
+
+def test_a_helper_every_call_leaves_at_its_default_is_still_fixed():
+    code = DIM_HELPER_MIXED.replace("mean_square_norm(x, dim=self.axis, eps=self.eps)", "x")
+    fixed = fix_text(code, "model.py", rules("ADP011"))
+    assert "x.shape[-1:]" in fixed.text

@@ -54,6 +54,9 @@ class ModuleNames:
     # does the file's text name ``neg_`` (graph.FlowBuilder._body's in-place rotate-half reading
     # needs a ``<...>.neg_()`` statement; filled on first use)
     names_neg_: bool | None = None
+    # (id of a module-level function, parameter) -> whether some call in the file passes that
+    # parameter other than its integer default (passed_defaults.overridden; filled on first use)
+    passed_params: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
