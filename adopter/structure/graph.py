@@ -3031,7 +3031,7 @@ class FlowBuilder:
         passes the module-level function something else (its text, which a fix rewrites, runs
         for that call too: passed_defaults)."""
         if value.__class__ is int and self.names.functions.get(target.name) is target \
-                and passed_defaults.overridden(self.names, target, name, value):
+                and passed_defaults.overridden(self.names, target, name, value, self.lines):
             return Assumed(value, f"`{name}` of `{target.name}` is {value} by default, and a call of "
                                   f"`{target.name}` in the file passes another: the kernel would assume {value}")
         return Const(value)

@@ -837,7 +837,7 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
             structure.all_roots.append(name)
 
 
-def _run_time_default_roots(structure: ClassStructure, names) -> None:
+def _run_time_default_roots(structure: ClassStructure, names, lines) -> None:
     """A module function the file calls only with a run-time value for one of its integer
     defaults (``rms_norm(x, dim=self.dim)`` of ``def rms_norm(x, dim=-1, eps=1e-5)``): no flow
     that inlines it reads its default, so it is read on its own as well, a root of model flows
@@ -845,7 +845,7 @@ def _run_time_default_roots(structure: ClassStructure, names) -> None:
     left = [n for n in structure.functions if n not in structure.roots and n != TOP_LEVEL]
     if not left:
         return
-    for name in passed_defaults.run_time_default_functions(names, left):
+    for name in passed_defaults.run_time_default_functions(names, left, lines):
         structure.roots.append(name)
         if name not in structure.all_roots:
             structure.all_roots.append(name)
@@ -1506,7 +1506,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if text is not None:
         _value_only_roots(module_level, text)
         _patched_method_roots(module_level, tree, text)
-    _run_time_default_roots(module_level, names)
+    _run_time_default_roots(module_level, names, module.lines)
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():

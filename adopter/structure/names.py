@@ -54,8 +54,8 @@ class ModuleNames:
     # does the file's text name ``neg_`` (graph.FlowBuilder._body's in-place rotate-half reading
     # needs a ``<...>.neg_()`` statement; filled on first use)
     names_neg_: bool | None = None
-    # (id of a module-level function, parameter) -> whether some call in the file passes that
-    # parameter other than its integer default (passed_defaults.overridden; filled on first use)
+    # a module-level function's name -> its calls by that plain name in the file
+    # (passed_defaults.calls_of, read for its integer defaults; filled on first use)
     passed_params: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:

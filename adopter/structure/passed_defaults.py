@@ -38,40 +38,47 @@ def int_default(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> int 
     return None
 
 
-def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, default: int) -> bool:
+def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, default: int, lines=None) -> bool:
     """Does some call of the module-level function ``func`` in the file (by its plain name, in
     the module's functions and classes) pass its parameter ``name`` anything but ``default``:
     another value, a value known only at run time, or any argument through ``*``/``**``?"""
-    cache = names.passed_params
-    if cache is None:
-        cache = names.passed_params = {}
-    key = (id(func), name)
-    found = cache.get(key)
-    if found is None:
-        found = cache[key] = _overridden(names, func, name, default)
-    return found
-
-
-def _overridden(names, func, name: str, default: int) -> bool:
     args = func.args
     positional = [a.arg for a in (*args.posonlyargs, *args.args)]
     index = positional.index(name) if name in positional else None
     by_keyword = not any(a.arg == name for a in args.posonlyargs)
-    for scope in (*names.functions.values(), *names.classes.values()):
-        for node in ast_walk(scope):
-            if node.__class__ is not ast.Call or node.func.__class__ is not ast.Name or node.func.id != func.name:
-                continue
-            if any(a.__class__ is ast.Starred for a in node.args) or any(k.arg is None for k in node.keywords):
-                return True
-            passed = node.args[index] if index is not None and index < len(node.args) else None
-            if passed is None and by_keyword:
-                passed = next((k.value for k in node.keywords if k.arg == name), None)
-            if passed is not None and int_literal(passed) != default:
-                return True
+    for node in calls_of(names, func.name, lines):
+        if any(a.__class__ is ast.Starred for a in node.args) or any(k.arg is None for k in node.keywords):
+            return True
+        passed = node.args[index] if index is not None and index < len(node.args) else None
+        if passed is None and by_keyword:
+            passed = next((k.value for k in node.keywords if k.arg == name), None)
+        if passed is not None and int_literal(passed) != default:
+            return True
     return False
 
 
-def run_time_default_functions(names, candidates) -> list[str]:
+def calls_of(names, fname: str, lines=None) -> list:
+    """The calls ``fname(...)`` by the plain name in the module's functions and classes, walked
+    once per file and name (names.passed_params), and only in the definitions whose text writes
+    ``fname`` (with the file's ``lines``): most definitions call no helper of this kind."""
+    cache = names.passed_params
+    if cache is None:
+        cache = names.passed_params = {}
+    found = cache.get(fname)
+    if found is not None:
+        return found
+    found = cache[fname] = []
+    for scope in (*names.functions.values(), *names.classes.values()):
+        if lines is not None and getattr(scope, "end_lineno", None) is not None \
+                and fname not in "\n".join(lines[scope.lineno - 1:scope.end_lineno]):
+            continue
+        for node in ast_walk(scope):
+            if node.__class__ is ast.Call and node.func.__class__ is ast.Name and node.func.id == fname:
+                found.append(node)
+    return found
+
+
+def run_time_default_functions(names, candidates, lines=None) -> list[str]:
     """Of ``candidates`` (module-level functions the file calls, inlined at those calls), those
     with an integer-default parameter that every call passes a value known only at run time
     (azula's ``rms_norm(x, dim=self.dim)`` of ``def rms_norm(x, dim=-1, eps=1e-5)``, with
@@ -88,14 +95,9 @@ def run_time_default_functions(names, candidates) -> list[str]:
             wanted[name] = (func, params)
     if not wanted:
         return []
-    calls: dict[str, list] = {name: [] for name in wanted}
-    for scope in (*names.functions.values(), *names.classes.values()):
-        for node in ast_walk(scope):
-            if node.__class__ is ast.Call and node.func.__class__ is ast.Name and node.func.id in calls:
-                calls[node.func.id].append(node)
     found = []
     for name, (func, params) in wanted.items():
-        sites = calls[name]
+        sites = calls_of(names, name, lines)
         if sites and any(all(_run_time_value(call, index, param) for call in sites) for param, index in params):
             found.append(name)
     return found
