@@ -42,6 +42,8 @@ def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, d
     """Does some call of the module-level function ``func`` in the file (by its plain name, in
     the module's functions and classes) pass its parameter ``name`` anything but ``default``:
     another value, a value known only at run time, or any argument through ``*``/``**``?"""
+    if not _dim_params(func, [(name, None)]):
+        return False  # (a length or an offset: the default is the helper's, not an axis read)
     args = func.args
     positional = [a.arg for a in (*args.posonlyargs, *args.args)]
     index = positional.index(name) if name in positional else None
@@ -92,6 +94,8 @@ def run_time_default_functions(names, candidates, lines=None) -> list[str]:
             continue
         params = _int_default_params(func)
         if params:
+            params = _dim_params(func, params)
+        if params:
             wanted[name] = (func, params)
     if not wanted:
         return []
@@ -101,6 +105,19 @@ def run_time_default_functions(names, candidates, lines=None) -> list[str]:
         if sites and any(all(_run_time_value(call, index, param) for call in sites) for param, index in params):
             found.append(name)
     return found
+
+
+def _dim_params(func, params) -> list:
+    """Of ``params``, those the function hands a call as its ``dim`` (or ``axis``) keyword
+    (``torch.mean(..., dim=dim)``): the axis a reduction or softmax works over, the reading
+    that needs the default.  A length or an offset (``past_key_values_length=0``) is none: such a
+    helper stays inlined only, its flow not built again on its own."""
+    used = func.__dict__.get("_dim_keywords")  # (walked once per function node)
+    if used is None:
+        used = func._dim_keywords = frozenset(
+            k.value.id for node in ast_walk(func) if node.__class__ is ast.Call for k in node.keywords
+            if k.arg in ("dim", "axis") and k.value.__class__ is ast.Name)
+    return [pair for pair in params if pair[0] in used]
 
 
 def _int_default_params(func) -> list[tuple[str, int | None]]:
