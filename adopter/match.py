@@ -1374,8 +1374,10 @@ class Matcher:
         if state.produced and not self.live_intermediates:
             aliases = state.aliases
             uses = {aliases.get(k, k) for k in node.uses} if aliases else node.uses
-            if not state.produced.isdisjoint(uses):
-                return None  # an intermediate value of the match is read elsewhere
+            if not state.produced.isdisjoint(uses) and not _template_read(node, state.produced & uses):
+                # an intermediate value of the match is read elsewhere (a cast to its dtype and
+                # device, ``w = self.weight.type_as(var)``, reads no value)
+                return None
         defs = node.defs
         if not defs:
             return state
@@ -1604,8 +1606,8 @@ class Matcher:
                 if pos in ids or node.kind in ("branch", "entry", "exit"):
                     continue
                 if not node.defs & keys and (self.live_intermediates or node.kind == "copy"
-                                             or not node.uses & keys):
-                    continue
+                                             or not node.uses & keys or _template_read(node, node.uses & keys)):
+                    continue  # (a cast to a value's dtype and device, ``w.type_as(var)``, reads none of it)
                 if not self.live_intermediates or node.kind in ("layer", "call", "other") or (
                         node.kind == "method" and node.op in SELECTING):
                     # a module handed the values under a setting (a token sampler, talking heads
@@ -3384,7 +3386,7 @@ def _metadata_only(node: Node, keys) -> bool:
     graph lists: a key passed as an operand itself (``x.to(x.dtype)``) is a read of its values."""
     if not (node.args or node.kwargs):
         return False
-    if _size_read(node, keys):
+    if _size_read(node, keys) or _template_read(node, keys):
         return True
     operands = _keys(node.args) | _keys(v for _, v in node.kwargs)
     uses = node.uses
@@ -3403,6 +3405,36 @@ def _size_read(node: Node, keys) -> bool:
 
 
 _SIZE_METHODS = frozenset({"size", "dim", "numel"})
+
+
+def _template_read(node: Node, keys) -> bool:
+    """Is ``node`` a cast of another tensor to the dtype (and device) of one key
+    (``w.to(var)``, ``w.to(tensor=var)``, ``w.type_as(var)``)?  Tensor.to(other) and type_as read
+    only the template's dtype and device, which a fused kernel's result shares, not its
+    elements: RMSNorm's ``x * rsqrt(var + eps) * weight.to(var)`` uses the variance once as a
+    value.  The key must be the template alone, never the receiver (``var.to(w)`` casts the
+    variance's values), and the cast takes nothing else (``w.to(var, copy=True)`` is kept out
+    only for simplicity)."""
+    if node.kind != "method" or node.op not in _TEMPLATE_CASTS or len(keys) != 1:
+        return False
+    (key,) = keys
+    receiver = node.args[0] if node.args else None
+    if receiver.__class__ is not Ref or receiver.key == key:
+        return False
+    rest = node.args[1:]
+    if node.kwargs:
+        if rest or len(node.kwargs) != 1 or node.kwargs[0][0] != _TEMPLATE_CASTS[node.op]:
+            return False
+        template = node.kwargs[0][1]
+    elif len(rest) == 1:
+        template = rest[0]
+    else:
+        return False
+    return template.__class__ is Ref and template.key == key
+
+
+# the casts whose tensor argument is a template of dtype and device -> that argument's keyword
+_TEMPLATE_CASTS = {"to": "tensor", "type_as": "other"}
 
 
 def _reads_attribute(use: str, key: str) -> bool:

@@ -37,6 +37,7 @@ from .halves import chunk_in_two_last
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import (class_table, entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords,
                        literal_table, spread_keys)
+from . import passed_defaults
 from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
@@ -492,6 +493,7 @@ class FlowBuilder:
         ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
         args = func.args
         self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+        self._root_func = func
         if args.defaults or args.kwonlyargs:
             self._default_choices(func, ctx)
         self._import_choices(func, ctx)
@@ -3024,6 +3026,36 @@ class FlowBuilder:
                                    and isinstance(value.value, (int, float)) else None)
         return values.pop() if len(values) == 1 else None
 
+    def _default_here(self, target, name: str, value) -> Const:
+        """The default a call leaving ``name`` out hands the inlined ``target``: a literal, or an
+        :class:`Assumed` one where the default is an integer and another call in the file
+        passes the module-level function something else (its text, which a fix rewrites, runs
+        for that call too: passed_defaults)."""
+        if value.__class__ is int and self.names.functions.get(target.name) is target \
+                and passed_defaults.overridden(self.names, target, name, value, self.lines):
+            return Assumed(value, f"`{name}` of `{target.name}` is {value} by default, and a call of "
+                                  f"`{target.name}` in the file passes another: the kernel would assume {value}")
+        return Const(value)
+
+    def _root_param_default(self, expr: ast.expr, value) -> Assumed | None:
+        """A dim written as a parameter of the function analysed (``dim=dim`` in ``def
+        rms_norm(x, dim=-1, eps=1e-5)`` as a root), that the function never binds again and
+        whose default is an integer: that integer, as an :class:`Assumed` value (a caller may
+        pass another).  Only the root's own name: an inlined helper's parameters are bound to
+        the caller's values (keys of their own), not read here."""
+        if expr.__class__ is not ast.Name or value.__class__ is not Ref or value.key != expr.id \
+                or expr.id not in self._root_params:
+            return None
+        func = self._root_func
+        number = passed_defaults.int_default(func, expr.id)
+        if number is None:
+            return None
+        for node in ast_walk(func):
+            if node.__class__ is ast.Name and node.id == expr.id and node.ctx.__class__ is not ast.Load:
+                return None
+        return Assumed(number, f"`{expr.id}` is a parameter of `{func.name}`, {number} by default: the kernel "
+                               f"would assume that value, and a caller may pass another")
+
     def _parameter_default(self, expr: ast.expr) -> Assumed | None:
         """``self.<attr>`` that the class sets once, in ``__init__``, to a parameter whose default
         is an integer literal (``self.dim = dim`` with ``dim: int = -1``) and that ``__init__``
@@ -3645,7 +3677,7 @@ class FlowBuilder:
                     kwargs[index] = (name, Const(-1))
                     changed = True
                 elif expr is not None:
-                    default = self._parameter_default(expr)
+                    default = self._parameter_default(expr) or self._root_param_default(expr, value)
                     if default is not None:
                         kwargs[index] = (name, default)
                         changed = True
@@ -3913,9 +3945,9 @@ class FlowBuilder:
                 if default.__class__ is ast.UnaryOp and default.op.__class__ is ast.USub \
                         and default.operand.__class__ is ast.Constant \
                         and default.operand.value.__class__ in (int, float):
-                    bound[name] = Const(-default.operand.value)  # dim=-1
+                    bound[name] = self._default_here(target, name, -default.operand.value)  # dim=-1
                 elif default.__class__ is ast.Constant and _LITERAL_TYPES.get(default.value.__class__):
-                    bound[name] = Const(default.value)
+                    bound[name] = self._default_here(target, name, default.value)
         closure = ctx.closure_args.get(id(target)) if ctx.closure_args else None
         closure_layers = {}
         closure_funcs = None

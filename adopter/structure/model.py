@@ -32,6 +32,7 @@ from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, SPLIT_SHAPE, TABLE, slices_t
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
+from . import passed_defaults
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import function_forward, gelu_formula
 from .partial_rope import doubled
@@ -879,6 +880,20 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
             structure.all_roots.append(name)
 
 
+def _run_time_default_roots(structure: ClassStructure, names, lines) -> None:
+    """A module function the file calls only with a run-time value for one of its integer
+    defaults (``rms_norm(x, dim=self.dim)`` of ``def rms_norm(x, dim=-1, eps=1e-5)``): no flow
+    that inlines it reads its default, so it is read on its own as well, a root of model flows
+    (passed_defaults.run_time_default_functions), where the parameter is an assumption."""
+    left = [n for n in structure.functions if n not in structure.roots and n != TOP_LEVEL]
+    if not left:
+        return
+    for name in passed_defaults.run_time_default_functions(names, left, lines):
+        structure.roots.append(name)
+        if name not in structure.all_roots:
+            structure.all_roots.append(name)
+
+
 def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -> None:
     """A module function the file never calls but stores on an attribute (``Attention.forward
     = patched_forward``, the monkey-patching idiom of fine-tuning kits) becomes a method of
@@ -1534,6 +1549,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if text is not None:
         _value_only_roots(module_level, text)
         _patched_method_roots(module_level, tree, text)
+    _run_time_default_roots(module_level, names, module.lines)
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():

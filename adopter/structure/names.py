@@ -63,6 +63,9 @@ class ModuleNames:
     # the file's record types: names bound at module level to ``namedtuple(...)`` /
     # ``NamedTuple(...)`` and classes on ``typing.NamedTuple`` (record_types fills it on first use)
     records: frozenset | None = None
+    # a module-level function's name -> its calls by that plain name in the file
+    # (passed_defaults.calls_of, read for its integer defaults; filled on first use)
+    passed_params: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""

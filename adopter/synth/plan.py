@@ -683,7 +683,8 @@ class Planner:
         sized = _size_reads(function) if sizes else {}
         rewrites: dict = {}
         for read in ast_walk(function):
-            node = read.value if read.__class__ is ast.Attribute and read.attr in TENSOR_METADATA else None
+            node = read.value if read.__class__ is ast.Attribute and read.attr in TENSOR_METADATA \
+                else _cast_template(read)
             if node.__class__ is ast.Name and node.id in names and node.lineno >= first:
                 where = span_of(node)
                 if contains(replaced, where) or any(contains(s, where) for s in stmt_spans) \
@@ -985,6 +986,21 @@ def _rebound_before(function: ast.AST, last_info: StmtInfo, read: ast.Name, firs
         block = last_info.block
         return True if any(stmt is earliest for stmt in block[last_info.index + 1:]) else None
     return False if span_of(last_info.block[-1])[2] >= read.lineno else None
+
+
+def _cast_template(node: ast.AST) -> ast.expr | None:
+    """The tensor a cast takes its dtype and device from (``w.to(var)``, ``w.type_as(var)``,
+    ``w.to(tensor=var)``): a read of ``var``'s metadata alone, which the matcher lets code after
+    a match make (match._template_read), so deleting ``var = ...`` would leave it undefined."""
+    if node.__class__ is not ast.Call or node.func.__class__ is not ast.Attribute \
+            or node.func.attr not in ("to", "type_as"):
+        return None
+    if len(node.args) == 1 and not node.keywords:
+        return node.args[0]
+    if not node.args and len(node.keywords) == 1 \
+            and node.keywords[0].arg == ("tensor" if node.func.attr == "to" else "other"):
+        return node.keywords[0].value
+    return None
 
 
 def _size_reads(function: ast.AST) -> dict[int, tuple[ast.expr, ast.expr]]:
