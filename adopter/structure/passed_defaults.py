@@ -11,6 +11,7 @@ the computation is the rule's at the default, so it is reported, and the fix dec
 from __future__ import annotations
 
 import ast
+import re
 
 from .treewalk import ast_walk
 
@@ -42,7 +43,7 @@ def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, d
     """Does some call of the module-level function ``func`` in the file (by its plain name, in
     the module's functions and classes) pass its parameter ``name`` anything but ``default``:
     another value, a value known only at run time, or any argument through ``*``/``**``?"""
-    if not _dim_params(func, [(name, None)]):
+    if not _dim_params(func, [(name, None)], lines):
         return False  # (a length or an offset: the default is the helper's, not an axis read)
     args = func.args
     positional = [a.arg for a in (*args.posonlyargs, *args.args)]
@@ -94,7 +95,7 @@ def run_time_default_functions(names, candidates, lines=None) -> list[str]:
             continue
         params = _int_default_params(func)
         if params:
-            params = _dim_params(func, params)
+            params = _dim_params(func, params, lines)
         if params:
             wanted[name] = (func, params)
     if not wanted:
@@ -107,17 +108,49 @@ def run_time_default_functions(names, candidates, lines=None) -> list[str]:
     return found
 
 
-def _dim_params(func, params) -> list:
+def _dim_params(func, params, lines=None) -> list:
     """Of ``params``, those the function hands a call as its ``dim`` (or ``axis``) keyword
     (``torch.mean(..., dim=dim)``): the axis a reduction or softmax works over, the reading
     that needs the default.  A length or an offset (``past_key_values_length=0``) is none: such a
-    helper stays inlined only, its flow not built again on its own."""
+    helper stays inlined only, its flow not built again on its own.  With the file's ``lines``,
+    a body whose text writes no such keyword is not walked (_may_pass_dim)."""
+    if lines is not None and not _may_pass_dim(func, params, lines):
+        return []
     used = func.__dict__.get("_dim_keywords")  # (walked once per function node)
     if used is None:
         used = func._dim_keywords = frozenset(
             k.value.id for node in ast_walk(func) if node.__class__ is ast.Call for k in node.keywords
             if k.arg in ("dim", "axis") and k.value.__class__ is ast.Name)
     return [pair for pair in params if pair[0] in used]
+
+
+def _may_pass_dim(func, params, lines) -> bool:
+    """Can the body of ``func`` pass one of ``params`` as a ``dim=``/``axis=`` keyword?  False
+    only where its text (from the first body line to the end) writes no ``dim``/``axis`` with an
+    ``=`` and then that name after it (spaces, line breaks, backslashes, comments and
+    parentheses allowed between, as the parser allows them): the walk of _dim_params would find
+    none there.  Most integer-default helpers (lengths, offsets) pass no axis keyword, and the
+    walk of their bodies was most of this reading's cost.  Non-ASCII text is walked (an
+    identifier may be written in letters that normalise to ``dim``)."""
+    body = func.body
+    end = getattr(func, "end_lineno", None)
+    if not body or end is None:
+        return True
+    text = "\n".join(lines[body[0].lineno - 1:end])
+    if not text.isascii():
+        return True
+    if "dim" not in text and "axis" not in text:
+        return False
+    names = "|".join(re.escape(name) for name, _ in params)
+    pattern = r"(?:dim|axis)" + _GAP + r"=(?!=)" + _GAP_OR_PAREN + f"(?:{names})\\b"
+    return re.search(pattern, text) is not None
+
+
+# what may stand between a keyword's name, its ``=``, and its value: white space, line breaks,
+# backslash continuations and comments (to their line's end: one way to match each), and
+# opening parentheses before the value (``dim=(dim)`` is the name too)
+_GAP = r"(?:\s|\\|#[^\n]*\n)*"
+_GAP_OR_PAREN = r"(?:\s|\\|#[^\n]*\n|\()*"
 
 
 def _int_default_params(func) -> list[tuple[str, int | None]]:
