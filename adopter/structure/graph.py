@@ -42,8 +42,7 @@ from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by,
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
-from .setting_dispatch import (GATE as DISPATCH_GATE, class_setting_values, dispatch_branches, dispatched_attr,
-                               local_dispatch)
+from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatch_branches, dispatched_attr, local_dispatches
 from .zero_input import adds_nothing
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
@@ -434,9 +433,12 @@ class FlowBuilder:
         self._pickable: dict | None = None  # picked_attributes of the class, on first use
         # a method chosen by a setting (setting_dispatch): only a file whose text holds
         # ``getattr(self, self.`` asks; attribute -> the branches' values, on first use
-        self._dispatching = cls is not None and text is not None and DISPATCH_GATE in text
-        self._setting_values: dict[str, tuple | None] = {}
+        self._setting_values: dict = {}  # attribute -> its decided values (class_dispatches)
+        if cls is not None and text is not None and DISPATCH_GATE in text:
+            self._setting_values = class_dispatches(cls, names, text)
+        self._dispatching = bool(self._setting_values)
         self._guard_texts: dict[int, tuple] = {}  # id of a test it writes -> (test, its text)
+        self._dispatch_locals: dict = {}  # function -> its locals bound to getattr(self, self.<attr>)
         self._positions: dict[str, bool] = {}  # ModuleList attribute -> its literal indices name fixed members
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
@@ -4776,16 +4778,17 @@ class FlowBuilder:
         if func.__class__ is _AST_NAME:
             if ctx.definition is None or func.id in ctx.params or "getattr" in self.names.functions:
                 return None
-            attr = local_dispatch(ctx.definition, func.id)
+            local = self._dispatch_locals.get(ctx.definition)
+            if local is None:
+                local = self._dispatch_locals[ctx.definition] = local_dispatches(ctx.definition)
+            attr = local.get(func.id)
         elif func.__class__ is _CALL:
             attr = dispatched_attr(func)
         else:
             return None
         if attr is None or "getattr" in self.names.imports:
             return None
-        if attr not in self._setting_values:
-            self._setting_values[attr] = class_setting_values(self.cls, self.names, attr)
-        values = self._setting_values[attr]
+        values = self._setting_values.get(attr)
         if values is None:
             return None
         chain = dispatch_branches(targets, call, attr, values, self.cls.methods)
@@ -4815,7 +4818,8 @@ class FlowBuilder:
         if value_expr.__class__ is _AST_NAME and targets[0].__class__ is _AST_NAME and not targets[1:] \
                 and targets[0].id == value_expr.id:
             return frontier  # x = x: nothing changes
-        if self._dispatching and value_expr.__class__ is _CALL and not targets[1:]:
+        if self._dispatching and value_expr.__class__ is _CALL and value_expr.func.__class__ is not ast.Attribute \
+                and not targets[1:]:
             chain = self._setting_dispatch(targets, value_expr, ctx)
             if chain is not None:
                 stmt, texts = chain

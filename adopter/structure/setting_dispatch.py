@@ -8,10 +8,12 @@ Only files whose text holds ``getattr(self, self.`` ask (graph.FlowBuilder gates
 from __future__ import annotations
 
 import ast
+import re
 
 from .treewalk import ast_walk
 
 GATE = "getattr(self, self."
+_DISPATCH = re.compile(r"getattr\(self, self\.(\w+)\)")
 
 
 def dispatched_attr(expr: ast.expr) -> str | None:
@@ -26,44 +28,44 @@ def dispatched_attr(expr: ast.expr) -> str | None:
     return key.attr
 
 
-def local_dispatch(definition: ast.AST, name: str) -> str | None:
-    """``<attr>`` when ``definition`` binds the local ``name`` exactly once, to
-    ``getattr(self, self.<attr>)``; None otherwise (bound again, or to anything else)."""
-    attr, binds = None, 0
+def local_dispatches(definition: ast.AST) -> dict:
+    """name -> ``<attr>`` for each local ``definition`` binds exactly once, to
+    ``getattr(self, self.<attr>)`` (one walk of the function; the flow builder keeps it)."""
+    found, binds = {}, {}
     for node in ast_walk(definition):
-        if node.__class__ is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load:
-            binds += 1
-        elif node.__class__ is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Name \
-                and node.targets[0].id == name:
+        if node.__class__ is ast.Name and node.ctx.__class__ is not ast.Load:
+            binds[node.id] = binds.get(node.id, 0) + 1
+        elif node.__class__ is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Name:
             attr = dispatched_attr(node.value)
-    return attr if binds == 1 else None
-
+            if attr is not None:
+                found[node.targets[0].id] = attr
+    return {name: attr for name, attr in found.items() if binds.get(name) == 1}
 
 def _init_param(cls_node: ast.ClassDef, methods: dict, attr: str):
     """(init, parameter) when ``__init__`` binds ``self.<attr>`` once, at its top level, to one of
-    its parameters, and no method binds it elsewhere; None otherwise."""
+    its parameters, and no method binds it elsewhere; None otherwise.  (The top-level binding is
+    looked for first: most attributes a ``getattr`` names are no parameter, and cost no walk.)"""
     init = methods.get("__init__")
     if init is None:
         return None
     params = {a.arg for a in init.args.args + init.args.kwonlyargs}
-    param = None
+    bound = None
+    for stmt in init.body:
+        if stmt.__class__ is ast.Assign and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+            if target.__class__ is ast.Attribute and target.attr == attr and target.value.__class__ is ast.Name \
+                    and target.value.id == "self":
+                if bound is not None or value.__class__ is not ast.Name or value.id not in params:
+                    return None
+                bound = (target, value.id)
+    if bound is None:
+        return None
     for func in methods.values():
         for node in ast_walk(func):
             if node.__class__ is ast.Attribute and node.attr == attr and node.ctx.__class__ is not ast.Load \
-                    and node.value.__class__ is ast.Name and node.value.id == "self":
-                if param is not None:
-                    return None
-                param = node
-    if param is None:
-        return None
-    for stmt in init.body:
-        if stmt.__class__ is ast.Assign and stmt.targets == [param] or (
-                stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0] is param):
-            value = stmt.value
-            if value.__class__ is ast.Name and value.id in params:
-                return init, value.id
-    return None
-
+                    and node is not bound[0] and node.value.__class__ is ast.Name and node.value.id == "self":
+                return None
+    return init, bound[1]
 
 def _strings(expr: ast.expr) -> list | None:
     """The strings of a list/tuple/set display of string literals; None otherwise."""
@@ -179,16 +181,19 @@ def class_setting_values(cls, names, attr: str) -> tuple | None:
     return setting_values(scope, cls.node, cls.methods, attr, {cls.name} | derived)
 
 
-def dispatched_methods(func: ast.AST, cls, names) -> list:
-    """The methods of ``cls`` a ``getattr(self, self.<attr>)`` in ``func`` may call (what the
-    flow graph inlines there, FlowBuilder._setting_dispatch): the words a function reaches."""
-    found = []
-    for node in ast_walk(func):
-        attr = dispatched_attr(node) if node.__class__ is ast.Call else None
-        if attr is None:
-            continue
+def class_dispatches(cls, names, text: str) -> dict:
+    """``<attr>`` -> its decided values (:func:`class_setting_values`) for each
+    ``getattr(self, self.<attr>)`` the module's text writes, where ``cls`` decides them: read
+    once per class (the flow builder's gate and the word prefilter's reach)."""
+    found = {}
+    for attr in dict.fromkeys(_DISPATCH.findall(text)):
         values = class_setting_values(cls, names, attr)
-        for value in values or ():
-            if value in cls.methods and value not in found:
-                found.append(value)
+        if values is not None:
+            found[attr] = values
     return found
+
+
+def dispatched_methods(dispatches: dict, methods: dict, own) -> list:
+    """The methods of the class a function mentioning ``self.<attr>`` (a key of
+    :func:`class_dispatches`) may call through the dispatch: the words it reaches."""
+    return [v for attr, values in dispatches.items() if attr in own for v in values if v in methods]
