@@ -42,6 +42,7 @@ from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by,
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
+from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatch_branches, dispatched_attr, local_dispatches
 from .zero_input import adds_nothing
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
@@ -430,6 +431,14 @@ class FlowBuilder:
         self._through: dict[int, bool] = {}  # id of a same-file helper -> it returns a tensor as it is
         self._picked: dict[str, tuple | None] = {}  # attribute -> the method(s) __init__ binds it to
         self._pickable: dict | None = None  # picked_attributes of the class, on first use
+        # a method chosen by a setting (setting_dispatch): only a file whose text holds
+        # ``getattr(self, self.`` asks; attribute -> the branches' values, on first use
+        self._setting_values: dict = {}  # attribute -> its decided values (class_dispatches)
+        if cls is not None and text is not None and DISPATCH_GATE in text:
+            self._setting_values = class_dispatches(cls, names, text)
+        self._dispatching = bool(self._setting_values)
+        self._guard_texts: dict[int, tuple] = {}  # id of a test it writes -> (test, its text)
+        self._dispatch_locals: dict = {}  # function -> its locals bound to getattr(self, self.<attr>)
         self._positions: dict[str, bool] = {}  # ModuleList attribute -> its literal indices name fixed members
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
@@ -4758,6 +4767,35 @@ class FlowBuilder:
             out.append((name, call))
         return out
 
+    def _setting_dispatch(self, targets: list, call: ast.Call, ctx: _Ctx):
+        """``y = fn(a, b)`` with ``fn = getattr(self, self.mode)`` bound once in the function (or
+        ``getattr(self, self.mode)(a, b)`` itself): the ``if self.mode == "<v>": y = self.<v>(a,
+        b)`` chain over the values the file lets the setting take (setting_dispatch), or the one
+        call when one value names a method; None for any other call or an undecidable setting."""
+        if self._guard_texts.get(id(call), (None,))[0] is call:
+            return None  # the chain's last ``else``: the call as written
+        func = call.func
+        if func.__class__ is _AST_NAME:
+            if ctx.definition is None or func.id in ctx.params or "getattr" in self.names.functions:
+                return None
+            local = self._dispatch_locals.get(ctx.definition)
+            if local is None:
+                local = self._dispatch_locals[ctx.definition] = local_dispatches(ctx.definition)
+            attr = local.get(func.id)
+        elif func.__class__ is _CALL:
+            attr = dispatched_attr(func)
+        else:
+            return None
+        if attr is None or "getattr" in self.names.imports:
+            return None
+        values = self._setting_values.get(attr)
+        if values is None:
+            return None
+        chain = dispatch_branches(targets, call, attr, values, self.cls.methods)
+        if chain is not None:
+            self._guard_texts[id(call)] = (call, None)  # (read once: the else keeps it)
+        return chain
+
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx,
                 tracked: bool = False) -> list:
         if value_expr.__class__ is _CALL and value_expr.func.__class__ is _AST_NAME \
@@ -4780,6 +4818,13 @@ class FlowBuilder:
         if value_expr.__class__ is _AST_NAME and targets[0].__class__ is _AST_NAME and not targets[1:] \
                 and targets[0].id == value_expr.id:
             return frontier  # x = x: nothing changes
+        if self._dispatching and value_expr.__class__ is _CALL and value_expr.func.__class__ is not ast.Attribute \
+                and not targets[1:]:
+            chain = self._setting_dispatch(targets, value_expr, ctx)
+            if chain is not None:
+                stmt, texts = chain
+                self._guard_texts.update(texts)
+                return self._if(stmt, frontier, ctx)
         if value_expr.__class__ is _CALL and value_expr.func.__class__ is ast.Attribute and self.cls is not None \
                 and value_expr.func.value.__class__ is _AST_NAME and value_expr.func.value.id == "self" \
                 and not targets[1:] and targets[0].__class__ is _AST_NAME:
@@ -5144,7 +5189,9 @@ class FlowBuilder:
         return frontier
 
     def _guard_text(self, test: ast.expr, ctx: _Ctx) -> str:
-        text = self._text(test)
+        # (a test the setting dispatch wrote is in no source line: its text is kept aside)
+        kept = self._guard_texts.get(id(test)) if self._guard_texts else None
+        text = kept[1] if kept is not None and kept[0] is test else self._text(test)
         if ctx.instance == 0:
             return text
         settings = ctx.settings

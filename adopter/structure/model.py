@@ -37,6 +37,7 @@ from .names import ModuleNames, collect_names, may_import_locally, module_functi
 from .formulas import function_forward, gelu_formula
 from .partial_rope import doubled
 from .siblings import Package, imported_tables, sibling_gelu
+from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatched_methods
 from .treewalk import ast_walk, blocks
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
@@ -264,6 +265,7 @@ _LAST_PARTS: dict[frozenset, tuple] = {}
 
 _PICKED = "\0picked"  # ClassStructure._words key: graph.picked_attributes' answer
 _DEFAULTED = "\0defaulted"  # ClassStructure._words key: graph.defaulted_attributes' answer
+_DISPATCHES = "\0dispatches"  # ClassStructure._words key: setting_dispatch.class_dispatches' answer
 _CLASS_TABLES = "\0class tables"  # ClassStructure._words key: _class_table_words' answer
 
 
@@ -410,6 +412,16 @@ class ClassStructure:
             # self.attention_function(q, k) with __init__ binding it to a method of the class
             # (graph._picked_methods): that method is reached
             callees += [m for attr, methods in picks.items() if attr in own for m in methods if m not in callees]
+        if "getattr" in own and self.info is not None:
+            dispatches = self._words.get(_DISPATCHES)
+            if dispatches is None:
+                text = self.module.text
+                dispatches = self._words[_DISPATCHES] = class_dispatches(self.info, self.module.names, text) \
+                    if text is not None and DISPATCH_GATE in text else {}
+            if dispatches:
+                # fn = getattr(self, self.mode): the methods the setting's values name are reached
+                # (graph.FlowBuilder._setting_dispatch)
+                callees += [m for m in dispatched_methods(dispatches, functions, own) if m not in callees]
         total = None
         defaulted = self._words.get(_DEFAULTED)
         if defaulted is None:
