@@ -1545,6 +1545,87 @@ def bool_used(func: Callable, name: str, module: nn.Module | None = None, depth:
     return False
 
 
+_INT_CASTS = {"long", "int", "short"}
+_INT_DTYPES = {"long", "int64", "int32", "int", "int16"}
+_COUNTERS = {"cumsum", "sum", "count_nonzero"}
+
+
+def _handed_callee(call: ast.Call, func: Callable, module: nn.Module | None) -> Callable | None:
+    """The function a call runs when the code can tell: a method of the module's own
+    (``self._mask(pos)``) or a plain function of the defining file (``_apply_rope(q, pos)``)."""
+    if module is not None and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) \
+            and call.func.value.id == "self":
+        method = getattr(type(module), call.func.attr, None)
+        return method if inspect.isfunction(method) else None
+    if isinstance(call.func, ast.Name):
+        target = getattr(getattr(func, "__func__", func), "__globals__", {}).get(call.func.id)
+        return target if inspect.isfunction(target) else None
+    return None
+
+
+def integer_positions(func: Callable, name: str, module: nn.Module | None = None, depth: int = 0) -> bool:
+    """Whether the code reads the parameter ``name`` as integer positions, by what it does with it:
+    casts it to an integer dtype (``pos.long()``, ``.to(torch.int64)``), indexes a tensor with it
+    (``table[pos]``), counts where it equals a whole number (``torch.cumsum(pos == 0, -1)``:
+    segment starts), or compares it with an ``arange`` (``pos >= torch.arange(T)``); also when it
+    hands it as is to a function of the file's own or a method of the module that does so (two
+    calls deep). A float mask compared with 0 for ``masked_fill`` is no such reading: its
+    comparison is not counted."""
+    node = _function_def(func)
+    if node is None or depth > 2:
+        return False
+    params = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
+    if params and params[0] == "self":
+        params = params[1:]
+    aranged = {sub.targets[0].id for sub in ast.walk(node)
+               if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name)
+               and isinstance(sub.value, ast.Call) and _last_name(sub.value.func) == "arange"}
+
+    def is_it(expr: ast.expr) -> bool:
+        return isinstance(expr, ast.Name) and expr.id == name
+
+    def is_whole(expr: ast.expr) -> bool:
+        return isinstance(expr, ast.Constant) and type(expr.value) is int
+
+    def is_arange(expr: ast.expr) -> bool:
+        while isinstance(expr, ast.Subscript):
+            expr = expr.value
+        return (isinstance(expr, ast.Call) and _last_name(expr.func) == "arange") \
+            or (isinstance(expr, ast.Name) and expr.id in aranged)
+
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Subscript) and is_it(sub.slice):
+            return True
+        if not isinstance(sub, ast.Call):
+            continue
+        called = _last_name(sub.func)
+        if isinstance(sub.func, ast.Attribute) and is_it(sub.func.value):
+            if called in _INT_CASTS and not sub.args:
+                return True
+            if called in ("to", "type") and any(_last_name(a) in _INT_DTYPES for a in sub.args):
+                return True
+        if called in _COUNTERS and sub.args and isinstance(sub.args[0], ast.Compare):
+            test = sub.args[0]
+            sides = [test.left, *test.comparators]
+            if any(is_it(s) for s in sides) and any(is_whole(s) or is_arange(s) for s in sides):
+                return True
+        callee = _handed_callee(sub, func, module)
+        if callee is not None:
+            inner = [p.name for p in signature_of(callee)]
+            if inner and inner[0] == "self":
+                inner = inner[1:]
+            for index, arg in enumerate(sub.args):
+                if is_it(arg) and index < len(inner) and integer_positions(callee, inner[index], module, depth + 1):
+                    return True
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Compare) and len(sub.comparators) == 1 \
+                and isinstance(sub.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
+            sides = (sub.left, sub.comparators[0])
+            if any(is_it(s) for s in sides) and any(is_arange(s) for s in sides):
+                return True
+    return False
+
+
 _SIZE_TAKERS = {"view", "reshape", "expand", "new_zeros", "new_ones", "new_empty", "zeros", "ones", "empty", "randn",
                 "rand", "arange", "range", "interpolate", "unflatten"}
 
@@ -1995,6 +2076,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             # torch, or a subclass, built with ``batch_first=False``): [seq, batch, width], after
             # every other guess (a module some earlier guess fits is called as it was)
             candidates.append(randn(s, b, widths[0]))
+        if per_param and integer_positions(func, name, module):
+            # a later tensor the code reads as integer positions (counts where it is 0, casts it
+            # to an integer dtype, indexes with it; maybe in a function it is handed to): the
+            # positions 0..T-1 of each sample, first, the other guesses after
+            candidates.insert(0, torch.arange(s).expand(b, s).contiguous())
         if not per_param and demands is not None:
             # the first input resized as the code demands (a block size dividing its sides)
             want, axes = demands
