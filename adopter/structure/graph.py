@@ -3031,11 +3031,19 @@ class FlowBuilder:
         :class:`Assumed` one where the default is an integer and another call in the file
         passes the module-level function something else (its text, which a fix rewrites, runs
         for that call too: passed_defaults)."""
-        if value.__class__ is int and self.names.functions.get(target.name) is target \
-                and passed_defaults.overridden(self.names, target, name, value, self.lines):
+        if value.__class__ is int and self._overridden(target, name, value):
             return Assumed(value, f"`{name}` of `{target.name}` is {value} by default, and a call of "
                                   f"`{target.name}` in the file passes another: the kernel would assume {value}")
         return Const(value)
+
+    def _overridden(self, target, name: str, value: int) -> bool:
+        """May a use of ``target`` -- a module-level function, or a method of the class analysed
+        (``self._norm(x, dim=1)``) -- pass ``name`` another value than ``value``?"""
+        if self.names.functions.get(target.name) is target:
+            return passed_defaults.overridden(self.names, target, name, value, self.lines)
+        if self.cls is not None and self.cls.methods.get(target.name) is target:
+            return passed_defaults.overridden(self.names, target, name, value, self.lines, cls=self.cls)
+        return False
 
     def _root_param_default(self, expr: ast.expr, value) -> Assumed | None:
         """A dim written as a parameter of the function analysed (``dim=dim`` in ``def
