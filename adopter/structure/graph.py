@@ -38,6 +38,7 @@ from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import (class_table, entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords,
                        literal_table, spread_keys)
 from . import passed_defaults
+from .passed_defaults import int_literal as _int_literal
 from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
@@ -6229,16 +6230,6 @@ def _keeps_axis(index: ast.expr, axis: int) -> bool:
         s = elts[axis]
         return s.lower is None and s.upper is None and s.step is None
     return True
-
-
-def _int_literal(expr: ast.expr) -> int | None:
-    """``2``, ``-1``: an int literal's value."""
-    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
-        inner = _int_literal(expr.operand)
-        return None if inner is None else -inner
-    if isinstance(expr, ast.Constant) and type(expr.value) is int:
-        return expr.value
-    return None
 
 
 # Steps that lay a tensor out or cast it, computing nothing else, and the element-wise cosine
