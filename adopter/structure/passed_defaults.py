@@ -70,16 +70,25 @@ def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, d
 def _handed_by_position(func, name: str) -> bool:
     """Does ``func`` hand its parameter ``name`` to a method call by position
     (``x.pow(2).mean(dim, keepdim=True)``): an axis read, as ``dim=dim`` is?"""
-    return any(node.__class__ is ast.Call and node.func.__class__ is ast.Attribute
-               and any(a.__class__ is ast.Name and a.id == name for a in node.args)
-               for node in ast_walk(func))
+    handed = func.__dict__.get("_positional_names")  # (walked once per function node)
+    if handed is None:
+        handed = func._positional_names = frozenset(
+            a.id for node in ast_walk(func) if node.__class__ is ast.Call and node.func.__class__ is ast.Attribute
+            for a in node.args if a.__class__ is ast.Name)
+    return name in handed
 
 
 def _method_calls(cls, fname: str) -> list:
-    """The calls ``self.fname(...)`` in the class ``cls`` (a bindings.ClassInfo)."""
-    return [node for node in ast_walk(cls.node)
-            if node.__class__ is ast.Call and node.func.__class__ is ast.Attribute and node.func.attr == fname
-            and node.func.value.__class__ is ast.Name and node.func.value.id == "self"]
+    """The calls ``self.fname(...)`` in the class ``cls`` (a bindings.ClassInfo; its calls on
+    ``self`` walked once per class node, by method name)."""
+    calls = cls.node.__dict__.get("_self_calls")
+    if calls is None:
+        calls = cls.node._self_calls = {}
+        for node in ast_walk(cls.node):
+            if node.__class__ is ast.Call and node.func.__class__ is ast.Attribute \
+                    and node.func.value.__class__ is ast.Name and node.func.value.id == "self":
+                calls.setdefault(node.func.attr, []).append(node)
+    return calls.get(fname, [])
 
 
 def _occurrences(func, lines) -> int:
