@@ -38,6 +38,7 @@ from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import (class_table, entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords,
                        literal_table, spread_keys)
 from . import passed_defaults
+from .passed_defaults import int_literal as _int_literal
 from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
@@ -3040,11 +3041,19 @@ class FlowBuilder:
         :class:`Assumed` one where the default is an integer and another call in the file
         passes the module-level function something else (its text, which a fix rewrites, runs
         for that call too: passed_defaults)."""
-        if value.__class__ is int and self.names.functions.get(target.name) is target \
-                and passed_defaults.overridden(self.names, target, name, value, self.lines):
+        if value.__class__ is int and self._overridden(target, name, value):
             return Assumed(value, f"`{name}` of `{target.name}` is {value} by default, and a call of "
                                   f"`{target.name}` in the file passes another: the kernel would assume {value}")
         return Const(value)
+
+    def _overridden(self, target, name: str, value: int) -> bool:
+        """May a use of ``target`` -- a module-level function, or a method of the class analysed
+        (``self._norm(x, dim=1)``) -- pass ``name`` another value than ``value``?"""
+        if self.names.functions.get(target.name) is target:
+            return passed_defaults.overridden(self.names, target, name, value, self.lines)
+        if self.cls is not None and self.cls.methods.get(target.name) is target:
+            return passed_defaults.overridden(self.names, target, name, value, self.lines, cls=self.cls)
+        return False
 
     def _root_param_default(self, expr: ast.expr, value) -> Assumed | None:
         """A dim written as a parameter of the function analysed (``dim=dim`` in ``def
@@ -6268,16 +6277,6 @@ def _keeps_axis(index: ast.expr, axis: int) -> bool:
         s = elts[axis]
         return s.lower is None and s.upper is None and s.step is None
     return True
-
-
-def _int_literal(expr: ast.expr) -> int | None:
-    """``2``, ``-1``: an int literal's value."""
-    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
-        inner = _int_literal(expr.operand)
-        return None if inner is None else -inner
-    if isinstance(expr, ast.Constant) and type(expr.value) is int:
-        return expr.value
-    return None
 
 
 # Steps that lay a tensor out or cast it, computing nothing else, and the element-wise cosine

@@ -37,6 +37,7 @@ from .sequential_builders import builder_shape, rebound_builtins
 # (layers.py's own names for the shared class readings: its many uses keep their spelling)
 from .class_syntax import is_name as _is_name, methods as _methods, self_attr as _self_attribute, super_init as _super_init
 from .canon import TABLE
+from .passed_defaults import int_literal
 from .passed_lists import list_items
 from .run_time_dims import run_time_family, shares_one_dimension
 from .literals import written_in_place
@@ -412,6 +413,7 @@ class LayerTyper:
         self.module = None  # this module's dotted name when it is such a sibling
         self.tree = tree
         self._indexed_only: dict[tuple, bool] = {}  # (comprehension, list name) -> read only by index
+        self._tree_functions: list | None = None  # the tree's function definitions (_function_holding)
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self.lines = None  # the file's lines, when known (cheap text prefilters)
         self.text = None  # the text ``lines`` is the split of (``"\n".join(lines)``), when known
@@ -588,7 +590,9 @@ class LayerTyper:
         key = (id(comp), name)
         known = self._indexed_only.get(key)
         if known is None:
-            func = _function_holding(self.tree, comp)
+            if self._tree_functions is None:
+                self._tree_functions = _functions_of(self.tree)
+            func = _function_holding(self._tree_functions, comp)
             known = func is not None and _read_only_indexed(func, name)
             self._indexed_only[key] = known
         return known
@@ -6199,20 +6203,10 @@ def _rows_restored(forward, params: list, ret: ast.Call) -> ast.expr | None:
             and first.args[0].__class__ in (ast.List, ast.Tuple) else getattr(first, "args", ())
         if not (first.__class__ is ast.Call and first.func.__class__ is ast.Attribute
                 and first.func.attr in ("reshape", "view") and _is_name(first.func.value, hidden)
-                and not first.keywords and len(first_sizes) == 2 and _int_value(first_sizes[0]) == -1
+                and not first.keywords and len(first_sizes) == 2 and int_literal(first_sizes[0]) == -1
                 and _is_name(first_sizes[1], width)):
             return None
         return product
-    return None
-
-
-def _int_value(expr: ast.expr) -> int | None:
-    """``-1``, ``2``: an int literal's value."""
-    if expr.__class__ is ast.UnaryOp and expr.op.__class__ is ast.USub and expr.operand.__class__ is ast.Constant \
-            and type(expr.operand.value) is int:
-        return -expr.operand.value
-    if expr.__class__ is ast.Constant and type(expr.value) is int:
-        return expr.value
     return None
 
 
@@ -6711,15 +6705,19 @@ def _columns_of(matrix: ast.expr, names: ModuleNames) -> str | None:
     return None
 
 
-def _function_holding(tree: ast.AST | None, node: ast.expr):
-    """The innermost function of ``tree`` whose lines hold ``node`` (None: none, or no tree)."""
+def _functions_of(tree: ast.AST | None) -> list:
+    """The function definitions of ``tree`` in walk order (walked once per tree: a file may
+    build many comprehension lists, each looked up in :func:`_function_holding`)."""
     if tree is None:
-        return None
+        return []
+    return [f for f in ast_walk(tree) if f.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef)]
+
+
+def _function_holding(functions: list, node: ast.expr):
+    """The innermost of ``functions`` (:func:`_functions_of`) whose lines hold ``node`` (None: none)."""
     found = None
-    for func in ast_walk(tree):
-        if func.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef) \
-                and func.lineno <= node.lineno <= func.end_lineno \
-                and (found is None or func.lineno >= found.lineno):
+    for func in functions:
+        if func.lineno <= node.lineno <= func.end_lineno and (found is None or func.lineno >= found.lineno):
             found = func
     return found
 

@@ -39,17 +39,24 @@ def int_default(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> int 
     return None
 
 
-def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, default: int, lines=None) -> bool:
-    """Does some call of the module-level function ``func`` in the file (by its plain name, in
-    the module's functions and classes) pass its parameter ``name`` anything but ``default``:
-    another value, a value known only at run time, or any argument through ``*``/``**``?"""
-    if not _dim_params(func, [(name, None)], lines):
+def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, default: int, lines=None,
+               cls=None) -> bool:
+    """Might some use of the function ``func`` hand its parameter ``name`` anything but
+    ``default``?  A fix rewrites the helper's text, which every use runs, so every text
+    occurrence of its name counts: a direct call (``f(...)``; ``self.f(...)`` for a method of
+    ``cls``) that leaves the parameter out or passes ``default`` (by keyword or by position)
+    is safe; any other (another value, ``*``/``**``, the function stored or handed on, a call
+    at the module's top level, a name in a string) may pass another value."""
+    if not (_dim_params(func, [(name, None)], lines) or _handed_by_position(func, name)):
         return False  # (a length or an offset: the default is the helper's, not an axis read)
     args = func.args
     positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+    if cls is not None:
+        positional = positional[1:]  # (``self``: bound by the attribute call)
     index = positional.index(name) if name in positional else None
     by_keyword = not any(a.arg == name for a in args.posonlyargs)
-    for node in calls_of(names, func.name, lines):
+    sites = calls_of(names, func.name, lines) if cls is None else _method_calls(cls, func.name)
+    for node in sites:
         if any(a.__class__ is ast.Starred for a in node.args) or any(k.arg is None for k in node.keywords):
             return True
         passed = node.args[index] if index is not None and index < len(node.args) else None
@@ -57,7 +64,41 @@ def overridden(names, func: ast.FunctionDef | ast.AsyncFunctionDef, name: str, d
             passed = next((k.value for k in node.keywords if k.arg == name), None)
         if passed is not None and int_literal(passed) != default:
             return True
-    return False
+    return lines is None or _occurrences(func, lines) != 1 + len(sites)
+
+
+def _handed_by_position(func, name: str) -> bool:
+    """Does ``func`` hand its parameter ``name`` to a method call by position
+    (``x.pow(2).mean(dim, keepdim=True)``): an axis read, as ``dim=dim`` is?"""
+    handed = func.__dict__.get("_positional_names")  # (walked once per function node)
+    if handed is None:
+        handed = func._positional_names = frozenset(
+            a.id for node in ast_walk(func) if node.__class__ is ast.Call and node.func.__class__ is ast.Attribute
+            for a in node.args if a.__class__ is ast.Name)
+    return name in handed
+
+
+def _method_calls(cls, fname: str) -> list:
+    """The calls ``self.fname(...)`` in the class ``cls`` (a bindings.ClassInfo; its calls on
+    ``self`` walked once per class node, by method name)."""
+    calls = cls.node.__dict__.get("_self_calls")
+    if calls is None:
+        calls = cls.node._self_calls = {}
+        for node in ast_walk(cls.node):
+            if node.__class__ is ast.Call and node.func.__class__ is ast.Attribute \
+                    and node.func.value.__class__ is ast.Name and node.func.value.id == "self":
+                calls.setdefault(node.func.attr, []).append(node)
+    return calls.get(fname, [])
+
+
+def _occurrences(func, lines) -> int:
+    """How many times the file's text writes ``func``'s name as a word (counted once per
+    function node): its ``def``, its calls, and any other use -- stored, handed on, called
+    outside a definition, named in a string."""
+    count = func.__dict__.get("_name_occurrences")
+    if count is None:
+        count = func._name_occurrences = len(re.findall(r"\b" + re.escape(func.name) + r"\b", "\n".join(lines)))
+    return count
 
 
 def calls_of(names, fname: str, lines=None) -> list:

@@ -5869,7 +5869,39 @@ class _Attention:
             return self._known_number(node.left, depth) and self._known_number(node.right, depth)
         if isinstance(node, ast.UnaryOp):
             return self._known_number(node.operand, depth)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            # (``torch.tensor(self.key_temps)``: what the class stores there must be a number;
+            # a list of one temperature per key is no 0-d tensor)
+            values = self._attribute_values(node.attr) if depth < 4 else []
+            return bool(values) and all(self._built_number(v, depth + 1) for v in values)
         return self._plain_number(node, depth)
+
+    def _built_number(self, node: ast.expr, depth: int = 0) -> bool:
+        """A number ``__init__`` can compute from its settings (inside ``torch.tensor(...)``):
+        :meth:`_known_number`, and also a name used as a number -- the base of ``**`` with a
+        numeric literal exponent (``dim ** -0.5``), divided by or dividing a numeric literal,
+        multiplied by a float literal, or the argument of a math function (``math.sqrt(dim)``):
+        Python lists allow none of these, so the name holds a number.  A bare name may hold one
+        temperature per key (``torch.tensor(key_temps)``): not a 0-d tensor."""
+        if depth > 8:
+            return False
+        if isinstance(node, ast.BinOp):
+            left, right = node.left, node.right
+            if isinstance(node.op, ast.Pow) and _numeric_literal(right) is not None:
+                return isinstance(left, ast.Name) or self._built_number(left, depth + 1)
+            if isinstance(node.op, (ast.Div, ast.Mult)):
+                wanted = (int, float) if isinstance(node.op, ast.Div) else (float,)
+                for literal, other in ((right, left), (left, right)):
+                    if isinstance(_numeric_literal(literal), wanted):
+                        return isinstance(other, ast.Name) or self._built_number(other, depth + 1)
+            return self._built_number(left, depth + 1) and self._built_number(right, depth + 1)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return self._built_number(node.operand, depth + 1)
+        if isinstance(node, ast.Call) and not node.keywords and node.args and (
+                dotted_name(node.func) in SAFE_SCALE_CALLS - {"len"}
+                or isinstance(node.func, ast.Name) and self.names.resolve(node.func) in SAFE_SCALE_CALLS - {"len"}):
+            return all(isinstance(a, ast.Name) or self._built_number(a, depth + 1) for a in node.args)
+        return self._known_number(node, depth)
 
     def _full_float_dtype(self, node: ast.expr) -> bool:
         """``torch.float32`` or ``torch.float64`` (or an alias) named outright."""
@@ -6119,7 +6151,7 @@ class _Attention:
                 arg = expr.args[0]
                 return isinstance(arg, ast.Constant) or (
                     isinstance(arg, (ast.UnaryOp, ast.BinOp, ast.Name))
-                    and (self._plain_number(arg) if built else self._known_number(arg)))
+                    and (self._built_number(arg) if built else self._known_number(arg)))
             if fqn.startswith("torch.") and tail in ELEMENTWISE and expr.args:
                 return self._constant_along_keys(expr.args[0], depth + 1, built)
             if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
@@ -6424,6 +6456,16 @@ def _float32_upcast(node: ast.expr, names) -> bool:
         return not node.args and not node.keywords
     return node.func.attr in ("to", "type") and len(node.args) == 1 and not node.keywords \
         and names.resolve(node.args[0]) == "torch.float32"
+
+
+def _numeric_literal(node: ast.expr) -> int | float | None:
+    """The number a literal writes (``2``, ``-0.5``), else None (a bool is none)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _numeric_literal(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.value
+    return None
 
 
 def _returns_an_argument(func, count: int) -> bool:
