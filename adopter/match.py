@@ -2230,7 +2230,8 @@ class Matcher:
             # of the target's definitions, those on the logits' slice's own arm of each if
             # (``shift_labels`` masked in one arm, shifted plainly in the other, beside the
             # logits': the match reads the arm it took)
-            found = [n for n in _definers(nodes, key, before) if _same_arms(n.scope, cut.scope)]
+            found = _last_reaching([n for n in _definers(nodes, key, before) if _same_arms(n.scope, cut.scope)],
+                                   state.matched[-1].scope)
             if len(found) != 1 or not found[0].args or not isinstance(found[0].args[0], Ref):
                 return False
             node = found[0]
@@ -3055,6 +3056,18 @@ def _within(inner: tuple, outer: tuple) -> bool:
 def _definers(nodes: list, key: str, before: int) -> list:
     """The nodes before position ``before`` that assign ``key``."""
     return [n for n in nodes[:before] if key in n.defs]
+
+
+def _last_reaching(found: list, use_scope: tuple) -> list:
+    """Of several definitions of one name (in flow order), the last alone where it overrides the
+    others on every path to the use: it lies in no ``if`` arm the use is outside of (its scope
+    leads the use's), so ``labels = labels.to(dev)`` then ``labels = labels[:, 1:]`` gives the
+    use the slice.  Otherwise ``found`` as it is (the caller wants exactly one)."""
+    if len(found) < 2:
+        return found
+    last = found[-1]
+    scope = tuple(last.scope)
+    return [last] if scope == tuple(use_scope)[:len(scope)] else found
 
 
 def _followed(key: str, labels: dict):
