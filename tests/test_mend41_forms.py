@@ -153,3 +153,40 @@ def test_a_temperature_per_key_is_not_folded_into_q(form):
 def test_a_temperature_computed_from_a_setting_is_still_folded(form):
     planned = _sdpa_planned(ZERO_D[form])
     assert planned and all(f.fixable for f in planned), (form, [f.not_fixable for f in planned])
+
+
+def _with_signature(code: str, params: str) -> str:
+    old = "def __init__(self, dim, heads, key_temps):"
+    assert old in code
+    return code.replace(old, f"def __init__(self, dim, heads, key_temps, {params}):")
+
+
+# (the lead, after mend41: linformer's ``torch.tensor(self.dim)`` with ``dim=8`` in __init__ --
+# tests/test_rafix38_forms.py -- is a number the constructor declares by its default)
+DECLARED = {
+    "number-default": _with_signature(_window("self.temp_dim = temp_dim",
+                                              "torch.tensor(self.temp_dim, device=x.device)"), "temp_dim=8"),
+    "float-annotation": _with_signature(_window("self.temp_dim = temp_dim",
+                                                "torch.tensor(self.temp_dim, device=x.device)"), "temp_dim: float"),
+}
+
+UNDECLARED = {
+    # a tuple default is one temperature per key; a number default the constructor rebinds
+    "tuple-default": _with_signature(_window("self.temps = temps", "torch.tensor(self.temps, device=x.device)"),
+                                     "temps=(1.0, 0.5, 2.0, 1.0)"),
+    "number-default-rebound": _with_signature(_window("temp = list(key_temps); self.temps = temp",
+                                                      "torch.tensor(self.temps, device=x.device)"), "temp=1.0"),
+}
+
+
+@pytest.mark.parametrize("form", sorted(DECLARED))
+def test_a_setting_declared_a_number_is_folded(form):
+    planned = _sdpa_planned(DECLARED[form])
+    assert planned and all(f.fixable for f in planned), (form, [f.not_fixable for f in planned])
+
+
+@pytest.mark.parametrize("form", sorted(UNDECLARED))
+def test_a_setting_not_declared_a_number_is_not_folded(form):
+    planned = _sdpa_planned(UNDECLARED[form])
+    assert planned, form
+    assert all(f.fixable is False and "differs between keys" in f.not_fixable for f in planned), form

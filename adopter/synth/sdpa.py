@@ -5901,7 +5901,32 @@ class _Attention:
                 dotted_name(node.func) in SAFE_SCALE_CALLS - {"len"}
                 or isinstance(node.func, ast.Name) and self.names.resolve(node.func) in SAFE_SCALE_CALLS - {"len"}):
             return all(isinstance(a, ast.Name) or self._built_number(a, depth + 1) for a in node.args)
+        if isinstance(node, ast.Name) and self._numeric_setting(node.id):
+            return True
         return self._known_number(node, depth)
+
+    def _numeric_setting(self, name: str) -> bool:
+        """Is ``name`` a parameter of the class's ``__init__`` declared a number -- a numeric
+        literal default (linformer's ``dim=8`` stored as ``self.dim`` and read as
+        ``torch.tensor(self.dim)``) or an ``int``/``float`` annotation -- and never bound again
+        there?  A list of one temperature per key is declared neither way."""
+        cls = self._class()
+        init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
+            if cls is not None else None
+        if init is None:
+            return False
+        args = init.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults = dict(zip([a.arg for a in positional][len(positional) - len(args.defaults):], args.defaults))
+        defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+        param = next((a for a in (*positional, *args.kwonlyargs) if a.arg == name), None)
+        if param is None or any(isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and any(
+                isinstance(t, ast.Name) and t.id == name
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])) for n in ast_walk(init)):
+            return False
+        default = defaults.get(name)
+        annotated = isinstance(param.annotation, ast.Name) and param.annotation.id in ("int", "float")
+        return annotated or default is not None and _numeric_literal(default) is not None
 
     def _full_float_dtype(self, node: ast.expr) -> bool:
         """``torch.float32`` or ``torch.float64`` (or an alias) named outright."""
