@@ -78,16 +78,7 @@ def read(call: ast.Call, definition: ast.AST | None, stmt_span: tuple | None, re
     if width is None:
         return None
     terms = [_product(e, casts, x, width, width2) for e in (first.left, first.right, second.left, second.right)]
-    if None in terms:
-        return None
-    a, b, c, d = terms
-    if c[0] == 0:  # x2 * c + x1 * s, either order of the sum
-        c, d = d, c
-    if (a[0], b[0], c[0], d[0]) != (0, 1, 1, 0) or a[1] != c[1] or b[1] != d[1] or a[1] == b[1]:
-        return None
-    if casts.dtype_of - {x}:  # (a cast to another tensor's dtype: maybe an integer one)
-        return None
-    return x, a[1], b[1], first
+    return _rotation(terms, casts, x, first)
 
 
 def _on_last_axis(call: ast.Call) -> bool:
@@ -204,6 +195,13 @@ def _read_chunked(first, second, rest, casts: "_Casts"):
             and second.__class__ is ast.BinOp and second.op.__class__ is ast.Add):
         return None
     terms = [_chunk_product(e, casts, x) for e in (first.left, first.right, second.left, second.right)]
+    return _rotation(terms, casts, x, first)
+
+
+def _rotation(terms: list, casts: "_Casts", x: str, first):
+    """``(x, cos, sin, first)`` where the four products (half index, table) of ``x1 * c - x2 *
+    s`` and ``x2 * c + x1 * s`` (either order of the sum) rotate the halves by one pair of
+    tables -- the sliced and the chunked spellings alike -- else None."""
     if None in terms:
         return None
     a, b, c, d = terms
