@@ -51,7 +51,7 @@ from ..structure import Const
 from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_choices, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
-from ..structure.names import class_body_value, collect_names
+from ..structure.names import class_body_value, collect_names, param_default
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, static_rank
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
@@ -5916,15 +5916,12 @@ class _Attention:
         if init is None:
             return False
         args = init.args
-        positional = [*args.posonlyargs, *args.args]
-        defaults = dict(zip([a.arg for a in positional][len(positional) - len(args.defaults):], args.defaults))
-        defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
-        param = next((a for a in (*positional, *args.kwonlyargs) if a.arg == name), None)
+        param = next((a for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg == name), None)
         if param is None or any(isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and any(
                 isinstance(t, ast.Name) and t.id == name
                 for t in (n.targets if isinstance(n, ast.Assign) else [n.target])) for n in ast_walk(init)):
             return False
-        default = defaults.get(name)
+        default = param_default(args, name)
         annotated = isinstance(param.annotation, ast.Name) and param.annotation.id in ("int", "float")
         return annotated or default is not None and _numeric_literal(default) is not None
 
