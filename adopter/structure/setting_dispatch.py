@@ -41,6 +41,7 @@ def local_dispatches(definition: ast.AST) -> dict:
                 found[node.targets[0].id] = attr
     return {name: attr for name, attr in found.items() if binds.get(name) == 1}
 
+
 def _init_param(cls_node: ast.ClassDef, methods: dict, attr: str):
     """(init, parameter) when ``__init__`` binds ``self.<attr>`` once, at its top level, to one of
     its parameters, and no method binds it elsewhere; None otherwise.  (The top-level binding is
@@ -66,6 +67,7 @@ def _init_param(cls_node: ast.ClassDef, methods: dict, attr: str):
                     and node is not bound[0] and node.value.__class__ is ast.Name and node.value.id == "self":
                 return None
     return init, bound[1]
+
 
 def _strings(expr: ast.expr) -> list | None:
     """The strings of a list/tuple/set display of string literals; None otherwise."""
