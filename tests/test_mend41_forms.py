@@ -78,9 +78,9 @@ DEFAULTS_ONLY = {
 }
 
 
-def _planned(code: str):
-    analysis = analyze(code, "model.py", rules("ADP011"))
-    return [f for f in plan_findings(analysis, code, "model.py") if f.rule == "ADP011"]
+def _planned(code: str, rule: str = "ADP011"):
+    analysis = analyze(code, "model.py", rules(rule))
+    return [f for f in plan_findings(analysis, code, "model.py") if f.rule == rule]
 
 
 @pytest.mark.parametrize("form", sorted(OVERRIDES))
@@ -121,11 +121,22 @@ def _window(init: str, scale: str) -> str:
         """)
 
 
+def _with_signature(code: str, params: str) -> str:
+    old = "def __init__(self, dim, heads, key_temps):"
+    assert old in code
+    return code.replace(old, f"def __init__(self, dim, heads, key_temps, {params}):")
+
+
 PER_KEY = {
     # one temperature per key of a fixed window, made a tensor in __init__ or in forward
     "parameter-of-a-setting": _window("self.temp = nn.Parameter(torch.tensor(key_temps))", "self.temp"),
     "tensor-of-a-list-attribute": _window("self.key_temps = list(key_temps)",
                                           "torch.tensor(self.key_temps, device=x.device)"),
+    # a tuple default is one temperature per key; a number default the constructor rebinds
+    "tuple-default": _with_signature(_window("self.temps = temps", "torch.tensor(self.temps, device=x.device)"),
+                                     "temps=(1.0, 0.5, 2.0, 1.0)"),
+    "number-default-rebound": _with_signature(_window("temp = list(key_temps); self.temps = temp",
+                                                      "torch.tensor(self.temps, device=x.device)"), "temp=1.0"),
 }
 
 ZERO_D = {
@@ -134,59 +145,23 @@ ZERO_D = {
     "setting-over-a-literal": _window("self.temp = nn.Parameter(torch.tensor(dim / 8.0))", "self.temp"),
     "tensor-of-a-number-attribute": _window("self.scale = dim ** -0.5",
                                             "torch.tensor(self.scale, device=x.device)"),
-}
-
-
-def _sdpa_planned(code: str):
-    analysis = analyze(code, "model.py", rules("ADP010"))
-    return [f for f in plan_findings(analysis, code, "model.py") if f.rule == "ADP010"]
-
-
-@pytest.mark.parametrize("form", sorted(PER_KEY))
-def test_a_temperature_per_key_is_not_folded_into_q(form):
-    planned = _sdpa_planned(PER_KEY[form])
-    assert planned, form
-    assert all(f.fixable is False and "differs between keys" in f.not_fixable for f in planned), form
-
-
-@pytest.mark.parametrize("form", sorted(ZERO_D))
-def test_a_temperature_computed_from_a_setting_is_still_folded(form):
-    planned = _sdpa_planned(ZERO_D[form])
-    assert planned and all(f.fixable for f in planned), (form, [f.not_fixable for f in planned])
-
-
-def _with_signature(code: str, params: str) -> str:
-    old = "def __init__(self, dim, heads, key_temps):"
-    assert old in code
-    return code.replace(old, f"def __init__(self, dim, heads, key_temps, {params}):")
-
-
-# (the lead, after mend41: linformer's ``torch.tensor(self.dim)`` with ``dim=8`` in __init__ --
-# tests/test_rafix38_forms.py -- is a number the constructor declares by its default)
-DECLARED = {
+    # a setting the constructor declares a number (linformer's ``torch.tensor(self.dim)`` with
+    # ``dim=8``: tests/test_rafix38_forms.py) by its default or its annotation
     "number-default": _with_signature(_window("self.temp_dim = temp_dim",
                                               "torch.tensor(self.temp_dim, device=x.device)"), "temp_dim=8"),
     "float-annotation": _with_signature(_window("self.temp_dim = temp_dim",
                                                 "torch.tensor(self.temp_dim, device=x.device)"), "temp_dim: float"),
 }
 
-UNDECLARED = {
-    # a tuple default is one temperature per key; a number default the constructor rebinds
-    "tuple-default": _with_signature(_window("self.temps = temps", "torch.tensor(self.temps, device=x.device)"),
-                                     "temps=(1.0, 0.5, 2.0, 1.0)"),
-    "number-default-rebound": _with_signature(_window("temp = list(key_temps); self.temps = temp",
-                                                      "torch.tensor(self.temps, device=x.device)"), "temp=1.0"),
-}
 
-
-@pytest.mark.parametrize("form", sorted(DECLARED))
-def test_a_setting_declared_a_number_is_folded(form):
-    planned = _sdpa_planned(DECLARED[form])
-    assert planned and all(f.fixable for f in planned), (form, [f.not_fixable for f in planned])
-
-
-@pytest.mark.parametrize("form", sorted(UNDECLARED))
-def test_a_setting_not_declared_a_number_is_not_folded(form):
-    planned = _sdpa_planned(UNDECLARED[form])
+@pytest.mark.parametrize("form", sorted(PER_KEY))
+def test_a_temperature_per_key_is_not_folded_into_q(form):
+    planned = _planned(PER_KEY[form], "ADP010")
     assert planned, form
     assert all(f.fixable is False and "differs between keys" in f.not_fixable for f in planned), form
+
+
+@pytest.mark.parametrize("form", sorted(ZERO_D))
+def test_a_temperature_computed_from_a_setting_is_still_folded(form):
+    planned = _planned(ZERO_D[form], "ADP010")
+    assert planned and all(f.fixable for f in planned), (form, [f.not_fixable for f in planned])
