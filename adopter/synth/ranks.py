@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 
 from ..structure.treewalk import ast_walk
+from .text import numeric_literal
 
 # methods that keep their receiver's shape whatever their arguments (casts, copies; ``.to``
 # and ``.type_as`` take a dtype, a device or a tensor, never sizes)
@@ -31,7 +32,8 @@ def static_rank(expr: ast.expr) -> int | None:
     """The number of axes ``expr``'s tensor has, where the code fixes it; else None."""
     if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.Invert, ast.USub)):
         return static_rank(expr.operand)
-    if isinstance(expr, ast.Compare) and len(expr.comparators) == 1 and _number(expr.comparators[0]):
+    if isinstance(expr, ast.Compare) and len(expr.comparators) == 1 \
+            and numeric_literal(expr.comparators[0]) is not None:
         return static_rank(expr.left)
     if not isinstance(expr, ast.Call) or any(kw.arg not in ("dtype", "device", "non_blocking") for kw in expr.keywords):
         return None
@@ -52,7 +54,8 @@ def static_rank(expr: ast.expr) -> int | None:
         if len(expr.args) == 1:
             return None  # (one size, or a shape held in a name: not told apart here)
         return len(expr.args)
-    if func.attr in _SHAPE_KEEPING or (func.attr in _COMPARING and len(expr.args) == 1 and _number(expr.args[0])):
+    if func.attr in _SHAPE_KEEPING or (
+            func.attr in _COMPARING and len(expr.args) == 1 and numeric_literal(expr.args[0]) is not None):
         return static_rank(func.value)
     return None
 
@@ -65,12 +68,6 @@ def _einsum_rank(equation: ast.expr) -> int | None:
     if "->" not in text or "." in text:
         return None
     return len(text.split("->", 1)[1])
-
-
-def _number(node: ast.expr) -> bool:
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        node = node.operand
-    return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
 
 
 # methods whose result keeps the receiver's dtype (views, copies, a fill: ``masked_fill`` of a

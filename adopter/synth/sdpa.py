@@ -54,7 +54,7 @@ from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names, param_default
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, static_rank
-from .text import Span, contains, dotted_name, read_names, span_of, stored_names
+from .text import Span, contains, dotted_name, numeric_literal, read_names, span_of, stored_names
 from .weights import Decline
 from ..structure.treewalk import ast_walk
 
@@ -280,12 +280,9 @@ _AS_SHAPE = {"expand_as": "expand", "view_as": "view", "reshape_as": "reshape"} 
 
 
 def _number(expr) -> float | None:
-    """The value of a numeric literal (``-10000``, ``-1e9``), None for anything else."""
-    negated = isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub)
-    inner = expr.operand if negated else expr
-    if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)) and not isinstance(inner.value, bool):
-        return -float(inner.value) if negated else float(inner.value)
-    return None
+    """The value of a numeric literal (``-10000``, ``-1e9``) as a float, None for anything else."""
+    value = numeric_literal(expr)
+    return None if value is None else float(value)
 
 
 def _fill_literal(expr) -> float | None:
@@ -5887,12 +5884,12 @@ class _Attention:
             return False
         if isinstance(node, ast.BinOp):
             left, right = node.left, node.right
-            if isinstance(node.op, ast.Pow) and _numeric_literal(right) is not None:
+            if isinstance(node.op, ast.Pow) and numeric_literal(right) is not None:
                 return isinstance(left, ast.Name) or self._built_number(left, depth + 1)
             if isinstance(node.op, (ast.Div, ast.Mult)):
                 wanted = (int, float) if isinstance(node.op, ast.Div) else (float,)
                 for literal, other in ((right, left), (left, right)):
-                    if isinstance(_numeric_literal(literal), wanted):
+                    if isinstance(numeric_literal(literal), wanted):
                         return isinstance(other, ast.Name) or self._built_number(other, depth + 1)
             return self._built_number(left, depth + 1) and self._built_number(right, depth + 1)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -5923,7 +5920,7 @@ class _Attention:
             return False
         default = param_default(args, name)
         annotated = isinstance(param.annotation, ast.Name) and param.annotation.id in ("int", "float")
-        return annotated or default is not None and _numeric_literal(default) is not None
+        return annotated or default is not None and numeric_literal(default) is not None
 
     def _full_float_dtype(self, node: ast.expr) -> bool:
         """``torch.float32`` or ``torch.float64`` (or an alias) named outright."""
@@ -6478,16 +6475,6 @@ def _float32_upcast(node: ast.expr, names) -> bool:
         return not node.args and not node.keywords
     return node.func.attr in ("to", "type") and len(node.args) == 1 and not node.keywords \
         and names.resolve(node.args[0]) == "torch.float32"
-
-
-def _numeric_literal(node: ast.expr) -> int | float | None:
-    """The number a literal writes (``2``, ``-0.5``), else None (a bool is none)."""
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        inner = _numeric_literal(node.operand)
-        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return node.value
-    return None
 
 
 def _returns_an_argument(func, count: int) -> bool:

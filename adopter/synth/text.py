@@ -195,3 +195,14 @@ def work_spans(expr: ast.AST) -> list[tuple[Span, ast.AST]]:
         (span_of(n), n) for n in ast_walk(expr)
         if isinstance(n, WORK) and not (isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant))
     ]
+
+
+def numeric_literal(node: ast.AST) -> int | float | None:
+    """The number a literal writes (``2``, ``-0.5``, ``-1e9``), keeping int or float; None for
+    anything else (a bool is no number here)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = numeric_literal(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.value
+    return None
