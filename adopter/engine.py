@@ -276,10 +276,10 @@ def parse_text(text: str, path: str) -> tuple[ast.Module, str]:
     try:
         return ast.parse(text, filename=path), text
     except SyntaxError as exc:
-        from .newer_syntax import parse as parse_newer  # (only after a SyntaxError)
+        from .newer_syntax import parse_rendered  # (only after a SyntaxError)
 
         try:
-            return parse_newer(text, path)
+            return parse_rendered(text, path, exc)
         except SyntaxError:
             pass
         except (RecursionError, MemoryError):

@@ -34,13 +34,20 @@ def parse(text: str, filename: str = "<unknown>") -> tuple[ast.Module, str]:
     try:
         return ast.parse(text, filename=filename), text
     except SyntaxError as exc:
-        rendered = render(text)
-        if rendered is None:
-            raise exc from None
-        try:
-            return ast.parse(rendered, filename=filename), rendered
-        except SyntaxError:
-            raise exc from None
+        return parse_rendered(text, filename, exc)
+
+
+def parse_rendered(text: str, filename: str, exc: SyntaxError) -> tuple[ast.Module, str]:
+    """(the tree, the rendering) of ``text``, which ``ast`` rejected with ``exc``: for a caller
+    that already tried ``ast.parse`` (the engine), so a file is not parsed twice as 3.11; raises
+    ``exc`` when no rendering parses."""
+    rendered = render(text)
+    if rendered is None:
+        raise exc from None
+    try:
+        return ast.parse(rendered, filename=filename), rendered
+    except SyntaxError:
+        raise exc from None
 
 
 def render(text: str) -> str | None:

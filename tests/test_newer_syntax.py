@@ -147,6 +147,23 @@ def test_a_file_ast_reads_never_reaches_the_fallback(monkeypatch):
     assert fix_text(OLD, "model.py", rules("ADP010")).applied
 
 
+def test_the_engine_parses_a_newer_file_as_311_once(monkeypatch):
+    """The engine's own ``ast.parse`` failed already: the fallback parses only the rendering."""
+    from adopter import engine
+
+    parsed = []
+    real = ast.parse
+
+    def counting(text, *args, **kwargs):
+        parsed.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counting)
+    tree, text = engine.parse_text(NEW, "model.py")
+    assert text != NEW and isinstance(tree, ast.Module)
+    assert parsed.count(NEW) == 1 and parsed.count(text) == 1
+
+
 def test_multi_line_type_parameters_become_joined_blank_lines():
     code = textwrap.dedent("""\
         class Box[
