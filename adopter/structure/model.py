@@ -892,6 +892,21 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
             structure.all_roots.append(name)
 
 
+def _value_only_methods(structure: ClassStructure, text: str) -> None:
+    """A method other methods name but that the file never calls (no ``name(`` anywhere in
+    its text): it is handed on as a value -- a dispatch table's ``{"kd": self._distill_kd}``
+    whose entry is then called, a callback ``on_step=self._step`` -- and runs where no flow of
+    the file inlines it.  Being named made it no root (:func:`_roots` takes a mention for a
+    call), so its body was read nowhere: it is read on its own, as one more of ``all_roots``
+    (the code file-scope rules read: the optimizer such a method builds), as
+    :func:`_value_only_roots` does for module functions.  Methods the file calls by name, in any
+    spelling, stay inlined at their calls."""
+    roots = structure.all_roots
+    for name in structure.functions:
+        if name not in roots and name not in INIT_NAMES and not _called_by_name(text, name):
+            roots.append(name)
+
+
 def _run_time_default_roots(structure: ClassStructure, names, lines) -> None:
     """A module function the file calls only with a run-time value for one of its integer
     defaults (``rms_norm(x, dim=self.dim)`` of ``def rms_norm(x, dim=-1, eps=1e-5)``): no flow
@@ -1561,6 +1576,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if text is not None:
         _value_only_roots(module_level, text)
         _patched_method_roots(module_level, tree, text)
+        for structure in module.classes.values():
+            if structure is not module_level and len(structure.all_roots) < len(structure.functions):
+                _value_only_methods(structure, text)
     _run_time_default_roots(module_level, names, module.lines)
     reachable = _reachable(module, infos)
     if reachable is not None:
