@@ -8,6 +8,12 @@ representation).  The fixtures are ours.
   torch's, so ``nn.Linear`` is a Linear and a class on ``Module`` is a module.  Before, the whole
   file read as unknown code.  Near-miss: a package whose module *defines* its own ``nn``
   namespace (a module of the package, not an import of torch) stays the package's own.
+- A layer handed down two constructors (``Model`` builds ``nn.Dropout(p) if p > 0 else
+  nn.Identity()`` and passes it to ``Layer``, which passes its parameter on to ``Attention``):
+  the attention's ``self.dropout`` holds what the outermost caller built, the choice included,
+  as one level of passing did already.  The SDPA fix computes what the original did (float64,
+  eval, with and without the mask).  Near-miss: two constructions that pass different layers
+  (a Dropout from one, a LayerNorm from the other) leave the attribute unknown: nothing found.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from corpus_forms import line_of, rules
 
 from adopter.engine import analyze
 from adopter.structure import package_of
+from adopter.synth import fix_text
 
 REEXPORT = textwrap.dedent("""\
     import torch.nn as nn
@@ -156,3 +163,98 @@ def test_a_name_imported_from_an_own_module_and_read_as_a_module(tmp_path):
     softmax = line_of(code, "probs = F.softmax")
     hits = _found(path, "ADP010")
     assert len(hits) == 1 and hits[0][1] <= softmax
+
+
+PASSED_DOWN = textwrap.dedent("""\
+    import math
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads, dropout):
+            super().__init__()
+            self.heads = heads
+            self.dropout = dropout
+            self.qkv = nn.Linear(dim, dim * 3)
+
+        def forward(self, x, mask=None):
+            b, n, d = x.shape
+            q, k, v = (t.view(b, n, self.heads, -1).permute(0, 2, 1, 3) for t in self.qkv(x).chunk(3, dim=-1))
+            score = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d // self.heads)
+            if mask is not None:
+                score = score.masked_fill(~mask, -1e9)
+            score = F.softmax(score, dim=-1)
+            score = self.dropout(score)
+            out = torch.matmul(score, v)
+            return out.permute(0, 2, 1, 3).reshape(b, n, d)
+
+
+    class Layer(nn.Module):
+        def __init__(self, dim, heads, dropout):
+            super().__init__()
+            self.attention = Attention(dim, heads, dropout)
+            self.norm = nn.LayerNorm(dim)
+
+        def forward(self, x, mask=None):
+            return self.norm(x + self.attention(x, mask))
+
+
+    class Model(nn.Module):
+        def __init__(self, dim=16, heads=2, p=0.1):
+            super().__init__()
+            self.dropout = DROPOUT
+            self.layers = nn.ModuleList([Layer(dim, heads, self.dropout) for _ in range(2)])
+
+        def forward(self, x, mask=None):
+            for layer in self.layers:
+                x = layer(x, mask)
+            return x
+""")
+
+CHOSEN = PASSED_DOWN.replace("DROPOUT", "nn.Dropout(p) if p > 0 else nn.Identity()")
+
+
+def _softmax_found(code: str) -> bool:
+    softmax = line_of(code, "score = F.softmax")
+    hits = [f for f in analyze(code, "model.py", rules("ADP010")).findings if f.rule == "ADP010"]
+    return len(hits) == 1 and hits[0].line <= softmax <= hits[0].end_line
+
+
+@pytest.mark.parametrize("dropout", ["nn.Dropout(p)", "nn.Dropout(p) if p > 0 else nn.Identity()"])
+def test_a_dropout_passed_down_two_constructors_is_dropout(dropout):
+    assert _softmax_found(PASSED_DOWN.replace("DROPOUT", dropout))
+
+
+def test_different_layers_passed_down_leave_the_attribute_unknown():
+    code = PASSED_DOWN.replace("DROPOUT", "nn.Dropout(p)") + textwrap.dedent("""\
+
+
+        class Other(nn.Module):
+            def __init__(self, dim=16):
+                super().__init__()
+                self.layer = Layer(dim, 2, nn.LayerNorm([5, 5]))
+    """)
+    assert not _softmax_found(code)
+
+
+def test_the_fixed_passed_down_attention_computes_what_the_original_did():
+    torch = pytest.importorskip("torch")
+    fixed = fix_text(CHOSEN, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention" in fixed
+    original, patched = {}, {}
+    exec(compile(CHOSEN, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    mask = torch.ones(3, 1, 5, 5, dtype=torch.bool)
+    mask[:, :, :, 3:] = False
+    for p in (0.1, 0.0):
+        torch.manual_seed(1)
+        a = original["Model"](p=p).double().eval()
+        b = patched["Model"](p=p).double().eval()
+        b.load_state_dict(a.state_dict(), strict=True)
+        for m in (None, mask):
+            # float64, softmax over 5 keys and a product over 5 values: rounding far below 1e-10
+            torch.testing.assert_close(b(x, m), a(x, m), rtol=0, atol=1e-10)
