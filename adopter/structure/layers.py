@@ -2688,8 +2688,12 @@ class LayerTyper:
             for expr in held:
                 caller_env = self._caller_env(expr, caller, caller_owner, param.depth) if isinstance(
                     expr, (ast.Name, ast.Attribute)) else {}
-                found = tuple(v for v in self.values(expr, caller_env, param.depth + 1)
-                              if isinstance(v, Built) and not v.conditional)
+                # (the parameter is called as a layer, so what is passed for it is too: a
+                # parameter of the caller passed on is what the caller's callers pass for it; a
+                # choice the caller makes, ``nn.Dropout(p) if p > 0 else nn.Identity()``, is
+                # passed on as the choice, as if the class had made it itself)
+                found = tuple(v for v in self.values(expr, caller_env, param.depth + 1, called=True)
+                              if isinstance(v, Built))
                 if not found:
                     values = ()
                     break

@@ -36,7 +36,7 @@ from . import passed_defaults
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import function_forward, gelu_formula
 from .partial_rope import doubled
-from .siblings import Package, imported_tables, sibling_gelu
+from .siblings import MAX_HOPS, Package, imported_tables, sibling_gelu
 from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatched_methods
 from .treewalk import ast_walk, blocks
 
@@ -1528,6 +1528,46 @@ def _bind_stars(names, siblings) -> None:
                 names.imports.setdefault(name, fqn)
 
 
+def _bind_reexports(names, siblings, text: str | None) -> None:
+    """``from xuance.torch import nn, Module`` or ``from .nn_module import F``, where that module
+    of the file's own package binds the name by importing it (``import torch.nn as nn``,
+    ``from torch.nn import Module``): the name is what that module imported, as
+    :func:`_bind_stars` reads a star import.  Read for a name the file uses as a module (an
+    attribute of it is read: ``nn.Linear``, ``F.softmax``) or as a class (a capitalised name):
+    an imported function of the package is the package's own, and its module is not parsed."""
+    for local, fqn in list(names.imports.items()):
+        if not siblings.owns(fqn):
+            continue
+        if not local[:1].isupper() and (text is None or not _reads_attribute(text, local)):
+            continue
+        target = _reexported(siblings, fqn, 0)
+        if target is not None:
+            names.imports[local] = target
+
+
+def _reads_attribute(text: str, name: str) -> bool:
+    """Does ``text`` read an attribute of ``name`` (``name.attr``, not ``other.name.attr``)?"""
+    at = text.find(name + ".")
+    while at >= 0:
+        before = text[at - 1] if at else " "
+        if not (before.isalnum() or before in "_."):
+            return True
+        at = text.find(name + ".", at + 1)
+    return False
+
+
+def _reexported(siblings, fqn: str, hops: int) -> str | None:
+    """The FQN outside the package that the own-package name ``fqn`` is an import of (followed
+    through up to ``siblings.MAX_HOPS`` modules of the package), else None (a definition of the
+    package, a module, or nothing the module's imports bind)."""
+    module, _, name = fqn.rpartition(".")
+    typer = siblings.typer(module) if hops <= MAX_HOPS and module else None
+    target = typer.names.imports.get(name) if typer is not None else None
+    if target is None or target == fqn:
+        return None
+    return _reexported(siblings, target, hops + 1) if siblings.owns(target) else target
+
+
 def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None,
                      path: str | None = None) -> ModuleStructure:
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
@@ -1538,6 +1578,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     siblings = Package.of(package, path) if package and path else None
     if siblings is not None and names.stars:
         _bind_stars(names, siblings)
+    if siblings is not None:
+        _bind_reexports(names, siblings, text)
     typer = LayerTyper(names, tree, module.mention, siblings)
     module.package = siblings
     typer.lines = module.lines
