@@ -1791,6 +1791,7 @@ class Matcher:
         activated: set = set()  # names computed from a step's output through an activation
         mlp: set = set()  # names computed from an MLP's hidden layer (a Linear over an activated step)
         paired: set = set()  # names computed from an elementwise product of two steps' outputs
+        weights: set = set()  # names last bound to an exp or softmax of one step's output alone
         displays: set = set()  # temporaries holding a tuple of the steps' outputs, one step each
         every = labels
         single: dict = {}  # name -> the one node that labelled it (None once several did)
@@ -1835,7 +1836,7 @@ class Matcher:
                         single[out.key] = node if out.key not in every else None
                         every[out.key] = frozenset((step,))
                 continue
-            if self._meet(node, labels, paired):
+            if self._meet(node, labels, paired) or (weights and not gate and _weighs_another(node, labels, weights)):
                 return True
             if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again, mlp) \
                     and probs.isdisjoint(node.uses):
@@ -1885,6 +1886,10 @@ class Matcher:
                 probs.update(node.defs)
             elif probs:
                 probs.difference_update(node.defs)
+            if len(came) == 1 and (node.canon == SOFTMAX or node.op in _EXP):
+                weights.update(node.defs)
+            elif weights:
+                weights.difference_update(node.defs)
             if gate:
                 came = came | _GATED
             if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
@@ -3068,6 +3073,27 @@ def _last_reaching(found: list, use_scope: tuple) -> list:
     last = found[-1]
     scope = tuple(last.scope)
     return [last] if scope == tuple(use_scope)[:len(scope)] else found
+
+
+# Matcher._outputs_meet: the spellings of an element-wise exponential (``torch.exp(k)``, ``k.exp()``)
+_EXP = frozenset({"torch.exp", "exp"})
+
+
+def _weighs_another(node, labels: dict, weights: set) -> bool:
+    """Is ``node`` an element-wise product of one step's output turned into weights (an exp or a
+    softmax of it alone) and another step's output as it is (the Attention-Free Transformer's
+    ``exp(K) * V``, ``softmax(K, 1) * V``)?  The weights of the keys applied to the values are an
+    attention-like meeting of the two (lead ruling, session 39); a sigmoid of one step times
+    another stays a gate (a triangle update's ``left * sigmoid(left_gate)``), and two steps
+    multiplied as they are a gated unit."""
+    if node.canon != "torch.mul" or len(node.args) != 2:
+        return False
+    a, b = node.args
+    if a.__class__ is not Ref or b.__class__ is not Ref or (a.key in weights) == (b.key in weights):
+        return False
+    got_a, got_b = _followed(a.key, labels), _followed(b.key, labels)
+    return bool(got_a and got_b) and len(got_a) == len(got_b) == 1 and got_a != got_b \
+        and _GATED_MARK not in got_a and _GATED_MARK not in got_b
 
 
 def _followed(key: str, labels: dict):

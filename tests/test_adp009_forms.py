@@ -107,14 +107,41 @@ def test_gated_projections_of_a_triangle_update_are_not_fused_qkv():
     assert found(TRIANGLE, "ADP009") == []
 
 
-def test_projections_only_multiplied_elementwise_are_not_fused_qkv():
-    code = attention("""\
-        q = self.q(x)
-        k = self.k(x)
-        v = self.v(x)
-        return torch.sigmoid(q) * (k.exp() * v)
-    """)
-    assert found(code, "ADP009") == []
+# Attention-free attention (lead ruling, session 39): the keys turned into weights (an exp, or a
+# softmax over the sequence) multiply the values element-wise, summed over the sequence (or
+# mixed by a position-bias matrix), and a sigmoid of the query gates the result
+ATTENTION_FREE = {
+    "exp, summed": "return torch.sigmoid(q) * (k.exp() * v).sum(1, keepdim=True)",
+    "softmax over the sequence": "w = torch.mul(torch.softmax(k, 1), v).sum(dim=1, keepdim=True)\n"
+                                 "return torch.mul(torch.sigmoid(q), w)",
+    "position bias": "e = torch.exp(k)\nreturn torch.sigmoid(q) * (self.bias.exp() @ (e * v)) / (self.bias.exp() @ e)",
+}
+
+
+def test_keys_weighing_the_values_elementwise_are_fused_qkv():
+    for name, tail in ATTENTION_FREE.items():
+        code = attention("q = self.q(x)\nk = self.k(x)\nv = self.v(x)\n" + tail,
+                         extra_init="self.bias = nn.Parameter(torch.randn(5, 5))\n")
+        assert len(found(code, "ADP009")) == 1, name
+        result = fix_text(code, "model.py", rules("ADP009"))
+        assert "q, k, v = fused_qkv(x, self.q, self.k, self.v)" in result.text, name
+        import torch
+
+        a, b = float64_pair(code, result.text, "Attention")
+        x = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+        # float64 and a handful of terms per output: agreement to rounding
+        assert torch.allclose(a(x), b(x), rtol=1e-12, atol=1e-12), name
+
+
+def test_projections_only_gated_or_multiplied_as_they_are_are_not_fused_qkv():
+    for tail in ("return torch.sigmoid(q) * (k * v)",  # a gated unit: two steps as they are
+                 "return torch.sigmoid(q) * (torch.sigmoid(k) * v)",  # a gate, not weights
+                 "return q * (k.exp() + v)",  # weights added, not applied to the values
+                 "return (k.exp() * x).sum(1) + q + v",  # weights of another value
+                 "return self.out(torch.cat([q, k.exp(), v], -1))"):  # concatenated into a feed-forward
+        code = attention("q = self.q(x)\nk = self.k(x)\nv = self.v(x)\n" + tail,
+                         extra_init="self.out = nn.Linear(24, 8)\n")
+        assert found(code, "ADP009") == [], tail
 
 
 MEETINGS = {
