@@ -4505,18 +4505,20 @@ class FlowBuilder:
         base = args.pop(0) if functional and args else (None if functional else func.value)
         return functional, base, args, {k.arg: k.value for k in call.keywords}
 
-    def _split_in_halves(self, call: ast.Call) -> ast.Call | None:
+    def _split_in_halves(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
         """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` splits the last axis of
         a name h into two equal parts: ``torch.split(h, h.shape[-1] // 2, dim=-1)`` /
         ``h.split(h.size(-1) // 2, -1)`` or sizes ``[n, n]`` (one expression twice).  Only read
         for a result unpacked into two names: with an odd axis the first form has three parts
         and the unpacking fails, and split sizes must add up to the axis, so when the code runs
-        the parts are the halves chunk gives.  None for any other call."""
+        the parts are the halves chunk gives.  The half size may be a local name bound to such
+        a half, also of ``shape[-1]`` with ``shape = h.shape`` (ProtFlash's rope(), research85:
+        :func:`_local_half_of_last`).  None for any other call."""
         split = _split_arguments(self._split_call(call, "split"))
         if split is None or not isinstance(split[0], ast.Name):
             return None
         base, size, dim = split
-        if not (_half_of_last(size, base.id) or (
+        if not (_half_of_last(size, base.id) or _local_half_of_last(size, base.id, ctx.exprs) or (
                 isinstance(size, (ast.List, ast.Tuple)) and len(size.elts) == 2
                 and _pure_size(size.elts[0]) and ast.dump(size.elts[0]) == ast.dump(size.elts[1]))):
             return None
@@ -4927,7 +4929,7 @@ class FlowBuilder:
                 and all(e.__class__ is _AST_NAME for e in targets[0].elts) and value_expr.__class__ is _AST_CALL:
             # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
             # parts of the last axis unpacked into two names are its halves, h.chunk(2, dim=-1)
-            value_expr = self._split_in_halves(value_expr) or self._tensor_split_halves(value_expr, ctx) \
+            value_expr = self._split_in_halves(value_expr, ctx) or self._tensor_split_halves(value_expr, ctx) \
                 or self._split_linear_halves(value_expr, ctx) or value_expr
         value_kind = value_expr.__class__
         if one_name and value_kind is _AST_CALL and ctx.scope == ctx.body_scope:
@@ -5969,6 +5971,30 @@ def _half_of_last(expr: ast.expr, name: str) -> bool:
         return False
     read = _size_read(expr.left, keyword=True)
     return read is not None and isinstance(read[0], ast.Name) and read[0].id == name and _int_literal(read[1]) == -1
+
+
+def _local_half_of_last(size: ast.expr, name: str, exprs: dict) -> bool:
+    """``n`` bound in the function to half the last axis of ``name``: ``n = name.shape[-1] // 2``,
+    or ``n = shape[-1] // 2`` with ``shape = name.shape`` (``size()`` alike), the names read as
+    last bound (as :meth:`FlowBuilder._is_half_of` reads ``d = x.size(-1)``).  A split of
+    ``name`` at such an ``n`` unpacked into two names gives its halves."""
+    if size.__class__ is not _NAME:
+        return False
+    held = exprs.get(size.id)
+    if held.__class__ is not ast.BinOp or held.op.__class__ is not ast.FloorDiv or _int_literal(held.right) != 2:
+        return False
+    if _half_of_last(held, name):
+        return True
+    axis = held.left  # shape[-1] with shape = name.shape (or name.size())
+    if axis.__class__ is not ast.Subscript or axis.value.__class__ is not _NAME or _int_literal(axis.slice) != -1:
+        return False
+    shape = exprs.get(axis.value.id)
+    if shape.__class__ is ast.Call and shape.func.__class__ is ast.Attribute and shape.func.attr == "size" \
+            and not shape.args and not shape.keywords:
+        shape = shape.func
+    elif shape.__class__ is not ast.Attribute or shape.attr != "shape":
+        return False
+    return shape.value.__class__ is _NAME and shape.value.id == name
 
 
 def _after_first(index: ast.expr) -> bool:

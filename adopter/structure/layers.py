@@ -1315,6 +1315,8 @@ class LayerTyper:
             return found
         if _computes_base(forward, layer, self.names):
             how = "around the {} computation (dtype casts)"
+        elif layer == "torch.nn.Linear" and _computes_base(forward, layer, self.names, derived_weight=True):
+            how = "with the {} computation on a weight it derives from its own parameters"
         elif _matmul_linear(forward, layer):
             how = "with the {} computation written out (a matmul with the transposed weight, then the bias)"
         elif _starts_with_base(forward, layer, self.names):
@@ -4413,9 +4415,12 @@ def _tests_none(func, name: str) -> bool:
     return False
 
 
-def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
+def _computes_base(forward, layer: str, names: ModuleNames, derived_weight: bool = False) -> bool:
     """Is ``forward`` one ``return`` of the base layer's computation on the layer's own
-    parameters, with only dtype conversions around it and its operands?"""
+    parameters, with only dtype conversions around it and its operands?  ``derived_weight``:
+    the weight operand may be any expression of the module's own state that does not read the
+    input (``F.linear(x, self.get_weight(), self.bias)``: a spectral-normalised Linear, cellplm,
+    research85): still the layer's computation with its own bias, on another weight."""
     body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
         return False
@@ -4441,7 +4446,8 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
         operands[keyword.arg] = keyword.value
     if len(expr.args) > 3 or not _is_name(strip_casts(operands.get("input")), x):
         return False
-    if not _is_own(strip_casts(operands.get("weight")), "weight"):
+    weight = strip_casts(operands.get("weight"))
+    if not (_is_own(weight, "weight") or derived_weight and _of_own_state(weight, x)):
         return False
     if "bias" not in operands:  # the layer's bias would be left out
         return False
@@ -4961,6 +4967,15 @@ def _when_not_training(test: ast.expr):
             return stop
         return None if None in values else not stop
     return None
+
+
+def _of_own_state(expr: ast.expr | None, x: str) -> bool:
+    """Does ``expr`` read ``self`` and never the input name ``x`` (a weight the module derives
+    from its own parameters, the same for every input)?"""
+    if expr is None:
+        return False
+    reads = {n.id for n in walk(expr) if n.__class__ is ast.Name}
+    return "self" in reads and x not in reads
 
 
 def _is_own(expr: ast.expr, attr: str) -> bool:
