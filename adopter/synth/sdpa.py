@@ -3474,6 +3474,9 @@ class _Attention:
                 fresh |= set(stored_names(inner))
                 continue
             why = f"the if at line {stmt.lineno} does more than an attention step in the branch that holds it"
+            if _input_assert(inner, step_stored):
+                keeps.append(self._stmt_text(inner))  # PEER's causal ``assert not exists(mask)``
+                continue
             if not _plain_block(inner) or stored_names(inner) & step_stored or _changed(inner) & read_before:
                 raise Skip(why)
             if _loads(inner) & step_stored:
@@ -7030,6 +7033,16 @@ def _plain_block(stmt: ast.stmt) -> bool:
         return False
     return all(isinstance(s, plain) for s in ast_walk(stmt) if isinstance(s, ast.stmt)) and \
         not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(stmt))
+
+
+def _input_assert(stmt: ast.stmt, step_stored: set) -> bool:
+    """Is ``stmt`` an ``assert`` that reads no value the attention steps make (``assert not
+    exists(mask)`` in a causal branch)?  It checks the call's inputs alone and binds nothing,
+    so the fused path may run it in the branch's order: it raises where the original raised
+    (the steps before it in the original only compute the scores, which raise or not alike),
+    and passes where it passed."""
+    return isinstance(stmt, ast.Assert) and not (_loads(stmt) & step_stored) and not any(
+        isinstance(n, (ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast_walk(stmt))
 
 
 def _changed(stmt: ast.stmt) -> set[str]:
