@@ -106,3 +106,88 @@ def test_an_assert_that_is_more_than_an_input_check_still_declines(source):
     assert len(found(source, "ADP010")) == 1
     assert "scaled_dot_product_attention(" not in _fixed(source)
     assert any("does more than an attention step" in why for why in _skipped(source))
+
+
+PICKED = """\
+import torch
+from torch import nn
+
+
+class PickedAttention(nn.Module):
+    def __init__(self, dim=8, mode="plain"):
+        super().__init__()
+        assert mode in ["plain", "halved"]
+        self.mode = mode
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+
+    def plain(self, q, k):
+        w = torch.matmul(q, k)
+        w = w.softmax(dim=-1)
+        return w
+
+    def halved(self, q, k):
+        w = torch.matmul(q, k)
+        w = w / w.shape[-1]
+        return w
+
+    def forward(self, x):
+        q = self.to_q(x)
+        k = self.to_k(x).permute(0, 2, 1)
+        v = self.to_v(x)
+        pick = getattr(self, self.mode)
+        w = pick(q, k)
+        y = torch.matmul(w, v)
+        return y
+"""
+
+# written in place: ``getattr(self, self.mode)(q, k)``
+IN_PLACE = PICKED.replace("        pick = getattr(self, self.mode)\n        w = pick(q, k)\n",
+                          "        w = getattr(self, self.mode)(q, k)\n")
+# the setting picks twice in the caller: the fused path would replace one of two calls
+PICKED_TWICE = PICKED.replace("        return y\n", "        return y + pick(q, k).sum(-1, keepdim=True)\n")
+# the picked helper handed other names than its parameters' own
+RENAMED = PICKED.replace("        w = pick(q, k)\n", "        w = pick(q, k * 2)\n")
+
+
+@pytest.mark.parametrize("source", [PICKED, IN_PLACE], ids=["local", "in-place"])
+def test_a_helper_picked_by_a_setting_is_fixed_under_a_guard_on_the_setting(source):
+    assert [f.line for f in found(source, "ADP010")] == [line_of(source, "w = torch.matmul(q, k)")]
+    fixed = _fixed(source)
+    assert "scaled_dot_product_attention(" in fixed
+    # the other values of the setting pick other methods: they take the original
+    assert "self.mode != 'plain'" in fixed
+    # the helpers stay as they are, for the other values and other callers
+    assert fixed.count("    def plain(self, q, k):\n        w = torch.matmul(q, k)\n        w = w.softmax(dim=-1)\n") == 1
+
+
+@pytest.mark.parametrize("source", [PICKED, IN_PLACE], ids=["local", "in-place"])
+@pytest.mark.parametrize("mode", ["plain", "halved"])
+@pytest.mark.parametrize("train", [False, True])
+def test_the_picked_attention_computes_the_same_for_every_value(source, mode, train):
+    fixed = _fixed(source)
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(source, fixed, "PickedAttention", mode=mode)
+    a.train(train)
+    b.train(train)
+    x = torch.randn(2, 6, 8, dtype=torch.float64, requires_grad=True)
+    out_a, out_b = a(x), b(x)
+    # float64, softmax over 6 keys of 8-wide products: rounding far below these
+    torch.testing.assert_close(out_b, out_a, rtol=1e-10, atol=1e-12)
+    params_a = [x, *a.parameters()]
+    params_b = [x, *b.parameters()]
+    grads_a = torch.autograd.grad(out_a.sum(), params_a)
+    grads_b = torch.autograd.grad(out_b.sum(), params_b)
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("source, why", [
+    (PICKED_TWICE, "is called or named elsewhere in the file"),
+    (RENAMED, "other than its parameters' own names"),
+], ids=["picked-twice", "renamed-arguments"])
+def test_a_setting_picked_helper_called_otherwise_still_declines(source, why):
+    assert len(found(source, "ADP010")) == 1
+    assert "scaled_dot_product_attention(" not in _fixed(source)
+    assert any(why in reason for reason in _skipped(source))
