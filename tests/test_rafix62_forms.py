@@ -191,3 +191,24 @@ def test_a_setting_picked_helper_called_otherwise_still_declines(source, why):
     assert len(found(source, "ADP010")) == 1
     assert "scaled_dot_product_attention(" not in _fixed(source)
     assert any(why in reason for reason in _skipped(source))
+
+
+def test_dispatched_calls_reads_a_pick_only_where_the_caller_leaves_the_setting_alone():
+    import ast
+
+    from adopter.synth.sdpa import _dispatched_calls
+
+    def picks(text: str) -> list:
+        func = ast.parse(text).body[0]
+        return [(ast.unparse(call), attr) for call, attr in _dispatched_calls(func)]
+
+    assert picks("def f(self, q, k):\n    pick = getattr(self, self.mode)\n    return pick(q, k)\n") == \
+        [("pick(q, k)", "mode")]
+    assert picks("def f(self, q, k):\n    return getattr(self, self.mode)(q, k)\n") == \
+        [("getattr(self, self.mode)(q, k)", "mode")]
+    # the setting changed by the caller between the pick and the guard; a pick bound twice
+    assert picks("def f(self, q, k):\n    pick = getattr(self, self.mode)\n    self.mode = 'b'\n"
+                 "    return pick(q, k)\n") == []
+    assert picks("def f(self, q, k):\n    self.mode = 'b'\n    return getattr(self, self.mode)(q, k)\n") == []
+    assert picks("def f(self, q, k):\n    pick = getattr(self, self.mode)\n    pick = self.other\n"
+                 "    return pick(q, k)\n") == []

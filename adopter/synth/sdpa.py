@@ -7158,6 +7158,9 @@ def _dispatched_calls(caller_def: ast.AST) -> list:
     inlined helper the call is the helper's call, and the fused path is guarded on the value
     (``self.<attr> != "<helper>"`` takes the original), so every other value keeps its path."""
     picked = local_dispatches(caller_def)
+    # (a caller that sets the setting itself may change it between the pick and the guard)
+    set_here = {n.attr for n in ast_walk(caller_def) if isinstance(n, ast.Attribute)
+                and not isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name) and n.value.id == "self"}
     found = []
     for node in ast_walk(caller_def):
         if not isinstance(node, ast.Call):
@@ -7165,7 +7168,7 @@ def _dispatched_calls(caller_def: ast.AST) -> list:
         attr = picked.get(node.func.id) if isinstance(node.func, ast.Name) else dispatched_attr(node.func)
         if attr is not None:
             found.append((node, attr))
-    return found
+    return [] if any(attr in set_here for _, attr in found) else found
 
 
 def _uncalled_mentions(tree: ast.AST, mentions: list) -> list:
