@@ -51,6 +51,7 @@ from ..structure import Const
 from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_choices, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
+from ..structure.setting_dispatch import dispatched_attr, local_dispatches
 from ..structure.names import class_body_value, collect_names, param_default
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, static_rank
@@ -842,6 +843,7 @@ class _Attention:
         self.helper_made: set[str] = set()  # names its statements bind (on the fused path, in the caller)
         self.helper_step_stored: set[str] = set()  # names its steps bind (never on the fused path)
         self.inlined_method: tuple[str, str] | None = None  # (class, method) of such a helper
+        self.dispatch_setting: tuple[str, str] | None = None  # (attr, value) picking it: _dispatched_calls
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
         self.grouped_cat: ast.expr | None = None  # the m2 step's `torch.cat(groups, dim=d)` (_grouped_split)
@@ -1291,6 +1293,11 @@ class _Attention:
             # its instances take the original (_inline_attention_helper)
             owner, name = self.inlined_method
             guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+        if self.dispatch_setting is not None:
+            # the helper picked by a setting (``getattr(self, self.mode)``): the other values pick
+            # other methods, which take the original path (_dispatched_calls)
+            attr, value = self.dispatch_setting
+            guard.append(f"self.{attr} != {value!r}")
         if self.fill_helper is not None and self.fill_helper["rows"]:
             # A fill helper whose finite fill follows its other arguments may fill a whole row:
             # the fused call's forward is the same there (uniform weights), but its backward,
@@ -1889,6 +1896,11 @@ class _Attention:
             # call it and get what they got.  Only where every other mention is a call (the helper
             # not rebound, stored or handed on) and the caller calls it once.
             calls = [c for c in calls if any(n is c for n in ast_walk(caller_def))]
+            if not calls and kind == "method":
+                calls = _dispatched_calls(caller_def)  # ``fn = getattr(self, self.mode); w = fn(q, k)``
+                if len(calls) == 1:
+                    self.dispatch_setting = (calls[0][1], helper.name)
+                calls = [c for c, _ in calls]
             mentions = _uncalled_mentions(tree, mentions) + [c.func for c in calls]
         if len(calls) != 1 or len(mentions) != 1:
             raise Skip(why + f"and `{name}` is called or named elsewhere in the file (the fused path would replace "
@@ -3474,6 +3486,9 @@ class _Attention:
                 fresh |= set(stored_names(inner))
                 continue
             why = f"the if at line {stmt.lineno} does more than an attention step in the branch that holds it"
+            if _input_assert(inner, step_stored):
+                keeps.append(self._stmt_text(inner))  # PEER's causal ``assert not exists(mask)``
+                continue
             if not _plain_block(inner) or stored_names(inner) & step_stored or _changed(inner) & read_before:
                 raise Skip(why)
             if _loads(inner) & step_stored:
@@ -7032,6 +7047,16 @@ def _plain_block(stmt: ast.stmt) -> bool:
         not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(stmt))
 
 
+def _input_assert(stmt: ast.stmt, step_stored: set) -> bool:
+    """Is ``stmt`` an ``assert`` that reads no value the attention steps make (``assert not
+    exists(mask)`` in a causal branch)?  It checks the call's inputs alone and binds nothing,
+    so the fused path may run it in the branch's order: it raises where the original raised
+    (the steps before it in the original only compute the scores, which raise or not alike),
+    and passes where it passed."""
+    return isinstance(stmt, ast.Assert) and not (_loads(stmt) & step_stored) and not any(
+        isinstance(n, (ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast_walk(stmt))
+
+
 def _changed(stmt: ast.stmt) -> set[str]:
     """Names a statement assigns or changes in place (``m[i] = v``, ``m.fill_(v)``, ``m += v``)."""
     out = set(stored_names(stmt))
@@ -7123,6 +7148,27 @@ def _is_call(text: str) -> bool:
 def _calls_in(function: ast.AST, name: str) -> bool:
     """Does ``function`` call ``self.<name>(...)``?"""
     return any(_calls_helper(n, name, True) for n in ast_walk(function))
+
+
+def _dispatched_calls(caller_def: ast.AST) -> list:
+    """(call, attr) for each call in ``caller_def`` of the method a setting picks: ``fn(a, b)``
+    with ``fn`` a local bound once to ``getattr(self, self.<attr>)``, or that ``getattr`` called
+    in place (sssegmentation's non-local block: ``pairwise_func = getattr(self, self.mode)``).
+    Such a call runs the helper named by the setting's value: where that value names the
+    inlined helper the call is the helper's call, and the fused path is guarded on the value
+    (``self.<attr> != "<helper>"`` takes the original), so every other value keeps its path."""
+    picked = local_dispatches(caller_def)
+    # (a caller that sets the setting itself may change it between the pick and the guard)
+    set_here = {n.attr for n in ast_walk(caller_def) if isinstance(n, ast.Attribute)
+                and not isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name) and n.value.id == "self"}
+    found = []
+    for node in ast_walk(caller_def):
+        if not isinstance(node, ast.Call):
+            continue
+        attr = picked.get(node.func.id) if isinstance(node.func, ast.Name) else dispatched_attr(node.func)
+        if attr is not None:
+            found.append((node, attr))
+    return [] if any(attr in set_here for _, attr in found) else found
 
 
 def _uncalled_mentions(tree: ast.AST, mentions: list) -> list:
