@@ -1,0 +1,121 @@
+"""Layers of a module that another module holds and calls through it.
+
+``self.encoder = GPT(config)`` in ``__init__``, then ``self.encoder.lm_head(h)`` in ``forward``:
+the call runs the layer ``GPT.__init__`` binds to ``lm_head`` (an ``nn.Linear`` to the
+vocabulary), and what the layer is follows from that constructor, not from any name.  The held
+class is one of this file (its bindings are already read) or of another module of the package
+(siblings.Package.find: read there, never imported), and the chain may go through several held
+modules (``self.txt_encoder.encoder.lm_head``, ``TextEncoder`` holding a ``GPT``).
+
+Only chains the class calls are typed, each bound as ``<attr>.<...>.<layer>`` (graph.FlowBuilder
+reads a call of ``self.<attr>.<...>.<layer>`` through that binding), and only where one class
+is held (every constructor of the attribute the same class, none under a condition).  The layer
+is built in another class's constructor: placed at the holding statement, not fixed (a fix would
+edit that class, maybe in another file).
+
+Read only in files that compute a cross-entropy (the LM-head reading, ADP015, is what needs it:
+a head reached through the model that holds it); the rest of the file's typing is unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from ..records import replace
+from .bindings import ClassInfo, bind_class, collect_class
+from .treewalk import ast_walk
+
+MAX_HOPS = 3  # held modules followed from one attribute
+_LOSS_WORDS = ("cross_entropy", "CrossEntropy", "nll_loss", "NLLLoss")
+
+
+def wanted(text: str | None) -> bool:
+    """Does the file compute a loss over classes (the reading's gate: a held head matters
+    where its logits meet a cross-entropy), and call a chain through ``self`` at all?"""
+    return text is not None and any(w in text for w in _LOSS_WORDS) and "self." in text
+
+
+def borrow_held_layers(infos: dict[str, ClassInfo], typer) -> None:
+    """Bind each chain ``self.a.<...>.b(...)`` a class calls to the layer the held classes
+    build (see the module's docstring)."""
+    siblings: dict[str, ClassInfo | None] = {}
+    for info in infos.values():
+        for chain in _called_chains(info):
+            key = ".".join(chain)
+            if key in info.bindings:
+                continue
+            ctors = _held(chain, info, infos, typer, siblings, 0)
+            if ctors:
+                holder = info.bindings[chain[0]][0]
+                why = (f"built by the constructor of the module held as `self.{chain[0]}`, "
+                       f"not in this class: not fixed")
+                info.bindings[key] = [replace(c, attr=key, stmt=holder.stmt, call=holder.call, in_init=True,
+                                              container=None, unlike=c.unlike or why) for c in ctors]
+
+
+def _called_chains(info: ClassInfo) -> list[tuple[str, ...]]:
+    """``("encoder", "lm_head")`` for each call ``self.encoder.lm_head(...)`` in the class's
+    methods (two to MAX_HOPS + 1 attributes after ``self``), once each, where the first
+    attribute holds a constructed object."""
+    found: list[tuple[str, ...]] = []
+    bindings = info.bindings
+    for method in info.methods.values():
+        for node in ast_walk(method):
+            if node.__class__ is not ast.Call:
+                continue
+            chain = self_chain(node.func)
+            if chain is not None and 1 < len(chain) <= MAX_HOPS + 1 and chain[0] in bindings and chain not in found:
+                found.append(chain)
+    return found
+
+
+def self_chain(expr: ast.expr) -> tuple[str, ...] | None:
+    """``self.a.b.c`` -> ("a", "b", "c"); None for anything else."""
+    attrs = []
+    while expr.__class__ is ast.Attribute:
+        attrs.append(expr.attr)
+        expr = expr.value
+    if expr.__class__ is not ast.Name or expr.id != "self" or not attrs:
+        return None
+    return tuple(reversed(attrs))
+
+
+def _held(chain: tuple[str, ...], info: ClassInfo, infos: dict[str, ClassInfo], typer,
+          siblings: dict, hops: int) -> list | None:
+    """The constructors of ``chain[-1]`` in the class held at ``chain[:-1]`` from ``info``."""
+    ctors = info.bindings.get(chain[0])
+    if not ctors or hops >= MAX_HOPS:
+        return None
+    fqns = {c.fqn for c in ctors}
+    if len(fqns) != 1 or any(c.conditional for c in ctors):
+        return None  # (which class is held at run time is not one)
+    held, held_infos, held_typer = _class_info(next(iter(fqns)), infos, typer, siblings)
+    if held is None or not held.is_module:
+        return None
+    rest = chain[1:]
+    if len(rest) == 1:
+        return held.bindings.get(rest[0]) or None
+    return _held(rest, held, held_infos, held_typer, siblings, hops + 1)
+
+
+def _class_info(fqn: str, infos: dict[str, ClassInfo], typer, siblings: dict):
+    """(ClassInfo, the classes of its module, its module's typer) for a same-file class or a
+    class another module of the package defines; (None, None, None) for anything else."""
+    info = infos.get(fqn)
+    if info is not None:
+        return info, infos, typer
+    package = typer.package
+    if package is None or not package.owns(fqn):
+        return None, None, None
+    if fqn not in siblings:
+        siblings[fqn] = None
+        found = package.find(fqn)
+        if found is not None and found[0] is not typer:
+            other, name = found
+            node = other.names.classes.get(name)
+            if isinstance(node, ast.ClassDef):
+                sibling = collect_class(node, other.names)
+                bind_class(sibling, {}, other.names, other)
+                siblings[fqn] = (sibling, {name: sibling}, other)
+    found = siblings[fqn]
+    return found if found is not None else (None, None, None)
