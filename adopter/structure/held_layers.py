@@ -7,9 +7,9 @@ class is one of this file (its bindings are already read) or of another module o
 (siblings.Package.find: read there, never imported), and the chain may go through several held
 modules (``self.txt_encoder.encoder.lm_head``, ``TextEncoder`` holding a ``GPT``).
 
-Only chains the class calls are typed, each bound as ``<attr>.<...>.<layer>`` (graph.FlowBuilder
-reads a call of ``self.<attr>.<...>.<layer>`` through that binding), and only where one class
-is held (every constructor of the attribute the same class, none under a condition).  The layer
+Only chains the file calls are typed (read off its text, not by walking its classes), each
+bound as ``<attr>.<...>.<layer>`` in the classes binding ``<attr>`` (graph.FlowBuilder reads a
+call of ``self.<attr>.<...>.<layer>`` through that binding), and only where one class is held (every constructor of the attribute the same class, none under a condition).  The layer
 is built in another class's constructor: placed at the holding statement, not fixed (a fix would
 edit that class, maybe in another file).
 
@@ -20,10 +20,10 @@ a head reached through the model that holds it); the rest of the file's typing i
 from __future__ import annotations
 
 import ast
+import re
 
 from ..records import replace
 from .bindings import ClassInfo, bind_class, collect_class
-from .treewalk import ast_walk
 
 MAX_HOPS = 3  # held modules followed from one attribute
 _LOSS_WORDS = ("cross_entropy", "CrossEntropy", "nll_loss", "NLLLoss")
@@ -31,41 +31,47 @@ _LOSS_WORDS = ("cross_entropy", "CrossEntropy", "nll_loss", "NLLLoss")
 
 def wanted(text: str | None) -> bool:
     """Does the file compute a loss over classes (the reading's gate: a held head matters
-    where its logits meet a cross-entropy), and call a chain through ``self`` at all?"""
-    return text is not None and any(w in text for w in _LOSS_WORDS) and "self." in text
+    where its logits meet a cross-entropy)?"""
+    return text is not None and any(w in text for w in _LOSS_WORDS)
 
 
-def borrow_held_layers(infos: dict[str, ClassInfo], typer) -> None:
+def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
     """Bind each chain ``self.a.<...>.b(...)`` a class calls to the layer the held classes
     build (see the module's docstring)."""
+    chains = _called_chains(text)
+    if not chains:
+        return
     siblings: dict[str, ClassInfo | None] = {}
     for info in infos.values():
-        for chain in _called_chains(info):
+        bindings = info.bindings
+        for chain in chains:
+            if chain[0] not in bindings:
+                continue
             key = ".".join(chain)
-            if key in info.bindings:
+            if key in bindings:
                 continue
             ctors = _held(chain, info, infos, typer, siblings, 0)
             if ctors:
-                holder = info.bindings[chain[0]][0]
+                holder = bindings[chain[0]][0]
                 why = (f"built by the constructor of the module held as `self.{chain[0]}`, "
                        f"not in this class: not fixed")
-                info.bindings[key] = [replace(c, attr=key, stmt=holder.stmt, call=holder.call, in_init=True,
-                                              container=None, unlike=c.unlike or why) for c in ctors]
+                bindings[key] = [replace(c, attr=key, stmt=holder.stmt, call=holder.call, in_init=True,
+                                         container=None, unlike=c.unlike or why) for c in ctors]
 
 
-def _called_chains(info: ClassInfo) -> list[tuple[str, ...]]:
-    """``("encoder", "lm_head")`` for each call ``self.encoder.lm_head(...)`` in the class's
-    methods (two to MAX_HOPS + 1 attributes after ``self``), once each, where the first
-    attribute holds a constructed object."""
+# a call through ``self`` and two to MAX_HOPS + 1 attributes: ``self.encoder.lm_head(``
+_CHAIN_CALL = re.compile(r"\bself((?:\.[A-Za-z_]\w*){2,%d})\s*\(" % (MAX_HOPS + 1))
+
+
+def _called_chains(text: str) -> list[tuple[str, ...]]:
+    """``("encoder", "lm_head")`` for each call ``self.encoder.lm_head(...)`` the file's text
+    writes, once each (read off the text: the file's classes are not walked for it; a chain
+    only in a comment binds a path nothing calls, which nothing reads)."""
     found: list[tuple[str, ...]] = []
-    bindings = info.bindings
-    for method in info.methods.values():
-        for node in ast_walk(method):
-            if node.__class__ is not ast.Call:
-                continue
-            chain = self_chain(node.func)
-            if chain is not None and 1 < len(chain) <= MAX_HOPS + 1 and chain[0] in bindings and chain not in found:
-                found.append(chain)
+    for match in _CHAIN_CALL.finditer(text):
+        chain = tuple(match.group(1)[1:].split("."))
+        if chain not in found:
+            found.append(chain)
     return found
 
 

@@ -1532,7 +1532,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         bind_class(info, infos, names, typer)
     _borrow_layers(infos, names)
     if held_layers.wanted(text):
-        held_layers.borrow_held_layers(infos, typer)
+        held_layers.borrow_held_layers(infos, typer, text)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
     # neither build an embedding nor name a vocabulary size to say what the vocabulary is, are
     # not searched for them (``nll_loss`` of a ``log_softmax`` is a cross-entropy too).
