@@ -42,6 +42,7 @@ from .passed_defaults import int_literal as _int_literal
 from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
+from .held_layers import self_chain as held_chain
 from .torch_bases import INHERITED
 from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatch_branches, dispatched_attr, local_dispatches
 from .zero_input import adds_nothing
@@ -1339,6 +1340,13 @@ class FlowBuilder:
             path = ctx.layer_alias[holder.id]
         elif isinstance(holder, ast.Attribute) and isinstance(holder.value, ast.Name) and holder.value.id == "self":
             path = "self." + holder.attr
+        elif holder.__class__ is ast.Attribute and holder.value.__class__ is ast.Attribute:
+            # self.txt_encoder.encoder.lm_head(h): a layer of a module held through held modules
+            # (held_layers binds ``txt_encoder.encoder.lm_head``)
+            chain = held_chain(holder)
+            if chain is None:
+                return None
+            path = "self." + ".".join(chain)
         elif holder.__class__ is ast.Subscript and holder.value.__class__ is ast.Attribute \
                 and holder.value.value.__class__ is ast.Name and holder.value.value.id == "self":
             # self.layers[i]["q_proj"]: a member of a row of the list (bindings record ``layers[].q_proj``)

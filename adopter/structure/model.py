@@ -32,7 +32,7 @@ from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, SPLIT_SHAPE, TABLE, slices_t
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
-from . import passed_defaults
+from . import held_layers, passed_defaults
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import function_forward, gelu_formula
 from .partial_rope import doubled
@@ -1588,6 +1588,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     for info in infos.values():
         bind_class(info, infos, names, typer)
     _borrow_layers(infos, names)
+    if held_layers.wanted(text):
+        held_layers.borrow_held_layers(infos, typer, text)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
     # neither build an embedding nor name a vocabulary size to say what the vocabulary is, are
     # not searched for them (``nll_loss`` of a ``log_softmax`` is a cross-entropy too).

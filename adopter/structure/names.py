@@ -602,14 +602,32 @@ def names_match(pattern_name: str, code_name: str) -> bool:
     return False
 
 
+NAMESPACE_FOLDERS = 2  # folders without ``__init__.py`` read as portions of the package above them
+
+
 def package_of(path: str) -> str | None:
-    """The dotted package of a file, found by walking up through ``__init__.py`` folders."""
+    """The dotted package of a file, found by walking up through ``__init__.py`` folders.
+
+    A folder without ``__init__.py`` right below a regular package is a namespace portion of
+    it (PEP 420: ``import tinymm.MLM.model`` works with ``tinymm/__init__.py`` and no
+    ``tinymm/MLM/__init__.py``): up to NAMESPACE_FOLDERS such folders between the file and the
+    regular package belong to the dotted name.  Folders with no regular package above them
+    leave the file outside any package, as before."""
     import os
 
     folder = os.path.dirname(os.path.abspath(path))
     parts: list[str] = []
-    while os.path.isfile(os.path.join(folder, "__init__.py")):
-        parts.append(os.path.basename(folder))
+    pending: list[str] = []  # namespace folders below the file's regular package, if one comes
+    while True:
+        name = os.path.basename(folder)
+        if os.path.isfile(os.path.join(folder, "__init__.py")):
+            parts.extend(pending)
+            pending = []
+            parts.append(name)
+        elif parts or len(pending) == NAMESPACE_FOLDERS or not name.isidentifier():
+            break
+        else:
+            pending.append(name)
         parent = os.path.dirname(folder)
         if parent == folder:
             break
