@@ -817,6 +817,9 @@ class Builder:
                  root: str | None = None, module_name: str = "", path: str | None = None,
                  package: str | None = None, groups: Groups | None = None):
         self.original = original
+        # the variants ``variants`` made by joining a side's parts: tried on top of the usual cap
+        # (core.MAX_VARIANTS), so that they never push out a variant tried before
+        self.joined: set[Variant] = set()
         self.groups = groups  # process groups model-parallel layers need, set up on demand (parallel.py)
         self.sizes = sizes
         self.factories = dict(factories or {})
@@ -1158,6 +1161,7 @@ class Builder:
             # wants every part false at once, which no change of one part reaches
             if joint not in from_guards:
                 from_guards.insert(0, joint)
+                self.joined.add(joint)
         out += from_guards
         if not spec and found_guards:
             out += [v for v in self._kept_variants(class_name, method, forward_params, ctor_params, from_guards)
