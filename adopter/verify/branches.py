@@ -29,6 +29,9 @@ class Guard:
     kind: str
     name: str = ""
     want: object = None  # the value the name must have (True/False), "given" / "absent" for params
+    # every part of the test must take its value at once to reach the side (the else of ``a or b``,
+    # the body of ``a and b``): one change at a time never reaches it
+    joint: bool = False
 
     def describe(self) -> str:
         return f"`{self.text}`" + (" (its else branch)" if self.branch == "else" else "")
@@ -130,13 +133,22 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
                         if not aliases and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                             aliases = _test_aliases(node)
                         test = _through_alias(child.test, aliases)
+                        joint = _all_must_hold(test, branch == "body")
                         for kind, name, want in _classify(test, branch == "body") or [("other", "", None)]:
                             out.append(Guard(child.lineno, f"if {source}", branch, stmts[0].lineno, kind, name,
-                                             want))
+                                             want, joint))
             visit(child, aliases)
 
     visit(tree, {})
     return out
+
+
+def _all_must_hold(test: ast.expr, truth: bool) -> bool:
+    """Whether every operand of ``test`` must take its value for ``test`` to be ``truth``: a
+    conjunction's body, a disjunction's else (``not`` turns them round)."""
+    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, truth = test.operand, not truth
+    return isinstance(test, ast.BoolOp) and len(test.values) > 1 and isinstance(test.op, ast.And) == truth
 
 
 def _test_aliases(func: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:

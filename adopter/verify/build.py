@@ -798,6 +798,18 @@ def _set_config(value: Any, overrides: dict[str, Any]) -> None:
             pass
 
 
+
+def _merged(variants: list[Variant], method: str) -> Variant | None:
+    """One variant making all of ``variants``' changes at once; None when two of them set one name
+    to different values."""
+    parts = {part: tuple(dict.fromkeys(i for v in variants for i in getattr(v, part)))
+             for part in ("flags", "config", "ctor", "forward", "attrs")}
+    give = tuple(dict.fromkeys(i for v in variants for i in v.give))
+    if any(len({k for k, _ in items}) != len(items) for items in parts.values()) \
+            or set(give) & {k for k, _ in parts["forward"]}:
+        return None
+    return Variant(**parts, give=give, method=method)
+
 class Builder:
     """Builds (original, patched) instances of one class of one analysed file."""
 
@@ -805,6 +817,9 @@ class Builder:
                  root: str | None = None, module_name: str = "", path: str | None = None,
                  package: str | None = None, groups: Groups | None = None):
         self.original = original
+        # the variants ``variants`` made by joining a side's parts: tried on top of the usual cap
+        # (core.MAX_VARIANTS), so that they never push out a variant tried before
+        self.joined: set[Variant] = set()
         self.groups = groups  # process groups model-parallel layers need, set up on demand (parallel.py)
         self.sizes = sizes
         self.factories = dict(factories or {})
@@ -1030,6 +1045,7 @@ class Builder:
         except (TypeError, ValueError):
             ctor_params = {}
         from_guards: list[Variant] = []
+        sides: dict[tuple[int, str], list[Variant]] = {}  # a side all of whose parts must hold: their changes
         stepped: list[Variant] = []  # two-step calls (a decode step), tried after the guards' own changes
         for guard in found_guards:
             variant = None
@@ -1098,6 +1114,8 @@ class Builder:
                 variant = Variant(flags=((guard.name, guard.want),), method=method)
             if variant is not None and variant not in from_guards:
                 from_guards.append(variant)
+            if variant is not None and guard.joint:
+                sides.setdefault((guard.line, guard.branch), []).append(variant)
             if guard.kind == "attr_set" and guard.want == "absent" and not spec:
                 # ``if self.attn_type is None:`` where __init__ stores a constructor argument in it
                 # as it is (``self.attn_type = attn_type``): built with that argument None, the
@@ -1137,6 +1155,13 @@ class Builder:
                              attrs=tuple(i for v in from_guards for i in v.attrs),
                              give=tuple(i for v in from_guards for i in v.give), method=method)
             from_guards.insert(0, merged)
+        for joint in reversed([j for j in (_merged(v, method) for v in sides.values() if len(v) > 1)
+                               if j is not None]):
+            # ``if need_weights or self.tpu or before_softmax: <original> else: <fused>``: the else
+            # wants every part false at once, which no change of one part reaches
+            if joint not in from_guards:
+                from_guards.insert(0, joint)
+                self.joined.add(joint)
         out += from_guards
         if not spec and found_guards:
             out += [v for v in self._kept_variants(class_name, method, forward_params, ctor_params, from_guards)

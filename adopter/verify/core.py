@@ -648,7 +648,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         if declining is not None:  # right after the default build (which keeps the original path)
             variants = [variants[0], declining, *(dataclasses.replace(v, decline=declining.decline)
                                                   for v in variants[1:])]
-        queue = variants[:MAX_VARIANTS]
+        queue = variants[:MAX_VARIANTS + sum(v in checker.builder.joined for v in variants)]
         combined = False
         defaulted = False
         for index, variant in enumerate(queue):  # grows once, by _with_forward_changes

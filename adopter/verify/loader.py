@@ -639,6 +639,7 @@ class ModuleLoader:
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 raise LoadError(f"importing {name}: {type(exc).__name__}: {exc}") from exc
+            self._import_parents()
             found = getattr(module, "__file__", None)
             if not found or os.path.realpath(found) != os.path.realpath(self.original_file):
                 # The dotted name resolves to another copy (e.g. an installed one): load this
@@ -651,6 +652,27 @@ class ModuleLoader:
         self._original = module
         self.original_name = module.__name__
         return module
+
+    def _import_parents(self) -> None:
+        """Import the file's packages where an earlier attempt left the file's module behind them.
+
+        A package ``__init__`` that imports the analysed file and raises after it (a later
+        sibling's import) leaves the file's module in ``sys.modules`` without its package; the next
+        ``import_module`` of the file returns that module and never meets the package's error, which
+        the patched copy's own ``from pkg import X`` then meets alone, as if the patch broke it.
+        Importing the packages here raises that error for the original too, so the package is kept
+        as far as it runs (``_partial_packages``) for both, and the result says so."""
+        parts = self.package.split(".")
+        for depth in range(1, len(parts) + 1):
+            dotted = ".".join(parts[:depth])
+            if dotted in sys.modules:
+                continue
+            try:
+                importlib.import_module(dotted)
+            except BaseException as exc:
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                raise LoadError(f"importing {dotted}: {type(exc).__name__}: {exc}") from exc
 
     def patched(self, text: str, tag: str) -> ModuleType:
         """Execute ``text`` as a sibling of the original module; return the new module."""
