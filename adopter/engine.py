@@ -425,7 +425,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     # the norm): one place per last member, and one edit (the container's class)
                     place = nodes[-1].span
                 else:
-                    end = (place[0], nodes[-1].span)
+                    end = (_first_line(nodes, finding), nodes[-1].span)
                 if place in at or end in ends:
                     index = at[place] if place in at else ends[end]
                     kept = findings[index]
@@ -762,6 +762,19 @@ def _char_col(lines: list[str], line: int, byte_col: int) -> int:
     if 1 <= line <= len(lines):
         return len(lines[line - 1].encode("utf-8")[:byte_col].decode("utf-8", "replace")) + 1
     return byte_col + 1
+
+
+def _first_line(nodes, finding: Finding) -> int:
+    """The line where a match starts, for telling places apart: its first step's line, or,
+    when that step was inlined from a helper the root calls, the finding's own first line
+    (the statement in the root).  A helper that returns its dropout on two paths
+    (``return self.dropout1(x)`` and ``return self.dropout1(x), weights``, called by the two
+    branches of ``if need_weights``) gives two matches that end at one add and LayerNorm of
+    the root: one place, not one per return line of the helper."""
+    first = nodes[0]
+    if first.inlined:
+        return finding.line
+    return first.span[0]
 
 
 def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
