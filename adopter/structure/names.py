@@ -261,6 +261,8 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
         # ``.nn`` under it can only be the torch package (galerkin-transformer's examples);
         # a file that reads neither is not taken to mean torch by the spelling alone
         names.imports["torch"] = "torch"
+    if names.stars:
+        _star_module_package(names, tree)
     _local_classes(names)
     _member_classes(names)
     _aliases(names, tree)
@@ -301,6 +303,25 @@ def _binds(tree: ast.Module, name: str) -> bool:
         elif cls in BINDERS and name in bound_by(node):
             return True
     return False
+
+
+def _star_module_package(names: ModuleNames, tree: ast.Module) -> None:
+    """A root name bound nowhere in the file, whose ``.Module`` the file's classes subclass
+    (``class Bottleneck(nn.Module):`` under ``from fastai.vision.all import *``, or ``from
+    .layers import *`` of a module that imports ``torch.nn as nn``): the star import binds it,
+    and a package whose ``Module`` is a base with ``forward`` methods, read together with the
+    torch classes under it, is torch's ``torch.nn`` -- its layers are typed like imported ones
+    instead of read as unknown calls.  Decided by the class bases the file writes, whatever
+    the name; a file that binds the name itself (or imports it) keeps its own binding."""
+    roots = set()
+    for cls in names.classes.values():
+        for base in cls.bases:
+            if base.__class__ is ast.Attribute and base.attr == "Module" and base.value.__class__ is ast.Name:
+                roots.add(base.value.id)
+    for root in roots:
+        if root not in names.imports and root not in names.classes and root not in names.functions \
+                and root not in names.constants and not _binds(tree, root):
+            names.imports[root] = "torch.nn"
 
 
 def _reads_torch_packages(tree: ast.Module) -> bool:
