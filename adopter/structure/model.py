@@ -35,7 +35,7 @@ from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, pic
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from . import passed_defaults
-from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
+from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match, star_module_package
 from .formulas import function_forward, gelu_formula
 from .partial_rope import doubled
 from .siblings import Package, imported_tables, sibling_gelu
@@ -1589,6 +1589,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     siblings = Package.of(package, path) if package and path else None
     if siblings is not None and names.stars:
         _bind_stars(names, siblings)
+    if names.stars and (siblings is None or not all(siblings.owns(star + ".x") for star in names.stars)):
+        star_module_package(names, tree)
     typer = LayerTyper(names, tree, module.mention, siblings)
     module.package = siblings
     typer.lines = module.lines

@@ -261,8 +261,6 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
         # ``.nn`` under it can only be the torch package (galerkin-transformer's examples);
         # a file that reads neither is not taken to mean torch by the spelling alone
         names.imports["torch"] = "torch"
-    if names.stars:
-        _star_module_package(names, tree)
     _local_classes(names)
     _member_classes(names)
     _aliases(names, tree)
@@ -305,14 +303,16 @@ def _binds(tree: ast.Module, name: str) -> bool:
     return False
 
 
-def _star_module_package(names: ModuleNames, tree: ast.Module) -> None:
+def star_module_package(names: ModuleNames, tree: ast.Module) -> None:
     """A root name bound nowhere in the file, whose ``.Module`` the file's classes subclass
     (``class Bottleneck(nn.Module):`` under ``from fastai.vision.all import *``, or ``from
     .layers import *`` of a module that imports ``torch.nn as nn``): the star import binds it,
     and a package whose ``Module`` is a base with ``forward`` methods, read together with the
     torch classes under it, is torch's ``torch.nn`` -- its layers are typed like imported ones
     instead of read as unknown calls.  Decided by the class bases the file writes, whatever
-    the name; a file that binds the name itself (or imports it) keeps its own binding."""
+    the name; a file that binds the name itself (or imports it) keeps its own binding.  Asked
+    only when a star import comes from outside the file's package (a module of the package
+    says itself what its star import binds: siblings.Package.star_names)."""
     roots = set()
     for cls in names.classes.values():
         for base in cls.bases:
