@@ -788,30 +788,50 @@ def _namesake_roots(structure: "ClassStructure", mention, lines: list[str]) -> N
                 end = getattr(func, "end_lineno", None)
                 if end is None:
                     break  # (no span to read: kept inlined)
-                text = texts[caller] = _code_text(func, lines, end)
-            if _own_method_word(text, name):
+                text = texts[caller] = "\n".join(lines[func.lineno - 1:end])
+            # (the caller's prose is read only where its raw text names the method: blanking
+            # removes words, so a raw text that names none has none to remove)
+            if _own_method_word(text, name) and _names_in_code(functions[caller], lines, name):
                 break
         else:
             roots.append(name)
 
 
-def _code_text(func, lines: list[str], end: int) -> str:
-    """``func``'s text with its comments and the text of its strings blanked, save strings that
+def _names_in_code(func, lines: list[str], name: str) -> bool:
+    """Does ``func`` name the method ``name`` (:func:`_own_method_word`) outside its docstring,
+    comments and prose strings?  A line with no quote and no ``#`` is code when no triple-quoted
+    string is left to span it (the docstring taken off by its node): read first, the tokenizer
+    (:func:`_code_text`) only where that line test does not decide."""
+    first = func.body[0] if func.body else None
+    start, end = func.lineno - 1, func.end_lineno
+    body = lines[start:end]
+    if first is not None and first.__class__ is ast.Expr and first.value.__class__ is ast.Constant \
+            and isinstance(first.value.value, str):
+        body = lines[start:first.lineno - 1] + lines[first.end_lineno:end]
+    text = "\n".join(body)
+    if '"""' not in text and "'''" not in text:
+        plain = "\n".join(line for line in body if "#" not in line and '"' not in line and "'" not in line)
+        if _own_method_word(plain, name):
+            return True
+    return _own_method_word(_code_text(text), name)
+
+
+def _code_text(text: str) -> str:
+    """A method's text with its comments and the text of its strings blanked, save strings that
     are one identifier (``getattr(self, "train")`` still names ``train``).  Prose runs nothing:
     ``Dataset to train the downstream model`` or a ``"Loss/train"`` log key in an ``evaluate``
     is no call of the class's ``train`` (AK_SSL's trainer), which then was inlined nowhere."""
-    chunk = lines[func.lineno - 1:end]
-    text = "\n".join(chunk)
+    chunk = text.split("\n")
     if "#" not in text and "'" not in text and '"' not in text:
         return text
     rows = [list(line) for line in chunk]
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             kind = tok.type
-            if kind is _STRING:
+            if kind == _STRING:
                 if tok.string[:1] in "\"'" and tok.string[1:-1].isidentifier():
                     continue
-            elif kind is not _COMMENT and kind is not _FSTRING_MIDDLE:
+            elif kind != _COMMENT and kind != _FSTRING_MIDDLE:
                 continue
             (srow, scol), (erow, ecol) = tok.start, tok.end
             for row in range(srow - 1, erow):
