@@ -3700,7 +3700,7 @@ class LayerTyper:
                     and _drop_instances(stmt.target if stmt.__class__ in (ast.For, ast.AsyncFor) else stmt, env):
                 pass  # (never taken: the loop's or with's names are no longer a call's instance)
             elif (stmt.__class__ is ast.For and NESTED in env and self._flatten(stmt, env)) or (
-                    isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and isinstance(stmt.target, ast.Name)
+                    isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and _loop_target(stmt.target)
                     and ELEMENTS + stmt.iter.id in env and not stmt.orelse
                     and self._unroll(stmt, _list_spec(env, stmt.iter.id), env, depth, record, hook, nested)):
                 continue
@@ -3811,9 +3811,15 @@ class LayerTyper:
         elements = self._elements(spec)
         if not elements or len(elements) > MAX_UNROLL:
             return False
-        name = loop.target.id
+        target = loop.target
+        # ``for a, b, norm, act in blocks:``: the names unpacked from each element at the loop
+        # head, as ``a, b, norm, act = block`` would in the body (AK_SSL's projection heads)
+        name = target.id if target.__class__ is ast.Name else None
         for expr, where, repeated in elements:
-            env[ELEMENT_OF + name] = (expr, where)
+            if name is None:
+                self._unpack(target, (expr, where), env, depth)
+            else:
+                env[ELEMENT_OF + name] = (expr, where)
             if repeated:
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
                 self._walk(loop.body, env, depth, record, hook, nested=True)
@@ -3824,7 +3830,8 @@ class LayerTyper:
                 self._walk(loop.body, env, depth, record, hook, nested)
         for key in [k for k in env if isinstance(k, str) and k.startswith((ELEMENT, ITERATION))]:
             del env[key]
-        env.pop(ELEMENT_OF + name, None)
+        if name is not None:
+            env.pop(ELEMENT_OF + name, None)
         return True
 
     def _unpack(self, targets: ast.expr, element: tuple, env: dict, depth: int) -> None:
@@ -5280,6 +5287,14 @@ def registers(value: ast.expr) -> bool:
     and list/tuple/dict displays (a plain container registers nothing)."""
     return not isinstance(value, (ast.Constant, ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.JoinedStr,
                                   ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp))
+
+
+def _loop_target(target: ast.expr) -> bool:
+    """A loop variable :meth:`LayerTyper._unroll` can stand for each element: one name, or a
+    tuple of plain names unpacked from each element (``for a, b, norm, act in blocks:``)."""
+    if target.__class__ is ast.Name:
+        return True
+    return target.__class__ in (ast.Tuple, ast.List) and all(t.__class__ is ast.Name for t in target.elts)
 
 
 def _list_spec(env: dict, name: str) -> tuple | None:

@@ -23,7 +23,9 @@ most roots are never built, which keeps the check path near the cost of ``ast.pa
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 from ..records import dataclass, field, replace
 
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
@@ -33,12 +35,15 @@ from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, pic
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from . import held_layers, passed_defaults
-from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
+from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match, star_module_package
 from .formulas import function_forward, gelu_formula
 from .partial_rope import doubled
 from .siblings import MAX_HOPS, Package, imported_tables, sibling_gelu
 from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatched_methods
 from .treewalk import ast_walk, blocks
+
+_STRING, _COMMENT = tokenize.STRING, tokenize.COMMENT
+_FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", -1)  # (3.12: an f-string's literal text)
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 # The module's own statements (a training script's body) as one more root of ``<module>``.
@@ -771,8 +776,8 @@ def _namesake_roots(structure: "ClassStructure", mention, lines: list[str]) -> N
         if whole is None:
             node = structure.info.node
             whole = "\n".join(lines[node.lineno - 1:node.end_lineno])
-        if ("self." + name) in whole or ("cls." + name) in whole or (")." + name) in whole:
-            continue  # (an own call somewhere, or a longer name that starts with it: kept inlined)
+        if _own_attribute(whole, name):
+            continue  # (an own call somewhere: kept inlined)
         callers = [n for n, func in functions.items() if n != name and name in mention(func)]
         if not callers:
             continue
@@ -784,10 +789,76 @@ def _namesake_roots(structure: "ClassStructure", mention, lines: list[str]) -> N
                 if end is None:
                     break  # (no span to read: kept inlined)
                 text = texts[caller] = "\n".join(lines[func.lineno - 1:end])
-            if _own_method_word(text, name):
+            # (the caller's prose is read only where its raw text names the method: blanking
+            # removes words, so a raw text that names none has none to remove)
+            if _own_method_word(text, name) and _names_in_code(functions[caller], lines, name):
                 break
         else:
             roots.append(name)
+
+
+def _names_in_code(func, lines: list[str], name: str) -> bool:
+    """Does ``func`` name the method ``name`` (:func:`_own_method_word`) outside its docstring,
+    comments and prose strings?  A line with no quote and no ``#`` is code when no triple-quoted
+    string is left to span it (the docstring taken off by its node): read first, the tokenizer
+    (:func:`_code_text`) only where that line test does not decide."""
+    first = func.body[0] if func.body else None
+    start, end = func.lineno - 1, func.end_lineno
+    body = lines[start:end]
+    if first is not None and first.__class__ is ast.Expr and first.value.__class__ is ast.Constant \
+            and isinstance(first.value.value, str):
+        body = lines[start:first.lineno - 1] + lines[first.end_lineno:end]
+    text = "\n".join(body)
+    if '"""' not in text and "'''" not in text:
+        plain = "\n".join(line for line in body if "#" not in line and '"' not in line and "'" not in line)
+        if _own_method_word(plain, name):
+            return True
+    return _own_method_word(_code_text(text), name)
+
+
+def _code_text(text: str) -> str:
+    """A method's text with its comments and the text of its strings blanked, save strings that
+    are one identifier (``getattr(self, "train")`` still names ``train``).  Prose runs nothing:
+    ``Dataset to train the downstream model`` or a ``"Loss/train"`` log key in an ``evaluate``
+    is no call of the class's ``train`` (AK_SSL's trainer), which then was inlined nowhere."""
+    chunk = text.split("\n")
+    if "#" not in text and "'" not in text and '"' not in text:
+        return text
+    rows = [list(line) for line in chunk]
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            kind = tok.type
+            if kind == _STRING:
+                if tok.string[:1] in "\"'" and tok.string[1:-1].isidentifier():
+                    continue
+            elif kind != _COMMENT and kind != _FSTRING_MIDDLE:
+                continue
+            (srow, scol), (erow, ecol) = tok.start, tok.end
+            for row in range(srow - 1, erow):
+                line = rows[row]
+                start = scol if row == srow - 1 else 0
+                stop = ecol if row == erow - 1 else len(line)
+                line[start:stop] = " " * (stop - start)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return text
+    return "\n".join("".join(line) for line in rows)
+
+
+def _own_attribute(text: str, name: str) -> bool:
+    """Does ``text`` read ``self.name``, ``cls.name`` or ``(...).name`` as that whole word?  A
+    longer method that starts with it (``self.train_one_epoch`` for ``train``) is another
+    method: taking it for an own call left AK_SSL's ``Trainer.train`` inlined nowhere, its
+    optimizers read by no rule."""
+    size = len(name)
+    for owner in ("self.", "cls.", ")."):
+        word = owner + name
+        at = text.find(word)
+        while at >= 0:
+            after = text[at + len(owner) + size:at + len(owner) + size + 1]
+            if not (after.isalnum() or after == "_"):
+                return True
+            at = text.find(word, at + 1)
+    return False
 
 
 def _own_method_word(text: str, name: str) -> bool:
@@ -1580,6 +1651,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         _bind_stars(names, siblings)
     if siblings is not None:
         _bind_reexports(names, siblings, text)
+    if names.stars and (siblings is None or not all(siblings.owns(star + ".x") for star in names.stars)):
+        star_module_package(names, tree)
     typer = LayerTyper(names, tree, module.mention, siblings)
     module.package = siblings
     typer.lines = module.lines

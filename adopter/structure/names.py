@@ -303,6 +303,27 @@ def _binds(tree: ast.Module, name: str) -> bool:
     return False
 
 
+def star_module_package(names: ModuleNames, tree: ast.Module) -> None:
+    """A root name bound nowhere in the file, whose ``.Module`` the file's classes subclass
+    (``class Bottleneck(nn.Module):`` under ``from fastai.vision.all import *``, or ``from
+    .layers import *`` of a module that imports ``torch.nn as nn``): the star import binds it,
+    and a package whose ``Module`` is a base with ``forward`` methods, read together with the
+    torch classes under it, is torch's ``torch.nn`` -- its layers are typed like imported ones
+    instead of read as unknown calls.  Decided by the class bases the file writes, whatever
+    the name; a file that binds the name itself (or imports it) keeps its own binding.  Asked
+    only when a star import comes from outside the file's package (a module of the package
+    says itself what its star import binds: siblings.Package.star_names)."""
+    roots = set()
+    for cls in names.classes.values():
+        for base in cls.bases:
+            if base.__class__ is ast.Attribute and base.attr == "Module" and base.value.__class__ is ast.Name:
+                roots.add(base.value.id)
+    for root in roots:
+        if root not in names.imports and root not in names.classes and root not in names.functions \
+                and root not in names.constants and not _binds(tree, root):
+            names.imports[root] = "torch.nn"
+
+
 def _reads_torch_packages(tree: ast.Module) -> bool:
     """Does the module read ``torch.optim`` or ``torch.nn`` (the condition under which a
     star-imported ``torch`` is taken for the package)?"""
