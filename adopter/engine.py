@@ -116,12 +116,18 @@ def match_rule(rule: Rule, structure) -> list[Match]:
     # match_module nothing to return, so the call is not made (most matchers of most files:
     # the matchers of a rule's alternatives and variants share a few key sets).
     listed = structure.candidates
+    deferred = []
     for matcher in matchers_for(rule):
+        if matcher.predicts_input == "masked":
+            deferred.append(matcher)
+            continue
         known = listed.get(matcher.roots_key)
         if known is not None and not known:
             continue
         for match in matcher.match_module(structure):
             found.setdefault(match.key, match)
+    if deferred and found:
+        _add_masked_rows(deferred, structure, found)
     matches = list(found.values())
     if len(matches) > 1:
         # One site reached by a smaller and a larger pattern of the rule (the rotation of q
@@ -164,6 +170,32 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         if len(matches) > 1:
             matches = _one_pair_of_tables(matches)
     return sorted(matches, key=lambda m: m.span)
+
+
+def _head_of(structure, match: Match) -> tuple | None:
+    """Which head a match's first step calls: the same-file module class it is an instance of,
+    or else the attribute of its class (a Linear held as ``self.lm_head``); None for no layer."""
+    head = match.nodes[0]
+    if head.kind != "layer":
+        return None
+    local = sorted(t for t in head.types if t in structure.classes)
+    return ("class", local[0]) if local else ("attribute", match.class_name, head.layer)
+
+
+def _add_masked_rows(deferred: list, structure, found: dict) -> None:
+    """The deferred alternatives (``predicts_input = "masked"``: a head's logits over rows a
+    mask picks, into a cross-entropy) where their head is one the rule's other matches in this
+    file already score as a vocabulary head (a next-element loss, a view to the vocabulary): a
+    vocabulary head is one at every use in the file (lead ruling, session 39), and the fused
+    kernel takes any rows.  Run only in files where the rule found something: elsewhere there
+    is no such head, and the matchers cost nothing."""
+    heads = {h for h in (_head_of(structure, m) for m in found.values()) if h is not None}
+    if not heads:
+        return
+    for matcher in deferred:
+        for match in matcher.match_module(structure):
+            if _head_of(structure, match) in heads:
+                found.setdefault(match.key, match)
 
 
 def _tables_of(m: Match) -> tuple:
