@@ -116,12 +116,18 @@ def match_rule(rule: Rule, structure) -> list[Match]:
     # match_module nothing to return, so the call is not made (most matchers of most files:
     # the matchers of a rule's alternatives and variants share a few key sets).
     listed = structure.candidates
+    deferred = []
     for matcher in matchers_for(rule):
+        if matcher.predicts_input == "masked":
+            deferred.append(matcher)
+            continue
         known = listed.get(matcher.roots_key)
         if known is not None and not known:
             continue
         for match in matcher.match_module(structure):
             found.setdefault(match.key, match)
+    if deferred and found:
+        _add_masked_rows(deferred, structure, found)
     matches = list(found.values())
     if len(matches) > 1:
         # One site reached by a smaller and a larger pattern of the rule (the rotation of q
@@ -164,6 +170,61 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         if len(matches) > 1:
             matches = _one_pair_of_tables(matches)
     return sorted(matches, key=lambda m: m.span)
+
+
+_VOCABULARY_TYPES = frozenset(("adopter.lm_head", "adopter.lm_head_first"))
+
+
+def _head_of(structure, match: Match) -> tuple | None:
+    """Which head a match's first step calls: the same-file module class it is an instance of,
+    or else the attribute of its class (a Linear held as ``self.lm_head``); None for no layer."""
+    head = match.nodes[0]
+    if head.kind != "layer":
+        return None
+    local = sorted(t for t in head.types if t in structure.classes)
+    return ("class", local[0]) if local else ("attribute", match.class_name, head.layer)
+
+
+def _called_again(structure, heads: set) -> bool:
+    """Is one of these heads called twice or more in the file's text (``self.<attr>(`` in the
+    classes holding it)?  A head called once is used only where the rule found it: the deferred
+    matchers have no other use to read (most causal LMs), and are not run."""
+    lines = structure.lines
+    if lines is None:
+        return True
+    attributes = {(h[1], h[2][5:]) for h in heads if h[0] == "attribute"}
+    classes = {h[1] for h in heads if h[0] == "class"}
+    calls = 0
+    for cls in structure.classes.values():
+        node = cls.info.node if cls.info is not None else None
+        if node is None:
+            continue
+        for attr, ctors in cls.bindings.items():
+            if (cls.name, attr) in attributes or (classes and ctors and ctors[0].fqn in classes):
+                text = "\n".join(lines[node.lineno - 1:node.end_lineno])
+                calls += text.count(f"self.{attr}(")
+                if calls >= 2:
+                    return True
+    return False
+
+
+def _add_masked_rows(deferred: list, structure, found: dict) -> None:
+    """The deferred alternatives (``predicts_input = "masked"``: a head's logits over rows a
+    mask picks, into a cross-entropy) where their head is one the rule's other matches in this
+    file already score as a vocabulary head (a next-element loss, a view to the vocabulary): a
+    vocabulary head is one at every use in the file (lead ruling, session 39), and the fused
+    kernel takes any rows.  Run only in files where the rule found something: elsewhere there
+    is no such head, and the matchers cost nothing."""
+    # (a head typed as a vocabulary head by the file's data flow, adopter.lm_head, is read at
+    # every use by the rule's own alternatives already: only the heads found otherwise count)
+    heads = {h for h in (_head_of(structure, m) for m in found.values()
+                         if not m.nodes[0].types & _VOCABULARY_TYPES) if h is not None}
+    if not heads or not _called_again(structure, heads):
+        return
+    for matcher in deferred:
+        for match in matcher.match_module(structure):
+            if _head_of(structure, match) in heads:
+                found.setdefault(match.key, match)
 
 
 def _tables_of(m: Match) -> tuple:

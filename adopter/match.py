@@ -1535,6 +1535,7 @@ class Matcher:
         if self.helper_computes and not self._helpers_compute(flow, state):
             return None
         if self.predicts_input and not (self._shifted_target(cls, flow, state) if self.predicts_input == "shift"
+                                        else _masked_rows(cls, flow, state) if self.predicts_input == "masked"
                                         else self._predicts_input(flow, state)):
             return None
         if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)
@@ -3056,6 +3057,46 @@ def _slice_text(key: str) -> str | None:
 def _within(inner: tuple, outer: tuple) -> bool:
     """Does the source span ``inner`` (line, col, end line, end col) lie inside ``outer``?"""
     return (inner[0], inner[1]) >= (outer[0], outer[1]) and (inner[2], inner[3]) <= (outer[2], outer[3])
+
+
+def _masked_rows(cls: ClassStructure, flow: Flow, state: _State) -> bool:
+    """Are the head's logits those of rows picked by one mask or index of the leading axes
+    (``h[labels != -100]`` before the head, directly or through a local name bound to it once
+    on the path; ``logits[mask]`` after it, canon.rows)?  Such a selection flattens the leading
+    axes, so the logits are (rows, classes) and a cross-entropy of them is over the head's own
+    output axis: the fused linear cross-entropy takes any rows.  A tuple index (``x[:, m]``, a
+    selection over another axis, a slice keeping the positions axis) is none of these."""
+    lines = cls.module.lines
+    cut = next((n for n in state.matched if n.canon == "canon.rows"), None)
+    if cut is not None:
+        return lines is not None and cut.span is not None and _one_mask_index(_span_text(lines, cut.span))
+    head = state.matched[0]
+    if not head.args or not isinstance(head.args[0], Ref):
+        return False
+    key = head.args[0].key
+    if _one_mask_index(key):
+        return True
+    found = _last_reaching(_definers(flow.nodes, key, head.id), head.scope)
+    return len(found) == 1 and found[0].kind in ("copy", "method") and found[0].span is not None \
+        and lines is not None and _one_mask_index(_span_text(lines, found[0].span))
+
+
+def _span_text(lines: list, span: tuple) -> str:
+    """The source of a one-line span (``""`` for a span over several lines)."""
+    line, col, end_line, end_col = span
+    return lines[line - 1][col:end_col] if line == end_line and 0 < line <= len(lines) else ""
+
+
+def _one_mask_index(text: str) -> bool:
+    """Is ``text`` ``x[m]`` with one index that is a comparison (a boolean mask, ``labels !=
+    -100``) or a name (a mask or the indices of rows)?"""
+    if not text.endswith("]") or "[" not in text:
+        return False
+    try:
+        expr = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return False
+    return expr.__class__ is ast.Subscript and expr.slice.__class__ in (ast.Compare, ast.Name)
 
 
 def _definers(nodes: list, key: str, before: int) -> list:

@@ -18,6 +18,7 @@ from ..records import dataclass, field, replace
 
 from .layers import (INPUT_KINDS, MEMBERS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, Key, LayerTyper,
                      SeqGraph, _Param, _param_item, _returns, _super_init)
+from .module_copies import repeated_element
 from .ops import RUNTIME_PARAM
 from .treewalk import blocks
 from .names import ModuleNames
@@ -25,6 +26,7 @@ from .torch_bases import BASES, inherited
 from .treewalk import ast_walk
 
 CONTAINERS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
+_COMPREHENSIONS = (ast.ListComp, ast.GeneratorExp)  # (module_copies.repeated_element's gate)
 # The layers an ``nn.Sequential`` attribute's output is typed as when it ends in one (a Linear:
 # ``self.embed = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, h))`` then ``self.act(self.embed(x))``)
 ATTRIBUTE_OUTPUT_KINDS = OUTPUT_KINDS | {"torch.nn.Linear"}
@@ -949,6 +951,17 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         _record_positions(attr, value.args[0].elts, stmt, func_name, typer, env, out,
                           unlike=f"the members of `{attr}` (an nn.ModuleList) run by index in forward; "
                                  "rewrite it by hand")
+    repeated = repeated_element(value, names.resolve, names.functions) if value.__class__ is ast.Call and value.args \
+        and (value.args[0].__class__ in _COMPREHENSIONS or value.func.__class__ is ast.Name and value.args[1:]) else None
+    if repeated is not None:
+        # nn.ModuleList([nn.Linear(d, d) for _ in range(4)]), clones(nn.Linear(d, d), 4): each
+        # position holds its own copy of the element (module_copies)
+        element, count = repeated
+        _record_positions(attr, [element] * count, stmt, func_name, typer, env, out,
+                          unlike=f"the members of `{attr}` (copies in an nn.ModuleList) run by index in forward; "
+                                 "rewrite it by hand")
+        if fqn != "torch.nn.ModuleList":
+            _record(f"{attr}[]", element, stmt, func_name, typer, env, names, out)
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):
             listed = env.get("list:" + element.id) if isinstance(element, ast.Name) else None

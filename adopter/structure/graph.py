@@ -34,6 +34,7 @@ from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
                        passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .halves import chunk_in_two_last
+from .module_copies import zipped_rows
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import (class_table, entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords,
                        literal_table, spread_keys)
@@ -4987,7 +4988,7 @@ class FlowBuilder:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
-        if value_kind is ast.ListComp and unpacking:
+        if (value_kind is ast.ListComp or value_kind is ast.GeneratorExp) and unpacking:
             calls = _comprehension_calls(targets[0], value_expr)
             if calls is not None:
                 for target, call in calls:
@@ -6416,7 +6417,7 @@ def _mutates(expr: ast.expr) -> bool:
                for n in ast_walk(expr))
 
 
-def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
+def _comprehension_calls(target: ast.expr, comp: ast.ListComp | ast.GeneratorExp) -> list | None:
     """``q, k, v = [t.view(b, n, h, d).transpose(1, 2) for t in (q, k, v)]``: the assignments
     ``q = q.view(...).transpose(1, 2)``, ``k = ...``, ``v = ...`` in order, as ``_map_calls``
     reads ``map``.  Only a comprehension of one call over a literal tuple or list of as many
@@ -6427,21 +6428,30 @@ def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
         return None
     gen = comp.generators[0]
     seq, names = gen.iter, target.elts
-    if (gen.ifs or gen.is_async or not isinstance(gen.target, ast.Name)
-            or not isinstance(seq, (ast.Tuple, ast.List)) or len(seq.elts) != len(names) or len(names) < 2
-            or not all(isinstance(t, ast.Name) for t in names) or any(isinstance(e, ast.Starred) for e in seq.elts)):
+    if (gen.ifs or gen.is_async or len(names) < 2 or not all(isinstance(t, ast.Name) for t in names)):
         return None
-    loop = gen.target.id
-    body = {n.id for n in ast_walk(comp.elt) if isinstance(n, ast.Name) and n.id != loop}
+    if isinstance(gen.target, ast.Name) and isinstance(seq, (ast.Tuple, ast.List)) and len(seq.elts) == len(names) \
+            and not any(isinstance(e, ast.Starred) for e in seq.elts):
+        loops, rows = (gen.target.id,), [(e,) for e in seq.elts]
+    else:
+        # ``for layer, y in zip(self.linears, [x] * 3)``: row i is (self.linears[i], x)
+        zipped = zipped_rows(gen.target, seq, len(names))
+        if zipped is None:
+            return None
+        loops, rows = zipped
+    body = {n.id for n in ast_walk(comp.elt) if isinstance(n, ast.Name) and n.id not in loops}
     if any(isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr))
            for n in ast_walk(comp.elt)) or body & {t.id for t in names}:
         return None
     out, rebound = [], set()
-    for name, elt in zip(names, seq.elts):
-        if any(isinstance(n, ast.Name) and n.id in rebound for n in ast_walk(elt)):
+    for name, row in zip(names, rows):
+        if any(isinstance(n, ast.Name) and n.id in rebound | set(loops) for e in row for n in ast_walk(e)):
             return None
         rebound.add(name.id)
-        out.append((name, _Substitute(loop, elt).visit(copy.deepcopy(comp.elt))))
+        value = copy.deepcopy(comp.elt)
+        for loop, elt in zip(loops, row):
+            value = _Substitute(loop, elt).visit(value)
+        out.append((name, value))
     return out
 
 
