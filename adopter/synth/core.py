@@ -176,7 +176,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
                 continue
         else:
             done_now = [plan.finding for group in groups for plan in group]
-            history.append((current, skipped, done_now))
+            history.append((current, skipped + _set_aside(plans, groups), done_now))
             for group in groups:
                 for plan in group:
                     applied.append(plan.finding)
@@ -210,6 +210,25 @@ def _as_reported(skipped: list, findings: list[Finding]) -> list[tuple[Finding, 
         if whole is not None and (whole.end_line, whole.end_column) > (finding.end_line, finding.end_column):
             finding = replace(finding, end_line=whole.end_line, end_column=whole.end_column)
         out.append((finding, why))
+    return out
+
+
+def _set_aside(plans: list[Plan], groups: list[list[Plan]]) -> list[tuple[Finding, str]]:
+    """The plans of a round left for a later one because their edits overlap a chosen plan's,
+    each with the reason it was set aside.  A later round usually fixes them; where the chosen
+    patch changed the code so that they no longer match (sssegmentation's non-local block: two
+    helpers a setting picks, fused at the same caller lines), :func:`_earlier_declines` reports
+    them with this reason instead of dropping them."""
+    chosen = [g[0] for g in groups]
+    taken = {id(p) for g in groups for p in g}
+    out = []
+    for plan in plans:
+        if id(plan) in taken:
+            continue
+        first = next((c for c in chosen for a in c.regions for b in plan.regions if overlaps(a, b)), None)
+        where = f"the fix of line {first.finding.line} ({first.rule.id})" if first is not None else "another fix"
+        out.append((plan.finding, f"its edits overlap {where}, applied first, after which it no longer matches; "
+                                  "rewrite it by hand"))
     return out
 
 
