@@ -176,7 +176,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
                 continue
         else:
             done_now = [plan.finding for group in groups for plan in group]
-            history.append((current, skipped, done_now))
+            history.append((current, skipped + _set_aside(plans, groups), done_now))
             for group in groups:
                 for plan in group:
                     applied.append(plan.finding)
@@ -213,13 +213,37 @@ def _as_reported(skipped: list, findings: list[Finding]) -> list[tuple[Finding, 
     return out
 
 
+def _set_aside(plans: list[Plan], groups: list[list[Plan]]) -> list[tuple[Finding, str]]:
+    """The plans of a round left for a later one because their edits overlap a chosen plan's,
+    each with the reason it was set aside.  A later round usually fixes them; where the chosen
+    patch changed the code so that they no longer match (sssegmentation's non-local block: two
+    helpers a setting picks, fused at the same caller lines), :func:`_earlier_declines` reports
+    them with this reason instead of dropping them."""
+    chosen = [g[0] for g in groups]
+    taken = {id(p) for g in groups for p in g}
+    out = []
+    for plan in plans:
+        if id(plan) in taken:
+            continue
+        first = next((c for c in chosen for a in c.regions for b in plan.regions if overlaps(a, b)), None)
+        where = f"the fix of line {first.finding.line} ({first.rule.id})" if first is not None else "another fix"
+        out.append((plan.finding, f"its edits overlap {where}, applied first, after which it no longer matches; "
+                                  "rewrite it by hand"))
+    return out
+
+
 def _earlier_declines(history: list, final: str, skipped: list) -> list[tuple[Finding, str]]:
     """Declines of earlier rounds whose finding the last round no longer matched although its
     lines are still there as they were: a patch nearby changed what the matcher reads (babybert's
     ``layer_norm_2(x + self.mlp(x))``, declined for the Dropout last in ``self.mlp``, no longer
     matches once ADP006 made ``self.mlp`` a FoldingSequential).  The reason still describes that
     code, so the finding keeps it (at its lines in the final text) instead of vanishing.  Not
-    when a later round patched it, nor when the final round declines it itself."""
+    when a later round patched it, nor when the final round declines it itself.
+
+    A patch of the same round inside the finding's lines (sssegmentation's non-local block: the
+    ``gaussian`` helper fused at the caller's lines, the ``embeddedgaussian`` one declined over
+    the same caller) does not drop it either: the finding keeps its reason, placed from its first
+    line, which the patch left as it was (:func:`_placed`)."""
     out: list[tuple[Finding, str]] = []
     maps: dict[tuple[int, int], list] = {}
 
@@ -235,19 +259,45 @@ def _earlier_declines(history: list, final: str, skipped: list) -> list[tuple[Fi
                 return b0 + first - a0, b0 + last - a0
         return None
 
+    def placed(i: int, j: int, found: Finding) -> tuple[int, int] | None:
+        """The finding's lines in round j's text: as a whole where unchanged, else from its
+        first line (unchanged), its end shifted by the lines the rewrites added (_placed)."""
+        span = moved(i, j, found.line, found.end_line)
+        if span is not None:
+            return span
+        first = moved(i, j, found.line, found.line)
+        if first is None:
+            return None
+        new = final if j == len(history) else history[j][0]
+        return _placed(first[0], found.end_line + len(new.splitlines()) - len(history[i][0].splitlines()))
+
     def meets(found: Finding, span: tuple[int, int], others) -> bool:
         return any(o.rule == found.rule and o.line <= span[1] and span[0] <= o.end_line for o in others)
 
+    def patched(i: int, found: Finding) -> bool:
+        """A later round patched it (a match of it there, maybe with other lines, overlaps a
+        patch).  The round that declined it patched other findings only: one of them counts
+        where it starts where this one does."""
+        if any(o.rule == found.rule and (o.line, o.column) == (found.line, found.column) for o in history[i][2]):
+            return True
+        return any((at := placed(i, j, found)) is not None and meets(found, at, history[j][2])
+                   for j in range(i + 1, len(history)))
+
     for i, (_, declined, _) in enumerate(history):
         for found, why in declined:
-            span = moved(i, len(history), found.line, found.end_line)
+            span = placed(i, len(history), found)
             if span is None or meets(found, span, [f for f, _ in skipped + out]):
                 continue
-            if any((at := moved(i, j, found.line, found.end_line)) is not None and meets(found, at, history[j][2])
-                   for j in range(i, len(history))):
-                continue  # (patched in a later round)
+            if patched(i, found):
+                continue
             out.append((replace(found, line=span[0], end_line=span[1]), why))
     return out
+
+
+def _placed(first: int, end: int) -> tuple[int, int]:
+    """A finding's lines from its first line and an estimated end: never before the first
+    (a rewrite that removed lines inside it may shift the estimate above it)."""
+    return first, max(first, end)
 
 
 def _plan_all(matches, planner: Planner, path: str, failed: dict) -> tuple[list[Plan], list]:

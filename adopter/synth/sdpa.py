@@ -839,6 +839,7 @@ class _Attention:
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
         self.helper_inlined = False  # that helper computes the scores too (_inline_attention_helper)
+        self.helper_conditions: dict[str, ast.expr] = {}  # its scale step's role -> the setting's test (_setting_scales)
         self.helper_exports: set[str] = set()  # names it hands back beside them, bound on the fused path too
         self.helper_made: set[str] = set()  # names its statements bind (on the fused path, in the caller)
         self.helper_step_stored: set[str] = set()  # names its steps bind (never on the fused path)
@@ -1127,6 +1128,12 @@ class _Attention:
                     raise Skip(f"{words} at line {self.roles[role].line} only runs under a condition "
                                f"(`if {self._text(if_stmt.test)}:` at line {if_stmt.lineno}, {detail})")
                 conditions[role] = if_stmt.test
+        for role, test in self.helper_conditions.items():
+            # the inlined helper's `if self.<setting>: w /= ...` (_setting_scales): at the
+            # caller's call, the scale runs exactly when the setting's test holds
+            if read_names(test) & all_stored:
+                raise Skip(f"the test of the scale at line {self.roles[role].line} reads what the attention assigns")
+            conditions[role] = test
 
         self.off_roles = self._guarded_off(region, conditions, all_stored)
         guard += self._widening_terms(conditions)
@@ -1833,7 +1840,8 @@ class _Attention:
         others = [e for i, e in enumerate(elts) if i not in at]
         if len(at) != 1 or not all(isinstance(e, ast.Name) for e in others):
             raise Skip(why + "and returns more than them; rewrite it by hand")
-        if len(steps) + (span_of(body[-1]) in step_spans) != len(step_spans):
+        nested = _setting_scales(body[:-1], step_spans, {n.stmt: roles.get(id(n)) for n in outside}, lead)
+        if len(steps) + len(nested) + (span_of(body[-1]) in step_spans) != len(step_spans):
             raise Skip(why + "with steps nested in its statements; rewrite it by hand")
         for st in steps:
             if not (isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name)):
@@ -1844,7 +1852,7 @@ class _Attention:
         step_reads: set[str] = set()
         step_stored: set[str] = set()
         for st in body[:-1]:
-            if span_of(st) in step_spans:
+            if span_of(st) in step_spans or span_of(st) in nested:
                 step_reads |= _loads(st)
                 step_stored |= stored_names(st)
                 continue
@@ -1934,6 +1942,7 @@ class _Attention:
         self.helper_steps[span_of(call_stmt)] = kept
         self.helper_call = call_stmt
         self.helper_inlined = True
+        self.helper_conditions = {role: if_stmt.test for role, if_stmt in nested.values()}
         self.helper_exports = set(exports)
         self.helper_made = made
         self.helper_step_stored = step_stored
@@ -7148,6 +7157,31 @@ def _is_call(text: str) -> bool:
 def _calls_in(function: ast.AST, name: str) -> bool:
     """Does ``function`` call ``self.<name>(...)``?"""
     return any(_calls_helper(n, name, True) for n in ast_walk(function))
+
+
+def _setting_scales(stmts: list[ast.stmt], step_spans: set, role_of: dict, lead: list[str]) -> dict:
+    """The inlined helper's scale steps each alone under an ``if`` on the instance's settings
+    (sssegmentation's ``if self.use_scale: pairwise_weight /= theta_x.shape[-1]**0.5``): the
+    if's span -> (the step's role, the if).  The test reads attributes of the instance and
+    constants alone (no parameter or local of the helper), so at the caller's call it is the
+    same value, and the scores are scaled exactly when it holds: ``scale=`` says it (_scale).
+    An if with an else, more statements, or another step in it is not one (the helper then
+    declines, its steps nested in its statements)."""
+    out: dict = {}
+    for st in stmts:
+        if not (isinstance(st, ast.If) and not st.orelse and len(st.body) == 1 and span_of(st.body[0]) in step_spans):
+            continue
+        inner = st.body[0]
+        if role_of.get(span_of(inner)) not in SCALE_STEPS or not _plain_test(st.test):
+            continue
+        if not (isinstance(inner, (ast.Assign, ast.AugAssign)) and len(getattr(inner, "targets", [inner.target if
+                isinstance(inner, ast.AugAssign) else None])) == 1):
+            continue
+        names = {n.id for n in ast_walk(st.test) if isinstance(n, ast.Name)}
+        if not names <= set(lead[:1]) or not lead or lead[0] != "self":
+            continue
+        out[span_of(st)] = (role_of[span_of(inner)], st)
+    return out
 
 
 def _dispatched_calls(caller_def: ast.AST) -> list:
