@@ -60,6 +60,7 @@ from .inputs import (
 )
 from . import facts
 from .parallel import Groups, as_exception, construct
+from .oversized import huge_sizes, subclass_attributes
 from .recipes import AttrBag, Ref, resolve
 from .sizes import Sizes
 from .stubs import missing_package, needs_text
@@ -756,6 +757,20 @@ def grid_side_options(option: _Option, kwargs: dict, cls: type, tree: ast.Module
     return out[:2]
 
 
+def _smaller_options(option: _Option, kwargs: dict, cls: type) -> list[_Option]:
+    """The build again with the huge sizes its constructor builds layers from set small
+    (``oversized.huge_sizes``); options already so shrunk give none."""
+    if "set small" in option.shown:
+        return []
+    return [_overridden(option, changed, note) for changed, note in huge_sizes(cls, kwargs)]
+
+
+def _set_attributes(module: nn.Module, attrs: list[tuple[str, Any]]) -> None:
+    """Set the attributes ``oversized.subclass_attributes`` found on the built module itself."""
+    for key, value in attrs:
+        setattr(module, key, value)
+
+
 def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
     """The same arguments for both builds (a deep copy for the patched one: configs are mutable)."""
     if original:
@@ -1299,12 +1314,15 @@ class Builder:
         repaired = False
         first: tuple[_Option, dict] | None = None  # the first build tried, for ``small_grid_option``
         grid_tried = False
+        smaller: list[_Option] = []  # builds too large to check, their huge sizes set small (``_smaller_options``)
         while True:
             option = next(options, None)
             if option is None and not retries and first is not None and not grid_tried:
                 retries, grid_tried = small_grid_option(first[0], first[1], original_cls) + grid_side_options(
                     first[0], first[1], original_cls, self._tree, self.sizes.seq), True
             if option is None:
+                if not retries and smaller:
+                    retries = [smaller.pop(0)]  # one at a time: a failed one's own retries replace ``retries``
                 if not retries:
                     break
                 option = retries.pop(0)
@@ -1326,7 +1344,10 @@ class Builder:
             count = sum(p.numel() for p in original.parameters())
             if count > MAX_PARAMETERS.get(self.sizes.name, MAX_PARAMETERS["verify"]):
                 first_error = first_error or f"{option.shown} has {count / 1e6:.0f}M parameters, too many to check here"
+                smaller += _smaller_options(option, kwargs, original_cls)
                 continue
+            set_attrs = subclass_attributes(self._tree, class_name, original)
+            _set_attributes(original, set_attrs)
             if variant.attrs and not _apply_attrs(original, variant.attrs):
                 raise Skip(f"no layer of {class_name} has the flag {variant.attrs[0][0]}")
             original.eval()
@@ -1354,6 +1375,7 @@ class Builder:
                     patched = run_quietly(lambda: construct(self.groups, lambda: patched_cls(*patched_args, **patched_kwargs)))
             except Exception as exc:
                 raise Broken(f"the patched {option.shown} raised {_short(exc)}; the original builds") from None
+            _set_attributes(patched, set_attrs)
             _apply_attrs(patched, variant.attrs)
             _decline(patched, variant)
             configs = [c for c in (config, *[v for v in [*patched_args, *patched_kwargs.values()]
@@ -1361,6 +1383,9 @@ class Builder:
             shown = option.shown + (self.groups.describe() if self.groups is not None else "")
             if redrawn:
                 shown += f"; {redrawn} parameter(s) the constructor left uninitialised drawn afresh"
+            if set_attrs:
+                shown += "; " + ", ".join(f"self.{k} = {v!r}" for k, v in set_attrs) + \
+                    " set as the file's subclasses set it (its methods read it; only they set it)"
             return Pair(original, patched, call, configs, shown, declined=bool(variant.decline))
         captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
         if captured is not None:
