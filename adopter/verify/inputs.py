@@ -538,6 +538,13 @@ def _peer_rank(func: Callable, name: str) -> int | None:
     return rank if rank is not None and rank > 3 else None
 
 
+def _helper_ranks(func: Callable) -> dict[str, int]:
+    """The ranks a helper method's own code states of its later inputs, for a direct call: the
+    einsum subscripts it hands them to (TarMAC's ``attention_block(q, k, v)``: ``'bikd,bjkd->bikj'``,
+    four each) and the rank their batched products share with a swapped input."""
+    return {**matmul_peers(func), **einsum_ranks(func, kept=False)}
+
+
 def matmul_peers(func: Callable) -> dict[str, int]:
     """``matmul_peer_ranks`` of the function's parameters, those of more than three axes (a
     later input's four-axis guesses go first where it is 4)."""
@@ -1882,7 +1889,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     # that verify calls directly (Leddam's ``auto_attention(inp)`` reads ``inp[:, :, 0, :]``)
     rank, certain = input_rank(func)
     operand_ranks = {**matmul_peers(func), **rearranged_ranks(func), **annotated_ranks(func),
-                     **einsum_ranks(func, kept=False)} if method == "forward" else {}
+                     **einsum_ranks(func, kept=False)} if method == "forward" else _helper_ranks(func)
     pairs = pair_params(func) if method == "forward" else set()
     score_biases = score_terms(func) if method == "forward" and give_optional else set()
     stated = shape_ranks(func) if method == "forward" else {}
