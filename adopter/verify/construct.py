@@ -298,22 +298,12 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool
                 # stored, then only compared with strings (kan-gpt's ``self.kan_implementation ==
                 # "EFFICIENT_KAN"``): a mode, the first string it is compared with
                 values = [sub.compared[0]]
-            elif _unused_field(sub):
-                values = guess_value(key, int, sizes)
         if not values:
             if sub.optional:
                 continue  # read only where `hasattr(config, key)`: the bag goes without it
             raise NeedsFactory(f"cannot infer `{path}.{key}`")
         bag[key] = values[0]
     return bag
-
-
-def _unused_field(reads: facts.Reads) -> bool:
-    """A field the class's code reads and then does nothing with that the reader sees (xuance's
-    ``self.fc_hidden_sizes = hidden_sizes["fc_hidden_sizes"]``, kept for a caller): the module
-    built is the same whatever it holds, so a small count, as for a stored-only argument
-    (``facts.stored_only``)."""
-    return reads == facts.Reads()
 
 
 def _field_annotations(cls: type | None) -> dict[str, Any]:

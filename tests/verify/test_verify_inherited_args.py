@@ -3,13 +3,11 @@ whose forward no guessed input runs: verified by a direct call of the method tha
 
 xuance's ``TarMAC(IC3NetComm)`` only passes ``input_shape``, ``hidden_sizes`` and the rest to
 ``super().__init__``; the base (two files up) indexes ``input_shape[0]``, reads
-``hidden_sizes["recurrent_hidden_size"]`` and stores ``hidden_sizes["fc_hidden_sizes"]`` for
-callers.  Its forward takes dicts of per-agent tensors, and the attention lies in
+``hidden_sizes["recurrent_hidden_size"]`` (and stores ``hidden_sizes["fc_hidden_sizes"]`` for
+callers, which verify still refuses to guess: a field nothing types).  Its forward takes dicts of per-agent tensors, and the attention lies in
 ``attention_block(q, k, v)``, two einsums over [batch, agents, steps, width].  Verify could not
-infer ``input_shape`` (the class's own file says nothing of it), then not the stored-only field,
-and once built it stopped at forward's "no inputs it accepts" without trying the helper.  Now
-``construct.inherit_reads`` follows ``super().__init__`` into the base's source, a field read
-and then unused gets a small count, a forward no input runs leaves the helper's direct call to
+infer ``input_shape`` (the class's own file says nothing of it), and once built it stopped at forward's "no inputs it accepts" without trying the helper.  Now
+``construct.inherit_reads`` follows ``super().__init__`` into the base's source, a forward no input runs leaves the helper's direct call to
 check the patched lines, and that call reads the helper's later inputs' einsum ranks.
 By what the code does, not by any name.
 """
@@ -25,7 +23,7 @@ from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
-from adopter.verify.construct import _unused_field, inherit_reads
+from adopter.verify.construct import inherit_reads
 from adopter.verify.facts import Reads, argument_reads, class_nodes
 from adopter.verify.result import FAIL, PASS
 
@@ -36,10 +34,10 @@ from torch import nn
 class Relay(nn.Module):
     def __init__(self, obs_shape, sizes, n_agents=1):
         super().__init__()
-        self.kept = sizes["kept_for_callers"]
         self.width = sizes["message_width"]
         self.n_agents = n_agents
-        self.encode = nn.Linear(obs_shape[0], self.width)
+        self.encode = nn.Sequential(nn.Linear(obs_shape[0], sizes["hidden_size"]),
+                                    nn.Linear(sizes["hidden_size"], self.width))
 '''
 
 ATTENTION = '''
@@ -126,20 +124,13 @@ def test_inherit_reads_merges_the_base_reads(tmp_path, monkeypatch):
         assert reads["obs_shape"].max_index < 0  # the subclass's own code only hands it on
         inherit_reads(module.Broadcast, classes, reads)
         assert reads["obs_shape"].max_index == 0
-        assert set(reads["sizes"].attrs) == {"kept_for_callers", "message_width"}
+        assert set(reads["sizes"].attrs) == {"message_width", "hidden_size"}
         # a look-alike: a class that hands the base constants, not its arguments, gets nothing
         own = _classes("class Own(Relay):\n    def __init__(self, obs_shape, sizes):\n"
-                       "        super().__init__((4,), {'kept_for_callers': 1, 'message_width': 8})\n")
+                       "        super().__init__((4,), {'message_width': 8, 'hidden_size': 8})\n")
         own_reads = {"obs_shape": Reads(), "sizes": Reads()}
         inherit_reads(type("Own", (module.Relay,), {}), own, own_reads)
         assert own_reads == {"obs_shape": Reads(), "sizes": Reads()}
     finally:
         for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
             del sys.modules[loaded]  # left behind for no other test
-
-
-def test_unused_field():
-    assert _unused_field(Reads())
-    used = Reads()
-    used.numeric = True
-    assert not _unused_field(used)
