@@ -416,7 +416,63 @@ def gather(cls: type, module: ModuleType, tree: ast.Module | None, sites: list[C
     params = [_plain_annotation(p) for p in params]
     classes = facts.class_nodes(tree) if tree is not None else {}
     reads = facts.argument_reads(classes, cls.__name__) if cls.__name__ in classes else {}
+    inherit_reads(cls, classes, reads)
     return ClassFacts(cls, params, reads, classes, sites)
+
+
+MAX_BASE_DEPTH = 4  # base constructors followed up the class's own hierarchy
+
+
+def inherit_reads(cls: type, classes: dict[str, ast.ClassDef], reads: dict[str, facts.Reads],
+                  depth: int = 0) -> None:
+    """Merge into ``reads`` what the base class's constructor does with the arguments
+    ``__init__`` hands it whole (xuance's ``TarMAC.__init__(input_shape, hidden_sizes, ...)``
+    only passes them to ``super().__init__``, and a base in another file of the package indexes
+    ``input_shape[0]`` and reads ``hidden_sizes["recurrent_hidden_size"]``): the base's own
+    reads of its parameter, followed up its own ``super().__init__`` in turn.  torch's classes
+    are not read (their arguments are documented, not guessed from code)."""
+    node = classes.get(cls.__name__)
+    init = facts.method(node, "__init__") if node is not None else None
+    if init is None or depth >= MAX_BASE_DEPTH:
+        return
+    call = next((n for n in ast.walk(init) if _calls_super_init(n)), None)
+    base = next((b for b in cls.__mro__[1:] if "__init__" in vars(b)), None)
+    if call is None or base is None or base.__module__.split(".")[0] in ("torch", "builtins"):
+        return
+    base_classes = _module_classes(base)
+    if base.__name__ not in base_classes:
+        return
+    base_reads = facts.argument_reads(base_classes, base.__name__)
+    inherit_reads(base, base_classes, base_reads, depth + 1)
+    node_params = set(facts._params(init)[1:])
+    try:
+        targets = [p.name for p in inspect.signature(base.__init__).parameters.values()][1:]
+    except (TypeError, ValueError):
+        return
+    handed = [(i, a) for i, a in enumerate(call.args)] + [(k.arg, k.value) for k in call.keywords if k.arg]
+    for where, arg in handed:
+        if any(isinstance(a, ast.Starred) for a in call.args[:where] if isinstance(where, int)):
+            break  # positions after a ``*args`` are unknown
+        target = (targets[where] if where < len(targets) else None) if isinstance(where, int) else where
+        if isinstance(arg, ast.Name) and arg.id in node_params and arg.id in reads and target in base_reads:
+            reads[arg.id].merge(base_reads[target])
+
+
+def _calls_super_init(node: ast.AST) -> bool:
+    """``super().__init__(...)`` or ``super(Cls, self).__init__(...)``."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__" \
+        and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name) \
+        and node.func.value.func.id == "super"
+
+
+def _module_classes(cls: type) -> dict[str, ast.ClassDef]:
+    """The class definitions of the module that defines ``cls`` (parsed from its source)."""
+    module = inspect.getmodule(cls)
+    try:
+        tree = ast.parse(inspect.getsource(module)) if module is not None else None
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    return facts.class_nodes(tree) if tree is not None else {}
 
 
 _BUILTIN_ANNOTATIONS = {"float": float, "bool": bool}

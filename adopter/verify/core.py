@@ -600,6 +600,13 @@ def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[i
             f"{owner} whose inputs reach them")
 
 
+def _helper_may_run(skip_reason: str, entries: list[str]) -> bool:
+    """Whether a forward the module was built for but no guessed input runs (xuance's TarMAC
+    takes dicts of per-agent tensors) still leaves a direct call of the method that holds the
+    edit (``attention_block(q, k, v)``, which forward calls) to check the patched lines with."""
+    return len(entries) > 1 and "no inputs it accepts: " in skip_reason
+
+
 def _original_raises(refused) -> tuple[str, str] | None:
     """The first build variant that built the original but found no inputs it runs on."""
     marker = "no inputs it accepts: "
@@ -654,7 +661,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         for index, variant in enumerate(queue):  # grows once, by _with_forward_changes
             verdicts, skip_reason = checker.check(class_name, pending, variant)
             if skip_reason is not None:
-                if index == 0 and entry == "forward":
+                if index == 0 and entry == "forward" and not _helper_may_run(skip_reason, entries):
                     for site in pending:
                         out[site] = Verdict(SKIP, skip_reason)
                     return out

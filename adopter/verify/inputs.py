@@ -207,6 +207,17 @@ def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.T
     raise ValueError(kind)
 
 
+def broadcast_bool_masks(batch: int, seq: int) -> list[torch.Tensor]:
+    """Boolean masks that broadcast over [batch, heads, queries, keys] scores (a later input
+    the code uses as booleans beside four-axis inputs, ``scores.masked_fill(~keep, -1e9)``): the
+    padding of ``mask_values`` as [batch, 1, 1, keys], True where kept, then True where hidden,
+    then the causal squares of both senses.  Never a fully masked row."""
+    keep = mask_values("bool", batch, seq)[:, None, None, :]
+    hide = mask_values("bool_padding", batch, seq)[:, None, None, :]
+    return [keep.contiguous(), hide.contiguous(), mask_values("bool_square", batch, seq),
+            mask_values("bool_future", batch, seq)]
+
+
 _BUILTIN_ANNOTATIONS = {"int": int, "bool": bool, "float": float, "str": str}
 
 
@@ -486,6 +497,114 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
             if len(ranks) == 1 and (not kept or name not in rebound) and name not in reshaped}
 
 
+def transposed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> int | None:
+    """The least rank input ``name`` has by the axes the code swaps on it, where the function
+    never rebinds it: ``k.transpose(2, 3)`` (or ``swapaxes``) names axis 3, so four axes at
+    least; negative axes (``transpose(-2, -1)``) count from the end and state nothing; swaps
+    that disagree on the least rank take the highest."""
+    least = 0
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id == name and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            return None  # rebound: a swap may be of another tensor under the same name
+        if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute)
+                and sub.func.attr in ("transpose", "swapaxes", "swapdims")
+                and isinstance(sub.func.value, ast.Name) and sub.func.value.id == name
+                and len(sub.args) == 2 and not sub.keywords):
+            continue
+        axes = [a.value for a in sub.args if isinstance(a, ast.Constant) and type(a.value) is int]
+        if len(axes) == 2 and min(axes) >= 0:
+            least = max(least, max(axes) + 1)
+    return least or None
+
+
+def _matmul_operands(sub: ast.AST) -> tuple[ast.expr, ast.expr] | None:
+    """The two operands of a batched matrix product (``a @ b``, ``torch.matmul(a, b)``,
+    ``a.matmul(b)``), whose batch axes torch lines up; None for anything else."""
+    if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.MatMult):
+        return sub.left, sub.right
+    if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "matmul" \
+            and not sub.keywords:
+        if len(sub.args) == 2:
+            return sub.args[0], sub.args[1]
+        if len(sub.args) == 1:
+            return sub.func.value, sub.args[0]
+    return None
+
+
+def _peer_rank(func: Callable, name: str) -> int | None:
+    """The rank ``matmul_peer_ranks`` reads for ``name``, when it is more than the three axes of
+    the usual [batch, seq, width] guess (which every input gets anyway)."""
+    rank = matmul_peer_ranks(func).get(name)
+    return rank if rank is not None and rank > 3 else None
+
+
+def _helper_ranks(func: Callable) -> dict[str, int]:
+    """The ranks a helper method's own code states of its later inputs, for a direct call: the
+    einsum subscripts it hands them to (TarMAC's ``attention_block(q, k, v)``: ``'bikd,bjkd->bikj'``,
+    four each) and the rank their batched products share with a swapped input."""
+    return {**matmul_peers(func), **einsum_ranks(func, kept=False)}
+
+
+def matmul_peers(func: Callable) -> dict[str, int]:
+    """``matmul_peer_ranks`` of the function's parameters, those of more than three axes (a
+    later input's four-axis guesses go first where it is 4)."""
+    return {p: r for p, r in matmul_peer_ranks(func).items() if r > 3}
+
+
+def matmul_peer_ranks(func: Callable) -> dict[str, int]:
+    """Parameters of the function's batched matrix products given the rank another operand's
+    own code states (``torch.matmul(q / s, k.transpose(2, 3))`` then ``torch.matmul(attn, v)``
+    with ``attn`` computed from that product: ``k`` has four axes at least, so q and v, which
+    meet it in the products, four too).  The parameters whose values (through local names
+    computed from them) meet as the operands of one product form a group; a group whose stated
+    ranks (``transposed_rank``) agree gives that rank to each member that states none.  A
+    product's operands can broadcast to lower ranks, so this is a likely reading: a wrong one
+    costs a try, never a verdict."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]]
+    params = [p for p in params if p not in ("self", "cls")]
+    origins: dict[str, set[str]] = {p: {p} for p in params}
+
+    def sources(expr: ast.expr) -> set[str]:
+        return {p for n in ast.walk(expr) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                for p in origins.get(n.id, ())}
+
+    assigns = [sub for sub in ast.walk(node) if isinstance(sub, (ast.Assign, ast.AugAssign))]
+    for _ in range(2):  # local names computed from names computed from the parameters
+        for sub in assigns:
+            targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+            found = sources(sub.value)
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id not in params:
+                    origins.setdefault(target.id, set()).update(found)
+    group = {p: p for p in params}
+
+    def root(p: str) -> str:
+        while group[p] != p:
+            p = group[p]
+        return p
+
+    for sub in ast.walk(node):
+        operands = _matmul_operands(sub)
+        if operands is None:
+            continue
+        members = sorted(sources(operands[0]) | sources(operands[1]))
+        for other in members[1:]:
+            group[root(other)] = root(members[0])
+    stated = {p: r for p in params if (r := transposed_rank(node, p))}
+    by_group: dict[str, set[int]] = {}
+    for p, r in stated.items():
+        by_group.setdefault(root(p), set()).add(r)
+    out: dict[str, int] = {}
+    for p in params:
+        ranks = by_group.get(root(p), set())
+        if len(ranks) == 1 and any(root(q) == root(p) and q != p for q in params):
+            out[p] = stated.get(p) or next(iter(ranks))
+    return out
+
+
 def score_terms(func: Callable) -> set[str]:
     """Parameters the function adds to scores it then hands to a softmax (texar's T5 attention:
     ``logits += position_bias`` then ``torch.softmax(logits, dim=-1)``): an additive bias over the
@@ -604,7 +723,11 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
         return own_pattern, False
     if patterns:
         return min(patterns), False
-    return indexed_rank(node, first)
+    rank, certain = indexed_rank(node, first)
+    if rank is None:
+        rank = _peer_rank(func, first)
+        certain = rank is not None
+    return rank, certain
 
 
 def indexed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> tuple[int | None, bool]:
@@ -1765,8 +1888,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     # the rank the method's own code states of its first input: forward's, and a helper method's
     # that verify calls directly (Leddam's ``auto_attention(inp)`` reads ``inp[:, :, 0, :]``)
     rank, certain = input_rank(func)
-    operand_ranks = {**rearranged_ranks(func), **annotated_ranks(func), **einsum_ranks(func, kept=False)} \
-        if method == "forward" else {}
+    operand_ranks = {**matmul_peers(func), **rearranged_ranks(func), **annotated_ranks(func),
+                     **einsum_ranks(func, kept=False)} if method == "forward" else _helper_ranks(func)
     pairs = pair_params(func) if method == "forward" else set()
     score_biases = score_terms(func) if method == "forward" and give_optional else set()
     stated = shape_ranks(func) if method == "forward" else {}
@@ -1906,7 +2029,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if per_param and bool_used(func, name, module):
             # a later tensor the code combines with ``&``/``|``/``~`` (or hands to a method of its
             # own that does): booleans per position, a few True, then all True
-            per_param.append((name, positional, [mask_values("bool_padding", b, s), mask_values("bool", b, s)]))
+            candidates = [mask_values("bool_padding", b, s), mask_values("bool", b, s)]
+            if rank == 4 and certain:
+                # beside four-axis inputs: the masks that broadcast over their [batch, heads,
+                # queries, keys] scores first
+                candidates = broadcast_bool_masks(b, s) + candidates
+            per_param.append((name, positional, candidates))
             continue
         held = sequence_of(param.annotation)
         if held is not None and held[0] == "int":
