@@ -23,6 +23,7 @@ import ast
 import re
 
 from ..records import replace
+from .treewalk import ast_walk
 from .bindings import ClassInfo, bind_class, collect_class
 
 MAX_HOPS = 3  # held modules followed from one attribute
@@ -42,13 +43,14 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
     if not chains:
         return
     siblings: dict[str, ClassInfo | None] = {}
+    assigned = _assigned_chains(text)
     for info in infos.values():
         bindings = info.bindings
         for chain in chains:
             if chain[0] not in bindings:
                 continue
             key = ".".join(chain)
-            if key in bindings:
+            if key in bindings or (chain in assigned and _class_assigns(info.node, chain)):
                 continue
             ctors = _held(chain, info, infos, typer, siblings, 0)
             if ctors:
@@ -63,6 +65,13 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
 _CHAIN_CALL = re.compile(r"\bself((?:\.[A-Za-z_]\w*){2,%d})\s*\(" % (MAX_HOPS + 1))
 
 
+# an assignment to such a chain: ``self.encoder.lm_head = ...`` (not ``==``)
+_CHAIN_STORE = re.compile(r"\bself((?:\.[A-Za-z_]\w*){2,%d})\s*(?::[^=\n]*)?=(?!=)" % (MAX_HOPS + 1))
+# ``setattr(self.encoder, "lm_head", ...)``
+_CHAIN_SETATTR = re.compile(r"\bsetattr\(\s*self((?:\.[A-Za-z_]\w*){1,%d})\s*,\s*[\"']([A-Za-z_]\w*)[\"']"
+                            % MAX_HOPS)
+
+
 def _called_chains(text: str) -> list[tuple[str, ...]]:
     """``("encoder", "lm_head")`` for each call ``self.encoder.lm_head(...)`` the file's text
     writes, once each (read off the text: the file's classes are not walked for it; a chain
@@ -73,6 +82,37 @@ def _called_chains(text: str) -> list[tuple[str, ...]]:
         if chain not in found:
             found.append(chain)
     return found
+
+
+def _assigned_chains(text: str) -> set[tuple[str, ...]]:
+    """The chains ``self.a.<...>.b`` the text assigns, directly or through ``setattr`` (the
+    cheap text gate of :func:`_class_assigns`)."""
+    if "setattr" not in text and _CHAIN_STORE.search(text) is None:
+        return set()
+    assigned = {tuple(m.group(1)[1:].split(".")) for m in _CHAIN_STORE.finditer(text)}
+    for match in _CHAIN_SETATTR.finditer(text):
+        assigned.add(tuple(match.group(1)[1:].split(".")) + (match.group(2),))
+    return assigned
+
+
+def _class_assigns(node: ast.ClassDef, chain: tuple[str, ...]) -> bool:
+    """Does the class replace the held layer itself (``self.encoder.lm_head = nn.Sequential(
+    ...)`` in ``__init__`` or any other method, or ``setattr(self.encoder, "lm_head", ...)``)?
+    Then the held class's constructor no longer says what the chain calls."""
+    for sub in ast_walk(node):
+        cls = sub.__class__
+        if cls is ast.Assign:
+            if any(self_chain(t) == chain for t in sub.targets):
+                return True
+        elif cls is ast.AnnAssign or cls is ast.AugAssign:
+            if self_chain(sub.target) == chain:
+                return True
+        elif cls is ast.Call and sub.func.__class__ is ast.Name and sub.func.id == "setattr" \
+                and len(sub.args) >= 2 and sub.args[1].__class__ is ast.Constant:
+            held = self_chain(sub.args[0])
+            if held is not None and held + (sub.args[1].value,) == chain:
+                return True
+    return False
 
 
 def self_chain(expr: ast.expr) -> tuple[str, ...] | None:
