@@ -23,7 +23,6 @@ import ast
 import re
 
 from ..records import replace
-from .treewalk import ast_walk
 from .bindings import ClassInfo, bind_class, collect_class
 
 MAX_HOPS = 3  # held modules followed from one attribute
@@ -44,13 +43,14 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
         return
     siblings: dict[str, ClassInfo | None] = {}
     assigned = _assigned_chains(text)
+    lines = text.split("\n") if assigned else []
     for info in infos.values():
         bindings = info.bindings
         for chain in chains:
             if chain[0] not in bindings:
                 continue
             key = ".".join(chain)
-            if key in bindings or (chain in assigned and _class_assigns(info.node, chain)):
+            if key in bindings or (chain in assigned and _class_assigns(info.node, chain, lines)):
                 continue
             ctors = _held(chain, info, infos, typer, siblings, 0)
             if ctors:
@@ -95,24 +95,17 @@ def _assigned_chains(text: str) -> set[tuple[str, ...]]:
     return assigned
 
 
-def _class_assigns(node: ast.ClassDef, chain: tuple[str, ...]) -> bool:
+def _class_assigns(node: ast.ClassDef, chain: tuple[str, ...], lines: list[str]) -> bool:
     """Does the class replace the held layer itself (``self.encoder.lm_head = nn.Sequential(
     ...)`` in ``__init__`` or any other method, or ``setattr(self.encoder, "lm_head", ...)``)?
-    Then the held class's constructor no longer says what the chain calls."""
-    for sub in ast_walk(node):
-        cls = sub.__class__
-        if cls is ast.Assign:
-            if any(self_chain(t) == chain for t in sub.targets):
-                return True
-        elif cls is ast.AnnAssign or cls is ast.AugAssign:
-            if self_chain(sub.target) == chain:
-                return True
-        elif cls is ast.Call and sub.func.__class__ is ast.Name and sub.func.id == "setattr" \
-                and len(sub.args) >= 2 and sub.args[1].__class__ is ast.Constant:
-            held = self_chain(sub.args[0])
-            if held is not None and held + (sub.args[1].value,) == chain:
-                return True
-    return False
+    Then the held class's constructor no longer says what the chain calls.  Read off the
+    class's own lines (only for a chain the file's text assigns somewhere)."""
+    body = "\n".join(lines[node.lineno - 1:node.end_lineno])
+    *held, last = chain
+    attr = r"\s*\.\s*".join(map(re.escape, ["self", *chain]))
+    holder = r"\s*\.\s*".join(map(re.escape, ["self", *held]))
+    store = re.compile(rf"\b{attr}\s*(?::[^=\n]*)?=(?!=)|\bsetattr\(\s*{holder}\s*,\s*[\"']{re.escape(last)}[\"']")
+    return store.search(body) is not None
 
 
 def self_chain(expr: ast.expr) -> tuple[str, ...] | None:
