@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
-from .structure.graph import segment
 from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
+from .structure.graph import segment
 from .structure.ops import SOFTMAX, TENSOR_METADATA  # SOFTMAX: the canonical softmax
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).

@@ -157,7 +157,7 @@ def test_a_mask_the_target_is_not_selected_by_is_no_site():
     # logits (b, T, V): a cross-entropy of them takes the positions for the classes.  Only a
     # mask that also picks the target's rows (``labels[keep]``) or compares the target itself
     # (``labels != -100``) says the rows are the flattened positions.
-    masked = lambda text: line_of(text, "# masked head") in lines(text)  # noqa: E731
+    masked = lambda text: line_of(text, "# masked head") in lines(text)
     for selection in ("scores = self.head(hidden[keep])  # masked head",
                       "scores = self.head(hidden)  # masked head\n            scores = scores[keep]"):
         assert not masked(keep_mask(selection, "pass")), selection

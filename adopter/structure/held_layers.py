@@ -66,10 +66,9 @@ _CHAIN_CALL = re.compile(r"\bself((?:\.[A-Za-z_]\w*){2,%d})\s*\(" % (MAX_HOPS + 
 
 
 # an assignment to such a chain: ``self.encoder.lm_head = ...`` (not ``==``)
-_CHAIN_STORE = re.compile(r"\bself((?:\.[A-Za-z_]\w*){2,%d})\s*(?::[^=\n]*)?=(?!=)" % (MAX_HOPS + 1))
+_CHAIN_STORE = re.compile(rf"\bself((?:\.[A-Za-z_]\w*){{2,{MAX_HOPS + 1}}})\s*(?::[^=\n]*)?=(?!=)")
 # ``setattr(self.encoder, "lm_head", ...)``
-_CHAIN_SETATTR = re.compile(r"\bsetattr\(\s*self((?:\.[A-Za-z_]\w*){1,%d})\s*,\s*[\"']([A-Za-z_]\w*)[\"']"
-                            % MAX_HOPS)
+_CHAIN_SETATTR = re.compile(rf"\bsetattr\(\s*self((?:\.[A-Za-z_]\w*){{1,{MAX_HOPS}}})\s*,\s*[\"']([A-Za-z_]\w*)[\"']")
 
 
 def _called_chains(text: str) -> list[tuple[str, ...]]:

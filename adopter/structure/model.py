@@ -1654,7 +1654,7 @@ def _module_rebinds(typer, name: str) -> bool:
         return False
     word = re.escape(name)
     binding = re.compile(rf"^(?:[ \t]*class[ \t]+{word}\b|(?:async[ \t]+)?def[ \t]+{word}\b"
-                         rf"|{word}[ \t]*(?::[^=\n]*)?=(?!=))", re.M)
+                         rf"|{word}[ \t]*(?::[^=\n]*)?=(?!=))", re.MULTILINE)
     return binding.search(text) is not None
 
 
