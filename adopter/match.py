@@ -24,6 +24,7 @@ from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
 from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
+from .structure.graph import segment
 from .structure.ops import SOFTMAX, TENSOR_METADATA  # SOFTMAX: the canonical softmax
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
@@ -3062,41 +3063,86 @@ def _within(inner: tuple, outer: tuple) -> bool:
 def _masked_rows(cls: ClassStructure, flow: Flow, state: _State) -> bool:
     """Are the head's logits those of rows picked by one mask or index of the leading axes
     (``h[labels != -100]`` before the head, directly or through a local name bound to it once
-    on the path; ``logits[mask]`` after it, canon.rows)?  Such a selection flattens the leading
-    axes, so the logits are (rows, classes) and a cross-entropy of them is over the head's own
-    output axis: the fused linear cross-entropy takes any rows.  A tuple index (``x[:, m]``, a
-    selection over another axis, a slice keeping the positions axis) is none of these."""
+    on the path; ``logits[mask]`` after it, canon.rows), rows of the loss's target too?  Such a
+    selection flattens the leading axes, so the logits are (rows, classes) and a cross-entropy
+    of them is over the head's own output axis: the fused linear cross-entropy takes any rows.
+    A tuple index (``x[:, m]``, a selection over another axis, a slice keeping the positions
+    axis) is none of these; nor a mask the target is not selected by (:func:`_selects_target`:
+    ``hidden[keep]`` with ``keep`` over the batch axis only keeps 3-D logits)."""
     lines = cls.module.lines
+    if lines is None:
+        return False
     cut = next((n for n in state.matched if n.canon == "canon.rows"), None)
     if cut is not None:
-        return lines is not None and cut.span is not None and _one_mask_index(_span_text(lines, cut.span))
-    head = state.matched[0]
-    if not head.args or not isinstance(head.args[0], Ref):
-        return False
-    key = head.args[0].key
-    if _one_mask_index(key):
-        return True
-    found = _last_reaching(_definers(flow.nodes, key, head.id), head.scope)
-    return len(found) == 1 and found[0].kind in ("copy", "method") and found[0].span is not None \
-        and lines is not None and _one_mask_index(_span_text(lines, found[0].span))
+        mask = _one_mask_index(_one_line(lines, cut.span))
+    else:
+        head = state.matched[0]
+        if not head.args or not isinstance(head.args[0], Ref):
+            return False
+        key = head.args[0].key
+        mask = _one_mask_index(key)
+        if mask is None:
+            found = _last_reaching(_definers(flow.nodes, key, head.id), head.scope)
+            mask = _one_mask_index(_one_line(lines, found[0].span)) \
+                if len(found) == 1 and found[0].kind in ("copy", "method") else None
+    return mask is not None and _selects_target(flow, state.matched[-1], mask, lines)
 
 
-def _span_text(lines: list, span: tuple) -> str:
-    """The source of a one-line span (``""`` for a span over several lines)."""
-    line, col, end_line, end_col = span
-    return lines[line - 1][col:end_col] if line == end_line and 0 < line <= len(lines) else ""
+def _one_line(lines: list, span: tuple | None) -> str:
+    """The source of a one-line span (``""`` for none, or a span over several lines)."""
+    if span is None or span[0] != span[2] or not 0 < span[0] <= len(lines):
+        return ""
+    return segment(lines, span)
 
 
-def _one_mask_index(text: str) -> bool:
-    """Is ``text`` ``x[m]`` with one index that is a comparison (a boolean mask, ``labels !=
-    -100``) or a name (a mask or the indices of rows)?"""
+def _one_mask_index(text: str) -> ast.expr | None:
+    """The index of ``text`` when it is ``x[m]`` with one index that is a comparison (a boolean
+    mask, ``labels != -100``) or a name (a mask or the indices of rows); None otherwise."""
     if not text.endswith("]") or "[" not in text:
-        return False
+        return None
     try:
         expr = ast.parse(text, mode="eval").body
     except SyntaxError:
+        return None
+    if expr.__class__ is ast.Subscript and expr.slice.__class__ in (ast.Compare, ast.Name):
+        return expr.slice
+    return None
+
+
+def _selects_target(flow: Flow, loss, mask: ast.expr, lines: list) -> bool:
+    """Does the mask that picks the logits' rows pick the loss's target's too?  Either the mask
+    compares the target itself (``labels != -100``, the target ``labels`` or a selection of
+    it), or the target is selected by the same index (``labels[keep]``, written in the call or
+    bound once before it).  A mask over another axis than the target's (``hidden[keep]``, keep
+    over the batch axis alone) leaves 3-D logits whose second axis the loss takes for the
+    classes: no site."""
+    target = loss.args[1] if len(loss.args) > 1 else next((v for k, v in loss.kwargs if k == "target"), None)
+    if not isinstance(target, Ref):
         return False
-    return expr.__class__ is ast.Subscript and expr.slice.__class__ in (ast.Compare, ast.Name)
+    if mask.__class__ is ast.Compare:
+        root = _root_name(target.text)
+        if root is not None and any(n.__class__ is ast.Name and n.id == root for n in ast_walk(mask)):
+            return True
+    wanted = ast.dump(mask)
+    picked = _one_mask_index(target.text)
+    if picked is not None:
+        return ast.dump(picked) == wanted
+    found = _last_reaching(_definers(flow.nodes, target.key, loss.id), loss.scope)
+    if len(found) != 1 or found[0].kind not in ("copy", "method"):
+        return False
+    picked = _one_mask_index(_one_line(lines, found[0].span))
+    return picked is not None and ast.dump(picked) == wanted
+
+
+def _root_name(text: str) -> str | None:
+    """The name an expression's text starts from (``labels`` of ``labels[m].view(-1)``)."""
+    try:
+        expr = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    while expr.__class__ in (ast.Attribute, ast.Subscript, ast.Call):
+        expr = expr.func if expr.__class__ is ast.Call else expr.value
+    return expr.id if expr.__class__ is ast.Name else None
 
 
 def _definers(nodes: list, key: str, before: int) -> list:

@@ -106,3 +106,13 @@ def test_outputs_that_never_meet_are_no_site():
     # concatenated into a feed-forward (no product, no attention takes two of them)
     body = INDEXED.replace("F.scaled_dot_product_attention(q, k, v)", "torch.cat([q, k, v], dim=-1)")
     assert found(code(body).replace("import copy", "import copy\n\nimport torch"), "ADP009") == []
+
+
+def test_one_module_listed_three_times_shares_its_weights():
+    # ``[lin for _ in range(4)]`` lists one Linear four times: one set of weights, not four
+    # projections (only an element that builds a layer, a call, is a copy per position)
+    text = code(INDEXED, "nn.ModuleList([lin for _ in range(4)])")
+    text = text.replace("        self.h = h\n", "        self.h = h\n        lin = nn.Linear(d, d)\n")
+    assert "lin = nn.Linear(d, d)" in text
+    assert found(text, "ADP009") == []
+    site(code(INDEXED, COMPREHENSION))  # (the element built per position still is)

@@ -10,15 +10,13 @@ output axis, and the fused linear cross-entropy takes any rows.
 
 Near-misses: the same masked form where no use of the head is scored as a vocabulary head (a
 classifier over selected rows); another head class than the one scored; an index over another
-axis (``h[:, m]``); the head's 3-D logits straight into the loss (no rows picked).
+axis (``h[:, m]``); the head's 3-D logits straight into the loss (no rows picked); a mask
+that does not pick the target's rows (``hidden[keep]``, keep over the batch axis alone).
 """
 
 from __future__ import annotations
 
 import textwrap
-
-import torch
-import torch.nn.functional as F
 
 from corpus_forms import found, line_of
 
@@ -136,18 +134,33 @@ def test_a_selection_over_another_axis_or_no_rows_is_no_site():
     assert not masked(code("scores = self.head(hidden)  # masked head\n            scores = scores[:, :-1, :]"))
 
 
-def test_masked_rows_loss_is_the_loss_of_the_selected_positions():
-    # what the reading relies on: the head is applied row-wise, so picking rows before or after
-    # it gives the same (rows, vocabulary) logits, and the loss over them is the loss of the
-    # full logits at the selected positions (float64, exact up to rounding)
-    torch.manual_seed(0)
-    head = torch.nn.Linear(8, 50).double()
-    hidden = torch.randn(2, 7, 8, dtype=torch.float64)
-    labels = torch.randint(0, 50, (2, 7))
-    labels[torch.rand(2, 7) < 0.5] = -100
-    keep = labels != -100
-    before = F.cross_entropy(head(hidden[keep]), labels[keep])
-    after = F.cross_entropy(head(hidden)[keep], labels[keep])
-    full = F.cross_entropy(head(hidden).reshape(-1, 50), labels.reshape(-1), ignore_index=-100)
-    assert torch.allclose(before, after, rtol=0, atol=1e-12)
-    assert torch.allclose(before, full, rtol=0, atol=1e-12)
+def keep_mask(selection: str, target: str) -> str:
+    """The masked use with rows picked by a mask argument ``keep`` and the target line given."""
+    text = code(selection)
+    head, _, tail = text.rpartition("def forward(self, feats, labels=None):")
+    tail = tail.replace("labels = labels[labels != -100]", target)
+    return head + "def forward(self, feats, labels=None, keep=None):" + tail
+
+
+def test_a_mask_that_picks_the_target_rows_too_is_a_site():
+    for selection in ("scores = self.head(hidden[keep])  # masked head",
+                      "scores = self.head(hidden)  # masked head\n            scores = scores[keep]"):
+        text = keep_mask(selection, "labels = labels[keep]")
+        assert line_of(text, "# masked head") in lines(text), selection
+    inline = keep_mask("scores = self.head(hidden[keep])  # masked head", "pass").replace(
+        "cross_entropy(scores, labels)", "cross_entropy(scores, labels[keep])")
+    assert line_of(inline, "# masked head") in lines(inline)
+
+
+def test_a_mask_the_target_is_not_selected_by_is_no_site():
+    # (session 39, review42) ``hidden[keep]`` with keep over the batch axis alone keeps 3-D
+    # logits (b, T, V): a cross-entropy of them takes the positions for the classes.  Only a
+    # mask that also picks the target's rows (``labels[keep]``) or compares the target itself
+    # (``labels != -100``) says the rows are the flattened positions.
+    masked = lambda text: line_of(text, "# masked head") in lines(text)
+    for selection in ("scores = self.head(hidden[keep])  # masked head",
+                      "scores = self.head(hidden)  # masked head\n            scores = scores[keep]"):
+        assert not masked(keep_mask(selection, "pass")), selection
+        assert not masked(keep_mask(selection, "labels = labels[other]")), selection
+    # a comparison of something else than the target
+    assert not masked(keep_mask("scores = self.head(hidden[keep > 0])  # masked head", "pass"))

@@ -258,3 +258,58 @@ def test_the_fixed_passed_down_attention_computes_what_the_original_did():
         for m in (None, mask):
             # float64, softmax over 5 keys and a product over 5 values: rounding far below 1e-10
             torch.testing.assert_close(b(x, m), a(x, m), rtol=0, atol=1e-10)
+
+
+NORM_BLOCK = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from .common import LayerNorm, Dropout
+
+
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.fc = nn.Linear(d, d)
+            self.drop = Dropout(0.1)
+            self.norm = LayerNorm(d)
+
+        def forward(self, x):
+            return self.norm(x + self.drop(self.fc(x)))
+""")
+
+OWN_LAYER_NORM = textwrap.dedent("""\
+
+
+    class LayerNorm(torch.nn.Module):
+        \"\"\"Scale-only norm under the imported name.\"\"\"
+
+        def __init__(self, d, eps=1e-6):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(d))
+            self.eps = eps
+
+        def forward(self, x):
+            return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+""")
+
+
+def _norm_package(tmp_path, common: str):
+    root = tmp_path / "normpkg"
+    root.mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "common.py").write_text(common)
+    path = root / "block.py"
+    path.write_text(NORM_BLOCK)
+    return path
+
+
+def test_a_sibling_that_imports_a_name_then_binds_it_again_exports_its_own(tmp_path):
+    # (session 39, review42) ``from torch.nn import LayerNorm`` above the module's own ``class
+    # LayerNorm``: the module exports its class, not torch's
+    imports = "import torch\nfrom torch.nn import LayerNorm, Dropout\n"
+    assert _found(_norm_package(tmp_path / "own", imports + OWN_LAYER_NORM), "ADP005") == []
+    assigned = imports + "\nLayerNorm = make_norm()\n"
+    assert _found(_norm_package(tmp_path / "assigned", assigned), "ADP005") == []
+    # the sibling that only imports them re-exports torch's: the dropout-add-LayerNorm is found
+    line = line_of(NORM_BLOCK, "return self.norm(")
+    assert _found(_norm_package(tmp_path / "plain", imports), "ADP005") == [("ADP005", line)]

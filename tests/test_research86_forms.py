@@ -121,6 +121,28 @@ def test_a_held_attribute_whose_class_depends_on_a_condition_is_not_read():
     assert found(code, "ADP015") == []
 
 
+def test_a_held_layer_the_holder_replaces_is_not_the_held_classes():
+    # (session 39, review42) the holder rebinds the held module's head, in its constructor or
+    # in another method, or through setattr: GPT's constructor no longer says what is called
+    replaced = "        self.encoder.lm_head = nn.Sequential(nn.Linear(dim, vocab), nn.Tanh())\n"
+    init = _mlm().replace("        self.encoder = GPT(dim, vocab)\n", "        self.encoder = GPT(dim, vocab)\n" + replaced)
+    assert "self.encoder.lm_head = nn.Sequential" in init
+    assert found(init, "ADP015") == []
+    later = _mlm().replace("    def forward(self, texts, targets):\n",
+                           "    def use_adaptive(self, dim, vocab):\n" + replaced + "\n"
+                           "    def forward(self, texts, targets):\n")
+    assert "def use_adaptive" in later
+    assert found(later, "ADP015") == []
+    by_setattr = init.replace(replaced, '        setattr(self.encoder, "lm_head", nn.Tanh())\n')
+    assert "setattr(self.encoder" in by_setattr
+    assert found(by_setattr, "ADP015") == []
+    # another class of the same file that holds GPT untouched still calls its Linear head
+    both = later + "\n\n" + MLM.replace("IMPORT\n", "").replace("HELD", "GPT(dim, vocab)").replace(
+        "HEAD", "lm_head").replace("class MLM", "class Plain")
+    plain = line_of(both, "class Plain")
+    assert [f.line > plain for f in found(both, "ADP015")] == [True]
+
+
 def test_a_contrastive_loss_is_no_head():
     code = GPT + """
 

@@ -26,6 +26,7 @@ from adopter.synth import fix_text
 
 STAR_STEM = """\
 from mylayers import *
+import torch
 
 
 class Stem(nn.Module):
@@ -62,6 +63,18 @@ def test_star_imported_nn_is_torch_nn_when_the_classes_subclass_its_module(tmp_p
     assert "conv_bn(x, self.conv, self.bn)" in fixed
     assert_bn_fold_matches(STAR_STEM, fixed, "Stem", (), (2, 3, 6, 6))
     sys.modules.pop("mylayers", None)
+
+
+def test_star_imported_nn_of_a_file_without_torch_is_not_torch_nn():
+    # (session 39, review42) flax, MXNet and others have an ``nn.Module`` too: with no torch in
+    # the file (neither imported nor read), the star-imported ``nn`` is left unknown
+    code = STAR_STEM.replace("import torch\n", "")
+    assert "torch" not in code
+    assert found(code, "ADP007") == []
+    assert found(code, "ADP006") == []
+    # torch read through the star import (not imported by the file) involves torch too
+    reads = code.replace("return self.mlp(x)", "return torch.tanh(self.mlp(x))")
+    assert finding_at(reads, "ADP006", "layers.append(nn.GELU())") is not None
 
 
 def test_star_import_file_that_binds_the_name_itself_keeps_its_binding():

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ast
 
-from .class_syntax import is_name as _is_name, self_attr as _self_attr, super_init
+from .class_syntax import is_docstring as _is_docstring, is_name as _is_name, self_attr as _self_attr, super_init
 from .treewalk import ast_walk
 
 # nn.Sequential / nn.Module methods through which a subclass would add, reorder or run its
@@ -120,7 +120,3 @@ def _writes(method: ast.FunctionDef, counter: str) -> bool:
 def _is_empty_super_init(stmt: ast.stmt) -> bool:
     call = super_init(stmt)
     return call is not None and not call.args and not call.keywords
-
-
-def _is_docstring(stmt: ast.stmt) -> bool:
-    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)

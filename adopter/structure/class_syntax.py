@@ -15,6 +15,11 @@ def is_name(node: ast.expr | None, name: str) -> bool:
     return isinstance(node, ast.Name) and node.id == name
 
 
+def is_docstring(stmt: ast.stmt) -> bool:
+    """A bare string statement (a docstring: no effect on what a body computes)."""
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
+
 def self_attr(node: ast.expr) -> bool:
     """``self.<attr>``."""
     return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"

@@ -42,13 +42,15 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
     if not chains:
         return
     siblings: dict[str, ClassInfo | None] = {}
+    assigned = _assigned_chains(text)
+    lines = text.split("\n") if assigned else []
     for info in infos.values():
         bindings = info.bindings
         for chain in chains:
             if chain[0] not in bindings:
                 continue
             key = ".".join(chain)
-            if key in bindings:
+            if key in bindings or (chain in assigned and _class_assigns(info.node, chain, lines)):
                 continue
             ctors = _held(chain, info, infos, typer, siblings, 0)
             if ctors:
@@ -63,6 +65,12 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
 _CHAIN_CALL = re.compile(r"\bself((?:\.[A-Za-z_]\w*){2,%d})\s*\(" % (MAX_HOPS + 1))
 
 
+# an assignment to such a chain: ``self.encoder.lm_head = ...`` (not ``==``)
+_CHAIN_STORE = re.compile(rf"\bself((?:\.[A-Za-z_]\w*){{2,{MAX_HOPS + 1}}})\s*(?::[^=\n]*)?=(?!=)")
+# ``setattr(self.encoder, "lm_head", ...)``
+_CHAIN_SETATTR = re.compile(rf"\bsetattr\(\s*self((?:\.[A-Za-z_]\w*){{1,{MAX_HOPS}}})\s*,\s*[\"']([A-Za-z_]\w*)[\"']")
+
+
 def _called_chains(text: str) -> list[tuple[str, ...]]:
     """``("encoder", "lm_head")`` for each call ``self.encoder.lm_head(...)`` the file's text
     writes, once each (read off the text: the file's classes are not walked for it; a chain
@@ -73,6 +81,30 @@ def _called_chains(text: str) -> list[tuple[str, ...]]:
         if chain not in found:
             found.append(chain)
     return found
+
+
+def _assigned_chains(text: str) -> set[tuple[str, ...]]:
+    """The chains ``self.a.<...>.b`` the text assigns, directly or through ``setattr`` (the
+    cheap text gate of :func:`_class_assigns`)."""
+    if "setattr" not in text and _CHAIN_STORE.search(text) is None:
+        return set()
+    assigned = {tuple(m.group(1)[1:].split(".")) for m in _CHAIN_STORE.finditer(text)}
+    for match in _CHAIN_SETATTR.finditer(text):
+        assigned.add(tuple(match.group(1)[1:].split(".")) + (match.group(2),))
+    return assigned
+
+
+def _class_assigns(node: ast.ClassDef, chain: tuple[str, ...], lines: list[str]) -> bool:
+    """Does the class replace the held layer itself (``self.encoder.lm_head = nn.Sequential(
+    ...)`` in ``__init__`` or any other method, or ``setattr(self.encoder, "lm_head", ...)``)?
+    Then the held class's constructor no longer says what the chain calls.  Read off the
+    class's own lines (only for a chain the file's text assigns somewhere)."""
+    body = "\n".join(lines[node.lineno - 1:node.end_lineno])
+    *held, last = chain
+    attr = r"\s*\.\s*".join(map(re.escape, ["self", *chain]))
+    holder = r"\s*\.\s*".join(map(re.escape, ["self", *held]))
+    store = re.compile(rf"\b{attr}\s*(?::[^=\n]*)?=(?!=)|\bsetattr\(\s*{holder}\s*,\s*[\"']{re.escape(last)}[\"']")
+    return store.search(body) is not None
 
 
 def self_chain(expr: ast.expr) -> tuple[str, ...] | None:

@@ -964,14 +964,15 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
 
 
 def _value_only_methods(structure: ClassStructure, text: str) -> None:
-    """A method other methods name but that the file never calls (no ``name(`` anywhere in
-    its text): it is handed on as a value -- a dispatch table's ``{"kd": self._distill_kd}``
-    whose entry is then called, a callback ``on_step=self._step`` -- and runs where no flow of
-    the file inlines it.  Being named made it no root (:func:`_roots` takes a mention for a
-    call), so its body was read nowhere: it is read on its own, as one more of ``all_roots``
-    (the code file-scope rules read: the optimizer such a method builds), as
-    :func:`_value_only_roots` does for module functions.  Methods the file calls by name, in any
-    spelling, stay inlined at their calls."""
+    """Every method not yet a root (nor one of :data:`INIT_NAMES`) that the file never calls
+    (no ``name(`` anywhere in its text), whether other methods name it or not: it may be handed
+    on as a value -- a dispatch table's ``{"kd": self._distill_kd}`` whose entry is then
+    called, a callback ``on_step=self._step`` -- or called from outside the file, and runs
+    where no flow of the file inlines it.  A named one was no root (:func:`_roots` takes a
+    mention for a call), so its body was read nowhere: each is read on its own, as one more of
+    ``all_roots`` (the code file-scope rules read: the optimizer such a method builds), as
+    :func:`_value_only_roots` does for module functions.  Methods the file calls by name, in
+    any spelling, stay inlined at their calls."""
     roots = structure.all_roots
     for name in structure.functions:
         if name not in roots and name not in INIT_NAMES and not _called_by_name(text, name):
@@ -1630,13 +1631,31 @@ def _reads_attribute(text: str, name: str) -> bool:
 def _reexported(siblings, fqn: str, hops: int) -> str | None:
     """The FQN outside the package that the own-package name ``fqn`` is an import of (followed
     through up to ``siblings.MAX_HOPS`` modules of the package), else None (a definition of the
-    package, a module, or nothing the module's imports bind)."""
+    package, a module, or nothing the module's imports bind).  A module that imports the name
+    and then binds it again itself (``from torch.nn import LayerNorm`` above its own ``class
+    LayerNorm``) exports its own definition: None."""
     module, _, name = fqn.rpartition(".")
     typer = siblings.typer(module) if hops <= MAX_HOPS and module else None
     target = typer.names.imports.get(name) if typer is not None else None
-    if target is None or target == fqn:
+    if target is None or target == fqn or _module_rebinds(typer, name):
         return None
     return _reexported(siblings, target, hops + 1) if siblings.owns(target) else target
+
+
+def _module_rebinds(typer, name: str) -> bool:
+    """Does the module bind ``name`` itself by a class, a def or an assignment (and not only
+    by its import)?  Read off its names, then its text (a sibling's typer keeps the text, not
+    the tree): a ``class`` at any depth, a ``def`` or an assignment at the module's top level."""
+    names = typer.names
+    if name in names.classes or name in names.functions or name in names.constants:
+        return True
+    text = getattr(typer, "source", None)
+    if text is None:
+        return False
+    word = re.escape(name)
+    binding = re.compile(rf"^(?:[ \t]*class[ \t]+{word}\b|(?:async[ \t]+)?def[ \t]+{word}\b"
+                         rf"|{word}[ \t]*(?::[^=\n]*)?=(?!=))", re.MULTILINE)
+    return binding.search(text) is not None
 
 
 def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 
+from .class_syntax import is_docstring
 from .treewalk import ast_walk
 
 # a count above this is no handful of projections (a stack of blocks): positions not recorded
@@ -37,8 +38,8 @@ def repeated_element(value: ast.expr, resolve, functions: dict) -> tuple[ast.exp
         if copies is None:
             return None
         elt, count = copies
-        if count.__class__ is not ast.Constant or _reads(elt, _loop_name(value)):
-            return None
+        if elt.__class__ is not ast.Call or count.__class__ is not ast.Constant or _reads(elt, _loop_name(value)):
+            return None  # (``[lin for _ in range(3)]``: one module listed three times, shared weights)
         return (elt, count.value) if _small(count.value) else None
     func = functions.get(fqn)
     body = _without_docstring(func.body) if func is not None else ()
@@ -65,10 +66,8 @@ def repeated_element(value: ast.expr, resolve, functions: dict) -> tuple[ast.exp
 
 
 def _without_docstring(body: list) -> list:
-    if body and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant \
-            and body[0].value.value.__class__ is str:
-        return body[1:]
-    return body
+    """The statements of a function body after its docstring."""
+    return body[1:] if body and is_docstring(body[0]) else body
 
 
 def _copies(call: ast.Call) -> tuple[ast.expr, ast.expr] | None:

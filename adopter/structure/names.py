@@ -310,18 +310,34 @@ def star_module_package(names: ModuleNames, tree: ast.Module) -> None:
     and a package whose ``Module`` is a base with ``forward`` methods, read together with the
     torch classes under it, is torch's ``torch.nn`` -- its layers are typed like imported ones
     instead of read as unknown calls.  Decided by the class bases the file writes, whatever
-    the name; a file that binds the name itself (or imports it) keeps its own binding.  Asked
-    only when a star import comes from outside the file's package (a module of the package
-    says itself what its star import binds: siblings.Package.star_names)."""
+    the name; a file that binds the name itself (or imports it) keeps its own binding.  Only
+    in a file that involves torch (imports it, or reads ``torch`` itself): flax, MXNet or
+    another framework's star-imported ``nn.Module`` is not torch's.  Asked only when a star
+    import comes from outside the file's package (a module of the package says itself what its
+    star import binds: siblings.Package.star_names)."""
     roots = set()
     for cls in names.classes.values():
         for base in cls.bases:
             if base.__class__ is ast.Attribute and base.attr == "Module" and base.value.__class__ is ast.Name:
                 roots.add(base.value.id)
-    for root in roots:
-        if root not in names.imports and root not in names.classes and root not in names.functions \
-                and root not in names.constants and not _binds(tree, root):
+    unbound = [root for root in roots
+               if root not in names.imports and root not in names.classes and root not in names.functions
+               and root not in names.constants and not _binds(tree, root)]
+    if unbound and _involves_torch(names, tree):
+        for root in unbound:
             names.imports[root] = "torch.nn"
+
+
+def _involves_torch(names: ModuleNames, tree: ast.Module) -> bool:
+    """Does the file import torch (any ``torch...`` module) or read the name ``torch`` (bound
+    by a star import)?  The evidence that a star-imported ``nn`` is torch's."""
+    for qualified in names.imports.values():
+        if qualified == "torch" or qualified.startswith("torch."):
+            return True
+    for node in ast_walk(tree):
+        if node.__class__ is ast.Name and node.id == "torch":
+            return True
+    return False
 
 
 def _reads_torch_packages(tree: ast.Module) -> bool:
