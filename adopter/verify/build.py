@@ -1191,18 +1191,10 @@ class Builder:
                 candidate = Variant(ctor=values, method=method)
                 if candidate not in from_guards:
                     from_guards.append(candidate)
-        def consistent(items) -> bool:  # one value per name (not both sides of ``mode == 'a'`` / ``'b'``)
-            return len({k for k, _ in items}) == len(set(items))
-
-        if len(from_guards) > 1 and all(consistent([i for v in from_guards for i in getattr(v, part)])
-                                        for part in ("flags", "config", "ctor", "forward", "attrs")):
-            # nested branches: all of them at once
-            merged = Variant(flags=tuple(i for v in from_guards for i in v.flags),
-                             config=tuple(i for v in from_guards for i in v.config),
-                             ctor=tuple(i for v in from_guards for i in v.ctor),
-                             forward=tuple(i for v in from_guards for i in v.forward),
-                             attrs=tuple(i for v in from_guards for i in v.attrs),
-                             give=tuple(i for v in from_guards for i in v.give), method=method)
+        merged = _merged(from_guards, method) if len(from_guards) > 1 else None
+        if merged is not None and merged not in from_guards:
+            # nested branches: all of them at once (one value per name: not both sides of ``mode
+            # == 'a'`` / ``'b'``)
             from_guards.insert(0, merged)
         for joint in reversed([j for j in (_merged(v, method) for v in sides.values() if len(v) > 1)
                                if j is not None]):
