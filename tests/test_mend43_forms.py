@@ -195,3 +195,13 @@ def test_a_setting_scale_is_read_off_the_instance_whatever_its_name():
     assert _setting_scales(body, {step}, {step: "s1"}, []) == {}  # no instance parameter: none
     other = ast.parse("if other.use_scale:\n    w /= q.shape[-1] ** 0.5\n").body
     assert _setting_scales(other, {span_of(other[0].body[0])}, {span_of(other[0].body[0]): "s1"}, ["this"]) == {}
+
+
+@pytest.mark.parametrize("kwargs", [{"mode": "plain", "shadow": True}, {"mode": "plain"}, {"mode": "halved"}],
+                         ids=["shadow", "plain", "halved"])
+def test_a_method_picked_and_called_in_place_is_guarded_on_what_it_picks(kwargs):
+    text = PICKED.replace("        pick = getattr(self, self.mode)\n        #BETWEEN\n        w = pick(q, k)",
+                          "        w = getattr(self, self.mode)(q, k)")
+    fixed = _fix(text).text
+    assert "scaled_dot_product_attention(" in fixed and "getattr(self, self.mode).__self__ is not self" in fixed
+    _same(text, fixed, "PickedPlain", **kwargs)
