@@ -192,7 +192,7 @@ def _called_again(structure, heads: set) -> bool:
     lines = structure.lines
     if lines is None:
         return True
-    attributes = {(h[1], h[2][5:]) for h in heads if h[0] == "attribute"}
+    attributes = {(h[1], h[2].partition(".")[2]) for h in heads if h[0] == "attribute"}
     classes = {h[1] for h in heads if h[0] == "class"}
     calls = 0
     for cls in structure.classes.values():

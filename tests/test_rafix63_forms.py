@@ -191,6 +191,7 @@ def test_a_plan_set_aside_for_an_overlap_and_gone_after_that_patch_keeps_a_reaso
 def test_the_two_helper_patch_computes_the_same_for_every_mode(mode, use_scale):
     torch = pytest.importorskip("torch")
     fixed = _fixed(TWO_FIXABLE)
+    assert "scaled_dot_product_attention(" in fixed  # (else the comparison is of the original with itself)
     a, b = float64_pair(TWO_FIXABLE, fixed, "PickedScaled", mode=mode, use_scale=use_scale)
     x = torch.randn(2, 6, 8, dtype=torch.float64)
     torch.testing.assert_close(b(x), a(x), rtol=1e-10, atol=1e-12)

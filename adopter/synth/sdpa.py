@@ -844,7 +844,8 @@ class _Attention:
         self.helper_made: set[str] = set()  # names its statements bind (on the fused path, in the caller)
         self.helper_step_stored: set[str] = set()  # names its steps bind (never on the fused path)
         self.inlined_method: tuple[str, str] | None = None  # (class, method) of such a helper
-        self.dispatch_setting: tuple[str, str] | None = None  # (attr, value) picking it: _dispatched_calls
+        # (attr, value, owner, local or None, call) picking it: _dispatched_calls, _picked_term
+        self.dispatch_setting: tuple | None = None
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
         self.grouped_cat: ast.expr | None = None  # the m2 step's `torch.cat(groups, dim=d)` (_grouped_split)
@@ -1134,6 +1135,7 @@ class _Attention:
             if read_names(test) & all_stored:
                 raise Skip(f"the test of the scale at line {self.roles[role].line} reads what the attention assigns")
             conditions[role] = test
+        self._check_setting_holds(conditions, tops, region, kinds, lo, step_if_keeps)
 
         self.off_roles = self._guarded_off(region, conditions, all_stored)
         guard += self._widening_terms(conditions)
@@ -1303,8 +1305,9 @@ class _Attention:
         if self.dispatch_setting is not None:
             # the helper picked by a setting (``getattr(self, self.mode)``): the other values pick
             # other methods, which take the original path (_dispatched_calls)
-            attr, value = self.dispatch_setting
+            attr, value, owner, local, picked_call = self.dispatch_setting
             guard.append(f"self.{attr} != {value!r}")
+            guard.append(self._picked_term(attr, value, owner, local, picked_call, region, edits))
         if self.fill_helper is not None and self.fill_helper["rows"]:
             # A fill helper whose finite fill follows its other arguments may fill a whole row:
             # the fused call's forward is the same there (uniform weights), but its backward,
@@ -1840,7 +1843,11 @@ class _Attention:
         others = [e for i, e in enumerate(elts) if i not in at]
         if len(at) != 1 or not all(isinstance(e, ast.Name) for e in others):
             raise Skip(why + "and returns more than them; rewrite it by hand")
-        nested = _setting_scales(body[:-1], step_spans, {n.stmt: roles.get(id(n)) for n in outside}, lead)
+        caller_args = [*caller_def.args.posonlyargs, *caller_def.args.args]
+        # (a method's instance, read by the caller under the same name: the test moves there as it is)
+        same = kind == "method" and bool(caller_args) and lead == [caller_args[0].arg]
+        nested = _setting_scales(body[:-1], step_spans, {n.stmt: roles.get(id(n)) for n in outside},
+                                 lead if same else [])
         if len(steps) + len(nested) + (span_of(body[-1]) in step_spans) != len(step_spans):
             raise Skip(why + "with steps nested in its statements; rewrite it by hand")
         for st in steps:
@@ -1907,7 +1914,9 @@ class _Attention:
             if not calls and kind == "method":
                 calls = _dispatched_calls(caller_def)  # ``fn = getattr(self, self.mode); w = fn(q, k)``
                 if len(calls) == 1:
-                    self.dispatch_setting = (calls[0][1], helper.name)
+                    call_, attr_ = calls[0]
+                    local = call_.func.id if isinstance(call_.func, ast.Name) else None
+                    self.dispatch_setting = (attr_, helper.name, owner.name, local, call_)
                 calls = [c for c, _ in calls]
             mentions = _uncalled_mentions(tree, mentions) + [c.func for c in calls]
         if len(calls) != 1 or len(mentions) != 1:
@@ -5741,6 +5750,65 @@ class _Attention:
             out[index] = (renamed, node)
         return tuple(out), [f"{new} = {name}" for name, new in fresh.items()]
 
+    def _picked_term(self, attr: str, value: str, owner: str, local: str | None, call: ast.Call, region: list,
+                     edits: Edits) -> str:
+        """The guard term that sends away any method but ``owner.value`` bound to this instance,
+        read off what the setting picked (the bound method's ``__func__`` and ``__self__``), not
+        off the setting at the guard: a ``setattr(self, 'mode', ...)`` after the pick, or an
+        instance attribute shadowing the method (``self.__dict__['plain'] = self.halved``),
+        makes the call run another method whatever ``self.mode`` then says.  A local bound to the
+        pick is read as it is (bound before the guard, else declined); ``getattr(self,
+        self.<attr>)(...)`` called in place is read again at the guard, so nothing the fused
+        path runs before the call may change the instance."""
+        first = region[0].lineno
+        if local is not None:
+            binds = [n for n in ast_walk(self._function(self.block[0]) or region[0])
+                     if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == local for t in n.targets)]
+            if not binds or any((b.end_lineno or b.lineno) >= first for b in binds):
+                raise Skip(f"the method `{local}` picked by `self.{attr}` is bound inside the attention, after "
+                           "where the fused path would test it")
+            picked = local
+        else:
+            for stmt in region:
+                if stmt.lineno > call.lineno or any(n is call for n in ast_walk(stmt)):
+                    break
+                changer = _may_change(stmt, {"self"})
+                if changer is not None:
+                    raise Skip(f"line {changer.lineno} may change `self` between the test of the method "
+                               f"`self.{attr}` picks and its call at line {call.lineno}")
+            picked = f"getattr(self, self.{attr})"
+        return (f"(False if {self._is_scripting(edits)}() else getattr({picked}, '__func__', None) is not "
+                f"{owner}.{value} or {picked}.__self__ is not self)")
+
+    def _check_setting_holds(self, conditions: dict, tops: dict, region: list, kinds: list, lo: int,
+                             step_if_keeps: dict) -> None:
+        """Decline a scale chosen by a test of an object's attributes (``if self.use_scale: w /=
+        ...``, in the attention or an inlined helper) when a statement the fused path keeps
+        between the scale step and the fused call may change that object: ``scale=`` reads the
+        test at the fused call, the original read it where the step ran (``w = pick(q, k);
+        self.toggle(); y = w @ v``).  A call on the object (a method, a submodule), a call handed
+        it, ``setattr``, or a store to one of its attributes may change it."""
+        for role in SCALE_STEPS:
+            test = conditions.get(role)
+            if test is None or role not in tops:
+                continue
+            roots = {_root_name(n) for n in ast_walk(test) if isinstance(n, ast.Attribute)} - {None}
+            if not roots:
+                continue  # (names alone: the region's stores of them are checked where the test is read)
+            start = tops[role][0] - lo
+            between: list[ast.stmt] = []  # what the fused path runs after the step, before the call
+            for offset in range(max(start + 1, 0), len(region) - 1):
+                if kinds[offset] in ("step", "branch"):
+                    between += step_if_keeps.get(offset) or []
+                else:
+                    between.append(region[offset])
+            for stmt in between:
+                changer = _may_change(stmt, roots)
+                if changer is not None:
+                    raise Skip(f"the scale at line {self.roles[role].line} runs only when "
+                               f"`{self._text(test)}` holds, and line {changer.lineno} may change it "
+                               "before the fused call would read it")
+
     def _optional_scale(self, if_stmt: ast.If, role: str, stored: set) -> bool:
         """Is ``if_stmt`` an ``if`` whose last statement is the scale step ``role`` (no
         ``else``), testing names, attributes and constants the attention does not assign?  Then
@@ -7159,6 +7227,30 @@ def _calls_in(function: ast.AST, name: str) -> bool:
     return any(_calls_helper(n, name, True) for n in ast_walk(function))
 
 
+def _root_name(node: ast.expr) -> str | None:
+    """The name an attribute chain or call chain starts from (``self`` of ``self.a.b(x)``)."""
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _may_change(stmt: ast.stmt, roots: set) -> ast.AST | None:
+    """The first node of ``stmt`` that may change an object named in ``roots``: a store to an
+    attribute of it, a call on it or handed it, ``setattr``/``delattr``; None when there is none."""
+    for node in ast_walk(stmt):
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load) \
+                and _root_name(node) in roots:
+            return node
+        if isinstance(node, ast.Call):
+            if _root_name(node.func) in roots or isinstance(node.func, ast.Name) and node.func.id in (
+                    "setattr", "delattr"):
+                return node
+            if any(isinstance(a, ast.Name) and a.id in roots
+                   for a in (*node.args, *(k.value for k in node.keywords))):
+                return node
+    return None
+
+
 def _setting_scales(stmts: list[ast.stmt], step_spans: set, role_of: dict, lead: list[str]) -> dict:
     """The inlined helper's scale steps each alone under an ``if`` on the instance's settings
     (sssegmentation's ``if self.use_scale: pairwise_weight /= theta_x.shape[-1]**0.5``): the
@@ -7166,7 +7258,9 @@ def _setting_scales(stmts: list[ast.stmt], step_spans: set, role_of: dict, lead:
     constants alone (no parameter or local of the helper), so at the caller's call it is the
     same value, and the scores are scaled exactly when it holds: ``scale=`` says it (_scale).
     An if with an else, more statements, or another step in it is not one (the helper then
-    declines, its steps nested in its statements)."""
+    declines, its steps nested in its statements).  ``lead``: the method's instance parameter,
+    given only where the caller reads its instance under the same name (the test moves there as
+    it is); empty, there are none."""
     out: dict = {}
     for st in stmts:
         if not (isinstance(st, ast.If) and not st.orelse and len(st.body) == 1 and span_of(st.body[0]) in step_spans):
@@ -7178,7 +7272,7 @@ def _setting_scales(stmts: list[ast.stmt], step_spans: set, role_of: dict, lead:
                 isinstance(inner, ast.AugAssign) else None])) == 1):
             continue
         names = {n.id for n in ast_walk(st.test) if isinstance(n, ast.Name)}
-        if not names <= set(lead[:1]) or not lead or lead[0] != "self":
+        if not lead or not names <= set(lead[:1]):
             continue
         out[span_of(st)] = (role_of[span_of(inner)], st)
     return out

@@ -531,6 +531,16 @@ def _self_stores(init: ast.FunctionDef):
                     yield target.attr, sub.value
 
 
+def init_values(text: str, class_name: str, attr: str) -> list[ast.expr]:
+    """Every value ``__init__`` of ``class_name`` assigns to ``self.<attr>`` (empty when it
+    assigns none, or the file defines no such class)."""
+    try:
+        found = _init_and_params(ast.parse(text), class_name)
+    except SyntaxError:
+        return []
+    return [value for name, value in _self_stores(found[0]) if name == attr] if found else []
+
+
 def stored_fields(text: str, class_name: str) -> dict[str, str]:
     """``self.<attr>`` -> the field of a constructor argument ``__init__`` of ``class_name``
     stores in it unchanged (``self.dual_domain = config["dual_domain"]``, ``self.std =

@@ -814,9 +814,12 @@ def _set_config(value: Any, overrides: dict[str, Any]) -> None:
 
 
 
-def _merged(variants: list[Variant], method: str) -> Variant | None:
+def _merged(variants: list[Variant | None], method: str) -> Variant | None:
     """One variant making all of ``variants``' changes at once; None when two of them set one name
-    to different values."""
+    to different values, or when one of them is None (a change no user can make, see
+    ``Builder._joinable``)."""
+    if any(v is None for v in variants):
+        return None
     parts = {part: tuple(dict.fromkeys(i for v in variants for i in getattr(v, part)))
              for part in ("flags", "config", "ctor", "forward", "attrs")}
     give = tuple(dict.fromkeys(i for v in variants for i in v.give))
@@ -1019,6 +1022,36 @@ class Builder:
             out.append(Variant(ctor=values, give=tuple(dict.fromkeys((name, *gives))), method=method))
         return out
 
+    def _joinable(self, variant: Variant, class_name: str, ctor_params: dict) -> Variant | None:
+        """``variant`` as a part of a joint change (every part of a side's test at once), or None
+        when no user could make it.  Forward arguments, constructor arguments, config fields and
+        module switches are inputs; an attribute set after building is a state a user reaches only where
+        ``__init__`` sets it to constants (``self.tpu = False``).  An attribute ``__init__``
+        computes from its arguments (``self.gated = not sharp`` beside ``self.causal = sharp``)
+        goes through those arguments (stored as it is, or the conditions under which ``__init__``
+        sets it), else not at all: set alone it makes a module no constructor builds, where a
+        patch that drops a branch of the other attribute passes."""
+        if not variant.attrs:
+            return variant
+        ctor: list[tuple[str, Any]] = []
+        attrs: list[tuple[str, Any]] = []
+        stored = branches.stored_parameters(self.text, class_name)
+        for name, want in variant.attrs:
+            values = branches.init_values(self.text, class_name, name)
+            if values and all(isinstance(v, ast.Constant) for v in values):
+                attrs.append((name, want))
+                continue
+            param = stored.get(name)
+            if param in ctor_params and len(values) == 1:
+                ctor.append((param, want))
+                continue
+            condition = next(iter(branches.init_conditions(self.text, class_name, name, bool(want))), None)
+            if not condition or any(k not in ctor_params or v in ("given", None) for k, v in condition):
+                return None
+            ctor += condition
+        return Variant(flags=variant.flags, config=variant.config, ctor=variant.ctor + tuple(ctor),
+                       forward=variant.forward, attrs=tuple(attrs), give=variant.give, method=variant.method)
+
     def _step_variants(self, name: str, found_guards: list, forward_params: dict, ctor_params: dict,
                        class_name: str, method: str) -> list[Variant]:
         """Two-step calls that feed the optional forward argument ``name`` what a first call hands
@@ -1130,7 +1163,8 @@ class Builder:
             if variant is not None and variant not in from_guards:
                 from_guards.append(variant)
             if variant is not None and guard.joint:
-                sides.setdefault((guard.line, guard.branch), []).append(variant)
+                sides.setdefault((guard.line, guard.branch), []).append(
+                    self._joinable(variant, class_name, ctor_params))
             if guard.kind == "attr_set" and guard.want == "absent" and not spec:
                 # ``if self.attn_type is None:`` where __init__ stores a constructor argument in it
                 # as it is (``self.attn_type = attn_type``): built with that argument None, the
@@ -1157,18 +1191,10 @@ class Builder:
                 candidate = Variant(ctor=values, method=method)
                 if candidate not in from_guards:
                     from_guards.append(candidate)
-        def consistent(items) -> bool:  # one value per name (not both sides of ``mode == 'a'`` / ``'b'``)
-            return len({k for k, _ in items}) == len(set(items))
-
-        if len(from_guards) > 1 and all(consistent([i for v in from_guards for i in getattr(v, part)])
-                                        for part in ("flags", "config", "ctor", "forward", "attrs")):
-            # nested branches: all of them at once
-            merged = Variant(flags=tuple(i for v in from_guards for i in v.flags),
-                             config=tuple(i for v in from_guards for i in v.config),
-                             ctor=tuple(i for v in from_guards for i in v.ctor),
-                             forward=tuple(i for v in from_guards for i in v.forward),
-                             attrs=tuple(i for v in from_guards for i in v.attrs),
-                             give=tuple(i for v in from_guards for i in v.give), method=method)
+        merged = _merged(from_guards, method) if len(from_guards) > 1 else None
+        if merged is not None and merged not in from_guards:
+            # nested branches: all of them at once (one value per name: not both sides of ``mode
+            # == 'a'`` / ``'b'``)
             from_guards.insert(0, merged)
         for joint in reversed([j for j in (_merged(v, method) for v in sides.values() if len(v) > 1)
                                if j is not None]):

@@ -91,3 +91,26 @@ def test_which_sides_want_every_part():
     text = "def f(a, b):\n    if a or b:\n        x = 1\n    else:\n        x = 2\n    return x\n"
     assert {(g.branch, g.joint) for g in guards(text, {5})} == {("else", True)}
     assert {(g.branch, g.joint) for g in guards(text, {3})} == {("body", False)}
+
+
+COMPUTED = SOURCE.replace("causal: bool = False, talking: bool = False", "sharp: bool = False") \
+    .replace("        self.causal = causal\n        self.talking = talking\n",
+             "        self.gated = not sharp\n        self.causal = sharp\n")
+DROPS_CAUSAL = ("        if self.gated or need_weights:\n" + "".join("    " + line + "\n" for line in SITE.splitlines())
+                + "        else:\n            y = torch.nn.functional.scaled_dot_product_attention(q, k, v)\n")
+
+
+def test_an_attribute_computed_from_an_argument_is_not_set_apart_from_it(tmp_path, all_rules, quick):
+    # ``self.gated = not sharp`` beside ``self.causal = sharp``: gated=False with causal=False is
+    # a module no constructor builds, and there the patch that drops the causal mask looks right;
+    # joined, the attribute goes through its argument or not at all -- never a pass
+    assert "self.gated = not sharp" in COMPUTED and "self.talking" not in COMPUTED
+    (result,) = adp010_verdicts(tmp_path / "gated.py", COMPUTED, (SITE, DROPS_CAUSAL), all_rules, quick)
+    assert result.verdict != PASS, result.details.get("variant")
+
+
+def test_an_attribute_stored_from_an_argument_is_joined_through_it(tmp_path, all_rules, quick):
+    # ``self.causal = causal``: the joint change builds with causal=False rather than setting it
+    (result,) = adp010_verdicts(tmp_path / "gated.py", SOURCE, (SITE, RIGHT), all_rules, quick)
+    assert result.verdict == PASS, result.reason
+    assert "causal=False" in result.details["variant"] and "self.causal" not in result.details["variant"]
