@@ -188,3 +188,19 @@ def test_the_lm_head_of_a_module_another_file_of_the_package_defines(tmp_path):
     assert [(f.line <= line <= f.end_line) for f in hits] == [True]
     other = tmp_path / "tiny/NORM/model.py"
     assert analyze(other.read_text(), str(other), rules, package_of(str(other))).findings == []
+
+
+def test_chain_patterns_match_as_their_word_boundary_forms():
+    """held_layers' literal-first patterns (fast) find exactly what ``\\b``-prefixed ones find,
+    including a match that starts inside a passed-over one (``xself.self.c.d(``)."""
+    import re
+
+    from adopter.structure import held_layers
+
+    text = ("xself.self.c.d( self.a.b( _self.q.r( setattr(self.x, 'y', 1) xsetattr(self.z, 'w', 2)\n"
+            "self.m.n = 3\nself.m.n == 4\néself.u.v( self.enc.head(h) self.enc.head: nn.Module = h\n")
+    for pattern in (held_layers._CHAIN_CALL, held_layers._CHAIN_STORE, held_layers._CHAIN_SETATTR):
+        bounded = re.compile(r"\b" + pattern.pattern)
+        assert ([(m.span(), m.groups()) for m in held_layers._word_matches(pattern, text)]
+                == [(m.span(), m.groups()) for m in bounded.finditer(text)])
+    assert held_layers._called_chains(text) == [("c", "d"), ("a", "b"), ("enc", "head")]
