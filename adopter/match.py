@@ -3044,15 +3044,21 @@ def _same_arms(one: tuple, other: tuple) -> bool:
 def _slice_text(key: str) -> str | None:
     """The index of ``name[...]`` written as a flow key (``labels[..., 1:]``), spaces removed,
     as Flow.slices holds slices; None for any other key."""
-    if not key.endswith("]") or "[" not in key:
-        return None
-    try:
-        expr = ast.parse(key, mode="eval").body
-    except SyntaxError:
-        return None
-    if expr.__class__ is not ast.Subscript or expr.value.__class__ is not ast.Name:
+    expr = _subscript(key)
+    if expr is None or expr.value.__class__ is not ast.Name:
         return None
     return key[key.index("[") + 1:-1].replace(" ", "")
+
+
+def _subscript(text: str) -> ast.Subscript | None:
+    """``text`` parsed when it is one subscript expression (``x[...]``), else None."""
+    if not text.endswith("]") or "[" not in text:
+        return None
+    try:
+        expr = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    return expr if expr.__class__ is ast.Subscript else None
 
 
 def _within(inner: tuple, outer: tuple) -> bool:
@@ -3098,13 +3104,8 @@ def _one_line(lines: list, span: tuple | None) -> str:
 def _one_mask_index(text: str) -> ast.expr | None:
     """The index of ``text`` when it is ``x[m]`` with one index that is a comparison (a boolean
     mask, ``labels != -100``) or a name (a mask or the indices of rows); None otherwise."""
-    if not text.endswith("]") or "[" not in text:
-        return None
-    try:
-        expr = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        return None
-    if expr.__class__ is ast.Subscript and expr.slice.__class__ in (ast.Compare, ast.Name):
+    expr = _subscript(text)
+    if expr is not None and expr.slice.__class__ in (ast.Compare, ast.Name):
         return expr.slice
     return None
 
