@@ -65,7 +65,7 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
 # ``self``/``setattr`` instead of trying every position (ten times faster on a model file), and
 # :func:`_word_matches` applies the word boundary the ``\b`` stood for.
 # a call through ``self`` and two to MAX_HOPS + 1 attributes: ``self.encoder.lm_head(``
-_CHAIN_CALL = re.compile(r"self((?:\.[A-Za-z_]\w*){2,%d})\s*\(" % (MAX_HOPS + 1))
+_CHAIN_CALL = re.compile(rf"self((?:\.[A-Za-z_]\w*){{2,{MAX_HOPS + 1}}})\s*\(")
 
 
 # an assignment to such a chain: ``self.encoder.lm_head = ...`` (not ``==``)
