@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import pytest
-from corpus_forms import float64_pair
+from corpus_forms import float64_pair, rules
+from test_rafix62_forms import PICKED as RAFIX62_PICKED
+from test_rafix63_forms import SCALED
 
 from adopter.synth import fix_text
-from corpus_forms import rules
 
 CALLER_SCALED = """\
 import torch
@@ -47,46 +48,13 @@ class CallerScaled(nn.Module):
         return y
 """
 
-HELPER_SCALED = """\
-import torch
-from torch import nn
-
-
-class HelperScaled(nn.Module):
-    def __init__(self, dim=8, mode="scaled", use_scale=True):
-        super().__init__()
-        assert mode in ["scaled", "halved"]
-        self.mode = mode
-        self.use_scale = use_scale
-        self.to_q = nn.Linear(dim, dim)
-        self.to_k = nn.Linear(dim, dim)
-        self.to_v = nn.Linear(dim, dim)
-
-    def scaled(self, q, k):
-        w = torch.matmul(q, k)
-        if self.use_scale:
-            w /= q.shape[-1] ** 0.5
-        w = w.softmax(dim=-1)
-        return w
-
-    def halved(self, q, k):
-        w = torch.matmul(q, k)
-        w = w / w.shape[-1]
-        return w
-
-    def flip(self):
-        self.use_scale = not self.use_scale
-
-    def forward(self, x):
-        q = self.to_q(x)
-        k = self.to_k(x).permute(0, 2, 1)
-        v = self.to_v(x)
-        pick = getattr(self, self.mode)
-        w = pick(q, k)
-        #BETWEEN
-        y = torch.matmul(w, v)
-        return y
-"""
+# rafix63's setting-scaled helper picked by the mode, with a method that flips the setting and a
+# place for a statement between the pick and the context product
+HELPER_SCALED = (SCALED.replace("class PickedScaled", "class HelperScaled")
+                 .replace("        return w\n\n    def forward",
+                          "        return w\n\n    def flip(self):\n        self.use_scale = not self.use_scale\n\n"
+                          "    def forward")
+                 .replace("        w = pick(q, k)\n", "        w = pick(q, k)\n        #BETWEEN\n"))
 
 CHANGES = ["self.flip()", "setattr(self, 'use_scale', not self.use_scale)", "self.use_scale = not self.use_scale"]
 
@@ -124,42 +92,14 @@ def test_a_statement_that_cannot_change_the_setting_is_still_fixed(source, cls, 
     _same(text, fixed, cls, use_scale=use_scale)
 
 
-PICKED = """\
-import torch
-from torch import nn
-
-
-class PickedPlain(nn.Module):
-    def __init__(self, dim=8, mode="plain", shadow=False):
-        super().__init__()
-        assert mode in ["plain", "halved"]
-        self.mode = mode
-        self.to_q = nn.Linear(dim, dim)
-        self.to_k = nn.Linear(dim, dim)
-        self.to_v = nn.Linear(dim, dim)
-        if shadow:
-            self.__dict__["plain"] = self.halved
-
-    def plain(self, q, k):
-        w = torch.matmul(q, k)
-        w = w.softmax(dim=-1)
-        return w
-
-    def halved(self, q, k):
-        w = torch.matmul(q, k)
-        w = w / w.shape[-1]
-        return w
-
-    def forward(self, x):
-        q = self.to_q(x)
-        k = self.to_k(x).permute(0, 2, 1)
-        v = self.to_v(x)
-        pick = getattr(self, self.mode)
-        #BETWEEN
-        w = pick(q, k)
-        y = torch.matmul(w, v)
-        return y
-"""
+# rafix62's picked attention, with an instance attribute that may shadow the `plain` method and a
+# place for a statement between the pick and its call
+PICKED = (RAFIX62_PICKED.replace("class PickedAttention", "class PickedPlain")
+          .replace('mode="plain"):', 'mode="plain", shadow=False):')
+          .replace("        self.to_v = nn.Linear(dim, dim)\n",
+                   "        self.to_v = nn.Linear(dim, dim)\n        if shadow:\n"
+                   "            self.__dict__[\"plain\"] = self.halved\n", 1)
+          .replace("        pick = getattr(self, self.mode)\n", "        pick = getattr(self, self.mode)\n        #BETWEEN\n"))
 
 
 @pytest.mark.parametrize("between, kwargs", [
