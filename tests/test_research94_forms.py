@@ -1,0 +1,104 @@
+"""Forms found while checking the blind batch research94 (efficient and alternative sequence
+models: mixture-of-experts layers, linear and sparse attention, state-space hybrids: qorva,
+pyhalos, hydra-attention, lin-mil, memodo).  The fixtures are ours.
+
+- ADP015: a vocabulary head's logits shifted by a slice of the first two axes
+  (``logits[:, :-1]``) beside the complementary shift of the target (``labels[:, 1:]``), then
+  flattened to rows of the model's vocabulary as a setting (``.view(-1, self.cfg.vocab_size)``)
+  was missed: the next-token target already says axis 1 holds the positions (the slice keeps
+  the vocabulary axis whole), whatever the flattening view's size is spelled as.
+  Near-misses: the same code over a classifier head (a Linear to a class count beside a token
+  embedding of another size), and the slice beside an unshifted target (of 2-D logits the slice
+  would cut the classes), stay unreported.
+- ADP011: a hand-written RMSNorm class defined after ``if hasattr(nn, "RMSNorm"): return
+  nn.RMSNorm(d, eps=eps)`` in a factory is the fallback of torch's RMSNorm module, whose
+  forward is ``F.rms_norm``: the kernel is adopted there, as for ``F.rms_norm`` itself.
+  Near-misses: the same norm with no such return before it, and after a return of a
+  same-file class that happens to be called ``RMSNorm`` (no torch module), are reported.
+"""
+
+from __future__ import annotations
+
+from corpus_forms import finding_at, found
+
+SHIFTED_SETTING_VIEW = """\
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class TinyLM(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_dim)
+        self.lm_head = nn.Linear(cfg.hidden_dim, cfg.vocab_size, bias=False)
+
+    def forward(self, input_ids, labels=None):
+        x = self.embed(input_ids)
+        logits = self.lm_head(x)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits[:, :-1].contiguous().view(-1, self.cfg.vocab_size),
+                labels[:, 1:].contiguous().view(-1),
+                ignore_index=-100,
+            )
+        return {"logits": logits, "loss": loss}
+"""
+
+
+def test_shifted_logits_viewed_to_the_vocabulary_setting_are_a_head():
+    assert finding_at(SHIFTED_SETTING_VIEW, "ADP015", "logits = self.lm_head(x)") is not None
+
+
+def test_a_classifier_head_with_the_same_shift_is_not_a_vocabulary_head():
+    code = SHIFTED_SETTING_VIEW.replace(
+        "self.lm_head = nn.Linear(cfg.hidden_dim, cfg.vocab_size, bias=False)",
+        "self.lm_head = nn.Linear(cfg.hidden_dim, cfg.num_classes, bias=False)",
+    ).replace("view(-1, self.cfg.vocab_size)", "view(-1, self.cfg.num_classes)")
+    assert found(code, "ADP015") == []
+
+
+def test_the_slice_beside_an_unshifted_target_is_not_followed():
+    code = SHIFTED_SETTING_VIEW.replace("labels[:, 1:].contiguous().view(-1)", "labels.view(-1)")
+    assert found(code, "ADP015") == []
+
+
+FALLBACK_AFTER_MODULE = """\
+import torch
+import torch.nn as nn
+
+
+def make_norm(dim, eps):
+    if hasattr(nn, "RMSNorm"):
+        return nn.RMSNorm(dim, eps=eps)
+
+    class _Fallback(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(dim))
+
+        def forward(self, x):
+            norm = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+            return norm.type_as(x) * self.weight
+
+    return _Fallback()
+"""
+
+NEEDLE = "norm = x * torch.rsqrt"
+
+
+def test_norm_after_returning_torch_rmsnorm_is_a_fallback():
+    assert finding_at(FALLBACK_AFTER_MODULE, "ADP011", NEEDLE) is None
+
+
+def test_the_same_norm_without_the_return_is_reported():
+    code = FALLBACK_AFTER_MODULE.replace(
+        '    if hasattr(nn, "RMSNorm"):\n        return nn.RMSNorm(dim, eps=eps)\n\n', "")
+    assert finding_at(code, "ADP011", NEEDLE) is not None
+
+
+def test_a_return_of_a_same_file_class_named_rmsnorm_is_no_fallback():
+    code = FALLBACK_AFTER_MODULE.replace("return nn.RMSNorm(dim, eps=eps)", "return RMSNorm(dim, eps=eps)")
+    assert finding_at(code, "ADP011", NEEDLE) is not None
