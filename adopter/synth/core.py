@@ -44,6 +44,11 @@ class FixResult:
     # with a run (:mod:`.run`): other files of the run -> the edits their calls of a function
     # this file's patch gives a flag need (``need_weights=False``); :func:`.run.fix_files` applies them
     callers: dict[str, list] = field(default_factory=dict)
+    # each applied finding's first line in the input text, in ``applied``'s order: a finding of a
+    # later round is placed in that round's text, which the earlier rounds' rewrites may have
+    # moved; None where those rewrites changed its first line (the research attention benchmark
+    # pairs labelled sites with the findings fixed through these)
+    origins: list[int | None] = field(default_factory=list)
 
     def changed(self, original: str) -> bool:
         return self.text != original
@@ -126,6 +131,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
     uses = None  # (text, its name-use counts): carried from one rewrite to the next
     style = style_for(path)
     history: list[tuple[str, list, list]] = []  # each applied round: (its text, its declines, its patches)
+    rounds: list[int] = []  # the index in ``history`` of the round that applied each of ``applied``
     for round_no in range(MAX_ROUNDS + 1):
         try:
             key = (current, tuple(rule.id for rule in active))
@@ -180,6 +186,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
             for group in groups:
                 for plan in group:
                     applied.append(plan.finding)
+                    rounds.append(len(history) - 1)
                     requirements.add(requirement(plan.rule))
         current = new
     if history:
@@ -196,7 +203,26 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
             return FixResult(text, applied=[], skipped=declined)
     if newline is not None:
         current = current.replace("\n", newline)
-    return FixResult(current, applied=applied, skipped=skipped, requirements=requirements)
+    return FixResult(current, applied=applied, skipped=skipped, requirements=requirements,
+                     origins=_origins(history, applied, rounds))
+
+
+def _origins(history: list, applied: list[Finding], rounds: list[int]) -> list[int | None]:
+    """The first line of each applied finding in the first round's text (FixResult.origins):
+    as it is for the first round's patches; through the lines the rewrites left unchanged for a
+    later round's (None where its line was rewritten)."""
+    maps: dict[int, list] = {}
+    out: list[int | None] = []
+    for found, i in zip(applied, rounds):
+        if i == 0:
+            out.append(found.line)
+            continue
+        if i not in maps:
+            matcher = difflib.SequenceMatcher(None, history[i][0].splitlines(), history[0][0].splitlines(),
+                                              autojunk=False)
+            maps[i] = [op for op in matcher.get_opcodes() if op[0] == "equal"]
+        out.append(next((b0 + found.line - a0 for _, a0, a1, b0, _ in maps[i] if a0 < found.line <= a1), None))
+    return out
 
 
 def _as_reported(skipped: list, findings: list[Finding]) -> list[tuple[Finding, str]]:
