@@ -116,13 +116,12 @@ def pair_sites(labs, found, result) -> tuple[dict, set]:
     dev corpus's scorer pairs with it (``score.match_file``: one to one, a finding taking the
     best label whose anchor lies in its span, nearest its start), and is fixed when ``fix_text``
     applied that finding's patch: an applied finding of its rule starting at the finding's first
-    line and column of the input text (``FixResult.origins`` places a later round's findings
-    there).  A site inside another finding's patch whose own finding was declined is not fixed
+    line of the input text (``FixResult.origins`` places a later round's findings there).  A site inside another finding's patch whose own finding was declined is not fixed
     (sssegmentation's non-local block: the ``gaussian`` helper's patch spans the default
     ``embeddedgaussian`` helper's site, which keeps its original path)."""
     pairs = {id(lab): finding for lab, finding in score.match_file(labs, found).matched}
-    done = {(f.rule, line, f.column) for f, line in zip(result.applied, result.origins) if line is not None}
-    fixed = {key for key, f in pairs.items() if (f.rule, f.line, f.column) in done}
+    done = {(f.rule, line) for f, line in zip(result.applied, result.origins) if line is not None}
+    fixed = {key for key, f in pairs.items() if (f.rule, f.line) in done}
     return pairs, fixed
 
 
