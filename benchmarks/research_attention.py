@@ -101,6 +101,7 @@ from adopter.engine import AnalysisError, analyze  # noqa: E402
 from adopter.ruleset import load_rules  # noqa: E402
 from adopter.structure.names import package_of  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
+from adopter.synth.core import _code_of  # noqa: E402
 from adopter.synth.run import Run  # noqa: E402
 
 
@@ -123,6 +124,23 @@ def pair_sites(labs, found, result) -> tuple[dict, set]:
     done = {(f.rule, line) for f, line in zip(result.applied, result.origins) if line is not None}
     fixed = {key for key, f in pairs.items() if (f.rule, f.line) in done}
     return pairs, fixed
+
+
+def declined_like(text: str, result, finding) -> list[str]:
+    """The reasons of the declines of ``finding`` (placed in the fixed text): those starting at
+    its first line, where the rewrites left that line as it was; else those whose first line has
+    its code (indentation and a trailing comment aside), where no other line of ``text`` has it:
+    a site whose lines another site's patch rewrote (slp's symmetric attention, both attentions
+    in one region) still shows why its own finding was declined."""
+    at = final_line(text, result.text, finding.line)
+    if at is not None:
+        return [w for f, w in result.skipped if f.rule == finding.rule and f.line == at]
+    old, new = text.splitlines(), result.text.splitlines()
+    want = _code_of(old[finding.line - 1]) if finding.line <= len(old) else ""
+    if not want or sum(_code_of(line) == want for line in old) != 1:
+        return []
+    return [w for f, w in result.skipped
+            if f.rule == finding.rule and f.line <= len(new) and _code_of(new[f.line - 1]) == want]
 
 
 def _package_root(path: Path) -> Path | None:
@@ -251,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
                 # earlier rounds moved it): the site's line there, where its lines are unchanged
                 moved = final_line(text, result.text, lab.line)
                 why = [w for f, w in result.skipped if _covers([f], lab.line if moved is None else moved)]
+                if not why:
+                    # its lines rewritten (a patch of another site around them): the decline whose
+                    # first line reads as the site's finding's first line does
+                    why = declined_like(text, result, pairs[id(lab)])
                 status += f" ({why[0]})" if why else " (no reason given)"
             print(f"{lab.source}:{lab.path}:{lab.line}: {status}")
     for name, counter in (("all sources outside transformers", tally),

@@ -216,3 +216,13 @@ def test_guarded_fixes_that_edit_more_than_the_guarded_statements_do_not_nest():
     with_prelude = replace(plan, edits=replace(plan.edits, wrap=replace(wrap, prelude="s = None")))
     for look_alike in (elsewhere, shorter, unguarded, with_prelude):
         assert not _nestable(host, look_alike)
+
+
+def test_a_declined_site_inside_another_sites_patch_shows_its_own_reason():
+    findings = found(CHOOSER, "ADP010")
+    result = fix_text(CHOOSER, "model.py", rules("ADP010"))
+    dot, tempered = _sites(CHOOSER)
+    pairs, _ = research.pair_sites([dot, tempered], findings, result)
+    why = research.declined_like(CHOOSER, result, pairs[id(tempered)])
+    assert why == [result.skipped[0][1]]
+    assert research.declined_like(CHOOSER, result, pairs[id(dot)]) == []  # (fixed: no decline of its own)
