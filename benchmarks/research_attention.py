@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Research attention (issue 12): of the development corpus's labelled ADP010 sites outside
 transformers (research-style fixtures, vit-pytorch, segment-anything, open_clip, torchvision,
-litgpt, timm), how many are found, fixed (``fix_text`` applies an ADP010 patch whose span holds
-the labelled line), and verified (``adopter verify --select ADP010``: the site's class passes; how
+litgpt, timm), how many are found (a finding paired with the site, one to one, as the dev
+corpus's scorer pairs them), fixed (``fix_text`` applies the patch of that very finding: a site
+that merely lies inside another site's patch, its own finding declined, is not fixed), and verified (``adopter verify --select ADP010``: the site's class passes; how
 many of those passes are forward only, their original unable to take a training step, is said beside it),
 and how many of the sites labelled "no" (or "skip") are reported (paired with a finding as the
 dev corpus's scorer pairs them; how many lie inside a finding's span is printed beside it);
@@ -100,6 +101,7 @@ from adopter.engine import AnalysisError, analyze  # noqa: E402
 from adopter.ruleset import load_rules  # noqa: E402
 from adopter.structure.names import package_of  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
+from adopter.synth.core import _code_of  # noqa: E402
 from adopter.synth.run import Run  # noqa: E402
 
 
@@ -108,6 +110,37 @@ LIBRARIES = ("timm==", "torchvision==")  # libraries, not research repositories 
 
 def _covers(findings, line: int) -> bool:
     return any(f.line <= line <= (f.end_line or f.line) for f in findings)
+
+
+def pair_sites(labs, found, result) -> tuple[dict, set]:
+    """The finding of each labelled site, and the sites fixed.  Each site gets the finding the
+    dev corpus's scorer pairs with it (``score.match_file``: one to one, a finding taking the
+    best label whose anchor lies in its span, nearest its start), and is fixed when ``fix_text``
+    applied that finding's patch: an applied finding of its rule starting at the finding's first
+    line of the input text (``FixResult.origins`` places a later round's findings there).  A site inside another finding's patch whose own finding was declined is not fixed
+    (sssegmentation's non-local block: the ``gaussian`` helper's patch spans the default
+    ``embeddedgaussian`` helper's site, which keeps its original path)."""
+    pairs = {id(lab): finding for lab, finding in score.match_file(labs, found).matched}
+    done = {(f.rule, line) for f, line in zip(result.applied, result.origins) if line is not None}
+    fixed = {key for key, f in pairs.items() if (f.rule, f.line) in done}
+    return pairs, fixed
+
+
+def declined_like(text: str, result, finding) -> list[str]:
+    """The reasons of the declines of ``finding`` (placed in the fixed text): those starting at
+    its first line, where the rewrites left that line as it was; else those whose first line has
+    its code (indentation and a trailing comment aside), where no other line of ``text`` has it:
+    a site whose lines another site's patch rewrote (slp's symmetric attention, both attentions
+    in one region) still shows why its own finding was declined."""
+    at = final_line(text, result.text, finding.line)
+    if at is not None:
+        return [w for f, w in result.skipped if f.rule == finding.rule and f.line == at]
+    old, new = text.splitlines(), result.text.splitlines()
+    want = _code_of(old[finding.line - 1]) if finding.line <= len(old) else ""
+    if not want or sum(_code_of(line) == want for line in old) != 1:
+        return []
+    return [w for f, w in result.skipped
+            if f.rule == finding.rule and f.line <= len(new) and _code_of(new[f.line - 1]) == want]
 
 
 def _package_root(path: Path) -> Path | None:
@@ -203,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         # A "no" (or "skip") site is reported when a finding is the one the dev corpus's scorer
         # pairs with it (score.match_file: a finding spanning a "yes" site and a "no" one --
         # perceiver's two softmaxes in one if/else, one finding -- is the "yes" site's).
-        paired = {id(lab) for lab, _ in score.match_file(labs, found).matched}
+        pairs, fixed_sites = pair_sites(labs, found, result)
+        paired = set(pairs)
         for lab in labs:
             if lab.label != "yes":
                 count("no")
@@ -213,14 +247,16 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{lab.source}:{lab.path}:{lab.line}: {lab.label} site reported")
                 continue
             count("yes")
-            count("found", _covers(found, lab.line))
-            fixed = _covers(result.applied, lab.line)
+            count("found", id(lab) in pairs)
+            fixed = id(lab) in fixed_sites
             count("fixed", fixed)
             status = "not fixed"
-            if not _covers(found, lab.line):
-                status = "not found"  # detection's miss: no finding, so nothing to fix or decline
+            if id(lab) not in pairs:
+                # detection's miss: no finding of its own, so nothing to fix or decline (one
+                # inside another site's finding is said so)
+                status = "not found" + (" (inside another site's finding)" if _covers(found, lab.line) else "")
             elif fixed:
-                run = _verdict_of(verified.get("results", []), result.applied, lab.line)
+                run = _verdict_of(verified.get("results", []), [pairs[id(lab)]], lab.line)
                 status = f"{run['verdict']} ({run['class']}: {run['reason'][:140]})" if run else str(verified)[:200]
                 count("verified", bool(run and run["verdict"] == "pass"))
                 # a pass whose original alone cannot train, or whose original and patched module
@@ -233,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
                 # earlier rounds moved it): the site's line there, where its lines are unchanged
                 moved = final_line(text, result.text, lab.line)
                 why = [w for f, w in result.skipped if _covers([f], lab.line if moved is None else moved)]
+                if not why:
+                    # its lines rewritten (a patch of another site around them): the decline whose
+                    # first line reads as the site's finding's first line does
+                    why = declined_like(text, result, pairs[id(lab)])
                 status += f" ({why[0]})" if why else " (no reason given)"
             print(f"{lab.source}:{lab.path}:{lab.line}: {status}")
     for name, counter in (("all sources outside transformers", tally),

@@ -197,7 +197,8 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     wrap = edits.wrap
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
-                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep, prelude=wrap.prelude, hoist=wrap.hoist)
+                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep, prelude=wrap.prelude, hoist=wrap.hoist,
+                    inner=wrap.inner)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -800,11 +801,15 @@ class _Transformer(cst.CSTTransformer):
                 new_nodes = [node.with_changes(leading_lines=[*(lead if index == 0 else []), *above[index]])
                              for index, node in enumerate(fast)]
             else:
-                # The kept statements move one level in: wrap those that no longer fit.
-                body = self._refit([kept[0].with_changes(leading_lines=[]), *kept[1:]], depth + step, step)
+                # The kept statements move one level in (one per guard): wrap those that no
+                # longer fit.
+                levels = 1 + len(wrap.inner)
+                body = self._refit([kept[0].with_changes(leading_lines=[]), *kept[1:]], depth + step * levels,
+                                   step * levels)
                 if wrap.prelude:
                     prelude = list(cst.parse_module(wrap.prelude.rstrip("\n") + "\n").body)
-                    body = [*self._refit(prelude, depth + step, None), *body]
+                    body = [*self._refit(prelude, depth + step * levels, None), *body]
+                body = self._inner_guards(wrap.inner, body, depth)
                 guarded = cst.If(
                     test=cst.parse_expression(wrap.guard), body=cst.IndentedBlock(body=body),
                     orelse=cst.Else(body=cst.IndentedBlock(body=self._refit(fast, depth + step, None))),
@@ -822,6 +827,19 @@ class _Transformer(cst.CSTTransformer):
             self.pending_wraps.discard(id(originals[i]))
             i = j + 1
         return out_o, out_u
+
+    def _inner_guards(self, inner: tuple, body: list, depth: int) -> list:
+        """``body`` (at the innermost level) inside the further guarded alternatives of a wrap,
+        the last one innermost: ``if guard: <body> else: <fast>`` at each level."""
+        step = len(self.unit)
+        for level in range(len(inner), 0, -1):
+            guard, fast = inner[level - 1]
+            at = depth + step * level
+            nodes = list(cst.parse_module(fast if fast.endswith("\n") else fast + "\n").body)
+            node = cst.If(test=cst.parse_expression(guard), body=cst.IndentedBlock(body=body),
+                          orelse=cst.Else(body=cst.IndentedBlock(body=self._refit(nodes, at + step, None))))
+            body = [fit_if(node, at, self.unit, self.style.line_length)]
+        return body
 
     def _refit(self, statements: list, depth: int, shift: int | None) -> list:
         """``statements`` (at indentation ``depth``, moved right by ``shift``; None: new code)

@@ -44,6 +44,11 @@ class FixResult:
     # with a run (:mod:`.run`): other files of the run -> the edits their calls of a function
     # this file's patch gives a flag need (``need_weights=False``); :func:`.run.fix_files` applies them
     callers: dict[str, list] = field(default_factory=dict)
+    # each applied finding's first line in the input text, in ``applied``'s order: a finding of a
+    # later round is placed in that round's text, which the earlier rounds' rewrites may have
+    # moved; None where those rewrites changed its first line (the research attention benchmark
+    # pairs labelled sites with the findings fixed through these)
+    origins: list[int | None] = field(default_factory=list)
 
     def changed(self, original: str) -> bool:
         return self.text != original
@@ -78,7 +83,12 @@ def _select(plans: list[Plan], order: dict[str, int], single: bool) -> list[list
             continue
         if single and groups:
             continue
-        if any(overlaps(a, b) for g in groups for a in g[0].regions for b in plan.regions):
+        met = [g for g in groups if any(overlaps(a, b) for a in g[0].regions for b in plan.regions)]
+        if len(met) == 1 and _nestable(met[0][0], plan):
+            met[0][0] = _nested(met[0][0], plan)
+            met[0].append(plan)
+            continue
+        if met:
             continue
         groups.append([plan])
     if groups:
@@ -86,6 +96,30 @@ def _select(plans: list[Plan], order: dict[str, int], single: bool) -> list[list
     straddles = sorted((p for p in plans if p.edits.straddle is not None),
                        key=lambda p: (order.get(p.rule.id, 0), p.regions[0]))
     return [[straddles[0]]] if straddles else []
+
+
+def _nestable(host: Plan, plan: Plan) -> bool:
+    """Can ``plan`` be tried inside ``host``'s guarded branch?  Both guard the very same
+    statements (``if guard: <statements> else: <fused>``) and edit nothing else (imports aside),
+    as two helpers a setting picks, fused at one caller, do (sssegmentation's non-local block:
+    ``gaussian`` and ``embeddedgaussian``).  Each guard keeps the original wherever its own fused
+    form would differ, so nesting the second in the first's original branch keeps both exact:
+    the first's fused form where its guard lets it, else the second's, else the statements."""
+    a, b = host.edits, plan.edits
+    if host.rule.id != plan.rule.id or a.wrap is None or b.wrap is None or host.regions != plan.regions:
+        return False
+    if any(e.expr or e.delete or e.replace_stmt or e.straddle is not None or e.params or e.keywords for e in (a, b)):
+        return False
+    wa, wb = a.wrap, b.wrap
+    return (wa.first, wa.last) == (wb.first, wb.last) and all(
+        w.guard is not None and not w.keep and not w.prelude and not w.hoist for w in (wa, wb)) and not wb.inner
+
+
+def _nested(host: Plan, plan: Plan) -> Plan:
+    """``host`` with ``plan``'s guarded form tried inside its guarded branch (:func:`_nestable`)."""
+    wrap = replace(host.edits.wrap, inner=(*host.edits.wrap.inner, (plan.edits.wrap.guard, plan.edits.wrap.fast)))
+    edits = replace(host.edits, wrap=wrap, imports=host.edits.imports | plan.edits.imports)
+    return replace(host, edits=edits)
 
 
 def _normalise(text: str) -> tuple[str, str | None]:
@@ -126,6 +160,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
     uses = None  # (text, its name-use counts): carried from one rewrite to the next
     style = style_for(path)
     history: list[tuple[str, list, list]] = []  # each applied round: (its text, its declines, its patches)
+    rounds: list[int] = []  # the index in ``history`` of the round that applied each of ``applied``
     for round_no in range(MAX_ROUNDS + 1):
         try:
             key = (current, tuple(rule.id for rule in active))
@@ -180,6 +215,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
             for group in groups:
                 for plan in group:
                     applied.append(plan.finding)
+                    rounds.append(len(history) - 1)
                     requirements.add(requirement(plan.rule))
         current = new
     if history:
@@ -196,7 +232,38 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
             return FixResult(text, applied=[], skipped=declined)
     if newline is not None:
         current = current.replace("\n", newline)
-    return FixResult(current, applied=applied, skipped=skipped, requirements=requirements)
+    return FixResult(current, applied=applied, skipped=skipped, requirements=requirements,
+                     origins=_origins(history, applied, rounds))
+
+
+def _origins(history: list, applied: list[Finding], rounds: list[int]) -> list[int | None]:
+    """The first line of each applied finding in the first round's text (FixResult.origins):
+    as it is for the first round's patches; for a later round's, through the lines the rewrites
+    left unchanged, else the one line of the first text reading the same but for indentation and
+    a trailing comment (an earlier patch moved the statement into its guarded branch, deepab's
+    second criss-cross attention, or its comment above it, curvenet's); None where neither
+    places it."""
+    maps: dict[int, list] = {}
+    first: dict[str, list[int]] | None = None
+    out: list[int | None] = []
+    for found, i in zip(applied, rounds):
+        if i == 0:
+            out.append(found.line)
+            continue
+        lines = history[i][0].splitlines()
+        if i not in maps:
+            matcher = difflib.SequenceMatcher(None, lines, history[0][0].splitlines(), autojunk=False)
+            maps[i] = [op for op in matcher.get_opcodes() if op[0] == "equal"]
+        line = next((b0 + found.line - a0 for _, a0, a1, b0, _ in maps[i] if a0 < found.line <= a1), None)
+        if line is None and found.line <= len(lines):
+            if first is None:
+                first = {}
+                for n, text in enumerate(history[0][0].splitlines(), 1):
+                    first.setdefault(_code_of(text), []).append(n)
+            same = first.get(_code_of(lines[found.line - 1]), [])
+            line = same[0] if len(same) == 1 else None
+        out.append(line)
+    return out
 
 
 def _as_reported(skipped: list, findings: list[Finding]) -> list[tuple[Finding, str]]:
@@ -292,6 +359,18 @@ def _earlier_declines(history: list, final: str, skipped: list) -> list[tuple[Fi
                 continue
             out.append((replace(found, line=span[0], end_line=span[1]), why))
     return out
+
+
+def _code_of(line: str) -> str:
+    """A line's code without its indentation and a trailing comment (a ``#`` after an even
+    number of quotes of each kind: outside any string on the line)."""
+    at = line.find("#")
+    while at >= 0:
+        head = line[:at]
+        if head.count("'") % 2 == 0 and head.count('"') % 2 == 0:
+            return head.strip()
+        at = line.find("#", at + 1)
+    return line.strip()
 
 
 def _placed(first: int, end: int) -> tuple[int, int]:

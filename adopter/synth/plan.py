@@ -78,6 +78,11 @@ class Wrap:
     # and ``fast`` alike: they compute what the guard reads and commute with the statements
     # before them (:meth:`sdpa._Attention._hoisted`).
     hoist: tuple = ()
+    # Further guarded alternatives for the same statements, tried in order inside the guarded
+    # branch, each ``(guard, fast)``: ``if guard: (if guard2: <statements> else: <fast2>) else:
+    # <fast>``.  Two fixes of one caller whose guards pick among helpers a setting chooses
+    # (core._nested: sssegmentation's non-local modes) each keep the other's case.
+    inner: tuple = ()
 
 
 @dataclass
