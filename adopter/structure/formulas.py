@@ -124,8 +124,11 @@ def gelu_function(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNam
 def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     """The GELU variant a same-file module class computes, when its ``forward`` is a GELU
     formula or returns a GELU function of its input, and its ``__init__`` (if any) builds
-    nothing."""
-    forward = _stateless_forward(cls)
+    nothing: it may record its settings (Hunyuan3D's ``GELU(approximate='tanh')`` storing
+    ``self.approximate`` for ``F.gelu(x.contiguous(), approximate=self.approximate)``), which
+    builds no layer and holds no tensor; the variant is then the one its settings pick at run
+    time ("any")."""
+    forward = _stateless_forward(cls, settings=True)
     if forward is None:
         return None
     formula = gelu_formula(forward, names, method=True)
@@ -189,16 +192,36 @@ def _swaps_2d(args) -> bool:
     return len(dims) == 2 and sorted(dims) in ([0, 1], [-2, -1], [-1, 0], [-2, 1])
 
 
-def _stateless_forward(cls: ast.ClassDef):
-    """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None."""
+def _stateless_forward(cls: ast.ClassDef, settings: bool = False):
+    """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None.
+    ``settings``: its ``__init__`` may also store its own parameters or literals on ``self``
+    (:func:`_records_settings`): a setting, no layer, parameter or buffer."""
     forward = None
     for stmt in cls.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if stmt.name == "forward":
                 forward = stmt
-            elif stmt.name == "__init__" and _assigns(stmt.body):
+            elif stmt.name == "__init__" and _assigns(stmt.body) and not (settings and _records_settings(stmt)):
                 return None
     return forward
+
+
+def _records_settings(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Is every statement of ``__init__`` a ``super().__init__()`` call or ``self.<attr> =`` one
+    of its own parameters or a literal (``self.approximate = approximate``)?  Such a module
+    holds settings only: it builds no layer and allocates no tensor."""
+    params = {a.arg for a in (*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs)}
+    for stmt in _code(init.body):
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute) \
+                and stmt.value.func.attr == "__init__" and isinstance(stmt.value.func.value, ast.Call) \
+                and isinstance(stmt.value.func.value.func, ast.Name) and stmt.value.func.value.func.id == "super":
+            continue
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
+                and stmt.targets[0].value.id == "self"
+                and (isinstance(stmt.value, ast.Constant) or (isinstance(stmt.value, ast.Name) and stmt.value.id in params))):
+            return False
+    return True
 
 
 _STATEMENT_LISTS = ("body", "orelse", "finalbody")
@@ -359,7 +382,7 @@ def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> 
             return True
     if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
         return False
-    arg = strip_casts(expr.args[0])
+    arg = strip_casts(_contiguous_of(expr.args[0]))
     if not (isinstance(arg, ast.Name) and arg.id == x) or any(k.arg != "approximate" for k in expr.keywords):
         return False
     setting = next((k.value for k in expr.keywords), None)
@@ -368,6 +391,15 @@ def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> 
 
 
 _GELU_FUNCTIONS = ("torch.nn.functional.gelu",)
+
+
+def _contiguous_of(expr: ast.expr) -> ast.expr:
+    """The tensor ``expr.contiguous()`` lays out anew (the same values in another memory
+    layout), else ``expr`` itself."""
+    while (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "contiguous"
+           and not expr.args and not expr.keywords):
+        expr = expr.func.value
+    return expr
 # transformers' module-level GELU objects (``gelu = get_activation("gelu")`` in
 # transformers.activations), called as functions: the variant each computes.
 _TRANSFORMERS_GELUS = {"gelu": "none", "gelu_new": "tanh", "gelu_fast": "tanh"}
