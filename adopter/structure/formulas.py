@@ -128,9 +128,10 @@ def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     ``self.approximate`` for ``F.gelu(x.contiguous(), approximate=self.approximate)``), which
     builds no layer and holds no tensor; the variant is then the one its settings pick at run
     time ("any")."""
-    forward = _stateless_forward(cls, settings=True)
+    forward = _stateless_forward(cls)
     if forward is None:
-        return None
+        forward = _settings_gelu_forward(cls)
+        return None if forward is None else gelu_on_every_path(forward, names, method=True)
     formula = gelu_formula(forward, names, method=True)
     # ... or ``return F.gelu(x)`` (one ``approximate`` setting, or one chosen at run time:
     # "any") or transformers' ``gelu(x)`` on every path (LXMERT's ``GeLU`` module in a head's
@@ -192,18 +193,44 @@ def _swaps_2d(args) -> bool:
     return len(dims) == 2 and sorted(dims) in ([0, 1], [-2, -1], [-1, 0], [-2, 1])
 
 
-def _stateless_forward(cls: ast.ClassDef, settings: bool = False):
-    """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None.
-    ``settings``: its ``__init__`` may also store its own parameters or literals on ``self``
-    (:func:`_records_settings`): a setting, no layer, parameter or buffer."""
+def _stateless_forward(cls: ast.ClassDef):
+    """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None."""
     forward = None
     for stmt in cls.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if stmt.name == "forward":
                 forward = stmt
-            elif stmt.name == "__init__" and _assigns(stmt.body) and not (settings and _records_settings(stmt)):
+            elif stmt.name == "__init__" and _assigns(stmt.body):
                 return None
     return forward
+
+
+def _settings_gelu_forward(cls: ast.ClassDef):
+    """The ``forward`` of a module class whose one statement returns a call of a ``gelu`` and
+    whose ``__init__`` only records settings (:func:`_records_settings`), or None.  (The forward
+    is tested first, with no call but the dictionary's: most classes whose ``__init__``
+    assigns are no such module, and their ``__init__`` is then not read.)"""
+    forward = init = None
+    for stmt in cls.body:
+        if stmt.__class__ is ast.FunctionDef:
+            if stmt.name == "forward":
+                forward = stmt
+            elif stmt.name == "__init__":
+                init = stmt
+    if forward is None or init is None:
+        return None
+    body = forward.body
+    if len(body) == 2 and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]  # (a docstring)
+    value = body[0].value if len(body) == 1 and body[0].__class__ is ast.Return else None
+    while value.__class__ is ast.Call and value.func.__class__ is ast.Attribute and value.func.attr in DTYPE_METHODS:
+        value = value.func.value  # (a cast of the result)
+    if value.__class__ is not ast.Call:
+        return None
+    func = value.func
+    if not ((func.__class__ is ast.Attribute and func.attr == "gelu") or (func.__class__ is ast.Name and func.id == "gelu")):
+        return None
+    return forward if _records_settings(init) else None
 
 
 def _records_settings(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
