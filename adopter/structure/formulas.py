@@ -228,9 +228,17 @@ def _settings_gelu_forward(cls: ast.ClassDef):
     if value.__class__ is not ast.Call:
         return None
     func = value.func
-    if not ((func.__class__ is ast.Attribute and func.attr == "gelu") or (func.__class__ is ast.Name and func.id == "gelu")):
+    if not ((func.__class__ is ast.Attribute and func.attr == "gelu")
+            or (func.__class__ is ast.Name and func.id == "gelu")):
         return None
     return forward if _records_settings(init) else None
+
+
+def _is_super_init(expr) -> bool:
+    """Is ``expr`` the call ``super().__init__(...)``?"""
+    return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "__init__"
+            and isinstance(expr.func.value, ast.Call) and isinstance(expr.func.value.func, ast.Name)
+            and expr.func.value.func.id == "super")
 
 
 def _records_settings(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -239,14 +247,13 @@ def _records_settings(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     holds settings only: it builds no layer and allocates no tensor."""
     params = {a.arg for a in (*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs)}
     for stmt in _code(init.body):
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute) \
-                and stmt.value.func.attr == "__init__" and isinstance(stmt.value.func.value, ast.Call) \
-                and isinstance(stmt.value.func.value.func, ast.Name) and stmt.value.func.value.func.id == "super":
+        value = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
+        if isinstance(stmt, ast.Expr) and _is_super_init(value):
             continue
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
                 and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
                 and stmt.targets[0].value.id == "self"
-                and (isinstance(stmt.value, ast.Constant) or (isinstance(stmt.value, ast.Name) and stmt.value.id in params))):
+                and (isinstance(value, ast.Constant) or (isinstance(value, ast.Name) and value.id in params))):
             return False
     return True
 
