@@ -1792,6 +1792,8 @@ class Matcher:
         again: set = set()  # names computed from a step's output projected by another Linear
         activated: set = set()  # names computed from a step's output through an activation
         mlp: set = set()  # names computed from an MLP's hidden layer (a Linear over an activated step)
+        normed: set = set()  # names computed from a step's output through a normalization layer
+        finished: set = set()  # names computed through an activation of a normalized value
         paired: set = set()  # names computed from an elementwise product of two steps' outputs
         weights: set = set()  # names last bound to an exp or softmax of one step's output alone
         displays: set = set()  # temporaries holding a tuple of the steps' outputs, one step each
@@ -1840,7 +1842,8 @@ class Matcher:
                 continue
             if self._meet(node, labels, paired) or (weights and not gate and _weighs_another(node, labels, weights)):
                 return True
-            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again, mlp) \
+            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again,
+                                                                                 mlp | finished if finished else mlp) \
                     and probs.isdisjoint(node.uses):
                 # (a step's output turned into probabilities alone -- ``a = F.softmax(self.cls(x),
                 # dim=1); return c, b, a`` -- is a classifier head's, never a query, key or value
@@ -1870,8 +1873,16 @@ class Matcher:
                     activated and node.kind == "layer" and _LINEAR in node.types and not activated.isdisjoint(uses)):
                 # ``self.fc_3(relu(self.fc_3_1(x)))``: the step is a small MLP's hidden layer
                 mlp.update(node.defs)
-            if node.canon in _ACTIVATION_CANON or (node.kind == "layer" and not _ACTIVATION_LAYERS.isdisjoint(
-                    node.types)) or (activated and not activated.isdisjoint(uses)):
+            activation = node.canon in _ACTIVATION_CANON or (node.kind == "layer" and not _ACTIVATION_LAYERS.isdisjoint(
+                node.types))
+            if (normed and activation and not normed.isdisjoint(uses)) or (finished and not finished.isdisjoint(uses)):
+                # ``x_new = F.silu(self.bn_nodes(self.src_update(x) + h))``: a layer's normalized,
+                # activated result (a graph convolution's node and edge updates returned
+                # together) is its output, not a projection handed on to an attention
+                finished.update(node.defs)
+            if node.kind == "layer" and not _NORM_LAYERS.isdisjoint(node.types):
+                normed.update(node.defs)
+            if activation or (activated and not activated.isdisjoint(uses)):
                 activated.update(node.defs)
             if (node.kind == "layer" and _LINEAR in node.types) or (again and not again.isdisjoint(uses)):
                 # a step's output projected again (a graph layer's output Linear over the
@@ -2964,6 +2975,10 @@ _ACTIVATION_CANON = frozenset({"torch.nn.functional.relu", "torch.nn.functional.
 _ACTIVATION_LAYERS = frozenset({"torch.nn.ReLU", "torch.nn.GELU", "torch.nn.SiLU", "torch.nn.Tanh",
                                 "torch.nn.LeakyReLU", "torch.nn.ELU", "torch.nn.Mish"})
 _LINEAR = "torch.nn.Linear"
+# Matcher._outputs_meet: layers that normalize a value (a layer's output, normalized then
+# activated, is its result)
+_NORM_LAYERS = frozenset({"torch.nn.LayerNorm", "torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.GroupNorm",
+                          "torch.nn.RMSNorm"})
 
 
 def _mean_axes(node) -> object:

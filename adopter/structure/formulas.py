@@ -124,10 +124,14 @@ def gelu_function(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNam
 def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     """The GELU variant a same-file module class computes, when its ``forward`` is a GELU
     formula or returns a GELU function of its input, and its ``__init__`` (if any) builds
-    nothing."""
+    nothing: it may record its settings (Hunyuan3D's ``GELU(approximate='tanh')`` storing
+    ``self.approximate`` for ``F.gelu(x.contiguous(), approximate=self.approximate)``), which
+    builds no layer and holds no tensor; the variant is then the one its settings pick at run
+    time ("any")."""
     forward = _stateless_forward(cls)
     if forward is None:
-        return None
+        forward = _settings_gelu_forward(cls)
+        return None if forward is None else gelu_on_every_path(forward, names, method=True)
     formula = gelu_formula(forward, names, method=True)
     # ... or ``return F.gelu(x)`` (one ``approximate`` setting, or one chosen at run time:
     # "any") or transformers' ``gelu(x)`` on every path (LXMERT's ``GeLU`` module in a head's
@@ -199,6 +203,59 @@ def _stateless_forward(cls: ast.ClassDef):
             elif stmt.name == "__init__" and _assigns(stmt.body):
                 return None
     return forward
+
+
+def _settings_gelu_forward(cls: ast.ClassDef):
+    """The ``forward`` of a module class whose one statement returns a call of a ``gelu`` and
+    whose ``__init__`` only records settings (:func:`_records_settings`), or None.  (The forward
+    is tested first, with no call but the dictionary's: most classes whose ``__init__``
+    assigns are no such module, and their ``__init__`` is then not read.)"""
+    forward = init = None
+    for stmt in cls.body:
+        if stmt.__class__ is ast.FunctionDef:
+            if stmt.name == "forward":
+                forward = stmt
+            elif stmt.name == "__init__":
+                init = stmt
+    if forward is None or init is None:
+        return None
+    body = forward.body
+    if len(body) == 2 and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]  # (a docstring)
+    value = body[0].value if len(body) == 1 and body[0].__class__ is ast.Return else None
+    while value.__class__ is ast.Call and value.func.__class__ is ast.Attribute and value.func.attr in DTYPE_METHODS:
+        value = value.func.value  # (a cast of the result)
+    if value.__class__ is not ast.Call:
+        return None
+    func = value.func
+    if not ((func.__class__ is ast.Attribute and func.attr == "gelu")
+            or (func.__class__ is ast.Name and func.id == "gelu")):
+        return None
+    return forward if _records_settings(init) else None
+
+
+def _is_super_init(expr) -> bool:
+    """Is ``expr`` the call ``super().__init__(...)``?"""
+    return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "__init__"
+            and isinstance(expr.func.value, ast.Call) and isinstance(expr.func.value.func, ast.Name)
+            and expr.func.value.func.id == "super")
+
+
+def _records_settings(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Is every statement of ``__init__`` a ``super().__init__()`` call or ``self.<attr> =`` one
+    of its own parameters or a literal (``self.approximate = approximate``)?  Such a module
+    holds settings only: it builds no layer and allocates no tensor."""
+    params = {a.arg for a in (*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs)}
+    for stmt in _code(init.body):
+        value = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
+        if isinstance(stmt, ast.Expr) and _is_super_init(value):
+            continue
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
+                and stmt.targets[0].value.id == "self"
+                and (isinstance(value, ast.Constant) or (isinstance(value, ast.Name) and value.id in params))):
+            return False
+    return True
 
 
 _STATEMENT_LISTS = ("body", "orelse", "finalbody")
@@ -359,7 +416,7 @@ def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> 
             return True
     if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
         return False
-    arg = strip_casts(expr.args[0])
+    arg = strip_casts(_contiguous_of(expr.args[0]))
     if not (isinstance(arg, ast.Name) and arg.id == x) or any(k.arg != "approximate" for k in expr.keywords):
         return False
     setting = next((k.value for k in expr.keywords), None)
@@ -368,6 +425,15 @@ def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> 
 
 
 _GELU_FUNCTIONS = ("torch.nn.functional.gelu",)
+
+
+def _contiguous_of(expr: ast.expr) -> ast.expr:
+    """The tensor ``expr.contiguous()`` lays out anew (the same values in another memory
+    layout), else ``expr`` itself."""
+    while (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "contiguous"
+           and not expr.args and not expr.keywords):
+        expr = expr.func.value
+    return expr
 # transformers' module-level GELU objects (``gelu = get_activation("gelu")`` in
 # transformers.activations), called as functions: the variant each computes.
 _TRANSFORMERS_GELUS = {"gelu": "none", "gelu_new": "tanh", "gelu_fast": "tanh"}

@@ -1238,11 +1238,13 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     # module (Module.forward raises): it is used through its other public methods (a rotary
     # table holding its cos/sin caches, ``rope.rotate(q, k)`` in a sibling's attention).  One
     # that takes arguments and that nothing in the file calls runs in other files' forwards,
-    # as a public module-level function does (below).
+    # as a public module-level function does (below).  Its own ``__call__``, when it defines
+    # one, is what calling the module runs (PixGS's rotary module, handed to a block's forward
+    # as ``rope`` and called ``rope(q, k, ...)``): its forward in all but name.
     close([(owner, func) for owner, info in infos.items()
            if "forward" not in info.methods and info.bases and all(b in _TORCH_MODULE for b in info.bases)
            for name, func in info.methods.items()
-           if (owner, name) not in seen and not name.startswith("_") and name not in INIT_NAMES
+           if (owner, name) not in seen and (name == "__call__" or not name.startswith("_")) and name not in INIT_NAMES
            and len(func.args.args) > 1 and not _called_in(module, name)])
     # A processor's ``__call__`` that a module hands itself to (``self.processor(self, x)``)
     # runs that module's layers in its forward (diffusers-style attention processors).
