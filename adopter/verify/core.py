@@ -415,6 +415,8 @@ class _Checker:
                 reason += "; " + "; ".join(notes)
             if variant.label():
                 reason += f"; reached with {variant.label()}"
+            if pair.note:
+                reason += f"; {pair.note}"
             if bench_note:
                 reason += f"; {bench_note}"
             elif timing is not None and timing.note:
