@@ -57,8 +57,8 @@ from .failures import compare_failures
 from .loader import LoadError, ModuleLoader
 from .parallel import Groups
 from .result import FAIL, PASS, SKIP, VerifyResult
-from .stubs import left_out_used
 from .sizes import BENCHMARK, VERIFY, Sizes
+from .stubs import left_out_used
 from .trace import CallRecorder, LineTracer
 
 FixFn = Callable[..., Any]

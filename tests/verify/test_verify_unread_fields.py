@@ -10,7 +10,10 @@ heads (``inputs.py``, the pair candidates).  Fixture of ours.
 """
 
 import ast
-import types
+import importlib.util
+import itertools
+import tempfile
+from pathlib import Path
 
 from stand_in import adp010_verdicts
 
@@ -81,16 +84,19 @@ def test_a_wrong_bias_layout_still_fails(tmp_path, all_rules, quick):
     assert [r.verdict for r in results] == [FAIL, FAIL], results
 
 
-def _class(source: str, name: str = "A") -> type:
-    module = types.ModuleType("unread_fixture")
-    exec(compile(source, "<unread_fixture>", "exec"), module.__dict__)
-    return module.__dict__[name]
+_COUNTER = itertools.count()
 
 
 def _fields(source: str, param: str = "cfg", name: str = "A") -> set[str]:
-    cls = _class(source, name)
+    """``unread_fields`` of class ``name`` of ``source``, imported from a file of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="unread-"))
+    path = folder / f"unread_fixture_{next(_COUNTER)}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     own = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
-    return unread_fields(cls, param, own)
+    return unread_fields(getattr(module, name), param, own)
 
 
 HEADER = "class A:\n    def __init__(self, cfg=None):\n"
