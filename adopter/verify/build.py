@@ -342,6 +342,8 @@ class Pair:
     # names of the original's outputs the patched one hands back as None there (compare.flatten's
     # names): not compared, and left out of the training loss on both sides
     dropped: set = field(default_factory=set)
+    # what the verdict must say of the build beyond its label (a namespace verify filled in)
+    note: str = ""
 
 
 # ----------------------------------------------------------------------------- factories
@@ -1412,7 +1414,8 @@ class Builder:
             if set_attrs:
                 shown += "; " + ", ".join(f"self.{k} = {v!r}" for k, v in set_attrs) + \
                     " set as the file's subclasses set it (its methods read it; only they set it)"
-            return Pair(original, patched, call, configs, shown, declined=bool(variant.decline))
+            return Pair(original, patched, call, configs, shown, declined=bool(variant.decline),
+                        note=unread_note(kwargs))
         captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
         if captured is not None:
             return _declined(captured, variant)
@@ -1863,6 +1866,19 @@ class Builder:
         call = _factory_inputs(inputs)
         configs = [c for c in (getattr(original, "config", None), getattr(patched, "config", None)) if hf.is_config(c)]
         return Pair(original, patched, call, configs, f"factory {spec}")
+
+
+def unread_note(kwargs: dict) -> str:
+    """The verdict's word on constructor arguments verify built as namespaces holding fields that
+    the class stores and nothing it runs reads (``construct._bag_for``, ``unread.py``)."""
+    parts = []
+    for name, value in kwargs.items():
+        if isinstance(value, AttrBag) and value.unread():
+            fields_ = ", ".join(f"{k}={value[k]!r}" for k in value if k in value.unread())
+            parts.append(f"`{name}` is a namespace verify built of the fields the code reads ({fields_}: "
+                         f"small counts, stored on self and read by nothing the class runs, so any value "
+                         f"builds the same module)")
+    return "; ".join(parts)
 
 
 def _is_config_object(value: Any) -> bool:

@@ -40,6 +40,7 @@ from .inputs import grids, sequence_of
 from .recipes import AttrBag, Link, Make, Ref, describe, has_links, lookup, substitute_links
 from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
 from .sizes import Sizes
+from .unread import unread_fields
 
 MAX_RECIPES = 10
 
@@ -259,11 +260,13 @@ def config_classes(module: ModuleType, reads: facts.Reads, annotation: Any) -> l
     return [(name, value, fields_) for _, name, value, fields_ in found]
 
 
-def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool = False) -> AttrBag:
+def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool = False,
+             unread: frozenset[str] = frozenset()) -> AttrBag:
     """An attribute bag with every field ``reads`` reads, valued by name; raises NeedsFactory
     naming a field it cannot value.  ``typed``: a field the name says nothing of is typed from its
     uses instead (looped over: empty, nothing built from it; a condition: False; handed on by
-    keyword: as that keyword, else a small size)."""
+    keyword: as that keyword, else a small size; stored on self and read by nothing the class
+    runs, ``unread``: a small count, marked on the bag so the build says so)."""
     bag = AttrBag()
     for key, sub in reads.attrs.items():
         if sub.attrs and sub.called < 0:
@@ -298,6 +301,11 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool
                 # stored, then only compared with strings (kan-gpt's ``self.kan_implementation ==
                 # "EFFICIENT_KAN"``): a mode, the first string it is compared with
                 values = [sub.compared[0]]
+            elif key in unread and sub == facts.Reads():
+                # stored on self and read by no class of the hierarchy (``unread.py``): the
+                # module built is the same whatever it holds
+                values = guess_value(key, int, sizes)
+                bag.mark_unread([key])
         if not values:
             if sub.optional:
                 continue  # read only where `hasattr(config, key)`: the bag goes without it
@@ -399,6 +407,7 @@ def shrink_make(value: Any, module: ModuleType, sizes: Sizes, shrink_it: bool) -
         return Make(value.func, args, kwargs)
     if isinstance(value, AttrBag):
         out = AttrBag({k: shrink_make(v, module, sizes, shrink_it) for k, v in value.items()})
+        out.mark_unread(value.unread())
         if shrink_it:
             out.update(shrink({k: v for k, v in out.items() if not isinstance(v, (Make, Ref, AttrBag))}, sizes))
         return out
@@ -551,6 +560,11 @@ def _named_links(values: dict[str, Any], params: list[inspect.Parameter]) -> dic
     return out
 
 
+def _unread(info: ClassFacts, name: str) -> frozenset[str]:
+    """The fields of argument ``name`` stored on self and read by nothing the class runs."""
+    return frozenset(unread_fields(info.cls, name, info.classes))
+
+
 def _mentions_group_norm(module: ModuleType) -> bool:
     """Whether the module's source builds a GroupNorm (the text read once per run, by the
     reader call-site lookup already uses)."""
@@ -581,7 +595,7 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
                 # a required config whose fields' names say nothing (``cfg["topk_factor"]``): a bag
                 # typed from the fields' uses, as for a None-default one (``_complete``)
                 try:
-                    out.append(_bag_for(reads, sizes, name, typed=True))
+                    out.append(_bag_for(reads, sizes, name, typed=True, unread=_unread(info, name)))
                 except NeedsFactory:
                     raise NeedsFactory(f"{exc} for {info.cls.__name__}") from None
         return out
@@ -1040,7 +1054,8 @@ def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str
                 # a bag typed from the fields' uses (adapter-plus's ``lora_config``: ``dim``,
                 # ``location`` looped over, ``act_layer`` a condition), after the default None
                 try:
-                    choices.append((param.name, [None, _bag_for(reads, sizes, param.name, typed=True)]))
+                    choices.append((param.name, [None, _bag_for(reads, sizes, param.name, typed=True,
+                                                                unread=_unread(info, param.name))]))
                 except NeedsFactory:
                     pass
     # a sequence of sizes that defaults to empty (``ch: tuple[int, ...] = ()``, one layer per

@@ -58,6 +58,7 @@ from .loader import LoadError, ModuleLoader
 from .parallel import Groups
 from .result import FAIL, PASS, SKIP, VerifyResult
 from .sizes import BENCHMARK, VERIFY, Sizes
+from .stubs import left_out_used
 from .trace import CallRecorder, LineTracer
 
 FixFn = Callable[..., Any]
@@ -415,6 +416,8 @@ class _Checker:
                 reason += "; " + "; ".join(notes)
             if variant.label():
                 reason += f"; reached with {variant.label()}"
+            if pair.note:
+                reason += f"; {pair.note}"
             if bench_note:
                 reason += f"; {bench_note}"
             elif timing is not None and timing.note:
@@ -639,6 +642,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         branches.helper_conditions(checker.patched_text, class_name, edited)
     tried: list[str] = []
     refused: list[tuple[str, str]] = []  # variants that could not be built or run, and why
+    blocked: str | None = None  # the default build stopped at a name left out at import (loader.py)
     given: dict[Site, set[str]] = {}  # the forward arguments each verdict's check passed
     soft: dict[Site, Verdict] = {}
     ran: set[int] = set()
@@ -661,10 +665,16 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         for index, variant in enumerate(queue):  # grows once, by _with_forward_changes
             verdicts, skip_reason = checker.check(class_name, pending, variant)
             if skip_reason is not None:
-                if index == 0 and entry == "forward" and not _helper_may_run(skip_reason, entries):
+                if index == 0 and entry == "forward" and not _helper_may_run(skip_reason, entries) \
+                        and not left_out_used(skip_reason):
                     for site in pending:
                         out[site] = Verdict(SKIP, skip_reason)
                     return out
+                if index == 0 and entry == "forward" and left_out_used(skip_reason):
+                    # the default build's path uses a name a statement left out at import binds
+                    # (``TriangularCausalMask`` under ``if self.mask_flag:``): the other variants
+                    # may take a path without it; said as it is when none does
+                    blocked = blocked or skip_reason
                 refused.append((variant.label() or "the default build", skip_reason))
                 continue
             ran |= checker.ran
@@ -707,6 +717,8 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
     for site in pending:
         if site in soft:
             out[site] = soft[site]
+        elif blocked is not None and not tried:
+            out[site] = Verdict(SKIP, blocked)
         else:
             out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
     _check_other_sides(checker, class_name, out, given)
@@ -1110,6 +1122,12 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
             results.extend(_verify_combined(loader, original, text, path, package, applied_rules, sites, fix,
                                             builder, bench_builder, options, _model_wide(reached)))
         unregistered = loader.unregistered
+    if unavailable:
+        # a pass with names left out at import: they stood as placeholders that raise when used,
+        # and the path checked did not use them (said in the verdict, not only in the details)
+        note = ("; names a statement binds that raised at import stood as placeholders that raise if used, "
+                "and the path checked did not use them (" + "; ".join(unavailable) + ")")
+        results = [dataclasses.replace(r, reason=r.reason + note) if r.verdict == PASS else r for r in results]
     # what the loading did to the file's world, said on every row it concerns
     for key, value in (("not_installed", stubbed), ("init_skipped", init_skipped),
                        ("registration_skipped", unregistered), ("left_out_at_import", unavailable)):

@@ -2145,7 +2145,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates.insert(0, randn(*(b, 4, s)[:operand_ranks[name]]))
         if per_param and name in pairs and conv is None:
             # a pairwise representation read after the first input: [batch, tokens, tokens, width]
-            candidates = [randn(b, s, s, width) for width in widths[:3]] + candidates
+            # then one channel, which broadcasts over the heads the code moves it onto (a bias
+            # ``.permute(0, 3, 1, 2)``-ed onto [batch, heads, queries, keys] scores: whatever the
+            # heads, a bias shared by all of them fits), over the tokens of a four-axis first
+            # input's second axis too ([batch, tokens, heads, width] inputs hold 4 there)
+            shared = [randn(b, n, n, 1) for n in dict.fromkeys((s, 4) if rank == 4 else (s,))]
+            candidates = [randn(b, s, s, width) for width in widths[:3]] + shared + candidates
         handed = fed_layer(func, name, module) if per_param else None
         if isinstance(handed, nn.Linear) and fed_output_rank(func, name, module) == 2:
             # a later input of a layer whose result the code rearranges as [batch, width] (a

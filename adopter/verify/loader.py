@@ -528,10 +528,13 @@ class ModuleLoader:
         raise LoadError("too many packages are missing")  # pragma: no cover
 
     def _forget_orphans(self) -> None:
-        """Modules of the file's own project (found by ``own_package_roots``) left in
-        ``sys.modules`` by a failed attempt whose parent package the failure removed (a namespace
-        folder such as ``pkg.modules`` then cannot find its path): imported afresh next time."""
-        for top in getattr(self, "_own_tops", []):
+        """Modules of the file's own project (its package's top, else found by
+        ``own_package_roots``) left in ``sys.modules`` by a failed attempt whose parent package the
+        failure removed (a namespace folder such as ``pkg.modules`` then cannot find its path; a
+        subpackage whose parent's ``__init__`` raised after importing it, which the next, lenient
+        attempt would meet without its parent: ``KeyError``): imported afresh next time."""
+        tops = [self.package.partition(".")[0]] if self.package else getattr(self, "_own_tops", [])
+        for top in tops:
             for name in sorted((n for n in sys.modules if n.partition(".")[0] == top and "." in n
                                 and n not in self._modules_before), key=lambda n: n.count(".")):
                 if name.rpartition(".")[0] not in sys.modules:

@@ -101,10 +101,21 @@ class AttrBag(dict):
     def __deepcopy__(self, memo):
         import copy
 
-        return AttrBag({k: copy.deepcopy(v, memo) for k, v in self.items()})
+        out = AttrBag({k: copy.deepcopy(v, memo) for k, v in self.items()})
+        out.mark_unread(self.unread())
+        return out
+
+    def mark_unread(self, keys) -> None:
+        """Note fields valued only because nothing the class runs reads them (``unread.py``)."""
+        object.__setattr__(self, "_unread", frozenset(self.unread()) | frozenset(keys))
+
+    def unread(self) -> frozenset:
+        return self.__dict__.get("_unread", frozenset())
 
     def __repr__(self) -> str:
-        return "config(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"
+        unread = self.unread()
+        return "config(" + ", ".join(f"{k}={v!r}" + (" (stored, read nowhere)" if k in unread else "")
+                                     for k, v in self.items()) + ")"
 
 
 def lookup(module: ModuleType, path: str) -> Any:
@@ -130,7 +141,9 @@ def resolve(value: Any, module: ModuleType) -> Any:
         func = resolve(value.func, module)
         return func(*[resolve(a, module) for a in value.args], **{k: resolve(v, module) for k, v in value.kwargs.items()})
     if isinstance(value, AttrBag):
-        return AttrBag({k: resolve(v, module) for k, v in value.items()})
+        out = AttrBag({k: resolve(v, module) for k, v in value.items()})
+        out.mark_unread(value.unread())
+        return out
     if isinstance(value, list):
         return [resolve(v, module) for v in value]
     if isinstance(value, tuple):

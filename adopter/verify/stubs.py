@@ -41,7 +41,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any, Iterable
 
-__all__ = ["ImportStubs", "MissingDependency", "importing", "is_stub", "missing_package", "needs_text"]
+__all__ = ["ImportStubs", "MissingDependency", "importing", "is_stub", "left_out_used", "missing_package", "needs_text"]
 
 
 _IMPORTING = 0  # > 0 while verify imports the analysed module (see Placeholder.__call__)
@@ -199,6 +199,12 @@ class StubModule(ModuleType):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         return Placeholder(self._adopter_package, f"{self.__name__}.{name}")
+
+
+def left_out_used(reason: str) -> bool:
+    """Whether a skip reason is the use of a name a left-out module-level statement binds (see
+    ``UNAVAILABLE``): another build or input may take a path that does not use it."""
+    return reason in UNAVAILABLE.values()
 
 
 def is_stub(value: Any) -> bool:
