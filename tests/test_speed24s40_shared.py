@@ -115,3 +115,49 @@ def test_file_without_the_gate_reads_no_dispatch():
     mixer = structure.classes["Mixer"]
     assert mixer.dispatches() == {}
     assert _flow_text(mixer.flow("forward")) == _flow_text(_own_builder_flow(mixer, "forward"))
+
+
+# 2. held_layers' chain patterns take each name possessively (``\w*+``): what may follow a name
+#    is never a word character, so the matches are those of the patterns that gave characters
+#    back (the old ones, written out here) on every form, chains of one to five names included.
+_OLD_CHAIN_CALL = r"self((?:\.[A-Za-z_]\w*){2,4})\s*\("
+_OLD_CHAIN_STORE = r"self((?:\.[A-Za-z_]\w*){2,4})\s*(?::[^=\n]*)?=(?!=)"
+_OLD_CHAIN_SETATTR = r"setattr\(\s*self((?:\.[A-Za-z_]\w*){1,3})\s*,\s*[\"']([A-Za-z_]\w*)[\"']"
+CHAINS = textwrap.dedent("""\
+    class Holder(nn.Module):
+        def __init__(self, cfg):
+            self.encoder = GPT(cfg)
+            self.encoder.lm_head = nn.Linear(4, 8)
+            self.encoder.head: nn.Module = nn.Linear(4, 8)
+            self.a.b.c.d.e = 1
+            self.a.b == self.c.d
+            setattr(self.encoder, "lm_head", nn.Linear(4, 8))
+            setattr( self.a.b.c , 'x1' , None)
+            setattr(self.a.b.c.d, "y", None)
+            myself.a.b(x)
+
+        def forward(self, x):
+            h = self.encoder.lm_head(x) + self.encoder.body.blocks.last (x)
+            g = self.a.b.c.d.e(x) + self.a(x) + self.a1.b_2(x) + self.é.b(x)
+            return self.txt_encoder.encoder.lm_head(h), self.x.y
+    """)
+
+
+def test_possessive_chain_patterns_match_as_before():
+    import re
+
+    from adopter.structure import held_layers
+
+    pairs = ((held_layers._CHAIN_CALL, _OLD_CHAIN_CALL), (held_layers._CHAIN_STORE, _OLD_CHAIN_STORE),
+             (held_layers._CHAIN_SETATTR, _OLD_CHAIN_SETATTR))
+    for new, old in pairs:
+        assert r"\w*+" in new.pattern and new.pattern.replace(r"\w*+", r"\w*") == old
+        old = re.compile(old)
+        for text in (CHAINS, CHAINS.replace(" ", "\t"), CHAINS.replace("(", " (")):
+            got = [(m.span(), m.groups()) for m in held_layers._word_matches(new, text)]
+            assert got == [(m.span(), m.groups()) for m in held_layers._word_matches(old, text)]
+            assert got or text.startswith("class Holder (")  # (every pattern matches here but
+            # setattr with a space before its bracket)
+    assert held_layers._called_chains(CHAINS) == [
+        ("encoder", "lm_head"), ("encoder", "body", "blocks", "last"), ("a1", "b_2"),
+        ("txt_encoder", "encoder", "lm_head")]
