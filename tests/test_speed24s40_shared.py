@@ -161,3 +161,23 @@ def test_possessive_chain_patterns_match_as_before():
     assert held_layers._called_chains(CHAINS) == [
         ("encoder", "lm_head"), ("encoder", "body", "blocks", "last"), ("a1", "b_2"),
         ("txt_encoder", "encoder", "lm_head")]
+
+
+# 3. A frozen record (graph.Ref, some 140k a pass) sets its fields through object.__setattr__,
+#    which keeps them in the instance's inline values, instead of writing its __dict__ (which
+#    made every later field read a dict look-up); the same values, equality, hash and refusal.
+def test_frozen_records_set_their_fields():
+    import pytest
+
+    from adopter.records import FrozenInstanceError
+    from adopter.structure.graph import Assumed, Const, Ref
+
+    for cls in (Ref, Const, Assumed):
+        assert "_setattr" in cls.__init__.__code__.co_names
+    ref = Ref("%3", "x")
+    assert (ref.key, ref.text) == ("%3", "x") and ref == Ref("%3", "x") and ref != Ref("%3", "y")
+    assert hash(ref) == hash(("%3", "x"))  # (the standard decorator's hash: set orders kept)
+    assert Assumed(-1, "a default").value == -1 and Assumed(-1, "w") != Const(-1)
+    with pytest.raises(FrozenInstanceError):
+        ref.key = "%4"
+    assert repr(ref) == "Ref(key='%3', text='x')"
