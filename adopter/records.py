@@ -153,10 +153,6 @@ def _make(cls, frozen: bool, eq: bool):
     if "__init__" not in own:
         # a field with a default factory takes the _MISSING sentinel as its default
         params, body = [], []
-        # (a frozen record's fields go straight into its __dict__ when object.__setattr__ would
-        # do just that: no slots in the class or its bases, no descriptor of a field's name)
-        direct = frozen and not any("__slots__" in base.__dict__ for base in cls.__mro__[:-1]) \
-            and not any(hasattr(getattr(cls, name, None), "__set__") for name in fields)
         for name, f in fields.items():
             if f.default_factory is not _MISSING:
                 space[f"_factory_{name}"] = f.default_factory
@@ -169,14 +165,14 @@ def _make(cls, frozen: bool, eq: bool):
             else:
                 params.append(name)
                 value = name
-            body.append((f"  __record_values__[{name!r}] = {value}" if direct
-                         else f"  _setattr(__record_self__, {name!r}, {value})") if frozen
+            # (a frozen record's fields through object.__setattr__, not written into its
+            # __dict__: reading ``__dict__`` makes the instance a dict of its own, and every
+            # later field read -- a Ref's ``key``, read throughout the matcher -- is then a dict
+            # look-up instead of a specialised load from the instance's inline values; that
+            # cost more than the calls it saved, about 1% of the analysis)
+            body.append(f"  _setattr(__record_self__, {name!r}, {value})" if frozen
                         else f"  __record_self__.{name} = {value}")
         lines.append(f"def __init__(__record_self__, {', '.join(params)}):")
-        if frozen and direct and body:
-            # (a frozen record's fields written into its __dict__: a dict store each, where
-            # object.__setattr__ was a call each -- the flow builder makes some 140k Refs a pass)
-            lines.append("  __record_values__ = __record_self__.__dict__")
         lines.extend(body or ["  pass"])
         made.append("__init__")
     if "__repr__" not in own:

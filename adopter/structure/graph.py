@@ -410,7 +410,7 @@ class FlowBuilder:
     MAX_NODES = 20000
 
     def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None, package=None,
-                 text: str | None = None):
+                 text: str | None = None, dispatches: dict | None = None):
         self.names = names
         self.package = package  # siblings.Package: the package's other modules, or None
         self.lines = lines
@@ -436,8 +436,12 @@ class FlowBuilder:
         self._pickable: dict | None = None  # picked_attributes of the class, on first use
         # a method chosen by a setting (setting_dispatch): only a file whose text holds
         # ``getattr(self, self.`` asks; attribute -> the branches' values, on first use
+        # (``dispatches``: the caller's class_dispatches of ``cls``, read once per class and
+        # shared by its roots' builders -- only read here; None: worked out here)
         self._setting_values: dict = {}  # attribute -> its decided values (class_dispatches)
-        if cls is not None and text is not None and DISPATCH_GATE in text:
+        if dispatches is not None:
+            self._setting_values = dispatches
+        elif cls is not None and text is not None and DISPATCH_GATE in text:
             self._setting_values = class_dispatches(cls, names, text)
         self._dispatching = bool(self._setting_values)
         self._guard_texts: dict[int, tuple] = {}  # id of a test it writes -> (test, its text)

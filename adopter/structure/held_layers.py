@@ -61,17 +61,20 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
                                          container=None, unlike=c.unlike or why) for c in ctors]
 
 
+# (``\w*+``, possessive: what follows a name is a dot, a space, a bracket, a colon, an equals
+# sign, a comma or a quote -- never a word character -- so giving characters back finds no other
+# match; at each ``self`` that is not a chain the search fails without retrying each shorter name)
 # The patterns start with their literal word, not ``\b``: the regex engine then skips to each
 # ``self``/``setattr`` instead of trying every position (ten times faster on a model file), and
 # :func:`_word_matches` applies the word boundary the ``\b`` stood for.
 # a call through ``self`` and two to MAX_HOPS + 1 attributes: ``self.encoder.lm_head(``
-_CHAIN_CALL = re.compile(rf"self((?:\.[A-Za-z_]\w*){{2,{MAX_HOPS + 1}}})\s*\(")
+_CHAIN_CALL = re.compile(rf"self((?:\.[A-Za-z_]\w*+){{2,{MAX_HOPS + 1}}})\s*\(")
 
 
 # an assignment to such a chain: ``self.encoder.lm_head = ...`` (not ``==``)
-_CHAIN_STORE = re.compile(rf"self((?:\.[A-Za-z_]\w*){{2,{MAX_HOPS + 1}}})\s*(?::[^=\n]*)?=(?!=)")
+_CHAIN_STORE = re.compile(rf"self((?:\.[A-Za-z_]\w*+){{2,{MAX_HOPS + 1}}})\s*(?::[^=\n]*)?=(?!=)")
 # ``setattr(self.encoder, "lm_head", ...)``
-_CHAIN_SETATTR = re.compile(rf"setattr\(\s*self((?:\.[A-Za-z_]\w*){{1,{MAX_HOPS}}})\s*,\s*[\"']([A-Za-z_]\w*)[\"']")
+_CHAIN_SETATTR = re.compile(rf"setattr\(\s*self((?:\.[A-Za-z_]\w*+){{1,{MAX_HOPS}}})\s*,\s*[\"']([A-Za-z_]\w*+)[\"']")
 _WORD = re.compile(r"\w")
 
 

@@ -387,9 +387,20 @@ class ClassStructure:
         if flow is None:
             qualname = name if self.info is None else f"{self.name}.{name}"
             builder = FlowBuilder(self.module.names, self.info, self.module.lines, self.module.package,
-                                  text=self.module.text)
+                                  text=self.module.text, dispatches=self.dispatches())
             flow = self._flows[name] = builder.build(self.functions[name], qualname)
         return flow
+
+    def dispatches(self) -> dict:
+        """``setting_dispatch.class_dispatches`` of the class ({} for a file's functions, or a
+        file that writes no ``getattr(self, self.``): read once per class, since the word
+        prefilter and the flow builder of every root ask (the builder only reads it)."""
+        found = self._words.get(_DISPATCHES)
+        if found is None:
+            module = self.module
+            found = self._words[_DISPATCHES] = class_dispatches(self.info, module.names, module.text) \
+                if self.info is not None and module.dispatching() else {}
+        return found
 
     @property
     def flows(self) -> dict[str, Flow]:
@@ -418,11 +429,7 @@ class ClassStructure:
             # (graph._picked_methods): that method is reached
             callees += [m for attr, methods in picks.items() if attr in own for m in methods if m not in callees]
         if "getattr" in own and self.info is not None:
-            dispatches = self._words.get(_DISPATCHES)
-            if dispatches is None:
-                text = self.module.text
-                dispatches = self._words[_DISPATCHES] = class_dispatches(self.info, self.module.names, text) \
-                    if text is not None and DISPATCH_GATE in text else {}
+            dispatches = self.dispatches()
             if dispatches:
                 # fn = getattr(self, self.mode): the methods the setting's values name are reached
                 # (graph.FlowBuilder._setting_dispatch)
@@ -537,6 +544,17 @@ class ModuleStructure:
     # the file's text (``lines`` joined): kept so that readings of the whole text take it as it
     # is, the same object the engine read, rather than joining the lines again per reading
     text: str | None = None
+    # does the text write ``getattr(self, self.`` (setting_dispatch.GATE)?  None until asked:
+    # one scan of the text per file, not one per class and flow builder
+    _dispatching: bool | None = None
+
+    def dispatching(self) -> bool:
+        """Does the file's text write a method dispatch on a setting (setting_dispatch.GATE)?
+        (Worked out once per file: every class's prefilter and flow builder ask.)"""
+        found = self._dispatching
+        if found is None:
+            found = self._dispatching = self.text is not None and DISPATCH_GATE in self.text
+        return found
 
     def table_words(self) -> dict:
         """Module-level dict literals whose entries are dotted names or tuples holding some
