@@ -87,3 +87,77 @@ def test_sync_batchnorm_after_a_linear_near_misses():
     assert found(SYNC_AFTER_LINEAR.replace("BETWEEN\n", ""), "ADP007") == []
     conv1d = SYNC_AFTER_LINEAR.replace("BETWEEN\n", "").replace("nn.Linear(dim, hidden)", "nn.Conv1d(dim, hidden, 1)")
     assert finding_at(conv1d, "ADP008", "# member") is None
+
+
+# De-stationary attention (basicts', tempodev's): the scores multiplied by a factor before a bias
+# is added, ``(q @ k^T * tau + delta) / sqrt(d) + mask``, then softmax, dropout, ``@ v``.  tau
+# scales the product only (it folds into q where it is the same for every key: the caller's
+# [B, 1, 1, 1], or the 1.0 default), delta is an additive bias: SDPA reproduces it.  Found; the
+# fix is declined with its reason (the fixer does not fold a factor at that step).
+DE_STATIONARY = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class DSAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, p=0.1):
+            super().__init__()
+            self.head_dim = dim // heads
+            self.drop = nn.Dropout(p)
+
+        def forward(self, q, k, v, mask=None, tau=None, delta=None):
+            tau = 1.0 if tau is None else tau.unsqueeze(1).unsqueeze(1)
+            delta = 0.0 if delta is None else delta.unsqueeze(1).unsqueeze(1)
+            s = torch.matmul(q, k.transpose(-2, -1)) * tau + delta
+            s /= self.head_dim ** 0.5
+            if mask is not None:
+                s = s + mask
+            p = torch.softmax(s, dim=-1)  # softmax
+            return torch.matmul(self.drop(p), v)
+""")
+
+DE_STATIONARY_FILLED = textwrap.dedent("""\
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class DSAttention(nn.Module):
+        def __init__(self, p=0.1, causal=True):
+            super().__init__()
+            self.causal = causal
+            self.drop = nn.Dropout(p)
+
+        def forward(self, q, k, v, mask, tau=None, delta=None):
+            scale = 1.0 / math.sqrt(q.shape[-1])
+            tau = 1.0 if tau is None else tau.unsqueeze(1).unsqueeze(1)
+            delta = 0.0 if delta is None else delta.unsqueeze(1).unsqueeze(1)
+            s = torch.einsum("bhle,bhse->bhls", q, k) * tau + delta
+            if self.causal:
+                s.masked_fill_(mask, -math.inf)
+            a = self.drop(torch.softmax(scale * s, dim=-1))  # softmax
+            return torch.einsum("bhls,bhsd->bhld", a, v)
+""")
+
+FACTOR_WHY = "multiplied by a factor before a bias or scale step"
+
+
+def test_de_stationary_attention_is_found_and_its_fix_declined():
+    assert_reported_not_fixed(DE_STATIONARY, "ADP010", "# softmax", FACTOR_WHY)
+    assert_reported_not_fixed(DE_STATIONARY_FILLED, "ADP010", "# softmax", FACTOR_WHY)
+    # a number before the bias, then the scale: the same reading
+    number = DE_STATIONARY.replace("* tau + delta", "* 2.0 + delta")
+    assert_reported_not_fixed(number, "ADP010", "# softmax", FACTOR_WHY)
+
+
+def test_de_stationary_look_alikes():
+    # the factor multiplies the probabilities, not the scores (renormalisation after softmax)
+    after = DE_STATIONARY.replace("* tau + delta", "+ delta").replace(
+        "torch.softmax(s, dim=-1)", "torch.softmax(s, dim=-1) * tau")
+    assert found(after, "ADP010") == []
+    # the scores multiplied by a function of themselves before the bias: not a factor
+    gated = DE_STATIONARY.replace("s = torch.matmul(q, k.transpose(-2, -1)) * tau + delta",
+                                  "s = torch.matmul(q, k.transpose(-2, -1))\n        s = s * s.sigmoid() + delta")
+    assert "s.sigmoid()" in gated
+    assert found(gated, "ADP010") == []
