@@ -477,6 +477,11 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                 # forward_attention) share its anchor, one opportunity and one edit.
                 nodes = match.nodes
                 place = nodes[0].span
+                if nodes[0].inlined and not nodes[-1].inlined:
+                    # a helper's step reached from two statements of the root that each end a
+                    # match (a tied-embedding head helper whose logits go into a cross-entropy at
+                    # two call sites): one place per way the root uses it
+                    place = (place, nodes[-1].span)
                 end = None
                 if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
                     place = nodes[match.roles.index(rule.anchor)].span

@@ -161,3 +161,49 @@ def test_de_stationary_look_alikes():
                                   "s = torch.matmul(q, k.transpose(-2, -1))\n        s = s * s.sigmoid() + delta")
     assert "s.sigmoid()" in gated
     assert found(gated, "ADP010") == []
+
+
+# A tied-embedding head helper (``self.logits(h)``: ``h @ self.emb.weight.t()``) whose logits go
+# into a cross-entropy over the vocabulary at two statements of forward (bantamtrain's one-token
+# and slot paths): each statement is a place of its own, not one finding spanning both.
+TIED_TWO_PATHS = textwrap.dedent("""\
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class TinyLM(nn.Module):
+        def __init__(self, vocab=32, dim=8):
+            super().__init__()
+            self.vocab = vocab
+            self.emb = nn.Embedding(vocab, dim)
+            self.mix = nn.Linear(dim, dim)
+
+        def logits(self, h):
+            return h @ self.emb.weight.t()
+
+        def forward(self, idx, targets, slots=False):
+            h = self.emb(idx)
+            if not slots:
+                return F.cross_entropy(self.logits(h).view(-1, self.vocab), targets.reshape(-1))  # one
+            z = self.logits(self.mix(h))  # two
+            return F.cross_entropy(z.reshape(-1, self.vocab), targets.reshape(-1))
+""")
+
+
+def _ends(code: str) -> list[int]:
+    return sorted(f.end_line for f in found(code, "ADP015"))
+
+
+def test_a_head_helper_used_at_two_statements_is_two_places():
+    lines = TIED_TWO_PATHS.splitlines()
+    one = next(n for n, t in enumerate(lines, 1) if "# one" in t)
+    two = next(n for n, t in enumerate(lines, 1) if "# two" in t)
+    assert _ends(TIED_TWO_PATHS) == [one, two + 1]
+
+
+def test_a_head_helper_used_once_is_one_place():
+    # the slot path's logits returned without a loss: only the first statement is a site
+    once = TIED_TWO_PATHS.replace(
+        "return F.cross_entropy(z.reshape(-1, self.vocab), targets.reshape(-1))", "return z")
+    one = next(n for n, t in enumerate(once.splitlines(), 1) if "# one" in t)
+    assert _ends(once) == [one]
