@@ -207,3 +207,13 @@ def test_a_head_helper_used_once_is_one_place():
         "return F.cross_entropy(z.reshape(-1, self.vocab), targets.reshape(-1))", "return z")
     one = next(n for n, t in enumerate(once.splitlines(), 1) if "# one" in t)
     assert _ends(once) == [one]
+
+
+def test_a_linear_head_called_inside_a_helper_called_twice_is_one_place():
+    """A Linear head called inside the helper (tortoise's ``first_head(h)``) is placed at its own
+    call: the helper called on either branch of an if is still one place per head."""
+    layer_head = TIED_TWO_PATHS.replace(
+        "self.mix = nn.Linear(dim, dim)", "self.mix = nn.Linear(dim, dim)\n        self.head = nn.Linear(dim, vocab)").replace(
+        "return h @ self.emb.weight.t()", "return self.head(h)  # head")
+    head = next(n for n, t in enumerate(layer_head.splitlines(), 1) if "# head" in t)
+    assert [f.line for f in found(layer_head, "ADP015")] == [head]
