@@ -13,9 +13,8 @@ from __future__ import annotations
 import textwrap
 
 import torch
-from torch import nn
-
 from corpus_forms import assert_reported_not_fixed, finding_at, found
+from torch import nn
 
 SYNC_AFTER_LINEAR = textwrap.dedent("""\
     import torch.nn as nn
