@@ -477,6 +477,13 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                 # forward_attention) share its anchor, one opportunity and one edit.
                 nodes = match.nodes
                 place = nodes[0].span
+                if nodes[0].inlined and nodes[0].kind != "layer" and not nodes[-1].inlined and rule.anchor is None:
+                    # a helper's computation (no layer call: a tied-embedding head helper, ``h @
+                    # emb.weight.t()``) the root runs through two calls of the helper, each ending
+                    # a match of its own (its logits into a cross-entropy at two call sites): the
+                    # helper's call is where that computation runs, one place per call.  A layer
+                    # called inside the helper stays one place, its call (tortoise's heads).
+                    place = (place, _inlined_copy(structure, match))
                 end = None
                 if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
                     place = nodes[match.roles.index(rule.anchor)].span
@@ -869,6 +876,25 @@ def _to_call_site(structure, match: Match, finding: Finding, lines: list[str]) -
     if site is None or site[0] <= max(s[2] for s in root) or site[2] <= finding.end_line:
         return finding
     return replace(finding, end_line=site[2], end_column=_char_col(lines, site[2], site[3]))
+
+
+def _inlined_copy(structure, match: Match) -> int:
+    """Which call of its helper the match's first step was inlined at: the number of earlier
+    copies of that step (the same span, inlined) in the root's flow.  The first call's is 0,
+    as a step inlined once is in every root, so only a second call of the helper in one root
+    makes a place of its own."""
+    first = match.nodes[0]
+    cls = structure.classes.get(match.class_name)
+    if cls is None:
+        return 0
+    try:
+        nodes = cls.flow(_root_of(match.flow, match.class_name)).nodes
+    except KeyError:
+        return 0
+    if first.id >= len(nodes) or nodes[first.id] is not first:
+        return 0
+    span = first.span
+    return sum(1 for n in nodes[:first.id] if n.inlined and n.span == span)
 
 
 def statement_start(match: Match, line: int, col: int) -> tuple[int, int]:

@@ -2854,12 +2854,13 @@ def _static_form(pnode: PNode) -> PNode:
     outputs and the source position gone, the layer variable's name too (what the tests read
     of it, its constructors and operations, is in the key beside the step).  So steps that
     differ only in their names -- ``$gs = $g * $s`` and ``$m = $a * $u`` in two alternatives
-    of a rule -- test a flow's nodes once."""
+    of a rule -- test a flow's nodes once; so do a step and its optional copy (``? $b0 = $s0 +
+    $bias0`` and ``$b0 = $sp + $bias0``: the tests do not read whether it may be absent)."""
     def plain(value):
         return _ANY if type(value) is Var or type(value) is Temp else value
     return replace(pnode, args=tuple(map(plain, pnode.args)),
                    kwargs=tuple((name, plain(value)) for name, value in pnode.kwargs),
-                   layer=_ANY if pnode.layer is not None else None, outs=(), line=0, column=0)
+                   layer=_ANY if pnode.layer is not None else None, outs=(), line=0, column=0, optional=False)
 # (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
 # nested tuple for every class of every file cost more than the look-up).
 _ROOTS_KEYS: dict[tuple, int] = {}

@@ -167,6 +167,10 @@ SYNC_BATCH_NORM_KIND = (
     "torch.nn.BatchNorm2d",
     ("torch's nn.SyncBatchNorm is a BatchNorm on its running statistics in eval mode but synchronises batch "
      "statistics across processes in training: the kernel folds plain BatchNorm classes only"), True)
+# ... and after a Linear, whose (N, C) rows it normalises per feature, a BatchNorm1d: one
+# construction is typed as both (which one it is depends on its input's rank, as for torch's
+# class itself), each rule pairing the one its first layer produces.
+SYNC_BATCH_NORM_1D = "torch.nn.BatchNorm1d"
 # torch.nn classes that are containers, not layers: a same-file subclass of one is no layer.
 CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
                                "torch.nn.ParameterList", "torch.nn.ParameterDict"})
@@ -1788,6 +1792,8 @@ class LayerTyper:
                 built = Built(base, args, kws, False, call, via=fqn.rsplit(".", 1)[-1], unlike=unlike)
                 if base.startswith(OUTPUT_OF):  # the module is itself too
                     return (Built(fqn, tuple(call.args), kwargs, False, call), built)
+                if fqn == SYNC_BATCH_NORM:
+                    return (built, replace(built, fqn=SYNC_BATCH_NORM_1D))
                 return (built,)
             if fqn == SEQUENTIAL:
                 graph = self.sequence(call.args, env, depth)
@@ -1881,6 +1887,8 @@ class LayerTyper:
                     base, unlike, same_args = kind
                     out.append(Built(base, tuple(call.args) if same_args else (), kwargs if same_args else (),
                                      False, call, via=value.fqn, unlike=unlike or value.unlike))
+                    if value.fqn == SYNC_BATCH_NORM:
+                        out.append(replace(out[-1], fqn=SYNC_BATCH_NORM_1D))
                 elif value.foreign:  # a class another module chose: its arguments are not ours
                     out.append(Built(value.fqn, (), (), False, call, via=via, unlike=value.unlike))
                 else:

@@ -537,6 +537,12 @@ class _Attention:
         if len(match.roles) != len(match.nodes):
             raise Skip("the match does not say which step each operation is")
         self.roles = dict(zip(match.roles, match.nodes))
+        if "sp" in self.roles:
+            # q k^T * tau + delta (de-stationary attention): the factor scales the product only,
+            # not the bias after it, so it could fold into q where it is the same for every key;
+            # the scale and bias steps here read the factors after the bias, so none is written
+            raise Skip("the scores are multiplied by a factor before a bias or scale step: "
+                       "that factor is not folded into the query by this fixer")
         self.dtype_mask_ifs: dict[int, dict | None] = {}  # id of an if -> its reading by _dtype_mask_if
         self.dtype_choices: dict[str, dict] = {}  # a fill or add step -> the dtype choice it is one branch of
         self._names = None
