@@ -1495,14 +1495,40 @@ class _Attention:
             return []
         terms: list[str] = []
         for _, node in operands:
-            node = _untransposed(node)
-            base = node
-            while isinstance(base, ast.Attribute):
-                base = base.value
-            if not isinstance(base, ast.Name) or read_names(node) & all_stored:
+            found = self._rank_leaves(node, self.assumed_rank, all_stored)
+            if found is None:
                 raise Skip(RANK_SKIP)
-            terms.append(f"{ast.unparse(node)}.dim() != {self.assumed_rank}")
+            terms += [f"{ast.unparse(leaf)}.dim() != {rank}" for leaf, rank in found]
         return list(dict.fromkeys(terms))
+
+    def _rank_leaves(self, node: ast.expr, rank: int, all_stored: set) -> list[tuple[ast.expr, int]] | None:
+        """Names (or attributes) and the ranks that, all held, give ``node`` exactly ``rank``
+        (None where no such reading is known): a name as is, through transposes; ``x.unsqueeze(i)``
+        (a constant i) is ``x`` at one rank less; ``a @ b`` (``torch.matmul``) at a rank of at
+        least 2 is ``a`` and ``b`` both at that rank (their batch axes broadcast to it).
+        wavencoder's ``(query @ self.W).unsqueeze(1) @ values.transpose(1, 2)``: the guard
+        then reads ``query``, ``self.W`` and ``values``, cheaply, before the region.  A sufficient
+        condition: where it fails the original runs."""
+        node = _untransposed(node)
+        base = node
+        while isinstance(base, ast.Attribute):
+            base = base.value
+        if isinstance(base, ast.Name):
+            return None if read_names(node) & all_stored else [(node, rank)]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unsqueeze" \
+                and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant) \
+                and type(node.args[0].value) is int and rank >= 2 and -rank <= node.args[0].value < rank:
+            return self._rank_leaves(node.func.value, rank - 1, all_stored)
+        pair = None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            pair = (node.left, node.right)
+        elif isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords \
+                and self.names.resolve(node.func) == "torch.matmul":
+            pair = tuple(node.args)
+        if pair is None or rank < 2:
+            return None
+        left, right = (self._rank_leaves(side, rank, all_stored) for side in pair)
+        return None if left is None or right is None else left + right
 
     def _value_use(self, stmt: ast.stmt, before: list[ast.stmt], step_stored: set) -> str:
         """What a statement between the steps does with a value of the attention (the decline's
