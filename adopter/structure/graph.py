@@ -4753,8 +4753,8 @@ class FlowBuilder:
                                           keywords=[*bound.keywords, *call.keywords]), call)
 
     def _map_calls(self, target: ast.expr, value_expr: ast.Call, ctx: _Ctx) -> list | None:
-        """``q, k = map(f, (q, k))`` with ``f`` a same-file function (by name, through
-        ``functools.partial``, or a lambda whose body calls one): the assignments ``q = f(q)``,
+        """``q, k = map(f, (q, k))`` with ``f`` a same-file function (by name or through
+        ``functools.partial``) or a lambda whose body is one call: the assignments ``q = f(q)``,
         ``k = f(k)`` in order (None when ``map`` is not the builtin, the shapes differ, or an
         element reads a name an earlier assignment rebinds)."""
         if (len(value_expr.args) != 2 or value_expr.keywords or self.names.resolve(value_expr.func) is not None
@@ -4768,9 +4768,11 @@ class FlowBuilder:
         if isinstance(fn, ast.Lambda):
             params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
             body = fn.body
+            # (any call in the body, as a comprehension's element is read: MST's ``q, k, v, m =
+            # map(lambda t: rearrange(t, ...), (q, k, v, m))`` lays out each element alone)
             if not (len(params) == 1 and not fn.args.defaults and not fn.args.vararg and not fn.args.kwonlyargs
                     and not fn.args.kwarg and isinstance(body, ast.Call)
-                    and (self._helper_of(body.func, ctx) is not None or self._partial_call(body, ctx) is not None)):
+                    and not any(n.__class__ in _NESTED_SCOPES for n in ast_walk(body))):
                 return None
         elif isinstance(fn, (ast.Name, ast.Call)):
             probe = ast.Call(func=fn, args=[], keywords=[])
@@ -5808,6 +5810,9 @@ def _returns_tuple(func, n: int) -> bool:
     return False
 
 
+_NESTED_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr)
+
+
 def _mapped_elements(expr: ast.Call) -> list | None:
     """``map(lambda t: body, (a, b, c))``: the expressions ``body`` with ``t`` replaced by each
     element in turn, what the map yields when unpacked (a helper's ``return map(lambda t:
@@ -5822,8 +5827,7 @@ def _mapped_elements(expr: ast.Call) -> list | None:
     a = fn.args
     if len(a.args) != 1 or a.posonlyargs or a.defaults or a.vararg or a.kwonlyargs or a.kwarg \
             or any(isinstance(e, ast.Starred) for e in seq.elts) \
-            or any(isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
-                                  ast.NamedExpr)) for n in ast_walk(fn.body)):
+            or any(n.__class__ in _NESTED_SCOPES for n in ast_walk(fn.body)):
         return None
     param = a.args[0].arg
     return [_Substitute(param, elt).visit(copy.deepcopy(fn.body)) for elt in seq.elts]
