@@ -127,3 +127,10 @@ def test_truth_setting_over_a_parameter_held_by_self():
 def test_parameter_rebound_before_its_test_types_from_both_branches():
     code = MODE_PARAMETER.replace("        self.mode = mode\n", "        mode = mode.lower()\n        self.mode = mode\n")
     assert finding_at(code, "ADP009", "# spiking arm") is not None
+
+
+def test_training_flag_is_no_setting():
+    """``self.training`` is what ``train()``/``eval()`` rewrite after construction."""
+    code = (GATE_FROM_CONFIG.replace('self.use_gate = getattr(config, "use_gate", True)', "self.training = config.use_gate")
+            .replace("if self.use_gate:", "if self.training:"))
+    assert finding_at(code, "ADP006", "# gated arm") is not None

@@ -69,10 +69,24 @@ def setting_text(test: ast.expr, builder, in_init: bool) -> str | None:
 
 
 def _self_setting(attr: str, builder) -> str | None:
-    """``self.<attr>`` in a setting: the parameter it holds (``self.mode = mode``), or
-    ``self.<attr>`` itself when ``__init__``'s top level assigns it once, no other statement of
-    the class assigns it, its value is no container built empty or filled later, and nothing
-    else in the file writes it (graph ``FlowBuilder._flag_fixed``)."""
+    """``self.<attr>`` in a setting (once per class and attribute: ``cls.setting_attrs``)."""
+    found = builder.cls.setting_attrs
+    if found is None:
+        found = builder.cls.setting_attrs = {}
+    if attr not in found:
+        found[attr] = None if attr in _MODULE_STATE else _read_self_setting(attr, builder)
+    return found[attr]
+
+
+# attributes torch.nn.Module itself rewrites after construction (``train()``/``eval()``)
+_MODULE_STATE = frozenset({"training"})
+
+
+def _read_self_setting(attr: str, builder) -> str | None:
+    """The parameter ``self.<attr>`` holds (``self.mode = mode``), or ``self.<attr>`` itself
+    when ``__init__``'s top level assigns it once, no other statement of the class assigns it,
+    its value is no container built empty or filled later, and nothing else in the file writes
+    it (graph ``FlowBuilder._flag_fixed``); None otherwise."""
     param = builder._held_param(attr)
     if param is not None:
         return param
