@@ -134,3 +134,42 @@ def test_training_flag_is_no_setting():
     code = (GATE_FROM_CONFIG.replace('self.use_gate = getattr(config, "use_gate", True)', "self.training = config.use_gate")
             .replace("if self.use_gate:", "if self.training:"))
     assert finding_at(code, "ADP006", "# gated arm") is not None
+
+
+def test_setting_assigned_again_in_init_types_from_both_branches():
+    code = GATE_FROM_CONFIG.replace("            self.act = nn.GELU()\n",
+                                    "            self.act = nn.GELU()\n        self.use_gate = config.gate_later\n")
+    assert finding_at(code, "ADP006", "# gated arm") is not None
+
+
+CONFIG_HELD = """\
+import torch.nn as nn
+
+
+class Mlp(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.up = nn.Linear(config.width, 4 * config.width, bias=False)
+        self.down = nn.Linear(4 * config.width, config.width, bias=False)
+        if config.gated:
+            self.gate = nn.Linear(config.width, 4 * config.width, bias=False)
+            self.act = nn.SiLU()
+        else:
+            self.act = nn.GELU()
+
+    def forward(self, x):
+        if self.config.gated:
+            return self.down(self.act(self.up(x)) * self.gate(x))  # gated arm
+        return self.down(self.act(self.up(x)))  # plain arm
+"""
+
+
+def test_config_attribute_held_by_self_is_one_setting():
+    assert finding_at(CONFIG_HELD, "ADP006", "# gated arm") is None
+    assert finding_at(CONFIG_HELD, "ADP006", "# plain arm") is not None
+
+
+def test_config_attribute_the_file_writes_is_no_setting():
+    code = CONFIG_HELD + "\n\ndef ungated(model):\n    model.config.gated = False\n"
+    assert finding_at(code, "ADP006", "# gated arm") is not None
