@@ -45,7 +45,7 @@ from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .held_layers import self_chain as held_chain
 from .torch_bases import INHERITED
-from .setting_branches import forward_setting
+from .setting_branches import NO_GATES, forward_setting
 from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatch_branches, dispatched_attr, local_dispatches
 from .zero_input import adds_nothing
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
@@ -5257,7 +5257,8 @@ class FlowBuilder:
             return [(branch.id, (guard, False))]
         # ``if self.use_swiglu:`` where __init__ built a layer under the same setting: each arm
         # calls only what that setting's branch of __init__ bound (setting_branches)
-        setting = forward_setting(test, self) if self.cls is not None and ctx.instance == 0 else None
+        setting = forward_setting(test, self) if self.cls is not None and ctx.instance == 0 \
+            and self.cls.setting_gates is not NO_GATES else None
         outer = ctx.keys
         if setting is not None:
             ctx.keys = outer + (setting,)

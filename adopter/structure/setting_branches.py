@@ -25,7 +25,6 @@ import ast
 import re
 
 from .bindings import span
-from .treewalk import ast_walk
 
 SETTING = "?"  # prefix of a setting's key (a parameter's name never starts with it)
 _COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
@@ -95,12 +94,11 @@ def _read_self_setting(attr: str, builder) -> str | None:
                 and len(stmt.targets) == 1 and _is_self_attr(stmt.targets[0], attr)]
     if len(assigned) != 1 or _container(assigned[0].value):
         return None
-    count = 0
-    for node in ast_walk(cls.node):  # (once per attribute a test reads: the class's assignments)
-        if node.__class__ in (ast.Assign, ast.AugAssign, ast.AnnAssign):
-            targets = node.targets if node.__class__ is ast.Assign else (node.target,)
-            count += sum(1 for t in targets for e in ast_walk(t) if _is_self_attr(e, attr))
-    if count != 1:
+    if builder.lines is None:
+        return None
+    node = cls.node  # (the class's text, as graph's _kept_param reads it: no walk of its tree)
+    text = "\n".join(builder.lines[node.lineno - 1:node.end_lineno])
+    if len(re.findall(rf"\bself\.{re.escape(attr)}\s*(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)", text)) != 1:
         return None
     return f"self.{attr}" if builder._flag_fixed(attr, _getattr_reads_masked(attr, builder)) else None
 
@@ -110,8 +108,8 @@ def _getattr_reads_masked(attr: str, builder) -> str:
     any quoted name for a write (``setattr(self, "<attr>", v)``), but the setting read from a
     config (``self.use_swiglu = getattr(config, 'use_swiglu', True)``) writes nothing."""
     text = builder.text if builder.text is not None else "\n".join(builder.lines)
-    if attr not in text:
-        return text
+    if f'"{attr}"' not in text and f"'{attr}'" not in text:
+        return text  # (no quoted name: nothing to mask, no pass of the regex over the file)
     return re.sub(rf"getattr\(\s*[\w.]+\s*,\s*[\"']{re.escape(attr)}[\"']", "getattr(_, _", text)
 
 
@@ -173,11 +171,51 @@ def _binds_self(stmt: ast.If) -> bool:
         if node.__class__ is ast.If:
             todo.extend(node.body)
             todo.extend(node.orelse)
-        elif node.__class__ is ast.Assign and any(
-                t.__class__ is ast.Attribute and t.value.__class__ is ast.Name and t.value.id == "self"
-                for t in node.targets):
-            return True
+        elif node.__class__ is ast.Assign:
+            for t in node.targets:  # (a loop, not any() over a generator: cProfile counts calls)
+                if t.__class__ is ast.Attribute and t.value.__class__ is ast.Name and t.value.id == "self":
+                    return True
     return False
+
+
+def _lead_word(test: ast.expr) -> str | None:
+    """The name a test's first operand ends in (``mode`` of ``self.mode == "exact"`` and of
+    ``mode == "exact"``, ``gated`` of ``not self.config.gated``): the gate's word."""
+    while True:
+        kind = test.__class__
+        if kind is ast.UnaryOp:
+            test = test.operand
+        elif kind is ast.Compare:
+            test = test.left
+        elif kind is ast.BoolOp:
+            test = test.values[0]
+        elif kind is ast.Attribute:
+            return test.attr
+        elif kind is ast.Name:
+            return test.id
+        else:
+            return None
+
+
+def _gate_words(init: ast.FunctionDef | None) -> frozenset:
+    """The lead words of ``__init__``'s ``if`` tests (within ``if``s) a branch of which assigns
+    an attribute of self: a ``forward`` test with another lead word is no setting here, with
+    nothing more read (once per class: ``cls.setting_gates``)."""
+    words = set()
+    bodies = [init.body] if init is not None else []
+    for body in bodies:  # (a list read while it grows: the bodies of ifs within ifs)
+        for stmt in body:
+            if stmt.__class__ is ast.If:
+                bodies.append(stmt.body)
+                bodies.append(stmt.orelse)
+                if _binds_self(stmt):
+                    word = _lead_word(stmt.test)
+                    if word is not None:
+                        words.add(word)
+    return frozenset(words) if words else NO_GATES
+
+
+NO_GATES: frozenset = frozenset()  # a class none of whose __init__ settings binds a layer
 
 
 def forward_setting(test: ast.expr, builder) -> tuple[str, bool] | None:
@@ -185,6 +223,11 @@ def forward_setting(test: ast.expr, builder) -> tuple[str, bool] | None:
     under, and the truth the test's true arm gives it (False under ``not``); None for any other
     test (the class's ``__init__`` settings are read once: ``cls.setting_branches``)."""
     cls = builder.cls
+    gates = cls.setting_gates
+    if gates is None:
+        gates = cls.setting_gates = _gate_words(cls.methods.get("__init__"))
+    if not gates or _lead_word(test) not in gates:
+        return None
     branches = cls.setting_branches
     if branches is None:
         branches = cls.setting_branches = init_settings(builder)
