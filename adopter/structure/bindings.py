@@ -84,6 +84,10 @@ class ClassInfo:
     # inside ``if <param> == "<key>"`` branches -> the (param, key, taken) tests around it
     key_attrs: dict | None = None
     key_branches: dict | None = None
+    # each ``__init__`` statement in a branch of a setting's ``if`` -> its tests (setting_branches)
+    setting_branches: dict | None = None
+    setting_gates: frozenset | None = None  # the lead words of those tests (setting_branches._gate_words)
+    setting_attrs: dict | None = None  # self.<attr> -> its text in a setting, or None (setting_branches)
     # self.<attr> -> the callables a call of it may be: the default of the ``__init__`` parameter
     # it holds (graph.FlowBuilder._attr_choices, filled on first use)
     attr_choices: dict | None = None

@@ -45,6 +45,7 @@ from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .held_layers import self_chain as held_chain
 from .torch_bases import INHERITED
+from .setting_branches import NO_GATES, forward_setting
 from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatch_branches, dispatched_attr, local_dispatches
 from .zero_input import adds_nothing
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
@@ -757,13 +758,14 @@ class FlowBuilder:
             return None
         return value != negate
 
-    def _flag_fixed(self, attr: str) -> bool:
+    def _flag_fixed(self, attr: str, text: str | None = None) -> bool:
         """Whether nothing in the file but the class's own literal assignments can set
         ``<obj>.<attr>`` on its instances: no write through another object (``block.attr =
         False``), no ``setattr`` or ``getattr`` string naming it, no ``self.<attr> =`` in a same-file
         class related to this one (a base or a subclass), no class attribute of that name here.
         Another class's own ``self.<attr> = flag`` sets its own instances only."""
-        text = self.text if self.text is not None else "\n".join(self.lines)
+        if text is None:  # (a caller may pass the file with reads it knows harmless masked)
+            text = self.text if self.text is not None else "\n".join(self.lines)
         if _attr_written(text, attr):
             return False
         if any(isinstance(st, (ast.Assign, ast.AnnAssign)) and any(
@@ -1454,16 +1456,7 @@ class FlowBuilder:
     def _kept_param(self, attr: str, name: str) -> str | None:
         """``name`` when it is a parameter of ``__init__`` that ``__init__`` never assigns,
         ``self.<attr> =`` appears once in the class, and nothing else sets the attribute."""
-        init = self.cls.methods["__init__"]
-        args = init.args
-        if not any(a.arg == name for a in args.args[1:] + args.kwonlyargs) or self.lines is None:
-            return None
-        # (read from the text, not by walking __init__'s tree: a statement assigning the name,
-        # also in a tuple, a loop, a with or a walrus; a keyword argument ``f(kind=kind)`` is not one)
-        name_re = re.escape(name)
-        body = "\n".join(self.lines[init.lineno - 1:init.end_lineno])
-        if re.search(rf"(?m)^\s*(?:[\w.\[\]\s]*,\s*)?\(?{name_re}\s*(?:,[^=\n]*)?(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)"
-                     rf"|\b(?:for|as)\s+(?:[\w\s,(]*,\s*)?\(?{name_re}\b|\b{name_re}\s*:=", body):
+        if not self._param_kept(name):
             return None
         node = self.cls.node
         text = "\n".join(self.lines[node.lineno - 1:node.end_lineno])
@@ -1473,6 +1466,21 @@ class FlowBuilder:
         if attr not in cache:
             cache[attr] = self._flag_fixed(attr)
         return name if cache[attr] else None
+
+    def _param_kept(self, name: str) -> bool:
+        """Whether ``name`` is a parameter of ``__init__`` that its body never assigns (its
+        value there is the caller's, on every line)."""
+        init = self.cls.methods["__init__"]
+        args = init.args
+        if not any(a.arg == name for a in args.args[1:] + args.kwonlyargs) or self.lines is None:
+            return False
+        # (read from the text, not by walking __init__'s tree: a statement assigning the name,
+        # also in a tuple, a loop, a with or a walrus; a keyword argument ``f(kind=kind)`` is not one.
+        # The body's lines only: a signature written one parameter a line reads ``kind="exact",``)
+        name_re = re.escape(name)
+        body = "\n".join(self.lines[init.body[0].lineno - 1:init.end_lineno])
+        return re.search(rf"(?m)^\s*(?:[\w.\[\]\s]*,\s*)?\(?{name_re}\s*(?:,[^=\n]*)?(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)"
+                         rf"|\b(?:for|as)\s+(?:[\w\s,(]*,\s*)?\(?{name_re}\b|\b{name_re}\s*:=", body) is None
 
     def _keyed_ctors(self, layer: str, keys: tuple) -> list:
         """The constructors of ``layer`` that ``__init__`` may have bound under the ``keys`` an
@@ -1504,8 +1512,9 @@ class FlowBuilder:
                         branches[span(stmt)] = tests
         known = dict(keys)
         kept = []
+        settings = self.cls.setting_branches or {}
         for ctor in self._ctors(layer):
-            tests = branches.get(ctor.stmt, ())
+            tests = branches.get(ctor.stmt, ()) + settings.get(ctor.stmt, ())
             if any(param in known and (known[param] == key) != taken for param, key, taken in tests):
                 continue
             kept.append(ctor)
@@ -5252,6 +5261,13 @@ class FlowBuilder:
             if stmt.orelse:
                 return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
             return [(branch.id, (guard, False))]
+        # ``if self.use_swiglu:`` where __init__ built a layer under the same setting: each arm
+        # calls only what that setting's branch of __init__ bound (setting_branches)
+        setting = forward_setting(test, self) if self.cls is not None and ctx.instance == 0 \
+            and self.cls.setting_gates is not NO_GATES else None
+        outer = ctx.keys
+        if setting is not None:
+            ctx.keys = outer + (setting,)
         before = dict(ctx.params) if ctx.params else None
         saved_literals = ctx.literal_keys
         if test.__class__ is ast.Compare and test.ops[0].__class__ is ast.Eq:
@@ -5284,10 +5300,13 @@ class FlowBuilder:
             # the branch assigned a parameter of an inlined helper: the other branch still
             # reads the caller's value (SenseVoice's `if mask is not None: scores = ...fill...`)
             after_then, ctx.params = ctx.params, dict(before)
+        if setting is not None:
+            ctx.keys = outer + ((setting[0], not setting[1]),)
         if stmt.orelse:
             other = self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
         else:
             other = [(branch.id, (guard, False))]
+        ctx.keys = outer
         if before is not None and (after_then is not None or len(ctx.params) != len(before)):
             then, other = self._join_params(stmt, before, before if after_then is None else after_then,
                                             then, other, ctx)
