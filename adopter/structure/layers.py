@@ -39,6 +39,7 @@ from .class_syntax import is_name as _is_name, methods as _methods, self_attr as
 from .canon import TABLE
 from .passed_defaults import int_literal
 from .passed_lists import list_items
+from .list_appenders import as_list_builder, passed_list
 from .run_time_dims import run_time_family, shares_one_dimension
 from .literals import written_in_place
 from .ops import SOFTMAX, TENSOR_METADATA
@@ -435,6 +436,7 @@ class LayerTyper:
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()
+        self._list_builders: dict = {}  # (helper, position) -> its list-builder rewrite or None
         self.sites: list[SequentialSite] = []
         self._site_keys: set = set()
         # the call a base class's __init__ is walked for (instantiate_base): its sites are that
@@ -3641,6 +3643,8 @@ class LayerTyper:
                         env.pop("list:" + owner, None)  # layers.insert(1, ...): the order is not known
                 elif f.__class__ is ast.Name and LOCAL_DEF + f.id in env:
                     self._walk_local(env[LOCAL_DEF + f.id], env, depth, record, hook, nested)
+                elif f.__class__ is ast.Name and call.args:
+                    self._helper_appends(call, env, depth)
             elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
                 self._record_sites(stmt.value, stmt, env, depth)
             elif isinstance(stmt, ast.If):
@@ -3916,6 +3920,32 @@ class LayerTyper:
             orelse = self._list_graph(value.orelse, env, depth) if body is not None else None
             return body.either(orelse) if orelse is not None else None
         return None
+
+    def _helper_appends(self, call: ast.Call, env: dict, depth: int) -> None:
+        """``conv_bn(layers, cin, cout)`` as a statement, ``layers`` a followed list and
+        ``conv_bn`` a same-file function: the layers it appends to the list, in order, placed
+        at the call (ReXNet's ``ConvBNAct(out, ...)``); a same-file function that may do
+        anything else with the list puts a member we cannot type there (nothing before the
+        call joins what comes after it)."""
+        passed = passed_list(call, lambda name: isinstance(env.get("list:" + name), SeqGraph))
+        if passed is None:
+            return
+        fqn = self.names.resolve(call.func)
+        func = self.names.functions.get(fqn) if fqn is not None and fqn not in self.names.classes else None
+        if func is None:
+            return
+        graph = env["list:" + passed[1]]
+        key = (id(func), passed[0])
+        builder = self._list_builders.get(key, False)
+        if builder is False:
+            builder = self._list_builders[key] = as_list_builder(func, passed[0])
+        built = self._factory_list(func.name, call, env, depth, builder) if builder is not None else None
+        if built is None or built.named:
+            graph.add((), call)
+            return
+        placed = built.copy()
+        placed.members = [(layer, call) for layer, _ in built.members]
+        graph.extend(placed)
 
     def _extend(self, graph: SeqGraph, value: ast.expr, env: dict, depth: int) -> None:
         """``layers.extend(value)`` / ``layers += value`` with value no list display: the
