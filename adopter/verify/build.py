@@ -1516,6 +1516,7 @@ class Builder:
                 except Skip:
                     break
             for option in options[:8]:
+                model = None  # the last try's build freed before the next is made (two never held at once)
                 recording = Recording(original_cls)
                 try:
                     with recording:
