@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from . import branches, hf
+from . import branches, hf, memory
 from .branches import ZEROS, _stored_parameters, init_conditions, init_value_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
@@ -1362,6 +1362,7 @@ class Builder:
                     first = (option, kwargs)
                 original = run_quietly(lambda: construct(self.groups, lambda: original_cls(*args, **kwargs)))
             except Exception as exc:
+                memory.note(exc)
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{option.shown} raised {_short(exc)}"
                 if not repaired:
@@ -1515,13 +1516,15 @@ class Builder:
                 except Skip:
                     break
             for option in options[:8]:
+                model = None  # the last try's build freed before the next is made (two never held at once)
                 recording = Recording(original_cls)
                 try:
                     with recording:
                         _seed()
                         args, kwargs = option.make(self.original, True)
                         model = run_quietly(lambda: construct(self.groups, lambda: user_cls(*args, **kwargs)))
-                except Exception:
+                except Exception as exc:
+                    memory.note(exc)
                     continue
                 model.eval()
                 config = option.config if option.config is not None else kwargs.get(option.config_param or "")
@@ -1538,7 +1541,8 @@ class Builder:
                     try:
                         with recording, torch.no_grad():
                             run_quietly(lambda call=call, model=model: call.clone().run(model))
-                    except Exception:
+                    except Exception as exc:
+                        memory.note(exc)
                         continue
                     if recording.ctor is None:
                         continue
@@ -1734,6 +1738,7 @@ class Builder:
                 with torch.no_grad():
                     out = run_quietly(lambda: construct(self.groups, lambda: call.clone().run(module)))
             except Exception as exc:
+                memory.note(exc)
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{type(module).__name__}.{method}({call.describe()}) raised {_short(exc)}"
                 none_seen = none_seen or none_used(exc)

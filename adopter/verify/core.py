@@ -35,7 +35,7 @@ from ..ruleset import Rule
 from ..source import SourceError, read_source
 from ..structure import package_of
 from ..structure.model import SEQUENTIAL_OWNER
-from . import branches, hf
+from . import branches, hf, memory
 from .bench import measure
 from .build import (
     Broken,
@@ -84,6 +84,7 @@ class Options:
     root: str | None = None
     combined: bool = True
     threads: int | None = None
+    memory_limit: int | None = None  # the memory ceiling in force while verify runs (memory.py)
 
 
 def _device(value: Any) -> torch.device:
@@ -278,13 +279,29 @@ class _Checker:
         self.bench_builder = bench_builder
         self.options = options
 
+    @property
+    def limit(self) -> int | None:
+        """The memory ceiling builds run under (None: none set)."""
+        return self.options.memory_limit
+
     def check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
         self.ran = set()
         self.full_rows = False
         self.two_valued = False
         with self.builder.flags(variant, self.patched):
-            return self._check(class_name, sites, variant)
+            try:
+                verdicts, reason = self._check(class_name, sites, variant)
+            except Exception as exc:  # a build or run refused by the memory ceiling: a skip, said so
+                if not memory.out_of_memory(exc):
+                    raise
+                memory.take_refusals()
+                return {}, memory.skip_reason(self.limit)
+        if reason is not None and memory.ENV not in reason:
+            refused = memory.take_refusals()
+            if refused:  # the build loops went on past a refused try and then gave up
+                reason += refused_note(self.limit, len(refused))
+        return verdicts, reason
 
     def _check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         options = self.options
@@ -714,6 +731,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                 break
         if not pending:
             break
+    refusals = memory.take_refusals()
     for site in pending:
         if site in soft:
             out[site] = soft[site]
@@ -721,9 +739,28 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             out[site] = Verdict(SKIP, blocked)
         else:
             out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
+    if refusals:
+        _say_refused(out, pending, checker.limit, len(refusals))
     _check_other_sides(checker, class_name, out, given)
     _check_blind_rows(checker, class_name, out)
     return out
+
+
+def refused_note(limit: int | None, count: int) -> str:
+    """What a skip adds when verify's memory ceiling refused builds or inputs on the way: the tries
+    it cut are part of why nothing else was checked."""
+    plural = "s" if count > 1 else ""
+    return (f"; verify's memory ceiling ({memory.describe(limit)}, {memory.ENV}) refused {count} oversized "
+            f"build{plural} or input{plural} on the way")
+
+
+def _say_refused(out: dict, pending: list[Site], limit: int | None, count: int) -> None:
+    """Skips left after the ceiling refused tries of passing variants say so (refused_note)."""
+    note = refused_note(limit, count)
+    for site in pending:
+        verdict = out[site]
+        if verdict.verdict == SKIP and memory.ENV not in verdict.reason:
+            out[site] = dataclasses.replace(verdict, reason=verdict.reason + note)
 
 
 ROWS_GUARD = ".all(-1).any()"  # the fixer's test for a mask hiding a whole row (synth/sdpa.py)
@@ -1090,6 +1127,10 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
         results.extend(_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites)
         return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
     with ModuleLoader(path) as loader, ExitStack() as stack:
+        # builds and inputs held under a memory ceiling on the CPU, so a guess never takes the
+        # machine down (memory.py)
+        options.memory_limit = stack.enter_context(memory.ceiling(options.device.type == "cpu"))
+        memory.take_refusals()
         try:
             original = run_quietly(loader.original)
         except LoadError as exc:

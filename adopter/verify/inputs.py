@@ -2307,6 +2307,9 @@ _TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d
 _TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
 #: torch.bmm handed a tensor of another rank (the newer wording, then the older)
 _BMM_RANK = re.compile(r"batch[12] must be a 3D tensor|Expected 3-dimensional tensor, but got \d-dimensional")
+#: a tensor repeated over fewer axes than it has (``w.unsqueeze(2).repeat(1, 1, n)`` on a score
+#: made 3-D from a guessed 3-D query where the code expects one vector per row)
+_REPEAT_RANK = re.compile(r"Number of dimensions of repeat dims can not be smaller than number of dimensions")
 _BAD_VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
 #: a guessed float mask handed to a fill that takes only booleans (``scores.masked_fill_(mask, -inf)``)
 _BOOL_FILL = re.compile(r"masked_fill_? only supports boolean masks")
@@ -2453,10 +2456,13 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 continue
             new = _drawn_like(first, shape)
             add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
-    if _BMM_RANK.search(text):
+    if _BMM_RANK.search(text) or _REPEAT_RANK.search(text):
         # a batched product of 3-D tensors handed one made 4-D from a guessed argument (wavencoder's
         # dot attention: ``torch.bmm(values, query.squeeze(0).unsqueeze(2))``, the query one
-        # vector per row): each 3-D argument in turn with its middle axis dropped
+        # vector per row), or a repeat over as many axes as the code expects that meets a tensor
+        # one axis deeper (``(query @ W).unsqueeze(1) @ values.transpose(1, 2)`` then
+        # ``weights.unsqueeze(2).repeat(1, 1, t)``): each 3-D argument in turn with its middle
+        # axis dropped
         for at, value in enumerate(call.args):
             if isinstance(value, torch.Tensor) and value.dim() == 3 and value.is_floating_point():
                 new = _drawn_like(value, [value.shape[0], value.shape[2]])
