@@ -128,3 +128,15 @@ def test_a_base_that_reads_the_attribute_makes_it_read():
     assert _fields(source) == {"fc"}
     reads_fc = source.replace("return self.hidden", "return self.fc")
     assert _fields(reads_fc) == {"hidden"}
+
+
+def test_self_handed_whole_to_a_child_makes_no_unread_claim():
+    # the child reads the parent's stored field through its argument: no field may be called unread
+    handed = HEADER + "        self.w = cfg.width\n        self.inner = Inner(self)\n"
+    assert _fields(handed) == set()
+    kept = HEADER + "        self.w = cfg.width\n        self.me = [self]\n"
+    assert _fields(kept) == set()
+    # look-alikes: ``self`` only in super()/isinstance, or before an attribute -- still unread
+    old_super = ("class A(object):\n    def __init__(self, cfg=None):\n        super(A, self).__init__()\n"
+                 "        self.w = cfg.width\n        self.inner = Inner(self.w2)\n")
+    assert _fields(old_super) == {"width"}
