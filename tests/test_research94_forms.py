@@ -102,3 +102,17 @@ def test_the_same_norm_without_the_return_is_reported():
 def test_a_return_of_a_same_file_class_named_rmsnorm_is_no_fallback():
     code = FALLBACK_AFTER_MODULE.replace("return nn.RMSNorm(dim, eps=eps)", "return RMSNorm(dim, eps=eps)")
     assert finding_at(code, "ADP011", NEEDLE) is not None
+
+
+def test_a_return_of_rmsnorm_through_a_project_module_named_nn_is_no_fallback():
+    # ``nn`` is the project's own layers module: ``nn.RMSNorm`` is no torch module, so the
+    # hand-written norm after it is the code that runs where that one is not taken -- reported
+    code = FALLBACK_AFTER_MODULE.replace("import torch.nn as nn\n",
+                                         "import torch\nimport torch.nn\nfrom mypkg import layers as nn\n", 1)
+    code = code.replace("class _Fallback(nn.Module)", "class _Fallback(torch.nn.Module)")
+    code = code.replace("nn.Parameter(", "torch.nn.Parameter(")
+    assert "from mypkg import layers as nn" in code
+    assert finding_at(code, "ADP011", NEEDLE) is not None
+    # torch's module written in full (``torch.nn.RMSNorm``) is still the fallback's kernel
+    full = code.replace("return nn.RMSNorm(dim, eps=eps)", "return torch.nn.RMSNorm(dim, eps=eps)")
+    assert finding_at(full, "ADP011", NEEDLE) is None
