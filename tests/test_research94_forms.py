@@ -116,3 +116,24 @@ def test_a_return_of_rmsnorm_through_a_project_module_named_nn_is_no_fallback():
     # torch's module written in full (``torch.nn.RMSNorm``) is still the fallback's kernel
     full = code.replace("return nn.RMSNorm(dim, eps=eps)", "return torch.nn.RMSNorm(dim, eps=eps)")
     assert finding_at(full, "ADP011", NEEDLE) is None
+
+
+def test_shifted_logits_regrouped_into_rows_of_another_size_are_no_head_and_loss():
+    # one Linear to n_q * C codes per position (an embedding of that size makes it a vocabulary
+    # head), its logits regrouped into rows of C, one per codebook: the cross-entropy's classes
+    # are not the head's outputs, so no fused head-and-loss kernel computes it
+    code = SHIFTED_SETTING_VIEW.replace("nn.Embedding(cfg.vocab_size, cfg.hidden_dim)",
+                                        "nn.Embedding(cfg.n_q * cfg.codebook_size, cfg.hidden_dim)")
+    code = code.replace("nn.Linear(cfg.hidden_dim, cfg.vocab_size, bias=False)",
+                        "nn.Linear(cfg.hidden_dim, cfg.n_q * cfg.codebook_size, bias=False)")
+    code = code.replace("x = self.embed(input_ids)", "x = self.embed(input_ids).sum(2)")
+    regrouped = code.replace("view(-1, self.cfg.vocab_size)", "view(-1, self.cfg.codebook_size)")
+    assert regrouped.count("codebook_size") == 3
+    assert found(regrouped, "ADP015") == []
+    # the same head flattened to its own width (the expression it is built with, or the sliced
+    # logits' last size) is one
+    own = code.replace("view(-1, self.cfg.vocab_size)", "view(-1, self.cfg.n_q * self.cfg.codebook_size)")
+    assert finding_at(own, "ADP015", "logits = self.lm_head(x)") is not None
+    sized = code.replace("logits[:, :-1].contiguous().view(-1, self.cfg.vocab_size)",
+                         "logits[:, :-1].contiguous().view(-1, logits.size(-1))")
+    assert finding_at(sized, "ADP015", "logits = self.lm_head(x)") is not None
