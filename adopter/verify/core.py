@@ -37,6 +37,7 @@ from ..structure import package_of
 from ..structure.model import SEQUENTIAL_OWNER
 from . import branches, hf
 from .bench import measure
+from .inputs import SHARED_BIAS, shared_bias
 from .build import (
     Broken,
     Builder,
@@ -418,6 +419,8 @@ class _Checker:
                 reason += f"; reached with {variant.label()}"
             if pair.note:
                 reason += f"; {pair.note}"
+            if shared_bias(pair.call.args) or shared_bias(pair.call.kwargs):
+                reason += f"; {SHARED_BIAS}"
             if bench_note:
                 reason += f"; {bench_note}"
             elif timing is not None and timing.note:
