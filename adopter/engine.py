@@ -18,6 +18,7 @@ from .records import dataclass, replace
 from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
+from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
 from .structure.siblings import imported_table_words
 from .structure.treewalk import ast_walk
@@ -727,24 +728,27 @@ def _reads_requires_grad(term: ast.expr) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == "requires_grad" for n in ast_walk(term))
 
 
-def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | None = None) -> bool:
+def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | None = None,
+                  tree: ast.Module | None = None) -> bool:
     """Does ``stmt`` call ``name`` whenever it runs: written in the statement itself, in the body
     of a ``with`` (``with sdpa_kernel(backends): out = F.scaled_dot_product_attention(...)``),
     or in both branches of an ``if`` that has an else (nemo's choice of SDPA backends)?  Given
     ``where`` (the module and the enclosing class), a plain statement also counts when it calls a
     method of that class (``self._fused(...)``) or a module function whose body, one level deep,
-    always calls ``name`` the same way."""
+    always calls ``name`` the same way.  (``tree``, the module, when ``where`` is not given: a
+    dotted name's call is resolved through its imports, :func:`_writes_call`.)"""
+    tree = where[0] if where is not None else tree
     if isinstance(stmt, ast.If):
-        return bool(stmt.orelse) and any(_always_calls(s, name, lines, where) for s in stmt.body) \
-            and any(_always_calls(s, name, lines, where) for s in stmt.orelse)
+        return bool(stmt.orelse) and any(_always_calls(s, name, lines, where, tree) for s in stmt.body) \
+            and any(_always_calls(s, name, lines, where, tree) for s in stmt.orelse)
     if isinstance(stmt, (ast.With, ast.AsyncWith)):
-        return any(_always_calls(s, name, lines, where) for s in stmt.body)
+        return any(_always_calls(s, name, lines, where, tree) for s in stmt.body)
     if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.Try, ast.Match)):
         return False
-    if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])) is not None:
+    if _writes_call(stmt, name, lines, tree):
         return True
     return where is not None and any(
-        any(_always_calls(s, name, lines) for s in helper.body) for helper in _helpers_called(stmt, *where))
+        any(_always_calls(s, name, lines, tree=tree) for s in helper.body) for helper in _helpers_called(stmt, *where))
 
 
 def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None) -> list:
@@ -786,12 +790,39 @@ def _after_early_return(match: Match, tree: ast.Module, lines: list[str], name: 
 def _calls(stmt: ast.stmt, name: str, lines: list[str], tree: ast.Module, cls: ast.ClassDef | None) -> bool:
     """Does ``stmt`` call ``name``, itself or through a same-class method or module function
     (one level: ``self.flash_attn(...)`` whose body calls it)?"""
-    pattern = re.compile(rf"\b{re.escape(name)}\s*\(")
     if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
         return False
-    if pattern.search("\n".join(lines[stmt.lineno - 1:stmt.end_lineno])):
+    return _writes_call(stmt, name, lines, tree) or any(_writes_call(d, name, lines, tree)
+                                                       for d in _helpers_called(stmt, tree, cls))
+
+
+def _writes_call(node: ast.AST, name: str, lines: list[str], tree: ast.Module | None) -> bool:
+    """Do the lines of ``node`` call ``name``?  A text search first (most statements name no
+    kernel); a dotted name is a path under torch (``nn.RMSNorm``: ``torch.nn.RMSNorm``), and a
+    hit is then confirmed by resolving a call of the node through the file's imports: a file whose
+    ``nn`` is a project's own layers module (``from mypkg import layers as nn``) does not call
+    torch's module when it writes ``nn.RMSNorm(...)``."""
+    if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[node.lineno - 1:node.end_lineno])) is None:
+        return False
+    if "." not in name:
         return True
-    return any(pattern.search("\n".join(lines[d.lineno - 1:d.end_lineno])) for d in _helpers_called(stmt, tree, cls))
+    if tree is None:
+        return False
+    names, wanted = _file_names(tree), "torch." + name
+    return any(isinstance(call, ast.Call) and names.resolve(call.func) == wanted
+                                     for call in ast_walk(node))
+
+
+_NAMES_OF: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # tree -> its ModuleNames
+
+
+def _file_names(tree: ast.Module):
+    """The module-level names of ``tree``, read once per tree on first use (only files that
+    write a dotted kernel's call in a fallback's other branch get here)."""
+    names = _NAMES_OF.get(tree)
+    if names is None:
+        names = _NAMES_OF[tree] = collect_names(tree)
+    return names
 
 
 def _path_to(tree: ast.Module, span: tuple) -> list:

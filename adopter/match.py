@@ -38,7 +38,7 @@ RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "un
 # still handed back; what is computed with the average later counts as computed with them.
 AVERAGING = frozenset({"mean", "sum"})
 _AVERAGING_CALLS = frozenset({"torch.mean", "torch.sum"})  # the same as functions of the tensor
-from .structure.layers import EMBEDDING, LM_HEAD
+from .structure.layers import EMBEDDING, LM_HEAD, _self_values, _size_text
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.names import record_types
 from .structure.treewalk import ast_walk
@@ -2269,6 +2269,8 @@ class Matcher:
             key, before = node.args[0].key, node.id
         else:
             return False
+        if not _rows_of_the_head_width(cls, flow, state):
+            return False
         return self.predicts_input == "shift" or not any(
             n.kind == "layer" and "torch.nn.Embedding" in n.types for n in nodes)
 
@@ -3626,3 +3628,63 @@ def _any_of_module(op: str, choice: str) -> bool:
         return False
     prefix = choice[:-1]
     return op.startswith(prefix) and "." not in op[len(prefix):]
+
+
+def _rows_of_the_head_width(cls: ClassStructure, flow: Flow, state: _State) -> bool:
+    """Are the shifted logits flattened (``view(-1, R)``/``reshape(-1, R)``, where the match has
+    such a view) to rows of the head's own width: ``R`` the last size of one of the matched
+    values (``shift_logits.size(-1)``), or the head's ``out_features`` itself (the same
+    expression, ``self.a`` read as ``__init__``'s value: ``self.cfg.vocab_size`` beside
+    ``nn.Linear(d, cfg.vocab_size)``)?  Rows of another size (a codebook's ``C`` of a Linear to
+    ``n_q * C``) regroup each position's logits into several rows: the cross-entropy is then over
+    classes the head's one matrix product does not give, no fused head-and-loss kernel's."""
+    view = next((n for n in state.matched if n.kind == "method" and n.op in ("view", "reshape")
+                 and len(n.args) == 3 and isinstance(n.args[1], Const) and n.args[1].value == -1), None)
+    if view is None:
+        return True
+    rows = view.args[2]
+    if not isinstance(rows, Ref):
+        return False
+    made = next((n for n in flow.nodes if rows in n.outs), None) if rows.key.startswith("%") else None
+    if made is not None and made.op == "size":
+        # ``x.size(-1)`` / ``x.shape[-1]`` of a value the match holds (the logits, their slice, a
+        # copy): their last size, whatever it is
+        mine = {out.key for n in state.matched for out in n.outs if isinstance(out, Ref)}
+        return (made.kind == "method" and len(made.args) == 2 and isinstance(made.args[0], Ref)
+                and made.args[0].key in mine and isinstance(made.args[1], Const) and made.args[1].value == -1)
+    head = state.matched[0]
+    attr = head.layer[5:] if head.kind == "layer" and head.layer and head.layer.startswith("self.") else None
+    width = _linear_width(cls, attr) if attr is not None else None
+    text = _span_text(cls.module.lines, view.arg_spans[2]) if len(view.arg_spans) == 3 else None
+    if width is None or not text:
+        return False
+    try:
+        written = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return False
+    return _same_size(written, width, _self_values(cls.info) if cls.info is not None else {})
+
+
+def _same_size(a: ast.expr, b: ast.expr, values: dict) -> bool:
+    """Are two size expressions the same, ``self.a`` read as ``__init__``'s value, also inside
+    arithmetic (``self.cfg.n_q * self.cfg.codebook_size`` beside ``cfg.n_q * cfg.codebook_size``)?"""
+    if isinstance(a, ast.BinOp) and isinstance(b, ast.BinOp):
+        return type(a.op) is type(b.op) and _same_size(a.left, b.left, values) and _same_size(a.right, b.right, values)
+    return _size_text(a, values) == _size_text(b, values)
+
+
+def _linear_width(cls: ClassStructure, attr: str) -> ast.expr | None:
+    """The ``out_features`` expression of the one ``nn.Linear`` bound to ``self.<attr>``."""
+    linears = [c for c in cls.bindings.get(attr, ()) if c.fqn == "torch.nn.Linear" and not c.table]
+    if len(linears) != 1:
+        return None
+    ctor = linears[0]
+    out = dict(ctor.kwargs).get("out_features")
+    return ctor.args[1] if out is None and len(ctor.args) >= 2 else out
+
+
+def _span_text(lines: list[str] | None, span: tuple | None) -> str | None:
+    """The source of a one-line span (columns in bytes), or None."""
+    if not lines or span is None or span[0] != span[2] or not 0 < span[0] <= len(lines):
+        return None
+    return lines[span[0] - 1].encode("utf-8")[span[1]:span[3]].decode("utf-8", "replace")

@@ -101,7 +101,7 @@ from adopter.engine import AnalysisError, analyze  # noqa: E402
 from adopter.ruleset import load_rules  # noqa: E402
 from adopter.structure.names import package_of  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
-from adopter.synth.core import _code_of  # noqa: E402
+from adopter.synth.core import code_of  # noqa: E402  (public: the same line matching as synth)
 from adopter.synth.run import Run  # noqa: E402
 
 
@@ -136,11 +136,11 @@ def declined_like(text: str, result, finding) -> list[str]:
     if at is not None:
         return [w for f, w in result.skipped if f.rule == finding.rule and f.line == at]
     old, new = text.splitlines(), result.text.splitlines()
-    want = _code_of(old[finding.line - 1]) if finding.line <= len(old) else ""
-    if not want or sum(_code_of(line) == want for line in old) != 1:
+    want = code_of(old[finding.line - 1]) if finding.line <= len(old) else ""
+    if not want or sum(code_of(line) == want for line in old) != 1:
         return []
     return [w for f, w in result.skipped
-            if f.rule == finding.rule and f.line <= len(new) and _code_of(new[f.line - 1]) == want]
+            if f.rule == finding.rule and f.line <= len(new) and code_of(new[f.line - 1]) == want]
 
 
 def _package_root(path: Path) -> Path | None:

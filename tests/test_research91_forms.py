@@ -204,3 +204,21 @@ def test_projection_helper_returning_normalized_queries_and_keys_is_still_qkv():
     code = PROJECTIONS.replace("return self.q_norm(self.q(x)), self.k_norm(self.k(x)), self.v(x)",
                                "return nn.functional.elu(self.q(x)) + 1, nn.functional.elu(self.k(x)) + 1, self.v(x)")
     assert finding_at(code, "ADP009", "return nn.functional.elu(") is not None
+
+
+def test_gelu_module_with_its_own_call_method_is_no_gelu():
+    # calling the module runs its ``__call__`` (a ReLU here), not the GELU forward: not a GELU,
+    # whether its __init__ records settings or it has none
+    call = "\n    def __call__(self, input):\n        return torch.relu(input)\n"
+    code = SETTINGS_GELU.replace("approximate=self.approximate)\n",
+                                 "approximate=self.approximate)\n" + call, 1)
+    assert code != SETTINGS_GELU
+    assert found(code, "ADP006") == []
+    stateless = code.replace("    def __init__(self, approximate='tanh'):\n        super().__init__()\n"
+                             "        self.approximate = approximate\n\n", "")
+    stateless = stateless.replace("approximate=self.approximate)", "approximate='tanh')", 1)
+    assert "self.approximate = approximate" not in stateless
+    assert found(stateless, "ADP006") == []
+    # the look-alike without __call__ (the stateless GELU) is still one
+    plain = stateless.replace(call, "\n")
+    assert finding_at(plain, "ADP006", 'GELU(approximate="tanh"),') is not None

@@ -102,3 +102,38 @@ def test_the_same_norm_without_the_return_is_reported():
 def test_a_return_of_a_same_file_class_named_rmsnorm_is_no_fallback():
     code = FALLBACK_AFTER_MODULE.replace("return nn.RMSNorm(dim, eps=eps)", "return RMSNorm(dim, eps=eps)")
     assert finding_at(code, "ADP011", NEEDLE) is not None
+
+
+def test_a_return_of_rmsnorm_through_a_project_module_named_nn_is_no_fallback():
+    # ``nn`` is the project's own layers module: ``nn.RMSNorm`` is no torch module, so the
+    # hand-written norm after it is the code that runs where that one is not taken -- reported
+    code = FALLBACK_AFTER_MODULE.replace("import torch.nn as nn\n",
+                                         "import torch\nimport torch.nn\nfrom mypkg import layers as nn\n", 1)
+    code = code.replace("class _Fallback(nn.Module)", "class _Fallback(torch.nn.Module)")
+    code = code.replace("nn.Parameter(", "torch.nn.Parameter(")
+    assert "from mypkg import layers as nn" in code
+    assert finding_at(code, "ADP011", NEEDLE) is not None
+    # torch's module written in full (``torch.nn.RMSNorm``) is still the fallback's kernel
+    full = code.replace("return nn.RMSNorm(dim, eps=eps)", "return torch.nn.RMSNorm(dim, eps=eps)")
+    assert finding_at(full, "ADP011", NEEDLE) is None
+
+
+def test_shifted_logits_regrouped_into_rows_of_another_size_are_no_head_and_loss():
+    # one Linear to n_q * C codes per position (an embedding of that size makes it a vocabulary
+    # head), its logits regrouped into rows of C, one per codebook: the cross-entropy's classes
+    # are not the head's outputs, so no fused head-and-loss kernel computes it
+    code = SHIFTED_SETTING_VIEW.replace("nn.Embedding(cfg.vocab_size, cfg.hidden_dim)",
+                                        "nn.Embedding(cfg.n_q * cfg.codebook_size, cfg.hidden_dim)")
+    code = code.replace("nn.Linear(cfg.hidden_dim, cfg.vocab_size, bias=False)",
+                        "nn.Linear(cfg.hidden_dim, cfg.n_q * cfg.codebook_size, bias=False)")
+    code = code.replace("x = self.embed(input_ids)", "x = self.embed(input_ids).sum(2)")
+    regrouped = code.replace("view(-1, self.cfg.vocab_size)", "view(-1, self.cfg.codebook_size)")
+    assert regrouped.count("codebook_size") == 3
+    assert found(regrouped, "ADP015") == []
+    # the same head flattened to its own width (the expression it is built with, or the sliced
+    # logits' last size) is one
+    own = code.replace("view(-1, self.cfg.vocab_size)", "view(-1, self.cfg.n_q * self.cfg.codebook_size)")
+    assert finding_at(own, "ADP015", "logits = self.lm_head(x)") is not None
+    sized = code.replace("logits[:, :-1].contiguous().view(-1, self.cfg.vocab_size)",
+                         "logits[:, :-1].contiguous().view(-1, logits.size(-1))")
+    assert finding_at(sized, "ADP015", "logits = self.lm_head(x)") is not None

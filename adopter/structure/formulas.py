@@ -25,6 +25,7 @@ from ..records import dataclass
 from .names import ModuleNames, names_match, param_default
 from .ops import CASTS, DTYPE_ALIASES, TENSOR_METADATA
 from .treewalk import ast_walk
+from .class_syntax import super_init
 
 # Calls a GELU formula may make (last component of the resolved name, or a method name).
 _ELEMENTWISE = {"erf", "tanh", "pow", "sqrt", "mul", "add", "float", "type_as", "to"}
@@ -194,13 +195,15 @@ def _swaps_2d(args) -> bool:
 
 
 def _stateless_forward(cls: ast.ClassDef):
-    """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None."""
+    """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None.
+    None too when the class defines its own ``__call__``: calling the module then runs that
+    method, not ``forward``, so the forward says nothing about what the module computes."""
     forward = None
     for stmt in cls.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if stmt.name == "forward":
                 forward = stmt
-            elif stmt.name == "__init__" and _assigns(stmt.body):
+            elif stmt.name == "__call__" or (stmt.name == "__init__" and _assigns(stmt.body)):
                 return None
     return forward
 
@@ -209,14 +212,17 @@ def _settings_gelu_forward(cls: ast.ClassDef):
     """The ``forward`` of a module class whose one statement returns a call of a ``gelu`` and
     whose ``__init__`` only records settings (:func:`_records_settings`), or None.  (The forward
     is tested first, with no call but the dictionary's: most classes whose ``__init__``
-    assigns are no such module, and their ``__init__`` is then not read.)"""
+    assigns are no such module, and their ``__init__`` is then not read.)  A class with its own
+    ``__call__`` is none either: calling it runs that method, not ``forward``."""
     forward = init = None
     for stmt in cls.body:
-        if stmt.__class__ is ast.FunctionDef:
+        if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef):
             if stmt.name == "forward":
                 forward = stmt
             elif stmt.name == "__init__":
                 init = stmt
+            elif stmt.name == "__call__":
+                return None
     if forward is None or init is None:
         return None
     body = forward.body
@@ -234,13 +240,6 @@ def _settings_gelu_forward(cls: ast.ClassDef):
     return forward if _records_settings(init) else None
 
 
-def _is_super_init(expr) -> bool:
-    """Is ``expr`` the call ``super().__init__(...)``?"""
-    return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "__init__"
-            and isinstance(expr.func.value, ast.Call) and isinstance(expr.func.value.func, ast.Name)
-            and expr.func.value.func.id == "super")
-
-
 def _records_settings(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Is every statement of ``__init__`` a ``super().__init__()`` call or ``self.<attr> =`` one
     of its own parameters or a literal (``self.approximate = approximate``)?  Such a module
@@ -248,7 +247,7 @@ def _records_settings(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     params = {a.arg for a in (*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs)}
     for stmt in _code(init.body):
         value = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
-        if isinstance(stmt, ast.Expr) and _is_super_init(value):
+        if super_init(stmt) is not None:
             continue
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
                 and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)

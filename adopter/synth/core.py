@@ -259,8 +259,8 @@ def _origins(history: list, applied: list[Finding], rounds: list[int]) -> list[i
             if first is None:
                 first = {}
                 for n, text in enumerate(history[0][0].splitlines(), 1):
-                    first.setdefault(_code_of(text), []).append(n)
-            same = first.get(_code_of(lines[found.line - 1]), [])
+                    first.setdefault(code_of(text), []).append(n)
+            same = first.get(code_of(lines[found.line - 1]), [])
             line = same[0] if len(same) == 1 else None
         out.append(line)
     return out
@@ -361,7 +361,7 @@ def _earlier_declines(history: list, final: str, skipped: list) -> list[tuple[Fi
     return out
 
 
-def _code_of(line: str) -> str:
+def code_of(line: str) -> str:
     """A line's code without its indentation and a trailing comment (a ``#`` after an even
     number of quotes of each kind: outside any string on the line)."""
     at = line.find("#")

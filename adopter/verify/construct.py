@@ -444,7 +444,7 @@ def inherit_reads(cls: type, classes: dict[str, ast.ClassDef], reads: dict[str, 
     init = facts.method(node, "__init__") if node is not None else None
     if init is None or depth >= MAX_BASE_DEPTH:
         return
-    call = next((n for n in ast.walk(init) if _calls_super_init(n)), None)
+    call = next((n for n in ast.walk(init) if facts.calls_super_init(n)), None)
     base = next((b for b in cls.__mro__[1:] if "__init__" in vars(b)), None)
     if call is None or base is None or base.__module__.split(".")[0] in ("torch", "builtins"):
         return
@@ -465,13 +465,6 @@ def inherit_reads(cls: type, classes: dict[str, ast.ClassDef], reads: dict[str, 
         target = (targets[where] if where < len(targets) else None) if isinstance(where, int) else where
         if isinstance(arg, ast.Name) and arg.id in node_params and arg.id in reads and target in base_reads:
             reads[arg.id].merge(base_reads[target])
-
-
-def _calls_super_init(node: ast.AST) -> bool:
-    """``super().__init__(...)`` or ``super(Cls, self).__init__(...)``."""
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__" \
-        and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name) \
-        and node.func.value.func.id == "super"
 
 
 def _module_classes(cls: type) -> dict[str, ast.ClassDef]:

@@ -37,6 +37,7 @@ from ..structure import package_of
 from ..structure.model import SEQUENTIAL_OWNER
 from . import branches, hf, memory
 from .bench import measure
+from .inputs import SHARED_BIAS, shared_bias
 from .build import (
     Broken,
     Builder,
@@ -435,6 +436,8 @@ class _Checker:
                 reason += f"; reached with {variant.label()}"
             if pair.note:
                 reason += f"; {pair.note}"
+            if shared_bias(pair.call.args) or shared_bias(pair.call.kwargs):
+                reason += f"; {SHARED_BIAS}"
             if bench_note:
                 reason += f"; {bench_note}"
             elif timing is not None and timing.note:

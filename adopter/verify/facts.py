@@ -601,3 +601,12 @@ def _may_be_number(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return isinstance(node.value, (int, float))
     return not isinstance(node, (ast.List, ast.Tuple, ast.JoinedStr))
+
+
+def calls_super_init(node: ast.AST) -> bool:
+    """Is ``node`` the call ``super().__init__(...)`` or ``super(Cls, self).__init__(...)``?  (One
+    reading for the builder, which follows a class's arguments into its base, and for the
+    unread-field check, which follows a configuration handed whole to the base.)"""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__" \
+        and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name) \
+        and node.func.value.func.id == "super"

@@ -2149,8 +2149,15 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             # ``.permute(0, 3, 1, 2)``-ed onto [batch, heads, queries, keys] scores: whatever the
             # heads, a bias shared by all of them fits), over the tokens of a four-axis first
             # input's second axis too ([batch, tokens, heads, width] inputs hold 4 there)
-            shared = [randn(b, n, n, 1) for n in dict.fromkeys((s, 4) if rank == 4 else (s,))]
-            candidates = [randn(b, s, s, width) for width in widths[:3]] + shared + candidates
+            # A bias of one channel per head comes before one shared by all heads: a shared one
+            # fits whatever the heads, so a patch that mixes the heads' biases (averages them)
+            # would pass on it (review44); the heads of a four-axis first input are the axis
+            # that is not its tokens (4 or ``s``: [batch, tokens, heads, width] or [batch, heads,
+            # tokens, width]).  A bias that builds only shared is marked so that the verdict says
+            # the per-head layout went unchecked (SHARED_BIAS).
+            per_head = [randn(b, n, n, h) for n, h in ((s, 4), (4, s))] if rank == 4 else []
+            shared = [_mark_shared(randn(b, n, n, 1)) for n in dict.fromkeys((s, 4) if rank == 4 else (s,))]
+            candidates = [randn(b, s, s, width) for width in widths[:3]] + per_head + shared + candidates
         handed = fed_layer(func, name, module) if per_param else None
         if isinstance(handed, nn.Linear) and fed_output_rank(func, name, module) == 2:
             # a later input of a layer whose result the code rearranges as [batch, width] (a
@@ -2559,3 +2566,20 @@ def raising_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
 def none_used(exc: BaseException) -> bool:
     """Whether ``exc`` says an argument left at its default None was used as a tensor."""
     return bool(_NONE_USED.search(str(exc)))
+
+
+# the note a verdict carries when a pairwise bias built only as one channel shared by all heads
+SHARED_BIAS = "bias shared by all heads, per-head layout unchecked"
+
+
+def _mark_shared(tensor):
+    """``tensor`` marked as a pair bias of one channel broadcast over every head (an attribute
+    on the tensor object: the verdict reads it off the inputs that ran, see :func:`shared_bias`)."""
+    tensor._adopter_shared_bias = True
+    return tensor
+
+
+def shared_bias(inputs) -> bool:
+    """Did the inputs that ran hold a pair bias shared by all heads (:func:`_mark_shared`)?"""
+    values = inputs.values() if isinstance(inputs, dict) else inputs
+    return any(getattr(v, "_adopter_shared_bias", False) for v in values)

@@ -35,12 +35,6 @@ def _field_of(node: ast.expr, param: str) -> str | None:
     return None
 
 
-def _is_super_init(node: ast.AST) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__" \
-        and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name) \
-        and node.func.value.func.id == "super"
-
-
 def _stores(init: ast.FunctionDef, param: str) -> tuple[dict[str, set[str]], set[str], ast.Call | None] | None:
     """(field -> the ``self`` attributes ``__init__`` stores it in, the fields read any other way,
     the ``super().__init__`` call handing ``param`` whole); None when ``param`` itself is used any
@@ -56,7 +50,7 @@ def _stores(init: ast.FunctionDef, param: str) -> tuple[dict[str, set[str]], set
                                          and t.value.id == "self" for t in node.targets):
                 stored.setdefault(field, set()).update(t.attr for t in node.targets)
                 counted.add(id(node.value.value))
-        elif _is_super_init(node) and any(isinstance(a, ast.Name) and a.id == param
+        elif facts.calls_super_init(node) and any(isinstance(a, ast.Name) and a.id == param
                                           for a in [*node.args, *(k.value for k in node.keywords)]):
             handing = node
             counted.update(id(a) for a in [*node.args, *(k.value for k in node.keywords)]
@@ -99,18 +93,33 @@ def _class_node(cls: type, own: dict[str, ast.ClassDef] | None) -> ast.ClassDef 
     return facts.class_nodes(tree).get(cls.__name__) if tree is not None else None
 
 
+_SELF_ONLY_CALLS = ("super", "type", "isinstance")  # calls handed ``self`` that read no field
+
+
 def _reads_self(node: ast.ClassDef) -> set[str] | None:
     """The ``self.<attr>`` names any method of the class reads; None when it reads attributes by
-    string (``getattr(self, name)``, ``vars(self)``, ``self.__dict__``): then any could be read."""
+    string (``getattr(self, name)``, ``vars(self)``, ``self.__dict__``) or uses ``self`` whole
+    anywhere but before an attribute or in ``super``/``type``/``isinstance`` (``Inner(self)``
+    reading ``parent.width``, ``helper = self``): then any field could be read elsewhere."""
     out: set[str] = set()
+    accounted: set[int] = set()  # ids of the ``self`` names read as ``self.<attr>`` or harmlessly
+    bare: list[ast.Name] = []
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("getattr", "vars"):
-            return None
-        if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
+            if sub.func.id in ("getattr", "vars"):
+                return None
+            if sub.func.id in _SELF_ONLY_CALLS:
+                accounted.update(id(a) for a in sub.args if isinstance(a, ast.Name))
+        elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+            accounted.add(id(sub.value))
             if sub.attr == "__dict__":
                 return None
             if isinstance(sub.ctx, ast.Load):
                 out.add(sub.attr)
+        elif isinstance(sub, ast.Name) and sub.id == "self":
+            bare.append(sub)
+    if any(id(name) not in accounted for name in bare):
+        return None
     return out
 
 

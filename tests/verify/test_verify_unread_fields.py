@@ -84,6 +84,63 @@ def test_a_wrong_bias_layout_still_fails(tmp_path, all_rules, quick):
     assert [r.verdict for r in results] == [FAIL, FAIL], results
 
 
+# the per-head bias averaged over the heads before it is moved onto the scores: right only
+# where every head has the same bias
+WRONG_HEADS = WRONG_AXES.replace("bias.permute(0, 3, 2, 1)", "bias.mean(-1, keepdim=True).permute(0, 3, 1, 2)")
+
+
+def test_a_bias_mixed_across_heads_fails(tmp_path, all_rules, quick):
+    # a bias of one channel shared by all heads would let it pass: verify gives one per head first
+    assert WRONG_HEADS != WRONG_AXES
+    results = adp010_verdicts(tmp_path / "series_attention.py", SOURCE, (SITE, WRONG_HEADS), all_rules, quick)
+    assert results and all(r.verdict == FAIL for r in results), results
+
+
+# a first input of three axes: the heads are made inside (``self.heads``), so only a pair bias
+# of one channel shared by all heads is built
+PAIR_SOURCE = '''import math
+
+import torch
+from torch import nn
+
+
+class PairAttention(nn.Module):
+    def __init__(self, dim=16, heads=2, dropout=0.1):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, bias):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)
+        bias = bias.permute(0, 3, 1, 2)
+        probs = self.drop(torch.softmax(scores + bias, dim=-1))
+        return (probs @ v).transpose(1, 2).reshape(b, n, d)
+'''
+
+PAIR_SITE = '''        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)
+        bias = bias.permute(0, 3, 1, 2)
+        probs = self.drop(torch.softmax(scores + bias, dim=-1))
+        return (probs @ v).transpose(1, 2).reshape(b, n, d)
+'''
+
+PAIR_HEADS_MEAN = '''        bias = bias.mean(-1, keepdim=True).permute(0, 3, 1, 2)
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+            dropout_p=self.drop.p if self.training else 0.0)
+        return out.transpose(1, 2).reshape(b, n, d)
+'''
+
+
+def test_a_pass_on_a_shared_bias_says_the_heads_went_unchecked(tmp_path, all_rules, quick):
+    results = adp010_verdicts(tmp_path / "pair_attention.py", PAIR_SOURCE, (PAIR_SITE, PAIR_HEADS_MEAN),
+                              all_rules, quick)
+    assert results, results
+    for r in results:
+        assert r.verdict != PASS or "bias shared by all heads, per-head layout unchecked" in r.reason, r
+
+
 _COUNTER = itertools.count()
 
 
@@ -128,3 +185,15 @@ def test_a_base_that_reads_the_attribute_makes_it_read():
     assert _fields(source) == {"fc"}
     reads_fc = source.replace("return self.hidden", "return self.fc")
     assert _fields(reads_fc) == {"hidden"}
+
+
+def test_self_handed_whole_to_a_child_makes_no_unread_claim():
+    # the child reads the parent's stored field through its argument: no field may be called unread
+    handed = HEADER + "        self.w = cfg.width\n        self.inner = Inner(self)\n"
+    assert _fields(handed) == set()
+    kept = HEADER + "        self.w = cfg.width\n        self.me = [self]\n"
+    assert _fields(kept) == set()
+    # look-alikes: ``self`` only in super()/isinstance, or before an attribute -- still unread
+    old_super = ("class A(object):\n    def __init__(self, cfg=None):\n        super(A, self).__init__()\n"
+                 "        self.w = cfg.width\n        self.inner = Inner(self.w2)\n")
+    assert _fields(old_super) == {"width"}
