@@ -206,3 +206,4 @@ def test_sibling_module_rows_norm_is_read_as_the_file_reads_it(tmp_path):
 def test_sibling_module_norm_of_another_axis_is_no_pair(tmp_path):
     """``transpose(0, 1)`` puts the unit axis on the channel position: not the rows' features."""
     assert not _pair_found(*_sibling_package(tmp_path, _fast_norm("transpose(0, 1)")))
+

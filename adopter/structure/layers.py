@@ -370,6 +370,16 @@ class SequentialSite:
         return self.base if self.base is not None else self.call.func
 
 
+def _returns_own_call_only(forward) -> bool:
+    """Is ``forward``'s whole body (a docstring aside) ``return self.<attr>(<its input>)``?"""
+    body = [s for s in forward.body if not (s.__class__ is ast.Expr and s.value.__class__ is ast.Constant)]
+    if len(body) != 1 or body[0].__class__ is not ast.Return or len(forward.args.args) != 2:
+        return False
+    value = body[0].value
+    return (value.__class__ is ast.Call and len(value.args) == 1 and value.args[0].__class__ is ast.Name
+            and value.args[0].id == forward.args.args[1].arg)
+
+
 def _module_only(names: ModuleNames, fqn: str) -> bool:
     """Is ``fqn`` a class of this file deriving ``nn.Module`` alone (a module that computes
     something written out, not a subclass of a torch layer)?"""
@@ -1463,6 +1473,10 @@ class LayerTyper:
             if len(kinds) != 1 or not one_call:
                 return None
             layer = kinds.pop()
+            if layer == "torch.nn.Linear" and not _returns_own_call_only(forward):
+                # (a Linear wrapper only: ``return self.linear(x)`` its whole forward; a head
+                # module with steps before its Linear is read as a head by ADP015's readings)
+                return None
             if any(b.fqn.startswith("torch.nn.") and b.fqn != layer for b in built):
                 return None  # another torch layer (an nn.Identity) may stand there instead
             if prefix == OUTPUT_OF_FIRST and layer != "torch.nn.Dropout":
