@@ -31,6 +31,7 @@ from . import groups, layouts, partial_rope, ranks, rows
 from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
+from .setting_norm import NORMS as SETTING_NORMS
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
                        passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .halves import chunk_in_two_last
@@ -1237,6 +1238,13 @@ class FlowBuilder:
             return None
         return layers[-1]  # (the arms are popped from the end: the last one read is the first arm)
 
+    def _setting_norm_layer(self, layer: str) -> bool:
+        """Is every binding of ``self.<attr>`` a same-file norm module typed by the norm its
+        setting runs (LayerTyper._setting_norm: the norm's FQN, ``via`` the module's class)?"""
+        ctors = self.cls.bindings.get(layer[5:]) if layer.startswith("self.") else None
+        return bool(ctors) and all(c.fqn in SETTING_NORMS and c.via in self.names.classes and c.unlike
+                                   for c in ctors)
+
     def _layer_of(self, func: ast.expr, ctx: _Ctx) -> str | None:
         cls = self.cls
         kind = func.__class__
@@ -2270,6 +2278,10 @@ class FlowBuilder:
                 args = [*args[:len(args) - 1], Const(-1)]
             else:
                 kwargs = [(key, Const(-1) if key == "dim" else value) for key, value in kwargs]
+        if layer is not None and args[1:] and self._setting_norm_layer(layer):
+            # self.norm(out, octree, depth), a same-file norm module built to run its torch norm on
+            # its first input (setting_norm): the other inputs are not read on that arm
+            args, arg_spans = args[:1], arg_spans[:1]
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))

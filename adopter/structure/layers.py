@@ -49,6 +49,7 @@ from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_functi
                        passed_argument, rate_parts, silu_module, softmax_module, strip_casts,
                        untransposed)
 from .moved_norm import moves_last_axis_through_norm
+from .setting_norm import setting_norm_module
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
@@ -188,6 +189,10 @@ OUTPUT_OF = "adopter.output_of."
 # The layers whose output a module's output may be typed as (a Dropout: a feed-forward module
 # ending in its output dropout, whose output a post-norm block adds to the residual).
 OUTPUT_KINDS = frozenset({"torch.nn.Conv2d", "torch.nn.Dropout"})
+# The layers a same-file module class's output is typed as when its forward returns one of its
+# attributes' output (``return self.linear(x)``: a Linear wrapper, whose output a BatchNorm1d
+# after it normalises as it would the Linear's own)
+_MODULE_OUTPUT_KINDS = OUTPUT_KINDS | {"torch.nn.Linear"}
 # The layers a module's whole computation may start with, on its one input (see
 # LayerTyper._input_kind): a module after a convolution or a Linear that normalises first.
 INPUT_KINDS = frozenset({"torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d"})
@@ -366,6 +371,16 @@ class SequentialSite:
         return self.base if self.base is not None else self.call.func
 
 
+def _returns_own_call_only(forward) -> bool:
+    """Is ``forward``'s whole body (a docstring aside) ``return self.<attr>(<its input>)``?"""
+    body = [s for s in forward.body if not (s.__class__ is ast.Expr and s.value.__class__ is ast.Constant)]
+    if len(body) != 1 or body[0].__class__ is not ast.Return or len(forward.args.args) != 2:
+        return False
+    value = body[0].value
+    return (value.__class__ is ast.Call and len(value.args) == 1 and value.args[0].__class__ is ast.Name
+            and value.args[0].id == forward.args.args[1].arg)
+
+
 def _module_only(names: ModuleNames, fqn: str) -> bool:
     """Is ``fqn`` a class of this file deriving ``nn.Module`` alone (a module that computes
     something written out, not a subclass of a torch layer)?"""
@@ -449,6 +464,7 @@ class LayerTyper:
         self._written: dict[str, bool] = {}  # module-level name -> changed in place (_module_table)
         self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
         self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
+        self._setting_norms: dict = {}  # class FQN -> setting_norm.setting_norm_module's reading
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
@@ -1152,6 +1168,50 @@ class LayerTyper:
             return self._dropout_wrapper(fqn, call, env)
         if self._softmax_modules[fqn] is not None:
             return self._softmax_module(fqn, call, env)
+        if fqn not in self._setting_norms:
+            self._setting_norms[fqn] = setting_norm_module(self.names.classes[fqn], self.names)
+        if self._setting_norms[fqn] is not None:
+            return self._setting_norm(fqn, call, env)
+        return None
+
+    def _setting_norm(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """The torch norm a same-file norm module runs on its input when ``call`` builds it with
+        a setting whose value the file decides (setting_norm: ognn's ``GraphNorm(c, norm_type)``
+        running ``nn.BatchNorm1d`` under ``norm_type == "batch_norm"``): the literal passed, or a
+        parameter's decided values (:meth:`_decided_keys`), else that parameter's string default.
+        Reported, not fixed: the norm is the module's member, behind its own forward."""
+        reading = self._setting_norms[fqn]
+        init = next(i for i in self.names.classes[fqn].body if i.__class__ is ast.FunctionDef
+                    and i.name == "__init__")
+        passed = passed_argument(init, call, reading.param)
+        if passed is False:
+            return None
+        values = self._setting_values(passed if passed is not None else reading.default, env)
+        norm = reading.norm(values) if values else None
+        if norm is None:
+            return None
+        name = fqn.rsplit(".", 1)[-1]
+        return Built(norm, (), (), False, call, via=name, unlike=(
+            f"`{name}` is a module of the package running its {norm.rsplit('.', 1)[-1]} member on its input under "
+            f"the setting it is built with: the kernel would take over that member behind the module's forward"))
+
+    def _setting_values(self, expr: ast.expr | None, env: dict) -> tuple | None:
+        """The strings a construction's setting holds (:meth:`_setting_norm`); None when the
+        file does not decide them."""
+        if expr.__class__ is ast.Constant:
+            return (expr.value,) if isinstance(expr.value, str) else None
+        if expr.__class__ is not ast.Name:
+            return None
+        if LITERAL + expr.id in env:
+            value = env[LITERAL + expr.id]
+            return (value,) if isinstance(value, str) else None
+        decided = self._decided_keys(expr, env)
+        if decided is not None:
+            return decided
+        param = env.get(expr.id)
+        if isinstance(param, _Param) and len(param.default) == 1 and isinstance(param.default[0], Key) \
+                and isinstance(param.default[0].value, str):
+            return (param.default[0].value,)  # (a class handed on: built elsewhere at its default)
         return None
 
     def _softmax_module(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
@@ -1407,7 +1467,7 @@ class LayerTyper:
                        f"{layer.rsplit('.', 1)[-1]}: the kernel would take over that member, which it does not "
                        f"reach through a module with its own forward")
                 return prefix + layer, why, False
-            kinds = {b.fqn for b in built} & OUTPUT_KINDS
+            kinds = {b.fqn for b in built} & (OUTPUT_KINDS if prefix != OUTPUT_OF else _MODULE_OUTPUT_KINDS)
             # one constructor, or one factory that builds one of several implementations (timm's
             # create_conv2d: nn.Conv2d or a padded/mixed/conditional variant): a layer bound two
             # ways counts as each of them, as it does for a pair in forward
@@ -1415,6 +1475,10 @@ class LayerTyper:
             if len(kinds) != 1 or not one_call:
                 return None
             layer = kinds.pop()
+            if layer == "torch.nn.Linear" and not _returns_own_call_only(forward):
+                # (a Linear wrapper only: ``return self.linear(x)`` its whole forward; a head
+                # module with steps before its Linear is read as a head by ADP015's readings)
+                return None
             if any(b.fqn.startswith("torch.nn.") and b.fqn != layer for b in built):
                 return None  # another torch layer (an nn.Identity) may stand there instead
             if prefix == OUTPUT_OF_FIRST and layer != "torch.nn.Dropout":

@@ -132,7 +132,13 @@ def _value(expr: ast.expr, env: dict, x: str, rank: int, methods: dict, is_norm,
             param = margs.args[1].arg
             out = _run(method.body, {param: inner}, "\0", rank, methods, is_norm, depth + 1)
             return _UNREAD if out is None else out
-        if not is_norm(func.attr) or normed is not None or len(axes) not in (2, 3) or axes[1] == _UNIT:
+        if not is_norm(func.attr) or normed is not None:
+            return _UNREAD
+        if len(axes) not in (2, 3):
+            # BatchNorm1d raises on any other rank (deltaconv's 2-D form given 3-D input:
+            # ``unsqueeze(2)`` then ``transpose(0, 2)`` makes it 4-D): that rank is not run
+            return _INVALID
+        if axes[1] == _UNIT:
             return _UNREAD
         return axes, axes[1]
     if func.attr not in _LAYOUT:

@@ -118,6 +118,10 @@ class Package:
                 typer = LayerTyper(_lazy_names(text, package), None, package=Package(package, path))
                 typer.module = module
                 typer.source = text
+                # its text, as a module's own typer has it: the module-class readings gated on
+                # it (a BatchNorm run over moved axes, a norm run first) read its classes as
+                # they read a same-file one
+                typer.text, typer.lines = text, text.splitlines()
         _MODULES[path] = (stat.st_size, stat.st_mtime_ns, typer)
         return typer
 
