@@ -54,3 +54,60 @@ def test_map_of_a_norm_over_an_earlier_linear_output_still_folds():
     hits = found(NORM_OF_EARLIER_LINEAR, "ADP008")
     assert len(hits) == 1
     assert hits[0].line == line_of(NORM_OF_EARLIER_LINEAR, "b = self.lin(a)")
+
+
+# ADP010 (misses59's de-stationary step ``$sp = $s0 * $pre; $b0 = $sp + $bias0``): the factor
+# must be one SDPA can fold into q or k -- a number or what the caller passes (tau) -- and the
+# added term must not be a function of the scores (``s + s.sigmoid()`` is no additive mask).
+SCALED_THEN_BIASED = """\
+import math
+import torch
+from torch import nn
+
+
+class Mixer(nn.Module):
+    def __init__(self, width, length):
+        super().__init__()
+        self.width = width
+        self.wq = nn.Linear(width, width)
+        self.wk = nn.Linear(width, width)
+        self.wv = nn.Linear(width, width)
+        self.table = nn.Parameter(torch.randn(length, length))
+
+    def forward(self, h, coords, factor, shift):
+        a, b, c = self.wq(h), self.wk(h), self.wv(h)
+        logits = torch.matmul(a, b.transpose(-2, -1)) * FACTOR
+        logits = logits + SHIFT
+        logits = logits / math.sqrt(self.width)
+        w = torch.softmax(logits, dim=-1)
+        return torch.matmul(w, c)
+"""
+
+
+def _scaled(factor: str, shift: str = "shift", before: str = "") -> str:
+    code = SCALED_THEN_BIASED.replace("FACTOR", factor).replace("SHIFT", shift)
+    return code.replace("        logits = torch.matmul", before + "        logits = torch.matmul")
+
+
+def test_a_factor_the_caller_passes_is_reported():
+    code = _scaled("factor.unsqueeze(1).unsqueeze(1)")
+    hits = found(code, "ADP010")
+    assert [f.line for f in hits] == [line_of(code, "logits = torch.matmul")]
+
+
+def test_a_number_factor_is_reported():
+    assert len(found(_scaled("0.5"), "ADP010")) == 1
+
+
+def test_a_full_module_tensor_factor_is_not_reported():
+    assert found(_scaled("self.table"), "ADP010") == []
+
+
+def test_a_factor_computed_per_query_and_key_is_not_reported():
+    code = _scaled("decay", before="        decay = torch.exp(-torch.cdist(coords, coords))\n")
+    assert found(code, "ADP010") == []
+
+
+def test_a_term_computed_from_the_scores_is_no_additive_mask():
+    code = _scaled("factor", shift="logits.sigmoid()")
+    assert found(code, "ADP010") == []
