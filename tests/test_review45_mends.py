@@ -111,3 +111,34 @@ def test_a_factor_computed_per_query_and_key_is_not_reported():
 def test_a_term_computed_from_the_scores_is_no_additive_mask():
     code = _scaled("factor", shift="logits.sigmoid()")
     assert found(code, "ADP010") == []
+
+
+# ADP015 (misses59's split per call of a tied-head helper): each finding starts where the root
+# calls the helper, so two losses on one line are two places at two columns.
+TWO_LOSSES_ONE_LINE = """\
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Toy(nn.Module):
+    def __init__(self, vocab=64, width=16):
+        super().__init__()
+        self.vocab = vocab
+        self.table = nn.Embedding(vocab, width)
+
+    def head(self, u):
+        return u @ self.table.weight.t()
+
+    def forward(self, ids, gold):
+        u = self.table(ids)
+        l1 = F.cross_entropy(self.head(u).view(-1, self.vocab), gold.view(-1)); l2 = F.cross_entropy(self.head(u * 2).view(-1, self.vocab), gold.view(-1))
+        return l1 + l2
+"""
+
+
+def test_split_head_findings_start_at_each_call_site():
+    hits = sorted(found(TWO_LOSSES_ONE_LINE, "ADP015"), key=lambda f: f.column)
+    at = line_of(TWO_LOSSES_ONE_LINE, "l1 = F.cross_entropy")
+    text = TWO_LOSSES_ONE_LINE.splitlines()[at - 1]
+    assert [(f.line, f.column) for f in hits] == [
+        (at, text.index("self.head(u)") + 1), (at, text.index("self.head(u * 2)") + 1)]
