@@ -2020,7 +2020,7 @@ class Matcher:
             if node.id in matched:
                 return False
             wanted -= hit
-            wanted |= node.uses
+            wanted |= _uses_beyond_shape(node)
         return True
 
     def _foldable(self, cls, flow: Flow, state: _State) -> bool:
@@ -3379,6 +3379,16 @@ def _excluded_by_setting(flow: Flow, first: int, pos: int, guards: dict, cls) ->
 
 # A subscript that only adds axes or keeps whole ones (``w[None, None, :, :]``, ``w[..., None]``)
 _AXES_ADDED = re.compile(r"^(self\.\w+)\[\s*(?:(?:None|:|\.\.\.)\s*,\s*)*(?:None|:|\.\.\.)\s*,?\s*\]$")
+
+
+def _uses_beyond_shape(node) -> set:
+    """The values ``node`` reads, less those it reads only through their ``.shape`` (``B, _, n
+    = scores.shape`` lists both ``scores`` and ``scores.shape``): sizes are no function of
+    the tensor's values, so a mask built from the scores' shape is given before them."""
+    uses = node.uses
+    if node.kind != "other":
+        return uses
+    return {key for key in uses if key + ".shape" not in uses}
 
 
 def _tensor_attribute(key: str, bindings: dict) -> bool:

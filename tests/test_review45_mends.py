@@ -142,3 +142,11 @@ def test_split_head_findings_start_at_each_call_site():
     text = TWO_LOSSES_ONE_LINE.splitlines()[at - 1]
     assert [(f.line, f.column) for f in hits] == [
         (at, text.index("self.head(u)") + 1), (at, text.index("self.head(u * 2)") + 1)]
+
+
+def test_a_mask_built_from_the_scores_shape_is_still_an_additive_mask():
+    before = "        logits = torch.matmul(a, b.transpose(-2, -1)) * factor\n"
+    code = _scaled("factor", shift="torch.ones(r, c).triu(1) * -1e4")
+    code = code.replace(before, before + "        _, r, c = logits.shape\n")
+    assert "_, r, c = logits.shape" in code
+    assert len(found(code, "ADP010")) == 1
