@@ -96,7 +96,7 @@ def matchers_for(rule: Rule) -> list[Matcher]:
                 variant=j, same_function=rule.same_function_of(i), helper_computes=rule.helper_computes,
                 predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths,
                 computed=rule.computed, module_weights=rule.module_weights,
-                independent=rule.independent, foldable=rule.foldable, outputs_meet=rule.outputs_meet, uncentred=rule.uncentred)
+                independent=rule.independent, outputs_meet=rule.outputs_meet, uncentred=rule.uncentred)
         for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
     ]
     _MATCHERS[id(rule)] = (weakref.ref(rule, partial(_forget, id(rule))), matchers)
@@ -485,7 +485,6 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     # helper's call is where that computation runs, one place per call.  A layer
                     # called inside the helper stays one place, its call (tortoise's heads).
                     place = (place, _inlined_copy(structure, match))
-                    finding = _from_call_site(structure, match, finding, lines)
                 end = None
                 if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
                     place = nodes[match.roles.index(rule.anchor)].span
@@ -908,32 +907,6 @@ def _to_call_site(structure, match: Match, finding: Finding, lines: list[str]) -
     if site is None or site[0] <= max(s[2] for s in root) or site[2] <= finding.end_line:
         return finding
     return replace(finding, end_line=site[2], end_column=_char_col(lines, site[2], site[3]))
-
-
-def _from_call_site(structure, match: Match, finding: Finding, lines: list[str]) -> Finding:
-    """``finding`` starting where the root calls the helper its first steps were inlined from:
-    the first step the root itself runs after them reads that call's result (``.view`` of
-    ``self.logits(h)``, ``z = self.logits(hs)``), and its span starts at the call.  A match
-    split per call of the helper is one place per call: two calls on one line are two places
-    at two columns, not two findings at the helper's line."""
-    cls = structure.classes.get(match.class_name)
-    if cls is None:
-        return finding
-    try:
-        nodes = cls.flow(_root_of(match.flow, match.class_name)).nodes
-    except KeyError:
-        return finding
-    inlined = [n for n in match.nodes if n.inlined]
-    last = inlined[-1] if inlined else None
-    if last is None or last.id >= len(nodes) or nodes[last.id] is not last:
-        return finding
-    after = next((n for n in nodes[last.id + 1:] if not n.inlined and n.span is not None), None)
-    if after is None or (after.span[0], after.span[1]) > (finding.end_line, 1 << 30):
-        return finding
-    line, col = after.span[0], after.span[1]
-    if line < finding.line:
-        return finding
-    return replace(finding, line=line, column=_char_col(lines, line, col))
 
 
 def _inlined_copy(structure, match: Match) -> int:

@@ -464,9 +464,8 @@ class Matcher:
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = (), outputs_meet: bool = False,
-                 uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = ()):
+                 uncentred: tuple[str, ...] = ()):
         self.rule_id = rule_id
-        self.foldable = foldable
         self.uncentred = uncentred
         self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
@@ -1547,8 +1546,6 @@ class Matcher:
             return None
         if self.independent and not self._independent(flow, state):
             return None
-        if self.foldable and not self._foldable(cls, flow, state):
-            return None
         if self.uncentred and not self._uncentred(flow, state):
             return None
         if self.outputs_meet and not self._outputs_meet(flow, state):
@@ -2020,38 +2017,8 @@ class Matcher:
             if node.id in matched:
                 return False
             wanted -= hit
-            wanted |= _uses_beyond_shape(node)
+            wanted |= node.uses
         return True
-
-    def _foldable(self, cls, flow: Flow, state: _State) -> bool:
-        """Is every variable of ``[forward] foldable`` a factor a fused call can fold into one
-        operand?  A number is; so is what the caller passes (de-stationary attention's ``tau``,
-        a parameter unsqueezed to ``[B, 1, 1, X]``: per batch or per key, which the caller
-        decides).  A module attribute ``__init__`` binds to a constructed tensor
-        (``nn.Parameter(torch.randn(n, n))``: a shape of its own) is not, nor a tensor the
-        function computes by a call that is no layout step (``exp(-cdist(pos, pos))``: one
-        factor per query and key, which no operand carries).  The value is followed back
-        through the definitions before the match (one backward pass, as _independent)."""
-        bindings = cls.bindings if cls is not None else {}
-        first = min(n.id for n in state.matched)
-        wanted = set()
-        for name in self.foldable:
-            value = state.env.get(name)
-            if isinstance(value, Ref):
-                wanted.add(_axes_added_base(value.key))
-        if not wanted:
-            return True
-        for node in reversed(flow.nodes[:first]):
-            if any(_tensor_attribute(key, bindings) for key in wanted):
-                return False
-            hit = node.defs & wanted
-            if not hit:
-                continue
-            if node.kind in ("call", "method") and node.op.rsplit(".", 1)[-1] not in self._LAYOUT:
-                return False
-            wanted -= hit
-            wanted |= {_axes_added_base(key) for key in node.uses}
-        return not any(_tensor_attribute(key, bindings) for key in wanted)
 
     def _uncentred(self, flow: Flow, state: _State) -> bool:
         """Does no variable of ``[forward] uncentred`` hold a value minus its own mean over the
@@ -3381,22 +3348,6 @@ def _excluded_by_setting(flow: Flow, first: int, pos: int, guards: dict, cls) ->
 
 # A subscript that only adds axes or keeps whole ones (``w[None, None, :, :]``, ``w[..., None]``)
 _AXES_ADDED = re.compile(r"^(self\.\w+)\[\s*(?:(?:None|:|\.\.\.)\s*,\s*)*(?:None|:|\.\.\.)\s*,?\s*\]$")
-
-
-def _uses_beyond_shape(node) -> set:
-    """The values ``node`` reads, less those it reads only through their ``.shape`` (``B, _, n
-    = scores.shape`` lists both ``scores`` and ``scores.shape``): sizes are no function of
-    the tensor's values, so a mask built from the scores' shape is given before them."""
-    uses = node.uses
-    if node.kind != "other":
-        return uses
-    return {key for key in uses if key + ".shape" not in uses}
-
-
-def _tensor_attribute(key: str, bindings: dict) -> bool:
-    """Is ``key`` a module attribute ``__init__`` binds to a constructed object (an
-    ``nn.Parameter``, a tensor), whose shape the function does not fix?"""
-    return key.startswith("self.") and "." not in key[5:] and bool(bindings.get(key[5:]))
 
 
 def _axes_added_base(key: str) -> str:

@@ -200,12 +200,6 @@ class Rule:
     # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
     # no attention a fused call can take, which needs the value before the probabilities exist.
     independent: tuple[str, ...] = ()
-    # ``[forward] foldable = ["pre"]``: where a match binds these variables, each is a factor a
-    # fused call can fold into one operand (see match.Matcher._foldable): a number, or what the
-    # caller passes (a parameter, through layout steps), not a module tensor of its own shape
-    # (``nn.Parameter(randn(n, n))``) nor a tensor the function computes (``exp(-cdist(p, p))``,
-    # one factor per query and key).
-    foldable: tuple[str, ...] = ()
     # ``[forward] uncentred = ["x"]``: where a match binds these variables, none holds a value
     # minus its own mean over the axes the match's mean reduces (see match.Matcher._uncentred):
     # the root mean square of ``x - x.mean(-1)`` is the standard deviation, a layer norm.
@@ -919,7 +913,6 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         computed=reader.strings(forward, "computed", "forward"),
         module_weights=reader.strings(forward, "module_weights", "forward"),
         independent=reader.strings(forward, "independent", "forward"),
-        foldable=reader.strings(forward, "foldable", "forward"),
         uncentred=reader.strings(forward, "uncentred", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
     )
