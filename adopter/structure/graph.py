@@ -4777,7 +4777,9 @@ class FlowBuilder:
         """``q, k = map(f, (q, k))`` with ``f`` a same-file function (by name or through
         ``functools.partial``) or a lambda whose body is one call: the assignments ``q = f(q)``,
         ``k = f(k)`` in order (None when ``map`` is not the builtin, the shapes differ, or an
-        element reads a name an earlier assignment rebinds)."""
+        substituted call -- the element or what the function reads from outside, as a lambda's
+        closure or a partial's bound arguments -- reads a name an earlier assignment rebinds:
+        ``map`` evaluates every call before any target is bound)."""
         if (len(value_expr.args) != 2 or value_expr.keywords or self.names.resolve(value_expr.func) is not None
                 or "map" in self.names.functions or "map" in ctx.params or "map" in ctx.exprs):
             return None
@@ -4802,15 +4804,16 @@ class FlowBuilder:
                 return None
         else:
             return None
+        bound = ctx.exprs.get(fn.id) if isinstance(fn, ast.Name) else None
         out, rebound = [], set()
         for name, elt in zip(target.elts, seq.elts):
-            if any(isinstance(n, ast.Name) and n.id in rebound for n in ast_walk(elt)):
-                return None
-            rebound.add(name.id)
             if isinstance(fn, ast.Lambda):
                 call = _Substitute(params[0], elt).visit(copy.deepcopy(fn.body))
             else:
                 call = ast.copy_location(ast.Call(func=fn, args=[elt], keywords=[]), value_expr)
+            if rebound and (_reads_any(call, rebound) or (bound is not None and _reads_any(bound, rebound))):
+                return None
+            rebound.add(name.id)
             out.append((name, call))
         return out
 
@@ -6584,6 +6587,12 @@ class _SettingReads(ast.NodeTransformer):
         if node.id == self.name:
             self.other = True
         return node
+
+
+def _reads_any(node: ast.AST, names: set) -> bool:
+    """Whether ``node`` reads one of ``names`` anywhere in it (what an unrolled ``map`` call
+    would read after an earlier target rebinds it)."""
+    return any(n.__class__ is _AST_NAME and n.id in names for n in ast_walk(node))
 
 
 class _Substitute(ast.NodeTransformer):
