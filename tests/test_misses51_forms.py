@@ -26,6 +26,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import torch
 
 from corpus_forms import covered, finding_at, float64_pair, rules
 
@@ -176,10 +177,21 @@ GENERAL_SOFTMAX = "p = F.softmax(w, 1)"
 
 
 def test_front_counted_one_query_attention_scaled_by_a_number_is_a_site():
-    """Read at rank 3 (the fix would check it at run time; here it declines: the query operand
-    is an expression the guard cannot read before the region)."""
+    """Read at rank 3; since rafix65 the fix checks the ranks of the query operand's leaves at run
+    time (`query.dim()`, `self.W.dim()`, `values.dim()`) and takes the fused call only where
+    they hold, so the patched module computes what the original does."""
     assert finding_at(GENERAL, "ADP010", GENERAL_SOFTMAX) is not None
-    assert fix_text(GENERAL, "model.py", rules("ADP010")).text == GENERAL
+    patched = fix_text(GENERAL, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention" in patched and ".dim()" in patched
+    spaces = [{}, {}]
+    exec(compile(GENERAL, "original.py", "exec"), spaces[0])
+    exec(compile(patched, "patched.py", "exec"), spaces[1])
+    torch.manual_seed(0)
+    original = spaces[0]["General"]().double()
+    fused = spaces[1]["General"]().double()
+    fused.load_state_dict(original.state_dict(), strict=True)
+    values, query = torch.randn(3, 7, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
+    torch.testing.assert_close(fused(values, query), original(values, query))
 
 
 @pytest.mark.parametrize("old, new", [
