@@ -1673,7 +1673,7 @@ def passed_argument(init: ast.FunctionDef, call: ast.Call, param: str):
     return None
 
 
-def _forward_and_init(cls: ast.ClassDef) -> tuple:
+def forward_and_init(cls: ast.ClassDef) -> tuple:
     """The class body's own ``forward`` and ``__init__`` definitions (the last of each; None
     where it has none): what the wrapper-module readings below read."""
     forward = init = None
@@ -1695,7 +1695,7 @@ def dropout_wrapper(cls: ast.ClassDef, names: ModuleNames) -> DropoutWrapper | N
     tests read are bound once, in ``__init__``, to one of its parameters or to a literal, and
     bound nowhere else in the class.  Which branch runs is settled per construction
     (:meth:`DropoutWrapper.rate`)."""
-    forward, init = _forward_and_init(cls)
+    forward, init = forward_and_init(cls)
     if forward is None or forward.decorator_list:
         return None
     # (read for every same-file class a file builds: the common answer, no, from the shape of
@@ -2087,7 +2087,7 @@ def softmax_module(cls: ast.ClassDef, names: ModuleNames) -> tuple | None:
     ``self.<attr>`` bound once in ``__init__`` to one of its parameters (never rebound there)
     or a literal axis; an upcast of ``x`` (``x.float()``, ``dtype=torch.float32``) only with
     the cast back (``.type_as(x)``, ``.to(x.dtype)``, ``.type(x.dtype)``)."""
-    forward, init = _forward_and_init(cls)
+    forward, init = forward_and_init(cls)
     if forward is None or forward.decorator_list:
         return None
     body = forward.body

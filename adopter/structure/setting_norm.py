@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 
 from ..records import dataclass
+from .formulas import forward_and_init
 from .treewalk import ast_walk
 
 # the norms whose arm makes the module that norm of its input (what a Linear or a conv folds into)
@@ -141,13 +142,7 @@ def _init_norms(init: ast.FunctionDef, attr: str, param: str, names) -> dict:
 def setting_norm_module(cls: ast.ClassDef, names) -> SettingNorm | None:
     """The class's :class:`SettingNorm` reading (see the module docstring); None for any other
     class."""
-    forward = init = None
-    for item in cls.body:
-        if item.__class__ is ast.FunctionDef:
-            if item.name == "forward":
-                forward = item
-            elif item.name == "__init__":
-                init = item
+    forward, init = forward_and_init(cls)
     if forward is None or init is None or not forward.body or len(forward.args.args) < 2 \
             or forward.args.vararg or forward.args.kwarg:
         return None
