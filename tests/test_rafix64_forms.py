@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from corpus_forms import found, line_of, rules
+from test_rafix63_forms import TWO_PICKED
 
 from adopter.synth import fix_text
 from adopter.synth.core import _origins
@@ -27,45 +28,9 @@ sys.modules[_spec.name] = research
 _spec.loader.exec_module(research)
 score = research.score
 
-# two helpers a setting picks: the first fuses at the caller's lines; the second's `if` on the
-# setting does more than scale (it stores the scores), so it is found and declined
-CHOOSER = """\
-import torch
-from torch import nn
-
-
-class Chooser(nn.Module):
-    def __init__(self, dim=8, kind="dot", sharpen=True):
-        super().__init__()
-        assert kind in ("dot", "tempered")
-        self.kind = kind
-        self.sharpen = sharpen
-        self.query = nn.Linear(dim, dim)
-        self.key = nn.Linear(dim, dim)
-        self.value = nn.Linear(dim, dim)
-
-    def dot(self, a, b):
-        s = torch.matmul(a, b)
-        s = s.softmax(dim=-1)
-        return s
-
-    def tempered(self, a, b):
-        s = torch.matmul(a, b)
-        if self.sharpen:
-            s /= a.shape[-1] ** 0.5
-            self.seen = s.detach()
-        s = s.softmax(dim=-1)
-        return s
-
-    def forward(self, x):
-        a = self.query(x)
-        b = self.key(x).permute(0, 2, 1)
-        c = self.value(x)
-        chosen = getattr(self, self.kind)
-        p = chosen(a, b)
-        y = torch.matmul(p, c)
-        return y
-"""
+# rafix63's two helpers a setting picks: the first fuses at the caller's lines; the second's
+# `if` on the setting does more than scale (it stores the scores), so it is found and declined
+CHOOSER = TWO_PICKED
 
 
 def _sites(source: str) -> list:
@@ -79,22 +44,22 @@ def test_a_site_inside_another_sites_patch_is_not_counted_fixed():
     assert len(findings) == 2
     result = fix_text(CHOOSER, "model.py", rules("ADP010"))
     assert len(result.applied) == 1 and len(result.skipped) == 1
-    dot, tempered = _sites(CHOOSER)
+    plain, scaled = _sites(CHOOSER)
     # the applied patch spans both sites (what the old count took as two fixes)
-    assert research._covers(result.applied, dot.line) and research._covers(result.applied, tempered.line)
-    pairs, fixed = research.pair_sites([dot, tempered], findings, result)
-    assert set(pairs) == {id(dot), id(tempered)}  # both found, each with its own finding
-    assert pairs[id(dot)].line == line_of(CHOOSER, "    def dot") + 1
-    assert pairs[id(tempered)].line == line_of(CHOOSER, "    def tempered") + 1
-    assert fixed == {id(dot)}
+    assert research._covers(result.applied, plain.line) and research._covers(result.applied, scaled.line)
+    pairs, fixed = research.pair_sites([plain, scaled], findings, result)
+    assert set(pairs) == {id(plain), id(scaled)}  # both found, each with its own finding
+    assert pairs[id(plain)].line == line_of(CHOOSER, "    def plain") + 1
+    assert pairs[id(scaled)].line == line_of(CHOOSER, "    def scaled") + 1
+    assert fixed == {id(plain)}
 
 
 def test_a_site_with_no_finding_of_its_own_is_not_found():
     # one finding spanning two labelled sites pairs with one of them only
     findings = found(CHOOSER, "ADP010")
-    dot, tempered = _sites(CHOOSER)
-    pairs, _ = research.pair_sites([dot, tempered], findings[:1], fix_text(CHOOSER, "model.py", rules("ADP010")))
-    assert set(pairs) == {id(dot)}
+    plain, scaled = _sites(CHOOSER)
+    pairs, _ = research.pair_sites([plain, scaled], findings[:1], fix_text(CHOOSER, "model.py", rules("ADP010")))
+    assert set(pairs) == {id(plain)}
 
 
 def test_origins_place_a_later_rounds_findings_in_the_input_text():
@@ -131,8 +96,8 @@ def test_fix_text_gives_an_origin_for_each_applied_finding():
 
 # two helpers a setting picks, each fusable alone at the one caller (the second scales under an
 # `if` on a constructor setting), and a third that is no attention
-TRIO = CHOOSER.replace('assert kind in ("dot", "tempered")', 'assert kind in ("dot", "tempered", "averaged")') \
-    .replace("            self.seen = s.detach()\n", "") \
+TRIO = CHOOSER.replace('assert mode in ["plain", "scaled"]', 'assert mode in ["plain", "scaled", "averaged"]') \
+    .replace("            self.last = w.detach()\n", "") \
     .replace("    def forward(self, x):\n",
              "    def averaged(self, a, b):\n        s = torch.matmul(a, b)\n        s = s / s.shape[-1]\n"
              "        return s\n\n    def forward(self, x):\n")
@@ -147,10 +112,10 @@ def test_two_setting_picked_helpers_are_fused_in_one_patch():
     result = _fix(TRIO)
     assert len(result.applied) == 2 and result.skipped == []
     assert result.text.count("scaled_dot_product_attention(") == 2  # (one import aside: `from ... import`)
-    assert "self.kind != 'dot'" in result.text and "self.kind != 'tempered'" in result.text
-    assert "if self.sharpen else 1.0" in result.text
+    assert "self.mode != 'plain'" in result.text and "self.mode != 'scaled'" in result.text
+    assert "if self.use_scale else 1.0" in result.text
     # the original statements stay once, in the innermost original branch
-    assert result.text.count("p = chosen(a, b)") == 1
+    assert result.text.count("w = pick(q, k)") == 1
     # a second run finds nothing more to change
     assert found(result.text, "ADP010") == [] and _fix(result.text).text == result.text
 
@@ -171,18 +136,18 @@ def _pair(fixed: str, **kwargs):
 
     patched["scaled_dot_product_attention"] = counted
     torch.manual_seed(0)
-    a = original["Chooser"](**kwargs).double()
-    b = patched["Chooser"](**kwargs).double()
+    a = original["TwoPicked"](**kwargs).double()
+    b = patched["TwoPicked"](**kwargs).double()
     b.load_state_dict(a.state_dict(), strict=True)
     return a, b, calls
 
 
-@pytest.mark.parametrize("kind", ["dot", "tempered", "averaged"])
-@pytest.mark.parametrize("sharpen", [True, False])
+@pytest.mark.parametrize("mode", ["plain", "scaled", "averaged"])
+@pytest.mark.parametrize("use_scale", [True, False])
 @pytest.mark.parametrize("train", [False, True])
-def test_the_nested_patch_computes_the_same_for_every_setting(kind, sharpen, train):
+def test_the_nested_patch_computes_the_same_for_every_setting(mode, use_scale, train):
     torch = pytest.importorskip("torch")
-    a, b, calls = _pair(_fix(TRIO).text, kind=kind, sharpen=sharpen)
+    a, b, calls = _pair(_fix(TRIO).text, mode=mode, use_scale=use_scale)
     a.train(train)
     b.train(train)
     x = torch.randn(2, 6, 8, dtype=torch.float64, requires_grad=True)
@@ -195,7 +160,7 @@ def test_the_nested_patch_computes_the_same_for_every_setting(kind, sharpen, tra
     for ga, gb in zip(grads_a, grads_b):
         torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)
     # each attention mode takes its own fused call; the other mode keeps the original code
-    assert len(calls) == (0 if kind == "averaged" else 1)
+    assert len(calls) == (0 if mode == "averaged" else 1)
 
 
 def test_guarded_fixes_that_edit_more_than_the_guarded_statements_do_not_nest():
@@ -221,8 +186,8 @@ def test_guarded_fixes_that_edit_more_than_the_guarded_statements_do_not_nest():
 def test_a_declined_site_inside_another_sites_patch_shows_its_own_reason():
     findings = found(CHOOSER, "ADP010")
     result = fix_text(CHOOSER, "model.py", rules("ADP010"))
-    dot, tempered = _sites(CHOOSER)
-    pairs, _ = research.pair_sites([dot, tempered], findings, result)
-    why = research.declined_like(CHOOSER, result, pairs[id(tempered)])
+    plain, scaled = _sites(CHOOSER)
+    pairs, _ = research.pair_sites([plain, scaled], findings, result)
+    why = research.declined_like(CHOOSER, result, pairs[id(scaled)])
     assert why == [result.skipped[0][1]]
-    assert research.declined_like(CHOOSER, result, pairs[id(dot)]) == []  # (fixed: no decline of its own)
+    assert research.declined_like(CHOOSER, result, pairs[id(plain)]) == []  # (fixed: no decline of its own)
