@@ -33,20 +33,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import paper  # noqa: E402  (the corpus: the same 199 files paper.py scores)
+import paper  # (the corpus: the same 199 files paper.py scores)
 
-from adopter import match as _match  # noqa: E402
-from adopter.engine import AnalysisError, analyze  # noqa: E402
-from adopter.ruleset import load_rules  # noqa: E402
-from adopter.structure import model as _model  # noqa: E402
-from adopter.structure import package_of  # noqa: E402
-from adopter.structure.graph import Flow  # noqa: E402
+from adopter import match as _match
+from adopter.engine import AnalysisError, analyze
+from adopter.ruleset import load_rules
+from adopter.structure import model as _model
+from adopter.structure import package_of
+from adopter.structure.graph import Flow
 
 
 class _Record:
     """One built flow: who searched it, with what outcome, and its size and build time."""
 
-    __slots__ = ("askers", "matched", "feasible", "nodes", "seconds")
+    __slots__ = ("askers", "feasible", "matched", "nodes", "seconds")
 
     def __init__(self, nodes: int, seconds: float):
         self.askers: set[str] = set()
