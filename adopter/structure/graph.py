@@ -369,7 +369,7 @@ class _Ctx:
     # ``self.<attr>`` read (``_apply_canon_d(h, self.conv_d, ...)``) are the module's settings
     # there: an ``if`` of the helper testing only them tests the settings (_guard_text)
     settings: tuple | dict | None = None
-    # an inlined helper's call: (its parameters, the call, the calling function); an ``if`` of
+    # an inlined helper's call: (its parameters, the call, the caller's context); an ``if`` of
     # the helper testing a parameter against None goes one way where the call hands a value
     # that is never None (structure/never_none.py)
     site: tuple | None = None
@@ -4095,7 +4095,7 @@ class FlowBuilder:
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call, given),
             func_alias=closure_funcs or {},
             settings=(params, call) if ctx.instance == 0 and self.cls is not None else None,
-            site=(params, call, ctx.definition) if call.__class__ is ast.Call else None,
+            site=(params, call, ctx) if call.__class__ is ast.Call else None,
         )
         if (target.args.defaults or target.args.kwonlyargs) and given is not None \
                 and _callable_default(target.args) and all(k.arg is not None for k in call.keywords):
@@ -5345,10 +5345,17 @@ class FlowBuilder:
         name, is_not = tested
         params, call, caller = ctx.site
         helper = ctx.definition
-        if name not in params or helper is None or never_none.rebinds(helper, name):
+        if name not in params or helper is None:
             return None
         expr = never_none.passed_argument(params, call, name)
-        if expr is None or not never_none.never_none(expr, caller, self.names.resolve, self.names.functions):
+        if expr is None:
+            return None
+        if expr.__class__ is ast.Name and not never_none.may_hold_value(caller.exprs.get(expr.id)):
+            # (the name's binding the caller last read, when it may be None or is not one plain
+            # assignment: no walk of the caller's other bindings can make it never None)
+            return None
+        if not never_none.never_none(expr, caller.definition, self.names.resolve, self.names.functions) \
+                or never_none.rebinds(helper, name):
             return None
         return is_not
 

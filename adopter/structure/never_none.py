@@ -66,6 +66,18 @@ def passed_argument(params: list, call: ast.Call, name: str) -> ast.expr | None:
     return None
 
 
+# the expressions whose value may be a tensor rather than None, read without looking further
+_MAY_HOLD_VALUE = frozenset({ast.Call, ast.Compare, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.Name})
+
+
+def may_hold_value(expr) -> bool:
+    """A quick test before :func:`never_none` walks a caller: is ``expr`` (the last plain
+    binding of a name the flow builder recorded, or None when there is none) a form that may be
+    never None?  None, a literal None, an attribute, a subscript, an ``or``, or a split the
+    builder recorded as a tuple are not."""
+    return expr.__class__ in _MAY_HOLD_VALUE or (expr.__class__ is ast.Constant and expr.value is not None)
+
+
 def rebinds(func: ast.AST, name: str) -> bool:
     """Does ``func`` bind ``name`` anywhere in its body (then its parameter's value may change)?"""
     return any(node.__class__ is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load
