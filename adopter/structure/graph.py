@@ -27,7 +27,7 @@ import unicodedata
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import groups, layouts, partial_rope, ranks, rows
+from . import groups, layouts, never_none, partial_rope, ranks, rows
 from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
@@ -369,6 +369,10 @@ class _Ctx:
     # ``self.<attr>`` read (``_apply_canon_d(h, self.conv_d, ...)``) are the module's settings
     # there: an ``if`` of the helper testing only them tests the settings (_guard_text)
     settings: tuple | dict | None = None
+    # an inlined helper's call: (its parameters, the call, the caller's context); an ``if`` of
+    # the helper testing a parameter against None goes one way where the call hands a value
+    # that is never None (structure/never_none.py)
+    site: tuple | None = None
 
 
 # torch.nn modules whose output is not one tensor (a tuple, or whatever their members return)
@@ -4091,6 +4095,7 @@ class FlowBuilder:
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call, given),
             func_alias=closure_funcs or {},
             settings=(params, call) if ctx.instance == 0 and self.cls is not None else None,
+            site=(params, call, ctx) if call.__class__ is ast.Call else None,
         )
         if (target.args.defaults or target.args.kwonlyargs) and given is not None \
                 and _callable_default(target.args) and all(k.arg is not None for k in call.keywords):
@@ -5270,6 +5275,8 @@ class FlowBuilder:
         known = self._literal_flag(stmt.test)
         if known is None and ctx.flags:
             known = _param_flag(stmt.test, ctx.flags)
+        if known is None and ctx.site is not None and test.__class__ is ast.Compare:
+            known = self._none_tested(test, ctx)
         if known is not None:  # the one way a flag the file (or the helper's call) fixes goes
             if known:
                 return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
@@ -5326,6 +5333,31 @@ class FlowBuilder:
             then, other = self._join_params(stmt, before, before if after_then is None else after_then,
                                             then, other, ctx)
         return then + other
+
+    def _none_tested(self, test: ast.Compare, ctx: _Ctx) -> bool | None:
+        """The value of ``if p is not None:`` (or ``is None``) in an inlined helper whose call
+        hands parameter ``p``, never rebound there, a value that is never None
+        (structure/never_none.py; earthformer's ``masked_softmax(s, mask=F.pad(...))``); None
+        when the test has another shape or the value may be None."""
+        tested = never_none.none_test(test)
+        if tested is None:
+            return None
+        name, is_not = tested
+        params, call, caller = ctx.site
+        helper = ctx.definition
+        if name not in params or helper is None:
+            return None
+        expr = never_none.passed_argument(params, call, name)
+        if expr is None:
+            return None
+        if expr.__class__ is ast.Name and not never_none.may_hold_value(caller.exprs.get(expr.id)):
+            # (the name's binding the caller last read, when it may be None or is not one plain
+            # assignment: no walk of the caller's other bindings can make it never None)
+            return None
+        if not never_none.never_none(expr, caller.definition, self.names.resolve, self.names.functions) \
+                or never_none.rebinds(helper, name):
+            return None
+        return is_not
 
     def _join_params(self, stmt: ast.If, before: dict, after_then: dict, then: list, other: list,
                      ctx: _Ctx) -> tuple[list, list]:
