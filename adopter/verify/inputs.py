@@ -2350,6 +2350,12 @@ def _resized(t: torch.Tensor, old: int, new: int) -> torch.Tensor | None:
     shape = [t.shape[0]] + [new if n == old else n for n in t.shape[1:]]
     if math.prod(shape) > MAX_REPAIR_ELEMENTS:
         return None
+    return _redrawn(t, shape)
+
+
+def _redrawn(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
+    """A tensor of ``shape`` of the same kind as ``t`` (seeded random values; a 0/1 or additive
+    float mask all zeros, a boolean one all True, integers below ``t``'s largest)."""
     generator = torch.Generator().manual_seed(4321)
     if t.is_floating_point():
         if bool(((t == 0) | (t == 1)).all()) or bool((t <= 0).all()):
@@ -2368,6 +2374,64 @@ def _drawn_like(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
     return torch.zeros(shape, dtype=t.dtype)
 
 
+SHRUNK_SIDES = (8, 4)  # a token axis refused at its guessed length is tried this long (then a quarter)
+
+
+def _token_axes(t: torch.Tensor) -> range:
+    """The axes of a guessed input that hold tokens: a map's sides after [batch, channels], a
+    sequence's positions after its batch ([batch, tokens, width]); none for a vector per sample."""
+    if t.dim() >= 4:
+        return range(2, t.dim())
+    if t.dim() == 3:
+        return range(1, 2)
+    return range(0)
+
+
+def _fewer_tokens(t: torch.Tensor, side: Callable[[int], int]) -> torch.Tensor | None:
+    """``t`` with each token axis ``side(n)`` long where that is shorter (None where none is),
+    marked with the shapes before and after (:func:`shrunk_inputs` reads the mark)."""
+    shape = list(t.shape)
+    for axis in _token_axes(t):
+        shape[axis] = min(shape[axis], max(1, side(shape[axis])))
+    if shape == list(t.shape):
+        return None
+    out = _redrawn(t, shape)
+    out._adopter_shrunk = (tuple(t.shape), tuple(shape))
+    return out
+
+
+def memory_repairs(call: "Call") -> list["Call"]:
+    """For a call verify's memory ceiling refused (``memory.out_of_memory``): the same call with
+    fewer tokens, its inputs' token axes (a map's sides, a sequence's positions) first at most
+    ``SHRUNK_SIDES[0]`` long, then a quarter of their length.  Attention scores grow with the
+    square of the tokens (monai-generative's AttentionBlock over a [2, 96, 96, 32] map with 96
+    heads asked for 7.2 GB), the weights not at all, so a call that did not fit may fit with a
+    few tokens; widths and channels stay as the module's layers need them.  Each is still run on
+    the original first; the verdict names what was shrunk (:func:`shrunk_inputs`)."""
+    from .build import Call
+
+    out: list[Call] = []
+    seen: set = set()
+    for side in (lambda n: SHRUNK_SIDES[0], lambda n: n // 4):
+        args = map_tensors(call.args, lambda t: _fewer_tokens(t, side))
+        kwargs = map_tensors(call.kwargs, lambda t: _fewer_tokens(t, side))
+        shapes = tuple(tuple(t.shape) for t in Call(args, kwargs).leaves())
+        if shapes in seen or all(x is y for x, y in zip(call.leaves(), Call(args, kwargs).leaves())):
+            continue
+        seen.add(shapes)
+        out.append(Call(args, kwargs, call.method, guessed=call.guessed, masked=call.masked))
+    return out
+
+
+def shrunk_inputs(inputs) -> str:
+    """What a verdict says of inputs :func:`memory_repairs` shrank ("" when none was)."""
+    values = inputs.values() if isinstance(inputs, dict) else inputs
+    marks = [getattr(v, "_adopter_shrunk", None) for v in values]
+    shown = ", ".join(f"{list(a)} -> {list(b)}" for a, b in (m for m in marks if m))
+    return f"inputs shrunk to fewer tokens after verify's memory ceiling refused the guessed ones ({shown})" \
+        if shown else ""
+
+
 def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     """Calls that answer what ``exc`` (raised by ``call``) says the module expected: a length it
     fixes (a position table over ``resolution ** 2`` tokens: "the size of tensor a (8) must match
@@ -2375,7 +2439,10 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     4, got 3)").  The module's own error is the only source; every candidate is still run on the
     original first, so a wrong guess costs a try, never a verdict."""
     from .build import Call
+    from .memory import out_of_memory
 
+    if out_of_memory(exc):
+        return memory_repairs(call)
     text = str(exc)
     out: list[Call] = []
 
