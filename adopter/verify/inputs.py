@@ -1478,6 +1478,111 @@ def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image:
 
 
 _READ_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def _submodule(module: nn.Module, chain: ast.expr) -> nn.Module | None:
+    """The layer ``chain`` names off ``self`` (``self.audio.conv1``: a layer of a block held by the
+    module), or None where it is not one."""
+    names: list[str] = []
+    while isinstance(chain, ast.Attribute):
+        names.append(chain.attr)
+        chain = chain.value
+    if not (isinstance(chain, ast.Name) and chain.id == "self") or not names:
+        return None
+    layer: Any = module
+    for attr in reversed(names):
+        layer = getattr(layer, attr, None)
+    return layer if isinstance(layer, nn.Module) else None
+
+
+def _axis_order(expr: ast.expr, name: str) -> tuple[str, list[int]] | None:
+    """``name`` as ``expr`` hands it on: (name, the order its axes are moved to) for the name
+    itself, ``name.transpose(i, j)`` and ``name.permute(...)`` (constant axes, none negative)."""
+    if isinstance(expr, ast.Name) and expr.id == name:
+        return name, []
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and
+            isinstance(expr.func.value, ast.Name) and expr.func.value.id == name and not expr.keywords):
+        return None
+    axes = [a.value for a in expr.args if isinstance(a, ast.Constant) and type(a.value) is int]
+    if len(axes) != len(expr.args) or any(a < 0 for a in axes):
+        return None
+    if expr.func.attr == "transpose" and len(axes) == 2:
+        order = list(range(max(axes) + 1))
+        order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
+        return name, order
+    if expr.func.attr == "permute" and sorted(axes) == list(range(len(axes))):
+        return name, axes
+    return None
+
+
+def met_layer(func: Callable, name: str, module: nn.Module,
+              later: bool = False) -> tuple[nn.Module, list[int]] | None:
+    """The layer the parameter ``name`` first meets: handed through a transpose or permute
+    (``self.conv1(mel.transpose(1, 2))``: features last, a Conv1d taking them first), to a layer of
+    a block the module holds (``self.audio.conv1(...)``), or, for a ``later`` input (not the
+    first), to a layer of the module as it is (``self.text_projection(text)``; the first input's
+    plain case is left to the guesses that read the module's first layers).
+    Returns the layer (a Linear, a convolution or transposed one, an Embedding) and the order the
+    code moves the axes to (empty: as they are).  Three inputs of different widths, each met by
+    its own layer, are each read from it."""
+    node = _function_def(func)
+    if node is None:
+        return None
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.args):
+            continue
+        moved = _axis_order(sub.args[0], name)
+        if moved is None:
+            continue
+        direct = isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self"
+        if direct and not moved[1] and not later:
+            continue
+        layer = functional_layer(_submodule(module, sub.func))
+        while isinstance(layer, nn.Sequential) and len(layer):
+            layer = layer[0]
+        if isinstance(layer, (nn.Linear, nn.Embedding, *_CONVS)):
+            return layer, moved[1]
+    return None
+
+
+def met_layer_input(randn: Callable, func: Callable, name: str, module: nn.Module, batch: int, seq: int,
+                    image: int, later: bool = False) -> torch.Tensor | None:
+    """An input for the parameter ``name`` read off the layer it meets (:func:`met_layer`): that
+    layer's input (a Linear's ``in_features`` last, a convolution's channels on axis 1 with its
+    sides, an Embedding's indices below its rows), its axes moved back where the code moves them."""
+    met = met_layer(func, name, module, later)
+    if met is None:
+        return None
+    layer, order = met
+    if isinstance(layer, _CONVS):
+        sides = {1: (seq * 4,), 2: (image, image), 3: (4, image, image)}.get(len(layer.kernel_size))
+        if sides is None:
+            return None
+        value = randn(batch, layer.in_channels, *sides)
+    elif isinstance(layer, nn.Embedding):
+        value = torch.randint(0, layer.num_embeddings, (batch, seq))
+    else:
+        value = randn(batch, seq, layer.in_features)
+    if order:
+        if len(order) > value.dim():
+            return None
+        order = order + list(range(len(order), value.dim()))
+        inverse = sorted(range(len(order)), key=order.__getitem__)
+        value = value.permute(*inverse).contiguous()
+    moved = f", laid out so that the code's permute({', '.join(map(str, order))}) gives it" if order else ""
+    value._adopter_met = f"{name}: {type(layer).__name__}'s input{moved}"
+    return value
+
+
+def met_inputs(inputs) -> str:
+    """What a verdict says of inputs read off the layers they meet (:func:`met_layer_input`; ""
+    when none was)."""
+    values = inputs.values() if isinstance(inputs, dict) else inputs
+    shown = "; ".join(m for m in (getattr(v, "_adopter_met", None) for v in values) if m)
+    return f"inputs read off the layers they meet ({shown})" if shown else ""
 _FUNCTIONAL_KINDS = {"conv1d": 3, "conv2d": 4, "conv3d": 5, "group_norm": 1, "layer_norm": 1, "linear": 2}
 
 
@@ -2080,6 +2185,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                                  torch.randint(0, 10, (b,), generator=generator)]))
             continue
         candidates = []
+        met = met_layer_input(randn, func, name, module, b, s, image, bool(per_param)) \
+            if method == "forward" else None
+        if met is not None:
+            # the layer the input meets through a transpose or inside a block it holds (a mel
+            # spectrogram [batch, frames, mels] turned channel-first for a Conv1d), or a later
+            # input's own layer: its input, first (three inputs of three widths each fit at once)
+            candidates.append(met)
         if fed is None and not per_param:
             # the layer the code hands the first input to as it is (``q = self.to_q(x)``), when
             # it is a convolution: its input width first (not the first convolution registered,
