@@ -2012,6 +2012,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     offsets = offsets_params(func, module) if method == "forward" else set()
     asserted = asserted_given(func)
     gap = False  # once a parameter is left out, later ones must be passed by keyword
+    met_seen = False  # an earlier input was read off the layer it meets (met_layer_input)
     for param in params:
         name = param.name
         lowered = name.lower()
@@ -2185,12 +2186,16 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                                  torch.randint(0, 10, (b,), generator=generator)]))
             continue
         candidates = []
-        met = met_layer_input(randn, func, name, module, b, s, image, bool(per_param)) \
+        # a later input's own layer is read only beside inputs read so (the combination the
+        # guesses make first then gives every input its width); elsewhere the usual guesses stand
+        met = met_layer_input(randn, func, name, module, b, s, image, bool(per_param) and met_seen) \
             if method == "forward" else None
+        met_seen = met_seen or met is not None
         if met is not None:
             # the layer the input meets through a transpose or inside a block it holds (a mel
-            # spectrogram [batch, frames, mels] turned channel-first for a Conv1d), or a later
-            # input's own layer: its input, first (three inputs of three widths each fit at once)
+            # spectrogram [batch, frames, mels] turned channel-first for a Conv1d), or, after
+            # such an input, a later input's own layer: its input, first (three inputs of three
+            # widths then fit at once)
             candidates.append(met)
         if fed is None and not per_param:
             # the layer the code hands the first input to as it is (``q = self.to_q(x)``), when
