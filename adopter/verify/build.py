@@ -1438,6 +1438,7 @@ class Builder:
         out: list[tuple[str, tuple]] = []
         seen = {class_name}
         frontier = [class_name]
+        memo: dict = {}  # each class's reads worked out once for the whole search (only read here)
         while frontier and len(out) < limit:
             current = frontier.pop(0)
             for name in classes:
@@ -1447,7 +1448,7 @@ class Builder:
                 if current in mentions[name]:
                     overrides = ()
                 else:
-                    reads = facts.argument_reads(classes, name)
+                    reads = facts.argument_reads(classes, name, memo=memo)
                     for param, read in reads.items():
                         if read.called >= 0:
                             attrs = {k for k, v in read.attrs.items() if not v.attrs and v.called < 0}

@@ -37,7 +37,7 @@ from ..structure import package_of
 from ..structure.model import SEQUENTIAL_OWNER
 from . import branches, hf, memory
 from .bench import measure
-from .inputs import SHARED_BIAS, shared_bias
+from .inputs import SHARED_BIAS, met_inputs, shared_bias, shrunk_inputs
 from .build import (
     Broken,
     Builder,
@@ -438,6 +438,10 @@ class _Checker:
                 reason += f"; {pair.note}"
             if shared_bias(pair.call.args) or shared_bias(pair.call.kwargs):
                 reason += f"; {SHARED_BIAS}"
+            for said in (met_inputs([*pair.call.args, *pair.call.kwargs.values()]),
+                         shrunk_inputs([*pair.call.args, *pair.call.kwargs.values()])):
+                if said:
+                    reason += f"; {said}"
             if bench_note:
                 reason += f"; {bench_note}"
             elif timing is not None and timing.note:

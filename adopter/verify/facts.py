@@ -506,7 +506,7 @@ def _positional_target(params: list[str], where: object) -> str | None:
 
 
 def _follow(collector: _Collector, names: dict[str, Reads], node: ast.ClassDef | None,
-            classes: dict[str, ast.ClassDef], depth: int, seen: set) -> None:
+            classes: dict[str, ast.ClassDef], depth: int, seen: set, memo: dict) -> None:
     """Merge into ``names`` the reads made where the values are handed on: to a local class's
     constructor, or to a method of the same class (``self._make_layer(block, ...)``)."""
     for call, name, where in collector.handed:
@@ -517,7 +517,7 @@ def _follow(collector: _Collector, names: dict[str, Reads], node: ast.ClassDef |
                 continue
             target = _positional_target(_params(init)[1:], where)
             if target:
-                inner = argument_reads(classes, callee.id, depth + 1, seen)
+                inner = argument_reads(classes, callee.id, depth + 1, seen, memo)
                 if target in inner:
                     names[name].merge(inner[target])
         elif isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) and \
@@ -531,24 +531,36 @@ def _follow(collector: _Collector, names: dict[str, Reads], node: ast.ClassDef |
                 continue
             sub = _Collector({target: Reads()})
             sub.visit(helper)
-            _follow(sub, sub.names, node, classes, depth + 1, seen | {key})
+            _follow(sub, sub.names, node, classes, depth + 1, seen | {key}, memo)
             names[name].merge(sub.names[target])
 
 
 def argument_reads(classes: dict[str, ast.ClassDef], class_name: str, depth: int = 0,
-                   seen: set | None = None) -> dict[str, Reads]:
+                   seen: set | None = None, memo: dict | None = None) -> dict[str, Reads]:
     """For each ``__init__`` argument of ``class_name``: how its value is read, including in the
-    local classes and methods it is handed to."""
+    local classes and methods it is handed to.
+
+    ``memo`` holds the reads already worked out in this walk, by class, depth and the classes
+    above it (what the answer depends on): a constructor that hands ten of its arguments to one
+    local class asks for that class's reads ten times, and each of those asks again one level
+    down, so without it a deep model (Uformer: model -> layer -> block -> attention, each handing
+    on most of its arguments) took tens of minutes of one CPU before verify built anything.  Pass
+    one ``memo`` to several calls over the same ``classes`` only where the answers are read, not
+    merged into (each answer is shared)."""
     seen = seen if seen is not None else set()
+    memo = memo if memo is not None else {}
     node = classes.get(class_name)
     init = method(node, "__init__") if node is not None else None
     if init is None or class_name in seen or depth > 6:
         return {}
+    key = (class_name, depth, frozenset(seen))
+    if key in memo:
+        return memo[key]
     seen = seen | {class_name}
     names = {p: Reads() for p in _params(init)[1:]}
     collector = _Collector(names)
     collector.visit(init)
-    _follow(collector, names, node, classes, depth, seen)
+    _follow(collector, names, node, classes, depth, seen, memo)
     # other methods read what __init__ stored (self.cfg = cfg; ... self.cfg.dropout)
     for item in node.body:
         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name != "__init__":
@@ -556,6 +568,7 @@ def argument_reads(classes: dict[str, ast.ClassDef], class_name: str, depth: int
             local.aliases = dict(collector.aliases)
             local.fields = dict(collector.fields)
             local.visit(item)
+    memo[key] = names
     return names
 
 

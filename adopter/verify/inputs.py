@@ -1478,6 +1478,111 @@ def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image:
 
 
 _READ_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def _submodule(module: nn.Module, chain: ast.expr) -> nn.Module | None:
+    """The layer ``chain`` names off ``self`` (``self.audio.conv1``: a layer of a block held by the
+    module), or None where it is not one."""
+    names: list[str] = []
+    while isinstance(chain, ast.Attribute):
+        names.append(chain.attr)
+        chain = chain.value
+    if not (isinstance(chain, ast.Name) and chain.id == "self") or not names:
+        return None
+    layer: Any = module
+    for attr in reversed(names):
+        layer = getattr(layer, attr, None)
+    return layer if isinstance(layer, nn.Module) else None
+
+
+def _axis_order(expr: ast.expr, name: str) -> tuple[str, list[int]] | None:
+    """``name`` as ``expr`` hands it on: (name, the order its axes are moved to) for the name
+    itself, ``name.transpose(i, j)`` and ``name.permute(...)`` (constant axes, none negative)."""
+    if isinstance(expr, ast.Name) and expr.id == name:
+        return name, []
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and
+            isinstance(expr.func.value, ast.Name) and expr.func.value.id == name and not expr.keywords):
+        return None
+    axes = [a.value for a in expr.args if isinstance(a, ast.Constant) and type(a.value) is int]
+    if len(axes) != len(expr.args) or any(a < 0 for a in axes):
+        return None
+    if expr.func.attr == "transpose" and len(axes) == 2:
+        order = list(range(max(axes) + 1))
+        order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
+        return name, order
+    if expr.func.attr == "permute" and sorted(axes) == list(range(len(axes))):
+        return name, axes
+    return None
+
+
+def met_layer(func: Callable, name: str, module: nn.Module,
+              later: bool = False) -> tuple[nn.Module, list[int]] | None:
+    """The layer the parameter ``name`` first meets: handed through a transpose or permute
+    (``self.conv1(mel.transpose(1, 2))``: features last, a Conv1d taking them first), to a layer of
+    a block the module holds (``self.audio.conv1(...)``), or, for a ``later`` input (not the
+    first), to a layer of the module as it is (``self.text_projection(text)``; the first input's
+    plain case is left to the guesses that read the module's first layers).
+    Returns the layer (a Linear, a convolution or transposed one, an Embedding) and the order the
+    code moves the axes to (empty: as they are).  Three inputs of different widths, each met by
+    its own layer, are each read from it."""
+    node = _function_def(func)
+    if node is None:
+        return None
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.args):
+            continue
+        moved = _axis_order(sub.args[0], name)
+        if moved is None:
+            continue
+        direct = isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self"
+        if direct and not moved[1] and not later:
+            continue
+        layer = functional_layer(_submodule(module, sub.func))
+        while isinstance(layer, nn.Sequential) and len(layer):
+            layer = layer[0]
+        if isinstance(layer, (nn.Linear, nn.Embedding, *_CONVS)):
+            return layer, moved[1]
+    return None
+
+
+def met_layer_input(randn: Callable, func: Callable, name: str, module: nn.Module, batch: int, seq: int,
+                    image: int, later: bool = False) -> torch.Tensor | None:
+    """An input for the parameter ``name`` read off the layer it meets (:func:`met_layer`): that
+    layer's input (a Linear's ``in_features`` last, a convolution's channels on axis 1 with its
+    sides, an Embedding's indices below its rows), its axes moved back where the code moves them."""
+    met = met_layer(func, name, module, later)
+    if met is None:
+        return None
+    layer, order = met
+    if isinstance(layer, _CONVS):
+        sides = {1: (seq * 4,), 2: (image, image), 3: (4, image, image)}.get(len(layer.kernel_size))
+        if sides is None:
+            return None
+        value = randn(batch, layer.in_channels, *sides)
+    elif isinstance(layer, nn.Embedding):
+        value = torch.randint(0, layer.num_embeddings, (batch, seq))
+    else:
+        value = randn(batch, seq, layer.in_features)
+    if order:
+        if len(order) > value.dim():
+            return None
+        order = order + list(range(len(order), value.dim()))
+        inverse = sorted(range(len(order)), key=order.__getitem__)
+        value = value.permute(*inverse).contiguous()
+    moved = f", laid out so that the code's permute({', '.join(map(str, order))}) gives it" if order else ""
+    value._adopter_met = f"{name}: {type(layer).__name__}'s input{moved}"
+    return value
+
+
+def met_inputs(inputs) -> str:
+    """What a verdict says of inputs read off the layers they meet (:func:`met_layer_input`; ""
+    when none was)."""
+    values = inputs.values() if isinstance(inputs, dict) else inputs
+    shown = "; ".join(m for m in (getattr(v, "_adopter_met", None) for v in values) if m)
+    return f"inputs read off the layers they meet ({shown})" if shown else ""
 _FUNCTIONAL_KINDS = {"conv1d": 3, "conv2d": 4, "conv3d": 5, "group_norm": 1, "layer_norm": 1, "linear": 2}
 
 
@@ -1907,6 +2012,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     offsets = offsets_params(func, module) if method == "forward" else set()
     asserted = asserted_given(func)
     gap = False  # once a parameter is left out, later ones must be passed by keyword
+    met_seen = False  # an earlier input was read off the layer it meets (met_layer_input)
     for param in params:
         name = param.name
         lowered = name.lower()
@@ -2080,6 +2186,17 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                                  torch.randint(0, 10, (b,), generator=generator)]))
             continue
         candidates = []
+        # a later input's own layer is read only beside inputs read so (the combination the
+        # guesses make first then gives every input its width); elsewhere the usual guesses stand
+        met = met_layer_input(randn, func, name, module, b, s, image, bool(per_param) and met_seen) \
+            if method == "forward" else None
+        met_seen = met_seen or met is not None
+        if met is not None:
+            # the layer the input meets through a transpose or inside a block it holds (a mel
+            # spectrogram [batch, frames, mels] turned channel-first for a Conv1d), or, after
+            # such an input, a later input's own layer: its input, first (three inputs of three
+            # widths then fit at once)
+            candidates.append(met)
         if fed is None and not per_param:
             # the layer the code hands the first input to as it is (``q = self.to_q(x)``), when
             # it is a convolution: its input width first (not the first convolution registered,
@@ -2350,6 +2467,12 @@ def _resized(t: torch.Tensor, old: int, new: int) -> torch.Tensor | None:
     shape = [t.shape[0]] + [new if n == old else n for n in t.shape[1:]]
     if math.prod(shape) > MAX_REPAIR_ELEMENTS:
         return None
+    return _redrawn(t, shape)
+
+
+def _redrawn(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
+    """A tensor of ``shape`` of the same kind as ``t`` (seeded random values; a 0/1 or additive
+    float mask all zeros, a boolean one all True, integers below ``t``'s largest)."""
     generator = torch.Generator().manual_seed(4321)
     if t.is_floating_point():
         if bool(((t == 0) | (t == 1)).all()) or bool((t <= 0).all()):
@@ -2368,6 +2491,64 @@ def _drawn_like(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
     return torch.zeros(shape, dtype=t.dtype)
 
 
+SHRUNK_SIDES = (8, 4)  # a token axis refused at its guessed length is tried this long (then a quarter)
+
+
+def _token_axes(t: torch.Tensor) -> range:
+    """The axes of a guessed input that hold tokens: a map's sides after [batch, channels], a
+    sequence's positions after its batch ([batch, tokens, width]); none for a vector per sample."""
+    if t.dim() >= 4:
+        return range(2, t.dim())
+    if t.dim() == 3:
+        return range(1, 2)
+    return range(0)
+
+
+def _fewer_tokens(t: torch.Tensor, side: Callable[[int], int]) -> torch.Tensor | None:
+    """``t`` with each token axis ``side(n)`` long where that is shorter (None where none is),
+    marked with the shapes before and after (:func:`shrunk_inputs` reads the mark)."""
+    shape = list(t.shape)
+    for axis in _token_axes(t):
+        shape[axis] = min(shape[axis], max(1, side(shape[axis])))
+    if shape == list(t.shape):
+        return None
+    out = _redrawn(t, shape)
+    out._adopter_shrunk = (tuple(t.shape), tuple(shape))
+    return out
+
+
+def memory_repairs(call: "Call") -> list["Call"]:
+    """For a call verify's memory ceiling refused (``memory.out_of_memory``): the same call with
+    fewer tokens, its inputs' token axes (a map's sides, a sequence's positions) first at most
+    ``SHRUNK_SIDES[0]`` long, then a quarter of their length.  Attention scores grow with the
+    square of the tokens (monai-generative's AttentionBlock over a [2, 96, 96, 32] map with 96
+    heads asked for 7.2 GB), the weights not at all, so a call that did not fit may fit with a
+    few tokens; widths and channels stay as the module's layers need them.  Each is still run on
+    the original first; the verdict names what was shrunk (:func:`shrunk_inputs`)."""
+    from .build import Call
+
+    out: list[Call] = []
+    seen: set = set()
+    for side in (lambda n: SHRUNK_SIDES[0], lambda n: n // 4):
+        args = map_tensors(call.args, lambda t: _fewer_tokens(t, side))
+        kwargs = map_tensors(call.kwargs, lambda t: _fewer_tokens(t, side))
+        shapes = tuple(tuple(t.shape) for t in Call(args, kwargs).leaves())
+        if shapes in seen or all(x is y for x, y in zip(call.leaves(), Call(args, kwargs).leaves())):
+            continue
+        seen.add(shapes)
+        out.append(Call(args, kwargs, call.method, guessed=call.guessed, masked=call.masked))
+    return out
+
+
+def shrunk_inputs(inputs) -> str:
+    """What a verdict says of inputs :func:`memory_repairs` shrank ("" when none was)."""
+    values = inputs.values() if isinstance(inputs, dict) else inputs
+    marks = [getattr(v, "_adopter_shrunk", None) for v in values]
+    shown = ", ".join(f"{list(a)} -> {list(b)}" for a, b in (m for m in marks if m))
+    return f"inputs shrunk to fewer tokens after verify's memory ceiling refused the guessed ones ({shown})" \
+        if shown else ""
+
+
 def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     """Calls that answer what ``exc`` (raised by ``call``) says the module expected: a length it
     fixes (a position table over ``resolution ** 2`` tokens: "the size of tensor a (8) must match
@@ -2375,7 +2556,10 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     4, got 3)").  The module's own error is the only source; every candidate is still run on the
     original first, so a wrong guess costs a try, never a verdict."""
     from .build import Call
+    from .memory import out_of_memory
 
+    if out_of_memory(exc):
+        return memory_repairs(call)
     text = str(exc)
     out: list[Call] = []
 
