@@ -2118,6 +2118,10 @@ class LayerTyper:
             if _literal_flag(arg) is not None:
                 args.append(arg)  # a literal flag stays one: ``if bn:`` there runs one way
                 continue
+            number = _foreign_int(arg, env)
+            if number is not None:
+                args.append(number)  # get_nd_conv(nd), nd=2: ``"Conv%dd" % dim`` there is Conv2d
+                continue
             # build_act(act_func), act_func=None that no construction in the file sets: the
             # other module runs with None there (a table holds no None key: no entry), not with
             # a run-time key (GUIDE: a key handed to another file's function, every construction
@@ -2129,6 +2133,10 @@ class LayerTyper:
         for keyword in call.keywords:
             if keyword.arg is None or _literal_flag(keyword.value) is not None:
                 keywords.append(keyword)
+                continue
+            number = _foreign_int(keyword.value, env)
+            if number is not None:
+                keywords.append(ast.keyword(arg=keyword.arg, value=number))
                 continue
             passed[f"\0{keyword.arg}"] = self._passed_on(keyword.value, env, depth)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
@@ -5889,6 +5897,21 @@ def _constant_passed(passed: ast.expr, env: dict) -> tuple | None:
         else:
             return None
     return (value, checks) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
+def _foreign_int(arg: ast.expr, env: dict) -> ast.Constant | None:
+    """An argument of a call of a sibling module's function that is an int where the call runs
+    (:func:`_constant_passed`: a literal, or the caller's parameter at its int default, never
+    rebound on the way), as the literal the sibling's walk then reads: ``Conv =
+    get_nd_conv(nd)`` with ``nd=2`` here and ``getattr(nn, "Conv%dd" % dim)`` in the other
+    module is Conv2d, as when the factory is in this file (function_env's CONSTANT).  Strings
+    are left to the key readings (a string default is a key callers may replace); None else."""
+    if arg.__class__ is not ast.Name and arg.__class__ is not ast.Constant:
+        return None
+    constant = _constant_passed(arg, env)
+    if constant is None or constant[0].__class__ is not int or any(_rebinds(f, n) for f, n in constant[1]):
+        return None
+    return ast.copy_location(ast.Constant(constant[0]), arg)
 
 
 def _field_default(value: ast.expr | None, names: ModuleNames) -> ast.expr | None:
