@@ -10,6 +10,15 @@ rules.
   caller's parameter at an int default, not rebound) reaches the sibling as that literal.
 Near-misses: the default makes it a Conv1d; the dimension is computed at run time; the factory
 formats a transposed convolution.
+- A dict literal of another module of the package holding activation layers under literal keys
+  (``ACT2FN = {"relu": nn.ReLU(), "gelu": nn.GELU(), ...}`` in ``activations.py``), looked up
+  with a constructor parameter (basicts' ``self.act_fn = ACT2FN[hidden_act]``).  A dict of this
+  file is read entry by entry (a parameter's key chosen at run time: each entry, conditionally,
+  the patch guarding GELU at run time); one imported from a sibling module was read by its name
+  alone, with the default key ("relu") taken as decided.  Now its entries are read where they
+  are written, whatever the dict is named, as a dict of this file is.
+Near-misses: a literal non-GELU key; a dict holding no GELU; a dict its module or this file
+changes in place (its literal is not what a read finds).
 """
 
 from __future__ import annotations
@@ -104,3 +113,91 @@ def test_sibling_factory_formatting_a_transposed_convolution_is_no_pair(tmp_path
     path, code = _package(tmp_path, util=ND_UTIL.replace('"Conv%dd"', '"ConvTranspose%dd"'))
     assert not _at(path, code, "# pair")
     assert not _at(path, code, "# head")
+
+
+ACTIVATIONS = """\
+from torch import nn
+
+NONLIN = {
+    "relu": nn.ReLU(),
+    "gelu": nn.GELU(),
+    "silu": nn.SiLU(),
+}
+"""
+
+MLP = """\
+import torch
+from torch import nn
+
+from .activations import NONLIN
+
+
+class MLPLayer(nn.Module):
+    def __init__(self, width: int, hidden: int, hidden_act: str = "relu") -> None:
+        super().__init__()
+        self.act_fn = NONLIN[hidden_act]
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act_fn(self.fc1(x)))  # pair
+"""
+
+
+def _mlp_package(tmp_path, table: str = ACTIVATIONS, mlp: str = MLP):
+    top = tmp_path / "tspkg"
+    (top / "modules").mkdir(parents=True)
+    (top / "__init__.py").write_text("")
+    (top / "modules" / "__init__.py").write_text("")
+    (top / "modules" / "activations.py").write_text(table)
+    path = top / "modules" / "mlps.py"
+    path.write_text(mlp)
+    return str(path), mlp
+
+
+def _gelu_at(path: str, code: str) -> bool:
+    line = line_of(code, "# pair")
+    return any(f.rule == "ADP006" and f.line <= line <= f.end_line
+               for f in analyze(code, path, rules("ADP006"), package=package_of(path)).findings)
+
+
+def test_sibling_dict_looked_up_by_a_run_time_key_may_be_gelu(tmp_path):
+    assert _gelu_at(*_mlp_package(tmp_path))
+
+
+def test_sibling_dict_fix_guards_the_activation_and_matches(tmp_path):
+    import torch
+    from torch import nn
+
+    path, code = _mlp_package(tmp_path)
+    fixed = fix_text(code, path, rules("ADP006"), package=package_of(path)).text
+    assert "bias_gelu(x, self.fc1, self.act_fn)" in fixed
+    table = {"relu": nn.ReLU(), "gelu": nn.GELU(), "silu": nn.SiLU()}
+    for key in table:  # the guard keeps every entry's activation
+        spaces = []
+        for text in (code, fixed):
+            space = {"NONLIN": table}
+            exec(text.replace("from .activations import NONLIN\n", ""), space)
+            spaces.append(space)
+        torch.manual_seed(0)
+        before = spaces[0]["MLPLayer"](8, 16, key).double()
+        after = spaces[1]["MLPLayer"](8, 16, key).double()
+        after.load_state_dict(before.state_dict(), strict=True)
+        x = torch.randn(3, 8, dtype=torch.float64)
+        # float64, one Linear of 8 inputs: the fused and the plain path agree to rounding
+        torch.testing.assert_close(after(x), before(x), rtol=1e-12, atol=1e-12)
+
+
+def test_sibling_dict_read_with_a_literal_relu_key_is_no_gelu(tmp_path):
+    assert not _gelu_at(*_mlp_package(tmp_path, mlp=MLP.replace("NONLIN[hidden_act]", 'NONLIN["relu"]')))
+
+
+def test_sibling_dict_holding_no_gelu_is_no_pair(tmp_path):
+    assert not _gelu_at(*_mlp_package(tmp_path, table=ACTIVATIONS.replace('"gelu": nn.GELU()', '"tanh": nn.Tanh()')))
+
+
+def test_sibling_dict_changed_in_place_is_not_read(tmp_path):
+    """The literal holds GELU, but its module (or this file) changes the dict after binding it."""
+    assert not _gelu_at(*_mlp_package(tmp_path, table=ACTIVATIONS + 'NONLIN.pop("gelu")\n'))
+    changed = MLP.replace("class MLPLayer", 'NONLIN["gelu"] = nn.ReLU()\n\n\nclass MLPLayer')
+    assert not _gelu_at(*_mlp_package(tmp_path / "b", mlp=changed))
