@@ -19,6 +19,12 @@ formats a transposed convolution.
   are written, whatever the dict is named, as a dict of this file is.
 Near-misses: a literal non-GELU key; a dict holding no GELU; a dict its module or this file
 changes in place (its literal is not what a read finds).
+- ``vars(torch.nn.modules.activation)[key]()`` (graphium's ``get_activation``) or
+  ``vars(nn)[key]()``: the builtin ``vars`` of a module is its namespace, so the call builds what
+  ``getattr(module, key)()`` builds, and is read as that is (a run-time key: any torch.nn
+  activation, checked where it runs).  It was no layer at all.
+Near-misses: a literal ReLU key; ``vars`` of an object that is not torch.nn; a file that defines
+its own ``vars``.
 """
 
 from __future__ import annotations
@@ -201,3 +207,70 @@ def test_sibling_dict_changed_in_place_is_not_read(tmp_path):
     assert not _gelu_at(*_mlp_package(tmp_path, table=ACTIVATIONS + 'NONLIN.pop("gelu")\n'))
     changed = MLP.replace("class MLPLayer", 'NONLIN["gelu"] = nn.ReLU()\n\n\nclass MLPLayer')
     assert not _gelu_at(*_mlp_package(tmp_path / "b", mlp=changed))
+
+
+VARS = """\
+import torch
+from torch import nn
+
+
+def build_act(name):
+    return vars(torch.nn.modules.activation)[name]()
+
+
+class Block(nn.Module):
+    def __init__(self, d, act="ReLU"):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+        self.act = build_act(act)
+        self.fc2 = nn.Linear(d, d)
+        self.fixed = vars(nn)["GELU"]()
+
+    def forward(self, x):
+        h = self.act(self.fc(x))  # keyed
+        return self.fixed(self.fc2(h))  # literal
+"""
+
+
+def _vars_at(code: str, needle: str) -> bool:
+    line = line_of(code, needle)
+    return any(f.rule == "ADP006" and f.line <= line <= f.end_line
+               for f in analyze(code, "model.py", rules("ADP006")).findings)
+
+
+def test_vars_of_torch_nn_looked_up_is_that_class():
+    assert _vars_at(VARS, "# keyed")
+    assert _vars_at(VARS, "# literal")
+
+
+def test_vars_lookup_fix_matches():
+    import torch
+
+    fixed = fix_text(VARS, "model.py", rules("ADP006")).text
+    assert "bias_gelu(" in fixed
+    for key in ("ReLU", "GELU", "Tanh"):
+        spaces = [{}, {}]
+        exec(VARS, spaces[0])
+        exec(fixed, spaces[1])
+        torch.manual_seed(0)
+        before = spaces[0]["Block"](8, key).double()
+        after = spaces[1]["Block"](8, key).double()
+        after.load_state_dict(before.state_dict(), strict=True)
+        x = torch.randn(3, 8, dtype=torch.float64)
+        torch.testing.assert_close(after(x), before(x), rtol=1e-12, atol=1e-12)
+
+
+def test_vars_lookup_of_a_relu_key_is_no_gelu():
+    assert not _vars_at(VARS.replace('vars(nn)["GELU"]()', 'vars(nn)["ReLU"]()'), "# literal")
+
+
+def test_vars_of_another_object_is_not_read():
+    code = VARS.replace("vars(torch.nn.modules.activation)[name]()", "vars(ACTS)[name]()").replace(
+        "def build_act", "class ACTS:\n    relu = nn.ReLU\n\n\ndef build_act")
+    assert not _vars_at(code, "# keyed")
+
+
+def test_a_file_defining_its_own_vars_is_not_read():
+    code = VARS.replace("def build_act", "def vars(obj):\n    return {'ReLU': nn.ReLU, 'GELU': nn.ReLU}\n\n\ndef build_act")
+    assert not _vars_at(code, "# keyed")
+    assert not _vars_at(code, "# literal")

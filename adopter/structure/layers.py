@@ -1967,6 +1967,10 @@ class LayerTyper:
             # getattr(nn, activation)(): the torch.nn class the string names, looked up like a
             # table (a run-time string may name any activation: checked where it runs)
             return (Built("torch.nn", (func.args[1],), (), True, call, via="getattr"),)
+        if func.__class__ is ast.Subscript and func.value.__class__ is ast.Call:
+            looked_up = self._vars_lookup(func, call, kwargs, env)
+            if looked_up is not None:
+                return looked_up
         if isinstance(func, ast.Subscript):
             table = self.names.resolve(func.value)
             if table is not None and table.rsplit(".", 1)[-1] in CLASS_TABLES:
@@ -2030,6 +2034,27 @@ class LayerTyper:
                                          unlike=unlike or value.unlike))
             return tuple(out)
         return ()
+
+    def _vars_lookup(self, func: ast.Subscript, call: ast.Call, kwargs: tuple, env: dict) -> tuple | None:
+        """``vars(torch.nn.modules.activation)[key](...)`` (graphium's ``get_activation``) or
+        ``vars(nn)[key](...)``: the builtin ``vars`` of a module is its namespace, so the call
+        builds what ``getattr(module, key)(...)`` builds, read as that is: a structural class
+        a known key names, else the torch.nn class a run-time key names, looked up like a table
+        (an activation checked where it runs).  None for anything else (``vars`` rebound, another
+        module, another object)."""
+        inner = func.value
+        if not (inner.func.__class__ is ast.Name and inner.func.id == "vars" and len(inner.args) == 1
+                and not inner.keywords and "vars" not in env and "vars" not in self.names.functions
+                and "vars" not in self.names.imports):
+            return None
+        module = self.names.resolve(inner.args[0])
+        if module != "torch.nn" and module != "torch.nn.modules.activation":
+            return None
+        key = func.slice
+        named = self._getattr_class(key, env) if module == "torch.nn" and key.__class__ in _GETATTR_KEYS else None
+        if named is not None:
+            return (Built("torch.nn." + named, tuple(call.args), kwargs, False, call, via="vars"),)
+        return (Built("torch.nn", (key,), (), True, call, via="vars"),)
 
     def _getattr_class(self, key: ast.expr, env: dict) -> str | None:
         """The structural torch.nn class (:data:`_GETATTR_CLASS`) that ``getattr(nn, key)`` names:
