@@ -462,6 +462,7 @@ class LayerTyper:
         self._module_calls: bool | None = None
         self._kinds: dict = {}  # class FQN -> what _kind_of says
         self._written: dict[str, bool] = {}  # module-level name -> changed in place (_module_table)
+        self._sibling_dicts: dict = {}  # FQN -> (typer, dict literal) of a sibling module's table, or None
         self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
         self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
         self._setting_norms: dict = {}  # class FQN -> setting_norm.setting_norm_module's reading
@@ -552,6 +553,11 @@ class LayerTyper:
                 # layers[0], layers a parameter: the item every caller's list holds there
                 return held.resolve(self) if called else ()
             fqn = self.names.resolve(expr.value)
+            if fqn is not None and self.package is not None and self.package.owns(fqn) \
+                    and self._sibling_dict(expr.value, fqn) is not None:
+                # ACT2FN[hidden_act], ACT2FN a dict literal of another module of the package: its
+                # entries, read as a table of this file is (_table), whatever the dict is named
+                return self._table(expr, env, depth, called)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
                 keys = self._decided_keys(expr.slice, env)
                 if not keys and isinstance(expr.slice, ast.IfExp):
@@ -813,6 +819,11 @@ class LayerTyper:
         dict literal subscripted in place): the entry a constant key names, else any entry (the
         key is chosen at run time, so each is a conditional value)."""
         table = self._table_source(expr.value, env)
+        entries = self  # the module whose names the entries are written with
+        if table is None and self.package is not None:
+            sibling = self._sibling_dict(expr.value, self.names.resolve(expr.value))
+            if sibling is not None:
+                entries, table = sibling
         if (isinstance(table, ast.Call) and _is_name(table.func, "dict") and "dict" not in self.names.imports
                 and not table.args and all(k.arg is not None for k in table.keywords)):
             # dict(batchnorm=BatchNormAct2d, ...): the same table
@@ -830,7 +841,7 @@ class LayerTyper:
             for wanted, _ in known:
                 for k, v in zip(table.keys, table.values):
                     if isinstance(k, ast.Constant) and k.value == wanted:
-                        out.extend(self.values(v, own, depth + 1, called))
+                        out.extend(self._entry_values(entries, v, own, expr, depth, called))
                         break
             if len(known) > 1:
                 out = [replace(value, conditional=True) if isinstance(value, Built) else value for value in out]
@@ -840,7 +851,7 @@ class LayerTyper:
         for k, v in zip(table.keys, table.values):
             # a parameter's default key: its entry, and (another key may be passed) any other
             chosen = isinstance(k, ast.Constant) and k.value in defaults and len(defaults) == 1
-            for value in self.values(v, own, depth + 1, called):
+            for value in self._entry_values(entries, v, own, expr, depth, called):
                 out.append(replace(value, conditional=True) if isinstance(value, Built) and not chosen else value)
         return _unique(tuple(out))
 
@@ -861,6 +872,55 @@ class LayerTyper:
         fallback = tuple(replace(v, conditional=True) if isinstance(v, Built) else v
                          for v in self.values(call.args[1], env, depth + 1))
         return _unique(out + fallback)
+
+    def _entry_values(self, entries: "LayerTyper", value: ast.expr, own: dict, lookup: ast.Subscript,
+                      depth: int, called: bool) -> tuple:
+        """What a table entry holds: typed here for a table of this file; for one of a sibling
+        module (``entries``), typed there and exported (_export), a layer it builds placed at
+        the ``lookup`` in this file (its arguments are the other module's expressions: none is
+        kept, as for a sibling factory's layers)."""
+        if entries is self:
+            return self.values(value, own, depth + 1, called)
+        out = []
+        for found in entries.values(value, {}, depth + 1, called):
+            found = entries._export(found)
+            if isinstance(found, Built):
+                out.append(Built(found.fqn, (), (), found.table, lookup, via=found.via, unlike=found.unlike,
+                                 function=found.function))
+            elif isinstance(found, LayerClass):
+                out.append(found)
+        return tuple(out)
+
+    def _sibling_dict(self, table: ast.expr, fqn: str | None):
+        """(the sibling module's typer, the dict literal) a table expression of this file names
+        when it is a module-level dict literal of another module of the package, with literal
+        keys, that neither that module nor this file changes in place (written_in_place):
+        basicts' ``from .activations import ACT2FN``, ``ACT2FN = {"relu": nn.ReLU(), "gelu":
+        nn.GELU(), ...}``.  None for anything else; worked out once per name."""
+        if fqn is None or table.__class__ is not ast.Name or not self.package.owns(fqn):
+            return None
+        cache = self._sibling_dicts
+        if fqn in cache:
+            return cache[fqn]
+        cache[fqn] = None
+        module, _, name = fqn.rpartition(".")
+        other = self.package.typer(module)
+        for _ in range(3):  # re-exported: ``from .tables import ACT2FN`` in the package's __init__
+            if other is None or name not in other.names.imports:
+                break
+            module, _, name = other.names.imports[name].rpartition(".")
+            other = self.package.typer(module) if self.package.owns(f"{module}.{name}") else None
+        if other is None or other is self:
+            return None
+        value = other._module_table(name)
+        if value.__class__ is not ast.Dict or not value.keys \
+                or not all(k is not None and k.__class__ is ast.Constant for k in value.keys):
+            return None
+        text = self._file_text() if self.lines is not None else getattr(self, "source", None)
+        if text is None or written_in_place(table.id, text):
+            return None
+        cache[fqn] = (other, value)
+        return cache[fqn]
 
     def _table_source(self, table: ast.expr, env: dict) -> ast.expr | None:
         """What a table expression names: the dict literal a local name was assigned in the
@@ -1907,6 +1967,10 @@ class LayerTyper:
             # getattr(nn, activation)(): the torch.nn class the string names, looked up like a
             # table (a run-time string may name any activation: checked where it runs)
             return (Built("torch.nn", (func.args[1],), (), True, call, via="getattr"),)
+        if func.__class__ is ast.Subscript and func.value.__class__ is ast.Call:
+            looked_up = self._vars_lookup(func, call, kwargs, env)
+            if looked_up is not None:
+                return looked_up
         if isinstance(func, ast.Subscript):
             table = self.names.resolve(func.value)
             if table is not None and table.rsplit(".", 1)[-1] in CLASS_TABLES:
@@ -1970,6 +2034,27 @@ class LayerTyper:
                                          unlike=unlike or value.unlike))
             return tuple(out)
         return ()
+
+    def _vars_lookup(self, func: ast.Subscript, call: ast.Call, kwargs: tuple, env: dict) -> tuple | None:
+        """``vars(torch.nn.modules.activation)[key](...)`` (graphium's ``get_activation``) or
+        ``vars(nn)[key](...)``: the builtin ``vars`` of a module is its namespace, so the call
+        builds what ``getattr(module, key)(...)`` builds, read as that is: a structural class
+        a known key names, else the torch.nn class a run-time key names, looked up like a table
+        (an activation checked where it runs).  None for anything else (``vars`` rebound, another
+        module, another object)."""
+        inner = func.value
+        if not (inner.func.__class__ is ast.Name and inner.func.id == "vars" and len(inner.args) == 1
+                and not inner.keywords and "vars" not in env and "vars" not in self.names.functions
+                and "vars" not in self.names.imports):
+            return None
+        module = self.names.resolve(inner.args[0])
+        if module != "torch.nn" and module != "torch.nn.modules.activation":
+            return None
+        key = func.slice
+        named = self._getattr_class(key, env) if module == "torch.nn" and key.__class__ in _GETATTR_KEYS else None
+        if named is not None:
+            return (Built("torch.nn." + named, tuple(call.args), kwargs, False, call, via="vars"),)
+        return (Built("torch.nn", (key,), (), True, call, via="vars"),)
 
     def _getattr_class(self, key: ast.expr, env: dict) -> str | None:
         """The structural torch.nn class (:data:`_GETATTR_CLASS`) that ``getattr(nn, key)`` names:
@@ -2118,6 +2203,10 @@ class LayerTyper:
             if _literal_flag(arg) is not None:
                 args.append(arg)  # a literal flag stays one: ``if bn:`` there runs one way
                 continue
+            number = _foreign_int(arg, env)
+            if number is not None:
+                args.append(number)  # get_nd_conv(nd), nd=2: ``"Conv%dd" % dim`` there is Conv2d
+                continue
             # build_act(act_func), act_func=None that no construction in the file sets: the
             # other module runs with None there (a table holds no None key: no entry), not with
             # a run-time key (GUIDE: a key handed to another file's function, every construction
@@ -2129,6 +2218,10 @@ class LayerTyper:
         for keyword in call.keywords:
             if keyword.arg is None or _literal_flag(keyword.value) is not None:
                 keywords.append(keyword)
+                continue
+            number = _foreign_int(keyword.value, env)
+            if number is not None:
+                keywords.append(ast.keyword(arg=keyword.arg, value=number))
                 continue
             passed[f"\0{keyword.arg}"] = self._passed_on(keyword.value, env, depth)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
@@ -5889,6 +5982,21 @@ def _constant_passed(passed: ast.expr, env: dict) -> tuple | None:
         else:
             return None
     return (value, checks) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
+def _foreign_int(arg: ast.expr, env: dict) -> ast.Constant | None:
+    """An argument of a call of a sibling module's function that is an int where the call runs
+    (:func:`_constant_passed`: a literal, or the caller's parameter at its int default, never
+    rebound on the way), as the literal the sibling's walk then reads: ``Conv =
+    get_nd_conv(nd)`` with ``nd=2`` here and ``getattr(nn, "Conv%dd" % dim)`` in the other
+    module is Conv2d, as when the factory is in this file (function_env's CONSTANT).  Strings
+    are left to the key readings (a string default is a key callers may replace); None else."""
+    if arg.__class__ is not ast.Name and arg.__class__ is not ast.Constant:
+        return None
+    constant = _constant_passed(arg, env)
+    if constant is None or constant[0].__class__ is not int or any(_rebinds(f, n) for f, n in constant[1]):
+        return None
+    return ast.copy_location(ast.Constant(constant[0]), arg)
 
 
 def _field_default(value: ast.expr | None, names: ModuleNames) -> ast.expr | None:
