@@ -1019,7 +1019,8 @@ class _Attention:
                 kinds.append("keep")
             elif self._keeps_value(stmt):
                 kinds.append("drop")  # `w = Attention.apply_sparse_mask(w, ...)` of a helper returning w
-            elif _layout_copy(stmt, step_stored) or self._grouped_back(stmt, step_stored):
+            elif _layout_copy(stmt, step_stored) or self._grouped_back(stmt, step_stored) \
+                    or self._alias_for_steps(stmt, step_stored, step_stmts):
                 kinds.append("drop")  # `w = w.contiguous()`: the same values, which the fused path does not need
             elif self._dtype_only(stmt, region[offset + 1:]):
                 # fairseq's `attn_weights = attn_weights_float.type_as(attn_weights)`, read only as
@@ -1372,11 +1373,12 @@ class _Attention:
             # sends to the original (_fallback_terms)
             c_stmt = c_stmt.body[0]
             guard += self._fallback_terms(conditions, region, set(kept_at))
-            if self.hoisted:
-                # (run before the if on both paths: not in fast, not values of the attention)
-                for offset in sorted(self.hoisted, reverse=True):
-                    del fast[kept_at[offset]]
-                all_stored = all_stored - set().union(*(stored_names(region[h]) for h in self.hoisted))
+        self._hoist_widening(region, set(kept_at), all_stored)
+        if self.hoisted:
+            # (run before the if on both paths: not in fast, not values of the attention)
+            for offset in sorted(self.hoisted, reverse=True):
+                del fast[kept_at[offset]]
+            all_stored = all_stored - set().union(*(stored_names(region[h]) for h in self.hoisted))
         before_c = set().union(*(stored_names(ast.parse(t)) for t in fast),
                                *(stored_names(region[h]) for h in self.hoisted))
         func = self._function(c_stmt)
@@ -3065,6 +3067,23 @@ class _Attention:
         holder = self._holder(dtype.value, _At(span_of(stmt)))
         return holder is not None and all(r in DTYPE_KEEPING for r in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]
                                           if r in self.roles)
+
+    def _hoist_widening(self, region: list[ast.stmt], kept: set, all_stored: set) -> None:
+        """A widening bias the region computes from a module between the scores' product and
+        the add (tardis's pair-bias attention: ``pair_weights = self.pairs_proj(pairs)`` after
+        ``pairs = self.norm_pairs(pairs)``): the guard's dtype test (:meth:`_widening_terms`)
+        reads it before the attention, so the kept statements computing it move above the
+        guard's if (``self.hoisted``) where :meth:`_hoisted` finds the two orders compute the
+        same, as Swin-v2's bias does for a dtype fallback's terms.  Otherwise nothing moves and
+        the guard's clash check declines, as before.  A bias only reshaped in the region
+        (fairseq's ``attn_mask.unsqueeze(0)``) keeps its dtype and needs no move."""
+        for role, operand in self.widening:
+            if not (isinstance(operand, ast.Name) and operand.id in all_stored) \
+                    or _reshaped_only(operand.id, region):
+                continue
+            hoist = self._hoisted(operand.id, region, kept, self.roles[role].stmt)
+            if hoist is not None:
+                self.hoisted = tuple(sorted(set(self.hoisted) | hoist))
 
     def _widening_terms(self, conditions: dict) -> list[str]:
         """Guard terms for the added biases and masks of ``self.widening``: the probabilities
@@ -6568,6 +6587,32 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info is not None and info.owner.lineno <= node.lineno <= info.owner.end_lineno
+
+    def _alias_for_steps(self, stmt: ast.stmt, step_stored: set, step_stmts: set) -> bool:
+        """``p2 = p``: another name for a value an attention step stored, read only by later
+        steps (tardis's pair-bias attention: ``attn_probs = attn_weights`` then ``bmm(attn_probs,
+        v)``).  The fused path, which does not compute the value, drops it as it drops a layout
+        copy.  An alias read anywhere else, or assigned again, stays a decline: molgpt's
+        ``attn_save = att``, returned to callers (_value_use says where it is read)."""
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Name) and stmt.value.id in step_stored):
+            return False
+        func = self._function(stmt)
+        if func is None:
+            return False
+        alias, target = stmt.targets[0].id, stmt.targets[0]
+        parents = _parents(func)
+        for node in ast_walk(func):
+            if not isinstance(node, ast.Name) or node.id != alias or node is target:
+                continue
+            if not isinstance(node.ctx, ast.Load):
+                return False
+            holder = parents.get(node)
+            while holder is not None and not isinstance(holder, ast.stmt):
+                holder = parents.get(holder)
+            if holder is None or span_of(holder) not in step_stmts:
+                return False
+        return True
 
     def _function(self, stmt: ast.stmt):
         info = self.index.stmt(span_of(stmt))

@@ -460,8 +460,8 @@ def inherit_reads(cls: type, classes: dict[str, ast.ClassDef], reads: dict[str, 
         return
     handed = [(i, a) for i, a in enumerate(call.args)] + [(k.arg, k.value) for k in call.keywords if k.arg]
     for where, arg in handed:
-        if any(isinstance(a, ast.Starred) for a in call.args[:where] if isinstance(where, int)):
-            break  # positions after a ``*args`` are unknown
+        if isinstance(where, int) and any(isinstance(a, ast.Starred) for a in call.args[:where]):
+            continue  # positions after a ``*args`` are unknown (keywords still name their parameter)
         target = (targets[where] if where < len(targets) else None) if isinstance(where, int) else where
         if isinstance(arg, ast.Name) and arg.id in node_params and arg.id in reads and target in base_reads:
             reads[arg.id].merge(base_reads[target])

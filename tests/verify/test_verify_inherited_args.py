@@ -134,3 +134,31 @@ def test_inherit_reads_merges_the_base_reads(tmp_path, monkeypatch):
     finally:
         for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
             del sys.modules[loaded]  # left behind for no other test
+
+
+def test_inherit_reads_follows_keywords_and_skips_positions_after_star_args(tmp_path, monkeypatch):
+    """A subclass handing its arguments by keyword (tardis-em's ``SelfAttention2D`` calls
+    ``super().__init__(embed_dim, num_heads, dropout=dropout, self_attention=True)``): the
+    keyword names the base's parameter.  Verify used to raise a TypeError here (the keyword's
+    name was used to slice the positional arguments), which ended the whole file's verify."""
+    path = _project(tmp_path)
+    monkeypatch.syspath_prepend(str(path.parent.parent))
+    name = path.parent.name
+    try:
+        module = importlib.import_module(f"{name}.broadcast")
+        keyed = _classes("class Keyed(Relay):\n    def __init__(self, obs_shape, sizes):\n"
+                         "        super().__init__(obs_shape, sizes=sizes, n_agents=2)\n")
+        reads = argument_reads(keyed, "Keyed")
+        inherit_reads(type("Keyed", (module.Relay,), {}), keyed, reads)
+        assert reads["obs_shape"].max_index == 0
+        assert set(reads["sizes"].attrs) == {"message_width", "hidden_size"}
+        # after a ``*args`` the positions are unknown: only the keyword is followed
+        starred = _classes("class Starred(Relay):\n    def __init__(self, obs_shape, sizes, *rest):\n"
+                           "        super().__init__(*rest, obs_shape, sizes=sizes)\n")
+        reads = argument_reads(starred, "Starred")
+        inherit_reads(type("Starred", (module.Relay,), {}), starred, reads)
+        assert reads["obs_shape"].max_index < 0
+        assert set(reads["sizes"].attrs) == {"message_width", "hidden_size"}
+    finally:
+        for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[loaded]
