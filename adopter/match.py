@@ -1481,23 +1481,27 @@ class Matcher:
                     # copy still reads as that value.
                     rebound += (("k", aliases[out.key]),)
                     del aliases[out.key]
+        # A name this node assigns no longer holds the value an earlier pattern variable bound
+        # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
+        # rebound, the value it was a copy of: read through that name it is gone).
+        # (new.canon written out: ``aliases`` is new.aliases)
+        overwritten = {("k", aliases.get(o.key, o.key)) for o in outs}
+        if rebound:
+            overwritten.update(rebound)
+        values = new.values
+        # Tested before the step's own outputs are bound (one C-level test): binding them adds
+        # the overwritten values under the step's output variables only, which keep them, so
+        # when no other variable holds one (most steps) nothing turns stale -- tested after,
+        # the step's own binding met the test at every step and the loop below ran for nothing.
+        overwrites = not overwritten.isdisjoint(values.values())
         if pnode.outs:
             if len(pnode.outs) != len(outs):
                 return None
             for pvalue, value in zip(pnode.outs, outs):
                 if not self._bind(pvalue, value, new):
                     return None
-        # A name this node assigns no longer holds the value an earlier pattern variable bound
-        # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
-        # rebound, the value it was a copy of: read through that name it is gone).
         out_vars = None  # (made when some value is overwritten)
-        # (new.canon written out: ``aliases`` is new.aliases)
-        overwritten = {("k", aliases.get(o.key, o.key)) for o in outs}
-        if rebound:
-            overwritten.update(rebound)
-        values = new.values
-        # (one C-level test first: most steps overwrite no value a variable holds)
-        if not overwritten.isdisjoint(values.values()):
+        if overwrites:
             for name, ident in list(values.items()):
                 if ident in overwritten:
                     if out_vars is None:
