@@ -561,7 +561,8 @@ class Matcher:
     # the search reads is made the first time it is asked for: an attribute of _SEARCH_STATE
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
-                               "_static_steps", "_static_keys", "_next_reads", "_option_reads"})
+                               "_static_steps", "_static_keys", "_next_reads", "_option_reads",
+                               "_option_runs"})
 
     def __getattr__(self, name: str):
         if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
@@ -582,6 +583,10 @@ class Matcher:
         # it reads) of the required steps right after it, up to the first optional one
         # (_may_read tests them per start).
         self._next_reads = tuple(self._required_reads(i) for i in range(2))
+        # Per step index, the steps after it a node may bind instead when it and the optional
+        # steps after it are absent (_options): up to the next required step, or () when the
+        # step itself is required.
+        self._option_runs = tuple(self._option_run(i) for i in range(len(forward.nodes)))
         # Per step index, what the steps a state there may bind next read (_reach).
         self._option_reads = tuple(self._reads_from(i) for i in range(len(forward.nodes)))
         # Per step index, the variables (and nested values) steps from there on read: a value
@@ -1308,19 +1313,30 @@ class Matcher:
                         ids.append(node_id)
         return found
 
+    def _option_run(self, index: int) -> tuple[int, ...]:
+        """The steps past ``index`` that :meth:`_options` may add: while the step before is
+        optional, the next one, up to the first required step (or the pattern's end)."""
+        pattern = self.forward.nodes
+        run = []
+        j = index
+        while pattern[j].optional and j + 1 < len(pattern):
+            j += 1
+            run.append(j)
+        return tuple(run)
+
     def _options(self, index: int, pos: int, feasible) -> list[int]:
         """The steps the next node may match: ``index`` itself and, past each optional step
         (absent), the following one; only those still feasible after ``pos``.  (The state at
         a later step, with the optional steps before it absent, is made by the search when a
-        node is a candidate for that step: most nodes are none.)"""
-        pattern = self.forward.nodes
-        options = [index]
-        j = index
-        while pattern[j].optional and j + 1 < len(pattern):
-            j += 1
-            if feasible(pos, j):
-                options.append(j)
-        return options
+        node is a candidate for that step: most nodes are none.)
+
+        ``feasible(pos, j)`` reads only the required steps from ``j`` on, and every step of
+        the run but its last is optional: the run's steps all have its last step's required
+        steps from there on, so one test answers for all of them (it was asked per step)."""
+        run = self._option_runs[index]
+        if run and feasible(pos, run[-1]):
+            return [index, *run]
+        return [index]
 
     @staticmethod
     def _absent(pnode: PNode, index: int, state: _State) -> _State:
