@@ -562,7 +562,7 @@ class Matcher:
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
                                "_static_steps", "_static_keys", "_next_reads", "_option_reads",
-                               "_option_runs"})
+                               "_option_runs", "_feasibility_key"})
 
     def __getattr__(self, name: str):
         if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
@@ -625,6 +625,12 @@ class Matcher:
              p.layer is not None and p.layer.name in self.layer_ops)  # (_kinds reads it)
             for step, p in zip(self._static_steps, forward.nodes)
         ]
+        # What _feasibility reads of this matcher: every step after the first, by its static key
+        # and whether it is optional -- matchers alike in these (variants that differ in the
+        # first step or not at all there) get one answer per flow.  Interned to a small number
+        # (the keys name their steps by id, kept alive in _STEPS: no id names another step).
+        signature = tuple((key, p.optional) for key, p in zip(self._static_keys[1:], forward.nodes[1:]))
+        self._feasibility_key = ("feasible", _FEASIBILITY_KEYS.setdefault(signature, len(_FEASIBILITY_KEYS)))
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -838,8 +844,16 @@ class Matcher:
         search from every ``transpose``/``einsum`` after a forward's last softmax, say, which
         was most of the cost of long patterns with optional steps.
         """
-        pattern = self.forward.nodes
         index_ = _index(flow)
+        key = self._feasibility_key
+        found = index_.static.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = index_.static[key] = self._flow_feasibility(index_)
+        return found
+
+    def _flow_feasibility(self, index_: "_FlowIndex"):
+        """:meth:`_feasibility` worked out (shared per flow by the matchers with its key)."""
+        pattern = self.forward.nodes
         candidates: dict[int, list[int]] = {}
         allowed: dict[int, frozenset] = {}
         for index, pnode in enumerate(pattern):
@@ -2866,6 +2880,10 @@ _KEY_COST = {"word": 0, "words": 0, "sizes": 0, "calls": 1, "op": 2}
 # A pattern step -> the first equal step a matcher was made with (Matcher._static_keys); its repr
 # in the key too: Lit(1) == Lit(True) == Lit(1.0), which _literal_is tells apart.
 _STEPS: dict[tuple[str, PNode], PNode] = {}
+# Matcher._feasibility's signatures (every step after the first: static key, optional) -> a
+# number, the same for equal signatures in the process
+_FEASIBILITY_KEYS: dict[tuple, int] = {}
+_UNKNOWN = object()  # (a cache entry may be None: the flow cannot match)
 _ANY = Var("")  # _static_form's stand-in for every variable and earlier step's output
 
 
