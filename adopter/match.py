@@ -561,7 +561,8 @@ class Matcher:
     # the search reads is made the first time it is asked for: an attribute of _SEARCH_STATE
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
-                               "_static_steps", "_static_keys", "_next_reads", "_option_reads"})
+                               "_static_steps", "_static_keys", "_next_reads", "_option_reads",
+                               "_option_runs", "_feasibility_key"})
 
     def __getattr__(self, name: str):
         if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
@@ -582,6 +583,10 @@ class Matcher:
         # it reads) of the required steps right after it, up to the first optional one
         # (_may_read tests them per start).
         self._next_reads = tuple(self._required_reads(i) for i in range(2))
+        # Per step index, the steps after it a node may bind instead when it and the optional
+        # steps after it are absent (_options): up to the next required step, or () when the
+        # step itself is required.
+        self._option_runs = tuple(self._option_run(i) for i in range(len(forward.nodes)))
         # Per step index, what the steps a state there may bind next read (_reach).
         self._option_reads = tuple(self._reads_from(i) for i in range(len(forward.nodes)))
         # Per step index, the variables (and nested values) steps from there on read: a value
@@ -620,6 +625,12 @@ class Matcher:
              p.layer is not None and p.layer.name in self.layer_ops)  # (_kinds reads it)
             for step, p in zip(self._static_steps, forward.nodes)
         ]
+        # What _feasibility reads of this matcher: every step after the first, by its static key
+        # and whether it is optional -- matchers alike in these (variants that differ in the
+        # first step or not at all there) get one answer per flow.  Interned to a small number
+        # (the keys name their steps by id, kept alive in _STEPS: no id names another step).
+        signature = tuple((key, p.optional) for key, p in zip(self._static_keys[1:], forward.nodes[1:]))
+        self._feasibility_key = ("feasible", _FEASIBILITY_KEYS.setdefault(signature, len(_FEASIBILITY_KEYS)))
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -833,8 +844,16 @@ class Matcher:
         search from every ``transpose``/``einsum`` after a forward's last softmax, say, which
         was most of the cost of long patterns with optional steps.
         """
-        pattern = self.forward.nodes
         index_ = _index(flow)
+        key = self._feasibility_key
+        found = index_.static.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = index_.static[key] = self._flow_feasibility(index_)
+        return found
+
+    def _flow_feasibility(self, index_: "_FlowIndex"):
+        """:meth:`_feasibility` worked out (shared per flow by the matchers with its key)."""
+        pattern = self.forward.nodes
         candidates: dict[int, list[int]] = {}
         allowed: dict[int, frozenset] = {}
         for index, pnode in enumerate(pattern):
@@ -1308,19 +1327,30 @@ class Matcher:
                         ids.append(node_id)
         return found
 
+    def _option_run(self, index: int) -> tuple[int, ...]:
+        """The steps past ``index`` that :meth:`_options` may add: while the step before is
+        optional, the next one, up to the first required step (or the pattern's end)."""
+        pattern = self.forward.nodes
+        run = []
+        j = index
+        while pattern[j].optional and j + 1 < len(pattern):
+            j += 1
+            run.append(j)
+        return tuple(run)
+
     def _options(self, index: int, pos: int, feasible) -> list[int]:
         """The steps the next node may match: ``index`` itself and, past each optional step
         (absent), the following one; only those still feasible after ``pos``.  (The state at
         a later step, with the optional steps before it absent, is made by the search when a
-        node is a candidate for that step: most nodes are none.)"""
-        pattern = self.forward.nodes
-        options = [index]
-        j = index
-        while pattern[j].optional and j + 1 < len(pattern):
-            j += 1
-            if feasible(pos, j):
-                options.append(j)
-        return options
+        node is a candidate for that step: most nodes are none.)
+
+        ``feasible(pos, j)`` reads only the required steps from ``j`` on, and every step of
+        the run but its last is optional: the run's steps all have its last step's required
+        steps from there on, so one test answers for all of them (it was asked per step)."""
+        run = self._option_runs[index]
+        if run and feasible(pos, run[-1]):
+            return [index, *run]
+        return [index]
 
     @staticmethod
     def _absent(pnode: PNode, index: int, state: _State) -> _State:
@@ -1481,23 +1511,27 @@ class Matcher:
                     # copy still reads as that value.
                     rebound += (("k", aliases[out.key]),)
                     del aliases[out.key]
+        # A name this node assigns no longer holds the value an earlier pattern variable bound
+        # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
+        # rebound, the value it was a copy of: read through that name it is gone).
+        # (new.canon written out: ``aliases`` is new.aliases)
+        overwritten = {("k", aliases.get(o.key, o.key)) for o in outs}
+        if rebound:
+            overwritten.update(rebound)
+        values = new.values
+        # Tested before the step's own outputs are bound (one C-level test): binding them adds
+        # the overwritten values under the step's output variables only, which keep them, so
+        # when no other variable holds one (most steps) nothing turns stale -- tested after,
+        # the step's own binding met the test at every step and the loop below ran for nothing.
+        overwrites = not overwritten.isdisjoint(values.values())
         if pnode.outs:
             if len(pnode.outs) != len(outs):
                 return None
             for pvalue, value in zip(pnode.outs, outs):
                 if not self._bind(pvalue, value, new):
                     return None
-        # A name this node assigns no longer holds the value an earlier pattern variable bound
-        # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
-        # rebound, the value it was a copy of: read through that name it is gone).
         out_vars = None  # (made when some value is overwritten)
-        # (new.canon written out: ``aliases`` is new.aliases)
-        overwritten = {("k", aliases.get(o.key, o.key)) for o in outs}
-        if rebound:
-            overwritten.update(rebound)
-        values = new.values
-        # (one C-level test first: most steps overwrite no value a variable holds)
-        if not overwritten.isdisjoint(values.values()):
+        if overwrites:
             for name, ident in list(values.items()):
                 if ident in overwritten:
                     if out_vars is None:
@@ -2846,6 +2880,10 @@ _KEY_COST = {"word": 0, "words": 0, "sizes": 0, "calls": 1, "op": 2}
 # A pattern step -> the first equal step a matcher was made with (Matcher._static_keys); its repr
 # in the key too: Lit(1) == Lit(True) == Lit(1.0), which _literal_is tells apart.
 _STEPS: dict[tuple[str, PNode], PNode] = {}
+# Matcher._feasibility's signatures (every step after the first: static key, optional) -> a
+# number, the same for equal signatures in the process
+_FEASIBILITY_KEYS: dict[tuple, int] = {}
+_UNKNOWN = object()  # (a cache entry may be None: the flow cannot match)
 _ANY = Var("")  # _static_form's stand-in for every variable and earlier step's output
 
 
