@@ -193,7 +193,12 @@ def test_minus_inf_where_an_argument_says_stays_declined():
 def test_a_helper_returning_something_else_on_a_path_stays_declined():
     code = HEAD + METHOD.replace("            return s\n", "            return s * 1.0\n")
     (why,) = _declined(code)
-    assert "returns `s * 1.0`, not the scores or their fill" in why
+    # Since research97 the helper's other path (`return s * 1.0`) also reads as the scores
+    # scaled twice in a row (ADP010's sp then s2 alternative); the finding at the softmax may
+    # keep that reading, which spans the helper and its caller and is declined for it.  Either
+    # way the site stays declined.
+    assert "returns `s * 1.0`, not the scores or their fill" in why or \
+        why.startswith("the match spans helpers inlined into their caller")
 
 
 def test_a_helper_called_twice_stays_declined():

@@ -48,6 +48,7 @@ from .held_layers import self_chain as held_chain
 from .torch_bases import INHERITED
 from .setting_branches import NO_GATES, forward_setting
 from .setting_dispatch import GATE as DISPATCH_GATE, class_dispatches, dispatch_branches, dispatched_attr, local_dispatches
+from .unpacked_members import unpacked_members
 from .zero_input import adds_nothing
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
@@ -527,6 +528,10 @@ class FlowBuilder:
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
             ctx.layer_alias.update(self.cls.passed_in)
+        if self.cls is not None and func.body and func.body[0].__class__ is ast.Assign \
+                and func.body[0].targets[0].__class__ is ast.Tuple and func.body[0].value.__class__ is _AST_CALL:
+            # l, bn = self._modules.values(): each name the member registered in that place
+            ctx.layer_alias.update(unpacked_members(func.body[0], self.cls))
         if self.lines is not None and func.body and "nn" in "".join(self.lines[func.lineno - 1:func.body[0].lineno - 1]):
             # (a signature that never writes ``nn``, most, annotates no parameter with a layer)
             ctx.layer_alias.update(self._annotated_layers(func))

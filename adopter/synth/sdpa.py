@@ -63,14 +63,19 @@ from ..structure.treewalk import ast_walk
 # floating, so it promotes no floating scores, and full precision, so it holds the number itself
 # (a float16 copy of the scale stays declined unless it is the scores' own dtype).
 FULL_FLOAT_DTYPES = frozenset({"torch.float32", "torch.float64"})
-SCALE_STEPS = ("s1", "s2")  # the scores multiplied or divided by the scale
+# the scores multiplied or divided by the scale: s1 divides, s2 multiplies, and sp multiplies
+# the product first where a second factor (s2) follows with no bias between (two factors in a
+# row, x-metaformer's ``scores * head_dim ** -0.5 * self.scale``; with a bias after sp, the
+# de-stationary forms, the fixer declines in _Attention.__init__)
+SCALE_STEPS = ("sp", "s1", "s2")
+SCALE_VARS = {"s1": "div", "s2": "mul", "sp": "pre"}  # the pattern's variable for each one's factor
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
 VIEW_STEPS = ("m1", "s3")
 FILL_STEPS = ("fs", "f0", "fv", "f1")  # a masked_fill / where on the product before the scale, before the
 # additive mask, between the two reshapes of the scores (in the heads' view), or after it
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "fv", "s3", "u0", "f1", "ub", "u", "z")
+SCORE_STEPS = ("s0", "sp", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "fv", "s3", "u0", "f1", "ub", "u", "z")
 # a cast of the (upcast, filled) scores before the softmax, to a dtype the match does not
 # state (fastNLP's keys-first ``s.float().masked_fill_(pad, -inf).type_as(s)``): the softmax
 # then computes in that dtype, which the plan does not follow -- declined (:meth:`plan`)
@@ -537,7 +542,7 @@ class _Attention:
         if len(match.roles) != len(match.nodes):
             raise Skip("the match does not say which step each operation is")
         self.roles = dict(zip(match.roles, match.nodes))
-        if "sp" in self.roles:
+        if "sp" in self.roles and ("b0" in self.roles or "fs" in self.roles):
             # q k^T * tau + delta (de-stationary attention): the factor scales the product only,
             # not the bias after it, so it could fold into q where it is the same for every key;
             # the scale and bias steps here read the factors after the bias, so none is written
@@ -1150,8 +1155,7 @@ class _Attention:
             test = conditions.get(role)
             if test is None:
                 continue
-            other = "s2" if role == "s1" else "s1"
-            if other not in self.roles:
+            if not any(other in self.roles for other in SCALE_STEPS if other != role):
                 continue  # (the only scale, chosen by the test: `scale=` says it, _scale, or declines)
             # A second factor of the scores under an if (External-Attention's `att = q @ k /
             # np.sqrt(d_k)` then `if attention_weights is not None: att = att * attention_weights`,
@@ -1640,7 +1644,7 @@ class _Attention:
             return None  # (the stand-in has the product's shape)
         earlier = SCORE_STEPS[:SCORE_STEPS.index("m2")]
         if any(r in self.roles and r not in DTYPE_KEEPING and not (r in SCALE_STEPS and self._number_like(
-                self._operand_of(r, "div" if r == "s1" else "mul"))) for r in earlier):
+                self._operand_of(r, SCALE_VARS[r]))) for r in earlier):
             return None  # (a tensor scale or a bias before: the stand-in's axes or dtype may differ)
         if _reads_attribute(forward, params[0], "dtype") and not self._keeps_q_dtype_before("m2"):
             return None
@@ -2103,7 +2107,7 @@ class _Attention:
             raise Skip(why + f"would be handed {what} in q's dtype, which the scores may not have there; "
                        "rewrite it by hand")
         if any(r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
-                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+                self._operand_of(r, SCALE_VARS[r])) for r in SCALE_STEPS):
             raise Skip(why + "is handed scores scaled by a tensor, whose axes the stand-in may lack; "
                        "rewrite it by hand")
 
@@ -2143,7 +2147,7 @@ class _Attention:
             raise Skip(why + " before a scale, which the fused call would not apply to it; rewrite it by hand")
         if not self._keeps_q_dtype_before(role) or any(
                 r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
-                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+                    self._operand_of(r, SCALE_VARS[r])) for r in SCALE_STEPS):
             raise Skip(why + ", where zeros of q's dtype and the product's shape may not be the scores'; "
                        "rewrite it by hand")
 
@@ -3026,7 +3030,7 @@ class _Attention:
         for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
             if role not in self.roles or role in DTYPE_KEEPING:
                 continue
-            if role in ("s1", "s2") and self._number_like(self._operand_of(role, "div" if role == "s1" else "mul")):
+            if role in SCALE_STEPS and self._number_like(self._operand_of(role, SCALE_VARS[role])):
                 continue
             if role in ADD_STEPS:
                 operand = _dtype_of(self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask")))
@@ -4023,7 +4027,7 @@ class _Attention:
                 return None
             earlier = SCORE_STEPS[:SCORE_STEPS.index(role)]
             if any(r in self.roles and r in earlier and not self._number_like(
-                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+                    self._operand_of(r, SCALE_VARS[r])) for r in SCALE_STEPS):
                 return None  # (a tensor scale, folded into q, may broadcast the scores beyond q's axes)
             if forward is not None and _reads_attribute(forward, params[positions[0]], "dtype") \
                     and not self._keeps_q_dtype_before(role):
@@ -4120,7 +4124,7 @@ class _Attention:
             if r in self.roles and r in earlier and r not in self.off_roles:
                 # a tensor scale (nuwa's learned ``self.scale.exp()``) scales the stand-in too: the
                 # scores' axes and dtype are then the scaled product's, and zeros stay zeros
-                factor = self._operand_of(r, "div" if r == "s1" else "mul")
+                factor = self._operand_of(r, SCALE_VARS[r])
                 if not self._number_like(factor):
                     stand_in = f"({stand_in}) {'/' if r == 's1' else '*'} {_atom(self._text(factor), factor)}"
         self.stand_ins.append((f"self.{call.func.attr}", role))
@@ -4242,7 +4246,7 @@ class _Attention:
         for before in SCORE_STEPS[:SCORE_STEPS.index(role)]:
             if before not in self.roles or before in DTYPE_KEEPING or before in self.off_roles:
                 continue  # (an add under an if the guard sends to the original never runs on the fused path)
-            if before in SCALE_STEPS and self._number_like(self._operand_of(before, "div" if before == "s1" else "mul")):
+            if before in SCALE_STEPS and self._number_like(self._operand_of(before, SCALE_VARS[before])):
                 continue
             return False
         return True
@@ -4567,7 +4571,7 @@ class _Attention:
             # a fill the scale then divides or multiplies: -inf stays -inf under a positive
             # number (a size, a root of one), and a tensor (a learned temperature) may have
             # any sign
-            scales = [(v, self._operand_of(r, v)) for r, v in (("s1", "div"), ("s2", "mul")) if r in self.roles]
+            scales = [(v, self._operand_of(r, v)) for r, v in SCALE_VARS.items() if r in self.roles]
             if not all(self._plain_number(o) for _, o in scales):
                 raise Skip("a fill before a scale that may be a tensor")
             if kind != "inf":
@@ -5663,7 +5667,7 @@ class _Attention:
         conditions = conditions or {}
         parts = {}
         factors: list[tuple[str, str]] = []
-        for role, var, symbol in (("s1", "div", "/"), ("s2", "mul", "*")):
+        for role, var, symbol in (("sp", "pre", "*"), ("s1", "div", "/"), ("s2", "mul", "*")):
             if role not in self.roles or role in self.off_roles:
                 continue  # (off_roles: under an if the guard sends to the original)
             operand = self._operand_of(role, var)
@@ -5691,8 +5695,8 @@ class _Attention:
             elif (self._constant_along_keys(operand) or self._number_like(operand, dtype=self._q_dtype())) \
                     and role not in conditions:
                 factors.append((symbol, text))
-            elif defined and self._number_like(operand, dtype=self._q_dtype()) and len(conditions.keys() & {"s1", "s2"}) == 1 \
-                    and not ({"s1", "s2"} - {role}) & self.roles.keys():
+            elif defined and self._number_like(operand, dtype=self._q_dtype()) and len(conditions.keys() & set(SCALE_STEPS)) == 1 \
+                    and not (set(SCALE_STEPS) - {role}) & self.roles.keys():
                 # a 0-d tensor of the scores' own dtype, applied only when the test holds: folded
                 # into the query under the same test (1.0 otherwise)
                 test = conditions[role]
@@ -5700,13 +5704,17 @@ class _Attention:
                 conditions = {r: t for r, t in conditions.items() if r != role}
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
-        chosen = [role for role in ("s1", "s2") if role in conditions]
+        chosen = [role for role in SCALE_STEPS if role in conditions]
         if chosen:
             if len(parts) != 1:
                 raise Skip("the scores are scaled twice, one step under a condition")
-            number = f"1 / {parts['div']}" if "div" in parts else parts["mul"]
+            number = f"1 / {parts['div']}" if "div" in parts else next(iter(parts.values()))
             test = conditions[chosen[0]]
             return f"{number} if {_guard_term(self._text(test), test)} else 1.0", factors
+        if "pre" in parts:
+            # two factors in a row (sp, then s2): their product is the one number
+            pre = parts.pop("pre")
+            parts["mul"] = f"{pre} * {parts['mul']}" if "mul" in parts else pre
         if "mul" in parts and "div" in parts:
             return f"{parts['mul']} / {parts['div']}", factors
         if "div" in parts:
@@ -5905,7 +5913,7 @@ class _Attention:
         if {n.id for n in step_reads} != set(definitions):
             return None  # a name the step never reads: a statement of its own
         try:
-            operand = self._operand_of(role, "div" if role == "s1" else "mul")
+            operand = self._operand_of(role, SCALE_VARS[role])
         except Skip:
             return None
         if not (isinstance(operand, ast.Name) and operand.id in definitions and len(definitions) == 1
