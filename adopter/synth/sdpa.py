@@ -5858,15 +5858,43 @@ class _Attention:
             between: list[ast.stmt] = []  # what the fused path runs after the step, before the call
             for offset in range(max(start + 1, 0), len(region) - 1):
                 if kinds[offset] in ("step", "branch"):
-                    between += step_if_keeps.get(offset) or []
+                    between += _kept_statements(step_if_keeps.get(offset) or [])
                 else:
                     between.append(region[offset])
+            buffers = None
             for stmt in between:
                 changer = _may_change(stmt, roots)
+                while changer is not None and _buffer_copy(changer) is not None:
+                    # (a cast or view of a registered buffer, GPT-2's ``self.masked_bias.to(w.dtype)``,
+                    # returns a new tensor: the instance is as it was; read the class once, here)
+                    buffers = self._registered_buffers() if buffers is None else buffers
+                    if _buffer_copy(changer) not in buffers:
+                        break
+                    changer = _may_change(stmt, roots, skip=changer)
                 if changer is not None:
                     raise Skip(f"the scale at line {self.roles[role].line} runs only when "
                                f"`{self._text(test)}` holds, and line {changer.lineno} may change it "
                                "before the fused call would read it")
+
+    def _registered_buffers(self) -> set[str]:
+        """The attributes the attention's class only ever sets with ``register_buffer``: tensors,
+        so a cast or view of one (``self.masked_bias.to(w.dtype)``) changes nothing the module
+        holds, unlike ``.to()`` on a submodule, which moves it in place."""
+        cls = self._class()
+        if cls is None:
+            return set()
+        registered, assigned = set(), set()
+        for node in ast_walk(cls):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "register_buffer" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                registered.add(node.args[0].value)
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                            and target.value.id == "self":
+                        assigned.add(target.attr)
+        return registered - assigned
 
     def _optional_scale(self, if_stmt: ast.If, role: str, stored: set) -> bool:
         """Is ``if_stmt`` an ``if`` whose last statement is the scale step ``role`` (no
@@ -7319,10 +7347,15 @@ def _root_name(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _may_change(stmt: ast.stmt, roots: set) -> ast.AST | None:
+def _may_change(stmt: ast.stmt, roots: set, skip: ast.AST | None = None) -> ast.AST | None:
     """The first node of ``stmt`` that may change an object named in ``roots``: a store to an
-    attribute of it, a call on it or handed it, ``setattr``/``delattr``; None when there is none."""
-    for node in ast_walk(stmt):
+    attribute of it, a call on it or handed it, ``setattr``/``delattr``; None when there is none.
+    ``skip``: a node found before and cleared by the caller (looking on from it)."""
+    walk = ast_walk(stmt)
+    if skip is not None:
+        nodes = list(walk)
+        walk = nodes[next(i for i, n in enumerate(nodes) if n is skip) + 1:]
+    for node in walk:
         if isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load) \
                 and _root_name(node) in roots:
             return node
@@ -7334,6 +7367,41 @@ def _may_change(stmt: ast.stmt, roots: set) -> ast.AST | None:
                    for a in (*node.args, *(k.value for k in node.keywords))):
                 return node
     return None
+
+
+def _kept_statements(texts: list[str]) -> list[ast.stmt]:
+    """The statements an ``if`` around a step keeps on the fused path, held as their texts
+    (:meth:`_Attention._check_step_if`), parsed back so they can be read like the region's own;
+    a text that does not parse alone declines (nothing it may change is then known)."""
+    out: list[ast.stmt] = []
+    for text in texts:
+        try:
+            out += ast.parse(text).body
+        except SyntaxError:
+            raise Skip("a statement kept beside a step could not be read") from None
+    return out
+
+
+_COPYING_TENSOR_METHODS = frozenset({
+    "to", "type", "type_as", "bool", "float", "half", "double", "bfloat16", "long", "int",
+    "clone", "detach", "contiguous", "view", "reshape", "expand", "unsqueeze", "squeeze", "size",
+})
+
+
+def _buffer_copy(node: ast.AST) -> str | None:
+    """``<attr>`` where ``node`` is ``self.<attr>.<m>(...)`` with ``m`` a tensor method that
+    returns a new tensor or a view and writes nothing (``to``, ``bool``, ``view``...), handed no
+    ``self``; None otherwise.  On a registered buffer such a call changes no attribute."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _COPYING_TENSOR_METHODS):
+        return None
+    owner = node.func.value
+    if not (isinstance(owner, ast.Attribute) and isinstance(owner.value, ast.Name) and owner.value.id == "self"):
+        return None
+    if any(isinstance(n, ast.Name) and n.id == "self" for a in (*node.args, *(k.value for k in node.keywords))
+           for n in ast_walk(a)):
+        return None
+    return owner.attr
 
 
 def _setting_scales(stmts: list[ast.stmt], step_spans: set, role_of: dict, lead: list[str]) -> dict:
