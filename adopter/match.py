@@ -1544,7 +1544,7 @@ class Matcher:
             return None
         if self.module_weights and not self._module_weights(state):
             return None
-        if self.independent and not self._independent(flow, state):
+        if self.independent and not self._independent(cls, flow, state):
             return None
         if self.uncentred and not self._uncentred(flow, state):
             return None
@@ -1992,7 +1992,7 @@ class Matcher:
         # query and key an auto-correlation helper aggregates it by)
         return seen is not None and mixed is not None and not seen <= mixed
 
-    def _independent(self, flow: Flow, state: _State) -> bool:
+    def _independent(self, cls, flow: Flow, state: _State) -> bool:
         """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
         value is followed back through its nearest definition (the assignment that reaches its
         read in straight-line code, an inlined helper's parameter included) and the values that
@@ -2000,7 +2000,10 @@ class Matcher:
         ``iterative_inv(softmax(...))`` multiplying the kernel by a matrix built from it is a
         product with the probabilities' own function, not with values given before them.  A
         value built from a step lies between the match's first and last steps, so one backward
-        pass over that span (set operations, no calls per node) decides it."""
+        pass over that span (set operations, no calls per node) decides it.  A value read only
+        for its size (``B, _, n = s.shape``, ``bias(*s.shape[-2:])``, ``s.size(-1)``) is not
+        followed: sizes are given before the scores' values, so a mask sized by the scores is
+        still one (see _size_reads)."""
         matched = {n.id for n in state.matched}
         first, last = min(matched), max(matched)
         wanted = set()
@@ -2008,6 +2011,7 @@ class Matcher:
             value = state.env.get(name)
             if isinstance(value, Ref):
                 wanted.add(value.key)
+        own = None  # the values the match's steps define (computed when a read is followed)
         for node in reversed(flow.nodes[first:last]):
             if not wanted:
                 break
@@ -2017,7 +2021,14 @@ class Matcher:
             if node.id in matched:
                 return False
             wanted -= hit
-            wanted |= node.uses
+            if own is None:
+                own = frozenset().union(*(n.defs for n in state.matched))
+            reads = node.uses & own
+            if reads and cls is not None:
+                reads = {key for key in reads if not _size_reads(node, key, cls.module.lines)}
+                wanted |= (node.uses - own) | reads
+            else:
+                wanted |= node.uses
         return True
 
     def _uncentred(self, flow: Flow, state: _State) -> bool:
@@ -3348,6 +3359,28 @@ def _excluded_by_setting(flow: Flow, first: int, pos: int, guards: dict, cls) ->
 
 # A subscript that only adds axes or keeps whole ones (``w[None, None, :, :]``, ``w[..., None]``)
 _AXES_ADDED = re.compile(r"^(self\.\w+)\[\s*(?:(?:None|:|\.\.\.)\s*,\s*)*(?:None|:|\.\.\.)\s*,?\s*\]$")
+
+
+# A read of a value for its size, layout or placement only: ``x.shape``, ``x.size(...)``,
+# ``x.dim()``, ``x.ndim``, ``x.dtype``, ``x.device``, or ``torch.zeros_like(x)`` and its kin.
+_SIZE_READ = re.compile(r"\s*\.\s*(?:shape|size\s*\(|dim\s*\(|ndim\b|dtype\b|device\b)")
+_LIKE_BEFORE = re.compile(r"(?:zeros|ones|empty|full)_like\s*\(\s*$")
+
+
+def _size_reads(node, key: str, lines: list[str]) -> bool:
+    """Does ``node`` read the value ``key`` names only for its size (every mention of the name
+    in the node's source is followed by ``.shape``, ``.size(``, ... or is the first argument
+    of a ``*_like`` call)?  Such a read is no function of the values: a mask built from the
+    scores' sizes is given before them (matcher's _independent).  A key that is no plain
+    name (a temporary, a subscript) is read for its value."""
+    span = node.span
+    if span is None or not key.isidentifier() or span[0] != span[2] or span[0] > len(lines):
+        return False
+    raw = lines[span[0] - 1].encode()
+    text = raw[span[1]:span[3]].decode(errors="replace")
+    mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
+    return bool(mentions) and all(
+        _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(key)) for end in mentions)
 
 
 def _axes_added_base(key: str) -> str:

@@ -63,3 +63,98 @@ def test_a_head_helper_called_once_keeps_one_finding_over_helper_and_call():
     assert hits[0].line == line_of(ONE_HEAD_CALL, "return z @ self.tokens")
     assert hits[0].end_line == line_of(ONE_HEAD_CALL, "one = F.cross_entropy")
 
+
+# ADP010: misses59's de-stationary step ``$sp = $s0 * $pre; $b0 = $sp + $bias0`` and the older
+# scale-then-multiply step ``$s2 = $s1 * $mul``.  A factor must be one SDPA can fold into q or k
+# (a number, what the caller passes, a per-head temperature); the term added before the scale
+# must not be a function of the scores' values -- but may read their sizes.
+FACTOR_THEN_TERM = """\
+import math
+import torch
+from torch import nn
+
+
+class Mixer(nn.Module):
+    def __init__(self, width, length, heads):
+        super().__init__()
+        self.width = width
+        self.to_q = nn.Linear(width, width)
+        self.to_k = nn.Linear(width, width)
+        self.to_v = nn.Linear(width, width)
+        self.grid = nn.Parameter(torch.randn(length, length))
+        self.temp = nn.Parameter(torch.ones(heads, 1, 1))
+
+    def forward(self, h, where, gain, term):
+        a, b, c = self.to_q(h), self.to_k(h), self.to_v(h)
+        BEFORE
+        e = torch.matmul(a, b.transpose(-2, -1)) * FACTOR
+        e = e + TERM
+        e = e / math.sqrt(self.width)
+        w = torch.softmax(e, dim=-1)
+        return torch.matmul(w, c)
+"""
+
+
+def _form(factor="gain", term="term", before=""):
+    code = FACTOR_THEN_TERM.replace("FACTOR", factor).replace("TERM", term)
+    if before:
+        return code.replace("        BEFORE\n", "".join(f"        {line}\n" for line in before.split("\n")))
+    return code.replace("        BEFORE\n", "")
+
+
+def test_a_term_computed_from_the_scores_values_is_no_mask():
+    assert found(_form(term="e.sigmoid()"), "ADP010") == []
+    assert found(_form(term="e.detach().mean(dim=-1, keepdim=True)"), "ADP010") == []
+
+
+SIZED_TERMS = [
+    ("band", "n, m = e.shape[-2:]\nband = torch.ones(n, m).triu(1) * -1e4"),
+    ("torch.ones(e.size(-2), e.size(-1)).triu(1) * -1e4", ""),
+    ("term[..., : e.size(-1)]", ""),
+    ("torch.zeros_like(e).masked_fill(where > 0, -1e4)", ""),
+]
+
+
+def _sized(term, before):
+    code = _form(term=term)
+    if before:
+        lead = "        e = torch.matmul(a, b.transpose(-2, -1)) * gain\n"
+        code = code.replace(lead, lead + "".join(f"        {line}\n" for line in before.split("\n")))
+    return code
+
+
+def test_a_term_reading_only_the_scores_sizes_is_still_a_mask():
+    for term, before in SIZED_TERMS:
+        assert len(found(_sized(term, before), "ADP010")) == 1, term
+
+
+PLAIN = """\
+import math
+import torch
+from torch import nn
+
+
+class Plain(nn.Module):
+    def __init__(self, width, length, heads):
+        super().__init__()
+        self.width = width
+        self.to_q = nn.Linear(width, width)
+        self.to_k = nn.Linear(width, width)
+        self.to_v = nn.Linear(width, width)
+        self.grid = nn.Parameter(torch.randn(length, length))
+        self.temp = nn.Parameter(torch.ones(1, heads, 1, 1))
+
+    def forward(self, h, rel):
+        a, b, c = self.to_q(h), self.to_k(h), self.to_v(h)
+        e = torch.matmul(a, b.transpose(-2, -1))
+        e = e + TERM
+        e = e / math.sqrt(self.width) * FACTOR
+        w = torch.softmax(e, dim=-1)
+        return torch.matmul(w, c)
+"""
+
+
+def test_the_plain_form_refuses_a_term_of_the_scores_values_and_keeps_a_sized_one():
+    assert found(PLAIN.replace("TERM", "e.sigmoid()").replace("FACTOR", "2.0"), "ADP010") == []
+    sized = PLAIN.replace("TERM", "rel[..., : e.shape[-1]]").replace("FACTOR", "2.0")
+    assert len(found(sized, "ADP010")) == 1
