@@ -464,8 +464,9 @@ class Matcher:
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = (), outputs_meet: bool = False,
-                 uncentred: tuple[str, ...] = ()):
+                 uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self.foldable = foldable
         self.uncentred = uncentred
         self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
@@ -1546,6 +1547,8 @@ class Matcher:
             return None
         if self.independent and not self._independent(cls, flow, state):
             return None
+        if self.foldable and not self._foldable(cls, flow, state):
+            return None
         if self.uncentred and not self._uncentred(flow, state):
             return None
         if self.outputs_meet and not self._outputs_meet(flow, state):
@@ -2029,6 +2032,57 @@ class Matcher:
                 wanted |= (node.uses - own) | reads
             else:
                 wanted |= node.uses
+        return True
+
+    # A pairwise product (queries with keys, or positions with positions): a factor built
+    # from one has a value per query and key, which no operand of a fused call can carry.
+    _PAIRWISE = frozenset({"torch.matmul", "torch.einsum", "einsum", "cdist", "outer", "ger", "baddbmm"})
+
+    def _foldable(self, cls, flow: Flow, state: _State) -> bool:
+        """Is every variable of ``[forward] foldable`` a factor a fused call can fold into q
+        or k?  A number is, and so is what the caller passes (de-stationary attention's tau,
+        ``[B, 1, 1, X]``: which axis it scales, the caller decides) or a module value whose
+        shape is per head or per key (a learned temperature ``Parameter(ones(h, 1, 1))``, a
+        float ``self.scale``).  Not: a module tensor of its own (query, key) shape
+        (``Parameter(randn(n, n))``, _pair_shaped), nor a value the function computes through a
+        pairwise product (``exp(-cdist(pos, pos))``, ``(q @ k^T).detach()``).  The value is
+        followed back through the definitions before the step reading it, with the other
+        steps of each statement it is written in (an operand's sub-expression is a step of
+        the same statement, read by no key)."""
+        bindings = cls.bindings if cls is not None else {}
+        for name in self.foldable:
+            value = state.env.get(name)
+            if not isinstance(value, Ref):
+                continue
+            reader = next((n for n in state.matched if value.key in n.uses), None)
+            end = reader.id if reader is not None else min(n.id for n in state.matched)
+            if not self._folds(value.key, flow.nodes[:end], bindings, state.matched):
+                return False
+        return True
+
+    def _folds(self, key: str, before: list, bindings: dict, matched: list) -> bool:
+        """Does the value ``key`` holds at the end of ``before`` fold (see _foldable)?  The
+        match's own steps are not the factor's; a step written inside a step the factor is
+        computed by (``torch.cdist`` inside ``-torch.cdist(...)``) is one of its steps."""
+        wanted = {_axes_added_base(key)}
+        if _pair_shaped(next(iter(wanted)), bindings):
+            return False
+        own = {n.id for n in matched}
+        spans = []  # the spans of the steps the factor is computed by
+        for node in reversed(before):
+            if node.id in own:
+                continue
+            hit = node.defs & wanted
+            if not hit and not (node.span is not None and any(_within(node.span, s) for s in spans)):
+                continue
+            if node.canon in self._PAIRWISE or node.op.rsplit(".", 1)[-1] in self._PAIRWISE:
+                return False
+            reads = {_axes_added_base(k) for k in node.uses}
+            if any(_pair_shaped(k, bindings) for k in reads):
+                return False
+            wanted = (wanted - hit) | reads
+            if node.span is not None:
+                spans.append(node.span)
         return True
 
     def _uncentred(self, flow: Flow, state: _State) -> bool:
@@ -3381,6 +3435,39 @@ def _size_reads(node, key: str, lines: list[str]) -> bool:
     mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
     return bool(mentions) and all(
         _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(key)) for end in mentions)
+
+
+def _pair_shaped(key: str, bindings: dict) -> bool:
+    """Is ``key`` a module attribute every binding of which constructs a tensor of at least two
+    axes whose last two sizes are not written as 1 (``nn.Parameter(torch.randn(n, n))``): a
+    factor per query and key, of the module's own shape?  A per-head temperature
+    (``ones(h, 1, 1)``), a number or anything not read here is not."""
+    if not key.startswith("self.") or "." in key[5:] or "[" in key:
+        return False
+    ctors = bindings.get(key[5:])
+    return bool(ctors) and all(_pair_tensor(ctor) for ctor in ctors)
+
+
+_FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "Tensor", "FloatTensor"})
+
+
+def _pair_tensor(ctor) -> bool:
+    """``ctor`` builds a tensor (a ``torch`` factory, or an ``nn.Parameter`` of one) whose
+    written shape has two or more sizes, neither of the last two the literal 1."""
+    if ctor.fqn == "torch.nn.Parameter" and ctor.args:
+        call = ctor.args[0]
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+            return False
+        factory, sizes = call.func.attr, call.args
+    else:
+        factory, sizes = ctor.fqn.rpartition(".")[2], ctor.args
+    if factory not in _FACTORIES or not ctor.fqn.startswith("torch."):
+        return False
+    if len(sizes) == 1 and isinstance(sizes[0], (ast.Tuple, ast.List)):
+        sizes = sizes[0].elts
+    if len(sizes) < 2 or any(isinstance(s, ast.Starred) for s in sizes):
+        return False
+    return not any(isinstance(s, ast.Constant) and s.value == 1 for s in sizes[-2:])
 
 
 def _axes_added_base(key: str) -> str:

@@ -6,6 +6,12 @@
   produces the logits" -- so two losses written on one line are two findings at two columns,
   not two findings at the helper's line.  A helper the root calls once keeps its start (an
   ADP014 rotation helper's anchor is the helper's own line: tests/test_misses16_forms.py).
+- ADP010: a factor on the scores (misses59's ``$pre`` before a bias, the older ``$mul`` after
+  the scale) must fold into q or k: a number, what the caller passes (tau), a per-head
+  temperature -- not a module tensor of its own (query, key) shape, nor a value computed
+  through a pairwise product (``exp(-cdist(pos, pos))``, ``(q @ k^T).detach()``).  The term
+  added before the scale (``$bias0``) must not be a function of the scores' values
+  (``s + s.sigmoid()``); a mask built from their sizes only stays a site.
 """
 
 from __future__ import annotations
@@ -102,6 +108,25 @@ def _form(factor="gain", term="term", before=""):
     return code.replace("        BEFORE\n", "")
 
 
+def test_a_factor_the_caller_passes_folds():
+    code = _form("gain.unsqueeze(1).unsqueeze(1)")
+    assert [f.line for f in found(code, "ADP010")] == [line_of(code, "e = torch.matmul")]
+
+
+def test_a_number_or_a_per_head_temperature_factor_folds():
+    assert len(found(_form("0.5"), "ADP010")) == 1
+    assert len(found(_form("self.temp"), "ADP010")) == 1
+
+
+def test_a_module_tensor_of_its_own_query_key_shape_is_no_factor():
+    assert found(_form("self.grid"), "ADP010") == []
+
+
+def test_a_factor_computed_through_a_pairwise_product_is_no_factor():
+    assert found(_form("fall", before="fall = torch.exp(-torch.cdist(where, where))"), "ADP010") == []
+    assert found(_form("(a @ b.transpose(-2, -1)).detach()"), "ADP010") == []
+
+
 def test_a_term_computed_from_the_scores_values_is_no_mask():
     assert found(_form(term="e.sigmoid()"), "ADP010") == []
     assert found(_form(term="e.detach().mean(dim=-1, keepdim=True)"), "ADP010") == []
@@ -158,3 +183,8 @@ def test_the_plain_form_refuses_a_term_of_the_scores_values_and_keeps_a_sized_on
     assert found(PLAIN.replace("TERM", "e.sigmoid()").replace("FACTOR", "2.0"), "ADP010") == []
     sized = PLAIN.replace("TERM", "rel[..., : e.shape[-1]]").replace("FACTOR", "2.0")
     assert len(found(sized, "ADP010")) == 1
+
+
+def test_the_plain_form_folds_a_per_head_temperature_and_refuses_a_query_key_tensor():
+    assert len(found(PLAIN.replace("TERM", "rel").replace("FACTOR", "self.temp"), "ADP010")) == 1
+    assert found(PLAIN.replace("TERM", "rel").replace("FACTOR", "self.grid"), "ADP010") == []
