@@ -2050,20 +2050,23 @@ class Matcher:
         steps of each statement it is written in (an operand's sub-expression is a step of
         the same statement, read by no key)."""
         bindings = cls.bindings if cls is not None else {}
+        lines = cls.module.lines if cls is not None else []
         for name in self.foldable:
             value = state.env.get(name)
             if not isinstance(value, Ref):
                 continue
             reader = next((n for n in state.matched if value.key in n.uses), None)
             end = reader.id if reader is not None else min(n.id for n in state.matched)
-            if not self._folds(value.key, flow.nodes[:end], bindings, state.matched):
+            if not self._folds(value.key, flow.nodes[:end], bindings, state.matched, lines):
                 return False
         return True
 
-    def _folds(self, key: str, before: list, bindings: dict, matched: list) -> bool:
+    def _folds(self, key: str, before: list, bindings: dict, matched: list, lines: list[str]) -> bool:
         """Does the value ``key`` holds at the end of ``before`` fold (see _foldable)?  The
         match's own steps are not the factor's; a step written inside a step the factor is
-        computed by (``torch.cdist`` inside ``-torch.cdist(...)``) is one of its steps."""
+        computed by (``torch.cdist`` inside ``-torch.cdist(...)``) is one of its steps.  A
+        size read (``q.size(-1) ** -0.5``) is not followed: a size is no value per query and
+        key.  A product with a module weight (``x @ self.w``) projects; it pairs nothing."""
         wanted = {_axes_added_base(key)}
         if _pair_shaped(next(iter(wanted)), bindings):
             return False
@@ -2075,14 +2078,18 @@ class Matcher:
             hit = node.defs & wanted
             if not hit and not (node.span is not None and any(_within(node.span, s) for s in spans)):
                 continue
-            if node.canon in self._PAIRWISE or node.op.rsplit(".", 1)[-1] in self._PAIRWISE:
-                return False
-            reads = {_axes_added_base(k) for k in node.uses}
-            if any(_pair_shaped(k, bindings) for k in reads):
-                return False
-            wanted = (wanted - hit) | reads
             if node.span is not None:
                 spans.append(node.span)
+            wanted -= hit
+            if node.kind == "method" and node.op in TENSOR_METADATA:
+                continue  # q.size(-1), q.dim(): a size
+            if (node.canon in self._PAIRWISE or node.op.rsplit(".", 1)[-1] in self._PAIRWISE) \
+                    and not any(k.startswith("self.") or "|self." in k for k in node.uses):
+                return False
+            reads = {_axes_added_base(k) for k in node.uses if not _size_reads(node, k, lines)}
+            if any(_pair_shaped(k, bindings) for k in reads):
+                return False
+            wanted |= reads
         return True
 
     def _uncentred(self, flow: Flow, state: _State) -> bool:

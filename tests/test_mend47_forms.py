@@ -188,3 +188,32 @@ def test_the_plain_form_refuses_a_term_of_the_scores_values_and_keeps_a_sized_on
 def test_the_plain_form_folds_a_per_head_temperature_and_refuses_a_query_key_tensor():
     assert len(found(PLAIN.replace("TERM", "rel").replace("FACTOR", "self.temp"), "ADP010")) == 1
     assert found(PLAIN.replace("TERM", "rel").replace("FACTOR", "self.grid"), "ADP010") == []
+
+
+SCALE_FROM_SIZES = """\
+import torch
+from torch import nn
+
+
+class Projected(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.wq = nn.Parameter(torch.randn(width, width))
+        self.wk = nn.Parameter(torch.randn(width, width))
+
+    def forward(self, x, v, bias):
+        q = x @ self.wq
+        k = torch.einsum("bnd,de->bne", x, self.wk)
+        scale = q.size(-1) ** -0.5
+        e = torch.matmul(q, k.transpose(-2, -1))
+        e = e + bias
+        e = e / 2.0 * scale
+        return torch.softmax(e, dim=-1) @ v
+"""
+
+
+def test_a_scale_read_off_the_sizes_of_projected_queries_folds():
+    # q's size is no value per query and key; q projected by a module weight pairs nothing
+    assert len(found(SCALE_FROM_SIZES, "ADP010")) == 1
+    per_pair = SCALE_FROM_SIZES.replace("scale = q.size(-1) ** -0.5", "scale = torch.sigmoid(q @ k.transpose(-2, -1))")
+    assert found(per_pair, "ADP010") == []
