@@ -2072,13 +2072,14 @@ class Matcher:
             return False
         own = {n.id for n in matched}
         spans = []  # the spans of the steps the factor is computed by
-        for node in reversed(before):
+        for at in range(len(before) - 1, -1, -1):
+            node = before[at]
             if node.id in own:
                 continue
             hit = node.defs & wanted
-            if not hit and not (node.span is not None and any(_within(node.span, s) for s in spans)):
+            if not hit and (node.inlined or node.span is None or not any(_within(node.span, s) for s in spans)):
                 continue
-            if node.span is not None:
+            if node.span is not None and not node.inlined:
                 spans.append(node.span)
             wanted -= hit
             if node.kind == "method" and node.op in TENSOR_METADATA:
@@ -2086,7 +2087,8 @@ class Matcher:
             if (node.canon in self._PAIRWISE or node.op.rsplit(".", 1)[-1] in self._PAIRWISE) \
                     and not any(k.startswith("self.") or "|self." in k for k in node.uses):
                 return False
-            reads = {_axes_added_base(k) for k in node.uses if not _size_reads(node, k, lines)}
+            reads = {_axes_added_base(k) for k in node.uses if not _size_reads(node, k, lines)
+                     and not (node.inlined and _meta_only(before, at, k))}
             if any(_pair_shaped(k, bindings) for k in reads):
                 return False
             wanted |= reads
@@ -3433,15 +3435,49 @@ def _size_reads(node, key: str, lines: list[str]) -> bool:
     in the node's source is followed by ``.shape``, ``.size(``, ... or is the first argument
     of a ``*_like`` call)?  Such a read is no function of the values: a mask built from the
     scores' sizes is given before them (matcher's _independent).  A key that is no plain
-    name (a temporary, a subscript) is read for its value."""
+    name (a temporary, a subscript) is read for its value.  A step whose source does not
+    write the name (a helper's parameter bound to the caller's ``scores.shape``, inlined)
+    reads it only for its size when every value it reads through the name is a size."""
     span = node.span
-    if span is None or not key.isidentifier() or span[0] != span[2] or span[0] > len(lines):
+    if span is None or span[0] != span[2] or span[0] > len(lines):
         return False
-    raw = lines[span[0] - 1].encode()
-    text = raw[span[1]:span[3]].decode(errors="replace")
-    mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
-    return bool(mentions) and all(
+    mentions = ()
+    if key.isidentifier():
+        text = lines[span[0] - 1].encode()[span[1]:span[3]].decode(errors="replace")
+        mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
+    if not mentions:
+        through = [_past_name(use, key) for use in node.uses if use != key and use.startswith(key)
+                   and use[len(key)] in ".[|"]
+        return bool(through) and all(_SIZE_READ.match(rest) for rest in through)
+    return all(
         _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(key)) for end in mentions)
+
+
+def _past_name(use: str, key: str) -> str:
+    """What a value key reads through ``key``: ``.shape[-1]`` of ``q.shape[-1]``, and of
+    ``q|p.shape[-1]`` (an inlined helper's ``p.shape[-1]`` with its parameter ``p`` bound to
+    ``q``)."""
+    rest = use[len(key):]
+    if rest.startswith("|"):
+        found = re.match(r"\|[A-Za-z_]\w*", rest)
+        return rest[found.end():] if found else rest
+    return rest
+
+
+def _meta_only(before: list, at: int, key: str) -> bool:
+    """Do the steps written inside ``before[at]`` (its sub-expressions, just before it) read
+    ``key`` only through a size method (``query.size(-1)`` inside an inlined helper's
+    ``1 / math.sqrt(query.size(-1)) if scale is None else scale``)?"""
+    outer = before[at].span
+    seen = False
+    for node in reversed(before[:at]):
+        if node.span is None or not _within(node.span, outer):
+            break
+        if key in node.uses:
+            if node.kind != "method" or node.op not in TENSOR_METADATA:
+                return False
+            seen = True
+    return seen
 
 
 def _pair_shaped(key: str, bindings: dict) -> bool:

@@ -217,3 +217,59 @@ def test_a_scale_read_off_the_sizes_of_projected_queries_folds():
     assert len(found(SCALE_FROM_SIZES, "ADP010")) == 1
     per_pair = SCALE_FROM_SIZES.replace("scale = q.size(-1) ** -0.5", "scale = torch.sigmoid(q @ k.transpose(-2, -1))")
     assert found(per_pair, "ADP010") == []
+
+
+HELPERS_READ_SIZES = """\
+import math
+import torch
+from torch import nn
+
+
+def fallback(value, other):
+    return value if value is not None else other
+
+
+def attend(query, key, value, scale=None):
+    factor = 1 / math.sqrt(query.size(-1)) if scale is None else scale
+    e = query @ key.transpose(-2, -1) * factor
+    e = e + band(e.shape)
+    return torch.softmax(e, dim=-1) @ value
+
+
+def band(size):
+    n, m = size[-2:]
+    return torch.ones(n, m).triu(1) * -1e4
+
+
+class Turned(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.to_q = nn.Linear(width, width)
+        self.to_k = nn.Linear(width, width)
+
+    def forward(self, x, turn, v, scale=None):
+        q = torch.bmm(self.to_q(x), turn)
+        k = torch.bmm(self.to_k(x), turn)
+        return attend(q, k, v, fallback(scale, q.shape[-1] ** -0.5))
+"""
+
+
+def test_sizes_read_inside_inlined_helpers_are_no_values():
+    # the scale reads q's size in a helper (q itself came from a product: no matter), and the
+    # mask is built by a helper from the scores' shape passed in; a factor per query and key
+    # handed through the same helpers is still refused
+    hits = found(HELPERS_READ_SIZES, "ADP010")
+    assert len(hits) == 1
+    per_pair = HELPERS_READ_SIZES.replace("q.shape[-1] ** -0.5", "torch.sigmoid(q @ k.transpose(-2, -1))")
+    assert found(per_pair, "ADP010") == []
+
+
+def test_a_mask_a_helper_builds_from_the_scores_shape_before_the_scale_is_still_a_mask():
+    # the helper's parameter is bound to ``e.shape`` (inlined): a size read, not a value read
+    before = HELPERS_READ_SIZES.replace(
+        "    e = query @ key.transpose(-2, -1) * factor\n    e = e + band(e.shape)\n",
+        "    e = query @ key.transpose(-2, -1)\n    e = (e + band(e.shape)) * factor\n")
+    assert "(e + band(e.shape)) * factor" in before
+    assert len(found(before, "ADP010")) == 1
+    valued = before.replace("band(e.shape)", "band(e.shape) + e.sigmoid()")
+    assert found(valued, "ADP010") == []
