@@ -96,7 +96,7 @@ def matchers_for(rule: Rule) -> list[Matcher]:
                 variant=j, same_function=rule.same_function_of(i), helper_computes=rule.helper_computes,
                 predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths,
                 computed=rule.computed, module_weights=rule.module_weights,
-                independent=rule.independent, outputs_meet=rule.outputs_meet, uncentred=rule.uncentred)
+                independent=rule.independent, foldable=rule.foldable, outputs_meet=rule.outputs_meet, uncentred=rule.uncentred)
         for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
     ]
     _MATCHERS[id(rule)] = (weakref.ref(rule, partial(_forget, id(rule))), matchers)
@@ -484,7 +484,10 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     # a match of its own (its logits into a cross-entropy at two call sites): the
                     # helper's call is where that computation runs, one place per call.  A layer
                     # called inside the helper stays one place, its call (tortoise's heads).
-                    place = (place, _inlined_copy(structure, match))
+                    copy, copies = _inlined_copy(structure, match)
+                    place = (place, copy)
+                    if copies > 1:  # split per call: each finding starts at its own call
+                        finding = _from_call_site(structure, match, finding, lines)
                 end = None
                 if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
                     place = nodes[match.roles.index(rule.anchor)].span
@@ -909,23 +912,50 @@ def _to_call_site(structure, match: Match, finding: Finding, lines: list[str]) -
     return replace(finding, end_line=site[2], end_column=_char_col(lines, site[2], site[3]))
 
 
-def _inlined_copy(structure, match: Match) -> int:
-    """Which call of its helper the match's first step was inlined at: the number of earlier
-    copies of that step (the same span, inlined) in the root's flow.  The first call's is 0,
-    as a step inlined once is in every root, so only a second call of the helper in one root
-    makes a place of its own."""
-    first = match.nodes[0]
+def _from_call_site(structure, match: Match, finding: Finding, lines: list[str]) -> Finding:
+    """``finding`` starting at the call of the helper its first step was inlined from: the
+    root's flow marks each call of a helper with a step of its own (the call's span) just before
+    the helper's inlined steps.  A match split per call of the helper is one place per call, so
+    each starts at its call: two calls on one line are two places at two columns, not two
+    findings at the helper's line."""
     cls = structure.classes.get(match.class_name)
     if cls is None:
-        return 0
+        return finding
     try:
         nodes = cls.flow(_root_of(match.flow, match.class_name)).nodes
     except KeyError:
-        return 0
+        return finding
+    first = match.nodes[0]
     if first.id >= len(nodes) or nodes[first.id] is not first:
-        return 0
+        return finding
+    call = next((n for n in reversed(nodes[:first.id]) if not n.inlined), None)
+    if call is None or call.kind != "call" or call.defs or call.span is None:
+        return finding
+    line, col = call.span[0], call.span[1]
+    if line > finding.end_line:
+        return finding
+    return replace(finding, line=line, column=_char_col(lines, line, col))
+
+
+def _inlined_copy(structure, match: Match) -> tuple[int, int]:
+    """Which call of its helper the match's first step was inlined at, and at how many calls
+    the root runs it: the number of earlier copies of that step (the same span, inlined) in
+    the root's flow, and of all its copies there.  The first call's is 0, as a step inlined
+    once is in every root, so only a second call of the helper in one root makes a place of
+    its own (and only then is the call, not the helper's line, where each place starts)."""
+    first = match.nodes[0]
+    cls = structure.classes.get(match.class_name)
+    if cls is None:
+        return 0, 1
+    try:
+        nodes = cls.flow(_root_of(match.flow, match.class_name)).nodes
+    except KeyError:
+        return 0, 1
+    if first.id >= len(nodes) or nodes[first.id] is not first:
+        return 0, 1
     span = first.span
-    return sum(1 for n in nodes[:first.id] if n.inlined and n.span == span)
+    copies = [n.id for n in nodes if n.inlined and n.span == span]
+    return sum(1 for i in copies if i < first.id), len(copies)
 
 
 def statement_start(match: Match, line: int, col: int) -> tuple[int, int]:

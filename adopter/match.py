@@ -464,8 +464,9 @@ class Matcher:
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = (), outputs_meet: bool = False,
-                 uncentred: tuple[str, ...] = ()):
+                 uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self.foldable = foldable
         self.uncentred = uncentred
         self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
@@ -1578,7 +1579,9 @@ class Matcher:
             return None
         if self.module_weights and not self._module_weights(state):
             return None
-        if self.independent and not self._independent(flow, state):
+        if self.independent and not self._independent(cls, flow, state):
+            return None
+        if self.foldable and not self._foldable(cls, flow, state):
             return None
         if self.uncentred and not self._uncentred(flow, state):
             return None
@@ -2026,7 +2029,7 @@ class Matcher:
         # query and key an auto-correlation helper aggregates it by)
         return seen is not None and mixed is not None and not seen <= mixed
 
-    def _independent(self, flow: Flow, state: _State) -> bool:
+    def _independent(self, cls, flow: Flow, state: _State) -> bool:
         """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
         value is followed back through its nearest definition (the assignment that reaches its
         read in straight-line code, an inlined helper's parameter included) and the values that
@@ -2034,7 +2037,10 @@ class Matcher:
         ``iterative_inv(softmax(...))`` multiplying the kernel by a matrix built from it is a
         product with the probabilities' own function, not with values given before them.  A
         value built from a step lies between the match's first and last steps, so one backward
-        pass over that span (set operations, no calls per node) decides it."""
+        pass over that span (set operations, no calls per node) decides it.  A value read only
+        for its size (``B, _, n = s.shape``, ``bias(*s.shape[-2:])``, ``s.size(-1)``) is not
+        followed: sizes are given before the scores' values, so a mask sized by the scores is
+        still one (see _size_reads)."""
         matched = {n.id for n in state.matched}
         first, last = min(matched), max(matched)
         wanted = set()
@@ -2042,6 +2048,7 @@ class Matcher:
             value = state.env.get(name)
             if isinstance(value, Ref):
                 wanted.add(value.key)
+        own = None  # the values the match's steps define (computed when a read is followed)
         for node in reversed(flow.nodes[first:last]):
             if not wanted:
                 break
@@ -2051,7 +2058,74 @@ class Matcher:
             if node.id in matched:
                 return False
             wanted -= hit
-            wanted |= node.uses
+            if own is None:
+                own = frozenset().union(*(n.defs for n in state.matched))
+            reads = node.uses & own
+            if reads and cls is not None:
+                reads = {key for key in reads if not _size_reads(node, key, cls.module.lines)}
+                wanted |= (node.uses - own) | reads
+            else:
+                wanted |= node.uses
+        return True
+
+    # A pairwise product (queries with keys, or positions with positions): a factor built
+    # from one has a value per query and key, which no operand of a fused call can carry.
+    _PAIRWISE = frozenset({"torch.matmul", "torch.einsum", "einsum", "cdist", "outer", "ger", "baddbmm"})
+
+    def _foldable(self, cls, flow: Flow, state: _State) -> bool:
+        """Is every variable of ``[forward] foldable`` a factor a fused call can fold into q
+        or k?  A number is, and so is what the caller passes (de-stationary attention's tau,
+        ``[B, 1, 1, X]``: which axis it scales, the caller decides) or a module value whose
+        shape is per head or per key (a learned temperature ``Parameter(ones(h, 1, 1))``, a
+        float ``self.scale``).  Not: a module tensor of its own (query, key) shape
+        (``Parameter(randn(n, n))``, _pair_shaped), nor a value the function computes through a
+        pairwise product (``exp(-cdist(pos, pos))``, ``(q @ k^T).detach()``).  The value is
+        followed back through the definitions before the step reading it, with the other
+        steps of each statement it is written in (an operand's sub-expression is a step of
+        the same statement, read by no key)."""
+        bindings = cls.bindings if cls is not None else {}
+        lines = cls.module.lines if cls is not None else []
+        for name in self.foldable:
+            value = state.env.get(name)
+            if not isinstance(value, Ref):
+                continue
+            reader = next((n for n in state.matched if value.key in n.uses), None)
+            end = reader.id if reader is not None else min(n.id for n in state.matched)
+            if not self._folds(value.key, flow.nodes[:end], bindings, state.matched, lines):
+                return False
+        return True
+
+    def _folds(self, key: str, before: list, bindings: dict, matched: list, lines: list[str]) -> bool:
+        """Does the value ``key`` holds at the end of ``before`` fold (see _foldable)?  The
+        match's own steps are not the factor's; a step written inside a step the factor is
+        computed by (``torch.cdist`` inside ``-torch.cdist(...)``) is one of its steps.  A
+        size read (``q.size(-1) ** -0.5``) is not followed: a size is no value per query and
+        key.  A product with a module weight (``x @ self.w``) projects; it pairs nothing."""
+        wanted = {_axes_added_base(key)}
+        if _pair_shaped(next(iter(wanted)), bindings):
+            return False
+        own = {n.id for n in matched}
+        spans = []  # the spans of the steps the factor is computed by
+        for at in range(len(before) - 1, -1, -1):
+            node = before[at]
+            if node.id in own:
+                continue
+            hit = node.defs & wanted
+            if not hit and (node.inlined or node.span is None or not any(_within(node.span, s) for s in spans)):
+                continue
+            if node.span is not None and not node.inlined:
+                spans.append(node.span)
+            wanted -= hit
+            if node.kind == "method" and node.op in TENSOR_METADATA:
+                continue  # q.size(-1), q.dim(): a size
+            if (node.canon in self._PAIRWISE or node.op.rsplit(".", 1)[-1] in self._PAIRWISE) \
+                    and not any(k.startswith("self.") or "|self." in k for k in node.uses):
+                return False
+            reads = {_axes_added_base(k) for k in node.uses if not _size_reads(node, k, lines)
+                     and not (node.inlined and _meta_only(before, at, k))}
+            if any(_pair_shaped(k, bindings) for k in reads):
+                return False
+            wanted |= reads
         return True
 
     def _uncentred(self, flow: Flow, state: _State) -> bool:
@@ -3386,6 +3460,95 @@ def _excluded_by_setting(flow: Flow, first: int, pos: int, guards: dict, cls) ->
 
 # A subscript that only adds axes or keeps whole ones (``w[None, None, :, :]``, ``w[..., None]``)
 _AXES_ADDED = re.compile(r"^(self\.\w+)\[\s*(?:(?:None|:|\.\.\.)\s*,\s*)*(?:None|:|\.\.\.)\s*,?\s*\]$")
+
+
+# A read of a value for its size, layout or placement only: ``x.shape``, ``x.size(...)``,
+# ``x.dim()``, ``x.ndim``, ``x.dtype``, ``x.device``, or ``torch.zeros_like(x)`` and its kin.
+_SIZE_READ = re.compile(r"\s*\.\s*(?:shape|size\s*\(|dim\s*\(|ndim\b|dtype\b|device\b)")
+_LIKE_BEFORE = re.compile(r"(?:zeros|ones|empty|full)_like\s*\(\s*$")
+
+
+def _size_reads(node, key: str, lines: list[str]) -> bool:
+    """Does ``node`` read the value ``key`` names only for its size (every mention of the name
+    in the node's source is followed by ``.shape``, ``.size(``, ... or is the first argument
+    of a ``*_like`` call)?  Such a read is no function of the values: a mask built from the
+    scores' sizes is given before them (matcher's _independent).  A key that is no plain
+    name (a temporary, a subscript) is read for its value.  A step whose source does not
+    write the name (a helper's parameter bound to the caller's ``scores.shape``, inlined)
+    reads it only for its size when every value it reads through the name is a size."""
+    span = node.span
+    if span is None or span[0] != span[2] or span[0] > len(lines):
+        return False
+    mentions = ()
+    if key.isidentifier():
+        text = lines[span[0] - 1].encode()[span[1]:span[3]].decode(errors="replace")
+        mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
+    if not mentions:
+        through = [_past_name(use, key) for use in node.uses if use != key and use.startswith(key)
+                   and use[len(key)] in ".[|"]
+        return bool(through) and all(_SIZE_READ.match(rest) for rest in through)
+    return all(
+        _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(key)) for end in mentions)
+
+
+def _past_name(use: str, key: str) -> str:
+    """What a value key reads through ``key``: ``.shape[-1]`` of ``q.shape[-1]``, and of
+    ``q|p.shape[-1]`` (an inlined helper's ``p.shape[-1]`` with its parameter ``p`` bound to
+    ``q``)."""
+    rest = use[len(key):]
+    if rest.startswith("|"):
+        found = re.match(r"\|[A-Za-z_]\w*", rest)
+        return rest[found.end():] if found else rest
+    return rest
+
+
+def _meta_only(before: list, at: int, key: str) -> bool:
+    """Do the steps written inside ``before[at]`` (its sub-expressions, just before it) read
+    ``key`` only through a size method (``query.size(-1)`` inside an inlined helper's
+    ``1 / math.sqrt(query.size(-1)) if scale is None else scale``)?"""
+    outer = before[at].span
+    seen = False
+    for node in reversed(before[:at]):
+        if node.span is None or not _within(node.span, outer):
+            break
+        if key in node.uses:
+            if node.kind != "method" or node.op not in TENSOR_METADATA:
+                return False
+            seen = True
+    return seen
+
+
+def _pair_shaped(key: str, bindings: dict) -> bool:
+    """Is ``key`` a module attribute every binding of which constructs a tensor of at least two
+    axes whose last two sizes are not written as 1 (``nn.Parameter(torch.randn(n, n))``): a
+    factor per query and key, of the module's own shape?  A per-head temperature
+    (``ones(h, 1, 1)``), a number or anything not read here is not."""
+    if not key.startswith("self.") or "." in key[5:] or "[" in key:
+        return False
+    ctors = bindings.get(key[5:])
+    return bool(ctors) and all(_pair_tensor(ctor) for ctor in ctors)
+
+
+_FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "Tensor", "FloatTensor"})
+
+
+def _pair_tensor(ctor) -> bool:
+    """``ctor`` builds a tensor (a ``torch`` factory, or an ``nn.Parameter`` of one) whose
+    written shape has two or more sizes, neither of the last two the literal 1."""
+    if ctor.fqn == "torch.nn.Parameter" and ctor.args:
+        call = ctor.args[0]
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+            return False
+        factory, sizes = call.func.attr, call.args
+    else:
+        factory, sizes = ctor.fqn.rpartition(".")[2], ctor.args
+    if factory not in _FACTORIES or not ctor.fqn.startswith("torch."):
+        return False
+    if len(sizes) == 1 and isinstance(sizes[0], (ast.Tuple, ast.List)):
+        sizes = sizes[0].elts
+    if len(sizes) < 2 or any(isinstance(s, ast.Starred) for s in sizes):
+        return False
+    return not any(isinstance(s, ast.Constant) and s.value == 1 for s in sizes[-2:])
 
 
 def _axes_added_base(key: str) -> str:

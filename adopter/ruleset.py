@@ -200,6 +200,11 @@ class Rule:
     # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
     # no attention a fused call can take, which needs the value before the probabilities exist.
     independent: tuple[str, ...] = ()
+    # ``[forward] foldable = ["pre", "mul"]``: where a match binds these variables, each is a
+    # factor on the scores a fused call can fold into q or k (see match.Matcher._foldable): a
+    # number, what the caller passes, a per-head value -- not a module tensor of its own
+    # (query, key) shape nor a value computed through a pairwise product.
+    foldable: tuple[str, ...] = ()
     # ``[forward] uncentred = ["x"]``: where a match binds these variables, none holds a value
     # minus its own mean over the axes the match's mean reduces (see match.Matcher._uncentred):
     # the root mean square of ``x - x.mean(-1)`` is the standard deviation, a layer norm.
@@ -913,6 +918,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         computed=reader.strings(forward, "computed", "forward"),
         module_weights=reader.strings(forward, "module_weights", "forward"),
         independent=reader.strings(forward, "independent", "forward"),
+        foldable=reader.strings(forward, "foldable", "forward"),
         uncentred=reader.strings(forward, "uncentred", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
     )

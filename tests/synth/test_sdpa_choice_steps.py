@@ -172,8 +172,10 @@ def test_a_conditional_expression_inside_an_if_is_not_read_as_a_mask():
 
 
 def test_a_bias_reading_the_scores_values_is_left():
+    # a term computed from the scores' values is no additive mask (review45, mend47): the site
+    # left is the path with the flag off, and the choice's statement reads the scores there
     code = REL_BIAS.replace("self.pair_bias(*sim.shape[-2:])", "sim.detach().mean(dim=-1, keepdim=True)")
-    assert "is computed by the attention" in _reason(code)
+    assert "it reads the scores (`sim`)" in _reason(code)
 
 
 def test_a_bias_reading_the_whole_size_of_the_scores_is_left():
