@@ -6244,10 +6244,32 @@ class _Attention:
 
     def _attribute_values(self, attr: str) -> list[ast.expr]:
         """What the class assigns to ``self.<attr>`` (also ``register_buffer`` /
-        ``register_parameter``)."""
+        ``register_parameter``); where it assigns nothing, what the nearest same-file base class
+        that does assigns (hsir's ``LocalAttention(Attention)`` reads the per-head
+        ``self.temperature`` parameter its base's ``__init__`` makes: no number for ``scale=``)."""
         cls = self._class()
-        if cls is None:
-            return []
+        seen: set[int] = set()
+        while cls is not None and id(cls) not in seen:
+            seen.add(id(cls))
+            values = self._assigned_in(cls, attr)
+            if values:
+                return values
+            cls = self._same_file_base(cls)
+        return []
+
+    def _same_file_base(self, cls: ast.ClassDef) -> ast.ClassDef | None:
+        """The first base of ``cls`` written as a bare name that names a class defined at the top
+        level of the same file (None for any other base: torch's, an import's)."""
+        for base in cls.bases:
+            if isinstance(base, ast.Name):
+                found = next((n for n in self.index.tree.body if isinstance(n, ast.ClassDef) and n.name == base.id),
+                             None)
+                if found is not None:
+                    return found
+        return None
+
+    def _assigned_in(self, cls: ast.ClassDef, attr: str) -> list[ast.expr]:
+        """What ``cls``'s own body assigns to ``self.<attr>`` (:meth:`_attribute_values`)."""
         values = []
         for node in ast_walk(cls):
             if isinstance(node, ast.Assign):

@@ -640,6 +640,58 @@ def named_options(option: _Option, kwargs: dict, error: str, cls: type, seq: int
     return out
 
 
+def _unpacked_attributes(tree: ast.Module | None, class_name: str) -> dict[str, int]:
+    """``self.<attr>`` -> how many names a method of the file's class ``class_name`` unpacks it
+    into (two or more: ``k1, k2 = self.kernel_size``); empty when it has none."""
+    node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None) \
+        if tree is not None else None
+    out: dict[str, int] = {}
+    if node is None:
+        return out
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1):
+            continue
+        target, value = sub.targets[0], sub.value
+        if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) >= 2 \
+                and not any(isinstance(e, ast.Starred) for e in target.elts) \
+                and isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) and value.value.id == "self":
+            out[value.attr] = max(out.get(value.attr, 0), len(target.elts))
+    return out
+
+
+def unpacked_none_options(option: _Option, kwargs: dict, cls: type, text: str, tree: ast.Module | None,
+                          seq: int) -> list[_Option]:
+    """When no call of the built module ran: the same build with a constructor argument left at
+    its default None given as sides, for an argument ``__init__`` stores unchanged
+    (``self.kernel_size = kernel_size``) and a method unpacks into k names (``k1, k2 =
+    self.kernel_size``): with None that line cannot run, whatever the inputs.  The sides are a
+    grid of the sequence the inputs are guessed at (unequal ones first, so a swapped pair fails
+    loudly), then a small size on every side, as for a size the class's error names
+    (``named_options``).  A wrong guess costs a try, never a verdict."""
+    from .inputs import grids
+
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return []
+    unpacked = _unpacked_attributes(tree, cls.__name__)
+    if not unpacked:
+        return []
+    out: list[_Option] = []
+    for attr, name in stored_parameters(text, cls.__name__).items():
+        arity = unpacked.get(attr, 0)
+        param = params.get(name)
+        if not arity or param is None or param.default is not None or kwargs.get(name) is not None:
+            continue
+        grid = next((g for g in grids(seq, arity) if min(g) >= 2), None)
+        for sides in ([grid] if grid is not None else []) + [(NAMED_SIZE,) * arity]:
+            out.append(_overridden(option, {name: sides}, f"{name}={sides} (None cannot be unpacked into the "
+                                                          f"{arity} names self.{attr} is)"))
+        if len(out) >= MAX_DIVISIBLE:
+            break
+    return out[:MAX_DIVISIBLE]
+
+
 def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option]:
     """When the class's own error says a size must be divisible by N ("feature size is not
     divisible by number of components (6)"): the same build with one integer argument that N
@@ -1390,7 +1442,9 @@ class Builder:
                 needs = needs or call[1]
                 first_error = first_error or call[0]
                 if not repaired:
-                    retries = divisible_options(option, kwargs, call[0])
+                    retries = divisible_options(option, kwargs, call[0]) or \
+                        unpacked_none_options(option, kwargs, original_cls, self.text, self._tree,
+                                              self.sizes.seq)
                     repaired = bool(retries)
                 continue
             if call.guessed:

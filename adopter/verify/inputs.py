@@ -2658,6 +2658,16 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
             if isinstance(value, torch.Tensor) and value.dim() == 3 and value.is_floating_point():
                 new = _drawn_like(value, [value.shape[0], value.shape[2]])
                 add(tuple(new if i == at else v for i, v in enumerate(call.args)), dict(call.kwargs))
+    if first is not None and first.dim() >= 1 and first.shape[0] > 1 and batch_of_one_asserted(exc):
+        # the code asserts a batch of one (``b, c, h, w = x.shape; assert b == 1``, a tiling that
+        # writes its tiles back into sample 0): every tensor of the call's batch cut to its first
+        # sample
+        batch = first.shape[0]
+
+        def first_sample(t: torch.Tensor) -> torch.Tensor | None:
+            return t[:1].clone() if t.dim() >= 1 and t.shape[0] == batch else None
+
+        add(map_tensors(call.args, first_sample), map_tensors(call.kwargs, first_sample))
     if first is not None and (few or many):
         have = first.dim()
         # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):
@@ -2677,6 +2687,45 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
             args = tuple(new if v is first else v for v in call.args)
             add(args, dict(call.kwargs))
     return out
+
+
+def batch_of_one_asserted(exc: BaseException) -> bool:
+    """Whether ``exc`` is an AssertionError raised by an ``assert <b> == 1`` whose ``<b>`` the same
+    function unpacked first from a tensor's shape (``b, c, h, w = x.shape``): the code runs only on
+    a batch of one.  The assert is placed by the traceback (its innermost frame), never by the
+    error's text, and read from that function's own source."""
+    if not isinstance(exc, AssertionError):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    try:
+        lines, start = inspect.getsourcelines(code)
+        node = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    at = tb.tb_lineno - start + 1
+    asserted = next((n for n in ast.walk(node) if isinstance(n, ast.Assert) and n.lineno == at), None)
+    if asserted is None or not isinstance(asserted.test, ast.Compare) or len(asserted.test.ops) != 1 \
+            or not isinstance(asserted.test.ops[0], ast.Eq):
+        return False
+    left, right = asserted.test.left, asserted.test.comparators[0]
+    name = left if isinstance(right, ast.Constant) and right.value == 1 else \
+        right if isinstance(left, ast.Constant) and left.value == 1 else None
+    if not isinstance(name, ast.Name):
+        return False
+
+    def is_shape(value: ast.expr) -> bool:
+        if isinstance(value, ast.Call):
+            return isinstance(value.func, ast.Attribute) and value.func.attr == "size" and not value.args
+        return isinstance(value, ast.Attribute) and value.attr == "shape"
+
+    return any(isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], (ast.Tuple, ast.List))
+               and n.targets[0].elts and isinstance(n.targets[0].elts[0], ast.Name)
+               and n.targets[0].elts[0].id == name.id and is_shape(n.value) for n in ast.walk(node))
 
 
 #: a local read before any assignment ran (Python 3.11+, then older wording)
