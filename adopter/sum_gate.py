@@ -31,7 +31,8 @@ The root may be skipped only when no call that may be the last step (``_may_call
 group) ever receives an S-tagged value.  Anything the gate does not model answers "may reach"
 (the flow is built): a root that reaches a helper (``ClassStructure.words`` read anything
 beyond the root's own text: inlined methods, file functions, tables, dispatches), nested
-functions and lambdas, ``try``, ``match``, ``global``/``nonlocal``, the walrus, and names that
+functions and lambdas, calls of a non-layer attribute the class assigns (a stored lambda or
+partial), ``try``, ``match``, ``global``/``nonlocal``, the walrus, and names that
 reach code or attributes by strings (``getattr``, ``setattr``, ``super``, ``exec``...).
 """
 
@@ -173,6 +174,12 @@ class _Gate:
         self.adders = _bias_adders(module)
         names = module.names
         self.file_classes = set(names.classes)
+        # attributes of ``self`` the class assigns that are no layer: a callable stored there
+        # (a lambda, a partial, a function) may be inlined where it is called
+        owner = names.classes.get(cls.name) if info is not None else None
+        self.stored_callables = {n.attr for n in ast.walk(owner) if n.__class__ is ast.Attribute
+                                 and n.ctx.__class__ is not ast.Load and n.value.__class__ is ast.Name
+                                 and n.value.id == self.self_name} if owner is not None else set()
         self.module_opaque = set(names.functions) | set(names.lambdas) | set(names.partials) \
             | set(names.choices) | set(names.constants) | set(names.classes)
         local = set(params)
@@ -484,6 +491,11 @@ class _Gate:
 
     def _call(self, call: ast.Call, env: dict) -> int:
         func = call.func
+        path = _path(func)
+        if path is not None and self.self_name is not None and path.startswith(self.self_name + "."):
+            attr = path.split(".")[1]
+            if attr in self.stored_callables and not self._layer_path(func) and attr not in self.methods:
+                raise _Unknown  # (a callable stored on self: its body may be inlined here)
         inputs = [self._expr(a, env) for a in call.args] + [self._expr(k.value, env) for k in call.keywords]
         given = 0
         for tags in inputs:

@@ -175,3 +175,15 @@ def test_pattern_shape_is_only_the_chain():
     assert all(m.sum_keys is not None for m in matchers_for(rule))
     others = [m for r in load_rules() if r.id != "ADP005" for m in matchers_for(r)]
     assert all(m.sum_keys is None for m in others)
+
+
+def test_stored_callable_answers_may_reach():
+    """A callable the class stores on ``self`` (a lambda over its layers) may be inlined where
+    it is called: its body is the flow's too."""
+    text = _HEAD.replace("        self.pos = nn.Embedding(10, d)\n", """        self.pos = nn.Embedding(10, d)
+        self.block = lambda v: self.norm(v + self.dropout(v))
+""") + """    def forward(self, h, x):
+        return self.block(h)
+"""
+    answers, _ = _answers(text)
+    assert answers and all(answers)
