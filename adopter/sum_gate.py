@@ -88,14 +88,35 @@ def pattern_shape(nodes) -> tuple | None:
 def may_reach(cls, module, root: str, source_words: frozenset | None, sink_words: frozenset | None) -> bool:
     """Can a value of a call that may be the first step reach, through an addition, an argument
     of a call that may be the last step, in root ``root`` of ``cls``?  (``*_words``: the steps'
-    prefilter word groups; None: any call may be that step.)  Cached per class."""
-    cache = cls.__dict__.get("_sum_gate")
-    if cache is None:
-        cache = cls._sum_gate = {}
-    key = (root, source_words, sink_words)
-    found = cache.get(key)
+    prefilter word groups; None: any call may be that step.)
+
+    One analysis per root serves every chain pattern that asks (ADP005's alternatives differ in
+    their first step): it runs with the union of the groups asked for so far in this class (a
+    larger group only lets more calls be a step, so the answer stays an over-approximation for
+    each asker), and is redone only when a group outside that union is asked for."""
+    state = cls.__dict__.get("_sum_gate")
+    if state is None:
+        state = cls._sum_gate = [frozenset(), frozenset(), False, False, {}]
+    sources, sinks, any_source, any_sink, answers = state
+    grown = False
+    if source_words is None:
+        grown |= not any_source
+        any_source = state[2] = True
+    elif not source_words <= sources:
+        sources = state[0] = sources | source_words
+        grown = True
+    if sink_words is None:
+        grown |= not any_sink
+        any_sink = state[3] = True
+    elif not sink_words <= sinks:
+        sinks = state[1] = sinks | sink_words
+        grown = True
+    if grown:
+        answers.clear()
+    found = answers.get(root)
     if found is None:
-        found = cache[key] = _may_reach(cls, module, root, source_words, sink_words)
+        found = answers[root] = _may_reach(cls, module, root, None if any_source else sources,
+                                           None if any_sink else sinks)
     return found
 
 
@@ -137,8 +158,23 @@ def _bias_adders(module) -> bool:
 
 
 def _words_of(expr: ast.expr) -> set:
-    return {n.attr if n.__class__ is ast.Attribute else n.id
-            for n in ast.walk(expr) if n.__class__ in (ast.Attribute, ast.Name)}
+    """The identifiers of a callee: its names and attributes (a chain's, its subscripts' too)."""
+    words = set()
+    todo = [expr]
+    while todo:
+        node = todo.pop()
+        kind = node.__class__
+        if kind is ast.Attribute:
+            words.add(node.attr)
+            todo.append(node.value)
+        elif kind is ast.Name:
+            words.add(node.id)
+        elif kind is ast.Subscript:
+            todo.append(node.value)
+            todo.append(node.slice)
+        else:
+            todo.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, ast.expr))
+    return words
 
 
 def _path(expr: ast.expr) -> str | None:
@@ -170,6 +206,8 @@ class _Gate:
         info = cls.info
         self.self_name = params[0] if params and params[0] == "self" and info is not None else None
         self.bindings = info.bindings if info is not None else {}
+        # the attributes whose layers __init__ binds (``layers`` for ``layers[0]``, ``mlp.fc``)
+        self.bound_heads = {attr.split("[", 1)[0].split(".", 1)[0] for attr in self.bindings}
         self.methods = cls.functions
         self.adders = _bias_adders(module)
         names = module.names
@@ -234,8 +272,7 @@ class _Gate:
         if parts[0] != self.self_name or len(parts) < 2:
             return False
         head = parts[1]
-        return head not in self.methods and any(
-            attr == head or attr.startswith((head + ".", head + "[")) for attr in self.bindings)
+        return head not in self.methods and head in self.bound_heads
 
     def _bound_by_loop(self, target, iterable):
         """(name, holds a layer) for a loop's target names: ``for layer in self.layers`` and
