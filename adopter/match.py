@@ -552,6 +552,8 @@ class Matcher:
         # the word keys of its first and last steps, for sum_gate's test before a flow is built
         shape = sum_gate.pattern_shape(forward.nodes)
         self.sum_keys = None if shape is None else tuple(self._node_key(forward.nodes[i]) for i in shape)
+        if self.sum_keys is not None:
+            sum_gate.CHAINS.setdefault(self.sum_keys)
         # match_module's test of the file keys: each plain word group made once here, a call
         # key's group (the file's import aliases) looked up per file: (group, None) / (None, fqn)
         self._file_groups = tuple(
@@ -686,11 +688,18 @@ class Matcher:
         return _disjoint(matches) if self.fan_out else matches
 
     def _sum_may_reach(self, cls: ClassStructure, module: ModuleStructure, root: str) -> bool:
-        """sum_gate.may_reach for this matcher's first and last steps, their word groups those
-        of the prefilter (None: a step any call may be)."""
+        """sum_gate.may_reach asked with the union of the word groups (the prefilter's) of the
+        first and last steps of every chain pattern made so far (None: a step any call may be):
+        one analysis per root answers all of them, an over-approximation for each."""
         groups = cls._match_words[1]  # (made by _candidate_roots, which let the root through)
-        source, sink = (None if key is None else _word_group(cls, module, key, groups) for key in self.sum_keys)
-        return sum_gate.may_reach(cls, module, root, source, sink)
+        words: list = [frozenset(), frozenset()]
+        for keys in sum_gate.CHAINS:
+            for side, key in enumerate(keys):
+                if key is None or words[side] is None:
+                    words[side] = None
+                else:
+                    words[side] = words[side] | _word_group(cls, module, key, groups)
+        return sum_gate.may_reach(cls, module, root, words[0], words[1])
 
     def _word_keys(self) -> tuple:
         """What a root must mention for the pattern to fit, as keys of :func:`_word_group`:

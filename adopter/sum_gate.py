@@ -43,8 +43,11 @@ import itertools
 
 from .structure.canon import TABLE
 from .structure.formulas import bias_add_module
+from .structure.treewalk import children, walk
 
 D, S = 1, 2
+# the (first step, last step) word keys of every chain pattern a matcher was made for
+CHAINS: dict[tuple, None] = {}
 # layer classes whose call may pass its input on (read as a copy, or running members that may)
 _PASSING = frozenset({"Identity", "Sequential", "ModuleList", "ModuleDict"})
 # names that reach attributes or code the gate cannot follow: the root's flow is built
@@ -157,6 +160,17 @@ def _bias_adders(module) -> bool:
     return found
 
 
+def _assigned_attributes(cls, names) -> set:
+    """The attributes of ``self`` the class's methods assign (once per class)."""
+    found = cls.__dict__.get("_sum_gate_assigned")
+    if found is None:
+        owner = names.classes.get(cls.name)
+        found = cls._sum_gate_assigned = {
+            n.attr for n in walk(owner) if n.__class__ is ast.Attribute and n.ctx.__class__ is not ast.Load
+            and n.value.__class__ is ast.Name and n.value.id == "self"} if owner is not None else set()
+    return found
+
+
 def _words_of(expr: ast.expr) -> set:
     """The identifiers of a callee: its names and attributes (a chain's, its subscripts' too)."""
     words = set()
@@ -173,7 +187,7 @@ def _words_of(expr: ast.expr) -> set:
             todo.append(node.value)
             todo.append(node.slice)
         else:
-            todo.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, ast.expr))
+            todo.extend(n for n in children(node) if isinstance(n, ast.expr))
     return words
 
 
@@ -214,15 +228,13 @@ class _Gate:
         self.file_classes = set(names.classes)
         # attributes of ``self`` the class assigns that are no layer: a callable stored there
         # (a lambda, a partial, a function) may be inlined where it is called
-        owner = names.classes.get(cls.name) if info is not None else None
-        self.stored_callables = {n.attr for n in ast.walk(owner) if n.__class__ is ast.Attribute
-                                 and n.ctx.__class__ is not ast.Load and n.value.__class__ is ast.Name
-                                 and n.value.id == self.self_name} if owner is not None else set()
+        self.stored_callables = _assigned_attributes(cls, names) if info is not None else set()
         self.module_opaque = set(names.functions) | set(names.lambdas) | set(names.partials) \
             | set(names.choices) | set(names.constants) | set(names.classes)
         local = set(params)
         layerish: dict[str, bool] = {}
-        for node in ast.walk(func):
+        nodes = list(walk(func))  # (one walk, read four times)
+        for node in nodes:
             if isinstance(node, _UNMODELLED) and node is not func:
                 raise _Unknown
             if node.__class__ is ast.Name and node.ctx.__class__ is not ast.Load:
@@ -231,25 +243,25 @@ class _Gate:
                 local.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif node.__class__ in (ast.For, ast.AsyncFor) and node.target.__class__ is ast.Name:
                 pass
-        stored_names = {n.id for n in ast.walk(func) if n.__class__ is ast.Name and n.ctx.__class__ is not ast.Load}
+        stored_names = {n.id for n in nodes if n.__class__ is ast.Name and n.ctx.__class__ is not ast.Load}
         if self.self_name is not None and self.self_name in stored_names:
             raise _Unknown  # (``self`` rebound)
         self.local = local
         # locals that only ever hold layers bound in __init__: ``for layer in self.layers``,
         # ``layer = self.layers[i]`` (their calls are layer nodes, no addition)
-        for node in ast.walk(func):
+        for node in nodes:
             if node.__class__ in (ast.For, ast.AsyncFor):
                 for name, held in self._bound_by_loop(node.target, node.iter):
                     layerish[name] = layerish.get(name, True) and held
             elif node.__class__ is ast.Assign:
                 for target in node.targets:
-                    for sub in ast.walk(target):
+                    for sub in walk(target):
                         if sub.__class__ is ast.Name:
                             held = target.__class__ is ast.Name and self._layer_path(node.value)
                             layerish[sub.id] = layerish.get(sub.id, True) and held
             elif node.__class__ in (ast.AugAssign, ast.AnnAssign, ast.comprehension, ast.withitem):
                 target = node.optional_vars if node.__class__ is ast.withitem else node.target
-                for sub in ast.walk(target) if target is not None else ():
+                for sub in walk(target) if target is not None else ():
                     if sub.__class__ is ast.Name:
                         layerish[sub.id] = False
             elif node.__class__ in (ast.Import, ast.ImportFrom):
@@ -259,7 +271,7 @@ class _Gate:
             layerish[name] = False
         self.layerish = {name for name, held in layerish.items() if held}
         self.stored: dict[str, int] = {}
-        self.aliases, self.held = _alias_classes(func, self.self_name)
+        self.aliases, self.held = _alias_classes(nodes, self.self_name)
 
     # -- what a callee may be ---------------------------------------------------------------
     def _layer_path(self, expr: ast.expr) -> bool:
@@ -284,8 +296,8 @@ class _Gate:
                 and iterable.func.id == "enumerate" and "enumerate" not in self.module_opaque
                 and len(iterable.args) == 1 and not iterable.keywords):
             found = [(target.elts[1].id, self._layer_path(iterable.args[0]))]
-            return found + [(n.id, False) for n in ast.walk(target.elts[0]) if n.__class__ is ast.Name]
-        return [(n.id, False) for n in ast.walk(target) if n.__class__ is ast.Name]
+            return found + [(n.id, False) for n in walk(target.elts[0]) if n.__class__ is ast.Name]
+        return [(n.id, False) for n in walk(target) if n.__class__ is ast.Name]
 
     def _may_call(self, func: ast.expr, words: frozenset | None) -> bool:
         """May a call of ``func`` be the step whose prefilter word group is ``words``?  Its words
@@ -404,7 +416,7 @@ class _Gate:
             if loop is not None:
                 loop.append(dict(env))
         elif kind in (ast.Raise, ast.Assert, ast.Delete):
-            for sub in ast.iter_child_nodes(stmt):
+            for sub in children(stmt):
                 if isinstance(sub, ast.expr) and sub.__class__ not in (ast.Name,):
                     self._expr(sub, env)
         elif kind in (ast.Pass, ast.Import, ast.ImportFrom):
@@ -519,7 +531,7 @@ class _Gate:
                     env[name] = env.get(name, 0) | more
             return tags
         tags = 0
-        for sub in ast.iter_child_nodes(expr):
+        for sub in children(expr):
             if isinstance(sub, ast.expr):
                 tags |= self._expr(sub, env)
             elif sub.__class__ is ast.keyword:
@@ -558,7 +570,7 @@ class _Gate:
         return tags
 
 
-def _alias_classes(func, self_name) -> tuple[dict[str, tuple], dict[str, set]]:
+def _alias_classes(nodes, self_name) -> tuple[dict[str, tuple], dict[str, set]]:
     """Local names that may hold the same object (``a = outs``, ``a, b = x, y``, ``a = self.c``
     joins ``a`` and ``self``'s attribute's holders): name -> every name of its class, so that a
     change through one name (``a.append(d)``) reaches the others."""
@@ -570,9 +582,9 @@ def _alias_classes(func, self_name) -> tuple[dict[str, tuple], dict[str, set]]:
             name = parent[name]
         return name
 
-    for node in ast.walk(func):
+    for node in nodes:
         if node.__class__ is ast.Assign:
-            names = [n.id for t in node.targets for n in ast.walk(t) if n.__class__ is ast.Name]
+            names = [n.id for t in node.targets for n in walk(t) if n.__class__ is ast.Name]
             values = [node.value] if node.value.__class__ not in (ast.Tuple, ast.List) else node.value.elts
             for value in values:
                 path = _path(value.value if value.__class__ is ast.Starred else value)
