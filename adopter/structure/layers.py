@@ -2630,13 +2630,34 @@ class LayerTyper:
                     graph.extend(listed)
                     continue
                 for element in _ordered_dict_values(arg, self.names):
+                    before = graph.frontier
                     graph.add(self.values(element, env, depth), element)
+                    if element.__class__ is ast.IfExp and self._may_skip(element, env):
+                        graph.frontier |= before  # (graph.add binds a new frontier set)
                 continue
             # a parameter named as a member (nn.ModuleList([nn.Linear(...), activation])) is a
             # layer the container runs: what the file's callers pass for it counts, as for a call
+            before = graph.frontier
             graph.add(self.values(arg, env, depth, called=arg.__class__ is ast.Name
                                   and env.get(arg.id).__class__ is _Param), arg)
+            if arg.__class__ is ast.IfExp and self._may_skip(arg, env):
+                graph.frontier |= before  # (graph.add binds a new frontier set)
         return graph
+
+    def _may_skip(self, member: ast.IfExp, env: dict) -> bool:
+        """Is the Sequential member ``X if flag else nn.Identity()`` (either side) with a test
+        the known keys do not decide for ``X``?  On the ways that build the identity the member
+        computes nothing, so the members around it run one right after the other there (open_clip's
+        ``norm_layer(w) if scale_fc else nn.Identity()`` between ``c_fc`` and the GELU), as the
+        ways without an ``X if c else None`` entry join its neighbours."""
+        sides = (member.body, member.orelse)
+        identity = [s.__class__ is ast.Call and not s.args and not s.keywords
+                    and self.names.resolve(s.func) == _IDENTITY for s in sides]
+        if not any(identity):
+            return False
+        test = member.test
+        decided = bool(test.value) if test.__class__ is ast.Constant else self._decide(test, env)
+        return decided is None or identity[0 if decided else 1]
 
     # ------------------------------------------------------------------ functions
     def function_env(self, func, owner: str | None, depth: int = 0, call=None, class_env: dict | None = None,

@@ -356,3 +356,56 @@ def test_linear_gelu_pair_runs_as_bias_gelu(monkeypatch):
         z = torch.randn(2, 6)
         torch.testing.assert_close(seq(z), reference(z))
     assert calls == []
+
+
+def _spy_pairs(monkeypatch):
+    """The (first, second) members of every pair the container hands a kernel."""
+    pairs = []
+    real = folding._pair_kernel
+
+    def spy(first, second):
+        kernel = real(first, second)
+        if kernel is not None:
+            pairs.append((type(first), type(second)))
+        return kernel
+
+    monkeypatch.setattr(folding, "_pair_kernel", spy)
+    return pairs
+
+
+def test_plain_identity_members_between_a_pair_are_passed_over(monkeypatch):
+    # open_clip's MLP at scale_fc=False: Linear, nn.Identity() (the LayerNorm's place), GELU
+    torch.manual_seed(0)
+    members = [nn.Linear(6, 12), nn.Identity(), nn.GELU(), nn.Linear(12, 6),
+               nn.Conv2d(3, 4, 1), nn.Identity(), nn.Identity(), nn.BatchNorm2d(4)]
+    original = nn.Sequential(*members[:4]).double().eval()
+    patched = FoldingSequential(*copy.deepcopy(list(original))).double().eval()
+    pairs = _spy_pairs(monkeypatch)
+    x = torch.randn(3, 6, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(patched(x), original(x), **TOL)
+    assert pairs == [(nn.Linear, nn.GELU)]
+    convs = _randomize(nn.Sequential(*members[4:])).double().eval()
+    folded = FoldingSequential(*copy.deepcopy(list(convs))).double().eval()
+    pairs.clear()
+    calls = _count_calls(monkeypatch)
+    image = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(image), convs(image), **TOL)
+    assert pairs == [(nn.Conv2d, nn.BatchNorm2d)] and len(calls) == 1
+
+
+def test_a_hooked_identity_or_another_layer_between_keeps_the_members_apart(monkeypatch):
+    torch.manual_seed(0)
+    hooked = nn.Identity()
+    seen = []
+    hooked.register_forward_hook(lambda m, i, o: seen.append(o))
+    for middle in (hooked, nn.LayerNorm(12)):
+        patched = FoldingSequential(nn.Linear(6, 12), middle, nn.GELU()).double().eval()
+        original = nn.Sequential(*patched).double()
+        pairs = _spy_pairs(monkeypatch)
+        x = torch.randn(3, 6, dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(patched(x), nn.Sequential.forward(original, x), **TOL)
+        assert pairs == []
+    assert len(seen) == 2  # the hook ran in both calls (patched and as written)

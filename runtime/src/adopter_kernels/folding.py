@@ -186,6 +186,16 @@ def _pair_kernel(first: nn.Module, second: nn.Module):
     return None
 
 
+def _past_identities(modules: list, index: int) -> int:
+    """The index of the first member from ``index`` on that is not a plain ``nn.Identity``
+    (no subclass forward, no hooks): such a member returns its input unchanged, so the members
+    around it run one right after the other (``norm(w) if flag else nn.Identity()`` between a
+    Linear and its GELU folds when the flag leaves the identity)."""
+    while index < len(modules) and is_plain(modules[index], nn.Identity):
+        index += 1
+    return index
+
+
 class FoldingSequential(nn.Sequential):
     """An ``nn.Sequential`` that folds each Conv -> BatchNorm (and Linear -> BatchNorm1d)
     pair of adjacent members when the BatchNorm uses its running statistics (rules ADP007 and
@@ -222,13 +232,14 @@ class FoldingSequential(nn.Sequential):
         index = 0
         while index < count:
             module = modules[index]
-            kernel = _pair_kernel(module, modules[index + 1]) if index + 1 < count else None
+            partner = _past_identities(modules, index + 1)
+            kernel = _pair_kernel(module, modules[partner]) if partner < count else None
             if kernel is None:
                 input = module(input)
                 index += 1
             else:
-                input = kernel(input, module, modules[index + 1])
-                index += 2
+                input = kernel(input, module, modules[partner])
+                index = partner + 1
             if not isinstance(input, torch.Tensor) and index < count:
                 # a member returned something else (a tuple): the rest runs as nn.Sequential runs it
                 for module in modules[index:]:
