@@ -66,6 +66,10 @@ class ModuleNames:
     # a module-level function's name -> its calls by that plain name in the file
     # (passed_defaults.calls_of, read for its integer defaults; filled on first use)
     passed_params: dict | None = None
+    # the module's tree (collect_names keeps it for readings made on first use: plain_functions)
+    tree: ast.Module | None = None
+    # the same-file functions a call by plain name surely runs (plain_functions; first use)
+    plain: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -203,7 +207,7 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     """Walk the module's top level (also inside if/try/with blocks) for imports and definitions;
     ``local_imports``: also the imports of function bodies (``_local_imports``), for what the
     analysis reads, never for a rewrite (which must know where each name is bound)."""
-    names = ModuleNames()
+    names = ModuleNames(tree=tree)
     stack: list[ast.stmt] = list(reversed(tree.body))
     fallbacks: set[str] = set()
     while stack:
@@ -255,7 +259,7 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
         if name in names.classes:
             names.imports.pop(name, None)
     if names.stars and "torch" not in names.imports and _reads_torch_packages(tree) \
-            and not _binds(tree, "torch"):
+            and not binds(tree, "torch"):
         # ``from libs import *`` then ``torch.optim.Adam(...)`` with ``torch`` bound nowhere in
         # the file: the star import is what binds it at run time, and a root with ``.optim``,
         # ``.nn`` under it can only be the torch package (galerkin-transformer's examples);
@@ -289,10 +293,11 @@ def bound_by(node) -> list:
     return [node.name] if node.name else []
 
 
-def _binds(tree: ast.Module, name: str) -> bool:
-    """Does the module bind ``name`` anywhere (an assignment or other store, or any
-    :func:`bound_by` form)?  Asked only of files with a star import, to tell a name the star
-    import must supply from one the file defines itself."""
+def binds(tree: ast.AST, name: str) -> bool:
+    """Does ``tree`` (a module, a statement) bind ``name`` anywhere (an assignment or other
+    store, or any :func:`bound_by` form)?  Asked of files with a star import, to tell a name the
+    star import must supply from one the file defines itself, and of a function's statements
+    (never_none.py: a local bound by ``case ... as m`` or an import is no plain assignment)."""
     for node in ast_walk(tree):
         cls = node.__class__
         if cls is ast.Name:
@@ -322,7 +327,7 @@ def star_module_package(names: ModuleNames, tree: ast.Module) -> None:
                 roots.add(base.value.id)
     unbound = [root for root in roots
                if root not in names.imports and root not in names.classes and root not in names.functions
-               and root not in names.constants and not _binds(tree, root)]
+               and root not in names.constants and not binds(tree, root)]
     if unbound and _involves_torch(names, tree):
         for root in unbound:
             names.imports[root] = "torch.nn"
@@ -670,6 +675,37 @@ def package_of(path: str) -> str | None:
             break
         folder = parent
     return ".".join(reversed(parts)) or None
+
+
+def plain_functions(names: ModuleNames) -> dict:
+    """The same-file functions a call by plain name surely runs: name -> its ``def``, for each
+    name bound at module level exactly once, by an undecorated ``def`` in the module's own body
+    (not under an ``if``/``try``), and declared ``global`` by no function.  ``names.functions``
+    keeps the last ``def`` seen, whatever a decorator, a conditional redefinition or a later
+    ``name = ...`` makes of it (never_none.py reads a function's returns: only here are they
+    what the call returns).  Read once per module on first use."""
+    if names.plain is None:
+        tree = names.tree
+        counts: dict[str, int] = {}
+        if tree is not None:
+            for stmt in tree.body:
+                if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+                    counts[stmt.name] = counts.get(stmt.name, 0) + 1
+                    continue
+                for node in ast_walk(stmt):
+                    cls = node.__class__
+                    if cls is _NAME:
+                        if node.ctx.__class__ is not ast.Load:
+                            counts[node.id] = counts.get(node.id, 0) + 1
+                    elif cls in BINDERS:
+                        for bound in bound_by(node):
+                            counts[bound] = counts.get(bound, 0) + 1
+        top = {stmt.name: stmt for stmt in (tree.body if tree is not None else ())
+               if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef) and not stmt.decorator_list}
+        hidden = declared_global(names)
+        names.plain = {name: func for name, func in top.items()
+                       if counts.get(name) == 1 and name not in hidden and names.functions.get(name) is func}
+    return names.plain
 
 
 def declared_global(names: ModuleNames) -> frozenset:
