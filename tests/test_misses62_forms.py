@@ -274,3 +274,16 @@ def test_a_file_defining_its_own_vars_is_not_read():
     code = VARS.replace("def build_act", "def vars(obj):\n    return {'ReLU': nn.ReLU, 'GELU': nn.ReLU}\n\n\ndef build_act")
     assert not _vars_at(code, "# keyed")
     assert not _vars_at(code, "# literal")
+
+
+def test_a_module_level_rebinding_of_vars_or_getattr_is_not_read():
+    # ``vars = lambda obj: {...}`` binds no def, yet the call is no longer the builtin's
+    rebound = VARS.replace("def build_act", "vars = lambda obj: {'ReLU': nn.ReLU, 'GELU': nn.ReLU}\n\n\ndef build_act")
+    assert not _vars_at(rebound, "# keyed")
+    assert not _vars_at(rebound, "# literal")
+    looked_up = VARS.replace('vars(nn)["GELU"]()', 'getattr(nn, "GELU")()')
+    assert _vars_at(looked_up, "# literal")
+    for binding in ("getattr = lambda module, key: nn.ReLU\n", "from operator import getitem as getattr\n",
+                    "for getattr in (lambda module, key: nn.ReLU,):\n    pass\n"):
+        code = looked_up.replace("def build_act", binding + "\n\ndef build_act")
+        assert not _vars_at(code, "# literal"), binding

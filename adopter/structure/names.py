@@ -70,6 +70,8 @@ class ModuleNames:
     tree: ast.Module | None = None
     # the same-file functions a call by plain name surely runs (plain_functions; first use)
     plain: dict | None = None
+    # name -> how many times the module binds it at module level (module_bindings; first use)
+    bindings: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -677,6 +679,36 @@ def package_of(path: str) -> str | None:
     return ".".join(reversed(parts)) or None
 
 
+def module_bindings(names: ModuleNames) -> dict:
+    """How many times each name is bound at module level: a ``def`` or ``class`` of the
+    module's body, and every store or :func:`bound_by` form in its other statements (under an
+    ``if``/``try``/``for``/``with`` too; a function there counts its own names as well, erring
+    toward "bound").  Read once per module on first use (plain_functions, builtin_unbound)."""
+    counts = names.bindings
+    if counts is None:
+        counts = names.bindings = {}
+        for stmt in (names.tree.body if names.tree is not None else ()):
+            if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+                counts[stmt.name] = counts.get(stmt.name, 0) + 1
+                continue
+            for node in ast_walk(stmt):
+                cls = node.__class__
+                if cls is _NAME:
+                    if node.ctx.__class__ is not ast.Load:
+                        counts[node.id] = counts.get(node.id, 0) + 1
+                elif cls in BINDERS:
+                    for bound in bound_by(node):
+                        counts[bound] = counts.get(bound, 0) + 1
+    return counts
+
+
+def builtin_unbound(names: ModuleNames, name: str) -> bool:
+    """Is builtin ``name`` (``vars``, ``getattr``) left as Python's own in this module: bound by
+    no module-level form (``vars = lambda obj: {...}``, an import, a ``def``) and declared
+    ``global`` by no function?  (A function's own local is the caller's to check.)"""
+    return name not in module_bindings(names) and name not in declared_global(names)
+
+
 def plain_functions(names: ModuleNames) -> dict:
     """The same-file functions a call by plain name surely runs: name -> its ``def``, for each
     name bound at module level exactly once, by an undecorated ``def`` in the module's own body
@@ -685,22 +717,8 @@ def plain_functions(names: ModuleNames) -> dict:
     ``name = ...`` makes of it (never_none.py reads a function's returns: only here are they
     what the call returns).  Read once per module on first use."""
     if names.plain is None:
-        tree = names.tree
-        counts: dict[str, int] = {}
-        if tree is not None:
-            for stmt in tree.body:
-                if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
-                    counts[stmt.name] = counts.get(stmt.name, 0) + 1
-                    continue
-                for node in ast_walk(stmt):
-                    cls = node.__class__
-                    if cls is _NAME:
-                        if node.ctx.__class__ is not ast.Load:
-                            counts[node.id] = counts.get(node.id, 0) + 1
-                    elif cls in BINDERS:
-                        for bound in bound_by(node):
-                            counts[bound] = counts.get(bound, 0) + 1
-        top = {stmt.name: stmt for stmt in (tree.body if tree is not None else ())
+        counts = module_bindings(names)
+        top = {stmt.name: stmt for stmt in (names.tree.body if names.tree is not None else ())
                if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef) and not stmt.decorator_list}
         hidden = declared_global(names)
         names.plain = {name: func for name, func in top.items()
