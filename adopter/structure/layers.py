@@ -41,7 +41,8 @@ from .passed_defaults import int_literal
 from .passed_lists import list_items
 from .list_appenders import as_list_builder, passed_list
 from .run_time_dims import run_time_family, shares_one_dimension
-from .literals import written_in_place
+from .literals import held_whole, written_in_place
+from .siblings import changed_in_package
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
                        flagged_layer_norm_module, functional_layer_norm_module, gelu_formula, gelu_function,
@@ -896,7 +897,9 @@ class LayerTyper:
         when it is a module-level dict literal of another module of the package, with literal
         keys, that neither that module nor this file changes in place (written_in_place):
         basicts' ``from .activations import ACT2FN``, ``ACT2FN = {"relu": nn.ReLU(), "gelu":
-        nn.GELU(), ...}``.  None for anything else; worked out once per name."""
+        nn.GELU(), ...}``.  None for anything else, and where a module of the package (this file,
+        the defining one, any other) changes it or holds it under another name
+        (siblings.changed_in_package); worked out once per name."""
         if fqn is None or table.__class__ is not ast.Name or not self.package.owns(fqn):
             return None
         cache = self._sibling_dicts
@@ -917,7 +920,8 @@ class LayerTyper:
                 or not all(k is not None and k.__class__ is ast.Constant for k in value.keys):
             return None
         text = self._file_text() if self.lines is not None else getattr(self, "source", None)
-        if text is None or written_in_place(table.id, text):
+        if text is None or written_in_place(table.id, text) or held_whole(table.id, text) \
+                or changed_in_package(self.package, name):
             return None
         cache[fqn] = (other, value)
         return cache[fqn]
