@@ -1485,17 +1485,11 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2
 
 def _submodule(module: nn.Module, chain: ast.expr) -> nn.Module | None:
     """The layer ``chain`` names off ``self`` (``self.audio.conv1``: a layer of a block held by the
-    module), or None where it is not one."""
-    names: list[str] = []
-    while isinstance(chain, ast.Attribute):
-        names.append(chain.attr)
-        chain = chain.value
-    if not (isinstance(chain, ast.Name) and chain.id == "self") or not names:
+    module), or None where it is not one (``self`` alone is not: the module itself)."""
+    if not isinstance(chain, ast.Attribute):
         return None
-    layer: Any = module
-    for attr in reversed(names):
-        layer = getattr(layer, attr, None)
-    return layer if isinstance(layer, nn.Module) else None
+    found, layer = _resolved(chain, {"self": module})
+    return layer if found and isinstance(layer, nn.Module) else None
 
 
 def _axis_order(expr: ast.expr, name: str) -> tuple[str, list[int]] | None:
