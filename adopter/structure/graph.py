@@ -41,7 +41,7 @@ from .literals import (class_table, entry_keys, imported_table_reads, imported_t
                        literal_table, spread_keys)
 from . import passed_defaults
 from .passed_defaults import int_literal as _int_literal
-from .names import BINDERS, ModuleNames, bound_by, builtin_unbound, declared_global, imported_by, param_default, plain_functions
+from .names import BINDERS, ModuleNames, PlainFunctions, bound_by, builtin_unbound, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .held_layers import self_chain as held_chain
@@ -5354,7 +5354,7 @@ class FlowBuilder:
             # (the name's binding the caller last read, when it may be None or is not one plain
             # assignment: no walk of the caller's other bindings can make it never None)
             return None
-        if not never_none.never_none(expr, caller.definition, self.names.resolve, plain_functions(self.names)) \
+        if not never_none.never_none(expr, caller.definition, self.names.resolve, PlainFunctions(self.names)) \
                 or never_none.binds_in_body(helper, name):
             return None
         return is_not

@@ -679,34 +679,87 @@ def package_of(path: str) -> str | None:
     return ".".join(reversed(parts)) or None
 
 
+_DEFINES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
 def module_bindings(names: ModuleNames) -> dict:
-    """How many times each name is bound at module level: a ``def`` or ``class`` of the
-    module's body, and every store or :func:`bound_by` form in its other statements (under an
-    ``if``/``try``/``for``/``with`` too; a function there counts its own names as well, erring
-    toward "bound").  Read once per module on first use (plain_functions, builtin_unbound)."""
+    """How many times each name is bound at module level: by a ``def`` or ``class``, an import,
+    an assignment's targets, a loop's, a ``with``'s ``as``, ``except ... as``, a ``case``
+    pattern, or ``del``, in the module's body and the blocks of its statements (not inside
+    functions or classes).  Only targets are walked, never values (a module-level table of
+    thousands of nodes binds nothing); a ``:=`` inside a module-level expression is not read.
+    Read once per module on first use (plain_functions, builtin_unbound)."""
     counts = names.bindings
     if counts is None:
         counts = names.bindings = {}
-        for stmt in (names.tree.body if names.tree is not None else ()):
-            if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+        todo = list(names.tree.body) if names.tree is not None else []
+        while todo:
+            stmt = todo.pop()
+            cls = stmt.__class__
+            if cls in _DEFINES:
                 counts[stmt.name] = counts.get(stmt.name, 0) + 1
                 continue
-            for node in ast_walk(stmt):
-                cls = node.__class__
-                if cls is _NAME:
-                    if node.ctx.__class__ is not ast.Load:
-                        counts[node.id] = counts.get(node.id, 0) + 1
-                elif cls in BINDERS:
-                    for bound in bound_by(node):
-                        counts[bound] = counts.get(bound, 0) + 1
+            if cls is ast.Import or cls is ast.ImportFrom:
+                targets = []
+                for bound in bound_by(stmt):
+                    counts[bound] = counts.get(bound, 0) + 1
+            elif cls is ast.Assign or cls is ast.Delete:
+                targets = stmt.targets
+            elif cls is ast.AugAssign or cls is ast.AnnAssign:
+                targets = [stmt.target]
+            elif cls is ast.For or cls is ast.AsyncFor:
+                targets = [stmt.target]
+            elif cls is ast.With or cls is ast.AsyncWith:
+                targets = [item.optional_vars for item in stmt.items if item.optional_vars is not None]
+            elif cls is ast.Match:
+                targets = [case.pattern for case in stmt.cases]
+                todo.extend(item for case in stmt.cases for item in case.body)
+            else:
+                targets = []
+            for target in targets:
+                for node in ast_walk(target):
+                    kind = node.__class__
+                    if kind is _NAME:
+                        if node.ctx.__class__ is not ast.Load:
+                            counts[node.id] = counts.get(node.id, 0) + 1
+                    elif kind is ast.MatchAs or kind is ast.MatchStar:
+                        if node.name:
+                            counts[node.name] = counts.get(node.name, 0) + 1
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(stmt, field, None)
+                if block.__class__ is list:
+                    todo.extend(block)
+            for handler in getattr(stmt, "handlers", ()):
+                if handler.name:
+                    counts[handler.name] = counts.get(handler.name, 0) + 1
+                todo.extend(handler.body)
     return counts
 
 
 def builtin_unbound(names: ModuleNames, name: str) -> bool:
     """Is builtin ``name`` (``vars``, ``getattr``) left as Python's own in this module: bound by
-    no module-level form (``vars = lambda obj: {...}``, an import, a ``def``) and declared
-    ``global`` by no function?  (A function's own local is the caller's to check.)"""
-    return name not in module_bindings(names) and name not in declared_global(names)
+    no module-level form (``vars = lambda obj: {...}``, an import, a ``def``, a loop)?  A
+    function's own local is the caller's to check; a function declaring it ``global`` and
+    binding it is not looked for (declared_global walks every function: too dear for a test
+    every ``getattr(...)`` call asks)."""
+    return name not in module_bindings(names)
+
+
+class PlainFunctions:
+    """:func:`plain_functions` of a module, worked out only when a name is first looked up in
+    it: a reader handed it (never_none.py) asks only where a call's target is a same-file
+    function, and most that are handed it never ask."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: ModuleNames):
+        self.names = names
+
+    def __contains__(self, name) -> bool:
+        return name in self.names.functions and name in plain_functions(self.names)
+
+    def __getitem__(self, name):
+        return plain_functions(self.names)[name]
 
 
 def plain_functions(names: ModuleNames) -> dict:
