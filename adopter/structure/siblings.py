@@ -22,7 +22,12 @@ import os
 import re
 
 from .formulas import gelu_function, passes_tensor_through, softmax_formula
-from .literals import held_whole, imported_table_reads_in, literal_table, written_in_place
+from .literals import (
+    held_whole,
+    imported_table_reads_in,
+    literal_table,
+    written_in_place,
+)
 from .names import ModuleNames, collect_names, import_bindings
 
 MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
