@@ -126,3 +126,34 @@ def test_remasked_arm_differs_from_the_plain_softmax_on_a_fully_masked_row():
     assert torch.equal(remasked[1], torch.zeros(4, dtype=torch.float64))
     assert torch.allclose(plain[1], torch.full((4,), 0.25, dtype=torch.float64))
     assert torch.allclose(remasked[0], plain[0])
+
+
+def _with_module_code(module_code: str, mask_lines: str) -> str:
+    """The attention above with ``module_code`` before its class (a second same-file function)."""
+    code = _attention(mask_lines, "allowed")
+    return code.replace("class Attention(", textwrap.dedent(module_code) + "\n\nclass Attention(", 1)
+
+
+def test_function_a_call_may_not_run_keeps_the_plain_arm():
+    # names.functions keeps the last ``def`` seen: a decorator, a conditional redefinition or
+    # a later module-level rebinding may make the name call something returning None
+    returns_mask = "def full_mask(n, device):\n    return torch.ones(n, n, device=device) == 1\n"
+    returns_none = "def full_mask(n, device):\n    return None\n"
+    call = "allowed = full_mask(x.shape[-2], x.device)"
+    assert found(_with_module_code(returns_mask, call), "ADP010") == []
+    for module_code in ("def gone(f):\n    return lambda *a: None\n\n\n@gone\n" + returns_mask,
+                        returns_none + "\n\nif torch.cuda.is_available():\n"
+                        + textwrap.indent(returns_mask, "    "),
+                        returns_mask + "\n\nfull_mask = lambda n, device: None\n",
+                        returns_mask + "\n\nfor full_mask in (print,):\n    pass\n"):
+        assert len(found(_with_module_code(module_code, call), "ADP010")) == 1, module_code
+
+
+def test_local_bound_by_another_form_keeps_the_plain_arm():
+    # ``case ... as``, an import, ``except ... as`` bind the name as surely as an assignment
+    padded = "allowed = F.pad(mask, (0, 1))\n"
+    for later in ("match self.padding:\n    case None as allowed:\n        pass",
+                  "if self.padding is None:\n    from os import sep as allowed",
+                  "try:\n    pass\nexcept ValueError as allowed:\n    pass"):
+        assert len(found(_attention(padded + later, "allowed"), "ADP010")) == 1, later
+    assert _never_none("def caller(x):\n    m = torch.ones(3)\n    def inner(m):\n        pass\n", "m") is False

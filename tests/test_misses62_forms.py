@@ -150,11 +150,11 @@ class MLPLayer(nn.Module):
 """
 
 
-def _mlp_package(tmp_path, table: str = ACTIVATIONS, mlp: str = MLP):
+def _mlp_package(tmp_path, table: str = ACTIVATIONS, mlp: str = MLP, init: str = ""):
     top = tmp_path / "tspkg"
     (top / "modules").mkdir(parents=True)
     (top / "__init__.py").write_text("")
-    (top / "modules" / "__init__.py").write_text("")
+    (top / "modules" / "__init__.py").write_text(init)
     (top / "modules" / "activations.py").write_text(table)
     path = top / "modules" / "mlps.py"
     path.write_text(mlp)
@@ -274,3 +274,28 @@ def test_a_file_defining_its_own_vars_is_not_read():
     code = VARS.replace("def build_act", "def vars(obj):\n    return {'ReLU': nn.ReLU, 'GELU': nn.ReLU}\n\n\ndef build_act")
     assert not _vars_at(code, "# keyed")
     assert not _vars_at(code, "# literal")
+
+
+def test_a_module_level_rebinding_of_vars_or_getattr_is_not_read():
+    # ``vars = lambda obj: {...}`` binds no def, yet the call is no longer the builtin's
+    rebound = VARS.replace("def build_act", "vars = lambda obj: {'ReLU': nn.ReLU, 'GELU': nn.ReLU}\n\n\ndef build_act")
+    assert not _vars_at(rebound, "# keyed")
+    assert not _vars_at(rebound, "# literal")
+    looked_up = VARS.replace('vars(nn)["GELU"]()', 'getattr(nn, "GELU")()')
+    assert _vars_at(looked_up, "# literal")
+    for binding in ("getattr = lambda module, key: nn.ReLU\n", "from operator import getitem as getattr\n",
+                    "for getattr in (lambda module, key: nn.ReLU,):\n    pass\n"):
+        code = looked_up.replace("def build_act", binding + "\n\ndef build_act")
+        assert not _vars_at(code, "# literal"), binding
+
+
+def test_sibling_dict_changed_by_a_third_module_or_through_an_alias_is_not_read(tmp_path):
+    """The literal holds GELU, but another module of the package replaces the entry, or the
+    defining module writes it through another name: the entries are not what a read finds."""
+    assert _gelu_at(*_mlp_package(tmp_path / "a"))
+    third = 'from torch import nn\nfrom .activations import NONLIN\n\nNONLIN["gelu"] = nn.Tanh()\n'
+    assert not _gelu_at(*_mlp_package(tmp_path / "b", init=third))
+    alias = ACTIVATIONS + '\n\ndef register(key, layer):\n    table = NONLIN\n    table[key] = layer\n\n\nregister("gelu", nn.Tanh())\n'
+    assert not _gelu_at(*_mlp_package(tmp_path / "c", table=alias))
+    handed = MLP.replace("class MLPLayer", "def extend(table):\n    table.update(gelu=nn.Tanh())\n\n\nextend(NONLIN)\n\n\nclass MLPLayer")
+    assert not _gelu_at(*_mlp_package(tmp_path / "d", mlp=handed))

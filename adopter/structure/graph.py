@@ -41,7 +41,7 @@ from .literals import (class_table, entry_keys, imported_table_reads, imported_t
                        literal_table, spread_keys)
 from . import passed_defaults
 from .passed_defaults import int_literal as _int_literal
-from .names import BINDERS, ModuleNames, bound_by, declared_global, imported_by, param_default
+from .names import BINDERS, ModuleNames, PlainFunctions, bound_by, builtin_unbound, declared_global, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .held_layers import self_chain as held_chain
@@ -1286,7 +1286,7 @@ class FlowBuilder:
         if (func.__class__ is ast.Call and func.func.__class__ is ast.Name and func.func.id == "getattr"
                 and len(func.args) == 2 and not func.keywords and func.args[0].__class__ is ast.Name
                 and func.args[0].id == "self" and "getattr" not in self.names.imports
-                and "getattr" not in self.names.functions):
+                and "getattr" not in self.names.functions and builtin_unbound(self.names, "getattr")):
             # getattr(self, f"conv{i}")(x): the layer setattr / add_module gave that name (or
             # name family, bindings.module_key); unknown when none did, or when the family's
             # members are not all one kind (which member a computed name reads is not known)
@@ -1850,7 +1850,7 @@ class FlowBuilder:
         if not (value_expr.func.__class__ is _AST_NAME and value_expr.func.id == "getattr"
                 and len(value_expr.args) == 2 and not value_expr.keywords
                 and value_expr.args[1].__class__ is not ast.Constant
-                and "getattr" not in self.names.functions and "getattr" not in self.names.imports):
+                and "getattr" not in self.names.functions and "getattr" not in self.names.imports and builtin_unbound(self.names, "getattr")):
             return ()
         module = value_expr.args[0]
         if module.__class__ not in (_AST_NAME, ast.Attribute) or self.names.resolve(module) != "torch.optim":
@@ -2538,7 +2538,7 @@ class FlowBuilder:
             if not (isinstance(func.func, ast.Name) and func.func.id == "getattr" and len(func.args) == 2
                     and not func.keywords and "getattr" not in self.names.functions
                     and "getattr" not in self.names.imports
-                    and self.names.resolve(func.args[0]) == "torch.nn.functional"):
+                    and self.names.resolve(func.args[0]) == "torch.nn.functional" and builtin_unbound(self.names, "getattr")):
                 return None
             fqn, key = "torch.nn.functional", func.args[1]
         else:
@@ -5359,8 +5359,8 @@ class FlowBuilder:
             # (the name's binding the caller last read, when it may be None or is not one plain
             # assignment: no walk of the caller's other bindings can make it never None)
             return None
-        if not never_none.never_none(expr, caller.definition, self.names.resolve, self.names.functions) \
-                or never_none.rebinds(helper, name):
+        if not never_none.never_none(expr, caller.definition, self.names.resolve, PlainFunctions(self.names)) \
+                or never_none.binds_in_body(helper, name):
             return None
         return is_not
 

@@ -41,7 +41,8 @@ from .passed_defaults import int_literal
 from .passed_lists import list_items
 from .list_appenders import as_list_builder, passed_list
 from .run_time_dims import run_time_family, shares_one_dimension
-from .literals import written_in_place
+from .literals import held_whole, written_in_place
+from .siblings import changed_in_package
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
                        flagged_layer_norm_module, functional_layer_norm_module, gelu_formula, gelu_function,
@@ -50,7 +51,7 @@ from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_functi
                        untransposed)
 from .moved_norm import moves_last_axis_through_norm
 from .setting_norm import setting_norm_module
-from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
+from .names import ModuleNames, builtin_unbound, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -896,7 +897,9 @@ class LayerTyper:
         when it is a module-level dict literal of another module of the package, with literal
         keys, that neither that module nor this file changes in place (written_in_place):
         basicts' ``from .activations import ACT2FN``, ``ACT2FN = {"relu": nn.ReLU(), "gelu":
-        nn.GELU(), ...}``.  None for anything else; worked out once per name."""
+        nn.GELU(), ...}``.  None for anything else, and where a module of the package (this file,
+        the defining one, any other) changes it or holds it under another name
+        (siblings.changed_in_package); worked out once per name."""
         if fqn is None or table.__class__ is not ast.Name or not self.package.owns(fqn):
             return None
         cache = self._sibling_dicts
@@ -917,7 +920,8 @@ class LayerTyper:
                 or not all(k is not None and k.__class__ is ast.Constant for k in value.keys):
             return None
         text = self._file_text() if self.lines is not None else getattr(self, "source", None)
-        if text is None or written_in_place(table.id, text):
+        if text is None or written_in_place(table.id, text) or held_whole(table.id, text) \
+                or changed_in_package(self.package, name):
             return None
         cache[fqn] = (other, value)
         return cache[fqn]
@@ -1825,7 +1829,7 @@ class LayerTyper:
         if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 2 and not call.keywords
-                and self.names.resolve(call.args[0]) == "torch.nn.functional"):
+                and self.names.resolve(call.args[0]) == "torch.nn.functional" and builtin_unbound(self.names, "getattr")):
             # getattr(F, activation): the function of torch.nn.functional the string names, held
             # as a value and looked up like a table (a run-time string may name any activation)
             if call.args[1].__class__ is ast.Name and self._never_str_here(call.args[1], env):
@@ -1839,7 +1843,7 @@ class LayerTyper:
         if (func.__class__ is ast.Name and func.id == "getattr" and func.id not in env
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 2 and not call.keywords
-                and self.names.resolve(call.args[0]) == "torch.nn"):
+                and self.names.resolve(call.args[0]) == "torch.nn" and builtin_unbound(self.names, "getattr")):
             # cls = getattr(nn, name), then cls(*args) (rtdl's _make_nn_module): the torch.nn
             # class the string names, held as a value; called, it is what getattr(nn, name)(...)
             # builds in place (below): the class a known key names, else a run-time table key
@@ -1855,7 +1859,8 @@ class LayerTyper:
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 3 and not call.keywords and isinstance(call.args[1], ast.Constant)
                 and isinstance(call.args[1].value, str)
-                and self.names.resolve(call.args[0]) not in ("torch.nn", "torch.nn.functional")):
+                and self.names.resolve(call.args[0]) not in ("torch.nn", "torch.nn.functional")
+                and builtin_unbound(self.names, "getattr")):
             # getattr(config, "activation", nn.GELU()): what the object holds under that name,
             # else the default: read as a parameter's default is (what the object holds is not
             # in this file)
@@ -1957,7 +1962,7 @@ class LayerTyper:
         if (isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr"
                 and func.func.id not in env and func.func.id not in self.names.functions
                 and func.func.id not in self.names.imports and len(func.args) == 2 and not func.keywords
-                and self.names.resolve(func.args[0]) == "torch.nn"):
+                and self.names.resolve(func.args[0]) == "torch.nn" and builtin_unbound(self.names, "getattr")):
             # getattr(nn, f"Conv{ndim}d")(...), getattr(nn, norm)(...) with norm="BatchNorm2d":
             # a structural layer class the key names where it runs (a literal, or parameters'
             # constant defaults, as for norm_layer=nn.BatchNorm2d): that class, built here
@@ -2040,12 +2045,12 @@ class LayerTyper:
         ``vars(nn)[key](...)``: the builtin ``vars`` of a module is its namespace, so the call
         builds what ``getattr(module, key)(...)`` builds, read as that is: a structural class
         a known key names, else the torch.nn class a run-time key names, looked up like a table
-        (an activation checked where it runs).  None for anything else (``vars`` rebound, another
-        module, another object)."""
+        (an activation checked where it runs).  None for anything else (``vars`` rebound, at
+        module level too: ``vars = lambda obj: {...}``; another module, another object)."""
         inner = func.value
         if not (inner.func.__class__ is ast.Name and inner.func.id == "vars" and len(inner.args) == 1
                 and not inner.keywords and "vars" not in env and "vars" not in self.names.functions
-                and "vars" not in self.names.imports):
+                and "vars" not in self.names.imports and builtin_unbound(self.names, "vars")):
             return None
         module = self.names.resolve(inner.args[0])
         if module != "torch.nn" and module != "torch.nn.modules.activation":

@@ -257,6 +257,36 @@ def entry_keys(name: str, dicts: list, definition: ast.AST) -> list[tuple[str, a
 _IN_PLACE_METHODS = "update|setdefault|pop|popitem|clear|append|extend|insert|remove"
 
 
+# what may follow a table's name where the occurrence reads it, never holds it whole: an entry
+# (``NAME[``), a lookup method (``NAME.get(``, ``.keys()``), or the end of an import's names
+_READ_AFTER = re.compile(r"\s*(?:\[|\.\s*(?:get|keys|values|items)\s*\()")
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+)?import[ \t]")
+
+
+def held_whole(name: str, text: str) -> bool:
+    """Does the file hold the container a module-level ``name`` names under another name or
+    hand it on whole (``table = NAME``, ``register(NAME)``, ``return NAME``), where it may be
+    changed through that alias (written_in_place sees only ``NAME``'s own writes)?  Every
+    occurrence outside strings and attributes must be its binding (``NAME = {...}`` at a line's
+    start), an import, a membership test (``in NAME``) or an entry read (``NAME[``, ``.get(``):
+    a text test, cautious (a multi-line import's own line counts as holding it)."""
+    if name not in text:
+        return False
+    word = re.escape(name)
+    for found in re.finditer(rf"(?<![\w.'\"]){word}\b(?!['\"])", text):
+        start, end = found.span()
+        line_start = text.rfind("\n", 0, start) + 1
+        before = text[line_start:start]
+        if _READ_AFTER.match(text, end) or _IMPORT_LINE.match(before):
+            continue
+        if not before.strip() and re.match(r"\s*(?::[^=\n]*)?=(?!=)", text[end:end + 200]):
+            continue  # (the binding itself, ``NAME = {...}``; a second one is written_in_place's)
+        if re.search(r"(?<![\w.])in\s*$", before):
+            continue  # ``key in NAME``
+        return True
+    return False
+
+
 def written_in_place(name: str, text: str) -> bool:
     """Does the file change the container a module-level ``name`` holds after binding it?  An
     item store or delete (``NORMS["bn2d"] = nn.LayerNorm``, ``NORMS[key] += ...``, ``del

@@ -66,6 +66,12 @@ class ModuleNames:
     # a module-level function's name -> its calls by that plain name in the file
     # (passed_defaults.calls_of, read for its integer defaults; filled on first use)
     passed_params: dict | None = None
+    # the module's tree (collect_names keeps it for readings made on first use: plain_functions)
+    tree: ast.Module | None = None
+    # the same-file functions a call by plain name surely runs (plain_functions; first use)
+    plain: dict | None = None
+    # name -> how many times the module binds it at module level (module_bindings; first use)
+    bindings: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -203,7 +209,7 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     """Walk the module's top level (also inside if/try/with blocks) for imports and definitions;
     ``local_imports``: also the imports of function bodies (``_local_imports``), for what the
     analysis reads, never for a rewrite (which must know where each name is bound)."""
-    names = ModuleNames()
+    names = ModuleNames(tree=tree)
     stack: list[ast.stmt] = list(reversed(tree.body))
     fallbacks: set[str] = set()
     while stack:
@@ -255,7 +261,7 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
         if name in names.classes:
             names.imports.pop(name, None)
     if names.stars and "torch" not in names.imports and _reads_torch_packages(tree) \
-            and not _binds(tree, "torch"):
+            and not binds(tree, "torch"):
         # ``from libs import *`` then ``torch.optim.Adam(...)`` with ``torch`` bound nowhere in
         # the file: the star import is what binds it at run time, and a root with ``.optim``,
         # ``.nn`` under it can only be the torch package (galerkin-transformer's examples);
@@ -289,10 +295,11 @@ def bound_by(node) -> list:
     return [node.name] if node.name else []
 
 
-def _binds(tree: ast.Module, name: str) -> bool:
-    """Does the module bind ``name`` anywhere (an assignment or other store, or any
-    :func:`bound_by` form)?  Asked only of files with a star import, to tell a name the star
-    import must supply from one the file defines itself."""
+def binds(tree: ast.AST, name: str) -> bool:
+    """Does ``tree`` (a module, a statement) bind ``name`` anywhere (an assignment or other
+    store, or any :func:`bound_by` form)?  Asked of files with a star import, to tell a name the
+    star import must supply from one the file defines itself, and of a function's statements
+    (never_none.py: a local bound by ``case ... as m`` or an import is no plain assignment)."""
     for node in ast_walk(tree):
         cls = node.__class__
         if cls is ast.Name:
@@ -322,7 +329,7 @@ def star_module_package(names: ModuleNames, tree: ast.Module) -> None:
                 roots.add(base.value.id)
     unbound = [root for root in roots
                if root not in names.imports and root not in names.classes and root not in names.functions
-               and root not in names.constants and not _binds(tree, root)]
+               and root not in names.constants and not binds(tree, root)]
     if unbound and _involves_torch(names, tree):
         for root in unbound:
             names.imports[root] = "torch.nn"
@@ -670,6 +677,106 @@ def package_of(path: str) -> str | None:
             break
         folder = parent
     return ".".join(reversed(parts)) or None
+
+
+_DEFINES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def module_bindings(names: ModuleNames) -> dict:
+    """How many times each name is bound at module level: by a ``def`` or ``class``, an import,
+    an assignment's targets, a loop's, a ``with``'s ``as``, ``except ... as``, a ``case``
+    pattern, or ``del``, in the module's body and the blocks of its statements (not inside
+    functions or classes).  Only targets are walked, never values (a module-level table of
+    thousands of nodes binds nothing); a ``:=`` inside a module-level expression is not read.
+    Read once per module on first use (plain_functions, builtin_unbound)."""
+    counts = names.bindings
+    if counts is None:
+        counts = names.bindings = {}
+        todo = list(names.tree.body) if names.tree is not None else []
+        while todo:
+            stmt = todo.pop()
+            cls = stmt.__class__
+            if cls in _DEFINES:
+                counts[stmt.name] = counts.get(stmt.name, 0) + 1
+                continue
+            if cls is ast.Import or cls is ast.ImportFrom:
+                targets = []
+                for bound in bound_by(stmt):
+                    counts[bound] = counts.get(bound, 0) + 1
+            elif cls is ast.Assign or cls is ast.Delete:
+                targets = stmt.targets
+            elif cls is ast.AugAssign or cls is ast.AnnAssign:
+                targets = [stmt.target]
+            elif cls is ast.For or cls is ast.AsyncFor:
+                targets = [stmt.target]
+            elif cls is ast.With or cls is ast.AsyncWith:
+                targets = [item.optional_vars for item in stmt.items if item.optional_vars is not None]
+            elif cls is ast.Match:
+                targets = [case.pattern for case in stmt.cases]
+                todo.extend(item for case in stmt.cases for item in case.body)
+            else:
+                targets = []
+            for target in targets:
+                for node in ast_walk(target):
+                    kind = node.__class__
+                    if kind is _NAME:
+                        if node.ctx.__class__ is not ast.Load:
+                            counts[node.id] = counts.get(node.id, 0) + 1
+                    elif kind is ast.MatchAs or kind is ast.MatchStar:
+                        if node.name:
+                            counts[node.name] = counts.get(node.name, 0) + 1
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(stmt, field, None)
+                if block.__class__ is list:
+                    todo.extend(block)
+            for handler in getattr(stmt, "handlers", ()):
+                if handler.name:
+                    counts[handler.name] = counts.get(handler.name, 0) + 1
+                todo.extend(handler.body)
+    return counts
+
+
+def builtin_unbound(names: ModuleNames, name: str) -> bool:
+    """Is builtin ``name`` (``vars``, ``getattr``) left as Python's own in this module: bound by
+    no module-level form (``vars = lambda obj: {...}``, an import, a ``def``, a loop)?  A
+    function's own local is the caller's to check; a function declaring it ``global`` and
+    binding it is not looked for (declared_global walks every function: too dear for a test
+    every ``getattr(...)`` call asks)."""
+    return name not in module_bindings(names)
+
+
+class PlainFunctions:
+    """:func:`plain_functions` of a module, worked out only when a name is first looked up in
+    it: a reader handed it (never_none.py) asks only where a call's target is a same-file
+    function, and most that are handed it never ask."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: ModuleNames):
+        self.names = names
+
+    def __contains__(self, name) -> bool:
+        return name in self.names.functions and name in plain_functions(self.names)
+
+    def __getitem__(self, name):
+        return plain_functions(self.names)[name]
+
+
+def plain_functions(names: ModuleNames) -> dict:
+    """The same-file functions a call by plain name surely runs: name -> its ``def``, for each
+    name bound at module level exactly once, by an undecorated ``def`` in the module's own body
+    (not under an ``if``/``try``), and declared ``global`` by no function.  ``names.functions``
+    keeps the last ``def`` seen, whatever a decorator, a conditional redefinition or a later
+    ``name = ...`` makes of it (never_none.py reads a function's returns: only here are they
+    what the call returns).  Read once per module on first use."""
+    if names.plain is None:
+        counts = module_bindings(names)
+        top = {stmt.name: stmt for stmt in (names.tree.body if names.tree is not None else ())
+               if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef) and not stmt.decorator_list}
+        hidden = declared_global(names)
+        names.plain = {name: func for name, func in top.items()
+                       if counts.get(name) == 1 and name not in hidden and names.functions.get(name) is func}
+    return names.plain
 
 
 def declared_global(names: ModuleNames) -> frozenset:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 
+from .names import BINDERS, binds, bound_by
 from .treewalk import ast_walk
 
 # torch functions (besides torch.nn.functional's) that build a tensor from their arguments
@@ -78,17 +79,18 @@ def may_hold_value(expr) -> bool:
     return expr.__class__ in _MAY_HOLD_VALUE or (expr.__class__ is ast.Constant and expr.value is not None)
 
 
-def rebinds(func: ast.AST, name: str) -> bool:
-    """Does ``func`` bind ``name`` anywhere in its body (then its parameter's value may change)?"""
-    return any(node.__class__ is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load
-               for node in ast_walk(func))
+def binds_in_body(func: ast.AST, name: str) -> bool:
+    """Does ``func``'s body bind ``name`` by any form (an assignment, ``case ... as``, an import,
+    a ``def``, ``except ... as``, a nested function's parameter: names.binds), so that a
+    parameter of that name may hold another value there?"""
+    return any(binds(stmt, name) for stmt in func.body)
 
 
 def _shadows(func: ast.AST, name: str) -> bool:
     """Does ``func`` take or bind a local ``name`` (hiding the file's function of that name)?"""
     args = func.args
     every = args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]
-    return any(a.arg == name for a in every) or rebinds(func, name)
+    return any(a.arg == name for a in every) or binds_in_body(func, name)
 
 
 def never_none(expr: ast.expr, func: ast.AST | None, resolve, functions: dict, depth: int = 3,
@@ -130,7 +132,8 @@ def _bound_never_none(name: str, func: ast.AST, resolve, functions: dict, depth:
     """Is every binding of local ``name`` in ``func`` a whole-target assignment of a never-None
     value (``x = ...``, ``x: T = ...``, ``(x := ...)``; ``x += ...`` is an operator's result), and
     ``name`` none of ``func``'s parameters, nor declared global or nonlocal?  A binding by
-    unpacking, a loop, a ``with``, a comprehension or a ``del`` is not read."""
+    unpacking, a loop, a ``with``, a comprehension, a ``del`` or any :data:`names.BINDERS` form
+    (``case ... as``, an import, ``except ... as``, a nested ``def``'s parameter) is not read."""
     args = func.args
     if any(a.arg == name for a in args.posonlyargs + args.args + args.kwonlyargs) \
             or (args.vararg and args.vararg.arg == name) or (args.kwarg and args.kwarg.arg == name):
@@ -153,8 +156,8 @@ def _bound_never_none(name: str, func: ast.AST, resolve, functions: dict, depth:
                     values.append(node.value)
         elif kind is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load:
             stores.append(id(node))
-        elif (kind is ast.Global or kind is ast.Nonlocal) and name in node.names:
-            return False
+        elif kind in BINDERS and node is not func and name in bound_by(node):
+            return False  # (``case ... as m``, an import, ``except ... as m``, a def, global)
     if not values or any(s not in whole for s in stores):
         return False
     return all(never_none(v, func, resolve, functions, depth, active) for v in values)

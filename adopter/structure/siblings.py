@@ -22,7 +22,12 @@ import os
 import re
 
 from .formulas import gelu_function, passes_tensor_through, softmax_formula
-from .literals import imported_table_reads_in, literal_table
+from .literals import (
+    held_whole,
+    imported_table_reads_in,
+    literal_table,
+    written_in_place,
+)
 from .names import ModuleNames, collect_names, import_bindings
 
 MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
@@ -210,6 +215,43 @@ class Package:
             if found is not None:
                 return found
         return None
+
+
+_CHANGED: dict[tuple, bool] = {}  # (package folder, name) -> changed_in_package's answer
+
+
+def changed_in_package(package: Package, name: str) -> bool:
+    """Does any module of the package change a module-level container ``name`` in place or
+    hold it under another name (literals.written_in_place, literals.held_whole): a table
+    another module defines as a literal is then not what a reader finds (``NONLIN["gelu"] =
+    nn.Tanh()`` in the package's ``__init__``, ``table = NONLIN; table[k] = v`` in a
+    ``register`` helper).  Every ``.py`` file under the package's folder that names it is read
+    (a same-named local elsewhere counts too: cautious), once per folder and name."""
+    folder = os.path.join(package.base, package.top)
+    key = (folder, name)
+    if key in _CHANGED:
+        return _CHANGED[key]
+    changed = False
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d.isidentifier()]
+        for file in files:
+            if not file.endswith(".py"):
+                continue
+            path = os.path.join(root, file)
+            try:
+                if os.path.getsize(path) > MAX_BYTES:
+                    continue
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeError):
+                continue
+            if name in text and (written_in_place(name, text) or held_whole(name, text)):
+                changed = True
+                break
+        if changed:
+            break
+    _CHANGED[key] = changed
+    return changed
 
 
 def namespace_of(base: str) -> str | None:

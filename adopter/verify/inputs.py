@@ -1485,17 +1485,11 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2
 
 def _submodule(module: nn.Module, chain: ast.expr) -> nn.Module | None:
     """The layer ``chain`` names off ``self`` (``self.audio.conv1``: a layer of a block held by the
-    module), or None where it is not one."""
-    names: list[str] = []
-    while isinstance(chain, ast.Attribute):
-        names.append(chain.attr)
-        chain = chain.value
-    if not (isinstance(chain, ast.Name) and chain.id == "self") or not names:
+    module), or None where it is not one (``self`` alone is not: the module itself)."""
+    if not isinstance(chain, ast.Attribute):
         return None
-    layer: Any = module
-    for attr in reversed(names):
-        layer = getattr(layer, attr, None)
-    return layer if isinstance(layer, nn.Module) else None
+    found, layer = _resolved(chain, {"self": module})
+    return layer if found and isinstance(layer, nn.Module) else None
 
 
 def _axis_order(expr: ast.expr, name: str) -> tuple[str, list[int]] | None:
@@ -2475,7 +2469,7 @@ def _redrawn(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
     float mask all zeros, a boolean one all True, integers below ``t``'s largest)."""
     generator = torch.Generator().manual_seed(4321)
     if t.is_floating_point():
-        if bool(((t == 0) | (t == 1)).all()) or bool((t <= 0).all()):
+        if _is_mask(t):
             return torch.zeros(shape, dtype=t.dtype)  # a 0/1 or additive mask: keep everything
         return torch.randn(shape, generator=generator, dtype=t.dtype)
     if t.dtype == torch.bool:
@@ -2492,6 +2486,7 @@ def _drawn_like(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
 
 
 SHRUNK_SIDES = (8, 4)  # a token axis refused at its guessed length is tried this long (then a quarter)
+MIN_SHRUNK_SIDE = 2  # the fewest tokens a shrunk axis keeps
 
 
 def _token_axes(t: torch.Tensor) -> range:
@@ -2504,16 +2499,26 @@ def _token_axes(t: torch.Tensor) -> range:
     return range(0)
 
 
+def _is_mask(t: torch.Tensor) -> bool:
+    """Is ``t`` a mask by its values: boolean, or a float 0/1 or additive (all <= 0) one?"""
+    if t.dtype == torch.bool:
+        return True
+    return t.is_floating_point() and (bool(((t == 0) | (t == 1)).all()) or bool((t <= 0).all()))
+
+
 def _fewer_tokens(t: torch.Tensor, side: Callable[[int], int]) -> torch.Tensor | None:
     """``t`` with each token axis ``side(n)`` long where that is shorter (None where none is),
-    marked with the shapes before and after (:func:`shrunk_inputs` reads the mark)."""
+    marked with the shapes before and after and whether it is a mask (:func:`shrunk_inputs` reads
+    the mark).  The tensor is sliced to its first tokens, not redrawn: a causal or padding mask
+    keeps its pattern there (a redrawn one kept every token, and the patch ran unmasked), and
+    an axis keeps at least ``MIN_SHRUNK_SIDE`` tokens (one token makes every softmax trivially 1)."""
     shape = list(t.shape)
     for axis in _token_axes(t):
-        shape[axis] = min(shape[axis], max(1, side(shape[axis])))
+        shape[axis] = min(shape[axis], max(MIN_SHRUNK_SIDE, side(shape[axis])))
     if shape == list(t.shape):
         return None
-    out = _redrawn(t, shape)
-    out._adopter_shrunk = (tuple(t.shape), tuple(shape))
+    out = t[tuple(slice(0, n) for n in shape)].clone()
+    out._adopter_shrunk = (tuple(t.shape), tuple(shape), _is_mask(t))
     return out
 
 
@@ -2541,12 +2546,15 @@ def memory_repairs(call: "Call") -> list["Call"]:
 
 
 def shrunk_inputs(inputs) -> str:
-    """What a verdict says of inputs :func:`memory_repairs` shrank ("" when none was)."""
+    """What a verdict says of inputs :func:`memory_repairs` shrank ("" when none was), and
+    whether a mask among them was cut to its first tokens (its pattern there kept)."""
     values = inputs.values() if isinstance(inputs, dict) else inputs
-    marks = [getattr(v, "_adopter_shrunk", None) for v in values]
-    shown = ", ".join(f"{list(a)} -> {list(b)}" for a, b in (m for m in marks if m))
-    return f"inputs shrunk to fewer tokens after verify's memory ceiling refused the guessed ones ({shown})" \
-        if shown else ""
+    marks = [m for m in (getattr(v, "_adopter_shrunk", None) for v in values) if m]
+    if not marks:
+        return ""
+    shown = ", ".join(f"{list(a)} -> {list(b)}" for a, b, _ in marks)
+    masks = "; a mask was cut to its first tokens, its pattern there kept" if any(m[2] for m in marks) else ""
+    return f"inputs shrunk to fewer tokens after verify's memory ceiling refused the guessed ones ({shown}){masks}"
 
 
 def repairs(call: "Call", exc: BaseException) -> list["Call"]:

@@ -78,3 +78,22 @@ def test_a_cycle_of_classes_still_ends():
     reads = facts.argument_reads(facts.class_nodes(ast.parse(source)), "A")
     assert "width" in reads["x"].attrs
     assert ("nn.Linear", 0) in reads["y"].handed_as
+
+
+def test_a_shared_memo_over_a_cycle_gives_the_reads_of_a_fresh_walk():
+    # A hands y to B, B hands it back to A, which builds nn.Linear(y, y).  Read from A first,
+    # B's reads there stop at A (already on the walk) and miss the Linear; a memo keyed by the
+    # class alone would hand that partial answer to a later walk starting at B
+    source = ("import torch.nn as nn\n"
+              "class A(nn.Module):\n    def __init__(self, x, y):\n        super().__init__()\n"
+              "        self.b = B(x, y)\n        self.n = nn.Linear(y, y)\n"
+              "class B(nn.Module):\n    def __init__(self, x, y):\n        super().__init__()\n"
+              "        self.a = A(x, y)\n        self.c = x.width\n")
+    classes = facts.class_nodes(ast.parse(source))
+    memo: dict = {}
+    facts.argument_reads(classes, "A", memo=memo)
+    shared = facts.argument_reads(classes, "B", memo=memo)
+    fresh = facts.argument_reads(classes, "B")
+    assert ("nn.Linear", 0) in fresh["y"].handed_as
+    assert shared["y"].handed_as == fresh["y"].handed_as
+    assert set(shared["x"].attrs) == set(fresh["x"].attrs)

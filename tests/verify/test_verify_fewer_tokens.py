@@ -106,3 +106,16 @@ def test_other_errors_ask_for_no_fewer_tokens():
     assert [list(t.shape) for t in repairs(call, refused)[0].leaves()] == [[2, 8, 8, 8]]
     for other in repairs(call, RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x8 and 4x4)")):
         assert not shrunk_inputs(other.args)
+
+
+def test_a_shrunk_mask_is_sliced_keeping_its_pattern_and_two_tokens():
+    # a causal mask redrawn keep-all let a patch that drops the mask pass on the shrunk call
+    causal = torch.ones(2, 1, 32, 32, dtype=torch.bool).tril()
+    additive = torch.zeros(2, 1, 32, 32).masked_fill(~causal, float("-inf"))
+    first, second = memory_repairs(Call((torch.randn(2, 4, 32, 5),), {"mask": causal, "bias": additive}))
+    assert torch.equal(first.kwargs["mask"], torch.ones(2, 1, 8, 8, dtype=torch.bool).tril())
+    assert torch.equal(first.kwargs["bias"], additive[:, :, :8, :8])
+    assert "a mask was cut to its first tokens" in shrunk_inputs(first.kwargs)
+    assert "a mask was cut" not in shrunk_inputs(first.args)
+    # a quarter of 5 tokens is 1: an axis keeps at least 2 (one token makes every softmax 1)
+    assert list(second.args[0].shape) == [2, 4, 8, 2]
