@@ -157,3 +157,15 @@ def test_local_bound_by_another_form_keeps_the_plain_arm():
                   "try:\n    pass\nexcept ValueError as allowed:\n    pass"):
         assert len(found(_attention(padded + later, "allowed"), "ADP010")) == 1, later
     assert _never_none("def caller(x):\n    m = torch.ones(3)\n    def inner(m):\n        pass\n", "m") is False
+
+
+def test_a_helper_adding_a_never_none_term_in_place_keeps_its_finding():
+    """The way taken updates the scores in place (``x += extra``): the test is not decided and
+    both ways read as before, where the fixer reads the helper's adds off the call's arguments
+    (fix23) -- deciding it lost the finding (the lead's clean clone, session 41)."""
+    import test_fix23_probs_helper as fix23
+    code = fix23.HEAD + fix23.HELPER + fix23.CALLER.replace(
+        "extra = self.pair_proj(pair).permute(0, 3, 1, 2)", "extra = torch.zeros(b, 1, n, n)")
+    assert "torch.zeros(b, 1, n, n)" in code
+    assert found(code, "ADP010")
+    assert fix23._fixed(code) != code

@@ -5282,6 +5282,11 @@ class FlowBuilder:
             known = _param_flag(stmt.test, ctx.flags)
         if known is None and ctx.site is not None and test.__class__ is ast.Compare:
             known = self._none_tested(test, ctx)
+            if known is not None and _updates_in_place(stmt.body if known else stmt.orelse):
+                # the taken way updates a local in place (``x += extra`` on the helper's scores):
+                # no decision, both ways read as before -- the fixer reads such a helper's adds
+                # off the call's arguments (fix23), and an in-place add there is no add step
+                known = None
         if known is not None:  # the one way a flag the file (or the helper's call) fixes goes
             if known:
                 return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
@@ -5642,6 +5647,15 @@ def _settings_read(test: ast.expr, settings: dict, helper) -> ast.expr | None:
         read = _Substitute(name, settings[name]).visit(read)
     return read
 
+
+
+def _updates_in_place(body: list) -> bool:
+    """Does a statement of ``body`` update a local by an augmented assignment (``x += extra``)?"""
+    for stmt in body:
+        for node in walk(stmt):
+            if node.__class__ is ast.AugAssign and node.target.__class__ is _AST_NAME:
+                return True
+    return False
 
 def _param_flag(test: ast.expr, flags: dict) -> bool | None:
     """The value of an ``if`` test that is (``not``) a parameter the helper's call fixes."""
