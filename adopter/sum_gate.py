@@ -41,13 +41,14 @@ from __future__ import annotations
 import ast
 import itertools
 
-from .structure.canon import TABLE
 from .structure.formulas import bias_add_module
 from .structure.treewalk import children, walk
 
 D, S = 1, 2
 # the (first step, last step) word keys of every chain pattern a matcher was made for
 CHAINS: dict[tuple, None] = {}
+# middle steps of a chain whose value the gate's tags carry (``outputs[0]``: a subscript)
+_CARRYING = frozenset({"canon.first"})
 # layer classes whose call may pass its input on (read as a copy, or running members that may)
 _PASSING = frozenset({"Identity", "Sequential", "ModuleList", "ModuleDict"})
 # names that reach attributes or code the gate cannot follow: the root's flow is built
@@ -74,6 +75,9 @@ def pattern_shape(nodes) -> tuple | None:
     optional); None for any other pattern (the gate then never asks)."""
     if len(nodes) < 3 or any(p.optional for p in nodes):
         return None
+    if any(p.op not in _CARRYING for p in nodes[1:-2]):
+        return None  # (a middle layer or call step's output is a new value to the gate, which
+        # would lose a chain through it: only selections of the first step's value pass)
     add, last = nodes[-2], nodes[-1]
     if add.op not in ("+", "torch.add") or len(add.outs) != 1 or not last.args or last.args[0] != add.outs[0]:
         return None
@@ -140,14 +144,12 @@ def _may_reach(cls, module, root, source_words, sink_words) -> bool:
 
 
 def _add_spelled(name: str) -> bool:
-    """Can a function or method of this name compute an addition in the flow?  The table's
-    spellings of ``torch.add`` and the builder's other readings (``baddbmm``, ``addcmul_``,
-    a ``sum`` of terms): every name holding ``add`` or ``sum``."""
+    """Can a function or method of this name compute an addition in the flow?  ``torch.add``'s
+    spellings (``add``, ``add_``, ``__add__``, ``__iadd__``) and the builder's other readings
+    (``baddbmm``, ``addcmul_``, a ``sum`` of terms): every name holding ``add`` or ``sum``,
+    a superset of them (a callee imported under another name is resolved first: _adds)."""
     lowered = name.lower()
-    return "add" in lowered or "sum" in lowered or name in _ADD_SPELLINGS
-
-
-_ADD_SPELLINGS = frozenset(TABLE.words("torch.add"))
+    return "add" in lowered or "sum" in lowered
 
 
 def _bias_adders(module) -> bool:
@@ -225,6 +227,7 @@ class _Gate:
         self.methods = cls.functions
         self.adders = _bias_adders(module)
         names = module.names
+        self.resolve = names.resolve
         self.file_classes = set(names.classes)
         # attributes of ``self`` the class assigns that are no layer: a callable stored there
         # (a lambda, a partial, a function) may be inlined where it is called
@@ -371,7 +374,10 @@ class _Gate:
         if head in self.local and func.__class__ is ast.Name:
             return True  # (a local callable: anything)
         last = path.rsplit(".", 1)[-1]
-        return _add_spelled(last) or head in self.module_opaque
+        if _add_spelled(last) or head in self.module_opaque:
+            return True
+        resolved = self.resolve(func)  # (``from torch import add as plus``: what it names)
+        return resolved is not None and _add_spelled(resolved.rsplit(".", 1)[-1])
 
     # -- the analysis ---------------------------------------------------------------------
     def run(self) -> None:
@@ -559,14 +565,17 @@ class _Gate:
         if given_all & D and self._adds(func):
             tags |= S
         if given_all:
-            # what the call may change: its receiver (``outs.append(d)``) and name arguments
+            # what the call may change: its receiver (``outs.append(d)``) and name arguments,
+            # with what the call's own result may hold (an in-place ``h.add_(x)`` leaves a sum
+            # in ``h``)
+            changed = given_all | tags
             if func.__class__ is ast.Attribute and not self._layer_path(func):
-                self._spoil(func.value, given_all, env)
+                self._spoil(func.value, changed, env)
             for arg in (*call.args, *(k.value for k in call.keywords)):
                 if arg.__class__ is ast.Starred:
                     arg = arg.value
                 if arg.__class__ in (ast.Name, ast.Attribute, ast.Subscript):
-                    self._spoil(arg, given_all, env)
+                    self._spoil(arg, changed, env)
         return tags
 
 
