@@ -21,7 +21,6 @@ from .records import dataclass, field, replace
 from collections.abc import Iterable
 
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
-from . import sum_gate
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
 from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
@@ -549,12 +548,6 @@ class Matcher:
         # class can pass _candidate_roots, and match_module returns before visiting a class.
         self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "sizes", "calls"))
         self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
-        # A chain from a call through an addition into a call (ADP005's dropout, add, LayerNorm):
-        # the word keys of its first and last steps, for sum_gate's test before a flow is built
-        shape = sum_gate.pattern_shape(forward.nodes)
-        self.sum_keys = None if shape is None else tuple(self._node_key(forward.nodes[i]) for i in shape)
-        if self.sum_keys is not None:
-            sum_gate.CHAINS.setdefault(self.sum_keys)
         # match_module's test of the file keys: each plain word group made once here, a call
         # key's group (the file's import aliases) looked up per file: (group, None) / (None, fqn)
         self._file_groups = tuple(
@@ -685,8 +678,6 @@ class Matcher:
                     for allowed, n in self.distinct_layers
                 ):
                     continue
-                if self.sum_keys is not None and root not in cls._flows and not self._sum_may_reach(cls, module, root):
-                    continue  # (no value of the first step can reach the last through an addition)
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow, found):
                     if flow.inherited and all(n.id in flow.inherited for n in match.nodes):
@@ -698,20 +689,6 @@ class Matcher:
         if self.has_optional:
             matches = _longest(matches, self.anchor)
         return _disjoint(matches) if self.fan_out else matches
-
-    def _sum_may_reach(self, cls: ClassStructure, module: ModuleStructure, root: str) -> bool:
-        """sum_gate.may_reach asked with the union of the word groups (the prefilter's) of the
-        first and last steps of every chain pattern made so far (None: a step any call may be):
-        one analysis per root answers all of them, an over-approximation for each."""
-        groups = cls._match_words[1]  # (made by _candidate_roots, which let the root through)
-        words: list = [frozenset(), frozenset()]
-        for keys in sum_gate.CHAINS:
-            for side, key in enumerate(keys):
-                if key is None or words[side] is None:
-                    words[side] = None
-                else:
-                    words[side] = words[side] | _word_group(cls, module, key, groups)
-        return sum_gate.may_reach(cls, module, root, words[0], words[1])
 
     def _word_keys(self) -> tuple:
         """What a root must mention for the pattern to fit, as keys of :func:`_word_group`:
