@@ -40,7 +40,8 @@ def covered(code: str, needle: str, rule: str) -> bool:
     return any(f.line <= line <= f.end_line for f in findings(code, rule))
 
 
-def assert_bn_fold_matches(original_code: str, fixed_code: str, cls: str, args: tuple, shape: tuple) -> None:
+def assert_bn_fold_matches(original_code: str, fixed_code: str, cls: str, args: tuple, shape: tuple,
+                           atol: float = 1e-10) -> None:
     """The fixed module computes what the original does in eval mode, in float64, with
     BatchNorm running statistics drawn at random (fresh ones fold to nearly nothing): the
     fixed class takes the original's state dict strictly, then both see one random input."""
@@ -54,7 +55,7 @@ def assert_bn_fold_matches(original_code: str, fixed_code: str, cls: str, args: 
     b = patched[cls](*args).double()
     with torch.no_grad():
         for m in a.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 m.running_mean.uniform_(-1, 1)
                 m.running_var.uniform_(0.5, 2)
     b.load_state_dict(a.state_dict(), strict=True)
@@ -62,7 +63,7 @@ def assert_bn_fold_matches(original_code: str, fixed_code: str, cls: str, args: 
     b.eval()
     x = torch.randn(*shape, dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-10)
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=atol)
 
 
 def float64_pair(original_code: str, fixed_code: str, cls: str, **kwargs):

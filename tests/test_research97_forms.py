@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import found, rules
+from corpus_forms import assert_bn_fold_matches, found, rules
 
 from adopter.synth import fix_text
 
@@ -53,29 +53,11 @@ def test_unpacked_children_are_the_registered_members():
 
 
 def test_unpacked_children_fix_matches_the_original():
-    import torch
-
     code = _code()
     fixed = fix_text(code, "model.py", rules("ADP008")).text
     assert "linear_bn(" in fixed
-    scopes = []
-    for text, name in ((code, "orig.py"), (fixed, "fixed.py")):
-        scope: dict = {}
-        exec(compile(text, name, "exec"), scope)  # noqa: S102 (our own fixture, and its fix)
-        scopes.append(scope)
-    torch.manual_seed(0)
-    a = scopes[0]["LinearNorm"](6, 4).double()
-    b = scopes[1]["LinearNorm"](6, 4).double()
-    with torch.no_grad():
-        a.bn.running_mean.uniform_(-1, 1)
-        a.bn.running_var.uniform_(0.5, 2)
-    b.load_state_dict(a.state_dict(), strict=True)
-    a.eval()
-    b.eval()
-    x = torch.randn(3, 5, 6, dtype=torch.float64)
-    with torch.no_grad():
-        # float64, six-term dot products: folding reorders a few roundings only
-        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+    # float64, six-term dot products: folding reorders a few roundings only
+    assert_bn_fold_matches(code, fixed, "LinearNorm", (6, 4), (3, 5, 6), atol=1e-12)
 
 
 def test_norm_registered_first_is_no_pair():
