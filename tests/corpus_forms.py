@@ -66,6 +66,13 @@ def assert_bn_fold_matches(original_code: str, fixed_code: str, cls: str, args: 
         torch.testing.assert_close(b(x), a(x), rtol=0, atol=atol)
 
 
+def load_fixture(source: str, name: str):
+    """What ``name`` is bound to once the fixture ``source`` (ours, or its fix) is run."""
+    namespace: dict = {}
+    exec(compile(source, "<fixture>", "exec"), namespace)  # noqa: S102 (our own fixture)
+    return namespace[name]
+
+
 def float64_pair(original_code: str, fixed_code: str, cls: str, **kwargs):
     """The class ``cls`` built from the original and from the fixed code (torch's seed 0,
     ``kwargs`` to both), in float64, the fixed one holding the original's state dict strictly:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from corpus_forms import load_fixture as _load
 from corpus_forms import rules
 
 from adopter.synth import fix_text
@@ -75,12 +76,6 @@ BIAS_LINES = ("        pairs = self.pair_norm(pairs)\n"
 
 def _fix(source: str) -> str:
     return fix_text(source, "model.py", rules("ADP010")).text
-
-
-def _load(source: str, name: str):
-    namespace: dict = {}
-    exec(compile(source, "<fixture>", "exec"), namespace)  # noqa: S102 (our own fixture)
-    return namespace[name]
 
 
 def _variant(old: str, new: str) -> str:
