@@ -20,7 +20,7 @@ from .ruleset import Rule
 from .structure import module_structure
 from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
-from .structure.siblings import imported_table_words
+from .structure.siblings import base_module_texts, imported_table_words
 from .structure.treewalk import ast_walk
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
@@ -395,6 +395,20 @@ def _with_imported_tables(text: str, tree: ast.Module, rules: list[Rule], kept: 
     return [rule for rule in rules if id(rule) in kept_ids or not rule.triggers.isdisjoint(words)]
 
 
+def _with_base_modules(tree: ast.Module, rules: list[Rule], kept: list[Rule], package: str,
+                       path: str) -> list[Rule]:
+    """``kept`` and the rules it left out one of whose words the module defining a base class
+    of this file writes (siblings.base_module_texts: ``class NoPEGQA(GQA)`` inherits the
+    ``nn.Linear`` projections ``GQA.__init__`` builds in another module of the package, a word
+    this file never writes), in ``rules``' order."""
+    texts = base_module_texts(tree, package, path)
+    if not texts:
+        return kept
+    kept_ids = {id(rule) for rule in kept}
+    return [rule for rule in rules if id(rule) in kept_ids
+            or any(word in text for word in rule.triggers for text in texts)]
+
+
 def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
             tree: ast.Module | None = None) -> Analysis:
     """Findings (and matches) of ``rules`` in ``text``; ``tree``: its ``ast`` when the caller
@@ -429,6 +443,8 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
     kept = relevant_rules(text, rules)
     if package is not None and path and kept != rules:
         kept = _with_imported_tables(text, tree, rules, kept, package, path)
+        if kept != rules:
+            kept = _with_base_modules(tree, rules, kept, package, path)
     rules = kept
     if not rules:
         return Analysis([], [], tree, rendered)

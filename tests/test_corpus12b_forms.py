@@ -365,9 +365,9 @@ def _write(root: Path, files: dict) -> None:
 def test_layers_a_base_class_of_another_module_builds(tmp_path):
     """A subclass of a class defined in another module of the package calls the layers that
     class's ``__init__`` built: typed as there, reported, not fixed (the fix would edit the other
-    module), and the base's forward is that module's code, not reported here.  (The rule's
-    words must still appear in the file: here the head's ``nn.Linear``, as in min-dalle's
-    decoder; a file naming no ``Linear`` at all is not read for ADP009.)"""
+    module), and the base's forward is that module's code, not reported here.  (Here the file
+    names ``nn.Linear`` for its head, as min-dalle's decoder does; a file naming none is read
+    for ADP009 through its base's module too: test_research101_forms.)"""
     _write(tmp_path, {"bart/__init__.py": "", "bart/encoder.py": BASE, "bart/decoder.py": SUBCLASSES})
     path = tmp_path / "bart/decoder.py"
     text = path.read_text()

@@ -362,6 +362,72 @@ def imported_table_words(tree: ast.Module, text: str, package: str, path: str) -
     return frozenset(fqn.rpartition(".")[2] for table in tables.values() for fqn in table)
 
 
+def base_module_texts(tree: ast.Module, package: str, path: str) -> list[str]:
+    """The texts of the package's modules that define the bases of this file's top-level
+    classes (``class NoPEGQA(GQA)`` with ``from .model import GQA``), and of the modules
+    defining those classes' own package bases (up to MAX_HOPS): the layers such a base builds
+    in its ``__init__`` are the subclass's (bindings._inherit_sibling), while the words naming
+    them (``nn.Linear``) are written there, not in this file.  engine.relevant_rules reads a
+    file's own text for a rule's words; these texts hold the words the inherited layers add
+    (a whole module's text: what the base's ``__init__`` builds through that module's own
+    helpers is written there too).  Read before the file's structure is built, from the
+    top-level ``from`` imports of the package's own modules (relative, or below its top
+    package) that bind a name a class lists as a base (``GQA``, or ``model`` in
+    ``model.GQA``); [] for the many files whose classes derive from no such name."""
+    top = package.partition(".")[0]
+    own = top + "."
+    size = len(own)
+    imported: dict = {}  # local name -> the ``from`` import of the package binding it
+    for stmt in tree.body:
+        if stmt.__class__ is ast.ImportFrom and (stmt.level or ((stmt.module or "") + ".")[:size] == own):
+            for alias in stmt.names:
+                imported[alias.asname or alias.name] = stmt
+    if not imported:
+        return []
+    bases: set = set()  # (local name, attribute path) of the bases an import binds
+    for stmt in tree.body:
+        if stmt.__class__ is not ast.ClassDef:
+            continue
+        for base in stmt.bases:
+            dotted = ""
+            while base.__class__ is ast.Attribute:
+                dotted = f".{base.attr}{dotted}"
+                base = base.value
+            if base.__class__ is ast.Name and base.id in imported:
+                bases.add((base.id, dotted))
+    if not bases:
+        return []
+    fqns: list = []
+    for name, dotted in bases:
+        for local, fqn in import_bindings(imported[name], package):
+            if local == name and fqn is not None:
+                fqns.append(fqn + dotted)
+    found = Package.of(package, path)
+    texts: list = []
+    seen: set = set()
+    todo = [(fqn, 0) for fqn in fqns]
+    while todo:
+        fqn, hops = todo.pop()
+        if hops > MAX_HOPS or fqn in seen:
+            continue
+        seen.add(fqn)
+        where = found.find(fqn)
+        if where is None:
+            continue
+        typer, name = where
+        text = getattr(typer, "source", None)
+        if text is None:
+            continue
+        if not any(text is t for t in texts):
+            texts.append(text)
+        cls = typer.names.classes.get(name)
+        for base in getattr(cls, "bases", ()):
+            resolved = typer.names.resolve(base)
+            if resolved is not None and found.owns(resolved):
+                todo.append((resolved, hops + 1))
+    return texts
+
+
 _LAST_TEXT: list = [None, {}, None]  # the last text asked about, name -> is ``name[`` in it, its tails
 TAIL = 64  # characters kept before each ``[`` (a longer name is looked for in the whole text)
 
