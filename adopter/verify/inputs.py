@@ -26,7 +26,7 @@ import itertools
 import math
 import re
 import textwrap
-from collections import ChainMap
+from collections import ChainMap, defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import torch
@@ -38,7 +38,9 @@ from .sizes import Sizes
 if TYPE_CHECKING:
     from .build import Call
 
-MAX_UNMASKED_TRIES = 8  # tries with the required masks None, after the others (input_calls)
+MAX_UNMASKED_TRIES = 24  # tries with the required masks None (the optional ones left out), after the others:
+# the first input's first two guesses or so, each with its later inputs' guesses (tardis' pair-bias
+# attention: its sequence-first guess, second, with the pairs of its later input's first guess)
 MAX_LATE_TRIES = 8  # tries with a later input as the convolution it is handed to takes it, after all others
 MAX_INPUT_TRIES = 48
 
@@ -650,19 +652,58 @@ def pair_params(func: Callable) -> set[str]:
     if node is None:
         return set()
     params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    assigned: dict[str, list[tuple[int, ast.expr | None]]] = defaultdict(list)  # (line, value) per name
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name):
+            assigned[sub.targets[0].id].append((sub.lineno, sub.value))
+        elif isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr)):
+            for target in (sub.targets if isinstance(sub, ast.Assign) else
+                           [sub.target] if not isinstance(sub, ast.With) else
+                           [i.optional_vars for i in sub.items if i.optional_vars is not None]):
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        assigned[name.id].append((sub.lineno, None))  # bound some other way: not followed
     found = set()
     for sub in ast.walk(node):
         if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "permute"
                 and not sub.keywords and [getattr(a, "value", None) for a in sub.args] == [0, 3, 1, 2]):
             continue
-        value = sub.func.value
-        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                and isinstance(value.func.value, ast.Name) and value.func.value.id == "self" \
-                and len(value.args) == 1 and not value.keywords:
-            value = value.args[0]
-        if isinstance(value, ast.Name) and value.id in params:
-            found.add(value.id)
+        source = _pair_source(sub.func.value, sub.lineno, params, assigned)
+        if source is not None:
+            found.add(source)
     return found
+
+
+def _module_call_arg(value: ast.expr) -> ast.expr | None:
+    """The one argument of a call of a module attribute (``self.linear_bias(pair)``), else None."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+            and isinstance(value.func.value, ast.Name) and value.func.value.id == "self" \
+            and len(value.args) == 1 and not value.keywords:
+        return value.args[0]
+    return None
+
+
+def _pair_source(value: ast.expr, at: int, params: set[str], assigned: dict, depth: int = 0) -> str | None:
+    """The parameter ``value`` is, through module-attribute calls of one argument and names bound
+    once to such a call (tardis' ``pairs = self.norm_pairs(pairs)``, ``w = self.pairs_proj(pairs)``,
+    ``w = w.permute(0, 3, 1, 2)``): a parameter counts as itself however rebound (as one read
+    directly always did); a local is followed to its last binding on a line before ``at`` (the
+    line read), when that is a plain ``=`` to the one name.  A guess of input shapes only: a wrong
+    one costs a try, never a verdict."""
+    if depth > 4:
+        return None
+    inner = _module_call_arg(value)
+    if inner is not None:
+        return _pair_source(inner, at, params, assigned, depth + 1)
+    if not isinstance(value, ast.Name):
+        return None
+    if value.id in params:
+        return value.id
+    before = [(line, bound) for line, bound in assigned.get(value.id, []) if line < at]
+    if not before:
+        return None
+    line, bound = max(before, key=lambda pair: pair[0])
+    return None if bound is None else _pair_source(bound, line, params, assigned, depth + 1)
 
 
 def input_rank(func: Callable) -> tuple[int | None, bool]:
@@ -1003,12 +1044,29 @@ def batch_second(func: Callable) -> bool:
     if own is None or len(own) != 3:
         return False
     leads = {names[0] for name, names in shapes.items() if name != first}
+    later = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]} - {first, "self", "cls"}
     for sub in ast.walk(node):
         if isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], ast.Eq):
             sides = {getattr(sub.left, "id", None), getattr(sub.comparators[0], "id", None)}
-            if own[1] in sides and sides & leads:
+            if own[1] in sides and (sides & leads or any(_first_size_of(side) in later
+                                                         for side in (sub.left, sub.comparators[0]))):
                 return True
     return False
+
+
+def _first_size_of(expr: ast.expr) -> str | None:
+    """The parameter whose first size ``expr`` reads (``mask.size(0)``, ``mask.shape[0]``), else
+    None: fairseq-style attention's ``assert key_padding_mask.size(0) == bsz`` states the axis a
+    later input shares with the first as plainly as an unpacking does."""
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
+            and len(expr.args) == 1 and not expr.keywords and isinstance(expr.args[0], ast.Constant) \
+            and expr.args[0].value == 0 and isinstance(expr.func.value, ast.Name):
+        return expr.func.value.id
+    if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape" \
+            and isinstance(expr.slice, ast.Constant) and expr.slice.value == 0 \
+            and isinstance(expr.value.value, ast.Name):
+        return expr.value.value.id
+    return None
 
 
 def _differenced(node: ast.AST, name: str) -> bool:
@@ -2801,7 +2859,31 @@ def raising_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
                      for stmt in inner.body for t in ast.walk(stmt))
         if raised and name not in out:
             out.append(name)
+    if isinstance(exc, AssertionError):
+        out += [name for name in asserted_at(func, node, at) if name not in out]
     return tuple(out)
+
+
+def asserted_at(func: Callable, node: ast.AST, at: int) -> list[str]:
+    """The optional parameters (None defaults) that the ``assert`` at line ``at`` of ``node``
+    states are given (``assert key is not None and value is not None``, fairseq-style attention
+    built for neither self- nor encoder-decoder attention, under a branch of the forward): the
+    call that failed it cannot run without them, so they are inputs to give.  The assert is
+    placed by the traceback, never by the error's text (an assert has none)."""
+    optional = {p.name for p in signature_of(func) if p.default is None}
+    out: list[str] = []
+    for stmt in ast.walk(node):
+        if not (isinstance(stmt, ast.Assert) and stmt.lineno <= at <= (stmt.end_lineno or stmt.lineno)):
+            continue
+        test = stmt.test
+        tests = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+        for one in tests:
+            if isinstance(one, ast.Compare) and isinstance(one.left, ast.Name) and one.left.id in optional \
+                    and len(one.ops) == 1 and isinstance(one.ops[0], ast.IsNot) \
+                    and isinstance(one.comparators[0], ast.Constant) and one.comparators[0].value is None \
+                    and one.left.id not in out:
+                out.append(one.left.id)
+    return out
 
 
 def none_used(exc: BaseException) -> bool:
