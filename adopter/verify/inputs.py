@@ -66,6 +66,16 @@ class _Omit:
 OMIT = _Omit()
 
 
+class _LikeFirst:
+    """A later input drawn at the shape of the call's first input (``elementwise_partners``)."""
+
+    def __repr__(self) -> str:
+        return "<like the first input>"
+
+
+LIKE_FIRST = _LikeFirst()
+
+
 def hints_of(config: Any, extra: dict | None = None) -> dict[str, Any]:
     """Size hints: the attributes of a config object (one level of nesting), then ``extra``."""
     out: dict[str, Any] = {}
@@ -672,6 +682,80 @@ def pair_params(func: Callable) -> set[str]:
         if source is not None:
             found.add(source)
     return found
+
+
+_SIZE_READS = ("shape", "size", "dim", "ndim", "numel", "dtype", "device")
+
+
+def _flow_sources(expr: ast.AST, deps: dict[str, frozenset]) -> frozenset:
+    """The parameters whose values ``expr`` reads (through the locals in ``deps``); a size, dtype
+    or device read (``x.shape``, ``x.size(1)``) carries no values."""
+    if isinstance(expr, ast.Attribute) and expr.attr in _SIZE_READS:
+        return frozenset()
+    if isinstance(expr, ast.Name):
+        return deps.get(expr.id, frozenset())
+    out: frozenset = frozenset()
+    for child in ast.iter_child_nodes(expr):
+        out |= _flow_sources(child, deps)
+    return out
+
+
+def elementwise_partners(func: Callable) -> set[str]:
+    """Later parameters whose values the function multiplies elementwise with values of its first
+    input and of nothing else (MST's ``v = v * mask_attn``: ``v`` a projection of ``x_in``,
+    ``mask_attn`` read from ``mask`` alone): the two operands meet position by position, so the
+    later input is maybe shaped as the first is (``LIKE_FIRST``, tried last).  Values flow
+    through plain and augmented assignments in line order; a tuple bound from a call over a
+    tuple of as many items (``q, k, v, m = map(f, (q, k, v, m))``) pairs them item by item; sizes
+    (``x.shape``) carry no values.  A guess of input shapes only: a wrong one costs a try."""
+    found = _first_input(func)
+    if found is None:
+        return set()
+    node, first = found
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+              if a.arg not in ("self", "cls")]
+    deps: dict[str, frozenset] = {name: frozenset((name,)) for name in params}
+    out: set[str] = set()
+
+    def meet(left: ast.expr, right: ast.expr) -> None:
+        a, b = _flow_sources(left, deps), _flow_sources(right, deps)
+        for one, other in ((a, b), (b, a)):
+            if len(one) == 1 and first not in one and other == {first}:
+                out.update(one)
+
+    def bind(target: ast.expr, flow: frozenset) -> None:
+        for name in ast.walk(target):
+            if isinstance(name, ast.Name):
+                deps[name.id] = flow
+
+    compound = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    steps = sorted((n for n in ast.walk(node) if isinstance(n, ast.stmt) and not isinstance(n, compound)),
+                   key=lambda n: (n.lineno, n.col_offset))
+    for step in steps:
+        # the products of the statement first, with the values as they were before it binds
+        for sub in ast.walk(step):
+            if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Mult):
+                meet(sub.left, sub.right)
+        if isinstance(step, ast.AugAssign):
+            if isinstance(step.op, ast.Mult):
+                meet(step.target, step.value)
+            bind(step.target, _flow_sources(step.target, deps) | _flow_sources(step.value, deps))
+            continue
+        if not isinstance(step, ast.Assign):
+            continue
+        value = step.value
+        for target in step.targets:
+            items = value.args[-1] if isinstance(value, ast.Call) and value.args else None
+            if isinstance(target, (ast.Tuple, ast.List)) and isinstance(items, (ast.Tuple, ast.List)) \
+                    and len(items.elts) == len(target.elts) and not value.keywords:
+                shared = frozenset().union(*(_flow_sources(a, deps) for a in [value.func, *value.args[:-1]]))
+                flows = [shared | _flow_sources(item, deps) for item in items.elts]
+                for sub, flow in zip(target.elts, flows):
+                    bind(sub, flow)
+            else:
+                bind(target, _flow_sources(value, deps))
+    return out
 
 
 def _module_call_arg(value: ast.expr) -> ast.expr | None:
@@ -2056,6 +2140,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     stand_ins: list[tuple[int, tuple[str, bool, list[Any]]]] = []  # (position among the inputs, entry)
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
+    partners = elementwise_partners(func) if method == "forward" else set()
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     masks: set[int] = set()  # ids of the mask candidates
     unmasked: set[str] = set()  # required masks, tried as None once every guess failed
@@ -2399,6 +2484,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
 
     for shift, (index, entry) in enumerate(stand_ins):
         per_param.insert(index + shift, entry)
+    for name, _, candidates in per_param[1:]:
+        if name in partners and name not in late:
+            # a later input multiplied elementwise with the first's values: shaped as the first
+            # is, after every other guess (hsir's MST mask beside its [batch, h, w, c] map)
+            late[name] = LIKE_FIRST
     lists = [c for _, _, c in per_param]
     tries = _combinations(lists)
     if unmasked or left_out:
@@ -2424,6 +2514,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         kwargs: dict[str, Any] = {}
         keyword_only = False
         masked: list[int | str] = []
+        if any(value is LIKE_FIRST for value in combo):
+            lead = combo[0] if per_param else None
+            if not isinstance(lead, torch.Tensor) or not lead.is_floating_point():
+                continue
+            combo = tuple(randn(*lead.shape) if value is LIKE_FIRST else value for value in combo)
         for (name, positional, _), value in zip(per_param, combo):
             if value is OMIT:
                 keyword_only = True
