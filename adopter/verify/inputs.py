@@ -2485,7 +2485,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     for shift, (index, entry) in enumerate(stand_ins):
         per_param.insert(index + shift, entry)
     for name, _, candidates in per_param[1:]:
-        if name in partners and name not in late:
+        if name in partners and name not in late and name not in forward_overrides:
             # a later input multiplied elementwise with the first's values: shaped as the first
             # is, after every other guess (hsir's MST mask beside its [batch, h, w, c] map)
             late[name] = LIKE_FIRST
