@@ -26,7 +26,7 @@ import itertools
 import math
 import re
 import textwrap
-from collections import ChainMap
+from collections import ChainMap, defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import torch
@@ -38,7 +38,9 @@ from .sizes import Sizes
 if TYPE_CHECKING:
     from .build import Call
 
-MAX_UNMASKED_TRIES = 8  # tries with the required masks None, after the others (input_calls)
+MAX_UNMASKED_TRIES = 24  # tries with the required masks None (the optional ones left out), after the others:
+# the first input's first two guesses or so, each with its later inputs' guesses (tardis' pair-bias
+# attention: its sequence-first guess, second, with the pairs of its later input's first guess)
 MAX_LATE_TRIES = 8  # tries with a later input as the convolution it is handed to takes it, after all others
 MAX_INPUT_TRIES = 48
 
@@ -62,6 +64,16 @@ class _Omit:
 
 
 OMIT = _Omit()
+
+
+class _LikeFirst:
+    """A later input drawn at the shape of the call's first input (``elementwise_partners``)."""
+
+    def __repr__(self) -> str:
+        return "<like the first input>"
+
+
+LIKE_FIRST = _LikeFirst()
 
 
 def hints_of(config: Any, extra: dict | None = None) -> dict[str, Any]:
@@ -650,19 +662,132 @@ def pair_params(func: Callable) -> set[str]:
     if node is None:
         return set()
     params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    assigned: dict[str, list[tuple[int, ast.expr | None]]] = defaultdict(list)  # (line, value) per name
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name):
+            assigned[sub.targets[0].id].append((sub.lineno, sub.value))
+        elif isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr)):
+            for target in (sub.targets if isinstance(sub, ast.Assign) else
+                           [sub.target] if not isinstance(sub, ast.With) else
+                           [i.optional_vars for i in sub.items if i.optional_vars is not None]):
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        assigned[name.id].append((sub.lineno, None))  # bound some other way: not followed
     found = set()
     for sub in ast.walk(node):
         if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "permute"
                 and not sub.keywords and [getattr(a, "value", None) for a in sub.args] == [0, 3, 1, 2]):
             continue
-        value = sub.func.value
-        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                and isinstance(value.func.value, ast.Name) and value.func.value.id == "self" \
-                and len(value.args) == 1 and not value.keywords:
-            value = value.args[0]
-        if isinstance(value, ast.Name) and value.id in params:
-            found.add(value.id)
+        source = _pair_source(sub.func.value, sub.lineno, params, assigned)
+        if source is not None:
+            found.add(source)
     return found
+
+
+_SIZE_READS = ("shape", "size", "dim", "ndim", "numel", "dtype", "device")
+
+
+def _flow_sources(expr: ast.AST, deps: dict[str, frozenset]) -> frozenset:
+    """The parameters whose values ``expr`` reads (through the locals in ``deps``); a size, dtype
+    or device read (``x.shape``, ``x.size(1)``) carries no values."""
+    if isinstance(expr, ast.Attribute) and expr.attr in _SIZE_READS:
+        return frozenset()
+    if isinstance(expr, ast.Name):
+        return deps.get(expr.id, frozenset())
+    out: frozenset = frozenset()
+    for child in ast.iter_child_nodes(expr):
+        out |= _flow_sources(child, deps)
+    return out
+
+
+def elementwise_partners(func: Callable) -> set[str]:
+    """Later parameters whose values the function multiplies elementwise with values of its first
+    input and of nothing else (MST's ``v = v * mask_attn``: ``v`` a projection of ``x_in``,
+    ``mask_attn`` read from ``mask`` alone): the two operands meet position by position, so the
+    later input is maybe shaped as the first is (``LIKE_FIRST``, tried last).  Values flow
+    through plain and augmented assignments in line order; a tuple bound from a call over a
+    tuple of as many items (``q, k, v, m = map(f, (q, k, v, m))``) pairs them item by item; sizes
+    (``x.shape``) carry no values.  A guess of input shapes only: a wrong one costs a try."""
+    found = _first_input(func)
+    if found is None:
+        return set()
+    node, first = found
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+              if a.arg not in ("self", "cls")]
+    deps: dict[str, frozenset] = {name: frozenset((name,)) for name in params}
+    out: set[str] = set()
+
+    def meet(left: ast.expr, right: ast.expr) -> None:
+        a, b = _flow_sources(left, deps), _flow_sources(right, deps)
+        for one, other in ((a, b), (b, a)):
+            if len(one) == 1 and first not in one and other == {first}:
+                out.update(one)
+
+    def bind(target: ast.expr, flow: frozenset) -> None:
+        for name in ast.walk(target):
+            if isinstance(name, ast.Name):
+                deps[name.id] = flow
+
+    compound = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    steps = sorted((n for n in ast.walk(node) if isinstance(n, ast.stmt) and not isinstance(n, compound)),
+                   key=lambda n: (n.lineno, n.col_offset))
+    for step in steps:
+        # the products of the statement first, with the values as they were before it binds
+        for sub in ast.walk(step):
+            if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Mult):
+                meet(sub.left, sub.right)
+        if isinstance(step, ast.AugAssign):
+            if isinstance(step.op, ast.Mult):
+                meet(step.target, step.value)
+            bind(step.target, _flow_sources(step.target, deps) | _flow_sources(step.value, deps))
+            continue
+        if not isinstance(step, ast.Assign):
+            continue
+        value = step.value
+        for target in step.targets:
+            items = value.args[-1] if isinstance(value, ast.Call) and value.args else None
+            if isinstance(target, (ast.Tuple, ast.List)) and isinstance(items, (ast.Tuple, ast.List)) \
+                    and len(items.elts) == len(target.elts) and not value.keywords:
+                shared = frozenset().union(*(_flow_sources(a, deps) for a in [value.func, *value.args[:-1]]))
+                flows = [shared | _flow_sources(item, deps) for item in items.elts]
+                for sub, flow in zip(target.elts, flows):
+                    bind(sub, flow)
+            else:
+                bind(target, _flow_sources(value, deps))
+    return out
+
+
+def _module_call_arg(value: ast.expr) -> ast.expr | None:
+    """The one argument of a call of a module attribute (``self.linear_bias(pair)``), else None."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+            and isinstance(value.func.value, ast.Name) and value.func.value.id == "self" \
+            and len(value.args) == 1 and not value.keywords:
+        return value.args[0]
+    return None
+
+
+def _pair_source(value: ast.expr, at: int, params: set[str], assigned: dict, depth: int = 0) -> str | None:
+    """The parameter ``value`` is, through module-attribute calls of one argument and names bound
+    once to such a call (tardis' ``pairs = self.norm_pairs(pairs)``, ``w = self.pairs_proj(pairs)``,
+    ``w = w.permute(0, 3, 1, 2)``): a parameter counts as itself however rebound (as one read
+    directly always did); a local is followed to its last binding on a line before ``at`` (the
+    line read), when that is a plain ``=`` to the one name.  A guess of input shapes only: a wrong
+    one costs a try, never a verdict."""
+    if depth > 4:
+        return None
+    inner = _module_call_arg(value)
+    if inner is not None:
+        return _pair_source(inner, at, params, assigned, depth + 1)
+    if not isinstance(value, ast.Name):
+        return None
+    if value.id in params:
+        return value.id
+    before = [(line, bound) for line, bound in assigned.get(value.id, []) if line < at]
+    if not before:
+        return None
+    line, bound = max(before, key=lambda pair: pair[0])
+    return None if bound is None else _pair_source(bound, line, params, assigned, depth + 1)
 
 
 def input_rank(func: Callable) -> tuple[int | None, bool]:
@@ -1003,12 +1128,29 @@ def batch_second(func: Callable) -> bool:
     if own is None or len(own) != 3:
         return False
     leads = {names[0] for name, names in shapes.items() if name != first}
+    later = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]} - {first, "self", "cls"}
     for sub in ast.walk(node):
         if isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], ast.Eq):
             sides = {getattr(sub.left, "id", None), getattr(sub.comparators[0], "id", None)}
-            if own[1] in sides and sides & leads:
+            if own[1] in sides and (sides & leads or any(_first_size_of(side) in later
+                                                         for side in (sub.left, sub.comparators[0]))):
                 return True
     return False
+
+
+def _first_size_of(expr: ast.expr) -> str | None:
+    """The parameter whose first size ``expr`` reads (``mask.size(0)``, ``mask.shape[0]``), else
+    None: fairseq-style attention's ``assert key_padding_mask.size(0) == bsz`` states the axis a
+    later input shares with the first as plainly as an unpacking does."""
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
+            and len(expr.args) == 1 and not expr.keywords and isinstance(expr.args[0], ast.Constant) \
+            and expr.args[0].value == 0 and isinstance(expr.func.value, ast.Name):
+        return expr.func.value.id
+    if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape" \
+            and isinstance(expr.slice, ast.Constant) and expr.slice.value == 0 \
+            and isinstance(expr.value.value, ast.Name):
+        return expr.value.value.id
+    return None
 
 
 def _differenced(node: ast.AST, name: str) -> bool:
@@ -1998,6 +2140,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     stand_ins: list[tuple[int, tuple[str, bool, list[Any]]]] = []  # (position among the inputs, entry)
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
+    partners = elementwise_partners(func) if method == "forward" else set()
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     masks: set[int] = set()  # ids of the mask candidates
     unmasked: set[str] = set()  # required masks, tried as None once every guess failed
@@ -2341,6 +2484,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
 
     for shift, (index, entry) in enumerate(stand_ins):
         per_param.insert(index + shift, entry)
+    for name, _, candidates in per_param[1:]:
+        if name in partners and name not in late and name not in forward_overrides:
+            # a later input multiplied elementwise with the first's values: shaped as the first
+            # is, after every other guess (hsir's MST mask beside its [batch, h, w, c] map)
+            late[name] = LIKE_FIRST
     lists = [c for _, _, c in per_param]
     tries = _combinations(lists)
     if unmasked or left_out:
@@ -2366,6 +2514,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         kwargs: dict[str, Any] = {}
         keyword_only = False
         masked: list[int | str] = []
+        if any(value is LIKE_FIRST for value in combo):
+            lead = combo[0] if per_param else None
+            if not isinstance(lead, torch.Tensor) or not lead.is_floating_point():
+                continue
+            combo = tuple(randn(*lead.shape) if value is LIKE_FIRST else value for value in combo)
         for (name, positional, _), value in zip(per_param, combo):
             if value is OMIT:
                 keyword_only = True
@@ -2801,7 +2954,31 @@ def raising_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
                      for stmt in inner.body for t in ast.walk(stmt))
         if raised and name not in out:
             out.append(name)
+    if isinstance(exc, AssertionError):
+        out += [name for name in asserted_at(func, node, at) if name not in out]
     return tuple(out)
+
+
+def asserted_at(func: Callable, node: ast.AST, at: int) -> list[str]:
+    """The optional parameters (None defaults) that the ``assert`` at line ``at`` of ``node``
+    states are given (``assert key is not None and value is not None``, fairseq-style attention
+    built for neither self- nor encoder-decoder attention, under a branch of the forward): the
+    call that failed it cannot run without them, so they are inputs to give.  The assert is
+    placed by the traceback, never by the error's text (an assert has none)."""
+    optional = {p.name for p in signature_of(func) if p.default is None}
+    out: list[str] = []
+    for stmt in ast.walk(node):
+        if not (isinstance(stmt, ast.Assert) and stmt.lineno <= at <= (stmt.end_lineno or stmt.lineno)):
+            continue
+        test = stmt.test
+        tests = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+        for one in tests:
+            if isinstance(one, ast.Compare) and isinstance(one.left, ast.Name) and one.left.id in optional \
+                    and len(one.ops) == 1 and isinstance(one.ops[0], ast.IsNot) \
+                    and isinstance(one.comparators[0], ast.Constant) and one.comparators[0].value is None \
+                    and one.left.id not in out:
+                out.append(one.left.id)
+    return out
 
 
 def none_used(exc: BaseException) -> bool:
