@@ -1151,8 +1151,13 @@ class FlowBuilder:
                 root = root.value
             if root.__class__ is _NAME:
                 return self._opaque(expr, ctx), frontier
-        frontier = self._inner_calls(expr, frontier, ctx)
-        if (kind is ast.Attribute or kind is ast.Subscript) and not _contains_call(expr):
+        met: list = []
+        frontier = self._inner_calls(expr, frontier, ctx, met)
+        if (kind is ast.Attribute or kind is ast.Subscript) \
+                and not (True in met or met and _contains_call(expr)):
+            # (the walk above has met every call or operator in ``expr`` but those inside a
+            # lambda or a comprehension, which it marks unsure: _contains_call's second walk
+            # only for those)
             return self._opaque(expr, ctx), frontier
         out = self._temp("")
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
@@ -1195,12 +1200,19 @@ class FlowBuilder:
         ctors = self.cls.bindings.get(expr.value.attr, ())
         return bool(ctors) and all(c.fqn == EMBEDDING and not c.table for c in ctors)
 
-    def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+    def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx, met: list | None = None) -> list:
+        """Evaluate the calls and operators inside ``expr`` in source order.  ``met``, when
+        given, gets True for each call or operator met, and None for a child the walk does not
+        look through whole (a lambda, a comprehension, any other non-expression): empty, it
+        says ``expr`` holds no call or operator below itself, what _contains_call would walk
+        the tree again to find."""
         for child in children(expr):
             kind = child.__class__
             if kind is _AST_NAME or kind is _CONSTANT:
                 continue  # (a leaf: no call in it, nothing below to visit)
             if kind is ast.Lambda:
+                if met is not None:
+                    met.append(None)
                 if expr.__class__ in _TABLES:
                     # {"adam": lambda p: optim.Adam(p, lr=lr), ...}[name](params): a table of
                     # factories, each run when the table's entry is called; their calls are
@@ -1208,13 +1220,18 @@ class FlowBuilder:
                     frontier = self._inner_calls(child, frontier, ctx)
                 continue
             if kind is _AST_CALL or kind is _BINOP:
+                if met is not None:
+                    met.append(True)
                 _, frontier = self._value(child, frontier, ctx)
             elif isinstance(child, ast.expr):
-                frontier = self._inner_calls(child, frontier, ctx)
-            elif isinstance(child, ast.comprehension):
-                _, frontier = self._value(child.iter, frontier, ctx)
-                for cond in child.ifs:
-                    frontier = self._inner_calls(cond, frontier, ctx)
+                frontier = self._inner_calls(child, frontier, ctx, met)
+            else:
+                if met is not None:
+                    met.append(None)
+                if isinstance(child, ast.comprehension):
+                    _, frontier = self._value(child.iter, frontier, ctx)
+                    for cond in child.ifs:
+                        frontier = self._inner_calls(cond, frontier, ctx)
         return frontier
 
     def _alike_arms(self, expr: ast.IfExp, ctx: _Ctx) -> str | None:
