@@ -97,3 +97,55 @@ def test_opaque_only_where_no_call_or_operator_is_inside():
         holds = graph_mod._contains_call(value)
         line = stmt.lineno
         assert (line in others) == holds, ast.unparse(stmt)
+
+
+# -- FlowBuilder._remember: a name target's reading first ----------------------------------------
+
+REMEMBERED = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class Block(nn.Module):
+        def forward(self, x, y):
+            s = x.size()                 # a name: the expression kept (not the sizes of x)
+            B, T, C = x.size()           # names of x's axis sizes
+            t = x.shape
+            H, W = y.shape
+            a, b = x[..., :C], x[..., C:]
+            h = x.view(B, T, 2, -1)
+            return s, t, a, b, h, H, W
+''')
+
+
+def test_remember_reads_a_name_target_without_the_tuple_readings(monkeypatch):
+    structure = module_structure(ast.parse(REMEMBERED), None, REMEMBERED, "block.py")
+    cls = structure.classes["Block"]
+    asked = []
+    original = graph_mod._sizes_of
+
+    def counted(expr):
+        asked.append(expr)
+        return original(expr)
+
+    monkeypatch.setattr(graph_mod, "_sizes_of", counted)
+    seen = {}
+    remember = FlowBuilder._remember
+
+    def spied(self, targets, value_expr, ctx):
+        remember(self, targets, value_expr, ctx)
+        seen.update(ctx.exprs)
+
+    monkeypatch.setattr(FlowBuilder, "_remember", spied)
+    FlowBuilder(structure.names, cls.info, structure.lines, None).build(cls.functions["forward"], "Block.forward")
+    # only tuple targets ask for the sizes' owner (the old code asked for every assignment)
+    forward = cls.functions["forward"]
+    named = [stmt.value for stmt in forward.body if isinstance(stmt, ast.Assign)
+             and isinstance(stmt.targets[0], ast.Name)]
+    assert len(named) == 3 and not any(e is v for e in asked for v in named)
+    assert ["x.size()", "y.shape"] == [ast.unparse(e) for e in asked][:2]
+    # what each target kind remembers, as before
+    assert ast.unparse(seen["s"]) == "x.size()" and ast.unparse(seen["t"]) == "x.shape"
+    assert seen["B"] == ("dim_size", "x", 0, 3) and seen["C"] == ("dim_size", "x", 2, 3)
+    assert seen["H"] == ("dim_size", "y", 0, 2) and seen["W"] == ("dim_size", "y", 1, 2)
+    assert ast.unparse(seen["a"]) == "x[..., :C]" and ast.unparse(seen["b"]) == "x[..., C:]"

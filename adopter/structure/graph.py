@@ -3230,6 +3230,14 @@ class FlowBuilder:
         if len(targets) != 1:
             return
         target = targets[0]
+        if target.__class__ is _AST_NAME:
+            # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
+            # the name is reassigned (each of the three readers takes only a call).  (The
+            # commonest target first: the two readings below take tuples and lists only.)
+            ctx.exprs[target.id] = (self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx)
+                                    or self._unflatten_in_two(value_expr, ctx) or value_expr) \
+                if value_expr.__class__ is _AST_CALL else value_expr
+            return
         if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value_expr, (ast.Tuple, ast.List)) \
                 and len(target.elts) == len(value_expr.elts) and all(isinstance(e, ast.Name) for e in target.elts):
             # x1, x2 = x[..., :h], x[..., h:]: each name holds its own element (an element that
@@ -3245,13 +3253,6 @@ class FlowBuilder:
             # B, H, T, D = x.size() (or x.shape): each name is the size of one axis of x
             for index, elt in enumerate(target.elts):
                 ctx.exprs[elt.id] = ("dim_size", owner, index, len(target.elts))
-            return
-        if isinstance(target, ast.Name):
-            # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
-            # the name is reassigned (each of the three readers takes only a call)
-            ctx.exprs[target.id] = (self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx)
-                                    or self._unflatten_in_two(value_expr, ctx) or value_expr) \
-                if value_expr.__class__ is _AST_CALL else value_expr
             return
         if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
                 and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call)
