@@ -2309,8 +2309,10 @@ class FlowBuilder:
             # its first input (setting_norm): the other inputs are not read on that arm
             args, arg_spans = args[:1], arg_spans[:1]
         out = self._temp("")
-        common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
-                      arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
+        # (a display, not dict()'s keywords: one dict made, not a keyword dict and its copy)
+        common = {"args": tuple(args), "kwargs": tuple(kwargs), "outs": (out,), "defs": frozenset({out.key}),
+                  "span": span(call), "arg_spans": tuple(arg_spans), "kwarg_spans": tuple(kwarg_spans),
+                  "func_span": span(func)}
         uses = set()  # (what set(_keys(args)) | set(_keys(kwargs' values)) holds, in one loop each)
         for value in args:
             if isinstance(value, Ref):
