@@ -1151,8 +1151,13 @@ class FlowBuilder:
                 root = root.value
             if root.__class__ is _NAME:
                 return self._opaque(expr, ctx), frontier
-        frontier = self._inner_calls(expr, frontier, ctx)
-        if (kind is ast.Attribute or kind is ast.Subscript) and not _contains_call(expr):
+        met: list = []
+        frontier = self._inner_calls(expr, frontier, ctx, met)
+        if (kind is ast.Attribute or kind is ast.Subscript) \
+                and not (True in met or met and _contains_call(expr)):
+            # (the walk above has met every call or operator in ``expr`` but those inside a
+            # lambda or a comprehension, which it marks unsure: _contains_call's second walk
+            # only for those)
             return self._opaque(expr, ctx), frontier
         out = self._temp("")
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
@@ -1195,12 +1200,19 @@ class FlowBuilder:
         ctors = self.cls.bindings.get(expr.value.attr, ())
         return bool(ctors) and all(c.fqn == EMBEDDING and not c.table for c in ctors)
 
-    def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+    def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx, met: list | None = None) -> list:
+        """Evaluate the calls and operators inside ``expr`` in source order.  ``met``, when
+        given, gets True for each call or operator met, and None for a child the walk does not
+        look through whole (a lambda, a comprehension, any other non-expression): empty, it
+        says ``expr`` holds no call or operator below itself, what _contains_call would walk
+        the tree again to find."""
         for child in children(expr):
             kind = child.__class__
             if kind is _AST_NAME or kind is _CONSTANT:
                 continue  # (a leaf: no call in it, nothing below to visit)
             if kind is ast.Lambda:
+                if met is not None:
+                    met.append(None)
                 if expr.__class__ in _TABLES:
                     # {"adam": lambda p: optim.Adam(p, lr=lr), ...}[name](params): a table of
                     # factories, each run when the table's entry is called; their calls are
@@ -1208,13 +1220,18 @@ class FlowBuilder:
                     frontier = self._inner_calls(child, frontier, ctx)
                 continue
             if kind is _AST_CALL or kind is _BINOP:
+                if met is not None:
+                    met.append(True)
                 _, frontier = self._value(child, frontier, ctx)
             elif isinstance(child, ast.expr):
-                frontier = self._inner_calls(child, frontier, ctx)
-            elif isinstance(child, ast.comprehension):
-                _, frontier = self._value(child.iter, frontier, ctx)
-                for cond in child.ifs:
-                    frontier = self._inner_calls(cond, frontier, ctx)
+                frontier = self._inner_calls(child, frontier, ctx, met)
+            else:
+                if met is not None:
+                    met.append(None)
+                if isinstance(child, ast.comprehension):
+                    _, frontier = self._value(child.iter, frontier, ctx)
+                    for cond in child.ifs:
+                        frontier = self._inner_calls(cond, frontier, ctx)
         return frontier
 
     def _alike_arms(self, expr: ast.IfExp, ctx: _Ctx) -> str | None:
@@ -2292,8 +2309,10 @@ class FlowBuilder:
             # its first input (setting_norm): the other inputs are not read on that arm
             args, arg_spans = args[:1], arg_spans[:1]
         out = self._temp("")
-        common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
-                      arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
+        # (a display, not dict()'s keywords: one dict made, not a keyword dict and its copy)
+        common = {"args": tuple(args), "kwargs": tuple(kwargs), "outs": (out,), "defs": frozenset({out.key}),
+                  "span": span(call), "arg_spans": tuple(arg_spans), "kwarg_spans": tuple(kwarg_spans),
+                  "func_span": span(func)}
         uses = set()  # (what set(_keys(args)) | set(_keys(kwargs' values)) holds, in one loop each)
         for value in args:
             if isinstance(value, Ref):
@@ -3213,6 +3232,14 @@ class FlowBuilder:
         if len(targets) != 1:
             return
         target = targets[0]
+        if target.__class__ is _AST_NAME:
+            # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
+            # the name is reassigned (each of the three readers takes only a call).  (The
+            # commonest target first: the two readings below take tuples and lists only.)
+            ctx.exprs[target.id] = (self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx)
+                                    or self._unflatten_in_two(value_expr, ctx) or value_expr) \
+                if value_expr.__class__ is _AST_CALL else value_expr
+            return
         if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value_expr, (ast.Tuple, ast.List)) \
                 and len(target.elts) == len(value_expr.elts) and all(isinstance(e, ast.Name) for e in target.elts):
             # x1, x2 = x[..., :h], x[..., h:]: each name holds its own element (an element that
@@ -3228,13 +3255,6 @@ class FlowBuilder:
             # B, H, T, D = x.size() (or x.shape): each name is the size of one axis of x
             for index, elt in enumerate(target.elts):
                 ctx.exprs[elt.id] = ("dim_size", owner, index, len(target.elts))
-            return
-        if isinstance(target, ast.Name):
-            # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
-            # the name is reassigned (each of the three readers takes only a call)
-            ctx.exprs[target.id] = (self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx)
-                                    or self._unflatten_in_two(value_expr, ctx) or value_expr) \
-                if value_expr.__class__ is _AST_CALL else value_expr
             return
         if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
                 and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call)
