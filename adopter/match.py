@@ -3372,7 +3372,7 @@ def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozen
             mixed.add(got)
         if key not in again:
             steps |= got
-    return len(steps) > 1 and _apart(mixed, node.uses, labels)
+    return len(steps) > 1 and (not mixed or (len(node.uses) == len(steps) and _apart(mixed, node.uses, labels)))
 
 
 def _apart(mixed: set, uses, labels: dict) -> bool:
@@ -3382,9 +3382,9 @@ def _apart(mixed: set, uses, labels: dict) -> bool:
     steps, value is the v step's alone.  The caller gets them as separate operands, as it does
     three single steps.  What is returned must keep some step apart: an element holding one
     step that no mixed element holds, beside the mixes.  Mixes alone (``return mix, mix``)
-    and a mix holding every step are one combined output, no q, k and v handed on."""
-    if not mixed:
-        return True
+    and a mix holding every step are one combined output, no q, k and v handed on.  (The
+    caller also asks for one element per step: four heads mapped through a sigmoid and
+    returned with a fourth are a model's outputs.)"""
     union = frozenset().union(*mixed)
     return any(len(got) == 1 and got.isdisjoint(union) for key in uses if (got := labels.get(key)))
 
