@@ -464,8 +464,10 @@ class Matcher:
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = (), outputs_meet: bool = False,
-                 uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = ()):
+                 uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = (), max_gap: int = 0):
         self.rule_id = rule_id
+        # the weighted gap a search may skip between two steps (the rule's ``max_gap``, else MAX_GAP)
+        self.gap_bound = (max_gap or MAX_GAP) * GAP_WEIGHT
         self.foldable = foldable
         self.uncentred = uncentred
         self.outputs_meet = outputs_meet
@@ -1128,7 +1130,7 @@ class Matcher:
                 # no site on any corpus and cost a tenth of the analysis time.
                 step = (GAP_WEIGHT if node.func == state.matched[-1].func or not live else 1) \
                     if node.kind in ("layer", "call", "method", "op") else 0
-                if gap + step <= MAX_GAP * GAP_WEIGHT:
+                if gap + step <= self.gap_bound:
                     next_state = state
                     if added is not None:
                         next_state = state.copy()
@@ -3359,13 +3361,32 @@ def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozen
             or nodes[after].uses != node.defs or nodes[after].inlined:
         return False
     steps = set()
+    mixed = set()
     for key in node.uses:
         got = labels.get(key)
-        if got is None or len(got) != 1 or key in hidden:
+        if got is None or key in hidden:
             return False
+        if len(got) != 1:
+            if _GATED_MARK in got:
+                return False
+            mixed.add(got)
         if key not in again:
             steps |= got
-    return len(steps) > 1
+    return len(steps) > 1 and (not mixed or (len(node.uses) == len(steps) and _apart(mixed, node.uses, labels)))
+
+
+def _apart(mixed: set, uses, labels: dict) -> bool:
+    """May a returned tuple whose elements mix steps (``mixed``: their step sets) still be the
+    hand-off of projections (:func:`_returned_together`)?  Zaya's CCA block concatenates q and
+    k, convolves them and returns ``query, key, value``: query and key each mix the q and k
+    steps, value is the v step's alone.  The caller gets them as separate operands, as it does
+    three single steps.  What is returned must keep some step apart: an element holding one
+    step that no mixed element holds, beside the mixes.  Mixes alone (``return mix, mix``)
+    and a mix holding every step are one combined output, no q, k and v handed on.  (The
+    caller also asks for one element per step: four heads mapped through a sigmoid and
+    returned with a fourth are a model's outputs.)"""
+    union = frozenset().union(*mixed)
+    return any(len(got) == 1 and got.isdisjoint(union) for key in uses if (got := labels.get(key)))
 
 
 def _other_branch(flow: Flow, defined: Node, node: Node) -> bool:

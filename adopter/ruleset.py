@@ -215,6 +215,11 @@ class Rule:
     # query and key meet in its scores; eleven classifier heads returned in a tuple, or a
     # triangle update's gated projections, do not.
     outputs_meet: bool = False
+    # ``[forward] max_gap = 20``: the operations a match may skip between two steps, where a
+    # rule's steps lie further apart than match.MAX_GAP (0: that bound).  ADP009's projections
+    # may be spread over an attention's preprocessing (Zaya's CCA: q and k projected, mixed by a
+    # causal convolution, then v): the wider bound costs that rule's search alone.
+    max_gap: int = 0
 
     def predicts_input_of(self, alternative: int) -> bool | str:
         return bool(self.predicts_input) and self.predicts_input[alternative]
@@ -921,6 +926,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         foldable=reader.strings(forward, "foldable", "forward"),
         uncentred=reader.strings(forward, "uncentred", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
+        max_gap=need(forward, "max_gap", int, "forward", 0),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

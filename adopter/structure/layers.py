@@ -3897,7 +3897,10 @@ class LayerTyper:
             elif (stmt.__class__ is ast.For and NESTED in env and self._flatten(stmt, env)) or (
                     isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and _loop_target(stmt.target)
                     and ELEMENTS + stmt.iter.id in env and not stmt.orelse
-                    and self._unroll(stmt, _list_spec(env, stmt.iter.id), env, depth, record, hook, nested)):
+                    and self._unroll(stmt, _list_spec(env, stmt.iter.id), env, depth, record, hook, nested)) or (
+                    stmt.__class__ is ast.For and (counted := _counted_list(stmt)) is not None
+                    and ELEMENTS + counted in env
+                    and self._unroll(stmt, _list_spec(env, counted), env, depth, record, hook, nested)):
                 continue
             elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
@@ -4007,6 +4010,11 @@ class LayerTyper:
         if not elements or len(elements) > MAX_UNROLL:
             return False
         target = loop.target
+        if loop.iter.__class__ is ast.Call:
+            # ``for i, layer in enumerate(layers):`` (see _counted_list): ``layer`` stands for
+            # each element; the running count ``i`` is no layer
+            env.pop(target.elts[0].id, None)
+            target = target.elts[1]
         # ``for a, b, norm, act in blocks:``: the names unpacked from each element at the loop
         # head, as ``a, b, norm, act = block`` would in the body (AK_SSL's projection heads)
         name = target.id if target.__class__ is ast.Name else None
@@ -4015,6 +4023,7 @@ class LayerTyper:
                 self._unpack(target, (expr, where), env, depth)
             else:
                 env[ELEMENT_OF + name] = (expr, where)
+                self._hold_element(name, expr, where, env, depth)
             if repeated:
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
                 self._walk(loop.body, env, depth, record, hook, nested=True)
@@ -4027,7 +4036,19 @@ class LayerTyper:
             del env[key]
         if name is not None:
             env.pop(ELEMENT_OF + name, None)
+            env.pop(name, None)  # (what the name holds after the loop: not followed)
         return True
+
+    def _hold_element(self, name: str, expr: ast.expr, where: dict | None, env: dict, depth: int) -> None:
+        """``for layer in layers: seq.append(layer)`` over ``layers = [nn.Linear(a, b) for ...]``:
+        the loop variable holds the layer the current element builds, so a list the body fills
+        gets that layer (mnistvit's MLP: each Linear of a comprehension, then its activation).
+        An element that is no known layer (a tuple of block settings) leaves the name unknown."""
+        held = self.values(expr, where if where is not None else env, depth)
+        if held:
+            env[name] = held
+        else:
+            env.pop(name, None)
 
     def _unpack(self, targets: ast.expr, element: tuple, env: dict, depth: int) -> None:
         """``a, b, norm, act, *rest = block`` with ``block`` an unrolled element: each name
@@ -5516,6 +5537,18 @@ def _loop_target(target: ast.expr) -> bool:
     if target.__class__ is ast.Name:
         return True
     return target.__class__ in (ast.Tuple, ast.List) and all(t.__class__ is ast.Name for t in target.elts)
+
+
+def _counted_list(loop: ast.For) -> str | None:
+    """The list name of ``for i, layer in enumerate(layers):`` (two plain names, no ``start``,
+    no ``else``): :meth:`LayerTyper._unroll` walks it as ``for layer in layers:``; None for any
+    other loop."""
+    target, it = loop.target, loop.iter
+    if (loop.orelse or target.__class__ is not ast.Tuple or len(target.elts) != 2
+            or not all(t.__class__ is ast.Name for t in target.elts)):
+        return None
+    counted = _enumerated(it)
+    return counted.id if counted is not it and counted.__class__ is ast.Name else None
 
 
 def _list_spec(env: dict, name: str) -> tuple | None:
