@@ -1230,6 +1230,10 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
               and any((owner, name) not in seen for name in info.methods)]
     if stored:
         close([found for owner, info in stored for found in _stored_methods(module, owner, info, seen)])
+    # A module function __init__ stores in an attribute, uncalled (flash-cosine-sim-attention's
+    # ``self.attn_fn = non_cosine_sim_attn_fn`` under an ``if``), runs where a reached method
+    # calls that attribute (``self.attn_fn(q, k, v, ...)``): reached as that call is.
+    close(_stored_functions(module, infos, seen))
     # Then the entry points; only a method the forwards do not reach already needs its body
     # walked (the forwards themselves were most of that walking).
     close([(owner, func) for owner, info in infos.items() if owner in modules
@@ -1356,6 +1360,45 @@ def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: 
         elif methods:
             for name in held:
                 local[name] = methods
+    return found
+
+
+def _stored_functions(module: ModuleStructure, infos: dict[str, ClassInfo], seen: set) -> list:
+    """The ("<module>", function) pairs of module-level functions that a class's ``__init__``
+    assigns, uncalled, to an attribute (``self.attn_fn = attend``, also one branch of a
+    conditional value) which a method of that class the forwards reach already (``seen``)
+    mentions: calling the attribute runs the function, so it is live code there, as
+    :func:`_stored_methods` reads for the class's own methods.  A function ``__init__`` calls,
+    or hands to a call (``partial(fn, ...)``, ``self.apply(fn)``), is not stored.  The words
+    test comes first: most ``__init__`` bodies name no module function left unreached."""
+    functions = module.names.functions
+    if not functions:
+        return []
+    found: list = []
+    for owner, info in infos.items():
+        init = info.methods.get("__init__")
+        if init is None:
+            continue
+        names = {n for n in functions.keys() & module.mention(init) if ("<module>", n) not in seen}
+        if not names:
+            continue
+        mentioned: set[str] = set()
+        for name, func in info.methods.items():
+            if name not in INIT_NAMES and (owner, name) in seen:
+                mentioned |= module.mention(func)
+        if not mentioned:
+            continue
+        for stmt in walk(init):
+            if stmt.__class__ is not ast.Assign or not any(
+                    t.__class__ is ast.Attribute and t.attr in mentioned and t.value.__class__ is ast.Name
+                    and t.value.id == "self" for t in stmt.targets):
+                continue
+            handed = {id(node.func) for node in walk(stmt.value) if node.__class__ is ast.Call}
+            handed |= {id(arg) for node in walk(stmt.value) if node.__class__ is ast.Call
+                       for arg in (*node.args, *(k.value for k in node.keywords))}
+            for node in walk(stmt.value):
+                if node.__class__ is ast.Name and node.id in names and id(node) not in handed:
+                    found.append(("<module>", functions[node.id]))
     return found
 
 
