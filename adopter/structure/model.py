@@ -1369,17 +1369,23 @@ def _stored_functions(module: ModuleStructure, infos: dict[str, ClassInfo], seen
     conditional value) which a method of that class the forwards reach already (``seen``)
     mentions: calling the attribute runs the function, so it is live code there, as
     :func:`_stored_methods` reads for the class's own methods.  A function ``__init__`` calls,
-    or hands to a call (``partial(fn, ...)``, ``self.apply(fn)``), is not stored.  The words
-    test comes first: most ``__init__`` bodies name no module function left unreached."""
+    or hands to a call (``partial(fn, ...)``, ``self.apply(fn)``), is not stored.  Substring
+    tests of the ``__init__`` text come first: most files leave no module function unreached,
+    and most ``__init__`` bodies name none that is."""
     functions = module.names.functions
-    if not functions:
+    lines = module.lines
+    if not functions or lines is None:
+        return []
+    unreached = [n for n in functions if ("<module>", n) not in seen]
+    if not unreached:
         return []
     found: list = []
     for owner, info in infos.items():
         init = info.methods.get("__init__")
-        if init is None:
+        if init is None or getattr(init, "end_lineno", None) is None:
             continue
-        names = {n for n in functions.keys() & module.mention(init) if ("<module>", n) not in seen}
+        text = "\n".join(lines[init.lineno - 1:init.end_lineno])
+        names = {n for n in unreached if n in text}  # (substring tests: a word test follows)
         if not names:
             continue
         mentioned: set[str] = set()
@@ -1388,18 +1394,32 @@ def _stored_functions(module: ModuleStructure, infos: dict[str, ClassInfo], seen
                 mentioned |= module.mention(func)
         if not mentioned:
             continue
-        for stmt in walk(init):
-            if stmt.__class__ is not ast.Assign or not any(
-                    t.__class__ is ast.Attribute and t.attr in mentioned and t.value.__class__ is ast.Name
-                    and t.value.id == "self" for t in stmt.targets):
+        for stmt in _assignments(init.body):
+            if not any(t.__class__ is ast.Attribute and t.attr in mentioned and t.value.__class__ is ast.Name
+                       and t.value.id == "self" for t in stmt.targets):
                 continue
-            handed = {id(node.func) for node in walk(stmt.value) if node.__class__ is ast.Call}
-            handed |= {id(arg) for node in walk(stmt.value) if node.__class__ is ast.Call
-                       for arg in (*node.args, *(k.value for k in node.keywords))}
-            for node in walk(stmt.value):
-                if node.__class__ is ast.Name and node.id in names and id(node) not in handed:
-                    found.append(("<module>", functions[node.id]))
+            nodes = list(walk(stmt.value))
+            handed = {id(part) for node in nodes if node.__class__ is ast.Call
+                      for part in (node.func, *node.args, *(k.value for k in node.keywords))}
+            found += [("<module>", functions[node.id]) for node in nodes
+                      if node.__class__ is ast.Name and node.id in names and id(node) not in handed]
     return found
+
+
+def _assignments(body: list):
+    """The ``Assign`` statements of ``body`` and of its compound statements' blocks (not of
+    nested functions or classes), found statement by statement: no walk of the expressions."""
+    for stmt in body:
+        kind = stmt.__class__
+        if kind is ast.Assign:
+            yield stmt
+        elif kind in _COMPOUND:
+            for block in blocks(stmt):
+                yield from _assignments(block)
+
+
+_COMPOUND = frozenset({ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                       getattr(ast, "TryStar", ast.Try), ast.Match})
 
 
 _TORCH_MODULE = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
