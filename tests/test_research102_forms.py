@@ -100,3 +100,51 @@ def test_a_stored_function_that_renormalises_after_the_softmax_is_no_site():
     code = _code().replace("    attn = sim.softmax(dim=-1)  # site\n",
                            "    attn = sim.softmax(dim=-1)  # site\n    attn = attn / (attn.sum(-1, keepdim=True) + 1e-6)\n")
     assert found(code, "ADP010") == []
+
+
+# fast-weight-attention's chunk step: the probabilities are read again only past two early
+# returns; the nearer one tests a value sliced after the attention began (``tokens``), the
+# earlier one a flag.  The reads need the flag's test to fail, so the flag guards the patch.
+TWO_RETURNS = """\
+import torch
+from torch import nn
+
+
+class Chunk(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
+
+    def forward(self, tokens, return_next=False):
+        q, k, v = self.to_qkv(tokens).chunk(3, dim=-1)
+        score = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        attn = score.softmax(dim=-1)  # site
+        out = attn @ v
+        if not return_next:
+            return out
+        tokens = tokens[..., :-1, :]
+        if TEST:
+            return out
+        return out, attn[..., :-1, :-1].sum(-1)
+"""
+
+
+def test_a_later_early_return_on_a_value_changed_after_the_attention_is_passed_over_for_the_flag():
+    torch = pytest.importorskip("torch")
+    source = TWO_RETURNS.replace("TEST", "tokens.shape[-2] == 0")
+    result = fix_text(source, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention(" in result.text, result.skipped
+    assert "if return_next" in result.text
+    a, b = float64_pair(source, result.text, "Chunk")
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    # float64, softmax over 5 keys: agreement to rounding, on the fused path and the kept one
+    torch.testing.assert_close(b(x), a(x), rtol=1e-10, atol=1e-12)
+    for got, want in zip(b(x, return_next=True), a(x, return_next=True)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_early_returns_that_all_test_changed_values_still_decline():
+    source = TWO_RETURNS.replace("        if not return_next:\n            return out\n", "") \
+        .replace("TEST", "tokens.shape[-2] == 0")
+    result = fix_text(source, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention(" not in result.text
