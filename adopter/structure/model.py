@@ -1230,6 +1230,10 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
               and any((owner, name) not in seen for name in info.methods)]
     if stored:
         close([found for owner, info in stored for found in _stored_methods(module, owner, info, seen)])
+    # A module function __init__ stores in an attribute, uncalled (flash-cosine-sim-attention's
+    # ``self.attn_fn = non_cosine_sim_attn_fn`` under an ``if``), runs where a reached method
+    # calls that attribute (``self.attn_fn(q, k, v, ...)``): reached as that call is.
+    close(_stored_functions(module, infos, seen))
     # Then the entry points; only a method the forwards do not reach already needs its body
     # walked (the forwards themselves were most of that walking).
     close([(owner, func) for owner, info in infos.items() if owner in modules
@@ -1357,6 +1361,65 @@ def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: 
             for name in held:
                 local[name] = methods
     return found
+
+
+def _stored_functions(module: ModuleStructure, infos: dict[str, ClassInfo], seen: set) -> list:
+    """The ("<module>", function) pairs of module-level functions that a class's ``__init__``
+    assigns, uncalled, to an attribute (``self.attn_fn = attend``, also one branch of a
+    conditional value) which a method of that class the forwards reach already (``seen``)
+    mentions: calling the attribute runs the function, so it is live code there, as
+    :func:`_stored_methods` reads for the class's own methods.  A function ``__init__`` calls,
+    or hands to a call (``partial(fn, ...)``, ``self.apply(fn)``), is not stored.  Substring
+    tests of the ``__init__`` text come first: most files leave no module function unreached,
+    and most ``__init__`` bodies name none that is."""
+    functions = module.names.functions
+    lines = module.lines
+    if not functions or lines is None:
+        return []
+    unreached = [n for n in functions if ("<module>", n) not in seen]
+    if not unreached:
+        return []
+    found: list = []
+    for owner, info in infos.items():
+        init = info.methods.get("__init__")
+        if init is None or getattr(init, "end_lineno", None) is None:
+            continue
+        text = "\n".join(lines[init.lineno - 1:init.end_lineno])
+        names = {n for n in unreached if n in text}  # (substring tests: a word test follows)
+        if not names:
+            continue
+        mentioned: set[str] = set()
+        for name, func in info.methods.items():
+            if name not in INIT_NAMES and (owner, name) in seen:
+                mentioned |= module.mention(func)
+        if not mentioned:
+            continue
+        for stmt in _assignments(init.body):
+            if not any(t.__class__ is ast.Attribute and t.attr in mentioned and t.value.__class__ is ast.Name
+                       and t.value.id == "self" for t in stmt.targets):
+                continue
+            nodes = list(walk(stmt.value))
+            handed = {id(part) for node in nodes if node.__class__ is ast.Call
+                      for part in (node.func, *node.args, *(k.value for k in node.keywords))}
+            found += [("<module>", functions[node.id]) for node in nodes
+                      if node.__class__ is ast.Name and node.id in names and id(node) not in handed]
+    return found
+
+
+def _assignments(body: list):
+    """The ``Assign`` statements of ``body`` and of its compound statements' blocks (not of
+    nested functions or classes), found statement by statement: no walk of the expressions."""
+    for stmt in body:
+        kind = stmt.__class__
+        if kind is ast.Assign:
+            yield stmt
+        elif kind in _COMPOUND:
+            for block in blocks(stmt):
+                yield from _assignments(block)
+
+
+_COMPOUND = frozenset({ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                       getattr(ast, "TryStar", ast.Try), ast.Match})
 
 
 _TORCH_MODULE = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})

@@ -6604,7 +6604,8 @@ class _Attention:
                 # return o, w, attn`, read only where the test fails)
                 test = _else_test(node, parents, func)
                 if test is None:
-                    test = _early_return_test(node, parents, func, end)
+                    test = _early_return_test(node, parents, func, end,
+                                              lambda t: not _changed_before(t, region[0], func))
                 if test is not None:
                     term = test
                     inner = test.operand if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) else None
@@ -6616,12 +6617,7 @@ class _Attention:
                     unconditional.append(node)
                     continue
                 term, text = found
-            changed = {
-                n.id for n in ast_walk(func)
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-                and (region[0].lineno, 0) <= (n.lineno, n.col_offset) < (term.lineno, term.col_offset)
-            }
-            if read_names(term) & changed:
+            if _changed_before(term, region[0], func):
                 raise Skip(f"the condition at line {term.lineno} is assigned after the attention begins")
             terms.append(text or _guard_term(self._text(term), term))
         if unconditional or in_context:
@@ -6775,14 +6771,30 @@ def _else_test(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
     return None
 
 
-def _early_return_test(node: ast.AST, parents: dict, func: ast.AST, end: tuple) -> ast.expr | None:
+def _changed_before(term: ast.expr, start: ast.stmt, func: ast.AST) -> bool:
+    """Does ``term`` read a name that ``func`` assigns between ``start`` (the attention's first
+    statement) and ``term``?  Then the guard, written where the attention begins, would test
+    another value than ``term`` does."""
+    changed = {
+        n.id for n in ast_walk(func)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        and (start.lineno, 0) <= (n.lineno, n.col_offset) < (term.lineno, term.col_offset)
+    }
+    return bool(read_names(term) & changed)
+
+
+def _early_return_test(node: ast.AST, parents: dict, func: ast.AST, end: tuple, usable=None) -> ast.expr | None:
     """native-sparse-attention's ``if not return_sim: return attn_out`` after the attention, then
     ``return attn_out, sim``: the test of the nearest ``if`` (no ``else``) whose body ends in a
     ``return``, placed after the region (``end``) and before ``node`` in a block holding it, with
     no loop, ``with``, ``try`` or nested function between them: ``node`` is reached only where
     that test fails.  None otherwise.  An ``if`` whose body ends in ``raise`` is passed over: an
     error exit (transformers' ``if attn_output.size() != (...): raise ValueError``) stops the
-    original and the fused path alike, so it chooses nothing the guard could send to one of them."""
+    original and the fused path alike, so it chooses nothing the guard could send to one of them.
+    A test ``usable`` rejects (one reading a value assigned after the attention began:
+    fast-weight-attention's ``if tokens.shape[-2] == 0: return`` after ``tokens`` is sliced) is
+    passed over for an earlier one: ``node`` is reached only where every such test fails, so
+    any one of them is a condition the reads need (its ``if not return_next_memories: return``)."""
     child, parent = node, parents.get(node)
     while parent is not None:
         if isinstance(parent, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
@@ -6798,7 +6810,7 @@ def _early_return_test(node: ast.AST, parents: dict, func: ast.AST, end: tuple) 
                     if (sibling.lineno, sibling.col_offset) <= end:
                         break
                     if isinstance(sibling, ast.If) and not sibling.orelse and sibling.body \
-                            and isinstance(sibling.body[-1], ast.Return):
+                            and isinstance(sibling.body[-1], ast.Return) and (usable is None or usable(sibling.test)):
                         return sibling.test
         if parent is func:
             return None
