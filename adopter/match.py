@@ -294,6 +294,33 @@ def _absent_into(pnode: PNode, index: int, state: _State) -> None:
             state.env[pnode.outs[0].name] = state.env[source]
 
 
+def _absent_plan(pnode: PNode, index: int) -> tuple[str, str, str] | None:
+    """What :func:`_absent_into` reads of an optional step: (the name its first input is bound
+    under, its output's name, its temporary's name); None for a required step."""
+    if not pnode.optional:
+        return None
+    first = pnode.args[0]
+    source = f"%{first.index}" if isinstance(first, Temp) else first.name
+    return source, pnode.outs[0].name, f"%{index}"
+
+
+def _absent_run(plans: tuple, low: int, high: int, state: _State) -> None:
+    """:func:`_absent_into` for the steps ``low``..``high - 1`` in turn, read off their
+    :func:`_absent_plan` (no name made per step: a run of absent steps before a far step --
+    ADP010's ten optional steps between the product and the softmax -- is made for most
+    states that bind a later step)."""
+    values = state.values
+    env = state.env
+    for i in range(low, high):
+        source, out, temp = plans[i]
+        if source in values:
+            value = values[source]
+            values[out] = value
+            values[temp] = value
+            if source in env:
+                env[out] = env[source]
+
+
 def _copy_closure(flow: Flow, key: str) -> set:
     """The keys a variable bound to ``key``'s value may bind again (:meth:`Matcher._may_read`):
     ``key``'s repeat class and every key copied from one of those, transitively."""
@@ -563,7 +590,7 @@ class Matcher:
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
                                "_static_steps", "_static_keys", "_next_reads", "_option_reads",
-                               "_option_runs", "_feasibility_key"})
+                               "_option_runs", "_feasibility_key", "_absent_plans"})
 
     def __getattr__(self, name: str):
         if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
@@ -588,6 +615,8 @@ class Matcher:
         # steps after it are absent (_options): up to the next required step, or () when the
         # step itself is required.
         self._option_runs = tuple(self._option_run(i) for i in range(len(forward.nodes)))
+        # Per step index, what a run of absent steps reads of it (_absent_run)
+        self._absent_plans = tuple(_absent_plan(p, i) for i, p in enumerate(forward.nodes))
         # Per step index, what the steps a state there may bind next read (_reach).
         self._option_reads = tuple(self._reads_from(i) for i in range(len(forward.nodes)))
         # Per step index, the variables (and nested values) steps from there on read: a value
@@ -1096,8 +1125,8 @@ class Matcher:
                         while made and made not in chain:
                             made -= 1
                         option = self._absent(pattern[index + made], index + made, chain[made] if made else state)
-                        for i in range(index + made + 1, j):
-                            _absent_into(pattern[i], i, option)
+                        if j - index - made > 1:
+                            _absent_run(self._absent_plans, index + made + 1, j, option)
                         chain[j - index] = option
                     if added is not None:
                         option = option.copy()
