@@ -1125,7 +1125,11 @@ class Matcher:
                         continue
                     if text not in state.guards:
                         added = (text, taken)
-                if options is None:
+                node = nodes[succ]
+                progress = None  # pushed after the gap below, so popped first: see the docstring
+                # (most nodes may match no step at all: the options are not looked through then,
+                # nor made: a state most often walks gaps to a node no step allows)
+                if succ in anywhere and options is None:
                     options = options_at.get((index, pos))
                     if options is None:
                         options = options_at[(index, pos)] = self._options(index, pos, feasible)
@@ -1135,9 +1139,6 @@ class Matcher:
                     if chain is None or chain[0] != index:
                         chain = state._chain = (index, {})
                     chain = chain[1]  # (without the state itself: a state in its own dict is a cycle)
-                node = nodes[succ]
-                progress = []  # pushed after the gap below, so popped first: see the docstring
-                # (most nodes may match no step at all: the options are not looked through then)
                 for j in (options if succ in anywhere else ()):
                     if succ not in allowed[j]:
                         continue
@@ -1169,6 +1170,8 @@ class Matcher:
                     elif self._reach(flow, j + 1, bound, allowed, options_at) > succ:
                         # (a 2-tuple place; the gaps' places below are 3-tuples: never equal)
                         if _first_visit(seen, (succ, j + 1), bound):
+                            if progress is None:
+                                progress = []
                             progress.append((succ, j + 1, bound, 0))
                 # Or skip it as a gap.  The gap counts the operations of the function the
                 # match is in at full weight, those of a helper called between two steps (its
@@ -1205,7 +1208,8 @@ class Matcher:
                             else self._reach(flow, index, skipped, allowed, options_at)) > succ:
                         if _first_visit(seen, (succ, index, gap + step), skipped):
                             stack.append((succ, index, skipped, gap + step))
-                stack.extend(progress)
+                if progress is not None:
+                    stack.extend(progress)
 
     def _reads_from(self, index: int) -> tuple:
         """What :meth:`_reach` reads for a state at step ``index``: (every variable name below,
