@@ -379,6 +379,30 @@ def _literal_is(pvalue: Lit, value) -> bool:
     return value.value == pvalue.value
 
 
+def _unbound(state: "_State", pvalues: tuple) -> tuple:
+    """The variables among ``pvalues`` that ``state`` leaves unbound, each with its ``env``
+    entry (or _NO_ENTRY): what :meth:`Matcher._bind` of them may write (:func:`_forget_bound`)."""
+    values, env = state.values, state.env
+    return tuple((p.name, env.get(p.name, _NO_ENTRY)) for p in pvalues if type(p) is Var and p.name not in values)
+
+
+def _forget_bound(state: "_State", fresh: tuple) -> None:
+    """Undo what :meth:`Matcher._bind` wrote in ``state`` since :func:`_unbound` gave ``fresh``:
+    it writes only an unbound variable, under its name in ``values`` and ``env``.  So a
+    commutative step tries its second order of arguments in the copy the first order failed
+    in, not in a second copy made for the first (the same entries, in the same order)."""
+    values, env = state.values, state.env
+    for name, entry in fresh:
+        values.pop(name, None)
+        if entry is _NO_ENTRY:
+            env.pop(name, None)
+        else:
+            env[name] = entry
+
+
+_NO_ENTRY = object()
+
+
 def _bound_differ(pvalues, values, state: "_State", repeats: dict | None = None) -> bool:
     """Does some argument pair fail :meth:`Matcher._bind` on what ``state`` holds before any
     binding of the step: a temporary or a variable already bound to another value?  (The
@@ -1533,11 +1557,12 @@ class Matcher:
             new.values[pnode.layer.name] = layer_ident
             new.env[pnode.layer.name] = layer_ident[1]
         if swap:
-            attempt = new.copy()
-            if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
-                new = attempt
-            elif not (self._bind(pnode.args[0], args[1], new) and self._bind(pnode.args[1], args[0], new)):
-                return None
+            first, second = pnode.args[0], pnode.args[1]
+            fresh = _unbound(new, (first, second))
+            if not (self._bind(first, args[0], new) and self._bind(second, args[1], new)):
+                _forget_bound(new, fresh)
+                if not (self._bind(first, args[1], new) and self._bind(second, args[0], new)):
+                    return None
         else:
             if len(args) < len(pnode.args) or (len(args) > len(pnode.args) and not pnode.rest):
                 return None
