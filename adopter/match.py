@@ -1153,50 +1153,51 @@ class Matcher:
                 progress = None  # pushed after the gap below, so popped first: see the docstring
                 # (most nodes may match no step at all: the options are not looked through then,
                 # nor made: a state most often walks gaps to a node no step allows)
-                if succ in anywhere and options is None:
-                    options = options_at.get((index, pos))
+                if succ in anywhere:
                     if options is None:
-                        options = options_at[(index, pos)] = self._options(index, pos, feasible)
-                    # the state at step index + i, its optional steps before absent (made once per
-                    # state: a state skipped over a gap is popped again at the next node)
-                    chain = state._chain
-                    if chain is None or chain[0] != index:
-                        chain = state._chain = (index, {})
-                    chain = chain[1]  # (without the state itself: a state in its own dict is a cycle)
-                for j in (options if succ in anywhere else ()):
-                    if succ not in allowed[j]:
-                        continue
-                    option = chain.get(j - index, state) if j > index else state
-                    if option is state and j > index:
-                        # made only when a node may match step j: the steps index..j-1 absent,
-                        # from the nearest state made before it, in one copy (the states
-                        # between, with fewer steps absent, only when a node asks for them)
-                        made = j - index - 1
-                        while made and made not in chain:
-                            made -= 1
-                        option = self._absent(pattern[index + made], index + made, chain[made] if made else state)
-                        if j - index - made > 1:
-                            _absent_run(self._absent_plans, index + made + 1, j, option)
-                        chain[j - index] = option
-                    if added is not None:
-                        option = option.copy()
-                        option.guards[added[0]] = added[1]
-                    bound = self._bind_node(pattern[j], j, node, option)
-                    if bound is None:
-                        continue
-                    if j == last:
-                        if found and match_key(self.rule_id, bound.matched) in found:
+                        options = options_at.get((index, pos))
+                        if options is None:
+                            options = options_at[(index, pos)] = self._options(index, pos, feasible)
+                        # the state at step index + i, its optional steps before absent (made once per
+                        # state: a state skipped over a gap is popped again at the next node)
+                        chain = state._chain
+                        if chain is None or chain[0] != index:
+                            chain = state._chain = (index, {})
+                        chain = chain[1]  # (without the state itself: a state in its own dict is a cycle)
+                    for j in options:
+                        if succ not in allowed[j]:
                             continue
-                        match = self._finish(cls, flow, bound)
-                        if match is not None:
-                            yield match
-                            self._repeats = flow.repeats  # (another flow's search may have run meanwhile)
-                    elif self._reach(flow, j + 1, bound, allowed, options_at) > succ:
-                        # (a 2-tuple place; the gaps' places below are 3-tuples: never equal)
-                        if _first_visit(seen, (succ, j + 1), bound):
-                            if progress is None:
-                                progress = []
-                            progress.append((succ, j + 1, bound, 0))
+                        option = chain.get(j - index, state) if j > index else state
+                        if option is state and j > index:
+                            # made only when a node may match step j: the steps index..j-1 absent,
+                            # from the nearest state made before it, in one copy (the states
+                            # between, with fewer steps absent, only when a node asks for them)
+                            made = j - index - 1
+                            while made and made not in chain:
+                                made -= 1
+                            option = self._absent(pattern[index + made], index + made, chain[made] if made else state)
+                            if j - index - made > 1:
+                                _absent_run(self._absent_plans, index + made + 1, j, option)
+                            chain[j - index] = option
+                        if added is not None:
+                            option = option.copy()
+                            option.guards[added[0]] = added[1]
+                        bound = self._bind_node(pattern[j], j, node, option)
+                        if bound is None:
+                            continue
+                        if j == last:
+                            if found and match_key(self.rule_id, bound.matched) in found:
+                                continue
+                            match = self._finish(cls, flow, bound)
+                            if match is not None:
+                                yield match
+                                self._repeats = flow.repeats  # (another flow's search may have run meanwhile)
+                        elif self._reach(flow, j + 1, bound, allowed, options_at) > succ:
+                            # (a 2-tuple place; the gaps' places below are 3-tuples: never equal)
+                            if _first_visit(seen, (succ, j + 1), bound):
+                                if progress is None:
+                                    progress = []
+                                progress.append((succ, j + 1, bound, 0))
                 # Or skip it as a gap.  The gap counts the operations of the function the
                 # match is in at full weight, those of a helper called between two steps (its
                 # body inlined here, as enformer's positional features and relative shift are)
