@@ -501,26 +501,39 @@ class _State:
 def _first_visit(seen: dict, place: tuple, state: _State) -> bool:
     """Is ``state`` the first at ``place`` (a node, the step it waits for and, for a gap, the
     gap so far) with its :meth:`_State.memo`?  Then it is recorded.  ``seen`` maps a place to
-    the first state met there and, once a second comes, to the set of their memos: the same
-    answers as a set of (place, memo) pairs, but a state alone at its place -- over a third of
-    the gap states, a quarter of the bound ones -- never builds its memo's frozensets."""
-    first = seen.get(place)
-    if first is None:
+    the first state met there, then to the list of the states with different memos met there,
+    compared by their dicts (two memos are equal exactly when the values, aliases and guards
+    dicts are), and past _MEMOS_AFTER of them to the set of their memos: the same answers as
+    a set of (place, memo) pairs, but a state alone at its place -- over a third of the gap
+    states, a quarter of the bound ones -- or among a few never builds its memo's frozensets
+    (a frozenset of every binding, for each state the search visits)."""
+    met = seen.get(place)
+    if met is None:
         seen[place] = state
         return True
+    cls = met.__class__
+    if cls is not set:
+        # (a state is not changed after the step that made it hands it on: the ones recorded
+        # hold what they held then)
+        values, aliases, guards = state.values, state.aliases, state.guards
+        for other in (met,) if cls is _State else met:
+            if other is state or (other.values == values and other.aliases == aliases and other.guards == guards):
+                return False
+        if cls is _State:
+            seen[place] = [met, state]
+            return True
+        if len(met) < _MEMOS_AFTER:
+            met.append(state)
+            return True
+        met = seen[place] = {other._memo or other.memo() for other in met}
     memo = state._memo or state.memo()
-    if first.__class__ is set:
-        if memo in first:
-            return False
-        first.add(memo)
-        return True
-    # (the first state is unchanged since it was recorded: a state is not changed after the
-    # step that made it hands it on, so its memo now is the one it had then)
-    known = first._memo or first.memo()
-    if memo == known:
+    if memo in met:
         return False
-    seen[place] = {known, memo}
+    met.add(memo)
     return True
+
+
+_MEMOS_AFTER = 8  # _first_visit: states compared one by one at a place, up to this many
 
 
 # ----------------------------------------------------------------------------- the matcher
