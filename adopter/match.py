@@ -379,14 +379,14 @@ def _literal_is(pvalue: Lit, value) -> bool:
     return value.value == pvalue.value
 
 
-def _unbound(state: "_State", pvalues: tuple) -> tuple:
+def _unbound(state: _State, pvalues: tuple) -> tuple:
     """The variables among ``pvalues`` that ``state`` leaves unbound, each with its ``env``
     entry (or _NO_ENTRY): what :meth:`Matcher._bind` of them may write (:func:`_forget_bound`)."""
     values, env = state.values, state.env
     return tuple((p.name, env.get(p.name, _NO_ENTRY)) for p in pvalues if type(p) is Var and p.name not in values)
 
 
-def _forget_bound(state: "_State", fresh: tuple) -> None:
+def _forget_bound(state: _State, fresh: tuple) -> None:
     """Undo what :meth:`Matcher._bind` wrote in ``state`` since :func:`_unbound` gave ``fresh``:
     it writes only an unbound variable, under its name in ``values`` and ``env``.  So a
     commutative step tries its second order of arguments in the copy the first order failed
@@ -1205,12 +1205,12 @@ class Matcher:
                             if match is not None:
                                 yield match
                                 self._repeats = flow.repeats  # (another flow's search may have run meanwhile)
-                        elif self._reach(flow, j + 1, bound, allowed, options_at) > succ:
-                            # (a 2-tuple place; the gaps' places below are 3-tuples: never equal)
-                            if _first_visit(seen, (succ, j + 1), bound):
-                                if progress is None:
-                                    progress = []
-                                progress.append((succ, j + 1, bound, 0))
+                        # (a 2-tuple place; the gaps' places below are 3-tuples: never equal)
+                        elif self._reach(flow, j + 1, bound, allowed, options_at) > succ \
+                                and _first_visit(seen, (succ, j + 1), bound):
+                            if progress is None:
+                                progress = []
+                            progress.append((succ, j + 1, bound, 0))
                 # Or skip it as a gap.  The gap counts the operations of the function the
                 # match is in at full weight, those of a helper called between two steps (its
                 # body inlined here, as enformer's positional features and relative shift are)
@@ -1243,9 +1243,9 @@ class Matcher:
                         skipped = self._skip(node, next_state, index)
                     if skipped is not None and (
                             reach[1] if (reach := skipped._reach) is not None and reach[0] == index
-                            else self._reach(flow, index, skipped, allowed, options_at)) > succ:
-                        if _first_visit(seen, (succ, index, gap + step), skipped):
-                            stack.append((succ, index, skipped, gap + step))
+                            else self._reach(flow, index, skipped, allowed, options_at)) > succ \
+                            and _first_visit(seen, (succ, index, gap + step), skipped):
+                        stack.append((succ, index, skipped, gap + step))
                 if progress is not None:
                     stack.extend(progress)
 
