@@ -294,6 +294,33 @@ def _absent_into(pnode: PNode, index: int, state: _State) -> None:
             state.env[pnode.outs[0].name] = state.env[source]
 
 
+def _absent_plan(pnode: PNode, index: int) -> tuple[str, str, str] | None:
+    """What :func:`_absent_into` reads of an optional step: (the name its first input is bound
+    under, its output's name, its temporary's name); None for a required step."""
+    if not pnode.optional:
+        return None
+    first = pnode.args[0]
+    source = f"%{first.index}" if isinstance(first, Temp) else first.name
+    return source, pnode.outs[0].name, f"%{index}"
+
+
+def _absent_run(plans: tuple, low: int, high: int, state: _State) -> None:
+    """:func:`_absent_into` for the steps ``low``..``high - 1`` in turn, read off their
+    :func:`_absent_plan` (no name made per step: a run of absent steps before a far step --
+    ADP010's ten optional steps between the product and the softmax -- is made for most
+    states that bind a later step)."""
+    values = state.values
+    env = state.env
+    for i in range(low, high):
+        source, out, temp = plans[i]
+        if source in values:
+            value = values[source]
+            values[out] = value
+            values[temp] = value
+            if source in env:
+                env[out] = env[source]
+
+
 def _copy_closure(flow: Flow, key: str) -> set:
     """The keys a variable bound to ``key``'s value may bind again (:meth:`Matcher._may_read`):
     ``key``'s repeat class and every key copied from one of those, transitively."""
@@ -350,6 +377,30 @@ def _literal_is(pvalue: Lit, value) -> bool:
     if isinstance(pvalue.value, bool) or isinstance(value.value, bool):
         return value.value is pvalue.value
     return value.value == pvalue.value
+
+
+def _unbound(state: _State, pvalues: tuple) -> tuple:
+    """The variables among ``pvalues`` that ``state`` leaves unbound, each with its ``env``
+    entry (or _NO_ENTRY): what :meth:`Matcher._bind` of them may write (:func:`_forget_bound`)."""
+    values, env = state.values, state.env
+    return tuple((p.name, env.get(p.name, _NO_ENTRY)) for p in pvalues if type(p) is Var and p.name not in values)
+
+
+def _forget_bound(state: _State, fresh: tuple) -> None:
+    """Undo what :meth:`Matcher._bind` wrote in ``state`` since :func:`_unbound` gave ``fresh``:
+    it writes only an unbound variable, under its name in ``values`` and ``env``.  So a
+    commutative step tries its second order of arguments in the copy the first order failed
+    in, not in a second copy made for the first (the same entries, in the same order)."""
+    values, env = state.values, state.env
+    for name, entry in fresh:
+        values.pop(name, None)
+        if entry is _NO_ENTRY:
+            env.pop(name, None)
+        else:
+            env[name] = entry
+
+
+_NO_ENTRY = object()
 
 
 def _bound_differ(pvalues, values, state: "_State", repeats: dict | None = None) -> bool:
@@ -445,6 +496,44 @@ class _State:
                                  frozenset(self.aliases.items()) if self.aliases else _NO_ITEMS,
                                  frozenset(self.guards.items()) if self.guards else _NO_ITEMS)
         return memo
+
+
+def _first_visit(seen: dict, place: tuple, state: _State) -> bool:
+    """Is ``state`` the first at ``place`` (a node, the step it waits for and, for a gap, the
+    gap so far) with its :meth:`_State.memo`?  Then it is recorded.  ``seen`` maps a place to
+    the first state met there, then to the list of the states with different memos met there,
+    compared by their dicts (two memos are equal exactly when the values, aliases and guards
+    dicts are), and past _MEMOS_AFTER of them to the set of their memos: the same answers as
+    a set of (place, memo) pairs, but a state alone at its place -- over a third of the gap
+    states, a quarter of the bound ones -- or among a few never builds its memo's frozensets
+    (a frozenset of every binding, for each state the search visits)."""
+    met = seen.get(place)
+    if met is None:
+        seen[place] = state
+        return True
+    cls = met.__class__
+    if cls is not set:
+        # (a state is not changed after the step that made it hands it on: the ones recorded
+        # hold what they held then)
+        values, aliases, guards = state.values, state.aliases, state.guards
+        for other in (met,) if cls is _State else met:
+            if other is state or (other.values == values and other.aliases == aliases and other.guards == guards):
+                return False
+        if cls is _State:
+            seen[place] = [met, state]
+            return True
+        if len(met) < _MEMOS_AFTER:
+            met.append(state)
+            return True
+        met = seen[place] = {other._memo or other.memo() for other in met}
+    memo = state._memo or state.memo()
+    if memo in met:
+        return False
+    met.add(memo)
+    return True
+
+
+_MEMOS_AFTER = 8  # _first_visit: states compared one by one at a place, up to this many
 
 
 # ----------------------------------------------------------------------------- the matcher
@@ -565,7 +654,7 @@ class Matcher:
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
                                "_static_steps", "_static_keys", "_next_reads", "_option_reads",
-                               "_option_runs", "_feasibility_key"})
+                               "_option_runs", "_feasibility_key", "_absent_plans"})
 
     def __getattr__(self, name: str):
         if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
@@ -590,6 +679,8 @@ class Matcher:
         # steps after it are absent (_options): up to the next required step, or () when the
         # step itself is required.
         self._option_runs = tuple(self._option_run(i) for i in range(len(forward.nodes)))
+        # Per step index, what a run of absent steps reads of it (_absent_run)
+        self._absent_plans = tuple(_absent_plan(p, i) for i, p in enumerate(forward.nodes))
         # Per step index, what the steps a state there may bind next read (_reach).
         self._option_reads = tuple(self._reads_from(i) for i in range(len(forward.nodes)))
         # Per step index, the variables (and nested values) steps from there on read: a value
@@ -1027,7 +1118,7 @@ class Matcher:
         pattern = self.forward.nodes
         out = flow.out
         nodes = flow.nodes
-        seen: set = set()
+        seen: dict = {}  # the states visited, by place (_first_visit)
         steps = 0
         self._repeats = flow.repeats
         initial = self._absent(pattern[0], 0, _State()) if first else _State()
@@ -1073,52 +1164,54 @@ class Matcher:
                         continue
                     if text not in state.guards:
                         added = (text, taken)
-                if options is None:
-                    options = options_at.get((index, pos))
-                    if options is None:
-                        options = options_at[(index, pos)] = self._options(index, pos, feasible)
-                    # the state at step index + i, its optional steps before absent (made once per
-                    # state: a state skipped over a gap is popped again at the next node)
-                    chain = state._chain
-                    if chain is None or chain[0] != index:
-                        chain = state._chain = (index, {})
-                    chain = chain[1]  # (without the state itself: a state in its own dict is a cycle)
                 node = nodes[succ]
-                progress = []  # pushed after the gap below, so popped first: see the docstring
-                # (most nodes may match no step at all: the options are not looked through then)
-                for j in (options if succ in anywhere else ()):
-                    if succ not in allowed[j]:
-                        continue
-                    option = chain.get(j - index, state) if j > index else state
-                    if option is state and j > index:
-                        # made only when a node may match step j: the steps index..j-1 absent,
-                        # from the nearest state made before it, in one copy (the states
-                        # between, with fewer steps absent, only when a node asks for them)
-                        made = j - index - 1
-                        while made and made not in chain:
-                            made -= 1
-                        option = self._absent(pattern[index + made], index + made, chain[made] if made else state)
-                        for i in range(index + made + 1, j):
-                            _absent_into(pattern[i], i, option)
-                        chain[j - index] = option
-                    if added is not None:
-                        option = option.copy()
-                        option.guards[added[0]] = added[1]
-                    bound = self._bind_node(pattern[j], j, node, option)
-                    if bound is None:
-                        continue
-                    if j == last:
-                        if found and match_key(self.rule_id, bound.matched) in found:
+                progress = None  # pushed after the gap below, so popped first: see the docstring
+                # (most nodes may match no step at all: the options are not looked through then,
+                # nor made: a state most often walks gaps to a node no step allows)
+                if succ in anywhere:
+                    if options is None:
+                        options = options_at.get((index, pos))
+                        if options is None:
+                            options = options_at[(index, pos)] = self._options(index, pos, feasible)
+                        # the state at step index + i, its optional steps before absent (made once per
+                        # state: a state skipped over a gap is popped again at the next node)
+                        chain = state._chain
+                        if chain is None or chain[0] != index:
+                            chain = state._chain = (index, {})
+                        chain = chain[1]  # (without the state itself: a state in its own dict is a cycle)
+                    for j in options:
+                        if succ not in allowed[j]:
                             continue
-                        match = self._finish(cls, flow, bound)
-                        if match is not None:
-                            yield match
-                            self._repeats = flow.repeats  # (another flow's search may have run meanwhile)
-                    elif self._reach(flow, j + 1, bound, allowed, options_at) > succ:
-                        # (a 3-tuple; the gaps' keys below are 4-tuples: never equal)
-                        key = (succ, j + 1, bound._memo or bound.memo())
-                        if key not in seen:
-                            seen.add(key)
+                        option = chain.get(j - index, state) if j > index else state
+                        if option is state and j > index:
+                            # made only when a node may match step j: the steps index..j-1 absent,
+                            # from the nearest state made before it, in one copy (the states
+                            # between, with fewer steps absent, only when a node asks for them)
+                            made = j - index - 1
+                            while made and made not in chain:
+                                made -= 1
+                            option = self._absent(pattern[index + made], index + made, chain[made] if made else state)
+                            if j - index - made > 1:
+                                _absent_run(self._absent_plans, index + made + 1, j, option)
+                            chain[j - index] = option
+                        if added is not None:
+                            option = option.copy()
+                            option.guards[added[0]] = added[1]
+                        bound = self._bind_node(pattern[j], j, node, option)
+                        if bound is None:
+                            continue
+                        if j == last:
+                            if found and match_key(self.rule_id, bound.matched) in found:
+                                continue
+                            match = self._finish(cls, flow, bound)
+                            if match is not None:
+                                yield match
+                                self._repeats = flow.repeats  # (another flow's search may have run meanwhile)
+                        # (a 2-tuple place; the gaps' places below are 3-tuples: never equal)
+                        elif self._reach(flow, j + 1, bound, allowed, options_at) > succ \
+                                and _first_visit(seen, (succ, j + 1), bound):
+                            if progress is None:
+                                progress = []
                             progress.append((succ, j + 1, bound, 0))
                 # Or skip it as a gap.  The gap counts the operations of the function the
                 # match is in at full weight, those of a helper called between two steps (its
@@ -1152,12 +1245,11 @@ class Matcher:
                         skipped = self._skip(node, next_state, index)
                     if skipped is not None and (
                             reach[1] if (reach := skipped._reach) is not None and reach[0] == index
-                            else self._reach(flow, index, skipped, allowed, options_at)) > succ:
-                        key = (succ, index, gap + step, skipped._memo or skipped.memo())
-                        if key not in seen:
-                            seen.add(key)
-                            stack.append((succ, index, skipped, gap + step))
-                stack.extend(progress)
+                            else self._reach(flow, index, skipped, allowed, options_at)) > succ \
+                            and _first_visit(seen, (succ, index, gap + step), skipped):
+                        stack.append((succ, index, skipped, gap + step))
+                if progress is not None:
+                    stack.extend(progress)
 
     def _reads_from(self, index: int) -> tuple:
         """What :meth:`_reach` reads for a state at step ``index``: (every variable name below,
@@ -1481,11 +1573,12 @@ class Matcher:
             new.values[pnode.layer.name] = layer_ident
             new.env[pnode.layer.name] = layer_ident[1]
         if swap:
-            attempt = new.copy()
-            if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
-                new = attempt
-            elif not (self._bind(pnode.args[0], args[1], new) and self._bind(pnode.args[1], args[0], new)):
-                return None
+            first, second = pnode.args[0], pnode.args[1]
+            fresh = _unbound(new, (first, second))
+            if not (self._bind(first, args[0], new) and self._bind(second, args[1], new)):
+                _forget_bound(new, fresh)
+                if not (self._bind(first, args[1], new) and self._bind(second, args[0], new)):
+                    return None
         else:
             if len(args) < len(pnode.args) or (len(args) > len(pnode.args) and not pnode.rest):
                 return None
