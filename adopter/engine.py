@@ -122,6 +122,10 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         if matcher.predicts_input == "masked":
             deferred.append(matcher)
             continue
+        if matcher.predicts_input == "token" and structure.text is not None and "Parameter" not in structure.text:
+            # (masked modeling needs a learned mask token, an nn.Parameter: a file whose text
+            # never names one has none, and the matcher would find nothing)
+            continue
         known = listed.get(matcher.roots_key)
         if known is not None and not known:
             continue

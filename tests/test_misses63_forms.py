@@ -10,9 +10,18 @@ misses63).  The fixtures are ours.
   the sizes the file's constructions pass for that parameter (layers._passed_sizes): a Linear
   to that size is a vocabulary head, and any cross-entropy of its logits is over the tokens.
 
+- Masked modeling (BEiT's masked image modeling): a Linear head's logits at the rows a mask
+  picks (``scores[m]``, or ``head(h[m])``), where the function hands that mask, a parameter it
+  does not rebind, to a same-file module whose code replaces those rows of its input by a
+  learned token (``x * (1 - w) + self.mask_token.expand(...) * w``, ``torch.where(w, t, x)``,
+  ``x[m] = t``; structure/mask_tokens.py).  The loss is over the content of inputs the model
+  did not see: its classes are that content's tokens, a vocabulary whatever its width is named.
+
 Look-alikes that stay unreported: the construction passes another size than the head's (or
-nothing, leaving the default), no embedding at all (a classifier viewed to its width), and a
-member set on an attribute that holds no layer.
+nothing, leaving the default), no embedding at all (a classifier viewed to its width), a member
+set on an attribute that holds no layer; rows zeroed or filled with a constant (or a registered
+buffer, not a learned token), a mask the body never gets, the mask rebound before the
+selection, a selection over the vocabulary axis, a transformed output before the loss.
 """
 
 from __future__ import annotations
@@ -141,3 +150,124 @@ def test_a_member_set_after_construction_is_what_the_call_runs_and_the_view_is_p
     per_position = torch.stack([nn.functional.cross_entropy(logits[b, t], target[b, t])
                                 for b in range(2) for t in range(5)]).mean()
     torch.testing.assert_close(flat, per_position, rtol=1e-12, atol=1e-12)
+
+
+# --- masked modeling: the loss over rows whose input a same-file module replaced by a learned token
+
+MIM = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import CrossEntropyLoss
+
+
+    class Embeddings(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.patch = nn.Conv2d(3, config.hidden_size, 4, 4)
+            if config.use_mask_token:
+                self.mask_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+            else:
+                self.mask_token = None
+
+        def forward(self, pixel_values, bool_masked_pos=None):
+            embeddings = self.patch(pixel_values).flatten(2).transpose(1, 2)
+            batch_size, seq_len, _ = embeddings.size()
+            if bool_masked_pos is not None:
+                mask_tokens = self.mask_token.expand(batch_size, seq_len, -1)
+                w = bool_masked_pos.unsqueeze(-1).type_as(mask_tokens)
+                REPLACE
+            return embeddings
+
+
+    class Body(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.embeddings = Embeddings(config)
+            self.layer = nn.Linear(config.hidden_size, config.hidden_size)
+
+        def forward(self, pixel_values, bool_masked_pos=None):
+            return (self.layer(self.embeddings(pixel_values, bool_masked_pos=bool_masked_pos)),)
+
+
+    class MaskedImageModel(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.body = Body(config)
+            self.norm = nn.LayerNorm(config.hidden_size)
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+
+        def forward(self, pixel_values, bool_masked_pos, labels=None):
+            sequence_output = self.norm(self.body(pixel_values, BODY_MASK)[0])
+            prediction_scores = self.lm_head(sequence_output)
+            masked_lm_loss = None
+            if labels is not None:
+                loss_fct = CrossEntropyLoss()
+                masked_lm_loss = loss_fct(SCORED, labels)
+            return masked_lm_loss, prediction_scores
+    """)
+MIXED = "embeddings = embeddings * (1 - w) + mask_tokens * w"
+
+
+def _mim(replace: str = MIXED, body_mask: str = "bool_masked_pos=bool_masked_pos",
+         scored: str = "prediction_scores[bool_masked_pos]") -> str:
+    return MIM.replace("REPLACE", replace).replace("BODY_MASK", body_mask).replace("SCORED", scored)
+
+
+def test_masked_rows_whose_input_a_same_file_module_replaced_by_a_learned_token_are_a_site():
+    code = _mim()
+    [finding] = found(code, "ADP015")
+    assert finding.line == _line(code, "prediction_scores = self.lm_head(sequence_output)")
+
+
+def test_the_replacement_by_position_by_where_or_by_assignment_counts_too():
+    assert len(found(_mim(body_mask="bool_masked_pos"), "ADP015")) == 1
+    assert len(found(_mim(replace="embeddings = torch.where(w.bool(), mask_tokens, embeddings)"), "ADP015")) == 1
+    assert len(found(_mim(replace="embeddings[bool_masked_pos] = self.mask_token.to(embeddings.dtype)"),
+                     "ADP015")) == 1
+    assert len(found(_mim(replace="embeddings = mask_tokens * w + (1 - w) * embeddings"), "ADP015")) == 1
+
+
+def test_rows_zeroed_or_filled_with_a_constant_are_no_mask_token():
+    assert found(_mim(replace="embeddings = embeddings * (1 - w)"), "ADP015") == []
+    assert found(_mim(replace="embeddings = torch.where(w.bool(), 0.0, embeddings)"), "ADP015") == []
+    # a token that is not a learned parameter (a buffer of zeros the module registers)
+    code = _mim().replace("self.mask_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))",
+                          'self.register_buffer("mask_token", torch.zeros(1, 1, config.hidden_size))')
+    assert found(code, "ADP015") == []
+
+
+def test_a_mask_the_body_never_gets_or_only_as_an_attention_mask_types_no_head():
+    assert found(_mim(body_mask="None"), "ADP015") == []
+    attention = _mim(replace="embeddings = embeddings.masked_fill(w == 0, 0.0)")
+    assert found(attention, "ADP015") == []
+
+
+def test_a_selection_over_the_vocabulary_axis_or_a_transformed_output_is_no_site():
+    assert found(_mim(scored="prediction_scores[:, :, bool_masked_pos]"), "ADP015") == []
+    assert found(_mim(scored="prediction_scores[bool_masked_pos].sigmoid()"), "ADP015") == []
+
+
+def test_a_mask_rebound_before_the_selection_is_not_the_one_the_body_got():
+    code = _mim().replace("        masked_lm_loss = None\n",
+                          "        masked_lm_loss = None\n        bool_masked_pos = labels != -100\n")
+    assert "bool_masked_pos = labels != -100" in code
+    assert found(code, "ADP015") == []
+
+
+def test_replaced_rows_scored_by_the_head_at_those_rows_are_the_head_over_masked_inputs():
+    """Why the reading is exact: where ``w`` is set the body's input row is the learned token
+    whatever the pixels were, and scoring ``scores[m]`` takes exactly those rows: row selection
+    commutes with the Linear head, so ``lm_head(h)[m] == lm_head(h[m])`` and the loss is the
+    fused kernel's over the selected hidden rows."""
+    torch.manual_seed(0)
+    d, vocab = 8, 13
+    x = torch.randn(2, 5, d, dtype=torch.float64)
+    token = torch.randn(1, 1, d, dtype=torch.float64)
+    m = torch.tensor([[True, False, True, False, False], [False, True, True, False, True]])
+    w = m.unsqueeze(-1).type_as(token)
+    mixed = x * (1 - w) + token.expand(2, 5, -1) * w
+    assert torch.equal(mixed[m], token.reshape(1, d).expand(int(m.sum()), d))
+    head = nn.Linear(d, vocab).double()
+    labels = torch.randint(0, vocab, (int(m.sum()),))
+    torch.testing.assert_close(nn.functional.cross_entropy(head(mixed)[m], labels),
+                               nn.functional.cross_entropy(head(mixed[m]), labels), rtol=1e-12, atol=1e-12)

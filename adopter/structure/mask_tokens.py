@@ -1,0 +1,214 @@
+"""Does a mask pick the rows a masked-modeling loss is over?
+
+BEiT's masked image modeling hands ``bool_masked_pos`` to its body (``self.beit(pixels,
+bool_masked_pos=m)``), whose embeddings replace the masked rows of the input by a learned token
+(``x * (1 - w) + self.mask_token.expand(...) * w``, ``w`` the mask as floats), and then scores
+the head's logits at exactly those rows (``loss(scores[m], labels)``).  The loss is then over
+the content of inputs the model did not see: the classes are that content's tokens (a
+vocabulary, here the visual tokenizer's), whatever the head's width is named.  No file in it
+embeds tokens of that width, so the head is typed by nothing else (ADP015's ``$lm``).
+
+:func:`replaced_by_token` follows the mask from the root function through calls of same-file
+modules (keyword or position, up to three calls deep) to a function that writes one of the
+replacements below with a learned token: an ``nn.Parameter`` the module binds (through
+``expand``/``repeat``/``to``/``type_as`` steps), mixed in where the mask (through
+``unsqueeze``/``type_as``/``float``/``bool``/``to`` steps, or ``[..., None]``) is set:
+
+- ``x * (1 - w) + t * w`` (either order of either product or of the sum);
+- ``torch.where(w, t, x)``;
+- ``x[m] = t``.
+
+A mask used otherwise (an attention mask filling scores, rows zeroed with no token, a constant
+fill) replaces nothing, and the head stays untyped."""
+from __future__ import annotations
+
+import ast
+
+from .treewalk import ast_walk
+
+_MASK_STEPS = frozenset({"unsqueeze", "type_as", "float", "bool", "to", "half", "view", "reshape"})
+_TOKEN_STEPS = frozenset({"expand", "expand_as", "repeat", "to", "type_as"})
+MAX_CALLS = 3
+
+
+def replaced_by_token(module, cls, func: ast.AST, mask: str) -> bool:
+    """Does the root ``func`` of ``cls`` (a ClassStructure) hand its parameter ``mask``, not
+    rebound there, to a same-file module that replaces the masked rows of its input by a
+    learned token?  (Memoised per class, function and mask name: the answer depends on them
+    alone.)"""
+    memo = module.__dict__.setdefault("_mask_tokens", {})
+    key = (cls.name, id(func), mask)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = _handed_on(module, cls.info, func, mask, 0)
+    return found
+
+
+def _rebound(func: ast.AST, name: str) -> bool:
+    """Is ``name`` bound in ``func`` other than as its parameter (assigned, a loop target, ...)?"""
+    return any(node.__class__ is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load
+               for node in ast_walk(func))
+
+
+def _handed_on(module, info, func: ast.AST, mask: str, depth: int) -> bool:
+    """Does ``func`` (a method of ``info``'s class) replace rows by a learned token where
+    ``mask`` is set, itself or in a same-file module it calls with ``mask``?"""
+    if info is None or depth > MAX_CALLS or _rebound(func, mask):
+        return False
+    if _replaces(info, module, func, mask):
+        return True
+    for node in ast_walk(func):
+        if node.__class__ is not ast.Call:
+            continue
+        target = node.func
+        if not (target.__class__ is ast.Attribute and target.value.__class__ is ast.Name
+                and target.value.id == "self"):
+            continue
+        param = _receiving(module, info, target.attr, node, mask)
+        if param is not None and _handed_on(module, *param, depth + 1):
+            return True
+    return False
+
+
+def _receiving(module, info, attr: str, call: ast.Call, mask: str):
+    """(class info, forward, parameter) of the same-file module ``self.<attr>`` that ``call``
+    hands ``mask`` to (as a keyword the forward names, or by position); None otherwise."""
+    ctors = info.bindings.get(attr, ())
+    # (the constructors the binding has, less the kinds typing adds beside them: adopter.*)
+    classes = {c.fqn for c in ctors if not c.fqn.startswith("adopter.")}
+    if len(classes) != 1:
+        return None
+    owner = module.classes.get(next(iter(classes)))
+    if owner is None or owner.info is None:
+        return None
+    forward = owner.info.methods.get("forward")
+    if forward is None:
+        return None
+    params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+    for keyword in call.keywords:
+        if keyword.arg is not None and _is_name(keyword.value, mask):
+            return (owner.info, forward, keyword.arg) if keyword.arg in params or keyword.arg in {
+                a.arg for a in forward.args.kwonlyargs} else None
+    for index, arg in enumerate(call.args):
+        if arg.__class__ is ast.Starred:
+            return None
+        if _is_name(arg, mask):
+            return (owner.info, forward, params[index]) if index < len(params) else None
+    return None
+
+
+def _is_name(expr: ast.expr, name: str) -> bool:
+    return expr.__class__ is ast.Name and expr.id == name
+
+
+def _replaces(info, module, func: ast.AST, mask: str) -> bool:
+    """Does ``func`` write one of the replacements (module docstring) of the rows ``mask`` sets
+    by a learned token of ``info``'s class?"""
+    tokens = _learned(info, module)
+    if not tokens:
+        return False
+    bound = _bound_once(func)
+    for node in ast_walk(func):
+        kind = node.__class__
+        if kind is ast.BinOp and node.op.__class__ is ast.Add:
+            if _mix(node.left, node.right, mask, tokens, bound) or _mix(node.right, node.left, mask, tokens, bound):
+                return True
+        elif kind is ast.Call and len(node.args) == 3 and not node.keywords and _torch_where(node.func, module):
+            if _of_mask(node.args[0], mask, bound) and _of_token(node.args[1], tokens, bound):
+                return True
+        elif kind is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Subscript:
+            target = node.targets[0]
+            if _is_name(target.slice, mask) and _of_token(node.value, tokens, bound):
+                return True
+    return False
+
+
+def _mix(kept: ast.expr, token: ast.expr, mask: str, tokens: set, bound: dict) -> bool:
+    """``kept`` is ``x * (1 - w)`` and ``token`` is ``t * w`` (either order of each product),
+    ``w`` the mask, ``t`` a learned token."""
+    if not (kept.__class__ is ast.BinOp and kept.op.__class__ is ast.Mult
+            and token.__class__ is ast.BinOp and token.op.__class__ is ast.Mult):
+        return False
+    for w, t in ((token.left, token.right), (token.right, token.left)):
+        if not (_of_mask(w, mask, bound) and _of_token(t, tokens, bound)):
+            continue
+        for inverse in (kept.left, kept.right):
+            if (inverse.__class__ is ast.BinOp and inverse.op.__class__ is ast.Sub
+                    and inverse.left.__class__ is ast.Constant and inverse.left.value == 1
+                    and ast.dump(inverse.right) == ast.dump(w)):
+                return True
+    return False
+
+
+def _of_mask(expr: ast.expr, mask: str, bound: dict, depth: int = 0) -> bool:
+    """Is ``expr`` the mask through shape and type steps only (a local name bound once to such)?"""
+    if depth > 6:
+        return False
+    if expr.__class__ is ast.Name:
+        if expr.id == mask:
+            return True
+        value = bound.get(expr.id)
+        return value is not None and _of_mask(value, mask, bound, depth + 1)
+    if expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr in _MASK_STEPS:
+        return _of_mask(expr.func.value, mask, bound, depth + 1)
+    if expr.__class__ is ast.Subscript:  # m[..., None]
+        index = expr.slice
+        parts = index.elts if index.__class__ is ast.Tuple else [index]
+        if all((p.__class__ is ast.Constant and p.value in (None, Ellipsis))
+               or (p.__class__ is ast.Slice and p.lower is p.upper is p.step is None) for p in parts):
+            return _of_mask(expr.value, mask, bound, depth + 1)
+    return False
+
+
+def _of_token(expr: ast.expr, tokens: set, bound: dict, depth: int = 0) -> bool:
+    """Is ``expr`` a learned token of the class (``self.<p>``, an ``nn.Parameter``) through
+    broadcasting and dtype steps only (a local name bound once to such)?"""
+    if depth > 6:
+        return False
+    if expr.__class__ is ast.Name:
+        value = bound.get(expr.id)
+        return value is not None and _of_token(value, tokens, bound, depth + 1)
+    if expr.__class__ is ast.Attribute:
+        return expr.value.__class__ is ast.Name and expr.value.id == "self" and expr.attr in tokens
+    if expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr in _TOKEN_STEPS:
+        return _of_token(expr.func.value, tokens, bound, depth + 1)
+    return False
+
+
+def _bound_once(func: ast.AST) -> dict:
+    """Local names bound exactly once in ``func``, by a plain assignment: name -> value."""
+    seen: dict = {}
+    for node in ast_walk(func):
+        if node.__class__ is ast.Name and node.ctx.__class__ is not ast.Load:
+            seen[node.id] = seen.get(node.id, 0) + 1
+    out: dict = {}
+    for node in ast_walk(func):
+        if node.__class__ is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Name \
+                and seen.get(node.targets[0].id) == 1:
+            out[node.targets[0].id] = node.value
+    return out
+
+
+def _learned(info, module) -> set:
+    """The attributes ``__init__`` binds (anywhere in it) to an ``nn.Parameter`` (also as one
+    arm of a conditional expression)."""
+    init = info.methods.get("__init__")
+    if init is None:
+        return set()
+    resolve = module.names.resolve
+    out = set()
+    for node in ast_walk(init):
+        if node.__class__ is not ast.Assign or len(node.targets) != 1:
+            continue
+        target = node.targets[0]
+        if not (target.__class__ is ast.Attribute and target.value.__class__ is ast.Name
+                and target.value.id == "self"):
+            continue
+        values = [node.value.body, node.value.orelse] if node.value.__class__ is ast.IfExp else [node.value]
+        if any(v.__class__ is ast.Call and resolve(v.func) == "torch.nn.Parameter" for v in values):
+            out.add(target.attr)
+    return out
+
+
+def _torch_where(func: ast.expr, module) -> bool:
+    return module.names.resolve(func) == "torch.where"
