@@ -22,6 +22,7 @@ from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
 from .structure.siblings import imported_table_words
 from .structure.treewalk import ast_walk
+from .structure.mask_tokens import any_replacement
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
 # ``# noqa: ADP005, E501`` (a noqa naming only other tools' codes does not silence ours).
@@ -122,9 +123,9 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         if matcher.predicts_input == "masked":
             deferred.append(matcher)
             continue
-        if matcher.predicts_input == "token" and structure.text is not None and "Parameter" not in structure.text:
-            # (masked modeling needs a learned mask token, an nn.Parameter: a file whose text
-            # never names one has none, and the matcher would find nothing)
+        if matcher.predicts_input == "token" and not any_replacement(structure):
+            # (masked modeling needs a same-file module replacing rows by a learned mask token:
+            # a file without one, and the matcher would find nothing)
             continue
         known = listed.get(matcher.roots_key)
         if known is not None and not known:

@@ -702,10 +702,15 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                         _record_loss_entries(attr, stmt.value, stmt, func.name, typer, env, names, out)
                     if len(targets) == 1 and clean:
                         typer.typed = (stmt.value, env, typed, resolved)
-                elif (member := _submodule_member(target, out)) is not None:
-                    # self.encoder.lm_head = nn.Linear(...): a layer set on a module bound before
-                    # (jukebox's lyric encoder), under its path, as a ModuleDict member is
-                    _record(member, stmt.value, stmt, func.name, typer, env, names, out)
+                elif stmt.value.__class__ is ast.Call and (member := _submodule_member(target, out)) is not None:
+                    # self.encoder.lm_head = nn.Linear(...): a layer built and set on a module bound
+                    # before (jukebox's lyric encoder), under its path, as a ModuleDict member is
+                    # (only a layer: ``self.head.weight = nn.Parameter(...)`` and tied weights bind
+                    # nothing a call runs)
+                    built = [v for v in typer.values(stmt.value, env)
+                             if isinstance(v, Built) and v.fqn not in ("?", "torch.nn.Parameter")]
+                    if built:
+                        _record(member, stmt.value, stmt, func.name, typer, env, names, out, built=built)
                 elif (member := _module_dict_item(target, out)) is not None:
                     # self.nets["qkv"] = nn.Linear(...) into an nn.ModuleDict bound before (robomimic):
                     # the member under its key, as a ModuleDict literal's members are

@@ -23,9 +23,16 @@ fill) replaces nothing, and the head stays untyped."""
 from __future__ import annotations
 
 import ast
+import re
 
 from .treewalk import ast_walk
 
+# ``(1 - w)`` as the mix writes it (an operand of a product: in parentheses; the literal 1
+# written ``1``, ``1.`` or ``1.0``): a method without one holds no mix (any_replacement's text
+# test, read only in methods that read a token)
+_ONE_LESS = re.compile(r"\(\s*1(?:\.0*)?\s*-")
+# ``x[m] = ...``: a store under one bare name
+_NAME_STORE = re.compile(r"\[\s*[A-Za-z_]\w*\s*\]\s*=(?!=)")
 _MASK_STEPS = frozenset({"unsqueeze", "type_as", "float", "bool", "to", "half", "view", "reshape"})
 _TOKEN_STEPS = frozenset({"expand", "expand_as", "repeat", "to", "type_as"})
 MAX_CALLS = 3
@@ -44,6 +51,46 @@ def replaced_by_token(module, cls, func: ast.AST, mask: str) -> bool:
     return found
 
 
+def any_replacement(module) -> bool:
+    """Does some method of a same-file class replace rows of a value by a learned token where
+    one of its parameters is set (the forms of the module docstring)?  Without one, no mask can
+    be :func:`replaced_by_token`: the engine skips the rule's masked-modeling matchers (an exact
+    gate, worked out once per file; only classes that bind an ``nn.Parameter`` are read)."""
+    found = module.__dict__.get("_mask_replacing")
+    if found is None:
+        found = module.__dict__["_mask_replacing"] = _any_replacement(module)
+    return found
+
+
+def _any_replacement(module) -> bool:
+    text, lines = module.text, module.lines
+    if lines is None or (text is not None and "Parameter" not in text):
+        return False
+    for cls in module.classes.values():
+        info = cls.info
+        tokens = _learned(info, module) if info is not None else None
+        if not tokens:
+            continue
+        for name, method in info.methods.items():
+            if name == "__init__":
+                continue
+            # (the text first: a method that never reads ``self.<token>`` replaces nothing by
+            # it, and each form writes ``where(``, a subscript store or a literal 1 less w)
+            source = _body_text(lines, method)  # (the body: annotations write ``] = None``)
+            if not any(f"self.{t}" in source for t in tokens) or not (
+                    "where(" in source or _ONE_LESS.search(source) or _NAME_STORE.search(source)):
+                continue
+            params = frozenset(a.arg for a in method.args.posonlyargs + method.args.args + method.args.kwonlyargs)
+            if _replaces(info, module, method, params - {"self"}):
+                return True
+    return False
+
+
+def _body_text(lines: list, method: ast.FunctionDef) -> str:
+    """The text of a method's body (from its first statement's line to its end)."""
+    return "\n".join(lines[method.body[0].lineno - 1:method.end_lineno])
+
+
 def _rebound(func: ast.AST, name: str) -> bool:
     """Is ``name`` bound in ``func`` other than as its parameter (assigned, a loop target, ...)?"""
     return any(node.__class__ is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load
@@ -55,7 +102,7 @@ def _handed_on(module, info, func: ast.AST, mask: str, depth: int) -> bool:
     ``mask`` is set, itself or in a same-file module it calls with ``mask``?"""
     if info is None or depth > MAX_CALLS or _rebound(func, mask):
         return False
-    if _replaces(info, module, func, mask):
+    if _replaces(info, module, func, frozenset((mask,))):
         return True
     for node in ast_walk(func):
         if node.__class__ is not ast.Call:
@@ -101,29 +148,36 @@ def _is_name(expr: ast.expr, name: str) -> bool:
     return expr.__class__ is ast.Name and expr.id == name
 
 
-def _replaces(info, module, func: ast.AST, mask: str) -> bool:
-    """Does ``func`` write one of the replacements (module docstring) of the rows ``mask`` sets
-    by a learned token of ``info``'s class?"""
+def _replaces(info, module, func: ast.AST, mask: frozenset) -> bool:
+    """Does ``func`` write one of the replacements (module docstring) of the rows one of the
+    names ``mask`` sets by a learned token of ``info``'s class?  (One walk of ``func`` for the
+    forms' shapes; its local names are read only where one is written.)"""
     tokens = _learned(info, module)
     if not tokens:
         return False
-    bound = _bound_once(func)
+    mixes, wheres, stores = [], [], []
     for node in ast_walk(func):
         kind = node.__class__
-        if kind is ast.BinOp and node.op.__class__ is ast.Add:
-            if _mix(node.left, node.right, mask, tokens, bound) or _mix(node.right, node.left, mask, tokens, bound):
-                return True
-        elif kind is ast.Call and len(node.args) == 3 and not node.keywords and _torch_where(node.func, module):
-            if _of_mask(node.args[0], mask, bound) and _of_token(node.args[1], tokens, bound):
-                return True
-        elif kind is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Subscript:
-            target = node.targets[0]
-            if _is_name(target.slice, mask) and _of_token(node.value, tokens, bound):
-                return True
-    return False
+        if kind is ast.BinOp:
+            if node.op.__class__ is ast.Add and node.left.__class__ is ast.BinOp and node.right.__class__ is ast.BinOp:
+                mixes.append(node)
+        elif kind is ast.Call:
+            if len(node.args) == 3 and not node.keywords and _torch_where(node.func, module):
+                wheres.append(node)
+        elif kind is ast.Assign:
+            if len(node.targets) == 1 and node.targets[0].__class__ is ast.Subscript \
+                    and node.targets[0].slice.__class__ is ast.Name and node.targets[0].slice.id in mask:
+                stores.append(node)
+    if not (mixes or wheres or stores):
+        return False
+    bound = _bound_once(func)
+    return (any(_mix(n.left, n.right, mask, tokens, bound) or _mix(n.right, n.left, mask, tokens, bound)
+                for n in mixes)
+            or any(_of_mask(n.args[0], mask, bound) and _of_token(n.args[1], tokens, bound) for n in wheres)
+            or any(_of_token(n.value, tokens, bound) for n in stores))
 
 
-def _mix(kept: ast.expr, token: ast.expr, mask: str, tokens: set, bound: dict) -> bool:
+def _mix(kept: ast.expr, token: ast.expr, mask: frozenset, tokens: set, bound: dict) -> bool:
     """``kept`` is ``x * (1 - w)`` and ``token`` is ``t * w`` (either order of each product),
     ``w`` the mask, ``t`` a learned token."""
     if not (kept.__class__ is ast.BinOp and kept.op.__class__ is ast.Mult
@@ -140,12 +194,13 @@ def _mix(kept: ast.expr, token: ast.expr, mask: str, tokens: set, bound: dict) -
     return False
 
 
-def _of_mask(expr: ast.expr, mask: str, bound: dict, depth: int = 0) -> bool:
-    """Is ``expr`` the mask through shape and type steps only (a local name bound once to such)?"""
+def _of_mask(expr: ast.expr, mask: frozenset, bound: dict, depth: int = 0) -> bool:
+    """Is ``expr`` one of the names ``mask`` through shape and type steps only (a local name
+    bound once to such)?"""
     if depth > 6:
         return False
     if expr.__class__ is ast.Name:
-        if expr.id == mask:
+        if expr.id in mask:
             return True
         value = bound.get(expr.id)
         return value is not None and _of_mask(value, mask, bound, depth + 1)
@@ -176,37 +231,28 @@ def _of_token(expr: ast.expr, tokens: set, bound: dict, depth: int = 0) -> bool:
 
 
 def _bound_once(func: ast.AST) -> dict:
-    """Local names bound exactly once in ``func``, by a plain assignment: name -> value."""
+    """Local names bound exactly once in ``func``, by a plain assignment: name -> value (one
+    walk)."""
     seen: dict = {}
+    values: dict = {}
     for node in ast_walk(func):
-        if node.__class__ is ast.Name and node.ctx.__class__ is not ast.Load:
+        kind = node.__class__
+        if kind is ast.Name and node.ctx.__class__ is not ast.Load:
             seen[node.id] = seen.get(node.id, 0) + 1
-    out: dict = {}
-    for node in ast_walk(func):
-        if node.__class__ is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Name \
-                and seen.get(node.targets[0].id) == 1:
-            out[node.targets[0].id] = node.value
-    return out
+        elif kind is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Name:
+            values[node.targets[0].id] = node.value
+    return {name: value for name, value in values.items() if seen.get(name) == 1}
 
 
 def _learned(info, module) -> set:
-    """The attributes ``__init__`` binds (anywhere in it) to an ``nn.Parameter`` (also as one
-    arm of a conditional expression)."""
-    init = info.methods.get("__init__")
-    if init is None:
-        return set()
-    resolve = module.names.resolve
+    """The attributes ``__init__`` binds to an ``nn.Parameter`` (the class's bindings record
+    them, also under ``if``/``else`` or as one arm of a conditional expression)."""
     out = set()
-    for node in ast_walk(init):
-        if node.__class__ is not ast.Assign or len(node.targets) != 1:
-            continue
-        target = node.targets[0]
-        if not (target.__class__ is ast.Attribute and target.value.__class__ is ast.Name
-                and target.value.id == "self"):
-            continue
-        values = [node.value.body, node.value.orelse] if node.value.__class__ is ast.IfExp else [node.value]
-        if any(v.__class__ is ast.Call and resolve(v.func) == "torch.nn.Parameter" for v in values):
-            out.add(target.attr)
+    for attr, ctors in info.bindings.items():  # (loops, no generator per attribute: every class is read)
+        for c in ctors:
+            if c.fqn == "torch.nn.Parameter":
+                out.add(attr)
+                break
     return out
 
 
