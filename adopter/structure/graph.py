@@ -1268,7 +1268,14 @@ class FlowBuilder:
             # (the attribute's tests under one class test: none of the tests after them takes one)
             holder = func.value
             if holder.__class__ is not _AST_NAME:
-                return _submodule_layer(holder, func.attr, cls)
+                # self.encoder.lm_head(x): the member ``__init__`` set itself, under its path
+                # (bindings._submodule_member); tested in place: every such call asks
+                if holder.__class__ is ast.Attribute and holder.value.__class__ is _AST_NAME \
+                        and holder.value.id == "self":
+                    key = f"{holder.attr}.{func.attr}"
+                    if key in cls.bindings:
+                        return "self." + key
+                return None
             if ctx.row_alias and holder.id in ctx.row_alias and TABLE.method(func.attr) is None:
                 # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that
                 # row (its kind unknown here: a rule that needs a kind does not match it)
@@ -5840,16 +5847,6 @@ def _row_module(expr: ast.expr) -> str | None:
     if path[0] == "[":  # self[i].mlp: not a layer list of the class
         return None
     return "self" + path
-
-
-def _submodule_layer(holder: ast.expr, name: str, cls) -> str | None:
-    """``self.encoder.lm_head``'s layer path where ``__init__`` set that member itself
-    (``self.encoder.lm_head = nn.Linear(...)``, bindings._submodule_member); None otherwise."""
-    if holder.__class__ is not ast.Attribute or holder.value.__class__ is not _AST_NAME \
-            or holder.value.id != "self":
-        return None
-    key = f"{holder.attr}.{name}"
-    return "self." + key if key in cls.bindings else None
 
 
 def _attr(layer: str) -> str:

@@ -68,7 +68,14 @@ def _any_replacement(module) -> bool:
         return False
     for cls in module.classes.values():
         info = cls.info
-        tokens = _learned(info, module) if info is not None else None
+        if info is None:
+            continue
+        tokens = []  # (the Parameters the bindings record: _learned, in loops, no call per class)
+        for attr, ctors in info.bindings.items():
+            for c in ctors:
+                if c.fqn == "torch.nn.Parameter":
+                    tokens.append("self." + attr)
+                    break
         if not tokens:
             continue
         for name, method in info.methods.items():
@@ -77,11 +84,18 @@ def _any_replacement(module) -> bool:
             # (the text first: a method that never reads ``self.<token>`` replaces nothing by
             # it, and each form writes ``where(``, a subscript store or a literal 1 less w)
             source = _body_text(lines, method)  # (the body: annotations write ``] = None``)
-            if not any(f"self.{t}" in source for t in tokens) or not (
-                    "where(" in source or _ONE_LESS.search(source) or _NAME_STORE.search(source)):
+            for token in tokens:
+                if token in source:
+                    break
+            else:
+                continue
+            if not ("where(" in source or _ONE_LESS.search(source) or _NAME_STORE.search(source)):
                 continue
             params = frozenset(a.arg for a in method.args.posonlyargs + method.args.args + method.args.kwonlyargs)
-            if _replaces(info, module, method, params - {"self"}):
+            first = method.body[0].lineno
+            at = {first + i for i, line in enumerate(source.split("\n"))
+                  if "where(" in line or _ONE_LESS.search(line) or _NAME_STORE.search(line)}
+            if _replaces(info, module, method, params - {"self"}, at):
                 return True
     return False
 
@@ -148,15 +162,16 @@ def _is_name(expr: ast.expr, name: str) -> bool:
     return expr.__class__ is ast.Name and expr.id == name
 
 
-def _replaces(info, module, func: ast.AST, mask: frozenset) -> bool:
+def _replaces(info, module, func: ast.AST, mask: frozenset, at: set | None = None) -> bool:
     """Does ``func`` write one of the replacements (module docstring) of the rows one of the
-    names ``mask`` sets by a learned token of ``info``'s class?  (One walk of ``func`` for the
-    forms' shapes; its local names are read only where one is written.)"""
+    names ``mask`` sets by a learned token of ``info``'s class?  (The forms' shapes are looked
+    for in the statements on the lines ``at`` only, where given: the lines whose text may hold
+    one; the function's local names are read only where a shape is found.)"""
     tokens = _learned(info, module)
     if not tokens:
         return False
     mixes, wheres, stores = [], [], []
-    for node in ast_walk(func):
+    for node in (ast_walk(func) if at is None else _walk_statements_at(func.body, at)):
         kind = node.__class__
         if kind is ast.BinOp:
             if node.op.__class__ is ast.Add and node.left.__class__ is ast.BinOp and node.right.__class__ is ast.BinOp:
@@ -175,6 +190,28 @@ def _replaces(info, module, func: ast.AST, mask: frozenset) -> bool:
                 for n in mixes)
             or any(_of_mask(n.args[0], mask, bound) and _of_token(n.args[1], tokens, bound) for n in wheres)
             or any(_of_token(n.value, tokens, bound) for n in stores))
+
+
+def _walk_statements_at(body: list, at: set):
+    """The nodes of the simple statements of ``body`` (at any depth of compound statements)
+    that span one of the lines ``at``."""
+    for stmt in body:
+        first, last = stmt.lineno, stmt.end_lineno
+        for line in at:
+            if first <= line <= last:
+                break
+        else:
+            continue
+        inner = [getattr(stmt, f, None) for f in ("body", "orelse", "finalbody", "handlers")]
+        inner = [b for b in inner if b]
+        if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda):
+            continue
+        if inner:
+            for block in inner:
+                yield from _walk_statements_at(block if block[0].__class__ is not ast.ExceptHandler
+                                               else [s for h in block for s in h.body], at)
+        else:
+            yield from ast_walk(stmt)
 
 
 def _mix(kept: ast.expr, token: ast.expr, mask: frozenset, tokens: set, bound: dict) -> bool:
@@ -231,17 +268,41 @@ def _of_token(expr: ast.expr, tokens: set, bound: dict, depth: int = 0) -> bool:
 
 
 def _bound_once(func: ast.AST) -> dict:
-    """Local names bound exactly once in ``func``, by a plain assignment: name -> value (one
-    walk)."""
+    """Local names bound exactly once in ``func``, by a plain assignment: name -> value (read
+    off its statements: assignments, loop and ``with`` targets, nested definitions)."""
     seen: dict = {}
     values: dict = {}
-    for node in ast_walk(func):
-        kind = node.__class__
-        if kind is ast.Name and node.ctx.__class__ is not ast.Load:
-            seen[node.id] = seen.get(node.id, 0) + 1
-        elif kind is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Name:
-            values[node.targets[0].id] = node.value
+    _bindings(func.body, seen, values)
     return {name: value for name, value in values.items() if seen.get(name) == 1}
+
+
+def _bindings(body: list, seen: dict, values: dict) -> None:
+    for stmt in body:
+        kind = stmt.__class__
+        targets = ()
+        if kind is ast.Assign:
+            targets = stmt.targets
+            if len(targets) == 1 and targets[0].__class__ is ast.Name:
+                values[targets[0].id] = stmt.value
+        elif kind in (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor):
+            targets = (stmt.target,)
+        elif kind in (ast.With, ast.AsyncWith):
+            targets = tuple(item.optional_vars for item in stmt.items if item.optional_vars is not None)
+        elif kind in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+            seen[stmt.name] = seen.get(stmt.name, 0) + 2  # (never a value read as a mask or token)
+            continue
+        for target in targets:
+            for node in ast_walk(target):
+                if node.__class__ is ast.Name:
+                    seen[node.id] = seen.get(node.id, 0) + 1
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(stmt, field, None)
+            if block:
+                _bindings(block, seen, values)
+        for handler in getattr(stmt, "handlers", ()) or ():
+            if handler.name:
+                seen[handler.name] = seen.get(handler.name, 0) + 1
+            _bindings(handler.body, seen, values)
 
 
 def _learned(info, module) -> set:
