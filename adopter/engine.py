@@ -22,6 +22,7 @@ from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
 from .structure.siblings import base_module_texts, imported_table_words
 from .structure.treewalk import ast_walk
+from .structure.mask_tokens import any_replacement
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
 # ``# noqa: ADP005, E501`` (a noqa naming only other tools' codes does not silence ours).
@@ -122,6 +123,10 @@ def match_rule(rule: Rule, structure) -> list[Match]:
     for matcher in matchers_for(rule):
         if matcher.predicts_input == "masked":
             deferred.append(matcher)
+            continue
+        if matcher.predicts_input == "token" and not any_replacement(structure):
+            # (masked modeling needs a same-file module replacing rows by a learned mask token:
+            # a file without one, and the matcher would find nothing)
             continue
         known = listed.get(matcher.roots_key)
         if known is not None and not known:

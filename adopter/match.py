@@ -42,6 +42,7 @@ from .structure.layers import EMBEDDING, LM_HEAD, _self_values, _size_text
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.names import record_types
 from .structure.treewalk import ast_walk
+from .structure.mask_tokens import replaced_by_token
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
 # Methods that read their argument's type or shape alone
@@ -1667,6 +1668,7 @@ class Matcher:
             return None
         if self.predicts_input and not (self._shifted_target(cls, flow, state) if self.predicts_input == "shift"
                                         else _masked_rows(cls, flow, state) if self.predicts_input == "masked"
+                                        else _mask_token_rows(cls, flow, state) if self.predicts_input == "token"
                                         else self._predicts_input(flow, state)):
             return None
         if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)
@@ -3303,20 +3305,44 @@ def _masked_rows(cls: ClassStructure, flow: Flow, state: _State) -> bool:
     lines = cls.module.lines
     if lines is None:
         return False
+    mask = _row_mask(lines, flow, state)
+    return mask is not None and _selects_target(flow, state.matched[-1], mask, lines)
+
+
+def _row_mask(lines: list, flow: Flow, state: _State) -> ast.expr | None:
+    """The one mask or index that picks the head's rows, after the head (``logits[mask]``,
+    canon.rows) or before it (``head(h[mask])``, also through a local name bound to it once on
+    the path); None for any other selection."""
     cut = next((n for n in state.matched if n.canon == "canon.rows"), None)
     if cut is not None:
-        mask = _one_mask_index(_one_line(lines, cut.span))
-    else:
-        head = state.matched[0]
-        if not head.args or not isinstance(head.args[0], Ref):
-            return False
-        key = head.args[0].key
-        mask = _one_mask_index(key)
-        if mask is None:
-            found = _last_reaching(_definers(flow.nodes, key, head.id), head.scope)
-            mask = _one_mask_index(_one_line(lines, found[0].span)) \
-                if len(found) == 1 and found[0].kind in ("copy", "method") else None
-    return mask is not None and _selects_target(flow, state.matched[-1], mask, lines)
+        return _one_mask_index(_one_line(lines, cut.span))
+    head = state.matched[0]
+    if not head.args or not isinstance(head.args[0], Ref):
+        return None
+    key = head.args[0].key
+    mask = _one_mask_index(key)
+    if mask is None:
+        found = _last_reaching(_definers(flow.nodes, key, head.id), head.scope)
+        mask = _one_mask_index(_one_line(lines, found[0].span)) \
+            if len(found) == 1 and found[0].kind in ("copy", "method") else None
+    return mask
+
+
+def _mask_token_rows(cls: ClassStructure, flow: Flow, state: _State) -> bool:
+    """Are the head's logits those of the rows a mask picks (:func:`_row_mask`) that the root
+    function takes as a parameter and hands to a same-file module which replaces those rows
+    of its input by a learned token (structure/mask_tokens.py: BEiT's masked image modeling)?
+    Then the loss is over the content of inputs the model did not see, its classes that
+    content's tokens: a vocabulary head, whatever its width is named.  A mask used otherwise
+    (an attention mask, rows zeroed or filled with a constant) types nothing."""
+    lines = cls.module.lines
+    name = flow.name if cls.info is None else flow.name[len(cls.name) + 1:]  # (qualname: Class.method)
+    func = cls.functions.get(name) if lines is not None else None
+    if func is None:
+        return False
+    mask = _row_mask(lines, flow, state)
+    return mask.__class__ is ast.Name and mask.id in flow.params \
+        and replaced_by_token(cls.module, cls, func, mask.id)
 
 
 def _one_line(lines: list, span: tuple | None) -> str:

@@ -183,7 +183,9 @@ class Rule:
     # the complementary shift of the logits' positions (``labels[:, 1:]`` beside
     # ``logits[:, :-1]``, see match.Matcher._shifted_target).  ``"masked"``: the head's logits
     # are of rows picked by a mask (match._masked_rows), and the head is one another match of
-    # the rule in the same file scores as a vocabulary head (engine.match_rule).
+    # the rule in the same file scores as a vocabulary head (engine.match_rule).  ``"token"``:
+    # the head's logits are of rows picked by a mask the function hands to a same-file module
+    # that replaces those rows of its input by a learned token (match._mask_token_rows).
     predicts_input: tuple = ()
     # ``[forward] computed = ["q", "kt"]``: these variables hold values the function computes,
     # not a module's weight (an ``nn.Parameter`` attribute) read as it is or through layout
@@ -953,9 +955,9 @@ def _same_function(reader, value, alternatives: int) -> bool | tuple:
 
 
 def _predicts_input(reader, value: list, alternatives: int) -> tuple:
-    if value and (len(value) != alternatives or not all(v in (True, False, "shift", "masked") for v in value)):
+    if value and (len(value) != alternatives or not all(v in (True, False, "shift", "masked", "token") for v in value)):
         raise reader.fail("forward.predicts_input",
-                          f'must be a list of {alternatives} booleans, "shift" or "masked" (one per source pattern)')
+                          f'must be a list of {alternatives} booleans, "shift", "masked" or "token" (one per source pattern)')
     return tuple(value)
 
 

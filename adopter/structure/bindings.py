@@ -179,6 +179,19 @@ def _module_dict_item(target: ast.expr, out: dict) -> str | None:
     return f"{attr}.{target.slice.value}"
 
 
+def _submodule_member(target: ast.expr, out: dict) -> str | None:
+    """``attr.name`` for ``self.<attr>.<name> = ...`` where ``self.<attr>`` is bound (earlier in
+    ``__init__``) to a same-file module or a torch layer: the assignment sets (or replaces) that
+    module's submodule, so ``self.<attr>.<name>(x)`` calls what is assigned.  None otherwise (a
+    deeper path, an attribute of anything else)."""
+    if target.__class__ is not ast.Attribute:
+        return None
+    attr = _self_attr(target.value)
+    if attr is None or not out.get(attr) or any(c.fqn == "?" for c in out[attr]):
+        return None
+    return f"{attr}.{target.attr}"
+
+
 def _self_attr(target: ast.expr) -> str | None:
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
         return target.attr
@@ -689,6 +702,15 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                         _record_loss_entries(attr, stmt.value, stmt, func.name, typer, env, names, out)
                     if len(targets) == 1 and clean:
                         typer.typed = (stmt.value, env, typed, resolved)
+                elif stmt.value.__class__ is ast.Call and (member := _submodule_member(target, out)) is not None:
+                    # self.encoder.lm_head = nn.Linear(...): a layer built and set on a module bound
+                    # before (jukebox's lyric encoder), under its path, as a ModuleDict member is
+                    # (only a layer: ``self.head.weight = nn.Parameter(...)`` and tied weights bind
+                    # nothing a call runs)
+                    built = [v for v in typer.values(stmt.value, env)
+                             if isinstance(v, Built) and v.fqn not in ("?", "torch.nn.Parameter")]
+                    if built:
+                        _record(member, stmt.value, stmt, func.name, typer, env, names, out, built=built)
                 elif (member := _module_dict_item(target, out)) is not None:
                     # self.nets["qkv"] = nn.Linear(...) into an nn.ModuleDict bound before (robomimic):
                     # the member under its key, as a ModuleDict literal's members are

@@ -1285,6 +1285,13 @@ class FlowBuilder:
             # (the attribute's tests under one class test: none of the tests after them takes one)
             holder = func.value
             if holder.__class__ is not _AST_NAME:
+                # self.encoder.lm_head(x): the member ``__init__`` set itself, under its path
+                # (bindings._submodule_member); tested in place: every such call asks
+                if holder.__class__ is ast.Attribute and holder.value.__class__ is _AST_NAME \
+                        and holder.value.id == "self":
+                    key = f"{holder.attr}.{func.attr}"
+                    if key in cls.bindings:
+                        return "self." + key
                 return None
             if ctx.row_alias and holder.id in ctx.row_alias and TABLE.method(func.attr) is None:
                 # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that

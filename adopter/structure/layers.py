@@ -6222,7 +6222,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
             found = values[owner] = _self_values(infos[owner]) if owner in infos else {}
         return found
 
-    sizes = _embedding_sizes(names, tree, own, text)
+    sizes = _embedding_sizes(names, tree, own, text, infos)
     linears, others = [], []  # (owner, attr, ctors): Linear layers; local modules and Sequentials
     elements = []  # (owner, attr, ctors): the element bindings (``heads[]``) made of Linears only
     for owner, info in infos.items():
@@ -6808,10 +6808,11 @@ def _embedding_factories(names: ModuleNames, embeddings: set, near) -> dict:
     return found
 
 
-def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None) -> set:
+def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None, infos: dict | None = None) -> set:
     """The texts of the sizes (``num_embeddings``) the file builds its embeddings with (only
     the statements on lines that mention an embedding class, or a same-file function building
-    one from a parameter, are walked)."""
+    one from a parameter, are walked).  A size that is a parameter of the class's ``__init__``
+    is also what the file's constructions of the class pass for it (_passed_sizes)."""
     embeddings = {EMBEDDING}
     for name, cls in names.classes.items():  # local subclasses of nn.Embedding, same signature
         if any(names.resolve(b) == EMBEDDING for b in cls.bases):
@@ -6856,6 +6857,8 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
                                                            and size.value >= MIN_LITERAL_VOCABULARY):
                     continue
                 sizes.add(_size_text(size, own(owner) if owner is not None else {}))
+                if infos and owner in infos and func.name == "__init__":
+                    sizes.update(_passed_sizes(size, func, infos[owner], own))
                 if isinstance(size, ast.Name):
                     # n_eos = n + int(eos); nn.Embedding(n_eos, d): the sum, bound once in this function
                     size = _bound_once(func, size.id) or size
@@ -6863,6 +6866,40 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
                     # num_tokens + int(add_mask_id): the vocabulary and a few special tokens
                     sizes.add(_size_text(size.left, own(owner) if owner is not None else {}))
     return sizes
+
+
+def _passed_sizes(size: ast.expr, init: ast.FunctionDef, info, own) -> set:
+    """The sizes an embedding built in ``__init__`` with one of its parameters has where the
+    file constructs the class: the text of what each same-file construction passes for that
+    parameter (jukebox's ``nn.Embedding(self.embed_dim, d)``, ``self.embed_dim = embed_dim if
+    embed_dim is not None else ...``, built with ``embed_dim=self.encoder_dim``, read as its
+    constructor's value ``config.lyric_vocab_size``).  The size is the parameter itself, or
+    ``self.x`` that ``__init__`` bound to it or to ``p if p is not None else default``; a
+    construction passing nothing for it (the default) or splatting arguments adds nothing."""
+    if info.constructions is None:
+        return set()
+    if size.__class__ is ast.Attribute and size.value.__class__ is ast.Name and size.value.id == "self":
+        size = own(info.name).get(size.attr)
+        if size.__class__ is ast.IfExp and size.body.__class__ is ast.Name and size.test.__class__ is ast.Compare \
+                and size.test.left.__class__ is ast.Name and size.test.left.id == size.body.id \
+                and len(size.test.ops) == 1 and size.test.ops[0].__class__ is ast.IsNot \
+                and size.test.comparators[0].__class__ is ast.Constant and size.test.comparators[0].value is None:
+            size = size.body  # p if p is not None else default: p wherever a construction passes one
+    if size.__class__ is not ast.Name:
+        return set()
+    params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
+    if size.id not in params and size.id not in {a.arg for a in init.args.kwonlyargs}:
+        return set()
+    index = params.index(size.id) if size.id in params else None
+    out: set = set()
+    for call, _, owner in info.constructions():
+        passed = next((k.value for k in call.keywords if k.arg == size.id), None)
+        if passed is None and index is not None and index < len(call.args) \
+                and not any(a.__class__ is ast.Starred for a in call.args[:index + 1]):
+            passed = call.args[index]
+        if passed is not None and not (passed.__class__ is ast.Constant and passed.value is None):
+            out.add(_size_text(passed, own(owner) if owner is not None else {}))
+    return out
 
 
 def _lines_naming(words: set, text: str) -> list:
