@@ -2003,6 +2003,14 @@ class Matcher:
                     other.startswith(key + "." + attr) for other in uses for attr in TENSOR_METADATA)))
             if not came:
                 continue
+            written = _written_receiver(node)
+            if written is not None:
+                # ``alpha = zeros_like(logits); alpha.index_add_(1, dst, logits)``: an in-place
+                # method writes what it reads into its receiver (a graph attention's per-edge
+                # logits scattered onto the nodes before the softmax)
+                every[written] = every.get(written, frozenset()) | came
+                if paired and not paired.isdisjoint(uses):
+                    paired.add(written)
             if (mlp and not mlp.isdisjoint(uses)) or (
                     activated and node.kind == "layer" and _LINEAR in node.types and not activated.isdisjoint(uses)):
                 # ``self.fc_3(relu(self.fc_3_1(x)))``: the step is a small MLP's hidden layer
@@ -2820,6 +2828,19 @@ def _maps_display(node: Node, displays: set) -> bool:
     then splits the names one step each)."""
     args = node.args
     return node.op == "?map" and len(args) == 2 and args[1].__class__ is Ref and args[1].key in displays
+
+
+def _written_receiver(node: Node):
+    """The name an in-place tensor method writes into (Matcher._outputs_meet): torch names
+    in-place methods with a trailing underscore (``index_add_``, ``scatter_add_``, ``copy_``), and
+    such a method's receiver then holds values computed from the method's operands, whatever
+    the call returns; None for any other node or a receiver that is not a plain name."""
+    if node.kind != "method" or node.op[-1:] != "_" or node.op[:1] == "_" or not node.args:
+        return None
+    receiver = node.args[0]
+    if receiver.__class__ is not Ref or not receiver.key.isidentifier():
+        return None
+    return receiver.key
 
 
 def _splits_steps(node: Node, again: set) -> bool:
