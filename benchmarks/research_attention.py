@@ -77,6 +77,19 @@ honest skip, "needs asyml_utilities")::
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
 
+Two sources need another transformers than the environment's 4.34, so their folders shadow it and
+go only on a run of their own, never on the composed path (research104, session 42): FlagEmbedding's
+MiniCPM reranker imports ``transformers.cache_utils`` and ``is_flash_attn_greater_or_equal_2_10``
+(4.36+), and multimolecule's modules import transformers 5's ``initialization`` and
+``output_capturing`` (its other requirements, datasets among them, are stubbed)::
+
+    .venv/bin/pip install --no-deps --target /tmp/research104-extra "transformers==4.45.2" "tokenizers==0.20.3"
+    .venv/bin/pip install --no-deps --target /tmp/research104-extra5 "transformers==5.23.0" \
+        "huggingface_hub==1.31.0" "tokenizers==0.23.3" "safetensors==0.8.0" regex typer shellingham \
+        danling chanfig httpx httpcore h11 anyio sniffio hf-xet typing-extensions
+    PYTHONPATH=/tmp/research104-extra:... .venv/bin/python benchmarks/research_attention.py --only flagembedding==
+    PYTHONPATH=/tmp/research104-extra5:... .venv/bin/python benchmarks/research_attention.py --only multimolecule==
+
 Since session 19 (fix19a) a file is fixed as ``adopter fix`` over its package fixes it: with the
 run of every ``.py`` file of its top-level package folder (``adopter.synth.run``), so that an
 attention whose callers are in another file of the package counts as fixed; verify gets the
