@@ -449,7 +449,9 @@ class Planner:
             # the original of the match cannot be written as one expression beside the kernel call
             ctor = next(ctor for var, ctor in match.ctors if var == held[0])
             raise Skip(f"`{ctor.attr}`: {ctor.unlike}")
-        rest = self._extra_args(pattern, fused, nodes, k, "..." in target.rhs)
+        # (a kept statement stays as written, its extra arguments with it)
+        rest = self._extra_args(pattern, [i for i in fused if infos[i].index not in kept], nodes, k,
+                                "..." in target.rhs)
         value_spans += [span for span, _ in rest]
         for sub_span, info in moved:
             # ``x = self.fc1(x.reshape(-1, d)); x = self.bn1(x)``: the reshape is the Linear's
@@ -1047,7 +1049,13 @@ def _same_steps(pnodes, nodes) -> bool:
     """Does each canonical step of a pattern name the operation its matched node computes
     (steps through layers and tables, and nodes without a canonical operation, not compared)?"""
     for pnode, node in zip(pnodes, nodes):
-        if pnode.op in ("layer", "table") or not node.canon:
+        if pnode.op in ("layer", "table"):
+            continue
+        if not node.canon:
+            # a call through a layer is no named function's step, although it computes no
+            # canonical operation (``self.linear(x, w, ...)`` is no ``F.linear(x, w)``)
+            if node.kind == "layer":
+                return False
             continue
         if pnode.canonical and pnode.op != node.canon:
             return False
