@@ -43,7 +43,8 @@ def borrow_held_layers(infos: dict[str, ClassInfo], typer, text: str) -> None:
         return
     siblings: dict[str, ClassInfo | None] = {}
     assigned = _assigned_chains(text)
-    lines = text.split("\n") if assigned else []
+    # (the file's lines as module_structure split them for the typer: one split per file)
+    lines = (typer.lines if getattr(typer, "lines", None) is not None else text.split("\n")) if assigned else []
     for info in infos.values():
         bindings = info.bindings
         for chain in chains:
