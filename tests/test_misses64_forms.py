@@ -182,3 +182,31 @@ def test_mixed_projection_near_misses():
     assert found(_cca(returned="query, key"), "ADP009") == []
     # key and value project another input: no three-way fusion
     assert found(_cca(kv="cached"), "ADP009") == []
+
+
+def _plain_loop(before: str = "", first: str = "") -> str:
+    """The plain-loop MLP with ``before`` run between building the list and the loop, and
+    ``first`` as the loop body's first statement (review48's counter-examples, our fixture)."""
+    code = _looped(loop="layer in layers").replace("if i < len(layers) - 1:", "if len(layers) > 1:")
+    if before:
+        code = code.replace("        modules = []\n", "        " + before + "\n        modules = []\n")
+    if first:
+        code = code.replace("            modules.append(layer)\n",
+                            "            " + first + "\n            modules.append(layer)\n")
+    return code
+
+
+def test_loop_variable_holds_no_element_once_the_body_or_the_list_changes_it():
+    assert finding_at(_plain_loop(), "ADP006", "# pair") is not None
+    # the body binds the name again: the appended value is a Tanh or a Sequential, no Linear
+    assert found(_plain_loop(first="layer = nn.Tanh()"), "ADP006") == []
+    assert found(_plain_loop(first="layer = nn.Sequential(layer, nn.Tanh())"), "ADP006") == []
+    # every element skipped before it is appended
+    assert found(_plain_loop(first="if isinstance(layer, nn.Linear):\n                continue"), "ADP006") == []
+    # the list's items replaced between build and loop
+    assert found(_plain_loop(before="layers[:] = [nn.Tanh() for _ in layers]"), "ADP006") == []
+    assert found(_plain_loop(before="layers.clear()\n        layers.append(nn.Tanh())"), "ADP006") == []
+    literal = _plain_loop(before="layers[0] = nn.Tanh()").replace(
+        "[nn.Linear(i, j) for i, j in zip(sizes[:-1], sizes[1:])]", "[nn.Linear(8, 4)]")
+    assert finding_at(literal.replace("        layers[0] = nn.Tanh()\n", ""), "ADP006", "# pair") is not None
+    assert found(literal, "ADP006") == []
