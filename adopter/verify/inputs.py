@@ -1044,15 +1044,24 @@ def asserted_given(func: Callable) -> set[str]:
     params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
     out: set[str] = set()
     for stmt in node.body:
-        if not isinstance(stmt, ast.Assert):
-            continue
-        tests = stmt.test.values if isinstance(stmt.test, ast.BoolOp) and isinstance(stmt.test.op, ast.And) \
-            else [stmt.test]
-        for test in tests:
-            if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1 \
-                    and isinstance(test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant) \
-                    and test.comparators[0].value is None and test.left.id in params:
-                out.add(test.left.id)
+        if isinstance(stmt, ast.Assert):
+            out.update(asserted_not_none(stmt, params))
+    return out
+
+
+def asserted_not_none(stmt: ast.Assert, names) -> list[str]:
+    """The names of ``names`` that ``stmt`` states are not None (``assert p is not None``, or a
+    clause of ``assert p is not None and q is not None and ...``), in the order written: the
+    one reading :func:`asserted_given` and :func:`asserted_at` share."""
+    test = stmt.test
+    tests = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+    out: list[str] = []
+    for one in tests:
+        if isinstance(one, ast.Compare) and isinstance(one.left, ast.Name) and one.left.id in names \
+                and len(one.ops) == 1 and isinstance(one.ops[0], ast.IsNot) \
+                and isinstance(one.comparators[0], ast.Constant) and one.comparators[0].value is None \
+                and one.left.id not in out:
+            out.append(one.left.id)
     return out
 
 
@@ -2968,16 +2977,8 @@ def asserted_at(func: Callable, node: ast.AST, at: int) -> list[str]:
     optional = {p.name for p in signature_of(func) if p.default is None}
     out: list[str] = []
     for stmt in ast.walk(node):
-        if not (isinstance(stmt, ast.Assert) and stmt.lineno <= at <= (stmt.end_lineno or stmt.lineno)):
-            continue
-        test = stmt.test
-        tests = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
-        for one in tests:
-            if isinstance(one, ast.Compare) and isinstance(one.left, ast.Name) and one.left.id in optional \
-                    and len(one.ops) == 1 and isinstance(one.ops[0], ast.IsNot) \
-                    and isinstance(one.comparators[0], ast.Constant) and one.comparators[0].value is None \
-                    and one.left.id not in out:
-                out.append(one.left.id)
+        if isinstance(stmt, ast.Assert) and stmt.lineno <= at <= (stmt.end_lineno or stmt.lineno):
+            out += [name for name in asserted_not_none(stmt, optional) if name not in out]
     return out
 
 
