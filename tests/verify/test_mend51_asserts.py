@@ -41,3 +41,34 @@ def test_asserted_at_and_asserted_given_agree_on_one_assert(monkeypatch):
     # at the failed assert's line: the optional ones (None defaults) alone, in order
     assert inputs.asserted_at(forward, node, 2) == ["key", "value"]
     assert inputs.asserted_at(forward, node, 3) == []
+
+
+def _batch_second(monkeypatch, code: str) -> bool:
+    node = ast.parse(textwrap.dedent(code)).body[0]
+    monkeypatch.setattr(inputs, "_function_def", lambda func: node)
+    return inputs.batch_second(lambda: None)
+
+
+def test_a_square_mask_compared_with_the_length_states_no_batch_axis(monkeypatch):
+    # sequence-first: the padding mask's first size is the first input's second (the batch)
+    assert _batch_second(monkeypatch, """\
+        def forward(self, query, key_padding_mask=None):
+            t, b, c = query.size()
+            assert key_padding_mask.size(0) == b
+            return query
+    """)
+    # batch-first with a square [n, n] mask: both its sizes are the length, no batch stated
+    # (review48: read as sequence-first before)
+    assert not _batch_second(monkeypatch, """\
+        def forward(self, x, attn_mask=None):
+            b, n, c = x.size()
+            assert attn_mask.size(0) == n and attn_mask.size(1) == n
+            return x
+    """)
+    assert not _batch_second(monkeypatch, """\
+        def forward(self, x, attn_mask=None):
+            b, n, c = x.shape
+            assert attn_mask.shape[0] == n
+            assert n == attn_mask.shape[1]
+            return x
+    """)
