@@ -20,7 +20,7 @@ from .ruleset import Rule
 from .structure import module_structure
 from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
-from .structure.siblings import base_module_texts, imported_table_words
+from .structure.siblings import base_class_texts, imported_table_words
 from .structure.treewalk import ast_walk
 from .structure.mask_tokens import any_replacement
 
@@ -403,11 +403,11 @@ def _with_imported_tables(text: str, tree: ast.Module, rules: list[Rule], kept: 
 
 def _with_base_modules(tree: ast.Module, rules: list[Rule], kept: list[Rule], package: str,
                        path: str) -> list[Rule]:
-    """``kept`` and the rules it left out one of whose words the module defining a base class
-    of this file writes (siblings.base_module_texts: ``class NoPEGQA(GQA)`` inherits the
+    """``kept`` and the rules it left out one of whose words the constructor of a package base
+    class of this file writes (siblings.base_class_texts: ``class NoPEGQA(GQA)`` inherits the
     ``nn.Linear`` projections ``GQA.__init__`` builds in another module of the package, a word
     this file never writes), in ``rules``' order."""
-    texts = base_module_texts(tree, package, path)
+    texts = base_class_texts(tree, package, path)
     if not texts:
         return kept
     kept_ids = {id(rule) for rule in kept}

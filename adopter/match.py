@@ -1928,6 +1928,8 @@ class Matcher:
         mlp: set = set()  # names computed from an MLP's hidden layer (a Linear over an activated step)
         normed: set = set()  # names computed from a step's output through a normalization layer
         finished: set = set()  # names computed through an activation of a normalized value
+        catted: set = set()  # names computed from a concatenation of two steps' outputs (no layer since)
+        spliced: set = set()  # names computed from a layer applied to such a concatenation
         paired: set = set()  # names computed from an elementwise product of two steps' outputs
         weights: set = set()  # names last bound to an exp or softmax of one step's output alone
         displays: set = set()  # temporaries holding a tuple of the steps' outputs, one step each
@@ -1977,7 +1979,8 @@ class Matcher:
             if self._meet(node, labels, paired) or (weights and not gate and _weighs_another(node, labels, weights)):
                 return True
             if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again,
-                                                                                 mlp | finished if finished else mlp) \
+                                                                                 mlp | finished if finished else mlp,
+                                                                                 spliced) \
                     and probs.isdisjoint(node.uses):
                 # (a step's output turned into probabilities alone -- ``a = F.softmax(self.cls(x),
                 # dim=1); return c, b, a`` -- is a classifier head's, never a query, key or value
@@ -2031,6 +2034,14 @@ class Matcher:
                 # messages its projections made): what is returned from it is no query, key or
                 # value handed on to a caller
                 again.update(node.defs)
+            if (spliced and not spliced.isdisjoint(uses)) or (
+                    node.kind == "layer" and catted and not catted.isdisjoint(uses)):
+                # ``qk = torch.cat([q, k], -1)``, then ``self.mix(qk)`` (Zaya's causal convolution):
+                # one layer mixes the steps, and the parts split from its output are q and k mixed
+                spliced.update(node.defs)
+                catted.difference_update(node.defs)
+            elif len(came) > 1 and (node.op in _CATS or catted and not catted.isdisjoint(uses)):
+                catted.update(node.defs)
             if paired and not paired.isdisjoint(uses):
                 paired.update(node.defs)
             elif len(came) == 2 and node.canon == "torch.mul" and node.kind == "op" and not gate and all(
@@ -3435,6 +3446,9 @@ def _last_reaching(found: list, use_scope: tuple) -> list:
     return [last] if scope == tuple(use_scope)[:len(scope)] else found
 
 
+# Matcher._outputs_meet: the spellings of a concatenation (a layer over the steps' concatenation
+# mixes them; see _apart)
+_CATS = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
 # Matcher._outputs_meet: the spellings of an element-wise exponential (``torch.exp(k)``, ``k.exp()``)
 _EXP = frozenset({"torch.exp", "exp"})
 
@@ -3480,7 +3494,7 @@ def _followed(key: str, labels: dict):
 
 
 def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozenset(),
-                       hidden: set = frozenset()) -> bool:
+                       hidden: set = frozenset(), spliced: set = frozenset()) -> bool:
     """Is ``node`` the tuple or list the root function returns (``return q, k, v``), holding
     the matched steps' outputs alone, two of them at least?  A projection helper hands them to a
     caller that computes with them (Matcher._outputs_meet; read no further, as before the lead's
@@ -3512,10 +3526,10 @@ def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozen
             mixed.add(got)
         if key not in again:
             steps |= got
-    return len(steps) > 1 and (not mixed or (len(node.uses) == len(steps) and _apart(mixed, node.uses, labels)))
+    return len(steps) > 1 and (not mixed or (len(node.uses) == len(steps) and _apart(mixed, node.uses, labels, spliced)))
 
 
-def _apart(mixed: set, uses, labels: dict) -> bool:
+def _apart(mixed: set, uses, labels: dict, spliced: set) -> bool:
     """May a returned tuple whose elements mix steps (``mixed``: their step sets) still be the
     hand-off of projections (:func:`_returned_together`)?  Zaya's CCA block concatenates q and
     k, convolves them and returns ``query, key, value``: query and key each mix the q and k
@@ -3524,7 +3538,12 @@ def _apart(mixed: set, uses, labels: dict) -> bool:
     step that no mixed element holds, beside the mixes.  Mixes alone (``return mix, mix``)
     and a mix holding every step are one combined output, no q, k and v handed on.  (The
     caller also asks for one element per step: four heads mapped through a sigmoid and
-    returned with a fourth are a model's outputs.)"""
+    returned with a fourth are a model's outputs.)  A mixed element must come from one layer
+    applied to a concatenation of the steps (``spliced``: Zaya's cat -> conv -> slice); heads
+    mixed by arithmetic alone (a box's ``(left + right) * 0.5, right - left, score``) are a
+    model's outputs, not q and k handed on."""
+    if any(len(got) > 1 and key not in spliced for key in uses if (got := labels.get(key))):
+        return False
     union = frozenset().union(*mixed)
     return any(len(got) == 1 and got.isdisjoint(union) for key in uses if (got := labels.get(key)))
 

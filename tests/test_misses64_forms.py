@@ -182,3 +182,64 @@ def test_mixed_projection_near_misses():
     assert found(_cca(returned="query, key"), "ADP009") == []
     # key and value project another input: no three-way fusion
     assert found(_cca(kv="cached"), "ADP009") == []
+
+
+def _plain_loop(before: str = "", first: str = "") -> str:
+    """The plain-loop MLP with ``before`` run between building the list and the loop, and
+    ``first`` as the loop body's first statement (review48's counter-examples, our fixture)."""
+    code = _looped(loop="layer in layers").replace("if i < len(layers) - 1:", "if len(layers) > 1:")
+    if before:
+        code = code.replace("        modules = []\n", "        " + before + "\n        modules = []\n")
+    if first:
+        code = code.replace("            modules.append(layer)\n",
+                            "            " + first + "\n            modules.append(layer)\n")
+    return code
+
+
+def test_loop_variable_holds_no_element_once_the_body_or_the_list_changes_it():
+    assert finding_at(_plain_loop(), "ADP006", "# pair") is not None
+    # the body binds the name again: the appended value is a Tanh or a Sequential, no Linear
+    assert found(_plain_loop(first="layer = nn.Tanh()"), "ADP006") == []
+    assert found(_plain_loop(first="layer = nn.Sequential(layer, nn.Tanh())"), "ADP006") == []
+    # every element skipped before it is appended
+    assert found(_plain_loop(first="if isinstance(layer, nn.Linear):\n                continue"), "ADP006") == []
+    # the list's items replaced between build and loop
+    assert found(_plain_loop(before="layers[:] = [nn.Tanh() for _ in layers]"), "ADP006") == []
+    assert found(_plain_loop(before="layers.clear()\n        layers.append(nn.Tanh())"), "ADP006") == []
+    literal = _plain_loop(before="layers[0] = nn.Tanh()").replace(
+        "[nn.Linear(i, j) for i, j in zip(sizes[:-1], sizes[1:])]", "[nn.Linear(8, 4)]")
+    assert finding_at(literal.replace("        layers[0] = nn.Tanh()\n", ""), "ADP006", "# pair") is not None
+    assert found(literal, "ADP006") == []
+
+
+HEADS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class SpanHead(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.start = nn.Linear(dim, 1)
+            self.end = nn.Linear(dim, 1)
+            self.conf = nn.Linear(dim, 1)
+
+        def forward(self, h):
+            s = self.start(h)  # first
+            e = self.end(h)
+            c = self.conf(h)
+            MIX
+            return RETURNED
+""")
+
+
+def test_heads_mixed_without_a_layer_over_their_concatenation_are_no_hand_off():
+    def heads(mix: str, returned: str) -> str:
+        return HEADS.replace("MIX", mix).replace("RETURNED", returned)
+
+    # three single heads returned: the hand-off read before misses64 (kept)
+    assert finding_at(heads("pass", "s, e, c"), "ADP009", "# first") is not None
+    # review48: two heads mixed by arithmetic beside the third are a model's outputs
+    assert found(heads("mid = (s + e) * 0.5\n        size = e - s", "mid, size, c"), "ADP009") == []
+    # concatenated and split again with no layer between: still arithmetic of the heads
+    assert found(heads("se = torch.cat([s, e], -1) * 2.0", "se[..., :1], se[..., 1:], c"), "ADP009") == []

@@ -14,10 +14,10 @@ import ast
 import textwrap
 from pathlib import Path
 
-from adopter.engine import analyze
+from adopter.engine import _with_base_modules, analyze
 from adopter.ruleset import load_rules, select_rules
 from adopter.structure import package_of
-from adopter.structure.siblings import base_module_texts
+from adopter.structure.siblings import base_class_texts
 
 ALL = load_rules()
 
@@ -118,24 +118,62 @@ def test_a_base_building_convolutions_gives_no_projections(tmp_path):
     the variant, but its projections are 1x1 convolutions: nothing is reported."""
     _write(tmp_path, {"lm/__init__.py": "", "lm/model.py": CONV_BASE, "lm/variants.py": VARIANT})
     path = tmp_path / "lm/variants.py"
+    # the gate keeps ADP009 for the file (else the look-alike would pass with the gate off)
+    text = path.read_text()
+    package = package_of(str(path))
+    assert "Linear" not in text
+    assert [r.id for r in _with_base_modules(ast.parse(text), _rules("ADP009"), [], package, str(path))] == ["ADP009"]
     assert _found(path, "ADP009") == []
 
 
-def test_base_module_texts_reads_only_package_bases(tmp_path):
+def test_base_class_texts_reads_only_package_bases(tmp_path):
     """The texts are those of the package's modules defining the bases (also through a module
     alias, ``model.GroupedAttention``); a class deriving from ``nn.Module`` alone, or a file
     outside any package, reads none."""
     _write(tmp_path, {"lm/__init__.py": "", "lm/model.py": BASE, "lm/variants.py": VARIANT})
     path = tmp_path / "lm/variants.py"
     package = package_of(str(path))
-    assert base_module_texts(ast.parse(VARIANT), package, str(path)) == [textwrap.dedent(BASE)]
+    constructor = BASE[BASE.index("class "):BASE.index("\n    def forward")]  # (the class less forward)
+    assert base_class_texts(ast.parse(VARIANT), package, str(path)) == [constructor]
     aliased = "from . import model\n\n\nclass Other(model.GroupedAttention):\n    pass\n"
-    assert base_module_texts(ast.parse(aliased), package, str(path)) == [textwrap.dedent(BASE)]
+    assert base_class_texts(ast.parse(aliased), package, str(path)) == [constructor]
     plain = "from torch import nn\n\n\nclass Plain(nn.Module):\n    pass\n"
-    assert base_module_texts(ast.parse(plain), package, str(path)) == []
+    assert base_class_texts(ast.parse(plain), package, str(path)) == []
     # a class of another package with the same name is not read
     other = "from torch.nn import GroupedAttention\n\n\nclass Other(GroupedAttention):\n    pass\n"
-    assert base_module_texts(ast.parse(other), package, str(path)) == []
+    assert base_class_texts(ast.parse(other), package, str(path)) == []
     alone = tmp_path / "variants.py"
     alone.write_text(VARIANT)
     assert _found(alone, "ADP009") == []
+
+
+# review48: a base whose module (and whose other methods) name layers its constructor never
+# builds, as transformers' ``PreTrainedModel`` does: only the constructor's words are read
+WIDE_BASE = """\
+from torch import nn
+
+
+def make_head(dim):
+    return nn.LayerNorm(dim)
+
+
+class Backbone(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    def resize(self, n):
+        return nn.Embedding(n, self.config.dim)
+"""
+
+
+def test_base_class_texts_read_the_constructor_only(tmp_path):
+    _write(tmp_path, {"lm/__init__.py": "", "lm/model.py": WIDE_BASE,
+                      "lm/heads.py": "from .model import Backbone\n\n\nclass Head(Backbone):\n    pass\n"})
+    path = tmp_path / "lm/heads.py"
+    texts = base_class_texts(ast.parse(path.read_text()), package_of(str(path)), str(path))
+    assert texts == [WIDE_BASE[WIDE_BASE.index("class "):WIDE_BASE.index("\n    def resize")]]
+    assert "LayerNorm" not in texts[0] and "Embedding" not in texts[0]
+    kept = _with_base_modules(ast.parse(path.read_text()), _rules("ADP005"), [], package_of(str(path)),
+                              str(path))
+    assert kept == []

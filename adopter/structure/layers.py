@@ -631,6 +631,7 @@ class LayerTyper:
         the values stored there, None when they are not known (or the list is not one)."""
         comp = env[ELEMENTS + name][0]
         if comp.__class__ is not ast.ListComp:
+            env[ITEMS + name] = (None,)  # layers[k] = ... of a display: its items are not the built ones
             return
         values = self.values(value, env, depth, called=True) if depth < MAX_DEPTH else ()
         env[ITEMS + name] = env.get(ITEMS + name, ()) + ((values or None),)
@@ -4018,12 +4019,16 @@ class LayerTyper:
         # ``for a, b, norm, act in blocks:``: the names unpacked from each element at the loop
         # head, as ``a, b, norm, act = block`` would in the body (AK_SSL's projection heads)
         name = target.id if target.__class__ is ast.Name else None
+        hold = name is not None and _holds_each_element(loop, name, env)
         for expr, where, repeated in elements:
             if name is None:
                 self._unpack(target, (expr, where), env, depth)
             else:
                 env[ELEMENT_OF + name] = (expr, where)
-                self._hold_element(name, expr, where, env, depth)
+                if hold:
+                    self._hold_element(name, expr, where, env, depth)
+                else:
+                    env.pop(name, None)
             if repeated:
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
                 self._walk(loop.body, env, depth, record, hook, nested=True)
@@ -5537,6 +5542,48 @@ def _loop_target(target: ast.expr) -> bool:
     if target.__class__ is ast.Name:
         return True
     return target.__class__ in (ast.Tuple, ast.List) and all(t.__class__ is ast.Name for t in target.elts)
+
+
+def _holds_each_element(loop: ast.For, name: str, env: dict) -> bool:
+    """May :meth:`LayerTyper._unroll` let loop variable ``name`` stand for each element's layer
+    (:meth:`LayerTyper._hold_element`)?  Only when the element reaches the body's end as built:
+    the list was not changed after it was built (``layers[:] = ...``, ``layers[k] = ...``,
+    ``.clear()`` then ``.append``: its items are then other layers), and the body neither binds
+    the name again (``layer = nn.Sequential(layer, act)``), nor names the list (it may change it
+    while looping), nor leaves an iteration early (``continue``/``break``: what follows may never
+    see the element)."""
+    listed = loop.iter if loop.iter.__class__ is ast.Name else _enumerated(loop.iter)
+    if listed.__class__ is not ast.Name or _changed_list(env, listed.id):
+        return False
+    for stmt in loop.body:
+        for node in ast_walk(stmt):
+            cls = node.__class__
+            if cls is ast.Continue or cls is ast.Break:
+                return False
+            if cls is ast.Name:
+                if node.ctx.__class__ is not ast.Load and node.id in (name, listed.id):
+                    return False  # layer = nn.Sequential(layer, act); del layer
+            elif cls is ast.NamedExpr:
+                if node.target.id == name:
+                    return False
+            elif cls is ast.Subscript:
+                if node.ctx.__class__ is not ast.Load and _is_name(node.value, listed.id):
+                    return False  # layers[k] = ... while looping
+            elif cls is ast.Attribute:
+                if _is_name(node.value, listed.id) and node.attr not in ("index", "count", "copy"):
+                    return False  # layers.append(...), .clear() while looping
+    return True
+
+
+def _changed_list(env: dict, name: str, depth: int = 0) -> bool:
+    """Was list ``name`` changed after it was built (an item store, an ``.append``/``.clear()``,
+    ``+=``: its ``ITEMS`` entry), here or, for a list a caller passed, where the caller built it?"""
+    if ITEMS + name in env:
+        return True
+    spec = env.get(ELEMENTS + name)
+    if spec is None or spec[1] is None or spec[0].__class__ is not ast.Name or depth >= MAX_DEPTH:
+        return False
+    return _changed_list(spec[1], spec[0].id, depth + 1)
 
 
 def _counted_list(loop: ast.For) -> str | None:

@@ -362,15 +362,18 @@ def imported_table_words(tree: ast.Module, text: str, package: str, path: str) -
     return frozenset(fqn.rpartition(".")[2] for table in tables.values() for fqn in table)
 
 
-def base_module_texts(tree: ast.Module, package: str, path: str) -> list[str]:
-    """The texts of the package's modules that define the bases of this file's top-level
-    classes (``class NoPEGQA(GQA)`` with ``from .model import GQA``), and of the modules
-    defining those classes' own package bases (up to MAX_HOPS): the layers such a base builds
-    in its ``__init__`` are the subclass's (bindings._inherit_sibling), while the words naming
-    them (``nn.Linear``) are written there, not in this file.  engine.relevant_rules reads a
-    file's own text for a rule's words; these texts hold the words the inherited layers add
-    (a whole module's text: what the base's ``__init__`` builds through that module's own
-    helpers is written there too).  Read before the file's structure is built, from the
+def base_class_texts(tree: ast.Module, package: str, path: str) -> list[str]:
+    """The constructor texts (:func:`_constructor_text`) of the package's classes that are
+    bases of this file's top-level classes (``class NoPEGQA(GQA)`` with ``from .model import
+    GQA``), and of those classes' own package bases (up to MAX_HOPS): the layers such a base
+    builds in its ``__init__`` are the subclass's (bindings._inherit_sibling), while the words
+    naming them (``nn.Linear``) are written there, not in this file.  engine.relevant_rules
+    reads a file's own text for a rule's words; these texts hold the words the inherited
+    layers add.  Only the base's own ``__init__`` (and its class-level statements): the rest of
+    its module, and its other methods, build nothing the subclass inherits as layers (the
+    methods are that module's code, checked there), and a base such as ``PreTrainedModel``
+    whose module writes every layer's name read as a whole added a dozen rules to most of
+    transformers' modeling files (review48).  Read before the file's structure is built, from the
     top-level ``from`` imports of the package's own modules (relative, or below its top
     package) that bind a name a class lists as a base (``GQA``, or ``model`` in
     ``model.GQA``); [] for the many files whose classes derive from no such name."""
@@ -415,17 +418,52 @@ def base_module_texts(tree: ast.Module, package: str, path: str) -> list[str]:
         if where is None:
             continue
         typer, name = where
-        text = getattr(typer, "source", None)
-        if text is None:
-            continue
-        if not any(text is t for t in texts):
-            texts.append(text)
         cls = typer.names.classes.get(name)
+        text = _constructor_text(typer, name, cls)
+        if text and text not in texts:
+            texts.append(text)
         for base in getattr(cls, "bases", ()):
             resolved = typer.names.resolve(base)
             if resolved is not None and found.owns(resolved):
                 todo.append((resolved, hops + 1))
     return texts
+
+
+def _constructor_text(typer, name: str, cls) -> str:
+    """The source of class ``name`` (``cls``) of ``typer``'s module without its methods other
+    than ``__init__``: what bindings._inherit_sibling reads layers from.  "" when the class has
+    no ``__init__`` of its own (it builds no layers; its bases are followed apart) or its
+    module's source is not kept.  Kept on the typer (a cached sibling module's, shared by the
+    package's files: transformers' modeling files all ask for ``PreTrainedModel``)."""
+    known = getattr(typer, "constructor_texts", None)
+    if known is None:
+        known = typer.constructor_texts = {}
+    text = known.get(name)
+    if text is None:
+        text = known[name] = _class_less_methods(typer, name, cls)
+    return text
+
+
+def _class_less_methods(typer, name: str, cls) -> str:
+    """:func:`_constructor_text`, computed.  A sibling module's classes are parsed from their
+    own segment of its text (_Definitions: line numbers count from there), so the class line
+    is found in the text and the node's lines are shifted to it."""
+    source = getattr(typer, "source", None)
+    if source is None or cls.__class__ is not ast.ClassDef or not any(
+            stmt.__class__ is ast.FunctionDef and stmt.name == "__init__" for stmt in cls.body):
+        return ""
+    found = re.search(rf"^class {re.escape(name)}\b", source, re.M)
+    if found is None:
+        return ""
+    lines = typer.lines
+    shift = source.count("\n", 0, found.start()) - (cls.lineno - 1)
+    kept = lines[cls.lineno - 1 + shift:cls.body[0].lineno - 1 + shift]  # (the header and its bases)
+    for stmt in cls.body:
+        if stmt.__class__ in (ast.FunctionDef, ast.AsyncFunctionDef) and stmt.name != "__init__":
+            continue
+        first = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", ()))])
+        kept.extend(lines[first - 1 + shift:stmt.end_lineno + shift])
+    return "".join(line + "\n" for line in kept)
 
 
 _LAST_TEXT: list = [None, {}, None]  # the last text asked about, name -> is ``name[`` in it, its tails

@@ -1044,15 +1044,24 @@ def asserted_given(func: Callable) -> set[str]:
     params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
     out: set[str] = set()
     for stmt in node.body:
-        if not isinstance(stmt, ast.Assert):
-            continue
-        tests = stmt.test.values if isinstance(stmt.test, ast.BoolOp) and isinstance(stmt.test.op, ast.And) \
-            else [stmt.test]
-        for test in tests:
-            if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1 \
-                    and isinstance(test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant) \
-                    and test.comparators[0].value is None and test.left.id in params:
-                out.add(test.left.id)
+        if isinstance(stmt, ast.Assert):
+            out.update(asserted_not_none(stmt, params))
+    return out
+
+
+def asserted_not_none(stmt: ast.Assert, names) -> list[str]:
+    """The names of ``names`` that ``stmt`` states are not None (``assert p is not None``, or a
+    clause of ``assert p is not None and q is not None and ...``), in the order written: the
+    one reading :func:`asserted_given` and :func:`asserted_at` share."""
+    test = stmt.test
+    tests = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+    out: list[str] = []
+    for one in tests:
+        if isinstance(one, ast.Compare) and isinstance(one.left, ast.Name) and one.left.id in names \
+                and len(one.ops) == 1 and isinstance(one.ops[0], ast.IsNot) \
+                and isinstance(one.comparators[0], ast.Constant) and one.comparators[0].value is None \
+                and one.left.id not in out:
+            out.append(one.left.id)
     return out
 
 
@@ -1129,25 +1138,39 @@ def batch_second(func: Callable) -> bool:
         return False
     leads = {names[0] for name, names in shapes.items() if name != first}
     later = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]} - {first, "self", "cls"}
+    firsts: set = set()  # later inputs whose first size is compared with the first input's second
+    seconds: set = set()  # ... whose second size is (a square mask: ``size(0) == n == size(1)``)
     for sub in ast.walk(node):
         if isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], ast.Eq):
             sides = {getattr(sub.left, "id", None), getattr(sub.comparators[0], "id", None)}
-            if own[1] in sides and (sides & leads or any(_first_size_of(side) in later
-                                                         for side in (sub.left, sub.comparators[0]))):
+            if own[1] not in sides:
+                continue
+            if sides & leads:
                 return True
-    return False
+            for side in (sub.left, sub.comparators[0]):
+                firsts.add(_first_size_of(side))
+                seconds.add(_size_of(side, 1))
+    # (a batch-first input's square [n, n] mask compares both its sizes with the length n:
+    # no batch axis is stated by it)
+    return bool((firsts - seconds) & later)
 
 
 def _first_size_of(expr: ast.expr) -> str | None:
     """The parameter whose first size ``expr`` reads (``mask.size(0)``, ``mask.shape[0]``), else
     None: fairseq-style attention's ``assert key_padding_mask.size(0) == bsz`` states the axis a
     later input shares with the first as plainly as an unpacking does."""
+    return _size_of(expr, 0)
+
+
+def _size_of(expr: ast.expr, axis: int) -> str | None:
+    """The parameter whose size at ``axis`` ``expr`` reads (``mask.size(axis)``,
+    ``mask.shape[axis]``), else None."""
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
             and len(expr.args) == 1 and not expr.keywords and isinstance(expr.args[0], ast.Constant) \
-            and expr.args[0].value == 0 and isinstance(expr.func.value, ast.Name):
+            and expr.args[0].value == axis and isinstance(expr.func.value, ast.Name):
         return expr.func.value.id
     if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape" \
-            and isinstance(expr.slice, ast.Constant) and expr.slice.value == 0 \
+            and isinstance(expr.slice, ast.Constant) and expr.slice.value == axis \
             and isinstance(expr.value.value, ast.Name):
         return expr.value.value.id
     return None
@@ -2968,16 +2991,8 @@ def asserted_at(func: Callable, node: ast.AST, at: int) -> list[str]:
     optional = {p.name for p in signature_of(func) if p.default is None}
     out: list[str] = []
     for stmt in ast.walk(node):
-        if not (isinstance(stmt, ast.Assert) and stmt.lineno <= at <= (stmt.end_lineno or stmt.lineno)):
-            continue
-        test = stmt.test
-        tests = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
-        for one in tests:
-            if isinstance(one, ast.Compare) and isinstance(one.left, ast.Name) and one.left.id in optional \
-                    and len(one.ops) == 1 and isinstance(one.ops[0], ast.IsNot) \
-                    and isinstance(one.comparators[0], ast.Constant) and one.comparators[0].value is None \
-                    and one.left.id not in out:
-                out.append(one.left.id)
+        if isinstance(stmt, ast.Assert) and stmt.lineno <= at <= (stmt.end_lineno or stmt.lineno):
+            out += [name for name in asserted_not_none(stmt, optional) if name not in out]
     return out
 
 
