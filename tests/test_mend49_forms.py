@@ -1,0 +1,238 @@
+"""ADP010's two open precision cases after mend47 (session 42, mend49).  The fixtures are ours.
+
+- A term added to the scores *after* the scale (``$bias``, or the pattern's ``$mask``) must not
+  be a function of the scores' values: ``e + e.sigmoid()``, ``e + softmax(e)``, a row statistic
+  of them, or a module of this file whose forward reads the scores it is handed.  SDPA's
+  ``attn_mask`` is given before the scores.  A relative-position table, an ALiBi slope tensor
+  times a distance, the caller's additive mask, a mask sized by the scores, and a module of this
+  file that reads the scores it is handed only for their sizes all stay sites.
+- A factor on the scores (``$mul``, ``$pre``) whose (query, key) shape comes from a broadcast
+  of two operands with axes added at different places (``(pos[:, None] - pos[None]).abs()``,
+  ``x.unsqueeze(-1) - x.unsqueeze(-2)``) is a value per query and key: SDPA's ``scale=`` takes
+  a number, and a per-head or per-query factor folds into q; a pairwise one folds into neither.
+  Added to the scores, the same distance is an additive bias and stays a site (ALiBi).
+"""
+
+from __future__ import annotations
+
+from corpus_forms import found, line_of, load_fixture, rules
+
+from adopter.synth import fix_text
+
+AFTER_SCALE = """\
+import math
+import torch
+from torch import nn
+
+
+class Mix(nn.Module):
+    def __init__(self, width, length, heads):
+        super().__init__()
+        self.width = width
+        self.to_q = nn.Linear(width, width)
+        self.to_k = nn.Linear(width, width)
+        self.to_v = nn.Linear(width, width)
+        self.rel = nn.Parameter(torch.zeros(heads, length, length))
+        self.slopes = nn.Parameter(torch.ones(heads, 1, 1))
+
+    def forward(self, h, mask, pos):
+        a, b, c = self.to_q(h), self.to_k(h), self.to_v(h)
+        e = torch.matmul(a, b.transpose(-2, -1)) / math.sqrt(self.width)
+        BEFORE
+        e = e + TERM
+        w = torch.softmax(e, dim=-1)
+        return torch.matmul(w, c)
+"""
+
+
+def _after(term: str, before: str = "") -> str:
+    lines = "".join(f"        {line}\n" for line in before.split("\n")) if before else ""
+    return AFTER_SCALE.replace("TERM", term).replace("        BEFORE\n", lines)
+
+
+VALUED_TERMS = [
+    ("e.mean(-1, keepdim=True)", ""),
+    ("e.sigmoid()", ""),
+    ("torch.softmax(e, dim=-1)", ""),
+    ("g", "g = torch.tanh(e.detach()) * 2"),
+    ("torch.where(e > 0, 0.0, -1e4)", ""),
+]
+
+
+def test_a_term_after_the_scale_computed_from_the_scores_values_is_no_mask():
+    for term, before in VALUED_TERMS:
+        assert found(_after(term, before), "ADP010") == [], term
+
+
+GIVEN_TERMS = [
+    ("self.rel", ""),
+    ("self.slopes * (pos[:, None] - pos[None, :]).abs() * -1", ""),
+    ("mask", ""),
+    ("torch.ones(e.size(-2), e.size(-1)).triu(1) * -1e4", ""),
+    ("band", "n, m = e.shape[-2:]\nband = torch.ones(n, m, device=e.device).triu(1) * -1e4"),
+]
+
+
+def test_a_term_after_the_scale_given_before_the_scores_stays_a_site():
+    for term, before in GIVEN_TERMS:
+        code = _after(term, before)
+        hits = found(code, "ADP010")
+        assert [f.line for f in hits] == [line_of(code, "e = torch.matmul")], term
+
+
+def test_the_caller_mask_after_the_scale_is_still_fixed():
+    code = _after("mask")
+    text = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in text and "attn_mask=mask" in text
+
+
+MODULE_BIAS = """\
+import math
+import torch
+from torch import nn
+
+
+class RelPos(nn.Module):
+    def __init__(self, heads, buckets=32):
+        super().__init__()
+        self.emb = nn.Embedding(buckets, heads)
+
+    def forward(self, qk_dots):
+        i, j, device = *qk_dots.shape[-2:], qk_dots.device
+        q_pos = torch.arange(i, device=device)
+        k_pos = torch.arange(j, device=device)
+        rel = (k_pos[None, :] - q_pos[:, None]).clamp(0, 31)
+        return self.emb(rel).permute(2, 0, 1)
+
+
+class Attn(nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.width = width
+        self.rel_pos = RelPos(heads)
+
+    def forward(self, a, b, c):
+        e = torch.matmul(a, b.transpose(-2, -1)) / math.sqrt(self.width)
+        e = e + self.rel_pos(e)
+        w = torch.softmax(e, dim=-1)
+        return torch.matmul(w, c)
+"""
+
+
+def test_a_module_reading_the_scores_only_for_their_sizes_gives_a_bias():
+    hits = found(MODULE_BIAS, "ADP010")
+    assert [f.line for f in hits] == [line_of(MODULE_BIAS, "e = torch.matmul")]
+    text = fix_text(MODULE_BIAS, "model.py", rules("ADP010")).text
+    assert "attn_mask=self.rel_pos(" in text
+
+
+def test_a_module_reading_the_scores_values_gives_no_mask():
+    valued = MODULE_BIAS.replace("return self.emb(rel).permute(2, 0, 1)",
+                                 "return self.emb(rel).permute(2, 0, 1) * qk_dots.sigmoid()")
+    assert found(valued, "ADP010") == []
+    assigned = MODULE_BIAS.replace("        i, j, device = *qk_dots.shape[-2:], qk_dots.device\n",
+                                   "        i, j, device = *qk_dots.shape[-2:], qk_dots.device\n"
+                                   "        qk_dots = qk_dots.softmax(-1)\n")
+    assert found(assigned, "ADP010") == []
+
+
+# The factor after the scale (``$mul``) and the de-stationary factor before a term (``$pre``).
+FACTOR = """\
+import math
+import torch
+from torch import nn
+
+
+class Plain(nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.width = width
+        self.to_q = nn.Linear(width, width)
+        self.to_k = nn.Linear(width, width)
+        self.to_v = nn.Linear(width, width)
+        self.temp = nn.Parameter(torch.ones(1, heads, 1, 1))
+
+    def forward(self, h, rel, pos, tau):
+        a, b, c = self.to_q(h), self.to_k(h), self.to_v(h)
+        BEFORE
+        e = torch.matmul(a, b.transpose(-2, -1))
+        e = e + rel
+        e = e / math.sqrt(self.width) * FACTOR
+        w = torch.softmax(e, dim=-1)
+        return torch.matmul(w, c)
+"""
+
+
+def _factor(factor: str, before: str = "", code: str = FACTOR) -> str:
+    lines = "".join(f"        {line}\n" for line in before.split("\n")) if before else ""
+    return code.replace("FACTOR", factor).replace("        BEFORE\n", lines)
+
+
+PAIRWISE_FACTORS = [
+    ("dist", "dist = (pos[:, None] - pos[None]).abs()"),
+    ("(pos[:, None] - pos[None, :]).abs()", ""),
+    ("dist", "dist = torch.exp(-(pos.unsqueeze(-1) - pos.unsqueeze(-2)) ** 2)"),
+    ("dist", "dist = (pos[..., :, None] - pos[..., None, :]).abs()"),
+    ("dist", "qp, kp = pos, pos + 1\ndist = 1 / (1 + (qp[:, None] - kp[None, :]).abs())"),
+]
+
+
+def test_a_factor_broadcast_from_two_axes_is_no_factor():
+    for factor, before in PAIRWISE_FACTORS:
+        assert found(_factor(factor, before), "ADP010") == [], before or factor
+
+
+FOLDING_FACTORS = [
+    ("2.0", ""),
+    ("self.temp", ""),
+    ("tau.unsqueeze(1).unsqueeze(1)", ""),
+    ("gain", "gain = pos[:, None] * 0.5"),
+    ("gain", "gain = self.temp * tau[:, None, None, None]"),
+    ("gain", "gain = tau[:, None] * tau[:, None]"),
+]
+
+
+def test_a_factor_the_same_for_every_key_still_folds():
+    for factor, before in FOLDING_FACTORS:
+        assert len(found(_factor(factor, before), "ADP010")) == 1, before or factor
+
+
+DESTATIONARY = FACTOR.replace(
+    "        e = torch.matmul(a, b.transpose(-2, -1))\n        e = e + rel\n        e = e / math.sqrt(self.width) * FACTOR\n",
+    "        e = torch.matmul(a, b.transpose(-2, -1)) * FACTOR\n        e = e + rel\n        e = e / math.sqrt(self.width)\n")
+
+
+def test_the_destationary_factor_broadcast_from_two_axes_is_no_factor():
+    assert "* FACTOR\n" in DESTATIONARY
+    assert len(found(_factor("tau.unsqueeze(1).unsqueeze(1)", code=DESTATIONARY), "ADP010")) == 1
+    assert found(_factor("dist", "dist = (pos[:, None] - pos[None]).abs()", code=DESTATIONARY), "ADP010") == []
+
+
+# A term of the scores' values under an ``if`` (rafix55's OwnScale): no mask, so the site is the
+# path without it; the patch keeps the original under the test, and computes the same attention
+# on both paths.
+OWN_SCALE = """\
+import torch
+from torch import nn
+
+
+class OwnScale(nn.Module):
+    def forward(self, q, k, v, m=None):
+        s = q @ k.transpose(-2, -1)
+        if m is not None:
+            s = s + (1 - m) * s.detach().abs().amax()
+        return s.softmax(dim=-1) @ v
+"""
+
+
+def test_a_term_of_the_scores_under_an_if_sends_that_path_to_the_original():
+    import torch
+
+    fixed = fix_text(OWN_SCALE, "model.py", rules("ADP010")).text
+    assert "if m is not None:" in fixed and "scaled_dot_product_attention(q, k, v, scale=1.0)" in fixed
+    a, b = load_fixture(OWN_SCALE, "OwnScale")(), load_fixture(fixed, "OwnScale")()
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, dtype=torch.float64) for _ in range(3))
+    m = torch.randint(0, 2, (5, 5)).double()
+    for mask in (None, m):
+        torch.testing.assert_close(b(q, k, v, mask), a(q, k, v, mask), rtol=1e-12, atol=1e-12)
