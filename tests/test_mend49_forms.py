@@ -208,6 +208,69 @@ def test_the_destationary_factor_broadcast_from_two_axes_is_no_factor():
     assert found(_factor("dist", "dist = (pos[:, None] - pos[None]).abs()", code=DESTATIONARY), "ADP010") == []
 
 
+# One query per batch row (concare's final attention): the query reshaped to a column
+# ``(batch, hidden, 1)`` -- a size-1 last axis, as ``unsqueeze(-1)`` makes it -- the keys-first
+# scores ``k @ q`` squeezed with ``squeeze(dim=-1)``, a softmax over time, and the probabilities
+# unsqueezed back before the value product: the keys-first attention of one query
+# (structure/singletons.py).  The softmax's dim counts from the front of scores whose rank the
+# code does not fix (k's rank is the caller's): reported, the fix declines.
+ONE_QUERY = """\
+import torch
+from torch import nn
+
+
+class OneQuery(nn.Module):
+    def __init__(self, dim=8, hidden=6, dropout=0.5):
+        super().__init__()
+        self.hidden = hidden
+        self.W_q = nn.Linear(dim, hidden)
+        self.W_k = nn.Linear(dim, hidden)
+        self.W_v = nn.Linear(dim, hidden)
+        self.dropout = nn.Dropout(p=dropout)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x):
+        batch_size, time_step, _ = x.size()
+        q = torch.reshape(self.W_q(x[:, -1, :]), (batch_size, self.hidden, 1))
+        e = torch.matmul(self.W_k(x), q).squeeze(dim=-1)
+        a = self.softmax(e)
+        a = self.dropout(a)
+        v = torch.matmul(a.unsqueeze(1), self.W_v(x)).squeeze(dim=1)
+        return v, a
+"""
+
+
+def test_one_query_reshaped_to_a_column_is_keys_first_attention():
+    hits = found(ONE_QUERY, "ADP010")
+    assert [(f.line, f.end_line) for f in hits] == [
+        (line_of(ONE_QUERY, "e = torch.matmul"), line_of(ONE_QUERY, "v = torch.matmul"))]
+    result = fix_text(ONE_QUERY, "model.py", rules("ADP010"))
+    assert result.text == ONE_QUERY
+    assert [reason for _, reason in result.skipped] == [
+        "the softmax's dim counts from the front of scores whose rank the code does not fix"]
+
+
+def test_the_squeeze_dim_keyword_reads_as_its_positional_form():
+    unsqueezed = ONE_QUERY.replace(
+        "q = torch.reshape(self.W_q(x[:, -1, :]), (batch_size, self.hidden, 1))",
+        "q = self.W_q(x[:, -1, :]).unsqueeze(dim=-1)")
+    assert len(found(unsqueezed, "ADP010")) == 1
+    viewed = ONE_QUERY.replace(
+        "q = torch.reshape(self.W_q(x[:, -1, :]), (batch_size, self.hidden, 1))",
+        "q = self.W_q(x[:, -1, :]).view(batch_size, self.hidden, 1)")
+    assert len(found(viewed, "ADP010")) == 1
+
+
+def test_a_query_reshaped_with_no_size_one_axis_is_no_single_query():
+    # no axis written as 1 (``(batch, hidden // 2, 2)``): nothing says the squeezed axis is
+    # size 1, so the scores are not known to be one query's
+    wide = ONE_QUERY.replace("(batch_size, self.hidden, 1)", "(batch_size, self.hidden // 2, 2)")
+    assert found(wide, "ADP010") == []
+    # the 1 written at another axis than the squeezed one
+    other = ONE_QUERY.replace("(batch_size, self.hidden, 1)", "(batch_size, 1, self.hidden)")
+    assert found(other, "ADP010") == []
+
+
 # A term of the scores' values under an ``if`` (rafix55's OwnScale): no mask, so the site is the
 # path without it; the patch keeps the original under the test, and computes the same attention
 # on both paths.
