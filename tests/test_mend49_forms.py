@@ -271,6 +271,88 @@ def test_a_query_reshaped_with_no_size_one_axis_is_no_single_query():
     assert found(other, "ADP010") == []
 
 
+# Scores chosen by a string setting (concare's ``if self.attention_type == "add": ... elif
+# self.attention_type == "mul": ... elif ... == "concat": ...``): where every construction of the
+# class in the file passes one literal key, the ``if`` goes the way that key takes, as an int
+# setting's axis does (graph.FlowBuilder._fixed_literal).  Built with "mul", the scores are the
+# one-query product above; read with every arm, the squeezed scores' definition the softmax
+# sees is the last arm's, and the one-query layout is not read.  The fixer declines (the if's
+# other arms compute other scores): reported, not fixed.
+KEYED = """\
+import torch
+from torch import nn
+
+
+class Pool(nn.Module):
+    def __init__(self, dim, hidden, kind="add"):
+        super().__init__()
+        self.kind = kind
+        self.hidden = hidden
+        self.to_q = nn.Linear(dim, hidden)
+        self.to_k = nn.Linear(dim, hidden)
+        self.to_v = nn.Linear(dim, hidden)
+        self.score = nn.Linear(hidden, 1)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x):
+        batch_size, time_step, _ = x.size()
+        q, k = self.to_q(x[:, -1, :]), self.to_k(x)
+        if self.kind == "add":
+            e = self.score(torch.tanh(q[:, None] + k)).squeeze(-1)
+        elif self.kind == "mul":
+            e = torch.matmul(k, torch.reshape(q, (batch_size, self.hidden, 1))).squeeze(dim=-1)
+        elif self.kind == "concat":
+            e = self.score(torch.tanh(torch.cat((q[:, None].expand_as(k), k), -1)[..., :self.hidden])).squeeze(-1)
+        else:
+            raise ValueError(self.kind)
+        a = self.softmax(e)
+        return torch.matmul(a.unsqueeze(1), self.to_v(x)).squeeze(1)
+
+
+class User(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.pool = Pool(dim, dim, kind=KIND)
+
+    def forward(self, x):
+        return self.pool(x)
+"""
+
+
+def test_a_string_setting_every_construction_fixes_decides_the_scores():
+    code = KEYED.replace("KIND", '"mul"')
+    hits = found(code, "ADP010")
+    assert [(f.line, f.end_line) for f in hits] == [
+        (line_of(code, "e = torch.matmul"), line_of(code, "return torch.matmul(a.unsqueeze(1)"))]
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert result.text == code and len(result.skipped) == 1
+
+
+def test_a_string_setting_the_file_does_not_fix_decides_nothing():
+    assert found(KEYED.replace("KIND", '"add"'), "ADP010") == []  # the additive scores
+    two = KEYED.replace("KIND", '"mul"').replace(
+        "        self.pool = Pool(dim, dim, kind=\"mul\")\n",
+        "        self.pool = Pool(dim, dim, kind=\"mul\")\n        self.other = Pool(dim, dim)\n")
+    assert "self.other = Pool(dim, dim)" in two
+    assert found(two, "ADP010") == []  # one construction leaves the "add" default
+    alone = KEYED[:KEYED.index("class User")]
+    assert found(alone, "ADP010") == []  # built nowhere here: another file's key is unknown
+
+
+PLAIN_KEYED = KEYED.replace(
+    "e = torch.matmul(k, torch.reshape(q, (batch_size, self.hidden, 1))).squeeze(dim=-1)",
+    "e = torch.matmul(q.unsqueeze(-2), k.transpose(-2, -1)).squeeze(-2)")
+
+
+def test_an_arm_no_construction_takes_is_no_site():
+    # the plain product in the "mul" arm was read with every arm before; built only with "add",
+    # the scores are additive (tanh) ones on every run of the model the file builds
+    code = PLAIN_KEYED.replace("KIND", '"add"')
+    assert "q.unsqueeze(-2), k.transpose(-2, -1)" in code
+    assert found(code, "ADP010") == []
+    assert len(found(PLAIN_KEYED.replace("KIND", '"mul"'), "ADP010")) == 1
+
+
 # A term of the scores' values under an ``if`` (rafix55's OwnScale): no mask, so the site is the
 # path without it; the patch keeps the original under the test, and computes the same attention
 # on both paths.
