@@ -1584,7 +1584,8 @@ class Matcher:
             return None
         if self.independent and not self._independent(cls, flow, state, self.independent):
             return None
-        if self.given and not self._independent(cls, flow, state, self.given, given=True):
+        if self.given and not all(self._independent(cls, flow, state, (name,), given=True)
+                                  for name in self.given if isinstance(state.env.get(name), Ref)):
             return None
         if self.foldable and not self._foldable(cls, flow, state):
             return None
@@ -2057,6 +2058,13 @@ class Matcher:
             value = state.env.get(name)
             if isinstance(value, Ref):
                 wanted.add(value.key)
+                if given:
+                    # a term's value where its add reads it (a name the scores reuse later --
+                    # GPT-NeoX's ``attn_scores = torch.baddbmm(attn_scores, ...)`` of zeros --
+                    # holds the scores only after that step)
+                    reader = next((n for n in state.matched if value.key in n.uses), None)
+                    if reader is not None:
+                        last = reader.id  # (one name per call: see _finish)
         own = None  # the values the match's steps define (computed when a read is followed)
         for node in reversed(flow.nodes[first:last]):
             if not wanted:
@@ -2070,8 +2078,15 @@ class Matcher:
             if own is None:
                 own = frozenset().union(*(n.defs for n in state.matched))
             reads = node.uses & own
-            if given and cls is not None and _unread_step(node, cls):
-                continue  # (what it takes of its inputs, the fixer reads)
+            if given and cls is not None:
+                if _unread_step(node, cls):
+                    continue  # (what it takes of its inputs, the fixer reads)
+                # a size read of any value is no value read (a helper's ``w = s.view(...)``
+                # read only for ``w.shape`` reads no value of s)
+                lines = cls.module.lines
+                wanted |= {key for key in node.uses if not _size_reads(node, key, lines)
+                           and not _module_reads_sizes(node, key, cls)}
+                continue
             if reads and cls is not None:
                 reads = {key for key in reads if not _size_reads(node, key, cls.module.lines)
                          and not _module_reads_sizes(node, key, cls)}
@@ -3491,11 +3506,11 @@ def _size_reads(node, key: str, lines: list[str]) -> bool:
     write the name (a helper's parameter bound to the caller's ``scores.shape``, inlined)
     reads it only for its size when every value it reads through the name is a size."""
     span = node.span
-    if span is None or span[0] != span[2] or span[0] > len(lines):
+    if span is None or span[2] > len(lines) or span[0] > span[2]:
         return False
     mentions = ()
     if key.isidentifier():
-        text = lines[span[0] - 1].encode()[span[1]:span[3]].decode(errors="replace")
+        text = _lines_text(lines, span)
         mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
     if not mentions:
         through = [_past_name(use, key) for use in node.uses if use != key and use.startswith(key)
@@ -3617,6 +3632,16 @@ def _module_reads_sizes(node, key: str, cls) -> bool:
         return False
     params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
     return positions[0] < len(params) and shape_metadata_only(forward, params[positions[0]])
+
+
+def _lines_text(lines: list[str], span: tuple) -> str:
+    """The source a node's span covers, over one line or several (T5's ``torch.zeros(\n
+    shape, device=scores.device, dtype=scores.dtype)``); columns in bytes."""
+    if span[0] == span[2]:
+        return lines[span[0] - 1].encode()[span[1]:span[3]].decode(errors="replace")
+    first = lines[span[0] - 1].encode()[span[1]:].decode(errors="replace")
+    last = lines[span[2] - 1].encode()[:span[3]].decode(errors="replace")
+    return "\n".join([first, *lines[span[0]:span[2] - 1], last])
 
 
 def _past_name(use: str, key: str) -> str:

@@ -5297,7 +5297,15 @@ class FlowBuilder:
             # one literal key: the way that key goes
             fixed = self._fixed_literal(test.left.attr)
             if fixed.__class__ is str:
-                known = fixed == keyed[1]
+                if fixed == keyed[1]:
+                    # (the arm calls what __init__ built under that key: _keyed_ctors)
+                    saved = ctx.keys
+                    ctx.keys = saved + (keyed,)
+                    try:
+                        return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+                    finally:
+                        ctx.keys = saved
+                known = False
         if known is None and ctx.flags:
             known = _param_flag(stmt.test, ctx.flags)
         if known is None and ctx.site is not None and test.__class__ is ast.Compare:
