@@ -3493,7 +3493,7 @@ _AXES_ADDED = re.compile(r"^(self\.\w+)\[\s*(?:(?:None|:|\.\.\.)\s*,\s*)*(?:None
 
 # A read of a value for its size, layout or placement only: ``x.shape``, ``x.size(...)``,
 # ``x.dim()``, ``x.ndim``, ``x.dtype``, ``x.device``, or ``torch.zeros_like(x)`` and its kin.
-_SIZE_READ = re.compile(r"\s*\.\s*(?:shape|size\s*\(|dim\s*\(|ndim\b|dtype\b|device\b)")
+_SIZE_READ = re.compile(r"\s*\.\s*(?:shape|size\s*\(|dim\s*\(|ndim\b|dtype\b|device\b|new_(?:zeros|ones|empty|full)\s*\()")
 _LIKE_BEFORE = re.compile(r"(?:(?:zeros|ones|empty|full)_like|\.\s*type_as)\s*\(\s*$")
 
 
@@ -3509,15 +3509,16 @@ def _size_reads(node, key: str, lines: list[str]) -> bool:
     if span is None or span[2] > len(lines) or span[0] > span[2]:
         return False
     mentions = ()
-    if key.isidentifier():
+    name = key.partition("@")[0] if _INSTANCE_KEY.match(key) else key  # (an inlined helper's local)
+    if name.isidentifier():
         text = _lines_text(lines, span)
-        mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
+        mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + name + r"(?!\w)", text)]
     if not mentions:
         through = [_past_name(use, key) for use in node.uses if use != key and use.startswith(key)
                    and use[len(key)] in ".[|"]
         return bool(through) and all(_SIZE_READ.match(rest) for rest in through)
     return all(
-        _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(key)) for end in mentions)
+        _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(name)) for end in mentions)
 
 
 # Element-wise operators of two operands: with each operand's axes added at other places they
@@ -3632,6 +3633,10 @@ def _module_reads_sizes(node, key: str, cls) -> bool:
         return False
     params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
     return positions[0] < len(params) and shape_metadata_only(forward, params[positions[0]])
+
+
+# a local of an inlined helper, keyed by its instance (``attn_weights@1``)
+_INSTANCE_KEY = re.compile(r"^[A-Za-z_]\w*@\d+$")
 
 
 def _lines_text(lines: list[str], span: tuple) -> str:
