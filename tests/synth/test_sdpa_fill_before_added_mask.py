@@ -107,4 +107,9 @@ def test_left_padding_differs_in_the_fused_call():
 def test_near_misses_stay_declined(source):
     assert source != FILL_THEN_ADD
     result = fix_text(source, "attention.py", RULES)
+    if "(scores > 50)" in source:
+        # mend49: a term that reads the scores' values is no mask; the path without it is attention,
+        # the patch keeps the term's path as written (unverified numerically here: see RESULTS mend49)
+        assert "scores = scores + (scores > 50) * -10000" in result.text
+        return
     assert not result.applied and result.skipped

@@ -150,5 +150,6 @@ def test_no_class_reading_only_the_sizes_leaves_it_declined():
                             "i, j, device = *dots.shape[-2:], dots.device\n        self.last = dots.detach()")
     assert source != HANDED
     result = fix_text(source, "attention.py", RULES)
-    assert not result.applied
-    assert any("computed by the attention" in why for _, why in result.skipped), result.skipped
+    # mend49: a term that reads the scores' values is no mask; the path without it is attention,
+    # the patch keeps the term's path as written (unverified numerically here: see RESULTS mend49)
+    assert "self.last = dots.detach()" in result.text
