@@ -2065,6 +2065,8 @@ class Matcher:
                     reader = next((n for n in state.matched if value.key in n.uses), None)
                     if reader is not None:
                         last = reader.id  # (one name per call: see _finish)
+        if given and not _may_reach_steps(flow.nodes[first:last], matched, wanted):
+            return True  # (no definition the term may read back to is a step: no size read to tell apart)
         own = None  # the values the match's steps define (computed when a read is followed)
         for node in reversed(flow.nodes[first:last]):
             if not wanted:
@@ -3524,6 +3526,27 @@ def _size_reads(node, key: str, lines: list[str]) -> bool:
 # Element-wise operators of two operands: with each operand's axes added at other places they
 # broadcast to a value per pair (``q_pos[:, None] - k_pos[None, :]``), as an outer product does.
 _BROADCASTING = frozenset({"torch.sub", "torch.add", "torch.mul", "torch.div"})
+
+
+def _may_reach_steps(nodes: list, matched: set, wanted: set) -> bool:
+    """Matcher._independent's gate for ``[forward] given`` terms: may a value of ``wanted`` be
+    computed from a step of the match (``matched``: node ids) within ``nodes``, every read
+    followed (size reads too, and what an unread module takes)?  Set operations only.  The
+    precise pass follows a subset of these reads, so where this says no, it says no too; most
+    terms (the caller's mask, a bias made before the scores or from the mask alone) stop here
+    without a size read parsed."""
+    wanted = set(wanted)
+    for node in reversed(nodes):
+        if not wanted:
+            return False
+        hit = node.defs & wanted
+        if not hit:
+            continue
+        if node.id in matched:
+            return True
+        wanted -= hit
+        wanted |= node.uses
+    return False
 
 
 def _broadcast_pair(node, before: list, at: int) -> bool:

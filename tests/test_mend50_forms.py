@@ -111,3 +111,38 @@ def test_a_size_or_a_setting_keeps_a_plain_scale(factor):
     a, b = float64_pair(source, fixed, "Attention")
     x = torch.randn(2, 5, 8, dtype=torch.float64)
     torch.testing.assert_close(b(x, None), a(x, None))
+
+
+GIVEN_MASK = """\
+import math
+import torch
+from torch import nn
+
+
+class Masked(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.dim = dim
+
+    def forward(self, x, mask):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.dim)
+        keep = mask[:, None, :] * -1e9
+        scores = scores + keep
+        probs = torch.softmax(scores, dim=-1)
+        return torch.matmul(probs, v)
+"""
+
+
+def test_a_term_that_cannot_reach_the_scores_is_decided_without_size_reads(monkeypatch):
+    # the given check's set-only gate (match._may_reach_steps): a term made from the caller's
+    # mask alone never reaches a step, so no read of it is parsed for sizes; still a site
+    from adopter import match
+    from corpus_forms import finding_at
+
+    calls = []
+    real = match._size_reads
+    monkeypatch.setattr(match, "_size_reads", lambda *a: calls.append(a) or real(*a))
+    assert finding_at(GIVEN_MASK, "ADP010", "scores = scores + keep") is not None
+    assert calls == []
