@@ -67,7 +67,7 @@ class _Counted:
 @pytest.mark.parametrize("source", [HANDED_FACTOR, DIVIDED])
 def test_a_handed_factor_is_guarded_to_be_a_number(source):
     fixed = _fixed(source)
-    assert "not isinstance(pos, (int, float))" in fixed
+    assert "not isinstance(pos, (int, float))" in fixed or "not isinstance(pos * 2, (int, float))" in fixed
 
 
 @pytest.mark.parametrize("source", [HANDED_FACTOR, DIVIDED])
@@ -146,3 +146,22 @@ def test_a_term_that_cannot_reach_the_scores_is_decided_without_size_reads(monke
     monkeypatch.setattr(match, "_size_reads", lambda *a: calls.append(a) or real(*a))
     assert finding_at(GIVEN_MASK, "ADP010", "scores = scores + keep") is not None
     assert calls == []
+
+
+DEFAULTED = HANDED_FACTOR.replace("def forward(self, x, pos):", "def forward(self, x, pos=None):").replace(
+    "scores = torch.matmul(q, k.transpose(-2, -1))\n        scores = scores * pos",
+    "factor = q.shape[-1] ** -0.5 if pos is None else pos\n"
+    "        scores = torch.matmul(q, k.transpose(-2, -1))\n        scores = scores * factor")
+
+
+@pytest.mark.parametrize("pos, fused", [(None, 1), (0.3, 1), ("tensor", 0)])
+def test_a_defaulted_factor_takes_the_fused_call_when_left_out(pos, fused):
+    # the guard tests the factor's value (a float when the caller leaves pos None), not the name
+    fixed = _fixed(DEFAULTED)
+    assert "not isinstance(factor, (int, float))" in fixed
+    a, b = float64_pair(DEFAULTED, fixed, "Attention")
+    counter = _Counted(b)
+    factor = torch.rand(2, 1, 1, dtype=torch.float64) + 0.5 if pos == "tensor" else pos
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    torch.testing.assert_close(b(x, factor), a(x, factor))
+    assert counter.calls == fused

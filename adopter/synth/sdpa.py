@@ -5728,9 +5728,9 @@ class _Attention:
         """Guard terms for a scale the caller hands in: ``scores * pos`` with ``pos`` a
         parameter of the attention reads like a number (:meth:`_plain_number`), but the caller
         may pass a tensor (a per-head temperature, a (query, key) table), which ``scale=``
-        cannot take.  ``not isinstance(pos, (int, float))`` sends any value but a Python number
-        to the original; a number takes the fused call.  Under the step's condition, when it
-        has one."""
+        cannot take.  ``not isinstance(<the factor>, (int, float))`` sends any value but a
+        Python number to the original; a number takes the fused call.  Under the step's
+        condition, when it has one."""
         func = self._function(self.block[0]) if self.block else None
         if func is None:
             return []
@@ -5746,8 +5746,10 @@ class _Attention:
             if isinstance(operand, ast.Name) and role in conditions \
                     and self.scale_definitions.get(operand.id) is not None:
                 continue  # (a divisor named inside the if: its value is read, _scale)
-            for name in sorted(self._bare_names(operand) & (params - stored)):
-                term = self._under(conditions, role, f"not isinstance({name}, (int, float))")
+            if self._bare_names(operand) & (params - stored):
+                # the factor's own value, as ``scale=`` gets it (``factor = d ** -0.5 if scale is
+                # None else scale`` is a float whenever the caller leaves scale None)
+                term = self._under(conditions, role, f"not isinstance({self._text(operand)}, (int, float))")
                 if term not in terms:
                     terms.append(term)
         return terms
