@@ -25,7 +25,6 @@ torch = pytest.importorskip("torch")
 
 from sdpa_modules import RULES, Counter, assert_same_step, load, sdpa_fixed  # noqa: E402
 
-from adopter.synth import fix_text  # noqa: E402
 
 BIASED = textwrap.dedent('''
     import torch
