@@ -26,6 +26,7 @@ from .structure.bindings import Ctor
 from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
 from .structure.graph import segment
 from .structure.ops import SOFTMAX, TENSOR_METADATA  # SOFTMAX: the canonical softmax
+from .structure.sized import plain_forward, shape_metadata_only
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
@@ -554,11 +555,13 @@ class Matcher:
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = (), outputs_meet: bool = False,
-                 uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = (), max_gap: int = 0):
+                 uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = (),
+                 given: tuple[str, ...] = (), max_gap: int = 0):
         self.rule_id = rule_id
         # the weighted gap a search may skip between two steps (the rule's ``max_gap``, else MAX_GAP)
         self.gap_bound = (max_gap or MAX_GAP) * GAP_WEIGHT
         self.foldable = foldable
+        self.given = given
         self.uncentred = uncentred
         self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
@@ -1676,7 +1679,10 @@ class Matcher:
             return None
         if self.module_weights and not self._module_weights(state):
             return None
-        if self.independent and not self._independent(cls, flow, state):
+        if self.independent and not self._independent(cls, flow, state, self.independent):
+            return None
+        if self.given and not all(self._independent(cls, flow, state, (name,), given=True)
+                                  for name in self.given if isinstance(state.env.get(name), Ref)):
             return None
         if self.foldable and not self._foldable(cls, flow, state):
             return None
@@ -2145,7 +2151,7 @@ class Matcher:
         # query and key an auto-correlation helper aggregates it by)
         return seen is not None and mixed is not None and not seen <= mixed
 
-    def _independent(self, cls, flow: Flow, state: _State) -> bool:
+    def _independent(self, cls, flow: Flow, state: _State, names: tuple[str, ...], given: bool = False) -> bool:
         """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
         value is followed back through its nearest definition (the assignment that reaches its
         read in straight-line code, an inlined helper's parameter included) and the values that
@@ -2156,14 +2162,27 @@ class Matcher:
         pass over that span (set operations, no calls per node) decides it.  A value read only
         for its size (``B, _, n = s.shape``, ``bias(*s.shape[-2:])``, ``s.size(-1)``) is not
         followed: sizes are given before the scores' values, so a mask sized by the scores is
-        still one (see _size_reads)."""
+        still one (see _size_reads), and so is one handed to a module of this file whose
+        forward reads it only for its size (see _module_reads_sizes).  For ``given`` variables
+        (``[forward] given``) a read the flow does not follow step by step -- a module of
+        another file or of a list, a comprehension -- is not followed either: what it takes of
+        the scores, the fixer reads (its stand-ins for them, synth/sdpa.py _stand_in_swaps)."""
         matched = {n.id for n in state.matched}
         first, last = min(matched), max(matched)
         wanted = set()
-        for name in self.independent:
+        for name in names:
             value = state.env.get(name)
             if isinstance(value, Ref):
                 wanted.add(value.key)
+                if given:
+                    # a term's value where its add reads it (a name the scores reuse later --
+                    # GPT-NeoX's ``attn_scores = torch.baddbmm(attn_scores, ...)`` of zeros --
+                    # holds the scores only after that step)
+                    reader = next((n for n in state.matched if value.key in n.uses), None)
+                    if reader is not None:
+                        last = reader.id  # (one name per call: see _finish)
+        if given and not _may_reach_steps(flow.nodes[first:last], matched, wanted):
+            return True  # (no definition the term may read back to is a step: no size read to tell apart)
         own = None  # the values the match's steps define (computed when a read is followed)
         for node in reversed(flow.nodes[first:last]):
             if not wanted:
@@ -2177,8 +2196,18 @@ class Matcher:
             if own is None:
                 own = frozenset().union(*(n.defs for n in state.matched))
             reads = node.uses & own
+            if given and cls is not None:
+                if _unread_step(node, cls):
+                    continue  # (what it takes of its inputs, the fixer reads)
+                # a size read of any value is no value read (a helper's ``w = s.view(...)``
+                # read only for ``w.shape`` reads no value of s)
+                lines = cls.module.lines
+                wanted |= {key for key in node.uses if not _size_reads(node, key, lines)
+                           and not _module_reads_sizes(node, key, cls)}
+                continue
             if reads and cls is not None:
-                reads = {key for key in reads if not _size_reads(node, key, cls.module.lines)}
+                reads = {key for key in reads if not _size_reads(node, key, cls.module.lines)
+                         and not _module_reads_sizes(node, key, cls)}
                 wanted |= (node.uses - own) | reads
             else:
                 wanted |= node.uses
@@ -2236,6 +2265,8 @@ class Matcher:
                 continue  # q.size(-1), q.dim(): a size
             if (node.canon in self._PAIRWISE or node.op.rsplit(".", 1)[-1] in self._PAIRWISE) \
                     and not any(k.startswith("self.") or "|self." in k for k in node.uses):
+                return False
+            if _broadcast_pair(node, before, at):
                 return False
             reads = {_axes_added_base(k) for k in node.uses if not _size_reads(node, k, lines)
                      and not (node.inlined and _meta_only(before, at, k))}
@@ -3644,8 +3675,8 @@ _AXES_ADDED = re.compile(r"^(self\.\w+)\[\s*(?:(?:None|:|\.\.\.)\s*,\s*)*(?:None
 
 # A read of a value for its size, layout or placement only: ``x.shape``, ``x.size(...)``,
 # ``x.dim()``, ``x.ndim``, ``x.dtype``, ``x.device``, or ``torch.zeros_like(x)`` and its kin.
-_SIZE_READ = re.compile(r"\s*\.\s*(?:shape|size\s*\(|dim\s*\(|ndim\b|dtype\b|device\b)")
-_LIKE_BEFORE = re.compile(r"(?:zeros|ones|empty|full)_like\s*\(\s*$")
+_SIZE_READ = re.compile(r"\s*\.\s*(?:shape|size\s*\(|dim\s*\(|ndim\b|dtype\b|device\b|new_(?:zeros|ones|empty|full)\s*\()")
+_LIKE_BEFORE = re.compile(r"(?:(?:zeros|ones|empty|full)_like|\.\s*type_as)\s*\(\s*$")
 
 
 def _size_reads(node, key: str, lines: list[str]) -> bool:
@@ -3657,18 +3688,168 @@ def _size_reads(node, key: str, lines: list[str]) -> bool:
     write the name (a helper's parameter bound to the caller's ``scores.shape``, inlined)
     reads it only for its size when every value it reads through the name is a size."""
     span = node.span
-    if span is None or span[0] != span[2] or span[0] > len(lines):
+    if span is None or span[2] > len(lines) or span[0] > span[2]:
         return False
     mentions = ()
-    if key.isidentifier():
-        text = lines[span[0] - 1].encode()[span[1]:span[3]].decode(errors="replace")
-        mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + key + r"(?!\w)", text)]
+    name = key.partition("@")[0] if _INSTANCE_KEY.match(key) else key  # (an inlined helper's local)
+    if name.isidentifier():
+        text = _lines_text(lines, span)
+        mentions = [m.end() for m in re.finditer(r"(?<![\w.])" + name + r"(?!\w)", text)]
     if not mentions:
         through = [_past_name(use, key) for use in node.uses if use != key and use.startswith(key)
                    and use[len(key)] in ".[|"]
         return bool(through) and all(_SIZE_READ.match(rest) for rest in through)
     return all(
-        _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(key)) for end in mentions)
+        _SIZE_READ.match(text, end) or _LIKE_BEFORE.search(text, 0, end - len(name)) for end in mentions)
+
+
+# Element-wise operators of two operands: with each operand's axes added at other places they
+# broadcast to a value per pair (``q_pos[:, None] - k_pos[None, :]``), as an outer product does.
+_BROADCASTING = frozenset({"torch.sub", "torch.add", "torch.mul", "torch.div"})
+
+
+def _may_reach_steps(nodes: list, matched: set, wanted: set) -> bool:
+    """Matcher._independent's gate for ``[forward] given`` terms: may a value of ``wanted`` be
+    computed from a step of the match (``matched``: node ids) within ``nodes``, every read
+    followed (size reads too, and what an unread module takes)?  Set operations only.  The
+    precise pass follows a subset of these reads, so where this says no, it says no too; most
+    terms (the caller's mask, a bias made before the scores or from the mask alone) stop here
+    without a size read parsed."""
+    wanted = set(wanted)
+    for node in reversed(nodes):
+        if not wanted:
+            return False
+        hit = node.defs & wanted
+        if not hit:
+            continue
+        if node.id in matched:
+            return True
+        wanted -= hit
+        wanted |= node.uses
+    return False
+
+
+def _broadcast_pair(node, before: list, at: int) -> bool:
+    """Is ``node`` an element-wise operator of two operands that each add axes, at places
+    neither shares (``pos[:, None] - pos[None]``, ``x.unsqueeze(-1) - x.unsqueeze(-2)``,
+    ``p[..., :, None] - p[..., None, :]``)?  Its value has one entry per pair of the two
+    operands' positions -- a distance matrix -- which no scale of q or k carries (matcher's
+    _folds).  Operands adding axes at one common place (``tau[:, None] * g[:, None]``) or
+    one operand alone (``self.temp * tau[:, None, None, None]``) broadcast no pair."""
+    if node.canon not in _BROADCASTING or len(node.args) != 2 \
+            or not all(isinstance(arg, Ref) for arg in node.args):
+        return False
+    left, right = (_added_axes(arg.key, before, at) for arg in node.args)
+    return bool(left) and bool(right) and not left & right
+
+
+def _added_axes(key: str, before: list, at: int) -> frozenset:
+    """The places the value ``key`` adds an axis at, each ``("front", i)`` or ``("end", -i)``:
+    of a subscript with ``None`` (``pos[:, None]``: front 1; ``p[..., None, :]``: end -2) or
+    of a temporary a step before ``at`` makes by ``unsqueeze(d)`` (front d, or end d when d < 0).
+    Empty for any other value."""
+    if key.startswith("%"):
+        for node in reversed(before[:at]):
+            if key in node.defs:
+                if node.kind == "method" and node.op == "unsqueeze" and len(node.args) == 2 \
+                        and isinstance(node.args[1], Const) and type(node.args[1].value) is int:
+                    d = node.args[1].value
+                    return frozenset({("end", d) if d < 0 else ("front", d)})
+                return frozenset()
+        return frozenset()
+    if not key.endswith("]") or "None" not in key or "|" in key:
+        return frozenset()
+    try:
+        expr = ast.parse(re.sub(r"%(\d+)", r"_t\1", key), mode="eval").body
+    except SyntaxError:
+        return frozenset()
+    if not isinstance(expr, ast.Subscript):
+        return frozenset()
+    items = expr.slice.elts if isinstance(expr.slice, ast.Tuple) else [expr.slice]
+    dots = [i for i, item in enumerate(items) if isinstance(item, ast.Constant) and item.value is Ellipsis]
+    if len(dots) > 1:
+        return frozenset()
+    places = set()
+    head, tail = (items[:dots[0]], items[dots[0] + 1:]) if dots else (items, [])
+    out = 0
+    for item in head:  # an integer index drops its axis: no output place
+        if isinstance(item, ast.Constant) and item.value is None:
+            places.add(("front", out))
+        if not _int_index(item):
+            out += 1
+    out = -1
+    for item in reversed(tail):
+        if isinstance(item, ast.Constant) and item.value is None:
+            places.add(("end", out))
+        if not _int_index(item):
+            out -= 1
+    return frozenset(places)
+
+
+def _int_index(item: ast.expr) -> bool:
+    """Is the subscript item an integer (``0``, ``-1``), which drops its axis?"""
+    if isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub):
+        item = item.operand
+    return isinstance(item, ast.Constant) and type(item.value) is int
+
+
+def _unread_step(node, cls) -> bool:
+    """Is ``node`` a step whose reading of its inputs the flow does not know: a module call
+    other than a ``self.<attr>`` of one class of this file with a plain forward (which
+    _module_reads_sizes reads), a call of something not torch's (another file's function, a
+    callable handed in: ``?bias``), or an expression the graph keeps whole (kind "other") that
+    reads a module of the class (a comprehension calling ``self.biases``' members per group;
+    not a comparison ``s > 0``)?"""
+    if node.kind == "other":
+        bindings = cls.bindings
+        return any(key.startswith("self.") and key[5:] in bindings for key in node.uses)
+    if node.kind == "call":
+        return not node.canon and not node.op.startswith("torch.")
+    if node.kind != "layer":
+        return False
+    if not node.op.startswith("self.") or "." in node.op[5:]:
+        return True
+    ctors = cls.bindings.get(node.op[5:])
+    if not ctors or len({c.fqn for c in ctors}) != 1:
+        return True
+    klass = cls.module.names.classes.get(ctors[0].fqn)
+    return klass is None or plain_forward(klass) is None
+
+
+def _module_reads_sizes(node, key: str, cls) -> bool:
+    """Does ``node`` hand the value ``key`` to a module of a class of this file whose
+    ``forward`` reads that argument only for its sizes, rank, dtype or device (a relative
+    position bias ``self.rel_pos(sim)`` whose forward starts ``i, j = sim.shape[-2:]``)?  Such
+    a module's output is given before the scores' values, as a mask sized by them is.  Every
+    binding of the attribute must build that one class, called with ``key`` once, by position
+    (as the sdpa synthesizer's stand-in for the scores requires: _stand_in_swaps)."""
+    if node.kind != "layer" or not node.op.startswith("self.") or "." in node.op[5:] \
+            or any(isinstance(value, Ref) and value.key == key for _, value in node.kwargs):
+        return False
+    positions = [i for i, arg in enumerate(node.args) if isinstance(arg, Ref) and arg.key == key]
+    ctors = cls.bindings.get(node.op[5:])
+    if len(positions) != 1 or not ctors or len({c.fqn for c in ctors}) != 1:
+        return False
+    klass = cls.module.names.classes.get(ctors[0].fqn)
+    forward = plain_forward(klass) if klass is not None else None
+    if forward is None:
+        return False
+    params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+    return positions[0] < len(params) and shape_metadata_only(forward, params[positions[0]])
+
+
+# a local of an inlined helper, keyed by its instance (``attn_weights@1``)
+_INSTANCE_KEY = re.compile(r"^[A-Za-z_]\w*@\d+$")
+
+
+def _lines_text(lines: list[str], span: tuple) -> str:
+    """The source a node's span covers, over one line or several (T5's ``torch.zeros(\n
+    shape, device=scores.device, dtype=scores.dtype)``); columns in bytes."""
+    if span[0] == span[2]:
+        return lines[span[0] - 1].encode()[span[1]:span[3]].decode(errors="replace")
+    first = lines[span[0] - 1].encode()[span[1]:].decode(errors="replace")
+    last = lines[span[2] - 1].encode()[:span[3]].decode(errors="replace")
+    return "\n".join([first, *lines[span[0]:span[2] - 1], last])
 
 
 def _past_name(use: str, key: str) -> str:

@@ -202,6 +202,13 @@ class Rule:
     # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
     # no attention a fused call can take, which needs the value before the probabilities exist.
     independent: tuple[str, ...] = ()
+    # ``[forward] given = ["bias", "mask"]``: these variables are not computed from the values of
+    # the match's own steps by operations the flow reads (see match.Matcher._independent): a term
+    # added to the scores after the scale that is a function of them (``s + s.sigmoid()``) is no
+    # mask, which a fused call needs before the scores exist.  Unlike ``independent``, a value
+    # handed to a module or built where the flow reads no step (a comprehension over groups of
+    # the scores) is left to the fixer, which reads what that module's forward reads of it.
+    given: tuple[str, ...] = ()
     # ``[forward] foldable = ["pre", "mul"]``: where a match binds these variables, each is a
     # factor on the scores a fused call can fold into q or k (see match.Matcher._foldable): a
     # number, what the caller passes, a per-head value -- not a module tensor of its own
@@ -925,6 +932,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         computed=reader.strings(forward, "computed", "forward"),
         module_weights=reader.strings(forward, "module_weights", "forward"),
         independent=reader.strings(forward, "independent", "forward"),
+        given=reader.strings(forward, "given", "forward"),
         foldable=reader.strings(forward, "foldable", "forward"),
         uncentred=reader.strings(forward, "uncentred", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),

@@ -413,6 +413,14 @@ class FlowTooLarge(Exception):
     too large to analyse (one line), instead of the valve's signal escaping as a crash."""
 
 
+def _int_or_str(expr):
+    """The int (``-1``) or string (``"mul"``) an expression writes, else None: a setting's
+    value every construction in the file passes (FlowBuilder._fixed_literal)."""
+    if expr.__class__ is ast.Constant and expr.value.__class__ is str:
+        return expr.value
+    return _int_literal(expr)
+
+
 class FlowBuilder:
     MAX_NODES = 20000
 
@@ -3295,10 +3303,16 @@ class FlowBuilder:
             and self._fixed_axis(dim.attr) == -1
 
     def _fixed_axis(self, attr: str) -> int | None:
-        """The int ``self.<attr>`` holds in every instance of the class the file builds:
-        ``__init__`` binds it once, to a parameter it never rebinds, nothing else in the file
-        writes it, no same-file class derives from this one, and every construction in the file
-        passes the same int literal for the parameter (or leaves its int default).  None
+        """The int ``self.<attr>`` holds in every instance of the class the file builds
+        (:meth:`_fixed_literal`), else None."""
+        value = self._fixed_literal(attr)
+        return value if value.__class__ is int else None
+
+    def _fixed_literal(self, attr: str) -> int | str | None:
+        """The int or string ``self.<attr>`` holds in every instance of the class the file
+        builds: ``__init__`` binds it once, to a parameter it never rebinds, nothing else in the
+        file writes it, no same-file class derives from this one, and every construction in the
+        file passes the same literal for the parameter (or leaves its literal default).  None
         otherwise (also when the file builds the class nowhere: another file's value is
         unknown)."""
         cls = self.cls
@@ -3335,7 +3349,7 @@ class FlowBuilder:
             passed = passed_argument(init, call, param)
             if passed is False:
                 return None
-            value = _int_literal(default if passed is None and default is not None else passed) \
+            value = _int_or_str(default if passed is None and default is not None else passed) \
                 if passed is not None or default is not None else None
             if value is None:
                 return None
@@ -5305,6 +5319,20 @@ class FlowBuilder:
             # the branch calls (_keyed_ctors)
             keyed = self._key_test(test)
         known = self._literal_flag(stmt.test)
+        if known is None and keyed is not None and ctx.instance == 0:
+            # ``if self.attention_type == "mul":`` where every construction in the file passes
+            # one literal key: the way that key goes
+            fixed = self._fixed_literal(test.left.attr)
+            if fixed.__class__ is str:
+                if fixed == keyed[1]:
+                    # (the arm calls what __init__ built under that key: _keyed_ctors)
+                    saved = ctx.keys
+                    ctx.keys = saved + (keyed,)
+                    try:
+                        return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+                    finally:
+                        ctx.keys = saved
+                known = False
         if known is None and ctx.flags:
             known = _param_flag(stmt.test, ctx.flags)
         if known is None and ctx.site is not None and test.__class__ is ast.Compare:

@@ -75,11 +75,29 @@ def _from_back(dim: int | None, rank: int | None) -> int | None:
 
 
 def _axis_step(node, op: str) -> int | None:
-    """The dim of ``x.squeeze(d)`` / ``x.unsqueeze(d)`` (one positional int), else None."""
-    if node is None or node.kind != "method" or node.op != op or len(node.args) != 2 or node.kwargs \
-            or len(node.outs) != 1 or _ref(node.args[0]) is None:
+    """The dim of ``x.squeeze(d)`` / ``x.unsqueeze(d)`` (one int, positional or ``dim=d``),
+    else None."""
+    if node is None or node.kind != "method" or node.op != op or len(node.outs) != 1 \
+            or not node.args or _ref(node.args[0]) is None:
         return None
-    return _int(node.args[1])
+    if len(node.args) == 2 and not node.kwargs:
+        return _int(node.args[1])
+    if len(node.args) == 1 and len(node.kwargs) == 1 and node.kwargs[0][0] == "dim":
+        return _int(node.kwargs[0][1])
+    return None
+
+
+def _ones_from_back(node) -> frozenset:
+    """The axes, counted from the back, that ``x.view(a, b, 1)`` / ``torch.reshape(x, (a, b,
+    1))`` writes as the literal 1 (concare's one query ``torch.reshape(q, (batch, hidden,
+    1))``): each is size 1, as an unsqueeze there makes it.  The sizes written give the rank,
+    so the places count from the back whatever a product's rank; at least two sizes (a
+    one-axis operand multiplies as a vector, not a matrix).  Empty for any other step."""
+    if node is None or node.kind != "method" or node.op not in ("view", "reshape") or node.kwargs \
+            or len(node.outs) != 1 or len(node.args) < 3 or _ref(node.args[0]) is None:
+        return frozenset()
+    sizes = node.args[1:]
+    return frozenset(i - len(sizes) for i, size in enumerate(sizes) if _ref(size) is None and _int(size) == 1)
 
 
 def read_one(nodes, softmax):
@@ -115,7 +133,7 @@ def _read_at(nodes, softmax, squeeze, product, steps, rank: int | None, assumed:
     # the operand that gives the product's squeezed axis was unsqueezed there: that axis is size 1
     operand = _ref(product.view.args[1 if axis == -1 else 0])
     unsqueezed = _definer(nodes, operand.key, product.id) if operand is not None else None
-    if _from_back(_axis_step(unsqueezed, "unsqueeze"), rank) != axis:
+    if _from_back(_axis_step(unsqueezed, "unsqueeze"), rank) != axis and axis not in _ones_from_back(unsqueezed):
         return None
     k = _int(dict(softmax.view.kwargs).get("dim"))
     k = _from_back(k, rank - 1 if rank is not None else None)

@@ -52,6 +52,8 @@ from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_choices, f
 from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.setting_dispatch import dispatched_attr, local_dispatches
+from ..structure.sized import SHAPE_METADATA, SHAPE_METADATA_METHODS
+from ..structure.sized import plain_forward as _plain_forward, shape_metadata_only as _shape_metadata_only
 from ..structure.names import class_body_value, collect_names, param_default
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, static_rank
@@ -6915,16 +6917,6 @@ def _recast_only(stmts: list) -> set[str]:
     return recast - other
 
 
-def _plain_forward(cls: ast.ClassDef) -> ast.FunctionDef | None:
-    """The class's own ``forward`` when calling an instance runs just it: no ``__call__``
-    override, no decorator, not a coroutine."""
-    methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    forward = methods.get("forward")
-    if forward is None or "__call__" in methods or forward.decorator_list or isinstance(forward, ast.AsyncFunctionDef):
-        return None
-    return forward
-
-
 def _stored_attribute(stmt: ast.stmt) -> ast.expr | None:
     """The attribute (or item) a plain assignment stores its value in, if any."""
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], (ast.Attribute,
@@ -7057,31 +7049,6 @@ def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
     return bool(uses) and all(
         isinstance(n.ctx, ast.Load) and isinstance(parents.get(n), ast.Attribute)
         and parents[n].attr in ("dtype", "device") for n in uses)
-
-
-SHAPE_METADATA = {"dtype", "device", "shape", "ndim"}  # what a tensor is, not its values
-SHAPE_METADATA_METHODS = {"size", "dim", "ndimension"}
-
-
-def _shape_metadata_only(func: ast.FunctionDef, param: str) -> bool:
-    """Does ``func`` read its parameter ``param`` only as ``param.shape`` (and its items),
-    ``.size(...)``, ``.dim()``, ``.ndim``, ``.dtype`` or ``.device``, and never assign it?"""
-    parents = _parents(func)
-    uses = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == param]
-    if not uses or any(isinstance(n, ast.arg) and n.arg == param for n in ast_walk(func)
-                       if n not in (*func.args.posonlyargs, *func.args.args)):
-        return False  # (a lambda or nested function of its own with a parameter of that name)
-    for n in uses:
-        attribute = parents.get(n)
-        if not isinstance(n.ctx, ast.Load) or not isinstance(attribute, ast.Attribute):
-            return False
-        if attribute.attr in SHAPE_METADATA:
-            continue
-        call = parents.get(attribute)
-        if attribute.attr in SHAPE_METADATA_METHODS and isinstance(call, ast.Call) and call.func is attribute:
-            continue
-        return False
-    return True
 
 
 #: Tensor methods that make a new tensor from their receiver's dtype and device only

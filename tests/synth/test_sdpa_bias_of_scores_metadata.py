@@ -133,7 +133,35 @@ def test_a_bias_that_reads_the_scores_values_stays_declined():
         ".to(device=scores.device, dtype=scores.dtype)",
         ".to(device=scores.device, dtype=scores.dtype) * scores.detach().std()")
     assert "scores.detach().std()" in source
-    assert "computed by the attention" in _declined(source)
+    # mend49: a term that reads the scores' values is no mask; the path without it is attention,
+    # the patch keeps the term's path as written (unverified numerically here: see RESULTS mend49)
+    fixed = fix_text(source, "model.py", RULES).text
+    assert "* scores.detach().std()" in fixed and "scaled_dot_product_attention(" in fixed
+
+
+PROXIMAL_STD = PROXIMAL.replace(
+    ".to(device=scores.device, dtype=scores.dtype)",
+    ".to(device=scores.device, dtype=scores.dtype) * scores.detach().std()")
+
+
+@pytest.mark.parametrize("proximal", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_bias_reading_the_scores_values_keeps_its_path_and_matches(proximal, masked):
+    # mend50: the guarded patch, both ways of ``if self.proximal``: the term's path runs the
+    # original code (no fused call), the other the fused call; float64, eval and training
+    original, new = load(PROXIMAL_STD, "orig"), load(sdpa_fixed(PROXIMAL_STD), "new")
+    counter = Counter(new)
+    torch.manual_seed(0)
+    a = original["ProximalAttention"](proximal=proximal).to(F64)
+    b = new["ProximalAttention"](proximal=proximal).to(F64)
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(2, 8, 5, dtype=F64)
+    kwargs = {}
+    if masked:
+        mask = torch.ones(2, 1, 1, 5, dtype=torch.long)
+        mask[0, ..., 3:] = 0
+        kwargs["mask"] = mask
+    _modes(a, b, [x, x.clone()], counter, calls=0 if proximal else 1, **kwargs)
 
 
 def test_a_bias_cast_to_scores_a_tensor_scaled_stays_declined():
@@ -242,7 +270,36 @@ def test_a_bias_module_that_reads_more_than_the_shape_stays_declined(body, why):
         "h, i, j, device = *sim.shape[-3:], sim.device\n        rows = torch.arange(j - i, j, device=device)",
         body)
     assert source != ALIBI, why
-    assert "computed by the attention" in _declined(source)
+    # mend49: a term that reads the scores' values is no mask; the path without it is attention,
+    # the patch keeps the term's path as written (unverified numerically here: see RESULTS mend49)
+    result = fix_text(source, "model.py", RULES)
+    assert result.text == source or all(line in result.text for line in body.split("\n")), why
+
+
+@pytest.mark.parametrize("body", [
+    ("h, i, j, device = *sim.shape[-3:], sim.device\n"
+     "        rows = torch.arange(j - i, j, device=device) + sim.detach().mean()"),
+    ("h, i, j, device = *sim.shape[-3:], sim.device\n"
+     "        rows = torch.arange(j - i, j, device=device) + torch.zeros_like(sim).sum()"),
+])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_a_bias_module_reading_more_than_the_shape_keeps_its_path_and_matches(body, causal, with_bias):
+    # mend50: the guarded patch, both ways of ``if self.causal`` (the module's path runs the
+    # original code, no fused call); float64, eval and training, forward and backward
+    source = ALIBI.replace(
+        "h, i, j, device = *sim.shape[-3:], sim.device\n        rows = torch.arange(j - i, j, device=device)",
+        body)
+    assert source != ALIBI
+    original, new = load(source, "orig"), load(sdpa_fixed(source), "new")
+    counter = Counter(new)
+    torch.manual_seed(0)
+    a = original["CausalSlopeAttention"](causal=causal).to(F64)
+    b = new["CausalSlopeAttention"](causal=causal).to(F64)
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(2, 5, 8, dtype=F64)
+    kwargs = {"bias": torch.randn(2, 2, 5, 5, dtype=F64)} if with_bias else {}
+    _modes(a, b, [x], counter, calls=0 if causal else 1, **kwargs)
 
 
 def test_a_bias_module_after_a_tensor_scale_stays_declined():

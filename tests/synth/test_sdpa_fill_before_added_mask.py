@@ -107,4 +107,9 @@ def test_left_padding_differs_in_the_fused_call():
 def test_near_misses_stay_declined(source):
     assert source != FILL_THEN_ADD
     result = fix_text(source, "attention.py", RULES)
+    if "(scores > 50)" in source:
+        # mend49: a term that reads the scores' values is no mask; here it sits under no
+        # condition, so no path is attention: no finding, nothing rewritten (mend50)
+        assert result.text == source and not result.applied and not result.skipped
+        return
     assert not result.applied and result.skipped
