@@ -1168,6 +1168,7 @@ class _Attention:
             self.off_roles[role] = term
             guard.append(term)
             del conditions[role]
+        guard += self._handed_factor_terms(conditions, all_stored)
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
         kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
@@ -5722,6 +5723,55 @@ class _Attention:
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _handed_factor_terms(self, conditions: dict, stored: set) -> list[str]:
+        """Guard terms for a scale the caller hands in: ``scores * pos`` with ``pos`` a
+        parameter of the attention reads like a number (:meth:`_plain_number`), but the caller
+        may pass a tensor (a per-head temperature, a (query, key) table), which ``scale=``
+        cannot take.  ``not isinstance(<the factor>, (int, float))`` sends any value but a
+        Python number to the original; a number takes the fused call.  Under the step's
+        condition, when it has one."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return []
+        params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)}
+        for extra in (func.args.vararg, func.args.kwarg):
+            if extra is not None:
+                params.add(extra.arg)
+        terms = []
+        for role, var in (("sp", "pre"), ("s1", "div"), ("s2", "mul")):
+            if role not in self.roles or role in self.off_roles:
+                continue
+            operand = self._operand_of(role, var)
+            if isinstance(operand, ast.Name) and role in conditions \
+                    and self.scale_definitions.get(operand.id) is not None:
+                continue  # (a divisor named inside the if: its value is read, _scale)
+            if self._bare_names(operand) & (params - stored):
+                # the factor's own value, as ``scale=`` gets it (``factor = d ** -0.5 if scale is
+                # None else scale`` is a float whenever the caller leaves scale None)
+                term = self._under(conditions, role, f"not isinstance({self._text(operand)}, (int, float))")
+                if term not in terms:
+                    terms.append(term)
+        return terms
+
+    def _bare_names(self, node: ast.expr, depth: int = 0) -> set[str]:
+        """The names ``node`` computes with as values themselves, through arithmetic, ``if``
+        expressions and once-assigned locals: not under a call (``math.sqrt(d)`` is a float),
+        an attribute or a subscript.  Those a tensor could stand for in the scale."""
+        if depth > 4:
+            return set()
+        if isinstance(node, ast.Name):
+            value = self._resolve_local(node)
+            return {node.id} if value is node else self._bare_names(value, depth + 1)
+        if isinstance(node, ast.BinOp):
+            return self._bare_names(node.left, depth) | self._bare_names(node.right, depth)
+        if isinstance(node, ast.UnaryOp):
+            return self._bare_names(node.operand, depth)
+        if isinstance(node, ast.IfExp):
+            return self._bare_names(node.body, depth) | self._bare_names(node.orelse, depth)
+        if isinstance(node, ast.BoolOp):
+            return set().union(*(self._bare_names(v, depth) for v in node.values))
+        return set()
 
     def _metadata_off_q(self, operand: ast.expr, stored: set) -> ast.expr:
         """``operand`` with its reads of the scores' dtype and device read off q instead
