@@ -113,21 +113,6 @@ def test_a_size_or_a_setting_keeps_a_plain_scale(factor):
     torch.testing.assert_close(b(x, None), a(x, None))
 
 
-@pytest.mark.parametrize("annotation, guarded", [
-    (": float", False), (": int", False), (": float | None", False), (": Optional[float]", False),
-    (': "float"', False), (": torch.Tensor", True), (": float | torch.Tensor", True)])
-def test_a_factor_annotated_as_a_number_keeps_a_plain_scale(annotation, guarded):
-    # the author's annotation says what the caller hands: a number needs no guard, anything else
-    # (a tensor, a union with one) keeps the guard
-    source = HANDED_FACTOR.replace("def forward(self, x, pos):", f"def forward(self, x, pos{annotation}):")
-    source = source.replace("import math\n", "import math\nfrom typing import Optional\n")
-    fixed = _fixed(source)
-    assert ("not isinstance(pos, (int, float))" in fixed) is guarded
-    a, b = float64_pair(source, fixed, "Attention")
-    x = torch.randn(2, 5, 8, dtype=torch.float64)
-    torch.testing.assert_close(b(x, 0.5), a(x, 0.5))
-
-
 GIVEN_MASK = """\
 import math
 import torch

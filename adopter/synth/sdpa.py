@@ -5734,8 +5734,7 @@ class _Attention:
         func = self._function(self.block[0]) if self.block else None
         if func is None:
             return []
-        params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
-                  if not _number_annotation(a.annotation)}  # (``scaling: float``: the author's word)
+        params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)}
         for extra in (func.args.vararg, func.args.kwarg):
             if extra is not None:
                 params.add(extra.arg)
@@ -7432,27 +7431,6 @@ def _kept_statements(texts: list[str]) -> list[ast.stmt]:
         except SyntaxError:
             raise Skip("a statement kept beside a step could not be read") from None
     return out
-
-
-def _number_annotation(annotation) -> bool:
-    """Is a parameter annotated as a Python number (``float``, ``int``, ``float | None``,
-    ``Optional[float]``)?  The handed-factor guard (_Attention._handed_factor_terms) trusts it:
-    a caller that hands such a parameter a tensor breaks the signature it was given."""
-    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
-        try:
-            annotation = ast.parse(annotation.value, mode="eval").body
-        except SyntaxError:
-            return False
-    if isinstance(annotation, ast.Name):
-        return annotation.id in ("float", "int")
-    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
-        parts = (annotation.left, annotation.right)
-        none = [p for p in parts if isinstance(p, ast.Constant) and p.value is None]
-        return len(none) == 1 and all(_number_annotation(p) for p in parts if p is not none[0])
-    if isinstance(annotation, ast.Subscript) and isinstance(annotation.value, (ast.Name, ast.Attribute)):
-        name = annotation.value.id if isinstance(annotation.value, ast.Name) else annotation.value.attr
-        return name == "Optional" and _number_annotation(annotation.slice)
-    return False
 
 
 _COPYING_TENSOR_METHODS = frozenset({
