@@ -113,6 +113,18 @@ def test_a_size_or_a_setting_keeps_a_plain_scale(factor):
     torch.testing.assert_close(b(x, None), a(x, None))
 
 
+def test_an_annotation_does_not_drop_the_guard():
+    # review49: ``scaling: float`` handed ``self.logit_scale.exp()`` (a tensor) in the same file;
+    # an annotation is not checked at run time, so the guard stays and a tensor takes the original
+    source = HANDED_FACTOR.replace("def forward(self, x, pos):", "def forward(self, x, pos: float):")
+    fixed = _fixed(source)
+    assert "not isinstance(pos, (int, float))" in fixed
+    a, b = float64_pair(source, fixed, "Attention")
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    for pos in (0.5, torch.tensor(0.5, dtype=torch.float64)):
+        torch.testing.assert_close(b(x, pos), a(x, pos))
+
+
 GIVEN_MASK = """\
 import math
 import torch
