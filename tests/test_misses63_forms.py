@@ -271,3 +271,17 @@ def test_replaced_rows_scored_by_the_head_at_those_rows_are_the_head_over_masked
     labels = torch.randint(0, vocab, (int(m.sum()),))
     torch.testing.assert_close(nn.functional.cross_entropy(head(mixed)[m], labels),
                                nn.functional.cross_entropy(head(mixed[m]), labels), rtol=1e-12, atol=1e-12)
+
+
+def test_a_token_parameter_bound_on_one_way_only_is_the_callers_value_too():
+    # review49: ``if fill is None: fill = self.mask_token...`` binds the parameter once, but on the
+    # other way it holds what the caller hands (a constant, zeros): no learned token for sure
+    code = _mim().replace("def forward(self, pixel_values, bool_masked_pos=None):\n"
+                          "        embeddings = self.patch",
+                          "def forward(self, pixel_values, bool_masked_pos=None, mask_tokens=None):\n"
+                          "        embeddings = self.patch")
+    code = code.replace("            mask_tokens = self.mask_token.expand(batch_size, seq_len, -1)\n",
+                        "            if mask_tokens is None:\n"
+                        "                mask_tokens = self.mask_token.expand(batch_size, seq_len, -1)\n")
+    assert "if mask_tokens is None:" in code and "bool_masked_pos=None, mask_tokens=None" in code
+    assert found(code, "ADP015") == []

@@ -273,7 +273,12 @@ def _bound_once(func: ast.AST) -> dict:
     seen: dict = {}
     values: dict = {}
     _bindings(func.body, seen, values)
-    return {name: value for name, value in values.items() if seen.get(name) == 1}
+    args = getattr(func, "args", None)
+    params = set() if args is None else {
+        a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a is not None}
+    # (a parameter assigned on one way only, ``if t is None: t = self.token``, still holds the
+    # caller's value on the other: not bound once)
+    return {name: value for name, value in values.items() if seen.get(name) == 1 and name not in params}
 
 
 def _bindings(body: list, seen: dict, values: dict) -> None:
