@@ -6739,7 +6739,7 @@ def _init_local_size(name: ast.Name, info) -> ast.expr:
             value = stmt.value
     if value.__class__ is not ast.IfExp:
         return name
-    bound = _bound_once(init, name.id)
+    bound = bound_once(init, name.id)
     return name if bound is None else bound
 
 
@@ -6908,7 +6908,7 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
                     sizes.update(_passed_sizes(size, func, infos[owner], own))
                 if isinstance(size, ast.Name):
                     # n_eos = n + int(eos); nn.Embedding(n_eos, d): the sum, bound once in this function
-                    size = _bound_once(func, size.id) or size
+                    size = bound_once(func, size.id) or size
                 if isinstance(size, ast.BinOp) and isinstance(size.op, ast.Add) and _extra_rows(size.right):
                     # num_tokens + int(add_mask_id): the vocabulary and a few special tokens
                     sizes.add(_size_text(size.left, own(owner) if owner is not None else {}))
@@ -6960,7 +6960,7 @@ def _lines_naming(words: set, text: str) -> list:
     return hits
 
 
-def _bound_once(func, name: str) -> ast.expr | None:
+def bound_once(func, name: str) -> ast.expr | None:
     """The value of the one plain assignment ``name = value`` in ``func`` (None when the name is
     bound otherwise or more than once: a parameter, a loop target, an augmented assignment)."""
     if any(a.arg == name for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import re
 
+from .layers import bound_once
 from .treewalk import ast_walk
 
 # ``(1 - w)`` as the mix writes it (an operand of a product: in parentheses; the literal 1
@@ -185,7 +186,7 @@ def _replaces(info, module, func: ast.AST, mask: frozenset, at: set | None = Non
                 stores.append(node)
     if not (mixes or wheres or stores):
         return False
-    bound = _bound_once(func)
+    bound = _BoundOnce(func)
     return (any(_mix(n.left, n.right, mask, tokens, bound) or _mix(n.right, n.left, mask, tokens, bound)
                 for n in mixes)
             or any(_of_mask(n.args[0], mask, bound) and _of_token(n.args[1], tokens, bound) for n in wheres)
@@ -214,7 +215,7 @@ def _walk_statements_at(body: list, at: set):
             yield from ast_walk(stmt)
 
 
-def _mix(kept: ast.expr, token: ast.expr, mask: frozenset, tokens: set, bound: dict) -> bool:
+def _mix(kept: ast.expr, token: ast.expr, mask: frozenset, tokens: set, bound: _BoundOnce) -> bool:
     """``kept`` is ``x * (1 - w)`` and ``token`` is ``t * w`` (either order of each product),
     ``w`` the mask, ``t`` a learned token."""
     if not (kept.__class__ is ast.BinOp and kept.op.__class__ is ast.Mult
@@ -231,7 +232,7 @@ def _mix(kept: ast.expr, token: ast.expr, mask: frozenset, tokens: set, bound: d
     return False
 
 
-def _of_mask(expr: ast.expr, mask: frozenset, bound: dict, depth: int = 0) -> bool:
+def _of_mask(expr: ast.expr, mask: frozenset, bound: _BoundOnce, depth: int = 0) -> bool:
     """Is ``expr`` one of the names ``mask`` through shape and type steps only (a local name
     bound once to such)?"""
     if depth > 6:
@@ -239,7 +240,7 @@ def _of_mask(expr: ast.expr, mask: frozenset, bound: dict, depth: int = 0) -> bo
     if expr.__class__ is ast.Name:
         if expr.id in mask:
             return True
-        value = bound.get(expr.id)
+        value = bound[expr.id]
         return value is not None and _of_mask(value, mask, bound, depth + 1)
     if expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr in _MASK_STEPS:
         return _of_mask(expr.func.value, mask, bound, depth + 1)
@@ -252,13 +253,13 @@ def _of_mask(expr: ast.expr, mask: frozenset, bound: dict, depth: int = 0) -> bo
     return False
 
 
-def _of_token(expr: ast.expr, tokens: set, bound: dict, depth: int = 0) -> bool:
+def _of_token(expr: ast.expr, tokens: set, bound: _BoundOnce, depth: int = 0) -> bool:
     """Is ``expr`` a learned token of the class (``self.<p>``, an ``nn.Parameter``) through
     broadcasting and dtype steps only (a local name bound once to such)?"""
     if depth > 6:
         return False
     if expr.__class__ is ast.Name:
-        value = bound.get(expr.id)
+        value = bound[expr.id]
         return value is not None and _of_token(value, tokens, bound, depth + 1)
     if expr.__class__ is ast.Attribute:
         return expr.value.__class__ is ast.Name and expr.value.id == "self" and expr.attr in tokens
@@ -267,47 +268,18 @@ def _of_token(expr: ast.expr, tokens: set, bound: dict, depth: int = 0) -> bool:
     return False
 
 
-def _bound_once(func: ast.AST) -> dict:
-    """Local names bound exactly once in ``func``, by a plain assignment: name -> value (read
-    off its statements: assignments, loop and ``with`` targets, nested definitions)."""
-    seen: dict = {}
-    values: dict = {}
-    _bindings(func.body, seen, values)
-    args = getattr(func, "args", None)
-    params = set() if args is None else {
-        a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a is not None}
-    # (a parameter assigned on one way only, ``if t is None: t = self.token``, still holds the
-    # caller's value on the other: not bound once)
-    return {name: value for name, value in values.items() if seen.get(name) == 1 and name not in params}
+class _BoundOnce(dict):
+    """A function's local names bound exactly once, by a plain assignment: name -> value
+    (layers.bound_once: not a parameter, not a loop target, not assigned twice; None
+    otherwise), each read when first asked."""
 
+    def __init__(self, func: ast.AST):
+        super().__init__()
+        self.func = func
 
-def _bindings(body: list, seen: dict, values: dict) -> None:
-    for stmt in body:
-        kind = stmt.__class__
-        targets = ()
-        if kind is ast.Assign:
-            targets = stmt.targets
-            if len(targets) == 1 and targets[0].__class__ is ast.Name:
-                values[targets[0].id] = stmt.value
-        elif kind in (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor):
-            targets = (stmt.target,)
-        elif kind in (ast.With, ast.AsyncWith):
-            targets = tuple(item.optional_vars for item in stmt.items if item.optional_vars is not None)
-        elif kind in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
-            seen[stmt.name] = seen.get(stmt.name, 0) + 2  # (never a value read as a mask or token)
-            continue
-        for target in targets:
-            for node in ast_walk(target):
-                if node.__class__ is ast.Name:
-                    seen[node.id] = seen.get(node.id, 0) + 1
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(stmt, field, None)
-            if block:
-                _bindings(block, seen, values)
-        for handler in getattr(stmt, "handlers", ()) or ():
-            if handler.name:
-                seen[handler.name] = seen.get(handler.name, 0) + 1
-            _bindings(handler.body, seen, values)
+    def __missing__(self, name: str):
+        value = self[name] = bound_once(self.func, name)
+        return value
 
 
 def _learned(info, module) -> set:
