@@ -99,7 +99,13 @@ def test_a_bias_cast_to_the_scores_device_and_dtype_reads_them_off_q():
 @pytest.mark.parametrize("proximal", [True, False])
 @pytest.mark.parametrize("masked", [False, True])
 def test_the_proximal_bias_matches_the_original(proximal, masked):
-    original, new = load(PROXIMAL, "orig"), load(sdpa_fixed(PROXIMAL), "new")
+    _assert_proximal_matches(PROXIMAL, proximal, masked, calls=1)
+
+
+def _assert_proximal_matches(source, proximal, masked, calls):
+    """``source``'s ProximalAttention and its patch agree in float64, eval and training, with
+    and without a padding mask, the patch making ``calls`` fused calls per step."""
+    original, new = load(source, "orig"), load(sdpa_fixed(source), "new")
     counter = Counter(new)
     torch.manual_seed(0)
     a = original["ProximalAttention"](proximal=proximal).to(F64)
@@ -111,7 +117,7 @@ def test_the_proximal_bias_matches_the_original(proximal, masked):
         mask = torch.ones(2, 1, 1, 5, dtype=torch.long)
         mask[0, ..., 3:] = 0
         kwargs["mask"] = mask
-    _modes(a, b, [x, x.clone()], counter, **kwargs)
+    _modes(a, b, [x, x.clone()], counter, calls=calls, **kwargs)
 
 
 def test_the_proximal_bias_keeps_a_half_precision_dtype():
@@ -128,20 +134,18 @@ def test_the_proximal_bias_keeps_a_half_precision_dtype():
     torch.testing.assert_close(out_b, out_a, rtol=1.6e-2, atol=1.6e-2)
 
 
-def test_a_bias_that_reads_the_scores_values_stays_declined():
-    source = PROXIMAL.replace(
-        ".to(device=scores.device, dtype=scores.dtype)",
-        ".to(device=scores.device, dtype=scores.dtype) * scores.detach().std()")
-    assert "scores.detach().std()" in source
-    # mend49: a term that reads the scores' values is no mask; the path without it is attention,
-    # the patch keeps the term's path as written (unverified numerically here: see RESULTS mend49)
-    fixed = fix_text(source, "model.py", RULES).text
-    assert "* scores.detach().std()" in fixed and "scaled_dot_product_attention(" in fixed
-
-
 PROXIMAL_STD = PROXIMAL.replace(
     ".to(device=scores.device, dtype=scores.dtype)",
     ".to(device=scores.device, dtype=scores.dtype) * scores.detach().std()")
+
+
+def test_a_bias_that_reads_the_scores_values_stays_declined():
+    source = PROXIMAL_STD
+    assert "scores.detach().std()" in source
+    # mend49: a term that reads the scores' values is no mask; the path without it is attention,
+    # the patch keeps the term's path as written (checked numerically in the next test)
+    fixed = fix_text(source, "model.py", RULES).text
+    assert "* scores.detach().std()" in fixed and "scaled_dot_product_attention(" in fixed
 
 
 @pytest.mark.parametrize("proximal", [True, False])
@@ -149,19 +153,7 @@ PROXIMAL_STD = PROXIMAL.replace(
 def test_a_bias_reading_the_scores_values_keeps_its_path_and_matches(proximal, masked):
     # mend50: the guarded patch, both ways of ``if self.proximal``: the term's path runs the
     # original code (no fused call), the other the fused call; float64, eval and training
-    original, new = load(PROXIMAL_STD, "orig"), load(sdpa_fixed(PROXIMAL_STD), "new")
-    counter = Counter(new)
-    torch.manual_seed(0)
-    a = original["ProximalAttention"](proximal=proximal).to(F64)
-    b = new["ProximalAttention"](proximal=proximal).to(F64)
-    b.load_state_dict(a.state_dict(), strict=True)
-    x = torch.randn(2, 8, 5, dtype=F64)
-    kwargs = {}
-    if masked:
-        mask = torch.ones(2, 1, 1, 5, dtype=torch.long)
-        mask[0, ..., 3:] = 0
-        kwargs["mask"] = mask
-    _modes(a, b, [x, x.clone()], counter, calls=0 if proximal else 1, **kwargs)
+    _assert_proximal_matches(PROXIMAL_STD, proximal, masked, calls=0 if proximal else 1)
 
 
 def test_a_bias_cast_to_scores_a_tensor_scaled_stays_declined():
