@@ -6934,17 +6934,13 @@ def _passed_sizes(size: ast.expr, init: ast.FunctionDef, info, own) -> set:
             size = size.body  # p if p is not None else default: p wherever a construction passes one
     if size.__class__ is not ast.Name:
         return set()
-    params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
+    params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]  # (after self)
     if size.id not in params and size.id not in {a.arg for a in init.args.kwonlyargs}:
         return set()
-    index = params.index(size.id) if size.id in params else None
     out: set = set()
     for call, _, owner in info.constructions():
-        passed = next((k.value for k in call.keywords if k.arg == size.id), None)
-        if passed is None and index is not None and index < len(call.args) \
-                and not any(a.__class__ is ast.Starred for a in call.args[:index + 1]):
-            passed = call.args[index]
-        if passed is not None and not (passed.__class__ is ast.Constant and passed.value is None):
+        passed = passed_argument(init, call, size.id)  # (False: a splat before it, unknown)
+        if passed and not (passed.__class__ is ast.Constant and passed.value is None):
             out.add(_size_text(passed, own(owner) if owner is not None else {}))
     return out
 
