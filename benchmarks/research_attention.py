@@ -72,7 +72,17 @@ honest skip, "needs asyml_utilities")::
 
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/verify7-extra "asyml-utilities==0.0.2"
 
-    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra:/tmp/s34-extra:/tmp/verify7-extra \
+fixver53 (session 43) writes down a tenth folder: jjuke-diffusion's U-Net modules import the author's
+``jjuke`` package (0.7.5, whose ``utils`` they import; research103 installed it with easydict,
+omegaconf and antlr4-python3-runtime 4.9.3, plus an empty ``wandb`` stub that jjuke imports when
+loaded), and cacheshrink's compression module imports ``geoopt`` when loaded (its MLA attention's
+``MLACompression`` builds geoopt's Stiefel parameters)::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/fixver53-extra "jjuke==0.0.7.5" easydict \
+        omegaconf "antlr4-python3-runtime==4.9.3" geoopt && mkdir -p /tmp/fixver53-extra/wandb \
+        && touch /tmp/fixver53-extra/wandb/__init__.py
+
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra:/tmp/s34-extra:/tmp/verify7-extra:/tmp/fixver53-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
