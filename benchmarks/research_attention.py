@@ -87,10 +87,11 @@ loaded), and cacheshrink's compression module imports ``geoopt`` when loaded (it
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
 
-Two sources need another transformers than the environment's 4.34, so their folders shadow it and
+Three sources need another transformers than the environment's 4.34, so their folders shadow it and
 go only on a run of their own, never on the composed path (research104, session 42): FlagEmbedding's
 MiniCPM reranker imports ``transformers.cache_utils`` and ``is_flash_attn_greater_or_equal_2_10``
-(4.36+), and multimolecule's modules import transformers 5's ``initialization`` and
+(4.36+), mixture-of-depth's ``LlamaMoD`` imports 4.41+ helpers (research99; fixver53 ran it on the
+same folder), and multimolecule's modules import transformers 5's ``initialization`` and
 ``output_capturing`` (its other requirements, datasets among them, are stubbed)::
 
     .venv/bin/pip install --no-deps --target /tmp/research104-extra "transformers==4.45.2" "tokenizers==0.20.3"
@@ -98,6 +99,7 @@ MiniCPM reranker imports ``transformers.cache_utils`` and ``is_flash_attn_greate
         "huggingface_hub==1.31.0" "tokenizers==0.23.3" "safetensors==0.8.0" regex typer shellingham \
         danling chanfig httpx httpcore h11 anyio sniffio hf-xet typing-extensions
     PYTHONPATH=/tmp/research104-extra:... .venv/bin/python benchmarks/research_attention.py --only flagembedding==
+    PYTHONPATH=/tmp/research104-extra:... .venv/bin/python benchmarks/research_attention.py --only mixture-of-depth==
     PYTHONPATH=/tmp/research104-extra5:... .venv/bin/python benchmarks/research_attention.py --only multimolecule==
 
 Since session 19 (fix19a) a file is fixed as ``adopter fix`` over its package fixes it: with the
