@@ -332,7 +332,9 @@ def _typed_guess(name: str, annotation: Any, sizes: Sizes, read: bool,
     """A required config field's value from its name, else from its annotation: a number as
     ``guess_value`` types it, and a ``str`` or ``bool`` field the class under test never reads
     (it reaches the computation, if at all, only through the config's own properties) valued
-    by its type (empty, False).  The checked patch must still run and match the original on the
+    by its type (empty, False); a ``str`` field it compares with strings where it reads it
+    (``config.model_type != "gpt2"``) by the first of them, a mode as ``_bag_for`` values one
+    (fixver53).  The checked patch must still run and match the original on the
     config built, so a value that changes nothing the patch touches cannot make it pass."""
     guess = guess_value(name, inspect.Parameter.empty, sizes)
     if guess:
