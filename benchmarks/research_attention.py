@@ -72,15 +72,26 @@ honest skip, "needs asyml_utilities")::
 
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/verify7-extra "asyml-utilities==0.0.2"
 
-    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra:/tmp/s34-extra:/tmp/verify7-extra \
+fixver53 (session 43) writes down a tenth folder: jjuke-diffusion's U-Net modules import the author's
+``jjuke`` package (0.7.5, whose ``utils`` they import; research103 installed it with easydict,
+omegaconf and antlr4-python3-runtime 4.9.3, plus an empty ``wandb`` stub that jjuke imports when
+loaded), and cacheshrink's compression module imports ``geoopt`` when loaded (its MLA attention's
+``MLACompression`` builds geoopt's Stiefel parameters)::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/fixver53-extra "jjuke==0.0.7.5" easydict \
+        omegaconf "antlr4-python3-runtime==4.9.3" geoopt && mkdir -p /tmp/fixver53-extra/wandb \
+        && touch /tmp/fixver53-extra/wandb/__init__.py
+
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra:/tmp/s34-extra:/tmp/verify7-extra:/tmp/fixver53-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
 
-Two sources need another transformers than the environment's 4.34, so their folders shadow it and
+Three sources need another transformers than the environment's 4.34, so their folders shadow it and
 go only on a run of their own, never on the composed path (research104, session 42): FlagEmbedding's
 MiniCPM reranker imports ``transformers.cache_utils`` and ``is_flash_attn_greater_or_equal_2_10``
-(4.36+), and multimolecule's modules import transformers 5's ``initialization`` and
+(4.36+), mixture-of-depth's ``LlamaMoD`` imports 4.41+ helpers (research99; fixver53 ran it on the
+same folder), and multimolecule's modules import transformers 5's ``initialization`` and
 ``output_capturing`` (its other requirements, datasets among them, are stubbed)::
 
     .venv/bin/pip install --no-deps --target /tmp/research104-extra "transformers==4.45.2" "tokenizers==0.20.3"
@@ -88,6 +99,7 @@ MiniCPM reranker imports ``transformers.cache_utils`` and ``is_flash_attn_greate
         "huggingface_hub==1.31.0" "tokenizers==0.23.3" "safetensors==0.8.0" regex typer shellingham \
         danling chanfig httpx httpcore h11 anyio sniffio hf-xet typing-extensions
     PYTHONPATH=/tmp/research104-extra:... .venv/bin/python benchmarks/research_attention.py --only flagembedding==
+    PYTHONPATH=/tmp/research104-extra:... .venv/bin/python benchmarks/research_attention.py --only mixture-of-depth==
     PYTHONPATH=/tmp/research104-extra5:... .venv/bin/python benchmarks/research_attention.py --only multimolecule==
 
 Since session 19 (fix19a) a file is fixed as ``adopter fix`` over its package fixes it: with the

@@ -327,11 +327,14 @@ def _field_annotations(cls: type | None) -> dict[str, Any]:
         return {}
 
 
-def _typed_guess(name: str, annotation: Any, sizes: Sizes, read: bool) -> list[Any]:
+def _typed_guess(name: str, annotation: Any, sizes: Sizes, read: bool,
+                 sub: facts.Reads | None = None) -> list[Any]:
     """A required config field's value from its name, else from its annotation: a number as
     ``guess_value`` types it, and a ``str`` or ``bool`` field the class under test never reads
     (it reaches the computation, if at all, only through the config's own properties) valued
-    by its type (empty, False).  The checked patch must still run and match the original on the
+    by its type (empty, False); a ``str`` field it compares with strings where it reads it
+    (``config.model_type != "gpt2"``) by the first of them, a mode as ``_bag_for`` values one
+    (fixver53).  The checked patch must still run and match the original on the
     config built, so a value that changes nothing the patch touches cannot make it pass."""
     guess = guess_value(name, inspect.Parameter.empty, sizes)
     if guess:
@@ -340,6 +343,10 @@ def _typed_guess(name: str, annotation: Any, sizes: Sizes, read: bool) -> list[A
         return guess_value(name, annotation, sizes)
     if not read and annotation is str:
         return [""]
+    if annotation is str and sub is not None and sub.compared:
+        # a mode the class compares with strings (``config.model_type != "gpt2"``): the first
+        # string it is compared with, as a typed bag values such a field (``_bag_for``)
+        return [sub.compared[0]]
     if not read and annotation is bool:
         return [False]
     return []
@@ -361,7 +368,7 @@ def _shrunk_fields(fields_: dict[str, Any], given: dict[str, Any], sizes: Sizes,
                 if annotations is None:
                     annotations = _field_annotations(cls)
                 guess = _typed_guess(name, annotations.get(name), sizes,
-                                     read=reads is None or sub is not None)
+                                     read=reads is None or sub is not None, sub=sub)
             if sub is not None and (sub.max_index >= 0 or sub.iterated):
                 listed = _list_guess(name, max(sub.max_index + 1, 2), sizes)
                 guess = [listed] if listed is not None else guess

@@ -359,6 +359,16 @@ class _Collector(ast.NodeVisitor):
                     # a config field stored on self, then compared (kan-gpt's ``self.kan_implementation
                     # = config.kan_implementation``, ``if self.kan_implementation == "EFFICIENT_KAN":``)
                     reads, steps = self._stored_field(side), []
+                elif steps and all(kind == "attr" for kind, _ in steps):
+                    # a config's field compared where it is read (``config.model_type != "gpt2"``):
+                    # the field's strings (ints are left as they were)
+                    inner = self._walk_to(reads, steps)
+                    found = other.elts if isinstance(other, (ast.Tuple, ast.List, ast.Set)) else [other]
+                    for value in found:
+                        if isinstance(value, ast.Constant) and isinstance(value.value, str) and \
+                                value.value not in inner.compared:
+                            inner.compared.append(value.value)
+                    continue
                 if reads is None or steps:
                     continue
                 found = other.elts if isinstance(other, (ast.Tuple, ast.List, ast.Set)) else [other]
