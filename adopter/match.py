@@ -1147,8 +1147,12 @@ class Matcher:
         live = self.live_intermediates
         tested_after = _guards_tested(flow)
         settings = self.setting_paths
+        # (node id, step) -> (the last state popped there, its gap): a state met again at a
+        # place it was walked from with no larger gap is not walked again (see below)
+        walked: dict = {}
         while stack:
             pos, index, state, gap = stack.pop()
+            walked[(pos, index)] = (state, gap)
             ok = known.get((pos, index))  # feasible's memo read here: most states repeat a test
             if ok is None:
                 ok = feasible(pos, index)
@@ -1251,9 +1255,19 @@ class Matcher:
                         skipped = next_state
                     else:
                         skipped = self._skip(node, next_state, index)
+                    # The same state walked onto a node it was already walked from at this step
+                    # with a gap no larger (the ways of an ``if`` rejoining, no test recorded:
+                    # _guards_tested) is not walked again.  The gap is read only against the bound
+                    # (a smaller one reaches every node a larger one does) and the earlier walk from
+                    # there is over (a state popped there has had every node after it walked: ids
+                    # only grow along edges): what this one would meet, it met -- each step bound
+                    # again an equal state at an equal place (_first_visit refuses it), each last
+                    # step a match already kept or _finish's same answer.
                     if skipped is not None and (
                             reach[1] if (reach := skipped._reach) is not None and reach[0] == index
                             else self._reach(flow, index, skipped, allowed, options_at)) > succ \
+                            and ((done := walked.get((succ, index))) is None or done[0] is not skipped
+                                 or done[1] > gap + step) \
                             and _first_visit(seen, (succ, index, gap + step), skipped):
                         stack.append((succ, index, skipped, gap + step))
                 if progress is not None:
