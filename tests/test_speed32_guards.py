@@ -11,6 +11,10 @@ ask for the same matches, field by field, and for fewer states where ways rejoin
 look-alikes: a test asked again after the join (its ways must not be paired crosswise) and a
 settings test a rewrite must guard (``Match.settings``), both recorded as before.
 
+Then the one state arrives at each join once per way, with gaps that differ: it is walked on
+from a node once, unless it arrives with a smaller gap than it was walked from there before
+(``_search``'s ``walked``).
+
 The fixtures are ours.
 """
 
@@ -175,3 +179,33 @@ def test_a_settings_test_is_still_read_by_finish():
     after, after_findings, _ = _run(SETTING, cut=True)
     assert after == before and after_findings == before_findings
     assert any(m[9] for m in after), after  # Match.settings: the top-k test
+
+
+def test_a_state_is_not_walked_again_from_a_node_with_no_smaller_gap():
+    # the ways through the ifs rejoin as one state (no test recorded): at each join the state
+    # arrives once per way, with gaps that differ by the way's operations; walked on from there
+    # once, unless it arrives with a smaller gap than before (then more lies within the bound)
+    rules = [r for r in load_rules() if r.id == "ADP010"]
+    gap_places = []
+    original = match_mod._first_visit
+
+    def counting(seen, place, state):
+        if len(place) == 3:
+            gap_places.append((place, state))
+        return original(seen, place, state)
+
+    match_mod._first_visit = counting
+    try:
+        analysis = analyze(RUN_OF_IFS, "fixture.py", rules)
+    finally:
+        match_mod._first_visit = original
+    assert len(analysis.findings) == 1
+    least: dict = {}
+    again = 0
+    for (node, step, gap), state in gap_places:
+        key = (id(state), node, step)
+        if key in least and least[key] <= gap:
+            again += 1
+        least[key] = min(gap, least.get(key, gap))
+    assert again == 0, again
+    assert gap_places  # (the search did walk gaps)
