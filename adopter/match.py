@@ -1145,8 +1145,14 @@ class Matcher:
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
         live = self.live_intermediates
+        tested_after = _guards_tested(flow)
+        settings = self.setting_paths
+        # (node id, step) -> (the last state popped there, its gap): a state met again at a
+        # place it was walked from with no larger gap is not walked again (see below)
+        walked: dict = {}
         while stack:
             pos, index, state, gap = stack.pop()
+            walked[(pos, index)] = (state, gap)
             ok = known.get((pos, index))  # feasible's memo read here: most states repeat a test
             if ok is None:
                 ok = feasible(pos, index)
@@ -1166,7 +1172,9 @@ class Matcher:
                     text, taken = guard
                     if state.guards.get(text, taken) != taken:
                         continue
-                    if text not in state.guards:
+                    if text not in state.guards and (tested_after[text] >= succ or (settings and "self" in text)):
+                        # (a test no edge from ``succ`` on asks again, and that _finish does not
+                        # read, is not recorded: :func:`_guards_tested`)
                         added = (text, taken)
                 node = nodes[succ]
                 progress = None  # pushed after the gap below, so popped first: see the docstring
@@ -1247,9 +1255,19 @@ class Matcher:
                         skipped = next_state
                     else:
                         skipped = self._skip(node, next_state, index)
+                    # The same state walked onto a node it was already walked from at this step
+                    # with a gap no larger (the ways of an ``if`` rejoining, no test recorded:
+                    # _guards_tested) is not walked again.  The gap is read only against the bound
+                    # (a smaller one reaches every node a larger one does) and the earlier walk from
+                    # there is over (a state popped there has had every node after it walked: ids
+                    # only grow along edges): what this one would meet, it met -- each step bound
+                    # again an equal state at an equal place (_first_visit refuses it), each last
+                    # step a match already kept or _finish's same answer.
                     if skipped is not None and (
                             reach[1] if (reach := skipped._reach) is not None and reach[0] == index
                             else self._reach(flow, index, skipped, allowed, options_at)) > succ \
+                            and ((done := walked.get((succ, index))) is None or done[0] is not skipped
+                                 or done[1] > gap + step) \
                             and _first_visit(seen, (succ, index, gap + step), skipped):
                         stack.append((succ, index, skipped, gap + step))
                 if progress is not None:
@@ -3214,6 +3232,50 @@ class _FlowIndex:
         if found is None:
             found = self._merged[kinds] = sorted((n for k in kinds for n in self.kinds.get(k, ())), key=_node_id)
         return found
+
+
+def _guards_tested(flow: Flow) -> dict[str, int]:
+    """Per ``if`` test text on the flow's edges, the largest id of a node with an out-edge
+    guarded by it; made once per flow.
+
+    The search records the way a state took each guarded edge (``_State.guards``) for two
+    readers only: a later edge guarded by the same test (a state that took ``if mask is not
+    None:`` one way never takes the other way at a second ``if`` on the same test), and, for a
+    rule with ``setting_paths``, ``_finish``'s :func:`_excluded_by_setting`, which reads the
+    entries whose text is a test of the module's settings (:func:`_setting_test`).  Edges go
+    from lower to higher node ids, so once a state walks onto node ``succ`` past the last
+    node whose edges ask a test, no later edge asks it: recording that test can change no
+    answer of the first reader, only the states' memos -- and two states that differ only in
+    such entries then explore the same nodes with the same bindings, the second finding again
+    what the first found (a match already kept, or ``_finish``'s same answer).  Not recording
+    the entry lets ``_first_visit`` meet the second as the first: the ways through a run of
+    ``if``s that rejoin (T5's position-bias branches between its scores and its softmax, each
+    way a copy of the state) are walked once past the join instead of once per way.  For a
+    ``setting_paths`` rule every test that mentions ``self`` is still recorded: a settings
+    test reads only ``self.<attr>`` (``_setting_test`` is False without one), and asking
+    ``_setting_test`` itself walks every method of the class.
+
+    Two corners where the answers could differ from recording every test (neither met on the
+    paper corpus: its findings and matches are byte-identical): (1) ``_first_visit`` compares
+    the values bound, not the nodes matched, so two ways that bound *different* nodes to the
+    same values (an arm each writing ``s = s + b`` with the same names) would now meet as one
+    -- the visited set has always merged such states when their tests were equal (0 of 52
+    refusals on the paper corpus before, 0 of 98 after, were between states with different
+    matched nodes); (2) a search cut at MAX_STEPS_PER_START walks fewer states now, so it
+    stops later (none is cut on the paper corpus: the same output without the bound)."""
+    index = _index(flow)
+    found = index.static.get(_GUARDS_TESTED)
+    if found is None:
+        found = {}
+        for pos, edges in enumerate(flow.out):
+            for _, guard in edges:
+                if guard is not None:
+                    found[guard[0]] = pos
+        index.static[_GUARDS_TESTED] = found
+    return found
+
+
+_GUARDS_TESTED = ("guards tested",)  # (its key in _FlowIndex.static)
 
 
 def _index(flow: Flow) -> _FlowIndex:
