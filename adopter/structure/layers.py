@@ -43,6 +43,7 @@ from .list_appenders import as_list_builder, passed_list
 from .run_time_dims import run_time_family, shares_one_dimension
 from .literals import held_whole, written_in_place
 from .siblings import changed_in_package
+from .member_appliers import applies_member
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
                        flagged_layer_norm_module, functional_layer_norm_module, gelu_formula, gelu_function,
@@ -4508,7 +4509,7 @@ class LayerTyper:
                 if base_fqn == SEQUENTIAL or (depth < MAX_DEPTH and base_fqn is not None and (
                         base_fqn in self.names.classes or (self.package is not None and self.package.owns(base_fqn)))
                                               and self.in_order_sequential(base_fqn, depth + 1)):
-                    if _forwards_to_sequential(cls) and runs_in_order(cls):
+                    if _forwards_to_sequential(cls) and runs_in_order(cls, applier=self._member_applier):
                         found = cls.name
                     break
         elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
@@ -4517,6 +4518,18 @@ class LayerTyper:
                 found = other[0].in_order_sequential(other[1], depth + 1)
         self._kinds[key] = found
         return found
+
+    def _member_applier(self, name: str) -> bool:
+        """Is ``name`` a function of this module that runs a torch-layer member of a Sequential
+        subclass on the running tensor and threads a state along
+        (:func:`adopter.structure.member_appliers.applies_member`)?"""
+        fdef = self.names.functions.get(name)
+        if fdef is None or fdef.__class__ is not ast.FunctionDef:
+            return False
+        package = self.package
+        classes = self.names.classes
+        return applies_member(fdef, self.names.resolve,
+                              lambda fqn: fqn in classes or (package is not None and package.owns(fqn)))
 
     def appends_in_order(self, fqn: str, depth: int = 0) -> str | None:
         """The name of the class ``fqn`` (of this file or of the package) when it is an
@@ -5360,7 +5373,7 @@ def _forwards_to_sequential(cls: ast.ClassDef) -> bool:
     return True
 
 
-def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
+def runs_in_order(cls: ast.ClassDef, skips: list | None = None, applier=None) -> bool:
     """Does calling an instance of this ``nn.Sequential`` subclass apply each member, in order,
     to the running value?  True when it defines no ``forward`` (nn.Sequential's), or when its
     ``forward`` is one loop over ``self`` whose body only replaces a value by the member's output
@@ -5373,7 +5386,11 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
 
     With ``skips`` (a list the caller reads), the loop may also leave out the members of a
     type (``if not isinstance(m, nn.MaxPool2d): x = m(x)``): the type expressions are added to
-    ``skips``, and the caller must not count those members as run (see ``chain_loop``)."""
+    ``skips``, and the caller must not count those members as run (see ``chain_loop``).
+
+    With ``applier`` (``applier(name)``: is ``name`` a function of the class's module that runs
+    a torch layer on the running tensor, :mod:`adopter.structure.member_appliers`), the loop's
+    step may also be ``x, s = name(m, x, s)``."""
     methods = _methods(cls)
     if (OWN_CALL - {"forward"}) & methods.keys():
         return False
@@ -5418,7 +5435,7 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
     if selfs != sum(1 for node in ast_walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self") \
             + _attributes_tested(forward.body[:forward.body.index(loop)]):
         return False
-    return chain_loop(loop, skips)
+    return chain_loop(loop, skips, applier)
 
 
 def _value_reads(forward: ast.FunctionDef) -> set[int]:
@@ -5654,7 +5671,7 @@ def _enumerated(expr: ast.expr) -> ast.expr:
     return expr
 
 
-def _chain_step(body: list, member: str, counted: bool, values: set, skips: list | None) -> bool:
+def _chain_step(body: list, member: str, counted: bool, values: set, skips: list | None, applier=None) -> bool:
     """One step of :func:`chain_loop`'s body (both branches of an ``if``; an ``if not
     isinstance(m, T):`` around it when ``skips`` collects the skipped types), collecting the
     running value's name in ``values``.  A module-level function, not a closure: a nested
@@ -5672,10 +5689,13 @@ def _chain_step(body: list, member: str, counted: bool, values: set, skips: list
                     and len(test.operand.args) == 2 and not test.operand.keywords
                     and _is_name(test.operand.args[0], member)):
                 skips.append(test.operand.args[1])
-                return _chain_step(stmt.body, member, counted, values, skips)
+                return _chain_step(stmt.body, member, counted, values, skips, applier)
             return False
-        return bool(stmt.orelse) and _chain_step(stmt.body, member, counted, values, skips) \
-            and _chain_step(stmt.orelse, member, counted, values, skips)
+        return bool(stmt.orelse) and _chain_step(stmt.body, member, counted, values, skips, applier) \
+            and _chain_step(stmt.orelse, member, counted, values, skips, applier)
+    if applier is not None and isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
+            and isinstance(stmt.targets[0], ast.Tuple):
+        return _applied_step(stmt, member, values, applier)
     if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
         return False
     value = strip_casts(stmt.value)
@@ -5692,7 +5712,25 @@ def _chain_step(body: list, member: str, counted: bool, values: set, skips: list
     return True
 
 
-def chain_loop(loop: ast.stmt, skips: list | None = None) -> bool:
+def _applied_step(stmt: ast.Assign, member: str, values: set, applier) -> bool:
+    """``x, s = step(m, x, s)`` with ``step`` a function ``applier`` accepts: the member runs
+    on the running value ``x`` (a torch layer on a tensor), the state ``s`` passes along."""
+    target = stmt.targets[0].elts
+    call = stmt.value
+    if len(target) != 2 or not all(isinstance(t, ast.Name) for t in target) or not isinstance(call, ast.Call) \
+            or not isinstance(call.func, ast.Name) or call.keywords or len(call.args) != 3:
+        return False
+    value, state = target[0].id, target[1].id
+    if len({member, value, state}) != 3 or not (_is_name(call.args[0], member) and _is_name(call.args[1], value)
+                                                and _is_name(call.args[2], state)):
+        return False
+    if not applier(call.func.id):
+        return False
+    values.add(value)
+    return True
+
+
+def chain_loop(loop: ast.stmt, skips: list | None = None, applier=None) -> bool:
     """Is ``loop`` ``for m in <members>: x = m(x)``: its body only replaces one value by the
     member's output on it (dtype casts around the member's input or output allowed, also in
     both branches of an ``if``), so the members run one after the other on the running value?
@@ -5717,7 +5755,8 @@ def chain_loop(loop: ast.stmt, skips: list | None = None) -> bool:
     member = target.id
     values: set = set()
 
-    return _chain_step(loop.body, member, counted, values, skips) and len(values) == 1 and member not in values
+    return _chain_step(loop.body, member, counted, values, skips, applier) and len(values) == 1 \
+        and member not in values
 
 
 def _iterates_self(expr: ast.expr) -> bool:
