@@ -1,0 +1,127 @@
+"""Forms found missing while checking the blind batch research105 (time-series forecasting and
+tabular models: Informer-style encoders, a multivariate time-series transformer, TSMixer, TFT,
+FT-Transformer-style classifiers).  The fixtures are ours.
+
+- A class imported from the package ``torch.nn.modules`` itself (``from torch.nn.modules import
+  Linear, BatchNorm1d``), which re-exports every class its submodules define, is torch.nn's
+  class, as one imported from the defining submodule already was (``torch.nn.modules.linear``).
+  Near-misses: a ReLU imported the same way (no GELU), a lower-case helper module of the package
+  (``utils``) keeping its path, a project's own ``nn.modules`` package (not torch's).
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from corpus_forms import finding_at, float64_pair, found, rules
+
+from adopter.structure.names import collect_names
+from adopter.synth import fix_text
+
+
+def test_the_modules_package_re_exports_public_classes_only():
+    names = collect_names(ast.parse(
+        "from torch.nn.modules import Linear, BatchNorm1d, Module, utils\n"
+        "from torch.nn.modules import GELU as Act\n"))
+    assert names.imports["Linear"] == "torch.nn.Linear"
+    assert names.imports["BatchNorm1d"] == "torch.nn.BatchNorm1d"
+    assert names.imports["Module"] == "torch.nn.Module"
+    assert names.imports["Act"] == "torch.nn.GELU"
+    assert names.imports["utils"] == "torch.nn.modules.utils"  # a submodule keeps its path
+
+
+def test_the_modules_package_written_out_resolves_too():
+    code = "import torch\nx = torch.nn.modules.Linear\ny = torch.nn.modules.utils\n"
+    tree = ast.parse(code)
+    names = collect_names(tree)
+    linear, helper = (stmt.value for stmt in tree.body[1:])
+    assert names.resolve(linear) == "torch.nn.Linear"
+    assert names.resolve(helper) == "torch.nn.modules.utils"
+
+
+FFN = """\
+import torch.nn as nn
+import torch.nn.functional as F
+from PKG import Linear, Dropout, BatchNorm1d
+
+
+def _activation(name):
+    if name == "relu":
+        return F.relu
+    elif name == "gelu":
+        return F.gelu
+    raise ValueError(name)
+
+
+class Block(nn.Module):
+    def __init__(self, dim=8, hidden=16, activation="relu"):
+        super().__init__()
+        self.linear1 = Linear(dim, hidden)
+        self.linear2 = Linear(hidden, dim)
+        self.dropout = Dropout(0.0)
+        self.activation = _activation(activation)
+
+    def forward(self, x):
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))  # site
+
+
+class Encoder(nn.Module):
+    def __init__(self, dim=8, hidden=16, activation="gelu"):
+        super().__init__()
+        self.block = Block(dim, hidden, activation=activation)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class Tabular(nn.Module):
+    def __init__(self, dim=8, hidden=16):
+        super().__init__()
+        self.fc = Linear(dim, hidden)
+        self.bn = BatchNorm1d(hidden)
+
+    def forward(self, x):
+        return self.bn(self.fc(x))  # bn site
+"""
+
+
+def _ffn(package: str) -> str:
+    return FFN.replace("PKG", package)
+
+
+def test_linear_and_batchnorm_imported_from_the_modules_package_are_found():
+    code = _ffn("torch.nn.modules")
+    assert finding_at(code, "ADP006", "# site") is not None
+    assert finding_at(code, "ADP008", "# bn site") is not None
+
+
+def test_a_relu_only_factory_stays_silent():
+    code = _ffn("torch.nn.modules").replace('activation="gelu"', 'activation="relu"').replace(
+        '    elif name == "gelu":\n        return F.gelu\n', "")
+    assert not found(code, "ADP006")
+
+
+def test_a_projects_own_modules_package_is_not_torch():
+    code = _ffn("mylib.nn.modules")
+    assert not found(code, "ADP006")
+    assert not found(code, "ADP008")
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_the_fixed_block_computes_what_the_original_does(activation):
+    import torch
+
+    code = _ffn("torch.nn.modules")
+    fixed = fix_text(code, "model.py", rules("ADP006")).text
+    assert fixed != code
+    a, b = float64_pair(code, fixed, "Block", activation=activation)
+    a.eval()
+    b.eval()
+    torch.manual_seed(1)
+    x = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
+    # float64, 8- and 16-wide dot products: equal to rounding
+    torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+    ga = torch.autograd.grad(a(x).sum(), x)[0]
+    gb = torch.autograd.grad(b(x).sum(), x)[0]
+    torch.testing.assert_close(gb, ga, rtol=0, atol=1e-12)
