@@ -125,3 +125,96 @@ def test_the_fixed_block_computes_what_the_original_does(activation):
     ga = torch.autograd.grad(a(x).sum(), x)[0]
     gb = torch.autograd.grad(b(x).sum(), x)[0]
     torch.testing.assert_close(gb, ga, rtol=0, atol=1e-12)
+
+
+# ----------------------------------- probabilities a caller drops under ``if not flag: w = None``
+
+HF_STYLE = """\
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def attention(q, k, v, mask=None, dropout_p=0.0, training=True):
+    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores + mask
+    weights = F.softmax(scores, dim=-1)  # site
+    if dropout_p > 0.0 and training:
+        weights = F.dropout(weights, p=dropout_p)
+    return torch.matmul(weights, v), weights
+
+
+class Attn(nn.Module):
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None, output_attentions=False):
+        b, n, c = x.shape
+        q, k, v = (f(x).view(b, n, self.heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
+        out, probs = attention(q, k, v, mask, 0.0, self.training)
+        out = self.o(out.transpose(1, 2).reshape(b, n, c))
+CLEAR
+        return out, probs
+"""
+
+DROPPED = """\
+        if not output_attentions:
+            probs = None"""
+
+
+def _hf(clear: str) -> str:
+    return HF_STYLE.replace("CLEAR", clear)
+
+
+@pytest.mark.parametrize("output_attentions", [False, True])
+def test_probabilities_dropped_under_a_flag_get_the_flag_and_match(output_attentions):
+    import torch
+
+    code = _hf(DROPPED)
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    assert "need_weights=output_attentions)" in fixed
+    a, b = float64_pair(code, fixed, "Attn")
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+    mask = torch.randn(1, 1, 5, 5, dtype=torch.float64)
+    oa, wa = a(x, mask, output_attentions=output_attentions)
+    ob, wb = b(x, mask, output_attentions=output_attentions)
+    # float64, 4-wide dot products, 5-key softmax: equal to rounding
+    torch.testing.assert_close(ob, oa, rtol=0, atol=1e-12)
+    if output_attentions:
+        torch.testing.assert_close(wb, wa, rtol=0, atol=1e-12)
+    else:
+        assert wa is None and wb is None
+    ga = torch.autograd.grad(oa.sum(), x)[0]
+    gb = torch.autograd.grad(ob.sum(), x)[0]
+    torch.testing.assert_close(gb, ga, rtol=0, atol=1e-12)
+
+
+def test_a_flag_test_written_without_not_is_negated():
+    code = _hf(DROPPED.replace("not output_attentions", "output_attentions is False"))
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "need_weights=not (output_attentions is False)" in fixed
+
+
+@pytest.mark.parametrize("clear", [
+    # read before they are dropped: the caller uses them on every call
+    "        self.seen = probs.mean()\n" + DROPPED,
+    # replaced by something computed from them, not dropped
+    DROPPED.replace("probs = None", "probs = probs.detach()"),
+    # a test the caller's own values decide (not one parameter's)
+    DROPPED.replace("not output_attentions", "out.sum() > 0"),
+    # an else that keeps them under another name
+    DROPPED + "\n        else:\n            self.kept = 1",
+])
+def test_probabilities_not_simply_dropped_under_a_flag_keep_the_original_path(clear):
+    fixed = fix_text(_hf(clear), "model.py", rules("ADP010")).text
+    assert "need_weights=" not in fixed
