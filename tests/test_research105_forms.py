@@ -218,3 +218,47 @@ def test_a_flag_test_written_without_not_is_negated():
 def test_probabilities_not_simply_dropped_under_a_flag_keep_the_original_path(clear):
     fixed = fix_text(_hf(clear), "model.py", rules("ADP010")).text
     assert "need_weights=" not in fixed
+
+
+# ------------------------------------- verify: einsum ranks through same-rank rebindings and scaling
+
+RANKS = '''
+import torch
+
+
+def swapped(q, k, v):
+    scale = q.shape[-1] ** -0.5
+    q = q.transpose(0, 1).contiguous()
+    k = k.transpose(0, 1).contiguous()
+    s = torch.einsum("bthd,bshd->bhts", q, k * scale)
+    return torch.einsum("bhts,bshd->bthd", s.softmax(-1), v)
+
+
+def flattened(q, k):
+    q = q.flatten(2).contiguous()
+    return torch.einsum("b i d, b j d -> b i j", q, k)
+
+
+def multiplied_by_a_parameter(q, k, m):
+    return torch.einsum("b i h d, b j h d -> b h i j", q, k * m)
+'''
+
+
+def test_einsum_ranks_follow_same_rank_rebindings_and_scaled_operands(tmp_path):
+    """FalconTST-style ``q = q.transpose(0, 1).contiguous()`` then ``einsum(..., q, k * scale)``:
+    q, k and v are 4-D (before: only v, so verify fed 3-D q and k and found no input).
+    Near-misses: a rank-changing ``flatten`` first (q not stated), ``k * m`` with ``m`` another
+    parameter (a tensor maybe of another rank: k not stated)."""
+    import importlib.util
+
+    path = tmp_path / "ranks105.py"
+    path.write_text(RANKS)
+    spec = importlib.util.spec_from_file_location("ranks105", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from adopter.verify.inputs import einsum_ranks, input_rank
+
+    assert einsum_ranks(module.swapped) == {"q": 4, "k": 4, "v": 4}
+    assert input_rank(module.swapped) == (4, True)
+    assert einsum_ranks(module.flattened) == {"k": 3}
+    assert einsum_ranks(module.multiplied_by_a_parameter) == {"q": 4}
