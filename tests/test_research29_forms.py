@@ -83,7 +83,7 @@ def test_submodule_imports_resolve_to_the_public_class_only_where_torch_re_expor
     assert names.imports["Linear"] == "torch.nn.Linear"
     assert names.imports["_BatchNorm"] == "torch.nn.modules.batchnorm._BatchNorm"
     assert names.imports["_pair"] == "torch.nn.modules.utils._pair"
-    assert names.imports["Module"] == "torch.nn.modules.Module"  # the package itself: as written
+    assert names.imports["Module"] == "torch.nn.Module"  # the package re-exports it too (research105)
 
 
 MLP = """\

@@ -545,8 +545,11 @@ def _bind_local(local: dict, name: str, fqn: str) -> None:
 # torch.nn.modules.linear import Linear``) is the package's public class (``torch.optim.Adam``,
 # ``torch.nn.Linear``), the one rules name.  Public (capitalised) names only: a private base
 # (``torch.nn.modules.batchnorm._BatchNorm``) or a helper function keeps its full path, and
-# ``torch.optim.lr_scheduler``'s classes are not re-exported by ``torch.optim``.
+# ``torch.optim.lr_scheduler``'s classes are not re-exported by ``torch.optim``.  The package
+# ``torch.nn.modules`` itself re-exports every class of its submodules (``from torch.nn.modules
+# import Linear, BatchNorm1d``: torch.nn's own classes, as mvts-style encoders import them).
 _REEXPORTED = {
+    "torch.nn.modules": "torch.nn",
     **{f"torch.optim.{m}": "torch.optim" for m in (
         "adadelta", "adagrad", "adam", "adamax", "adamw", "asgd", "lbfgs", "nadam", "optimizer", "radam",
         "rmsprop", "rprop", "sgd", "sparse_adam")},

@@ -378,7 +378,50 @@ class Decline:
 
     def _fallback(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name, reads: list, stores: list):
         return self._used_under_one_if(stmt, caller, bound, reads, stores) or \
-            self._collected(stmt, caller, bound)
+            self._collected(stmt, caller, bound) or \
+            self._cleared_under_one_if(stmt, caller, bound, reads, stores)
+
+    def _cleared_under_one_if(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name, reads: list,
+                              stores: list):
+        """``("value", negated test)`` where the caller drops the probabilities under an ``if``
+        of a stable test before anything reads them (the Hugging Face form ``attn_output,
+        attn_weights = attention(...)``, then ``if not output_attentions: attn_weights = None``,
+        then ``return attn_output, attn_weights``): the ``if`` follows ``stmt`` in the same
+        block, outside any loop, without ``else``, and its body binds the name once, to ``None``,
+        and reads it nowhere; the name has no other binding and every read of it comes after the
+        ``if``.  When the test holds the caller never sees them, so the flag is the test negated
+        (``not output_attentions`` gives ``output_attentions``).  None otherwise."""
+        if not reads or len(stores) != 2 or bound.id in _params(caller) or _escapes(caller, bound.id):
+            return None
+        parents = self.parents(caller)
+        block = next((body for body in _blocks(parents.get(stmt)) if stmt in body), None)
+        if block is None:
+            return None
+        up = parents.get(stmt)
+        while up is not None and up is not caller:
+            if isinstance(up, (ast.For, ast.AsyncFor, ast.While, ast.FunctionDef, ast.AsyncFunctionDef,
+                               ast.Lambda, ast.ClassDef)):
+                return None  # a later turn of a loop could read a binding of an earlier one
+            up = parents.get(up)
+        other = next(n for n in stores if n is not bound)
+        at = block.index(stmt)
+        found = next((node for node in block[at + 1:] if isinstance(node, ast.If) and not node.orelse and any(
+            isinstance(s_, ast.Assign) and len(s_.targets) == 1 and s_.targets[0] is other for s_ in node.body)), None)
+        if found is None or not isinstance(other.ctx, ast.Store):
+            return None
+        clear = next(s_ for s_ in found.body if isinstance(s_, ast.Assign) and s_.targets[0] is other)
+        if not (isinstance(clear.value, ast.Constant) and clear.value.value is None):
+            return None
+        if not _stable_test(found.test, _params(caller) - _stores(caller)):
+            return None
+        end = (found.end_lineno, found.end_col_offset)
+        between = {id(n) for node in block[at + 1:block.index(found)] for n in ast_walk(node)}
+        if any(id(r) in between or (r.lineno, r.col_offset) < end for r in reads):
+            return None  # read before the ``if`` or inside it
+        test = found.test
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            return "value", self.index.segment(span_of(test.operand))
+        return "value", f"not ({self.index.segment(span_of(test))})"
 
     def _collected(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name):
         """``("pass", (place, arity, [], guards))`` where ``caller`` hands the probabilities back
@@ -706,6 +749,16 @@ def _module_list_of(value: ast.AST, one) -> bool:
         return one(items.elt)
     return isinstance(items, ast.List) and bool(items.elts) and all(one(e) for e in items.elts)
 
+
+
+def _blocks(node: ast.AST | None):
+    """The statement lists directly under ``node`` (a function's or a compound statement's)."""
+    for field in ("body", "orelse", "finalbody"):
+        body = getattr(node, field, None)
+        if isinstance(body, list):
+            yield body
+    for handler in getattr(node, "handlers", ()):
+        yield handler.body
 
 
 def _stable_test(test: ast.expr, stable: set[str]) -> bool:

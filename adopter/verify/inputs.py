@@ -474,7 +474,7 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
                         (isinstance(sub, ast.Assign) and isinstance(value, ast.BinOp) and
                          isinstance(value.op, (ast.Mult, ast.Div)) and
                          any(isinstance(side, ast.Name) and side.id == n.id for side in (value.left, value.right))))
-                    if not scaled:
+                    if not scaled and not (isinstance(target, ast.Name) and _same_rank_of(value, n.id)):
                         rebound.add(n.id)
                     if isinstance(target, ast.Name) and isinstance(value, ast.Call) and \
                             isinstance(value.func, ast.Attribute) and value.func.attr in ("reshape", "view") and \
@@ -503,10 +503,41 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
             continue
         for term, operand in zip(terms, operands):
             letters = term.replace(" ", "")
+            operand = _scaled_operand(operand, params)
             if isinstance(operand, ast.Name) and operand.id in params and letters.isalpha():
                 found.setdefault(operand.id, set()).add(len(letters))
     return {name: next(iter(ranks)) for name, ranks in found.items()
             if len(ranks) == 1 and (not kept or name not in rebound) and name not in reshaped}
+
+
+# methods that hand back a tensor of the same rank (their axes maybe swapped or copied)
+_SAME_RANK = frozenset({"transpose", "swapaxes", "swapdims", "permute", "contiguous", "float", "half",
+                        "double", "to", "type_as", "clone", "detach"})
+
+
+def _same_rank_of(value: ast.expr, name: str) -> bool:
+    """Is ``value`` ``name`` through a chain of same-rank methods only (``q.transpose(0,
+    1).contiguous()``): a rebinding that keeps the input's rank."""
+    seen = False
+    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _SAME_RANK:
+        value, seen = value.func.value, True
+    return seen and isinstance(value, ast.Name) and value.id == name
+
+
+def _scaled_operand(operand: ast.expr, params: set) -> ast.expr:
+    """``k * scale`` (or ``scale * k``, ``k / scale``) handed to einsum: the parameter ``k``, where
+    the other side is a number, an attribute or a local name (no other parameter, which could be
+    a tensor of another rank); the operand itself otherwise."""
+    if not (isinstance(operand, ast.BinOp) and isinstance(operand.op, (ast.Mult, ast.Div))):
+        return operand
+    sides = (operand.left, operand.right) if isinstance(operand.op, ast.Mult) else (operand.left,)
+    for side in sides:
+        other = operand.right if side is operand.left else operand.left
+        if isinstance(side, ast.Name) and side.id in params and (
+                isinstance(other, (ast.Constant, ast.Attribute)) or
+                (isinstance(other, ast.Name) and other.id not in params)):
+            return side
+    return operand
 
 
 def transposed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> int | None:
