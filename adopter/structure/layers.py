@@ -2857,11 +2857,15 @@ class LayerTyper:
         body = "\n".join(self.lines[func.body[0].lineno - 1:func.end_lineno])
         return any(re.search(rf"\b{a.arg}\(", body) for a in func.args.args if f"{a.arg}(" in body)
 
-    def passed_by_every_caller(self, param: "_Param") -> tuple:
+    def passed_by_every_caller(self, param: "_Param", mixed: bool = False) -> tuple:
         """The layer every call in the file passes for a constructor (or function) parameter
         that has no layer default (``feed_forward: Module``), when each passes one and all the
-        same class: what the parameter holds, as far as this file says (empty otherwise)."""
-        key = ("every", id(param.func), param.index, param.name, param.item)
+        same class: what the parameter holds, as far as this file says (empty otherwise).
+        ``mixed``: when each call passes a layer but not all the same class (rectools'
+        feed-forward built with ``torch.nn.GELU()`` by one call and ``torch.nn.ReLU()`` by
+        another), each of them, as conditional values: the parameter holds one of them at run
+        time, as a parameter whose layer default the file's calls replace does (bindings._record)."""
+        key = ("every", id(param.func), param.index, param.name, param.item, mixed)
         if key in self._param_cache:
             return self._param_cache[key]
         self._param_cache[key] = ()
@@ -2899,7 +2903,9 @@ class LayerTyper:
                 break
             out += values
             kinds.add(frozenset(v.fqn for v in values))
-        if len(kinds) != 1:  # (a module and what its output is, ``adopter.output_of...``, count as one)
+        if len(kinds) > 1 and mixed and out:
+            out = tuple(replace(v, conditional=True) for v in out)
+        elif len(kinds) != 1:  # (a module and what its output is, ``adopter.output_of...``, count as one)
             out = ()
         out = _unique(out)
         self._param_cache[key] = out
