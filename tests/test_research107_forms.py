@@ -12,6 +12,10 @@ fixtures are ours.
   the number it evaluates to / the fill each element holds.  Such a tensor bound to a name read
   only as the step's fill is dropped from the fused path (the fused call takes the value).
   Look-alikes: fills that are not large negative numbers, and a fill tensor read again.
+- One query's keys-first scores squeezed to (batch, keys) (``torch.matmul(keys,
+  query.unsqueeze(2)).squeeze(2)``) and then filled: the mask has one entry per key, so the
+  fused call takes it with the query axis put back before the keys (``.unsqueeze(-2)``);
+  before, such a fill was reported and declined.
 """
 
 from __future__ import annotations
@@ -145,11 +149,38 @@ def test_target_attention_with_a_tensor_of_a_large_negative_fill_is_found(paddin
     assert finding_at(code, "ADP010", "# softmax") is not None
 
 
-def test_target_attention_keys_first_with_a_mask_is_reported_not_fixed():
-    code = TARGET.replace("PADDING", "torch.ones_like(scores) * (-(2**31) + 1)")
+@pytest.mark.parametrize("padding", ["torch.ones_like(scores) * (-(2**31) + 1)", "torch.full_like(scores, -1e9)"])
+@pytest.mark.parametrize("lengths", [[3, 7, 1], [0, 7, 2]])
+def test_target_attention_keys_first_with_a_mask_is_fixed_and_computes_the_same(padding, lengths):
+    # one query's keys-first scores squeezed to (batch, keys): the mask has one entry per key,
+    # and the fused call's has the query axis put back before the keys (a batch row with no
+    # key left -- length 0 -- takes the original, whose weights are uniform there)
+    torch = pytest.importorskip("torch")
+    code = TARGET.replace("PADDING", padding)
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention(" in result.text, result.skipped
+    assert ".unsqueeze(-2)" in result.text.split("else:")[-1]
+    a, b = float64_pair(code, result.text, "TargetAttention")
+    query = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    keys = torch.randn(3, 7, 4, dtype=torch.float64, requires_grad=True)
+    n = torch.tensor(lengths)
+    query2, keys2 = (t.detach().clone().requires_grad_(True) for t in (query, keys))
+    out_a, out_b = a(query, keys, n), b(query2, keys2, n)
+    # float64, sums over 4 channels and 7 keys: agreement to rounding
+    torch.testing.assert_close(out_b, out_a, rtol=1e-10, atol=1e-12)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    torch.testing.assert_close(query2.grad, query.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(keys2.grad, keys.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_a_fill_on_queries_first_squeezed_scores_stays_unread():
+    # look-alike: the fill on one query's *queries-first* squeezed scores (its mask would reach
+    # the fused call laid out for the squeezed scores): no squeezed-keys reading, no patch
+    code = TARGET.replace("PADDING", "torch.ones_like(scores) * -1e9").replace(
+        "torch.matmul(keys, query.unsqueeze(2)).squeeze(2)", "torch.matmul(query.unsqueeze(1), keys.transpose(1, 2)).squeeze(1)")
     result = fix_text(code, "model.py", rules("ADP010"))
     assert "scaled_dot_product_attention(" not in result.text
-    assert any("(keys, queries)" in why for _, why in result.skipped), result.skipped
 
 
 @pytest.mark.parametrize("padding", ["torch.ones_like(scores) * 3", "torch.ones_like(scores) * (-(2**3) + 1)",

@@ -4269,8 +4269,10 @@ class _Attention:
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
         one part under an ``if`` (``m if cond else None``)."""
         parts: list[dict] = []
-        if self.scores_t and any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS, *FILL_STEPS)):
-            # (the mask would be the transpose of the one written, and its rank is not known)
+        if self.scores_t and (any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS)) or not all(
+                self.roles[r].squeezed_keys for r in FILL_STEPS if r in self.roles)):
+            # (the mask would be the transpose of the one written, and its rank is not known;
+            # a fill on one query's squeezed scores is laid out over the keys alone: _fill)
             raise Skip("a mask is applied to scores written (keys, queries)")
         self._check_moved_mask_parts()
         views = [r for r in VIEW_STEPS if r in self.roles]
@@ -4619,6 +4621,11 @@ class _Attention:
             where, keep = self._folded_fill(where, conditions), self._folded_fill(keep, conditions)
         # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
         where, keep = self._in_product_layout(where, cond), self._in_product_layout(keep, cond)
+        if node.squeezed_keys:
+            # one query's squeezed keys-first scores (tzrec's target attention, fastNLP's Luong
+            # attention): the mask has one entry per key; the fused call's scores have the query
+            # axis before the keys (q is the query unsqueezed there)
+            where, keep = (f"{_atom_text(t, ast.parse(t, mode='eval').body)}.unsqueeze(-2)" for t in (where, keep))
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
 
