@@ -94,8 +94,9 @@ def test_its_cast_round_trip_and_its_fill_each_alone_are_sites():
 
 
 def test_the_mask_on_keys_first_scores_is_never_rewritten():
-    """The fill's mask is laid out for the squeezed scores: the fixer declines it (and the
-    probabilities are returned besides); the file stays as written."""
+    """The fixer declines it: the squeezed scores' rank is not fixed by the code (a matmul) and
+    the probabilities are returned besides (a fill on squeezed keys-first scores of a known rank
+    is read since research107: tests/test_research107_forms.py); the file stays as written."""
     result = fix_text(LUONG, "model.py", rules("ADP010"))
     assert not result.applied and len(result.skipped) == 1 and result.text == LUONG
 

@@ -879,8 +879,9 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             built = [replace(v, conditional=True) for v in resolved]
     if (not built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
             and typer.calls_attr(owner, attr)):
-        # self.feed_forward = feed_forward, called as a layer: what every call of the class passes for it
-        built = list(typer.passed_by_every_caller(env[value.id]))
+        # self.feed_forward = feed_forward, called as a layer: what every call of the class passes
+        # for it (calls passing different layers: each, as one the attribute may hold at run time)
+        built = list(typer.passed_by_every_caller(env[value.id], mixed=True))
     if not built and owner is not None and value.__class__ is ast.Subscript and typer.calls_attr(owner, attr):
         # self.first = layers[0], called as a layer: what every caller's list holds there
         item = _param_item(value, env)

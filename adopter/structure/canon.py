@@ -521,6 +521,15 @@ def fill_value(expr: ast.expr) -> str | None:
         if value == float("-inf"):
             return "inf"
         return "finite" if value <= LARGE_NEGATIVE else None
+    if inner.__class__ is ast.BinOp:
+        # a number written as arithmetic of literals (tzrec's ``-(2**31) + 1``, ``-1 * 1e9``):
+        # the number it evaluates to
+        value = constant_number(expr)
+        if value is None:
+            return None
+        if value == float("-inf"):
+            return "inf"
+        return "finite" if value <= LARGE_NEGATIVE else None
     if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id == "float" \
             and len(inner.args) == 1 and isinstance(inner.args[0], ast.Constant) and isinstance(inner.args[0].value, str):
         text = inner.args[0].value.strip().lower()
@@ -542,6 +551,53 @@ def fill_value(expr: ast.expr) -> str | None:
     return None
 
 
+_FOLDED = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+           ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
+
+
+def constant_number(expr: ast.expr, depth: int = 0) -> float | int | None:
+    """The number an arithmetic expression of number literals evaluates to (``-(2**31) + 1``,
+    ``-1 * 1e9``), else None: only ``+ - * / **`` and signs, exponents at most 128 in size (no
+    huge powers), nothing read from a name."""
+    cls = expr.__class__
+    if cls is ast.Constant:
+        value = expr.value
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if depth > 8:
+        return None
+    if cls is ast.UnaryOp and expr.op.__class__ in (ast.USub, ast.UAdd):
+        value = constant_number(expr.operand, depth + 1)
+        return None if value is None else (-value if expr.op.__class__ is ast.USub else value)
+    if cls is ast.BinOp and expr.op.__class__ in _FOLDED:
+        left = constant_number(expr.left, depth + 1)
+        right = constant_number(expr.right, depth + 1) if left is not None else None
+        if right is None or (expr.op.__class__ is ast.Pow and (abs(right) > 128 or abs(left) > 1e6)) \
+                or (expr.op.__class__ is ast.Div and right == 0):
+            return None
+        try:
+            return _FOLDED[expr.op.__class__](left, right)
+        except (OverflowError, ZeroDivisionError, ValueError):
+            return None
+    return None
+
+
+#: Calls that make a tensor of ones shaped as their argument: times a fill, a tensor of that
+#: fill (tzrec's ``torch.ones_like(scores) * (-(2**31) + 1)`` in ``torch.where(mask, scores, ...)``)
+_ONES_HOLDERS = frozenset({"ones_like", "ones", "new_ones"})
+
+
+def ones_times(expr: ast.expr) -> ast.expr | None:
+    """The factor ``f`` of ``torch.ones_like(t) * f`` (either operand order; ``torch.ones(...)``,
+    ``t.new_ones(...)``), else None: every element of the product is ``f``."""
+    if expr.__class__ is not ast.BinOp or expr.op.__class__ is not ast.Mult:
+        return None
+    for ones, factor in ((expr.left, expr.right), (expr.right, expr.left)):
+        if ones.__class__ is ast.Call and ones.func.__class__ in (ast.Attribute, ast.Name) \
+                and (getattr(ones.func, "attr", None) or getattr(ones.func, "id", None)) in _ONES_HOLDERS:
+            return factor
+    return None
+
+
 #: Calls that make a tensor holding their value argument, by its position: ``torch.tensor(v,
 #: dtype=...)``, the 0-d ``torch.full([], v, ...)`` (GPT-2's mask value), ``x.new_full(shape, v)``.
 _FILL_HOLDERS = {"tensor": 0, "as_tensor": 0, "scalar_tensor": 0, "full": 1, "new_tensor": 0, "new_full": 1,
@@ -559,6 +615,12 @@ def held_fill(expr: ast.expr, lookup) -> str | None:
             return kind
         if isinstance(expr, ast.Name):
             return lookup(expr.id)
+        if expr.__class__ is ast.BinOp:
+            factor = ones_times(expr)  # torch.ones_like(scores) * fill: a tensor of the fill
+            if factor is None:
+                return None
+            expr = factor
+            continue
         if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)):
             return None
         if expr.func.attr == "to":

@@ -167,6 +167,10 @@ class Node:
     # A softmax or transpose whose dims count from the front of a value of unknown rank, read
     # at the rank its product makes attention (ranks._contracted): that rank; None otherwise
     assumed_rank: int | None = None
+    # A fill on one query's keys-first scores whose size-1 query axis is squeezed (singletons):
+    # its mask is laid out over the squeezed scores, (..., keys), so the fused call's mask is
+    # that mask with the query axis put back before the keys (``.unsqueeze(-2)``)
+    squeezed_keys: bool = False
     # A layer typed as ``canon`` whose __init__ may bind nn.Identity instead, the operation at
     # its no-op setting (a dropout at p = 0): the module may have no attribute of the op's
     identity: bool = False

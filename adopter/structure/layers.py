@@ -2858,11 +2858,18 @@ class LayerTyper:
         body = "\n".join(self.lines[func.body[0].lineno - 1:func.end_lineno])
         return any(re.search(rf"\b{a.arg}\(", body) for a in func.args.args if f"{a.arg}(" in body)
 
-    def passed_by_every_caller(self, param: "_Param") -> tuple:
+    def passed_by_every_caller(self, param: "_Param", mixed: bool = False) -> tuple:
         """The layer every call in the file passes for a constructor (or function) parameter
         that has no layer default (``feed_forward: Module``), when each passes one and all the
-        same class: what the parameter holds, as far as this file says (empty otherwise)."""
-        key = ("every", id(param.func), param.index, param.name, param.item)
+        same class: what the parameter holds, as far as this file says (empty otherwise).
+        ``mixed``: when each call passes an activation but not all the same one (rectools'
+        feed-forward built with ``torch.nn.GELU()`` by one call and ``torch.nn.ReLU()`` by
+        another), each of them, as conditional values: the parameter holds one of them at run
+        time, as a parameter whose layer default the file's calls replace does (bindings._record).
+        Only activations (canon.OpTable.layer_ops: what a choice made at run time may be); calls
+        passing different modules (a feed-forward by one, a residual block by another) still
+        leave the parameter untyped."""
+        key = ("every", id(param.func), param.index, param.name, param.item, mixed)
         if key in self._param_cache:
             return self._param_cache[key]
         self._param_cache[key] = ()
@@ -2900,7 +2907,9 @@ class LayerTyper:
                 break
             out += values
             kinds.add(frozenset(v.fqn for v in values))
-        if len(kinds) != 1:  # (a module and what its output is, ``adopter.output_of...``, count as one)
+        if len(kinds) > 1 and mixed and out and all(_runtime_activation(v) for v in out):
+            out = tuple(replace(v, conditional=True) for v in out)
+        elif len(kinds) != 1:  # (a module and what its output is, ``adopter.output_of...``, count as one)
             out = ()
         out = _unique(out)
         self._param_cache[key] = out
@@ -4627,6 +4636,15 @@ class LayerTyper:
             # members the rest of __init__ adds (``self.add_module(name, layer)``, ``self.append``)
             # come after these, in the order the code adds them
             env["list:self"] = site.graph
+
+
+def _runtime_activation(value) -> bool:
+    """Is ``value`` (a layer a call passes) an activation a choice made at run time may be
+    (``torch.nn.GELU()``, ``torch.nn.ReLU()``: the op table's ``runtime`` operations)?"""
+    if not isinstance(value, Built) or value.table:
+        return False
+    op = TABLE.canonical(value.fqn)
+    return op is not None and op.name in TABLE.runtime
 
 
 @dataclass

@@ -28,8 +28,9 @@ attention, as fairseq-era seq2seq code writes it: ``s = torch.matmul(keys, x.uns
 
 - between the squeeze and the softmax, copies, casts, a division or product by a number
   (``/ np.sqrt(self.d)``: the same scale in either layout) -- and, for keys-first scores only,
-  a ``masked_fill``: the fill then reads as a mask on the (keys, queries) scores, which the fixer
-  declines (its layout is the squeezed one), while a mask on queries-first scores would reach
+  a ``masked_fill``: the fill then reads as a mask on the (keys, queries) scores, its node marked
+  ``squeezed_keys`` (its layout is the squeezed one, one entry per key: the fixer puts the query
+  axis back with ``.unsqueeze(-2)``), while a mask on queries-first scores would reach
   the fused call's ``attn_mask`` as written, broadcast wrongly: those stay unread;
 - the unsqueeze putting the size-1 axis back at the *other* of the two last axes gives the
   probabilities transposed (a one-row matrix is its one-column one's transpose): it is read as
@@ -146,6 +147,10 @@ def _read_at(nodes, softmax, squeeze, product, steps, rank: int | None, assumed:
     if back is None:
         return None
     nodes[squeeze.id] = _copy(squeeze)
+    for step in steps:
+        if step.canon == _FILL and axis == -1:
+            # (keys-first: the fill's mask covers the squeezed scores, one per key)
+            nodes[step.id] = replace(step, squeezed_keys=True)
     if summed is not None:
         # the column's transpose is the probabilities' row: their layout for queries-first
         # scores, its transpose for keys-first ones; the multiplication is that row times v

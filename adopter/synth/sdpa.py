@@ -48,7 +48,8 @@ from ..records import replace
 from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
-from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_choices, fill_value, held_fill
+from ..structure.canon import (LARGE_NEGATIVE, constant_number, einx_where_layout, fill_choices, fill_value, held_fill,
+                               ones_times)
 from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.setting_dispatch import dispatched_attr, local_dispatches
@@ -298,6 +299,9 @@ def _fill_literal(expr) -> float | None:
     (``float("-inf") if precision == "32" else -10000``), the least negative branch's number:
     the entirely filled rows that number leaves must be checked on every path, as a literal's."""
     numbers = [n for n in map(_number, fill_choices(expr)) if n is not None]
+    if not numbers and expr.__class__ is ast.BinOp:
+        folded = constant_number(expr)  # arithmetic of literals (``-(2**31) + 1``): its number
+        numbers = [float(folded)] if folded is not None else []
     return max(numbers) if numbers else None
 
 
@@ -979,6 +983,7 @@ class _Attention:
         kinds: list[str] = []
         self.kept_methods: list[tuple[str, str]] = []  # (class, method) of a dropped `w = self.m(w, ...)`: _keeps_value
         self.dtype_holders: dict[str, ast.Assign] = {}  # name -> the dropped cast it holds (_dtype_only)
+        self.fill_holders: dict[str, ast.expr] = {}  # name -> the fill value of its dropped tensor (_fill_holder)
         metadata: dict[int, str] = {}  # region offset -> the statement reading q's and k's dtype, device, shape
         step_if_keeps: dict[int, list[ast.stmt]] = {}
         branch_tests: set[str] = set()  # the guard terms of those ifs
@@ -1029,6 +1034,11 @@ class _Attention:
             elif _layout_copy(stmt, step_stored) or self._grouped_back(stmt, step_stored) \
                     or self._alias_for_steps(stmt, step_stored, step_stmts):
                 kinds.append("drop")  # `w = w.contiguous()`: the same values, which the fused path does not need
+            elif (factor := self._fill_holder(stmt, step_stored, region)) is not None:
+                # tzrec's `padding = torch.ones_like(scores) * (-(2**31) + 1)`, read only as the
+                # fill of the where step: the fused call takes the fill value alone (_full_like_value)
+                self.fill_holders[stmt.targets[0].id] = factor
+                kinds.append("drop")
             elif self._dtype_only(stmt, region[offset + 1:]):
                 # fairseq's `attn_weights = attn_weights_float.type_as(attn_weights)`, read only as
                 # the dtype the next cast converts to: the fused path does not compute it (a later
@@ -4259,8 +4269,10 @@ class _Attention:
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
         one part under an ``if`` (``m if cond else None``)."""
         parts: list[dict] = []
-        if self.scores_t and any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS, *FILL_STEPS)):
-            # (the mask would be the transpose of the one written, and its rank is not known)
+        if self.scores_t and (any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS)) or not all(
+                self.roles[r].squeezed_keys for r in FILL_STEPS if r in self.roles)):
+            # (the mask would be the transpose of the one written, and its rank is not known;
+            # a fill on one query's squeezed scores is laid out over the keys alone: _fill)
             raise Skip("a mask is applied to scores written (keys, queries)")
         self._check_moved_mask_parts()
         views = [r for r in VIEW_STEPS if r in self.roles]
@@ -4609,6 +4621,11 @@ class _Attention:
             where, keep = self._folded_fill(where, conditions), self._folded_fill(keep, conditions)
         # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
         where, keep = self._in_product_layout(where, cond), self._in_product_layout(keep, cond)
+        if node.squeezed_keys:
+            # one query's squeezed keys-first scores (tzrec's target attention, fastNLP's Luong
+            # attention): the mask has one entry per key; the fused call's scores have the query
+            # axis before the keys (q is the query unsqueezed there)
+            where, keep = (f"{_atom_text(t, ast.parse(t, mode='eval').body)}.unsqueeze(-2)" for t in (where, keep))
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
 
@@ -4768,10 +4785,49 @@ class _Attention:
         return {"kind": "finite", "where": f"{atom} == 0", "keep": f"{atom} != 0", "test": test, "value": repr(fill),
                 "cond": cond, "filled_by_cond": False, "role": role}
 
+    def _fill_holder(self, stmt: ast.stmt, step_stored: set, region: list) -> ast.expr | None:
+        """The fill value ``v`` of ``name = torch.ones_like(scores) * v`` (either operand order) or
+        ``name = torch.full_like(scores, v)``, a statement between the attention steps that
+        reads only the scores' shape, dtype and device, when ``v`` is -inf or a large negative
+        number that reads nothing the attention assigns and the region reads ``name`` once, as
+        the value of its masked_fill / where step: the tensor is that value wherever the step
+        takes it, so the fused path drops the statement and fills with ``v`` (a read of
+        ``name`` after the region is checked as any value only the original computes)."""
+        if not (stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Name):
+            return None
+        value, shaped = stmt.value, None
+        factor = ones_times(value)
+        if factor is not None:
+            ones = value.left if value.right is factor else value.right
+            if len(ones.args) == 1 and not ones.keywords and self.names.resolve(ones.func) == "torch.ones_like":
+                shaped = ones.args[0]
+        elif value.__class__ is ast.Call and len(value.args) == 2 and not value.keywords \
+                and self.names.resolve(value.func) == "torch.full_like":
+            shaped, factor = value.args
+        if shaped is None or shaped.__class__ is not ast.Name or shaped.id not in step_stored \
+                or read_names(factor) & step_stored or fill_value(factor) is None:
+            return None
+        name = stmt.targets[0].id
+        roles = [r for r in FILL_STEPS if r in self.roles]
+        if len(roles) != 1:
+            return None
+        _, kwargs, _, kwarg_spans = self._view(roles[0])
+        spans = {key: value_span for (key, _), (value_span, _) in zip(kwargs, kwarg_spans)}
+        taken = self.index.expr_at(spans["value"]) if spans.get("value") is not None else None
+        if not (taken.__class__ is ast.Name and taken.id == name):
+            return None
+        reads = [n for s in region if s is not stmt for n in ast_walk(s)
+                 if n.__class__ is ast.Name and n.id == name]
+        if len(reads) != 1 or (reads[0].lineno, reads[0].col_offset) != (taken.lineno, taken.col_offset):
+            return None  # (read again, or assigned again, between the steps)
+        return factor
+
     def _full_like_value(self, value: ast.expr, stored: set) -> ast.expr:
         """``torch.full_like(scores, v)`` (where(c, scores, full_like(scores, -inf))) or
         ``scores.new_full(shape, v)`` fills with ``v``: where the tensor is taken only ``v``
-        counts."""
+        counts (also through a name bound to such a tensor between the steps: _fill_holder)."""
+        if value.__class__ is ast.Name and value.id in getattr(self, "fill_holders", ()):
+            return self.fill_holders[value.id]
         if isinstance(value, ast.Call) and not value.keywords and len(value.args) == 2 \
                 and isinstance(value.args[0], ast.Name) and value.args[0].id in stored \
                 and self.names.resolve(value.func) == "torch.full_like":
