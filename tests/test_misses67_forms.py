@@ -5,8 +5,8 @@ The fixtures are ours.
   list, a LoRA scale: ``self.gate_proj(x, scale=s)``, ``self.up_proj(x, s)``; exllamav2's
   ``.forward(x, loras=loras)``, diffusers-style LoRA-compatible layers): the kernel fuses the
   SiLU and the product of the two outputs, whatever else the projections were given.  The fix
-  keeps both calls as written and fuses the product of their named outputs; an in-place
-  ``y *= up`` is reported, and the fix declines it with a reason.
+  declines with a reason rather than render a projection without its argument (and an in-place
+  ``y *= up`` is declined as before); without further arguments the same module is fixed.
   Near-misses: the up projection of another input, a fixed ReLU gate.
 """
 
@@ -61,18 +61,23 @@ def test_projections_with_extra_arguments_are_a_swiglu():
         assert [f.line <= line_of(code, "# product") <= f.end_line for f in hits] == [True], body
 
 
-def test_the_fix_keeps_both_calls_with_their_arguments_and_computes_the_same():
+def test_the_fix_declines_rather_than_drop_an_argument_of_a_projection():
     code = _mlp(NAMED)
     result = fix_text(code, "model.py", rules("ADP013"))
+    assert not result.applied
+    assert result.text == code
+    assert [why for _, why in result.skipped] == ["the fused call would drop the argument `scale=scale`"]
+
+
+def test_projections_without_further_arguments_are_still_fixed_and_compute_the_same():
+    code = _mlp(NAMED.replace("(x, scale=scale)", "(x)").replace("(x, scale)", "(x)"))
+    result = fix_text(code, "model.py", rules("ADP013"))
     assert result.applied, result.skipped
-    fixed = result.text
-    assert "gate = self.gate_proj(x, scale=scale)" in fixed
-    assert "up = self.up_proj(x, scale)" in fixed
-    assert "liger_silu_mul(gate, up)" in fixed
-    a, b = float64_pair(code, fixed, "MLP")
+    assert "liger_silu_mul(self.gate_proj(x), self.up_proj(x))" in result.text
+    a, b = float64_pair(code, result.text, "MLP")
     x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
     xb = x.detach().clone().requires_grad_(True)
-    ya, yb = a(x, scale=0.25), b(xb, scale=0.25)
+    ya, yb = a(x), b(xb)
     # float64, the same operations on the CPU fallback: equal to rounding
     torch.testing.assert_close(yb, ya, rtol=1e-12, atol=1e-12)
     ya.sum().backward()
