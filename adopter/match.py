@@ -1904,9 +1904,13 @@ class Matcher:
         one scale are a gate and an up projection; a layer given the input and a second tensor
         (an attention of both) beside a gate given the input alone is not."""
         extras = []
+        nodes = self.forward.nodes
         for index, node in zip(state.steps, state.matched):
-            pnode = self.forward.nodes[index]
-            if pnode.op != "layer" or pnode.layer is None or pnode.layer.name not in self.same_extras:
+            pnode = nodes[index]
+            if pnode.op != "layer" or pnode.layer.name not in self.same_extras:
+                continue
+            if not node.kwargs and len(node.args) <= len(pnode.args):
+                extras.append(((), ()))  # (the common case: nothing beyond the pattern's arguments)
                 continue
             args, kwargs, _, _ = node_view(pnode, node)
             named = {name for name, _ in pnode.kwargs}
