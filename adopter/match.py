@@ -556,8 +556,9 @@ class Matcher:
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = (), outputs_meet: bool = False,
                  uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = (),
-                 given: tuple[str, ...] = (), max_gap: int = 0):
+                 given: tuple[str, ...] = (), max_gap: int = 0, same_extras: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self.same_extras = same_extras
         # the weighted gap a search may skip between two steps (the rule's ``max_gap``, else MAX_GAP)
         self.gap_bound = (max_gap or MAX_GAP) * GAP_WEIGHT
         self.foldable = foldable
@@ -1708,6 +1709,8 @@ class Matcher:
             return None
         if self.outputs_meet and not self._outputs_meet(flow, state):
             return None
+        if self.same_extras and not self._same_extras(state):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1911,6 +1914,27 @@ class Matcher:
     # still the weight.
     _LAYOUT = frozenset({"transpose", "permute", "t", "T", "mT", "unsqueeze", "expand", "expand_as", "view",
                          "reshape", "contiguous", "to", "float", "type_as", "repeat"})
+
+    def _same_extras(self, state: _State) -> bool:
+        """Do the calls of the ``[forward] same_extras`` layer variables pass the same arguments
+        beyond the pattern's ``...`` (the same values by position, the same keywords with the
+        same values)?  Two projections of one input given one adapter list (``loras=loras``) or
+        one scale are a gate and an up projection; a layer given the input and a second tensor
+        (an attention of both) beside a gate given the input alone is not."""
+        extras = []
+        nodes = self.forward.nodes
+        for index, node in zip(state.steps, state.matched):
+            pnode = nodes[index]
+            if pnode.op != "layer" or pnode.layer.name not in self.same_extras:
+                continue
+            if not node.kwargs and len(node.args) <= len(pnode.args):
+                extras.append(((), ()))  # (the common case: nothing beyond the pattern's arguments)
+                continue
+            args, kwargs, _, _ = node_view(pnode, node)
+            named = {name for name, _ in pnode.kwargs}
+            extras.append((tuple(args[len(pnode.args):]),
+                           tuple(sorted(((k, v) for k, v in kwargs if k not in named), key=lambda kv: kv[0]))))
+        return all(e == extras[0] for e in extras[1:])
 
     def _module_weights(self, state: _State) -> bool:
         """Does every variable of ``[forward] module_weights`` the match binds hold a tensor of

@@ -224,6 +224,11 @@ class Rule:
     # query and key meet in its scores; eleven classifier heads returned in a tuple, or a
     # triangle update's gated projections, do not.
     outputs_meet: bool = False
+    # ``[forward] same_extras = ["gate", "up"]``: calls of these layer variables that pass
+    # arguments beyond the pattern's ``...`` pass the same ones (see match.Matcher._same_extras):
+    # a gate and an up projection given one adapter list or scale, not a gate beside an
+    # attention module of the same input and another tensor.
+    same_extras: tuple[str, ...] = ()
     # ``[forward] max_gap = 20``: the operations a match may skip between two steps, where a
     # rule's steps lie further apart than match.MAX_GAP (0: that bound).  ADP009's projections
     # may be spread over an attention's preprocessing (Zaya's CCA: q and k projected, mixed by a
@@ -936,6 +941,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         foldable=reader.strings(forward, "foldable", "forward"),
         uncentred=reader.strings(forward, "uncentred", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
+        same_extras=reader.strings(forward, "same_extras", "forward"),
         max_gap=need(forward, "max_gap", int, "forward", 0),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version

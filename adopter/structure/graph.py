@@ -1352,6 +1352,9 @@ class FlowBuilder:
                     and f"{func.value.attr}[{index.value}]" in cls.bindings and self._positional(func.value.attr)):
                 # self.layers[0](x) on an nn.ModuleList literal: the member at that position
                 return f"self.{func.value.attr}[{index.value}]"
+            if func.value.attr not in cls.bindings \
+                    and class_table(cls.node, func.value.attr, self.lines, self.text) is not None:
+                return None  # self.methods[name](params): an entry of a class-body literal table, no layer
             return f"self.{func.value.attr}[]"
         return None
 
@@ -2266,7 +2269,7 @@ class FlowBuilder:
                 # ``softmax_kwargs = dict()``, ``softmax_kwargs.update(dtype=torch.float32)`` under
                 # an if, then ``x.softmax(dim=-1, **softmax_kwargs)``: a keyword the dict may
                 # hold, with the one value the function ever gives it
-                spread = spread_keys(kw.value, ctx.definition)
+                spread = spread_keys(kw.value, ctx.definition, self.text)
                 if spread and all(isinstance(v, ast.Constant) or _dotted(v) for _, v in spread):
                     # values of their own: dotted names (``torch.float32``) and constants
                     for index, (key, item) in enumerate(spread):
@@ -2481,6 +2484,10 @@ class FlowBuilder:
                 choices = self._imported_table_choices(func.value, ctx)  # from .valid import OPTS; OPTS[k](p)
             elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Subscript and ctx.choice_alias:
                 choices = self._member_value(func, ctx)  # optim[0][1](params), optim a members list
+            elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Attribute and self.cls is not None \
+                    and func.value.value.__class__ is _AST_NAME and func.value.value.id in ("self", "cls"):
+                # self.methods[name](params): a class-body literal table read an entry at a time
+                choices = self._dict_choices(class_table(self.cls.node, func.value.attr, self.lines, self.text))
             elif func.__class__ is _AST_CALL:
                 choices = self._lookup_choices(func)  # getattr(torch.optim, name)(params, ...)
             elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Attribute \

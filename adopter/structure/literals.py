@@ -45,14 +45,19 @@ def literal_keywords(expr: ast.expr, assigned: object, lines: list[str] | None,
     return [(k.value, v) for k, v in zip(assigned.keys, assigned.values)]
 
 
-def spread_keys(expr: ast.expr, definition: ast.AST) -> list[tuple[str, ast.expr]] | None:
+def spread_keys(expr: ast.expr, definition: ast.AST, text: str | None = None) -> list[tuple[str, ast.expr]] | None:
     """The keywords ``**name`` may pass where ``name`` is a dict the function builds itself:
     bound once to a dict display with string keys or a ``dict(key=value, ...)`` call, then
     only given keys by ``name.update(key=value)`` or ``name["key"] = value`` (under an ``if``
     too), every other occurrence in the function a ``**name`` argument.  Each key with the one
     value the function gives it (a key given two different values is not certain: None), in
     the order first given.  ``softmax_kwargs = dict()`` then, under a flag,
-    ``softmax_kwargs.update(dtype=torch.float32)``: ``[("dtype", torch.float32)]``."""
+    ``softmax_kwargs.update(dtype=torch.float32)``: ``[("dtype", torch.float32)]``.
+    ``self.optim_args`` the same way, when ``text`` (the file) mentions the attribute's name
+    nowhere outside this function (no other method adds a key or binds it again)."""
+    if expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Name and expr.value.id == "self" \
+            and text is not None:
+        return _attribute_spread_keys(expr.attr, definition, text)
     if not isinstance(expr, ast.Name):
         return None
     name = expr.id
@@ -112,6 +117,70 @@ def spread_keys(expr: ast.expr, definition: ast.AST) -> list[tuple[str, ast.expr
         return None
     uses = [n for n in ast_walk(definition) if isinstance(n, ast.Name) and n.id == name]
     if any(id(n) not in accounted for n in uses):
+        return None
+    return list(found.items())
+
+
+def _attribute_spread_keys(attr: str, definition: ast.AST, text: str) -> list[tuple[str, ast.expr]] | None:
+    """spread_keys for ``**self.<attr>``: the function binds the attribute once to a dict
+    display with string keys (or ``dict(key=value)``), then gives it keys only by
+    ``self.<attr>["key"] = value`` or ``self.<attr>.update(key=value)``, reads it only as a
+    ``**`` argument, and the file names the attribute nowhere else."""
+    def held(node: ast.AST) -> bool:
+        return node.__class__ is ast.Attribute and node.attr == attr and node.value.__class__ is ast.Name \
+            and node.value.id == "self"
+
+    mentions = [n for n in ast_walk(definition) if n.__class__ is ast.Attribute and n.attr == attr]
+    if not mentions or not all(held(n) for n in mentions) \
+            or len(re.findall(rf"(?<![\w'\"]){re.escape(attr)}\b", text)) != len(mentions):
+        return None
+    found: dict[str, ast.expr] = {}
+    bound = 0
+    accounted: set[int] = set()
+
+    def give(key: str, value: ast.expr) -> bool:
+        if key in found and ast.dump(found[key]) != ast.dump(value):
+            return False
+        found.setdefault(key, value)
+        return True
+
+    for node in ast_walk(definition):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) \
+                and node is not definition and any(held(n) for n in ast_walk(node)):
+            return None  # a nested scope reads or binds the attribute
+        if node.__class__ is ast.Assign and len(node.targets) == 1:
+            target = node.targets[0]
+            if held(target):
+                bound += 1
+                value = node.value
+                if value.__class__ is ast.Dict:
+                    if not all(k.__class__ is ast.Constant and isinstance(k.value, str) for k in value.keys):
+                        return None
+                    pairs = [(k.value, v) for k, v in zip(value.keys, value.values)]
+                elif value.__class__ is ast.Call and value.func.__class__ is ast.Name and value.func.id == "dict" \
+                        and not value.args and all(k.arg is not None for k in value.keywords):
+                    pairs = [(k.arg, k.value) for k in value.keywords]
+                else:
+                    return None
+                if not all(give(k, v) for k, v in pairs):
+                    return None
+                accounted.add(id(target))
+            elif target.__class__ is ast.Subscript and held(target.value):
+                if not (target.slice.__class__ is ast.Constant and isinstance(target.slice.value, str)):
+                    return None
+                if not give(target.slice.value, node.value):
+                    return None
+                accounted.add(id(target.value))
+        elif node.__class__ is ast.Call and node.func.__class__ is ast.Attribute and node.func.attr == "update" \
+                and held(node.func.value):
+            if node.args or any(k.arg is None for k in node.keywords):
+                return None
+            if not all(give(k.arg, k.value) for k in node.keywords):
+                return None
+            accounted.add(id(node.func.value))
+        elif node.__class__ is ast.keyword and node.arg is None and held(node.value):
+            accounted.add(id(node.value))
+    if bound != 1 or any(id(n) not in accounted for n in mentions):
         return None
     return list(found.items())
 
