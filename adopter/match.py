@@ -2164,9 +2164,12 @@ class Matcher:
         followed: sizes are given before the scores' values, so a mask sized by the scores is
         still one (see _size_reads), and so is one handed to a module of this file whose
         forward reads it only for its size (see _module_reads_sizes).  For ``given`` variables
-        (``[forward] given``) a read the flow does not follow step by step -- a module of
-        another file or of a list, a comprehension -- is not followed either: what it takes of
-        the scores, the fixer reads (its stand-ins for them, synth/sdpa.py _stand_in_swaps)."""
+        (``[forward] given``) a read the flow does not follow step by step -- a callable handed
+        in, another file's function, a comprehension -- is not followed either: what it takes of
+        the scores, the fixer reads (its stand-ins for them, synth/sdpa.py _stand_in_swaps).  A
+        module the flow does not follow (another file's class, a torch layer, one of a list) is
+        followed through what it is handed, as any step: ``s + self.gate(s)`` may compute the
+        term from the scores' values, which the fixer declines and SDPA's mask cannot be."""
         matched = {n.id for n in state.matched}
         first, last = min(matched), max(matched)
         wanted = set()
@@ -2197,8 +2200,11 @@ class Matcher:
                 own = frozenset().union(*(n.defs for n in state.matched))
             reads = node.uses & own
             if given and cls is not None:
-                if _unread_step(node, cls):
+                if node.kind != "layer" and _unread_step(node, cls):
                     continue  # (what it takes of its inputs, the fixer reads)
+                # a module the flow does not follow (another file's, a torch layer, one of a
+                # list: ``s + self.gate(s)``) handed the scores' values may compute the term from
+                # them, which SDPA's mask cannot be: its reads are followed like any step's
                 # a size read of any value is no value read (a helper's ``w = s.view(...)``
                 # read only for ``w.shape`` reads no value of s)
                 lines = cls.module.lines

@@ -169,3 +169,69 @@ def test_a_block_handing_a_tensor_to_the_vit_scale_is_guarded():
     # the look-alike's own form, but the file's Block hands qk_scale a learned tensor
     source = VIT.replace("qk_scale=qk_scale)", "qk_scale=nn.Parameter(torch.ones(heads, 1, 1)))")
     assert "not isinstance(self.scale, (int, float))" in _fixed(source)
+
+
+# 2. A term computed from the scores by a module the flow does not follow (another file's
+#    class, a torch layer): SDPA's mask is given before the scores, so no site.  Look-alikes
+#    stay sites: the same module handed only the scores' sizes, a module of this file whose
+#    forward reads only their shape, a callable the caller hands in (the fixer's type guard).
+
+GATED = """\
+import torch
+from torch import nn
+from elsewhere import ScoreGate
+
+
+class Attention(nn.Module):
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.gate = GATE
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        scores = torch.matmul(q, k.transpose(-2, -1)) * 0.5
+        scores = scores + TERM
+        probs = scores.softmax(dim=-1)
+        out = torch.matmul(probs, v)
+        return out.transpose(1, 2).reshape(b, n, d)
+"""
+
+SIZED_HERE = """
+
+class SizedBias(nn.Module):
+    def __init__(self, heads=2):
+        super().__init__()
+        self.slopes = nn.Parameter(torch.ones(heads, 1, 1))
+
+    def forward(self, sim):
+        i, j = sim.shape[-2:]
+        pos = torch.arange(j, device=sim.device) - torch.arange(i, device=sim.device)[:, None]
+        return self.slopes * pos.abs().neg()
+"""
+
+
+def _gated(gate: str, term: str, extra: str = "") -> str:
+    return GATED.replace("GATE", gate).replace("TERM", term) + extra
+
+
+@pytest.mark.parametrize("gate", ["ScoreGate(heads)", "nn.Linear(4, 4)", "nn.Tanh()"])
+def test_a_term_an_unread_module_computes_from_the_scores_is_no_site(gate):
+    from corpus_forms import found
+
+    assert found(_gated(gate, "self.gate(scores)"), "ADP010") == []
+    # (the same module read in forms SDPA cannot take either: handed the scores by keyword)
+    assert found(_gated(gate, "self.gate(x=scores)"), "ADP010") == []
+
+
+@pytest.mark.parametrize("code", [
+    _gated("ScoreGate(heads)", "self.gate(*scores.shape[-2:])"),
+    _gated("SizedBias(heads)", "self.gate(scores)", SIZED_HERE),
+    _gated("None", "pos_emb(scores)").replace("def forward(self, x):", "def forward(self, x, pos_emb):"),
+])
+def test_a_term_given_before_the_scores_stays_a_site(code):
+    from corpus_forms import finding_at
+
+    assert finding_at(code, "ADP010", "probs = scores.softmax") is not None
