@@ -6,6 +6,9 @@
    to the forward.  Look-alikes keep a plain ``scale=``: a literal, a size (``(dim // heads) **
    -0.5``), ViT's ``qk_scale or head_dim ** -0.5`` (None by default and where the file builds it),
    a number default every construction in the file keeps a number, GPT-J's 0-d tensor of a size.
+2. ADP010 no longer reports a term that a module the flow does not follow computes from the
+   scores (``s + self.gate(s)``): SDPA's mask is given before them.
+3. ADP013's one-function gate/up form needs the function to be a projection of x.
 """
 
 from __future__ import annotations
@@ -235,3 +238,64 @@ def test_a_term_given_before_the_scores_stays_a_site(code):
     from corpus_forms import finding_at
 
     assert finding_at(code, "ADP010", "probs = scores.softmax") is not None
+
+
+# 3. ADP013's one function called twice on x with a weight each (an extension's quantized GEMM
+#    held by the module): the callable must be a projection, what the kernel fuses the product
+#    of -- F.linear or matmul, a same-file function or module whose result is a linear map of
+#    x, or one the file cannot read.  ``torch.mul(x, w)`` and a same-file element-wise function
+#    are not.
+
+ONE_FUNCTION = """\
+import torch
+import torch.nn.functional as F
+from torch import nn
+from elsewhere import quant_ext
+
+
+class QuantMLP(nn.Module):
+    def __init__(self, d=8, h=16, gemm=None):
+        super().__init__()
+        self.register_buffer("w_gate", torch.randn(h, d))
+        self.register_buffer("w_up", torch.randn(h, d))
+        self.down = nn.Linear(h, d)
+        self.gemm = GEMM
+
+    def forward(self, x):
+        gate = self.gemm(x, self.w_gate)
+        up = self.gemm(x, self.w_up)
+        return self.down(F.silu(gate) * up)  # product
+
+
+def scaled_gemm(x, w):
+    y = x @ w.t()
+    return y * 0.5
+
+
+def gated_mix(x, w):
+    return torch.sigmoid(x) * w.sum()
+
+
+class RowGemm(nn.Module):
+    def forward(self, x, w):
+        return F.linear(x, w).contiguous()
+
+
+class RowMix(nn.Module):
+    def forward(self, x, w):
+        return x * w.mean()
+"""
+
+
+@pytest.mark.parametrize("gemm", ["torch.mul", "gated_mix", "RowMix()"])
+def test_a_one_function_swiglu_needs_a_projection(gemm):
+    from corpus_forms import found
+
+    assert found(ONE_FUNCTION.replace("GEMM", gemm), "ADP013") == []
+
+
+@pytest.mark.parametrize("gemm", ["gemm", "quant_ext.gemm_forward", "F.linear", "scaled_gemm", "RowGemm()"])
+def test_a_one_function_swiglu_over_a_projection_stays_a_site(gemm):
+    from corpus_forms import finding_at
+
+    assert finding_at(ONE_FUNCTION.replace("GEMM", gemm), "ADP013", "# product") is not None
