@@ -22,7 +22,8 @@ import ast
 from ..structure.treewalk import ast_walk
 
 _NUMBER_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len", "max", "min",
-                 "abs", "round", "math.exp", "math.log2"}
+                 "abs", "round", "math.exp", "math.log2", "numpy.power",
+                 "numpy.log", "numpy.exp"}
 _SIZE_METHODS = {"size", "dim", "ndimension", "numel"}
 # torch.nn constructors that take anything but sizes and rates as arguments
 _NOT_SIZED = {"Parameter", "Buffer", "Identity", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
@@ -31,9 +32,12 @@ _TENSOR_OF_NUMBER = {"torch.tensor", "torch.as_tensor"}
 _MATH_OF_TENSOR = {"torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log"}
 # methods that keep a 0-d tensor of one number so (a cast, a move, the root of a 0-d tensor)
 _SAME_NUMBER_METHODS = {"to", "type", "float", "double", "half", "bfloat16", "sqrt", "rsqrt", "item"}
+# torch functions whose positional arguments are sizes
+_SIZE_FACTORIES = {"torch.zeros", "torch.ones", "torch.empty", "torch.randn", "torch.rand", "torch.arange"}
 # tensor methods whose arguments are sizes
 _SHAPE_METHODS = {"reshape", "view", "expand", "repeat", "unflatten", "new_zeros", "new_ones", "new_empty", "split"}
 _DEPTH = 6
+_NONE = ""  # (in ``none_ok``: a literal None is passed over where the value is read)
 
 
 class InitNumbers:
@@ -98,6 +102,8 @@ class InitNumbers:
         if node is None or depth > _DEPTH:
             return False
         if isinstance(node, ast.Constant):
+            if node.value is None:
+                return _NONE in none_ok  # (a None the expression that reads this value passes over)
             return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
         if isinstance(node, ast.Name):
             return self._name_number(node.id, func, cls, none_ok, depth)
@@ -107,6 +113,9 @@ class InitNumbers:
             return True  # config.scale, math.pi, x.ndim
         if isinstance(node, ast.Subscript):
             value = node.value
+            if isinstance(value, ast.Dict):
+                # a literal table of numbers picked by a key (``{'small': 768 ** -0.5, 'base': None}[depth]``)
+                return all(v is not None and self._number(v, func, cls, none_ok, depth) for v in value.values)
             return isinstance(value, ast.Attribute) and value.attr == "shape" or (
                 isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size"
                 and not value.args and not isinstance(node.slice, ast.Slice))
@@ -158,7 +167,8 @@ class InitNumbers:
         if bound is None:
             return False  # (bound in a form whose value is not one expression)
         if name not in params:
-            return bool(bound) and all(self._number(v, func, cls, none_ok, depth + 1) for v, _ in bound)
+            passes = none_ok | {_NONE} if name in none_ok else none_ok
+            return bool(bound) and all(self._number(v, func, cls, passes, depth + 1) for v, _ in bound)
         # a parameter, perhaps replaced in the body: ``if scale is None: scale = dim ** -0.5``
         if not all(self._number(v, func, cls, none_ok, depth + 1) for v, _ in bound):
             return False
@@ -217,15 +227,25 @@ class InitNumbers:
         return any(self._size_use_in(scope, func, key, depth) for scope in scopes)
 
     def _size_use_in(self, scope, func, key: tuple, depth: int) -> bool:
+        keys = [key]
+        if scope is not func:
+            # (another method's local copy: ``heads = self.heads``, then ``rearrange(..., h=heads)``)
+            keys += [("name", n.targets[0].id) for n in ast_walk(scope) if isinstance(n, ast.Assign)
+                     and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) and _key(n.value) == key]
         for node in ast_walk(scope):
             if isinstance(node, ast.Call):
                 parts = [(i, a) for i, a in enumerate(node.args)] + [(k.arg, k.value) for k in node.keywords]
-                if not any(_arithmetic_of(a, key) for _, a in parts):
-                    continue
+                read = next((k for k in keys if any(_arithmetic_of(a, k) for _, a in parts)), None)
+                if read is None:
+                    continue  # (else ``read``: the key, or the copy of it this call reads)
                 if isinstance(node.func, ast.Attribute) and node.func.attr in _SHAPE_METHODS \
                         or isinstance(node.func, ast.Name) and node.func.id == "range":
                     return True  # (``x.reshape(b, n, self.heads, -1)``: a size)
                 fqn = (self.names.resolve(node.func) or "") if isinstance(node.func, (ast.Name, ast.Attribute)) else ""
+                if fqn in _SIZE_FACTORIES and any(_arithmetic_of(a, read) for a in node.args):
+                    return True  # (``torch.zeros(heads, 1, 1)``: sizes)
+                if fqn.startswith("einops.") and any(_arithmetic_of(k.value, read) for k in node.keywords):
+                    return True  # (``rearrange(t, 'b (h d) n -> b h n d', h=self.heads)``: an axis length)
                 last = fqn.rsplit(".", 1)[-1]
                 if fqn.startswith("torch.nn.") and fqn.count(".") == 2 and last not in _NOT_SIZED \
                         and last[:1].isupper():
@@ -236,7 +256,7 @@ class InitNumbers:
                     continue
                 params = [a.arg for a in (*init.args.posonlyargs, *init.args.args)][1:]
                 for where, arg in parts:
-                    if not _arithmetic_of(arg, key):
+                    if not _arithmetic_of(arg, read):
                         continue
                     param = params[where] if isinstance(where, int) and where < len(params) else where
                     if isinstance(param, str) and self.is_size(init, ("name", param), depth + 1):
@@ -283,6 +303,8 @@ class InitNumbers:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self._walk(child, child, cls)
                 continue
+            if isinstance(child, ast.arg) or (isinstance(child, ast.AnnAssign) and child.value is None):
+                continue  # (an annotation names the class: no construction)
             if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id in self.classes:
                 self._constructions.setdefault(child.func.id, []).append((child, func, cls, False))
                 for part in (*child.args, *child.keywords):
@@ -397,6 +419,8 @@ def _arithmetic_of(expr, key: tuple) -> bool:
         return _arithmetic_of(expr.left, key) or _arithmetic_of(expr.right, key)
     if isinstance(expr, ast.UnaryOp):
         return _arithmetic_of(expr.operand, key)
+    if isinstance(expr, (ast.List, ast.Tuple)):
+        return any(_arithmetic_of(e, key) for e in expr.elts)  # (``x.split([self.dk, self.dk, self.dv])``)
     return _key(expr) == key
 
 
