@@ -98,7 +98,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
                 predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths,
                 computed=rule.computed, module_weights=rule.module_weights,
                 independent=rule.independent, given=rule.given, foldable=rule.foldable, outputs_meet=rule.outputs_meet,
-                uncentred=rule.uncentred, max_gap=rule.max_gap, same_extras=rule.same_extras)
+                uncentred=rule.uncentred, projection=rule.projection, max_gap=rule.max_gap,
+                same_extras=rule.same_extras)
         for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
     ]
     _MATCHERS[id(rule)] = (weakref.ref(rule, partial(_forget, id(rule))), matchers)

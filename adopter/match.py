@@ -556,9 +556,11 @@ class Matcher:
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = (), outputs_meet: bool = False,
                  uncentred: tuple[str, ...] = (), foldable: tuple[str, ...] = (),
-                 given: tuple[str, ...] = (), max_gap: int = 0, same_extras: tuple[str, ...] = ()):
+                 given: tuple[str, ...] = (), projection: tuple[str, ...] = (), max_gap: int = 0,
+                 same_extras: tuple[str, ...] = ()):
         self.rule_id = rule_id
         self.same_extras = same_extras
+        self.projection = projection
         # the weighted gap a search may skip between two steps (the rule's ``max_gap``, else MAX_GAP)
         self.gap_bound = (max_gap or MAX_GAP) * GAP_WEIGHT
         self.foldable = foldable
@@ -1711,6 +1713,8 @@ class Matcher:
             return None
         if self.same_extras and not self._same_extras(state):
             return None
+        if self.projection and not all(_projection_callee(cls, state.env.get(name)) for name in self.projection):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -2206,9 +2210,12 @@ class Matcher:
         followed: sizes are given before the scores' values, so a mask sized by the scores is
         still one (see _size_reads), and so is one handed to a module of this file whose
         forward reads it only for its size (see _module_reads_sizes).  For ``given`` variables
-        (``[forward] given``) a read the flow does not follow step by step -- a module of
-        another file or of a list, a comprehension -- is not followed either: what it takes of
-        the scores, the fixer reads (its stand-ins for them, synth/sdpa.py _stand_in_swaps)."""
+        (``[forward] given``) a read the flow does not follow step by step -- a callable handed
+        in, another file's function, a comprehension -- is not followed either: what it takes of
+        the scores, the fixer reads (its stand-ins for them, synth/sdpa.py _stand_in_swaps).  A
+        module the flow does not follow (another file's class, a torch layer, one of a list) is
+        followed through what it is handed, as any step: ``s + self.gate(s)`` may compute the
+        term from the scores' values, which the fixer declines and SDPA's mask cannot be."""
         matched = {n.id for n in state.matched}
         first, last = min(matched), max(matched)
         wanted = set()
@@ -2239,8 +2246,11 @@ class Matcher:
                 own = frozenset().union(*(n.defs for n in state.matched))
             reads = node.uses & own
             if given and cls is not None:
-                if _unread_step(node, cls):
+                if node.kind != "layer" and _unread_step(node, cls):
                     continue  # (what it takes of its inputs, the fixer reads)
+                # a module the flow does not follow (another file's, a torch layer, one of a
+                # list: ``s + self.gate(s)``) handed the scores' values may compute the term from
+                # them, which SDPA's mask cannot be: its reads are followed like any step's
                 # a size read of any value is no value read (a helper's ``w = s.view(...)``
                 # read only for ``w.shape`` reads no value of s)
                 lines = cls.module.lines
@@ -3900,6 +3910,129 @@ def _unread_step(node, cls) -> bool:
         return True
     klass = cls.module.names.classes.get(ctors[0].fqn)
     return klass is None or plain_forward(klass) is None
+
+
+# Torch and operator functions whose result is a linear map of their first argument (by a
+# weight handed as the second): the projections a SwiGLU's one-function gate and up may call.
+_PROJECTION_FUNCTIONS = frozenset({"torch.nn.functional.linear", "torch.matmul", "torch.mm", "torch.bmm",
+                                   "operator.matmul", "torch.Tensor.matmul", "torch.Tensor.mm"})
+
+
+def _projection_callee(cls, callee) -> bool:
+    """Does the callable a match binds (``self.linear``: ADP013's one function called twice on x
+    with a weight per call) compute a linear map of its input, what the fused SwiGLU's operands
+    are?  Every binding of the attribute must be a projection function (F.linear, matmul), a
+    same-file function or module whose result is a linear map of its first input
+    (:func:`linear_of_input`), or a callable the file cannot read -- another module's (an
+    extension's quantized GEMM), a parameter's -- taken as the call reads.  ``torch.mul``
+    (an element-wise product with a weight) or a same-file function computing another thing
+    is not."""
+    if not isinstance(callee, str) or not callee.startswith("self.") or cls is None:
+        return True  # (no attribute: nothing bound here to read)
+    ctors = cls.bindings.get(callee[5:], ())
+    names = cls.module.names
+    for ctor in ctors:
+        fqn, held = ctor.fqn, ctor.fqn == "?"
+        if held:
+            # a callable held as a value (``self.linear = torch.mul``): what the expression names
+            try:
+                expr = ast.parse(_lines_text(cls.module.lines, ctor.call).strip(), mode="eval").body
+            except SyntaxError:
+                continue
+            fqn = names.resolve(expr) or (expr.id if isinstance(expr, ast.Name) and expr.id in _BUILTIN_CALLABLES
+                                          else "")
+        if fqn.startswith(("torch.", "operator.")) or fqn in _BUILTIN_CALLABLES:
+            if not held or fqn not in _PROJECTION_FUNCTIONS:
+                return False  # (a torch module or function that is no projection of x by w)
+            continue
+        func = names.functions.get(fqn) if held else None  # (called: a factory's result, unread)
+        if func is not None and not linear_of_input(func, 0):
+            return False
+        klass = names.classes.get(fqn) if not held else None
+        if klass is not None:
+            forward = plain_forward(klass)
+            if forward is None or not linear_of_input(forward, 1):
+                return False
+    return True
+
+
+_BUILTIN_CALLABLES = frozenset({"max", "min", "pow", "sum", "abs", "divmod", "round"})
+
+
+def linear_of_input(func, index: int) -> bool:
+    """Does ``func`` return, on its one path, a linear (or affine) map of its parameter at
+    ``index``: the input times a weight (``@``, ``F.linear``, ``matmul``, ``mm``), scaled or
+    shifted by values not computed from the input, reshaped or cast?  Read through locals
+    bound once in a straight-line body."""
+    params = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
+    if index >= len(params):
+        return False
+    x = params[index]
+    body = [s for s in func.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return False
+    env: dict[str, ast.expr] = {}
+    for stmt in body[:-1]:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id not in env and stmt.targets[0].id != x):
+            return False
+        env[stmt.targets[0].id] = stmt.value
+    return _linear(body[-1].value, x, env, 0) == "linear"
+
+
+def _linear(expr, x: str, env: dict, depth: int) -> str:
+    """"linear" (a linear map of x that multiplies by a weight), "input" (x itself, reshaped
+    or cast), "free" (no read of x), or "other"."""
+    if depth > 8:
+        return "other"
+    if isinstance(expr, ast.Name):
+        if expr.id == x:
+            return "input"
+        return _linear(env[expr.id], x, env, depth + 1) if expr.id in env else "free"
+    if isinstance(expr, ast.Constant):
+        return "free"
+    if isinstance(expr, ast.Attribute):
+        return "free" if _linear(expr.value, x, env, depth + 1) == "free" else "other"
+    if isinstance(expr, ast.BinOp):
+        left, right = _linear(expr.left, x, env, depth + 1), _linear(expr.right, x, env, depth + 1)
+        if left == right == "free":
+            return "free"
+        if isinstance(expr.op, ast.MatMult) and "free" in (left, right) and ({left, right} - {"free"}) <= {"input", "linear"}:
+            return "linear"
+        if isinstance(expr.op, (ast.Mult, ast.Div)) and "linear" in (left, right) and "free" in (left, right) \
+                and not (isinstance(expr.op, ast.Div) and right == "linear"):
+            return "linear"  # (a per-channel scale of the product)
+        if isinstance(expr.op, (ast.Add, ast.Sub)) and "linear" in (left, right) and "free" in (left, right):
+            return "linear"  # (a bias)
+        return "other"
+    if isinstance(expr, ast.Call):
+        func = expr.func
+        parts = [_linear(a, x, env, depth + 1) for a in expr.args] + \
+                [_linear(k.value, x, env, depth + 1) for k in expr.keywords]
+        if isinstance(func, ast.Attribute):
+            base = _linear(func.value, x, env, depth + 1)
+            if all(p == "free" for p in parts):
+                if base == "free":
+                    return "free"
+                if func.attr in _SHAPE_ONLY_METHODS:
+                    return base  # (x.reshape(...), w.t(), y.to(dtype))
+            if func.attr in ("matmul", "mm") and len(parts) == 1 and {base, parts[0]} == {"input", "free"}:
+                return "linear"
+            if func.attr in ("linear", "matmul", "mm") and base == "free" and len(expr.args) >= 2 \
+                    and parts[0] == "input" and all(p == "free" for p in parts[1:]):
+                return "linear"  # (F.linear(x, w, b), torch.matmul(x, w))
+            return "other"
+        if isinstance(func, ast.Name) and all(p == "free" for p in parts):
+            return "free"
+        return "other"
+    return "other" if any(_linear(n, x, env, depth + 1) != "free" for n in ast.iter_child_nodes(expr)
+                          if isinstance(n, ast.expr)) else "free"
+
+
+# methods that move, reshape or cast a tensor: a linear map of x stays one
+_SHAPE_ONLY_METHODS = frozenset({"t", "T", "transpose", "reshape", "view", "contiguous", "to", "float", "half",
+                                 "bfloat16", "double", "type_as", "permute", "flatten", "unflatten", "squeeze",
+                                 "unsqueeze"})
 
 
 def _module_reads_sizes(node, key: str, cls) -> bool:

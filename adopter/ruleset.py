@@ -218,6 +218,12 @@ class Rule:
     # minus its own mean over the axes the match's mean reduces (see match.Matcher._uncentred):
     # the root mean square of ``x - x.mean(-1)`` is the standard deviation, a layer norm.
     uncentred: tuple[str, ...] = ()
+    # ``[forward] projection = ["proj"]``: where a match binds these callee variables (one
+    # callable called on the input with a weight per call), the callable computes a linear map
+    # of its input (see match.Matcher._projection): not ``torch.mul`` nor a same-file function or
+    # module whose result is no such map.  A callable the file cannot read (an extension's GEMM,
+    # one the caller hands in) is taken as the call reads.
+    projection: tuple[str, ...] = ()
     # ``[forward] outputs_meet = true``: two of the matched steps' outputs, each after steps of
     # its own (reshapes, rotary, norms), are the two operands of one product or handed together
     # to a call (SDPA, a helper, a module) (see match.Matcher._outputs_meet).  An attention's
@@ -940,6 +946,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         given=reader.strings(forward, "given", "forward"),
         foldable=reader.strings(forward, "foldable", "forward"),
         uncentred=reader.strings(forward, "uncentred", "forward"),
+        projection=reader.strings(forward, "projection", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
         same_extras=reader.strings(forward, "same_extras", "forward"),
         max_gap=need(forward, "max_gap", int, "forward", 0),

@@ -68,7 +68,7 @@ from torch import nn, einsum
 
 
 class BiasedAttention(nn.Module):
-    def __init__(self, width, heads, with_bias, n=64):
+    def __init__(self, width=32, heads=2, with_bias=True, n=64):  # (numbers by default: a plain scale=, mend52)
         super().__init__()
         self.heads = heads
         self.scale = (width // heads) ** -0.5

@@ -56,6 +56,7 @@ from ..structure.setting_dispatch import dispatched_attr, local_dispatches
 from ..structure.sized import SHAPE_METADATA, SHAPE_METADATA_METHODS
 from ..structure.sized import plain_forward as _plain_forward, shape_metadata_only as _shape_metadata_only
 from ..structure.names import class_body_value, collect_names, param_default
+from .init_numbers import InitNumbers
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, static_rank
 from .text import Span, contains, dotted_name, numeric_literal, read_names, span_of, stored_names
@@ -5802,13 +5803,49 @@ class _Attention:
             if isinstance(operand, ast.Name) and role in conditions \
                     and self.scale_definitions.get(operand.id) is not None:
                 continue  # (a divisor named inside the if: its value is read, _scale)
-            if self._bare_names(operand) & (params - stored):
+            if self._bare_names(operand) & (params - stored) or self._handed_attribute(operand):
                 # the factor's own value, as ``scale=`` gets it (``factor = d ** -0.5 if scale is
                 # None else scale`` is a float whenever the caller leaves scale None)
                 term = self._under(conditions, role, f"not isinstance({self._text(operand)}, (int, float))")
                 if term not in terms:
                     terms.append(term)
         return terms
+
+    def _handed_attribute(self, node: ast.expr) -> bool:
+        """Does the factor compute, as a value itself (:meth:`_bare_names`' places), with a
+        ``self.<attr>`` that ``__init__`` may have bound to a value a caller handed in -- a
+        constructor parameter (or an expression of one) not known to be a Python number
+        (:mod:`.init_numbers`)?  A tensor attribute is read elsewhere (a factor folded into q)."""
+        attrs = self._bare_attributes(node)
+        if not attrs:
+            return False
+        cls = self._class()
+        if cls is None:
+            return False
+        numbers = getattr(self.planner, "init_numbers", None)
+        if numbers is None:
+            numbers = self.planner.init_numbers = InitNumbers(self.index.tree, self.names)
+        return any(not self._is_tensor_attribute(attr) and not numbers.attribute_number(cls, attr) for attr in attrs)
+
+    def _bare_attributes(self, node: ast.expr, depth: int = 0) -> set[str]:
+        """The ``self.<attr>`` the factor computes with as values themselves (through
+        arithmetic, choices and once-assigned locals, as :meth:`_bare_names`)."""
+        if depth > 4:
+            return set()
+        if isinstance(node, ast.Attribute):
+            return {node.attr} if isinstance(node.value, ast.Name) and node.value.id == "self" else set()
+        if isinstance(node, ast.Name):
+            value = self._resolve_local(node)
+            return set() if value is node else self._bare_attributes(value, depth + 1)
+        if isinstance(node, ast.BinOp):
+            return self._bare_attributes(node.left, depth) | self._bare_attributes(node.right, depth)
+        if isinstance(node, ast.UnaryOp):
+            return self._bare_attributes(node.operand, depth)
+        if isinstance(node, ast.IfExp):
+            return self._bare_attributes(node.body, depth) | self._bare_attributes(node.orelse, depth)
+        if isinstance(node, ast.BoolOp):
+            return set().union(*(self._bare_attributes(v, depth) for v in node.values))
+        return set()
 
     def _bare_names(self, node: ast.expr, depth: int = 0) -> set[str]:
         """The names ``node`` computes with as values themselves, through arithmetic, ``if``

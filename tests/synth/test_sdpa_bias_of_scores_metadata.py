@@ -304,11 +304,22 @@ def test_a_bias_module_after_a_tensor_scale_stays_declined():
 
 
 def test_a_bias_module_defining_call_stays_declined():
+    # (mend52: a module whose call the flow does not follow, handed the scores, may compute the
+    # term from them: that path is no site any more, rather than a site the fixer declines)
     source = ALIBI.replace("    def forward(self, sim):\n        h, i",
                            "    def __call__(self, sim):\n        return self.forward(sim)\n\n"
                            "    def forward(self, sim):\n        h, i", 1)
     assert "__call__" in source
-    assert "computed by the attention" in _declined(source)
+    # the site now is the path ``if self.causal`` turns off; the fix sends the causal path (the
+    # module's call) to the original: float64, both settings, eval and training
+    for causal in (True, False):
+        original, new = load(source, "orig"), load(sdpa_fixed(source), "new")
+        counter = Counter(new)
+        torch.manual_seed(0)
+        a = original["CausalSlopeAttention"](causal=causal).to(F64)
+        b = new["CausalSlopeAttention"](causal=causal).to(F64)
+        b.load_state_dict(a.state_dict(), strict=True)
+        _modes(a, b, [torch.randn(2, 5, 8, dtype=F64)], counter, calls=0 if causal else 1)
 
 
 # --------------------------------------------------------------- a cast after a 0-d tensor scale

@@ -31,7 +31,7 @@ class PairBias(nn.Module):
 
 
 class ChoiceAttention(nn.Module):
-    def __init__(self, width, heads, use_bias):
+    def __init__(self, width=16, heads=2, use_bias=True):  # (numbers by default: a plain scale=, mend52)
         super().__init__()
         self.scale = (width // heads) ** -0.5
         self.use_bias = use_bias
