@@ -181,7 +181,11 @@ class Attention(nn.Module):
 
 # (heads, with no default: an einops axis length read through a local copy in the forward, a size)
 LOOK_ALIKES.append(("einops_axis_length", EINOPS_HEADS))
-BUILT_WITH = {"einops_axis_length": {"heads": 2}}
+# a required parameter used nowhere as a size, made a scale by a literal power (``qk_dim ** -0.5``)
+LOOK_ALIKES.append(("power_of_a_required_parameter",
+                    STORED.replace("dim=8, heads=2, temperature=None", "qk_dim, dim=8, heads=2")
+                    .replace("self.temperature = temperature", "self.temperature = qk_dim ** -0.5")))
+BUILT_WITH = {"einops_axis_length": {"heads": 2}, "power_of_a_required_parameter": {"qk_dim": 4}}
 
 
 @pytest.mark.parametrize("name, source", LOOK_ALIKES)

@@ -12,7 +12,8 @@ numbers; a non-``self`` attribute (``config.x``) or a size read (``x.shape[...]`
 such ``self.<attr>``; and a constructor parameter that is a size (handed to a torch.nn layer's
 constructor in ``__init__``) or whose default is a number (or None where the expression
 replaces None by a number: ``qk_scale or head_dim ** -0.5``) and to which every construction
-of the class in the file passes a number or nothing.  Everything else may be a tensor.
+of the class in the file passes a number or nothing; a literal power of a required constructor
+parameter (``dim_head ** -0.5``: a size made a scale).  Everything else may be a tensor.
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ class InitNumbers:
                 isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size"
                 and not value.args and not isinstance(node.slice, ast.Slice))
         if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow) and _number_literal(node.right) and isinstance(node.left, ast.Name) \
+                    and func is not None and node.left.id in _params(func) and _default(func, node.left.id) is _NO_DEFAULT \
+                    and not _local_bindings(func, node.left.id):
+                # ``dim_head ** -0.5`` of a required constructor parameter: a literal power of a
+                # value handed in is how a size becomes a scale (a handed temperature is stored
+                # or multiplied as it is); guarding it made most patches longer for nothing
+                return True
             return self._number(node.left, func, cls, none_ok, depth) and \
                 self._number(node.right, func, cls, none_ok, depth)
         if isinstance(node, ast.UnaryOp):
