@@ -1188,7 +1188,9 @@ class LayerTyper:
             if isinstance(op, (ast.Is, ast.IsNot)):
                 if not (isinstance(right, ast.Constant) and right.value is None):
                     return None
-                return isinstance(op, ast.IsNot)
+                # (a Key(None): a None-default parameter no construction sets, _none_where_built)
+                decided = _same(k is None for k in known)
+                return decided if decided is None or isinstance(op, ast.Is) else not decided
             if isinstance(op, (ast.Eq, ast.NotEq)):
                 if not (isinstance(right, ast.Constant) and isinstance(right.value, str)):
                     return None
@@ -1828,6 +1830,12 @@ class LayerTyper:
                 return _unique(tuple(Key(v, default) for v, default in folded if isinstance(v, str)))
         if not (isinstance(func, ast.Name) and func.id in env):
             fqn = self.names.resolve(func)
+            if fqn in _COPIES and len(call.args) == 1 and not call.keywords:
+                # cfg = copy.deepcopy(cfg) at a builder's top: a copy of a known key (None
+                # included: ``if cfg is None: return nn.Identity()`` below it still decides)
+                copied = self._known(call.args[0], env)
+                if copied is not None:
+                    return tuple(Key(k) for k in copied)
         if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 2 and not call.keywords
@@ -2230,7 +2238,10 @@ class LayerTyper:
             if number is not None:
                 keywords.append(ast.keyword(arg=keyword.arg, value=number))
                 continue
-            passed[f"\0{keyword.arg}"] = self._passed_on(keyword.value, env, depth)
+            # (by name as by position: BuildNormalization(c, norm_cfg=norm_cfg), norm_cfg=None
+            # that no construction in the file sets, runs the other module's None branch)
+            passed[f"\0{keyword.arg}"] = (Key(None),) if self._none_where_built(keyword.value, env) else \
+                self._passed_on(keyword.value, env, depth)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
         inner = ast.Call(func=call.func, args=args, keywords=keywords)
         via = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", name)
@@ -6244,6 +6255,9 @@ def _key(target: ast.expr) -> str | None:
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
         return "self." + target.attr
     return None
+
+
+_COPIES = frozenset({"copy.deepcopy", "copy.copy"})
 
 
 def _same(results) -> bool | None:
