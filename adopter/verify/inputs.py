@@ -2636,6 +2636,9 @@ _BMM_RANK = re.compile(r"batch[12] must be a 3D tensor|Expected 3-dimensional te
 #: made 3-D from a guessed 3-D query where the code expects one vector per row)
 _REPEAT_RANK = re.compile(r"Number of dimensions of repeat dims can not be smaller than number of dimensions")
 _BAD_VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
+#: an einops pattern that splits an axis into parts of a size the call fixes (``'b (f n) d'`` with
+#: ``n=...``) met an axis that size does not divide
+_EINOPS_CHUNKS = re.compile(r"can't divide axis of length (\d+) in chunks of (\d+)")
 #: a guessed float mask handed to a fill that takes only booleans (``scores.masked_fill_(mask, -inf)``)
 _BOOL_FILL = re.compile(r"masked_fill_? only supports boolean masks")
 # a convolution over a grid of the tokens smaller than its kernel ("Calculated padded input size
@@ -2829,6 +2832,24 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 continue
             new = _drawn_like(first, shape)
             add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
+    chunks = _EINOPS_CHUNKS.search(text)
+    if chunks:
+        # the axis the pattern splits is the input's token axis less what the code cut off first
+        # (a class token spliced out: ``t[:, 1:]``): each input axis as long or a little longer
+        # grown by what makes the split axis a multiple of the chunk (at least two chunks, so
+        # that the other part of the split is not an axis of one)
+        length, chunk = int(chunks.group(1)), int(chunks.group(2))
+        want = max(2 * chunk, -(-length // chunk) * chunk) if chunk >= 1 else 0
+        olds = {n for v in call.leaves() if isinstance(v, torch.Tensor) and v.dim() >= 2
+                for n in v.shape[1:] if length <= n <= length + 2}
+        for old in sorted(olds) if want and want != length else ():
+            new = old + want - length
+            if not 1 <= new <= 4096:
+                continue
+            args = map_tensors(call.args, lambda t: _resized(t, old, new))
+            kwargs = map_tensors(call.kwargs, lambda t: _resized(t, old, new))
+            if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
+                add(args, kwargs)
     small = _SMALL_GRID.search(text)
     if first is not None and first.dim() >= 3 and small:
         # the sides of the grid the call hands as integers (``forward(x, H, W)``, SegFormer's
