@@ -894,9 +894,15 @@ def indexed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> tup
     above the usual three (``x[..., 0, :, :]``).  Two indexings that disagree state nothing."""
     exact: set[int] = set()
     least: set[int] = set()
+    kept = {id(sub.targets[0]) for sub in ast.walk(node) if isinstance(sub, ast.Assign) and len(sub.targets) == 1
+            and isinstance(sub.targets[0], ast.Name) and sub.targets[0].id == name
+            and isinstance(sub.value, ast.Call) and _rank_kept_of(sub.value, {name}) == name}
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and sub.id == name and isinstance(sub.ctx, (ast.Store, ast.Del)):
-            return None, False  # rebound: an index may be of another tensor under the same name
+        if isinstance(sub, ast.Name) and sub.id == name and isinstance(sub.ctx, (ast.Store, ast.Del)) \
+                and id(sub) not in kept:
+            # rebound: an index may be of another tensor under the same name (not when it is
+            # rebound to itself through rank-keeping methods: ``ids = ids.to(x.device)``)
+            return None, False
         if not (isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name) and sub.value.id == name
                 and isinstance(sub.slice, ast.Tuple) and sub.slice.elts):
             continue
@@ -2315,6 +2321,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates = [torch.zeros(b, s, dtype=torch.long)]
             else:
                 candidates = [ids(b, s)]
+                node = _parsed_def(func) if per_param else None
+                if node is not None and indexed_rank(node, name) == (1, True):
+                    # ids the code indexes as one axis (``group_ids[:, None] == group_ids[None,
+                    # :]``: a label per sample): one per sample, in groups of two, so that the
+                    # groups it compares both match and differ
+                    candidates.insert(0, torch.arange(b) // 2)
                 if not lowered.endswith(("ids", "idx")) and "token" not in lowered:
                     # ``x`` in a block whose first layer is a relative-position table: maybe hidden states
                     candidates += [randn(b, s, width) for width in widths[:3]]
