@@ -926,6 +926,21 @@ def indexed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str,
     return None, False
 
 
+def labels_compared(func: Callable, name: str) -> bool:
+    """Whether input ``name`` is a vector of labels: the code's indexing states one axis and it
+    compares an indexing of it for equality (``groups[:, None] == groups[None, :]``)."""
+    node = _parsed_def(func)
+    if node is None or indexed_rank(node, name) != (1, True):
+        return False
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in sub.ops):
+            sides = [sub.left, *sub.comparators]
+            if any(isinstance(x, ast.Subscript) and isinstance(x.value, ast.Name) and x.value.id == name
+                   for x in sides):
+                return True
+    return False
+
+
 def _sliced_of(value: ast.expr) -> ast.expr:
     """What ``value`` slices when it only slices (``x[:, :n, :]``, ``x[1:]``: every axis kept),
     else ``value``."""
@@ -990,8 +1005,10 @@ def keyed_dicts(func: Callable, keyed: dict[str, str], b: int, s: int, widths: l
         for one, other in (pair, pair[::-1]) if pair else ():
             if isinstance(one, ast.Call) and isinstance(one.func, ast.Attribute) and one.func.attr == "unsqueeze" \
                     and isinstance(one.func.value, ast.Name) and one.func.value.id in keyed.values() \
-                    and one.func.value.id not in ranks and isinstance(other, ast.Name) and other.id in ranks \
-                    and ranks[other.id] >= 3:
+                    and one.func.value.id not in ranks and isinstance(other, ast.Name) \
+                    and (other.id in keyed.values() or other.id in ranks) and ranks.get(other.id, 3) >= 3:
+                # (a peer of no stated rank itself: the usual [batch, tokens, width] for it)
+                ranks.setdefault(other.id, 3)
                 ranks[one.func.value.id] = ranks[other.id] - 1
     out = []
     unknown = any(local not in ranks for local in keyed.values())
@@ -2412,6 +2429,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if lowered in _NONE_NAMES and optional:
             gap = True
             continue
+        if per_param and labels_compared(func, name):
+            # labels the code indexes as one axis and compares with each other (``g[:, None] ==
+            # g[None, :]``: a group per sample): one per sample, in groups of two, so that the
+            # pairs it compares both match and differ
+            per_param.append((name, positional, [torch.arange(b) // 2]))
+            continue
         if lowered.endswith("ids") or (lowered in _ID_NAMES and isinstance(entry, (nn.Embedding, nn.EmbeddingBag))):
             if "position" in lowered:
                 candidates = [torch.arange(s).expand(b, s).contiguous()]
@@ -2419,12 +2442,6 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates = [torch.zeros(b, s, dtype=torch.long)]
             else:
                 candidates = [ids(b, s)]
-                node = _parsed_def(func) if per_param else None
-                if node is not None and indexed_rank(node, name) == (1, True):
-                    # ids the code indexes as one axis (``group_ids[:, None] == group_ids[None,
-                    # :]``: a label per sample): one per sample, in groups of two, so that the
-                    # groups it compares both match and differ
-                    candidates.insert(0, torch.arange(b) // 2)
                 if not lowered.endswith(("ids", "idx")) and "token" not in lowered:
                     # ``x`` in a block whose first layer is a relative-position table: maybe hidden states
                     candidates += [randn(b, s, width) for width in widths[:3]]
