@@ -2962,13 +2962,13 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     chunks = _EINOPS_CHUNKS.search(text)
     if chunks:
         # the axis the pattern splits is the input's token axis less what the code cut off first
-        # (a class token spliced out: ``t[:, 1:]``): each input axis as long or a little longer
-        # grown by what makes the split axis a multiple of the chunk (at least two chunks, so
+        # (a class token spliced out: ``t[:, 1:]``): each input axis between the batch and the
+        # features as long or a little longer grown by what makes the split axis a multiple of the chunk (at least two chunks, so
         # that the other part of the split is not an axis of one)
         length, chunk = int(chunks.group(1)), int(chunks.group(2))
         want = max(2 * chunk, -(-length // chunk) * chunk) if chunk >= 1 else 0
         olds = {n for v in call.leaves() if isinstance(v, torch.Tensor) and v.dim() >= 2
-                for n in v.shape[1:] if length <= n <= length + 2}
+                for n in (v.shape[1:-1] if v.dim() >= 3 else v.shape[1:]) if length <= n <= length + 2}
         for old in sorted(olds) if want and want != length else ():
             new = old + want - length
             if not 1 <= new <= 4096:
