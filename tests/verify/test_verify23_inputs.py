@@ -8,7 +8,7 @@ verified (outputs and gradients compared); on main each was a skip:
   count (``construct._through_var_keyword``, a later build), and the einops error "can't divide
   axis of length 7 in chunks of 2" (a class token cut off first) grows the token axis
   (``inputs.repairs``);
-- ``grouped.py``: ``if groups is None: return x`` ahead of the attention is a guard whose else
+- ``grouped.py``: ``if groups is None: return x`` (a ``return``, not a ``raise``) ahead of the attention is a guard whose else
   side the edit is on (``branches.guards``), and ``groups[:, None] == groups[None, :]`` makes
   ``groups`` one label per sample (``inputs.labels_compared``);
 - ``keyed.py``: a dict argument read by keys the module holds as strings
@@ -156,14 +156,21 @@ def test_an_early_return_guards_only_what_follows_it():
                 x = x + 1
             y = x * 2
             return y
+        def refusing(x, g=None):
+            if g is None:
+                raise ValueError("g is required")
+            y = x * 2
+            return y
     """)
     tree = ast.parse(text)
-    first, second = tree.body
+    first, second, third = tree.body
     found = branches.guards(text, {first.body[1].lineno})
     assert [(g.kind, g.name, g.want, g.branch) for g in found] == [("param", "g", "given", "else")]
     # the early return's own line is not after it; a body that does not leave is no guard
     assert branches.guards(text, {first.body[0].lineno}) == []
     assert branches.guards(text, {second.body[1].lineno}) == []
+    # a raise refuses the call: no path to take (a module that cannot train stays a skip)
+    assert branches.guards(text, {third.body[1].lineno}) == []
 
 
 def test_unknown_keywords_are_guessed_only_through_var_keyword():
