@@ -123,6 +123,20 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 visit(child, {})
                 continue
+            if isinstance(child, ast.If) and not child.orelse and _exits(child.body):
+                # ``if group_ids is None: return x`` ahead of the edit in the same block: the
+                # edit runs only when the test fails, as on the else side of an enclosing ``if``
+                after = _after(node, child)
+                if after and span(after) & lines:
+                    test = _through_alias(child.test, _test_aliases(node)
+                                          if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else {})
+                    source = " ".join((ast.get_source_segment(text, child.test) or "").split())
+                    if len(source) > 60:
+                        source = source[:57] + "..."
+                    joint = _all_must_hold(test, False)
+                    for kind, name, want in _classify(test, False) or [("other", "", None)]:
+                        out.append(Guard(child.lineno, f"if {source}", "else", after[0].lineno, kind, name,
+                                         want, joint))
             if isinstance(child, ast.If):
                 for branch, stmts in (("body", child.body), ("else", child.orelse)):
                     if stmts and span(stmts) & lines:
@@ -141,6 +155,23 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
 
     visit(tree, {})
     return out
+
+
+def _exits(stmts: list[ast.stmt]) -> bool:
+    """Whether a block returns early: it ends in ``return`` (a ``raise`` refuses the call instead:
+    its test is no path to take, and a module that raises on a flag when training is one verify
+    must say cannot train, test_verify_train_inputs_as_data)."""
+    return bool(stmts) and isinstance(stmts[-1], ast.Return)
+
+
+def _after(parent: ast.AST, stmt: ast.stmt) -> list[ast.stmt]:
+    """The statements after ``stmt`` in the block of ``parent`` that holds it."""
+    for field in ("body", "orelse", "finalbody"):
+        block = getattr(parent, field, None)
+        if isinstance(block, list) and any(s is stmt for s in block):
+            at = next(i for i, s in enumerate(block) if s is stmt)
+            return block[at + 1:]
+    return []
 
 
 def _all_must_hold(test: ast.expr, truth: bool) -> bool:

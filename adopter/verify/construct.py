@@ -560,6 +560,24 @@ def _named_links(values: dict[str, Any], params: list[inspect.Parameter]) -> dic
     return out
 
 
+def _through_var_keyword(bound: dict[str, Any], params: list[inspect.Parameter], sizes: Sizes) -> dict[str, Any]:
+    """The keywords a call site hands through the class's ``**kwargs`` whose values are unknown, with
+    a guessed value: the key's presence is part of the call (essmc2-style ``Attention(...,
+    einops_from='b (f n) d', n=num_patches)`` hands ``n`` on to einops as an axis size, and left
+    out, the pattern cannot be solved), so the key is kept with the guess its name earns, else a
+    small count (2: an axis of one would not tell axes apart)."""
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        return {}
+    names = {p.name for p in params}
+    out: dict[str, Any] = {}
+    for key, value in bound.items():
+        if key in names or value is not UNKNOWN:
+            continue
+        guesses = [g for g in guess_value(key, None, sizes) if isinstance(g, int) and not isinstance(g, bool)]
+        out[key] = guesses[0] if guesses else 2
+    return out
+
+
 def _unread(info: ClassFacts, name: str) -> frozenset[str]:
     """The fields of argument ``name`` stored on self and read by nothing the class runs."""
     return frozenset(unread_fields(info.cls, name, info.classes))
@@ -839,6 +857,7 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
     config_param = next((p.name for p in params if facts.is_config_like(p.name, info.reads.get(p.name, facts.Reads()))
                          or (isinstance(p.annotation, type) and _config_fields(p.annotation))), None)
     bases: list[tuple[dict[str, Any], str]] = []
+    later: list[tuple[dict[str, Any], str]] = []  # a site's call with its unknown ``**kwargs`` keys guessed
     for site in info.sites:
         bound = _bind(site, info.params)
         if bound is None:
@@ -846,6 +865,11 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
         known = {k: v for k, v in bound.items() if v is not UNKNOWN}
         known = _named_links(known, params)
         bases.append((known, f"as called at {_short(site.where)}"))
+        guessed = _through_var_keyword(bound, info.params, sizes)
+        if guessed:
+            later.append(({**known, **guessed}, f"as called at {_short(site.where)}, "
+                                                f"{', '.join(sorted(guessed))} guessed"))
+    bases += later
     bases.append(({}, "arguments inferred from the signature"))
     seen: set[str] = set()
     made = 0

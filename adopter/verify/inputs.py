@@ -886,17 +886,26 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
     return rank, certain
 
 
-def indexed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> tuple[int | None, bool]:
+def indexed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str,
+                 bound: frozenset[int] = frozenset()) -> tuple[int | None, bool]:
     """The rank of input ``name`` as the code's indexing of it states it, where the function
     never rebinds it: a tuple index with one item per axis, its last a plain ``:`` (``inp[:, :,
     0, :]``: four axes, certain -- a trailing ``:`` is only written to spell every axis out);
     with an ``...`` the items other than it and ``None`` give a least rank, likely, stated only
-    above the usual three (``x[..., 0, :, :]``).  Two indexings that disagree state nothing."""
+    above the usual three (``x[..., 0, :, :]``).  Two indexings that disagree state nothing.
+    ``bound`` holds the ``ast.Name`` targets (by ``id``) that bind the input itself (a local read
+    off a dict argument)."""
     exact: set[int] = set()
     least: set[int] = set()
+    kept = {id(sub.targets[0]) for sub in ast.walk(node) if isinstance(sub, ast.Assign) and len(sub.targets) == 1
+            and isinstance(sub.targets[0], ast.Name) and sub.targets[0].id == name
+            and _rank_kept_of(_sliced_of(sub.value), {name}) == name} | bound
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and sub.id == name and isinstance(sub.ctx, (ast.Store, ast.Del)):
-            return None, False  # rebound: an index may be of another tensor under the same name
+        if isinstance(sub, ast.Name) and sub.id == name and isinstance(sub.ctx, (ast.Store, ast.Del)) \
+                and id(sub) not in kept:
+            # rebound: an index may be of another tensor under the same name (not when it is
+            # rebound to itself through rank-keeping methods: ``ids = ids.to(x.device)``)
+            return None, False
         if not (isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name) and sub.value.id == name
                 and isinstance(sub.slice, ast.Tuple) and sub.slice.elts):
             continue
@@ -915,6 +924,112 @@ def indexed_rank(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> tup
     if not exact and least and max(least) > 3:
         return max(least), False
     return None, False
+
+
+def labels_compared(func: Callable, name: str) -> bool:
+    """Whether input ``name`` is a vector of labels: the code's indexing states one axis and it
+    compares an indexing of it for equality (``groups[:, None] == groups[None, :]``)."""
+    node = _parsed_def(func)
+    if node is None or indexed_rank(node, name) != (1, True):
+        return False
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in sub.ops):
+            sides = [sub.left, *sub.comparators]
+            if any(isinstance(x, ast.Subscript) and isinstance(x.value, ast.Name) and x.value.id == name
+                   for x in sides):
+                return True
+    return False
+
+
+def _sliced_of(value: ast.expr) -> ast.expr:
+    """What ``value`` slices when it only slices (``x[:, :n, :]``, ``x[1:]``: every axis kept),
+    else ``value``."""
+    if isinstance(value, ast.Subscript):
+        items = value.slice.elts if isinstance(value.slice, ast.Tuple) else [value.slice]
+        if items and all(isinstance(i, ast.Slice) for i in items):
+            return value.value
+    return value
+
+
+def subscript_keys(func: Callable, name: str, module: nn.Module) -> dict[str, str] | None:
+    """The keys the code reads argument ``name`` by, each with the local it binds (``query =
+    inputs["query"]``, or a key the module holds as a string: ``inputs[self._query_name]``), when
+    every use of ``name`` is such a read (a dict of named tensors); else None."""
+    node = _parsed_def(func)
+    if node is None:
+        return None
+    out: dict[str, str] = {}
+    reads: set[int] = set()
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name)
+                and isinstance(sub.value, ast.Subscript) and isinstance(sub.value.value, ast.Name)
+                and sub.value.value.id == name):
+            continue
+        key = sub.value.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            value = key.value
+        elif isinstance(key, ast.Attribute) and isinstance(key.value, ast.Name) and key.value.id == "self" \
+                and isinstance(getattr(module, key.attr, None), str):
+            value = getattr(module, key.attr)
+        else:
+            return None
+        out[value] = sub.targets[0].id
+        reads.add(id(sub.value.value))
+    uses = [sub for sub in ast.walk(node) if isinstance(sub, ast.Name) and sub.id == name]
+    if not out or any(id(u) not in reads for u in uses):
+        return None
+    return out
+
+
+def keyed_dicts(func: Callable, keyed: dict[str, str], b: int, s: int, widths: list[int],
+                randn: Callable) -> list[dict[str, torch.Tensor]]:
+    """Dicts for :func:`subscript_keys`' keys: a local named for lengths gets lengths per sample
+    (the full length and shorter ones, below it), one named for a mask a padding mask, one whose
+    indexing states its rank a tensor of that rank, any other one [batch, tokens, width] or
+    [batch, width]; a local the code unsqueezes to meet one of stated rank in a batched product one
+    axis less than that; one dict per width, then the unknown ranks the other way round."""
+    node = _parsed_def(func)
+    lengths = torch.clamp(s - 2 * torch.arange(b), min=1)
+    ranks: dict[str, int] = {}
+    bound = frozenset(id(sub.targets[0]) for sub in ast.walk(node) if isinstance(sub, ast.Assign)
+                      and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name)
+                      and isinstance(sub.value, ast.Subscript)) if node is not None else frozenset()
+    for local in keyed.values():
+        rank, certain = indexed_rank(node, local, bound) if node is not None else (None, False)
+        if certain and rank is not None and 2 <= rank <= 4:
+            ranks[local] = rank
+    for sub in ast.walk(node) if node is not None else ():
+        # a local made one axis deeper to meet a local of stated rank in a batched product
+        # (``torch.matmul(seq, query.unsqueeze(2))``): one axis less than that local
+        pair = _matmul_operands(sub)
+        for one, other in (pair, pair[::-1]) if pair else ():
+            if isinstance(one, ast.Call) and isinstance(one.func, ast.Attribute) and one.func.attr == "unsqueeze" \
+                    and isinstance(one.func.value, ast.Name) and one.func.value.id in keyed.values() \
+                    and one.func.value.id not in ranks and isinstance(other, ast.Name) \
+                    and (other.id in keyed.values() or other.id in ranks) and ranks.get(other.id, 3) >= 3:
+                # (a peer of no stated rank itself: the usual [batch, tokens, width] for it)
+                ranks.setdefault(other.id, 3)
+                ranks[one.func.value.id] = ranks[other.id] - 1
+    out = []
+    unknown = any(local not in ranks for local in keyed.values())
+    for flip in (False, True) if unknown else (False,):
+        for width in widths[:2]:
+            made: dict[str, torch.Tensor] = {}
+            for key, local in keyed.items():
+                lowered = local.lower()
+                if "length" in lowered or lowered.endswith(("len", "lens")):
+                    made[key] = lengths.clone()
+                    continue
+                if "mask" in lowered:
+                    made[key] = mask_values("bool_padding", b, s)
+                    continue
+                rank = ranks.get(local)
+                if rank is not None:
+                    made[key] = randn(b, *([s] * (rank - 2)), width)
+                else:
+                    made[key] = randn(b, width) if flip else randn(b, s, width)
+            out.append(made)
+    return out
 
 
 def _is_full_slice(item: ast.expr) -> bool:
@@ -2221,6 +2336,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if name in forward_overrides:
             per_param.append((name, False, [forward_overrides[name]]))
             continue
+        keyed = subscript_keys(func, name, module) if method == "forward" else None
+        if keyed:
+            # a dict of named tensors the code reads by key (``seq = features[self._seq_name]``):
+            # each key with a tensor of what its own name and indexing say it is
+            per_param.append((name, positional, keyed_dicts(func, keyed, b, s, widths, randn)))
+            continue
         if per_param and name in linear_roles and not optional and widths:
             # a raw weight (or bias) the code hands to a linear function with the input: of the
             # input's width, as many outputs as the result is split into (drawn at a Linear's
@@ -2307,6 +2428,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             continue
         if lowered in _NONE_NAMES and optional:
             gap = True
+            continue
+        if per_param and labels_compared(func, name):
+            # labels the code indexes as one axis and compares with each other (``g[:, None] ==
+            # g[None, :]``: a group per sample): one per sample, in groups of two, so that the
+            # pairs it compares both match and differ
+            per_param.append((name, positional, [torch.arange(b) // 2]))
             continue
         if lowered.endswith("ids") or (lowered in _ID_NAMES and isinstance(entry, (nn.Embedding, nn.EmbeddingBag))):
             if "position" in lowered:
@@ -2636,6 +2763,9 @@ _BMM_RANK = re.compile(r"batch[12] must be a 3D tensor|Expected 3-dimensional te
 #: made 3-D from a guessed 3-D query where the code expects one vector per row)
 _REPEAT_RANK = re.compile(r"Number of dimensions of repeat dims can not be smaller than number of dimensions")
 _BAD_VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
+#: an einops pattern that splits an axis into parts of a size the call fixes (``'b (f n) d'`` with
+#: ``n=...``) met an axis that size does not divide
+_EINOPS_CHUNKS = re.compile(r"can't divide axis of length (\d+) in chunks of (\d+)")
 #: a guessed float mask handed to a fill that takes only booleans (``scores.masked_fill_(mask, -inf)``)
 _BOOL_FILL = re.compile(r"masked_fill_? only supports boolean masks")
 # a convolution over a grid of the tokens smaller than its kernel ("Calculated padded input size
@@ -2829,6 +2959,24 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 continue
             new = _drawn_like(first, shape)
             add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
+    chunks = _EINOPS_CHUNKS.search(text)
+    if chunks:
+        # the axis the pattern splits is the input's token axis less what the code cut off first
+        # (a class token spliced out: ``t[:, 1:]``): each input axis between the batch and the
+        # features as long or a little longer grown by what makes the split axis a multiple of the chunk (at least two chunks, so
+        # that the other part of the split is not an axis of one)
+        length, chunk = int(chunks.group(1)), int(chunks.group(2))
+        want = max(2 * chunk, -(-length // chunk) * chunk) if chunk >= 1 else 0
+        olds = {n for v in call.leaves() if isinstance(v, torch.Tensor) and v.dim() >= 2
+                for n in (v.shape[1:-1] if v.dim() >= 3 else v.shape[1:]) if length <= n <= length + 2}
+        for old in sorted(olds) if want and want != length else ():
+            new = old + want - length
+            if not 1 <= new <= 4096:
+                continue
+            args = map_tensors(call.args, lambda t: _resized(t, old, new))
+            kwargs = map_tensors(call.kwargs, lambda t: _resized(t, old, new))
+            if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
+                add(args, kwargs)
     small = _SMALL_GRID.search(text)
     if first is not None and first.dim() >= 3 and small:
         # the sides of the grid the call hands as integers (``forward(x, H, W)``, SegFormer's
