@@ -403,9 +403,11 @@ def _value_choices(fields_: dict[str, Any], reads: facts.Reads, cls: type,
 
 
 def compared_choices(info: ClassFacts, module: ModuleType) -> list[tuple[str, list[str]]]:
-    """The required ``str`` fields of the config class the class is built with first that verify
+    """The required ``str`` fields of the config classes a class may be built with that verify
     values by the strings the class compares them with, each with the values it tries (mend55):
-    a pass is checked again with the others (``core._check_compared_values``)."""
+    a pass is checked again with the others (``core._check_compared_values``, which goes by the
+    value the built config holds)."""
+    out: dict[str, list[str]] = {}
     for param in info.params:
         reads = info.reads.get(param.name, facts.Reads())
         annotation = param.annotation
@@ -413,8 +415,9 @@ def compared_choices(info: ClassFacts, module: ModuleType) -> list[tuple[str, li
                 (isinstance(annotation, type) and _config_fields(annotation))):
             continue
         for _, ccls, fields_ in config_classes(module, reads, annotation):
-            return list(_choice_fields(fields_, reads, ccls).items())
-    return []
+            for name, values in _choice_fields(fields_, reads, ccls).items():
+                out.setdefault(name, values)
+    return list(out.items())
 
 
 def _shrunk_fields(fields_: dict[str, Any], given: dict[str, Any], sizes: Sizes, shrink_it: bool,
