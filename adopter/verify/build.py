@@ -47,7 +47,7 @@ from . import branches, hf, memory
 from .branches import ZEROS, _stored_parameters, init_conditions, init_value_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
-from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
+from .construct import ClassFacts, NeedsFactory, Recipe, compared_choices, gather, guess_value, recipes
 from .inputs import (
     guarding_params,
     hints_of,
@@ -973,6 +973,20 @@ class Builder:
             raise found
         return found
 
+    def compared_choices(self, class_name: str) -> list[tuple[str, list[str]]]:
+        """The config fields a recipe values by the strings the class compares them with, each
+        with the values tried (``construct.compared_choices``); none for a class built by a
+        factory or from a Hugging Face config."""
+        if class_name.startswith("function:") or self.factory_for(class_name):
+            return []
+        try:
+            cls = self.class_of(self.original, class_name)
+            if self._hf_configs(cls):
+                return []
+            return compared_choices(self.facts_for(cls), self.original)
+        except (Skip, NeedsFactory):
+            return []
+
     def _hf_configs(self, cls: type) -> list[type] | None:
         """The Hugging Face config classes for ``cls`` (None when it does not take one)."""
         if not self._takes_config(cls):
@@ -1299,7 +1313,7 @@ class Builder:
             return
         try:
             info = self.facts_for(cls)
-            for recipe in recipes(info, self.original, self.sizes, dict(variant.ctor)):
+            for recipe in recipes(info, self.original, self.sizes, dict(variant.ctor), dict(variant.config)):
                 yield self._recipe_option(recipe, variant)
         except NeedsFactory as exc:
             raise Skip(factory_hint(cls.__name__, str(exc))) from None

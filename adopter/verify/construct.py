@@ -39,10 +39,13 @@ from .callsites import UNKNOWN, CallSite
 from .inputs import grids, sequence_of
 from .recipes import AttrBag, Link, Make, Ref, describe, has_links, lookup, substitute_links
 from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
-from .sizes import Sizes
+from .sizes import VERIFY, Sizes
 from .unread import unread_fields
 
 MAX_RECIPES = 10
+# strings a required ``str`` config field is compared with that verify tries, in the order the
+# class compares them; one string equal to none of them comes after (the side no comparison names)
+MAX_COMPARED = 3
 
 
 class NeedsFactory(Exception):
@@ -333,8 +336,10 @@ def _typed_guess(name: str, annotation: Any, sizes: Sizes, read: bool,
     ``guess_value`` types it, and a ``str`` or ``bool`` field the class under test never reads
     (it reaches the computation, if at all, only through the config's own properties) valued
     by its type (empty, False); a ``str`` field it compares with strings where it reads it
-    (``config.model_type != "gpt2"``) by the first of them, a mode as ``_bag_for`` values one
-    (fixver53).  The checked patch must still run and match the original on the
+    (``config.model_type != "gpt2"``) by those strings and one equal to none of them
+    (:func:`compared_values`), a mode as ``_bag_for`` values one (fixver53); the first is the
+    default build's, the others are tried when it does not build and checked after a pass
+    (``core._check_compared_values``, mend55).  The checked patch must still run and match the original on the
     config built, so a value that changes nothing the patch touches cannot make it pass."""
     guess = guess_value(name, inspect.Parameter.empty, sizes)
     if guess:
@@ -344,18 +349,83 @@ def _typed_guess(name: str, annotation: Any, sizes: Sizes, read: bool,
     if not read and annotation is str:
         return [""]
     if annotation is str and sub is not None and sub.compared:
-        # a mode the class compares with strings (``config.model_type != "gpt2"``): the first
-        # string it is compared with, as a typed bag values such a field (``_bag_for``)
-        return [sub.compared[0]]
+        # a mode the class compares with strings (``config.model_type != "gpt2"``): the strings
+        # it is compared with, the first first (as a typed bag values such a field, ``_bag_for``),
+        # then one equal to none of them (mend55: ``!= "none"`` is true only for another string)
+        return compared_values(sub.compared)
     if not read and annotation is bool:
         return [False]
     return []
 
 
+def compared_values(compared: list[str]) -> list[str]:
+    """The values tried for a required ``str`` field compared with ``compared``: the first
+    ``MAX_COMPARED`` of them in the order the class compares them, then a string equal to none
+    of them (``if config.pos_type != "none":`` holds only for another string)."""
+    values = list(compared[:MAX_COMPARED])
+    other, count = "other", 1
+    while other in compared:
+        count += 1
+        other = f"other{count}"
+    return values + [other]
+
+
+def _choice_fields(fields_: dict[str, Any], reads: facts.Reads, cls: type) -> dict[str, list[str]]:
+    """The required fields of config class ``cls`` that verify values by the strings the class
+    compares them with (``_typed_guess``), with the values it tries, in order."""
+    out: dict[str, list[str]] = {}
+    annotations: dict[str, Any] | None = None
+    for name, default in fields_.items():
+        sub = reads.attrs.get(name)
+        if default is not inspect.Parameter.empty or sub is None or not sub.compared or \
+                sub.max_index >= 0 or sub.iterated or guess_value(name, inspect.Parameter.empty, VERIFY):
+            continue
+        if annotations is None:
+            annotations = _field_annotations(cls)
+        if annotations.get(name) is str:
+            out[name] = compared_values(sub.compared)
+    return out
+
+
+def _value_choices(fields_: dict[str, Any], reads: facts.Reads, cls: type,
+                   chosen: dict[str, Any]) -> list[dict[str, Any]]:
+    """One field assignment per config to build: the values of the first field valued by a
+    compared string (``_choice_fields``) one at a time, the default build's first, so that a
+    value whose construction raises (``if config.pos_type == "flash": raise ...``) gives way to
+    the next; ``chosen`` (a build variant's config values) fixes a field instead."""
+    fields = _choice_fields(fields_, reads, cls)
+    fixed = {k: v for k, v in chosen.items() if k in fields}
+    free = [(k, v) for k, v in fields.items() if k not in chosen]
+    if not free:
+        return [fixed]
+    name, values = free[0]
+    return [dict(fixed, **{name: value}) for value in values]
+
+
+def compared_choices(info: ClassFacts, module: ModuleType) -> list[tuple[str, list[str]]]:
+    """The required ``str`` fields of the config classes a class may be built with that verify
+    values by the strings the class compares them with, each with the values it tries (mend55):
+    a pass is checked again with the others (``core._check_compared_values``, which goes by the
+    value the built config holds)."""
+    out: dict[str, list[str]] = {}
+    for param in info.params:
+        reads = info.reads.get(param.name, facts.Reads())
+        annotation = param.annotation
+        if not (facts.is_config_like(param.name, reads) or
+                (isinstance(annotation, type) and _config_fields(annotation))):
+            continue
+        for _, ccls, fields_ in config_classes(module, reads, annotation):
+            for name, values in _choice_fields(fields_, reads, ccls).items():
+                out.setdefault(name, values)
+    return list(out.items())
+
+
 def _shrunk_fields(fields_: dict[str, Any], given: dict[str, Any], sizes: Sizes, shrink_it: bool,
-                   reads: facts.Reads | None = None, cls: type | None = None) -> dict[str, Any]:
+                   reads: facts.Reads | None = None, cls: type | None = None,
+                   chosen: dict[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments for a config class: the given values, required fields guessed (by name,
-    else by the annotation ``cls`` gives them), sizes shrunk."""
+    else by the annotation ``cls`` gives them; ``chosen``: the values of fields valued by a
+    compared string, ``_value_choices``), sizes shrunk."""
     values: dict[str, Any] = {}
     annotations: dict[str, Any] | None = None
     for name, default in fields_.items():
@@ -369,6 +439,9 @@ def _shrunk_fields(fields_: dict[str, Any], given: dict[str, Any], sizes: Sizes,
                     annotations = _field_annotations(cls)
                 guess = _typed_guess(name, annotations.get(name), sizes,
                                      read=reads is None or sub is not None, sub=sub)
+                if chosen and name in chosen and sub is not None and sub.compared and \
+                        guess == compared_values(sub.compared):
+                    guess = [chosen[name]]
             if sub is not None and (sub.max_index >= 0 or sub.iterated):
                 listed = _list_guess(name, max(sub.max_index + 1, 2), sizes)
                 guess = [listed] if listed is not None else guess
@@ -591,8 +664,10 @@ def _mentions_group_norm(module: ModuleType) -> bool:
     return text is not None and "GroupNorm" in text
 
 
-def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: ModuleType, sizes: Sizes) -> list[Any]:
-    """Values for one required argument that no call site gave."""
+def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: ModuleType, sizes: Sizes,
+                      config: dict[str, Any] | None = None) -> list[Any]:
+    """Values for one required argument that no call site gave (``config``: a build variant's
+    config field values, for the fields valued by a compared string)."""
     name = param.name
     reads = info.reads.get(name, facts.Reads())
     annotation = param.annotation
@@ -600,10 +675,11 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
     if facts.is_config_like(name, reads) or (isinstance(annotation, type) and _config_fields(annotation)):
         out: list[Any] = []
         for cname, ccls, fields_ in config_classes(module, reads, annotation):
-            try:
-                out.append(Make(Ref(cname), (), _shrunk_fields(fields_, {}, sizes, True, reads, ccls)))
-            except NeedsFactory:
-                continue
+            for chosen in _value_choices(fields_, reads, ccls, config or {}):
+                try:
+                    out.append(Make(Ref(cname), (), _shrunk_fields(fields_, {}, sizes, True, reads, ccls, chosen)))
+                except NeedsFactory:
+                    break
         try:
             out.append(_bag_for(reads, sizes, name))
         except NeedsFactory as exc:
@@ -851,8 +927,10 @@ def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
     return out
 
 
-def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[str, Any]) -> Iterator[Recipe]:
-    """Candidate constructor calls of ``info.cls``, most trusted first, shrunk first."""
+def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[str, Any],
+            config: dict[str, Any] | None = None) -> Iterator[Recipe]:
+    """Candidate constructor calls of ``info.cls``, most trusted first, shrunk first (``config``:
+    the build variant's config field values, see ``_value_choices``)."""
     params = [p for p in info.params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     config_param = next((p.name for p in params if facts.is_config_like(p.name, info.reads.get(p.name, facts.Reads()))
                          or (isinstance(p.annotation, type) and _config_fields(p.annotation))), None)
@@ -877,7 +955,7 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
     for shrink_it in (True, False):
         for given, source in bases:
             try:
-                options = _complete(info, params, given, module, sizes)
+                options = _complete(info, params, given, module, sizes, config)
             except NeedsFactory as exc:
                 error = error or exc
                 continue
@@ -1054,13 +1132,13 @@ def forwarded_base_params(info: ClassFacts) -> list[inspect.Parameter]:
 
 
 def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str, Any], module: ModuleType,
-              sizes: Sizes) -> list[dict[str, Any]]:
+              sizes: Sizes, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Fill in the required arguments a call site did not give; a few combinations at most."""
     choices: list[tuple[str, list[Any]]] = []
     for param in params:
         if param.name in given or param.default is not inspect.Parameter.empty:
             continue
-        choices.append((param.name, _param_candidates(info, param, module, sizes)))
+        choices.append((param.name, _param_candidates(info, param, module, sizes, config)))
     for param in forwarded_base_params(info):
         # the base's required arguments, handed through ``**kwargs``: guessed as its own would be
         if param.name not in given:
@@ -1073,7 +1151,7 @@ def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str
         if param.name not in given and param.default is None and reads is not None and \
                 facts.is_config_like(param.name, reads):
             try:
-                choices.append((param.name, _param_candidates(info, param, module, sizes)))
+                choices.append((param.name, _param_candidates(info, param, module, sizes, config)))
             except NeedsFactory:
                 # a bag typed from the fields' uses (adapter-plus's ``lora_config``: ``dim``,
                 # ``location`` looped over, ``act_layer`` a condition), after the default None

@@ -273,6 +273,7 @@ class _Checker:
         self.given: set[str] = set()  # the forward arguments the last check passed (not None)
         self.full_rows = False  # whether a boolean mask the last check passed hides a whole row
         self.two_valued = False  # whether the last check passed a floating 0/1 mask (flipped_masks)
+        self.configs: list = []  # the config objects the last check's build was handed
         self.original = original
         self.patched = patched
         self.patched_file = patched_file
@@ -290,6 +291,7 @@ class _Checker:
         self.ran = set()
         self.full_rows = False
         self.two_valued = False
+        self.configs = []
         with self.builder.flags(variant, self.patched):
             try:
                 verdicts, reason = self._check(class_name, sites, variant)
@@ -315,6 +317,7 @@ class _Checker:
         except Broken as exc:
             return {site: Verdict(FAIL, str(exc)) for site in sites}, None
         ctor_lines.lines |= self._header_lines(class_name)
+        self.configs = list(pair.configs)
         if variant.mixed_rows:
             pair.call = dataclasses.replace(pair.call, args=mixed_rows(pair.call.args),
                                             kwargs=mixed_rows(pair.call.kwargs))
@@ -668,6 +671,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
     refused: list[tuple[str, str]] = []  # variants that could not be built or run, and why
     blocked: str | None = None  # the default build stopped at a name left out at import (loader.py)
     given: dict[Site, set[str]] = {}  # the forward arguments each verdict's check passed
+    configs: dict[Site, list] = {}  # the config objects each verdict's build was handed
     soft: dict[Site, Verdict] = {}
     ran: set[int] = set()
     for entry in entries:
@@ -733,6 +737,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                     continue
                 out[site] = verdict
                 given[site] = set(checker.given)
+                configs[site] = list(checker.configs)
             pending = [s for s in pending if s not in out]
             if not pending:
                 break
@@ -750,7 +755,71 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         _say_refused(out, pending, checker.limit, len(refusals))
     _check_other_sides(checker, class_name, out, given)
     _check_blind_rows(checker, class_name, out)
+    _check_compared_values(checker, class_name, out, configs)
     return out
+
+
+MAX_VALUE_CHECKS = 4  # builds with another compared string tried per passing site
+
+
+def _check_compared_values(checker: _Checker, class_name: str, out: dict, configs: dict) -> None:
+    """A pass built with a config whose required ``str`` field verify valued by a string the class
+    compares it with (``config.pos_type != "none"``: ``construct.compared_choices``) is checked
+    again with each other value tried for it (the other compared strings, then one equal to none
+    of them), in order: a build the other value takes the class's other code path with (a
+    parameter made only when ``pos_type`` is not "none", added to the scores).  A difference is a
+    ``fail``; otherwise the pass says which values it also passed with, which did not build (the
+    class raises for them) and which were not checked, and why."""
+    passing = [s for s, v in out.items() if v.verdict == PASS and v.variant is not None]
+    if not passing:
+        return
+    choices = checker.builder.compared_choices(class_name)
+    if not choices:
+        return
+    for site in passing:
+        verdict = out[site]
+        base = verdict.variant
+        notes: list[str] = []
+        tries = 0
+        failed = False
+        for name, values in choices:
+            if any(k == name for k, _ in base.config):
+                continue
+            used = next((getattr(c, name) for c in configs.get(site, []) if hasattr(c, name)), None)
+            if used not in values:
+                continue  # a value verify did not choose (a call site gave it)
+            said = [f"config.{name}={used!r} built"]
+            for value in values:
+                if value == used or tries >= MAX_VALUE_CHECKS:
+                    continue
+                tries += 1
+                other = dataclasses.replace(base, config=(*base.config, (name, value)))
+                side = f"config.{name}={value!r}"
+                options = checker.options
+                checker.options = dataclasses.replace(options, benchmark=False)  # timed once, as built
+                try:
+                    verdicts, skip_reason = checker.check(class_name, [site], other)
+                finally:
+                    checker.options = options
+                again = verdicts.get(site)
+                if again is not None and again.verdict == FAIL:
+                    out[site] = Verdict(FAIL, f"with {side}: {again.reason}", again.max_abs_diff,
+                                        details=again.details, variant=other)
+                    failed = True
+                    break
+                if again is not None and again.verdict == PASS:
+                    said.append(f"also passes with {side} (max abs diff {again.max_abs_diff:.2g})")
+                elif skip_reason is not None and " raised " in skip_reason and "factory" in skip_reason:
+                    said.append(f"{side} does not build ({skip_reason.split(' raised ', 1)[1][:120]})")
+                else:
+                    why = skip_reason or (again.reason if again is not None else "the patched lines did not run")
+                    said.append(f"not checked with {side}: {why[:140]}")
+            if failed:
+                break
+            if len(said) > 1:
+                notes.append(", ".join(said))
+        if not failed and notes:
+            out[site] = dataclasses.replace(verdict, reason=f"{verdict.reason}; {'; '.join(notes)}")
 
 
 def refused_note(limit: int | None, count: int) -> str:
@@ -1463,6 +1532,8 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
                 variant = Variant()
         if variant == Variant():
             verdicts, skip_reason = checker.check(target, [probe], variant)
+        if skip_reason is None and probe in verdicts:
+            _check_compared_values(checker, target, verdicts, {probe: list(checker.configs)})
         if skip_reason is not None:
             verdict = Verdict(SKIP, f"all {len(inside)} patches together: {skip_reason}")
         else:
