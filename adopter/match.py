@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import operator
 import re
 from .records import dataclass, field, replace
 from collections.abc import Iterable
@@ -427,6 +428,7 @@ def _bound_differ(pvalues, values, state: "_State", repeats: dict | None = None)
 
 
 _NO_ITEMS: frozenset = frozenset()
+_NODE_ID = operator.attrgetter("id")  # (C-level: no Python call per matched node)
 
 
 class _State:
@@ -489,14 +491,17 @@ class _State:
         return bound
 
     def memo(self) -> tuple:
-        """What tells two states apart in the search's memo: the bindings, the aliases and
-        the guards taken (frozensets, not sorted tuples: built for every state it visits)."""
+        """What tells two states apart in the search's memo: the bindings, the aliases, the
+        guards taken (frozensets, not sorted tuples: built for every state it visits) and the
+        ids of the nodes matched (two ways binding different nodes to the same values are
+        different matches)."""
         memo = self._memo
         if memo is None:
             # (one empty frozenset for no aliases, no guards: equal, and nothing built)
             memo = self._memo = (frozenset(self.values.items()),
                                  frozenset(self.aliases.items()) if self.aliases else _NO_ITEMS,
-                                 frozenset(self.guards.items()) if self.guards else _NO_ITEMS)
+                                 frozenset(self.guards.items()) if self.guards else _NO_ITEMS,
+                                 tuple(map(_NODE_ID, self.matched)))
         return memo
 
 
@@ -519,7 +524,11 @@ def _first_visit(seen: dict, place: tuple, state: _State) -> bool:
         # hold what they held then)
         values, aliases, guards = state.values, state.aliases, state.guards
         for other in (met,) if cls is _State else met:
-            if other is state or (other.values == values and other.aliases == aliases and other.guards == guards):
+            # (the matched nodes too: two ways that bound *different* nodes to the same values --
+            # an arm each with its own softmax -- are two matches, never one; a tuple compares
+            # its nodes by identity first, so equal ones cost no call)
+            if other is state or (other.values == values and other.aliases == aliases and other.guards == guards
+                                  and other.matched == state.matched):
                 return False
         if cls is _State:
             seen[place] = [met, state]
