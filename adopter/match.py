@@ -509,8 +509,8 @@ def _first_visit(seen: dict, place: tuple, state: _State) -> bool:
     """Is ``state`` the first at ``place`` (a node, the step it waits for and, for a gap, the
     gap so far) with its :meth:`_State.memo`?  Then it is recorded.  ``seen`` maps a place to
     the first state met there, then to the list of the states with different memos met there,
-    compared by their dicts (two memos are equal exactly when the values, aliases and guards
-    dicts are), and past _MEMOS_AFTER of them to the set of their memos: the same answers as
+    compared by their dicts and matched nodes (two memos are equal exactly when the values,
+    aliases and guards dicts and the matched nodes are), and past _MEMOS_AFTER of them to the set of their memos: the same answers as
     a set of (place, memo) pairs, but a state alone at its place -- over a third of the gap
     states, a quarter of the bound ones -- or among a few never builds its memo's frozensets
     (a frozenset of every binding, for each state the search visits)."""
@@ -3264,14 +3264,13 @@ def _guards_tested(flow: Flow) -> dict[str, int]:
     test reads only ``self.<attr>`` (``_setting_test`` is False without one), and asking
     ``_setting_test`` itself walks every method of the class.
 
-    Two corners where the answers could differ from recording every test (neither met on the
-    paper corpus: its findings and matches are byte-identical): (1) ``_first_visit`` compares
-    the values bound, not the nodes matched, so two ways that bound *different* nodes to the
-    same values (an arm each writing ``s = s + b`` with the same names) would now meet as one
-    -- the visited set has always merged such states when their tests were equal (0 of 52
-    refusals on the paper corpus before, 0 of 98 after, were between states with different
-    matched nodes); (2) a search cut at MAX_STEPS_PER_START walks fewer states now, so it
-    stops later (none is cut on the paper corpus: the same output without the bound)."""
+    Two ways that bound *different* nodes to the same values (an arm each with its own
+    softmax into the same name) meet at the join with equal bindings and, the test unrecorded,
+    equal tests: ``_first_visit`` and :meth:`_State.memo` compare the matched nodes too, so
+    they stay two states and two matches (mend54: the second was dropped before).  One corner
+    remains where the answers could differ from recording every test: a search cut at
+    MAX_STEPS_PER_START walks fewer states now, so it stops later (none is cut on the paper
+    corpus: the most steps any search takes there is far below the bound)."""
     index = _index(flow)
     found = index.static.get(_GUARDS_TESTED)
     if found is None:
