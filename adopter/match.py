@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import operator
 import re
 from .records import dataclass, field, replace
 from collections.abc import Iterable
@@ -427,6 +428,7 @@ def _bound_differ(pvalues, values, state: "_State", repeats: dict | None = None)
 
 
 _NO_ITEMS: frozenset = frozenset()
+_NODE_ID = operator.attrgetter("id")  # (C-level: no Python call per matched node)
 
 
 class _State:
@@ -489,14 +491,17 @@ class _State:
         return bound
 
     def memo(self) -> tuple:
-        """What tells two states apart in the search's memo: the bindings, the aliases and
-        the guards taken (frozensets, not sorted tuples: built for every state it visits)."""
+        """What tells two states apart in the search's memo: the bindings, the aliases, the
+        guards taken (frozensets, not sorted tuples: built for every state it visits) and the
+        ids of the nodes matched (two ways binding different nodes to the same values are
+        different matches)."""
         memo = self._memo
         if memo is None:
             # (one empty frozenset for no aliases, no guards: equal, and nothing built)
             memo = self._memo = (frozenset(self.values.items()),
                                  frozenset(self.aliases.items()) if self.aliases else _NO_ITEMS,
-                                 frozenset(self.guards.items()) if self.guards else _NO_ITEMS)
+                                 frozenset(self.guards.items()) if self.guards else _NO_ITEMS,
+                                 tuple(map(_NODE_ID, self.matched)))
         return memo
 
 
@@ -504,8 +509,8 @@ def _first_visit(seen: dict, place: tuple, state: _State) -> bool:
     """Is ``state`` the first at ``place`` (a node, the step it waits for and, for a gap, the
     gap so far) with its :meth:`_State.memo`?  Then it is recorded.  ``seen`` maps a place to
     the first state met there, then to the list of the states with different memos met there,
-    compared by their dicts (two memos are equal exactly when the values, aliases and guards
-    dicts are), and past _MEMOS_AFTER of them to the set of their memos: the same answers as
+    compared by their dicts and matched nodes (two memos are equal exactly when the values,
+    aliases and guards dicts and the matched nodes are), and past _MEMOS_AFTER of them to the set of their memos: the same answers as
     a set of (place, memo) pairs, but a state alone at its place -- over a third of the gap
     states, a quarter of the bound ones -- or among a few never builds its memo's frozensets
     (a frozenset of every binding, for each state the search visits)."""
@@ -519,7 +524,11 @@ def _first_visit(seen: dict, place: tuple, state: _State) -> bool:
         # hold what they held then)
         values, aliases, guards = state.values, state.aliases, state.guards
         for other in (met,) if cls is _State else met:
-            if other is state or (other.values == values and other.aliases == aliases and other.guards == guards):
+            # (the matched nodes too: two ways that bound *different* nodes to the same values --
+            # an arm each with its own softmax -- are two matches, never one; a tuple compares
+            # its nodes by identity first, so equal ones cost no call)
+            if other is state or (other.values == values and other.aliases == aliases and other.guards == guards
+                                  and other.matched == state.matched):
                 return False
         if cls is _State:
             seen[place] = [met, state]
@@ -3289,14 +3298,13 @@ def _guards_tested(flow: Flow) -> dict[str, int]:
     test reads only ``self.<attr>`` (``_setting_test`` is False without one), and asking
     ``_setting_test`` itself walks every method of the class.
 
-    Two corners where the answers could differ from recording every test (neither met on the
-    paper corpus: its findings and matches are byte-identical): (1) ``_first_visit`` compares
-    the values bound, not the nodes matched, so two ways that bound *different* nodes to the
-    same values (an arm each writing ``s = s + b`` with the same names) would now meet as one
-    -- the visited set has always merged such states when their tests were equal (0 of 52
-    refusals on the paper corpus before, 0 of 98 after, were between states with different
-    matched nodes); (2) a search cut at MAX_STEPS_PER_START walks fewer states now, so it
-    stops later (none is cut on the paper corpus: the same output without the bound)."""
+    Two ways that bound *different* nodes to the same values (an arm each with its own
+    softmax into the same name) meet at the join with equal bindings and, the test unrecorded,
+    equal tests: ``_first_visit`` and :meth:`_State.memo` compare the matched nodes too, so
+    they stay two states and two matches (mend54: the second was dropped before).  One corner
+    remains where the answers could differ from recording every test: a search cut at
+    MAX_STEPS_PER_START walks fewer states now, so it stops later (none is cut on the paper
+    corpus: the most steps any search takes there is far below the bound)."""
     index = _index(flow)
     found = index.static.get(_GUARDS_TESTED)
     if found is None:

@@ -372,7 +372,8 @@ def test_memo_of_a_state_without_aliases_or_guards():
     state.values["x"] = ("k", "x")
     memo = state.memo()
     assert memo[1] is _NO_ITEMS and memo[2] is _NO_ITEMS
-    assert memo == (frozenset({("x", ("k", "x"))}), frozenset(), frozenset())
+    # (the fourth entry: the ids of the nodes matched, none here -- mend54)
+    assert memo == (frozenset({("x", ("k", "x"))}), frozenset(), frozenset(), ())
     other = state.copy()
     other.guards["flag"] = True
     assert other.memo()[2] == frozenset({("flag", True)}) and other.memo() != memo
