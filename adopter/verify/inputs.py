@@ -2771,6 +2771,10 @@ _BOOL_FILL = re.compile(r"masked_fill_? only supports boolean masks")
 # a convolution over a grid of the tokens smaller than its kernel ("Calculated padded input size
 # per channel: (2 x 4). Kernel size: (3 x 3). Kernel size can't be greater than actual input size")
 _SMALL_GRID = re.compile(r"padded input size per channel: \(([\d x]+)\)\. Kernel size: \(([\d x]+)\)")
+#: a convolution handed another channel count than its weight takes ("Given groups=1, weight of
+#: size [96, 192, 1, 1], expected input[2, 64, 32, 192] to have 192 channels, but got 64 channels
+#: instead"): channels-last inputs concatenated and permuted to channels-first before the conv
+_CONV_CHANNELS = re.compile(r"expected input\[[\d, ]+\] to have (\d+) channels, but got (\d+) channels")
 _NONE_USED = re.compile(r"'NoneType' object (has no attribute|is not subscriptable|is not iterable)|"
                         r"NoneType' and 'Tensor'|'Tensor' and 'NoneType'|must be Tensor, not NoneType")
 
@@ -2919,6 +2923,28 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 continue
             args = map_tensors(call.args, lambda t: _resized(t, old, new))
             kwargs = map_tensors(call.kwargs, lambda t: _resized(t, old, new))
+            if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
+                add(args, kwargs)
+    channels = _CONV_CHANNELS.search(text)
+    if channels and call.args:
+        # the channel count the convolution got is a whole fraction of what its weight takes,
+        # and no input axis holds it as it is (else the size repair above answers): the inputs'
+        # channels are made from their axes (channels-last inputs concatenated, then permuted
+        # to channels-first: GMAN's ``cat((X, STE), -1).permute(0, 3, 2, 1)`` into a 1x1 conv).
+        # Every float input's last axis, then its axis 1, made that many times as long
+        want, got = int(channels.group(1)), int(channels.group(2))
+        factor = want // got if got and want % got == 0 else 0
+        for axis in (-1, 1) if 2 <= factor <= 64 else ():
+            def scaled(t: torch.Tensor, axis: int = axis) -> torch.Tensor | None:
+                if not t.is_floating_point() or t.dim() < 3 or _is_mask(t):
+                    return None
+                shape = list(t.shape)
+                shape[axis] *= factor
+                if shape[axis] > 4096 or math.prod(shape) > MAX_REPAIR_ELEMENTS:
+                    return None
+                return _drawn_like(t, shape)
+            args = map_tensors(call.args, scaled)
+            kwargs = map_tensors(call.kwargs, scaled)
             if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
                 add(args, kwargs)
     if call.masked and _BOOL_FILL.search(text):
