@@ -54,7 +54,21 @@ class Model(nn.Module):
 NO_DEFAULT = STORED.replace("dim=8, heads=2, temperature=None", "temperature, dim=8, heads=2").replace(
     "* self.temperature", "/ (self.temperature * 2)")
 
-GUARDED = [("stored", STORED), ("passed_tensor", PASSED_TENSOR), ("no_default", NO_DEFAULT)]
+# a literal power of a required parameter, but a construction in the file hands it a tensor
+POWER_OF_A_TENSOR = STORED.replace("dim=8, heads=2, temperature=None", "temperature, dim=8, heads=2").replace(
+    "self.temperature = temperature", "self.temperature = temperature ** -1") + """
+
+class Model(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.attn = Attention(nn.Parameter(torch.full((2, 1, 1), 2.0)), dim)
+"""
+# the same power, bound by a method other than ``__init__`` (no construction says what it takes)
+POWER_IN_A_METHOD = STORED.replace("self.temperature = temperature", "self.set_temperature(temperature)").replace(
+    "    def forward(self, x):", "    def set_temperature(self, t):\n        self.temperature = t ** -1\n\n    def forward(self, x):")
+
+GUARDED = [("stored", STORED), ("passed_tensor", PASSED_TENSOR), ("no_default", NO_DEFAULT),
+           ("power_of_a_tensor", POWER_OF_A_TENSOR), ("power_in_a_method", POWER_IN_A_METHOD)]
 
 
 def _fixed(source: str) -> str:

@@ -122,11 +122,12 @@ class InitNumbers:
                 and not value.args and not isinstance(node.slice, ast.Slice))
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow) and _number_literal(node.right) and isinstance(node.left, ast.Name) \
-                    and func is not None and node.left.id in _params(func) and _default(func, node.left.id) is _NO_DEFAULT \
-                    and not _local_bindings(func, node.left.id):
-                # ``dim_head ** -0.5`` of a required constructor parameter: a literal power of a
-                # value handed in is how a size becomes a scale (a handed temperature is stored
-                # or multiplied as it is); guarding it made most patches longer for nothing
+                    and func is not None and func.name == "__init__" and node.left.id in _params(func) \
+                    and _default(func, node.left.id) is _NO_DEFAULT and not _local_bindings(func, node.left.id) \
+                    and self._constructions_pass_numbers(func, cls, node.left.id, False, depth):
+                # ``dim_head ** -0.5`` of a required constructor parameter that no construction
+                # in the file hands anything but a number: a literal power of it is a size made
+                # a scale (guarding it made most patches longer for nothing)
                 return True
             return self._number(node.left, func, cls, none_ok, depth) and \
                 self._number(node.right, func, cls, none_ok, depth)
@@ -197,6 +198,13 @@ class InitNumbers:
         if default is _NO_DEFAULT:
             return False
         if not (_number_literal(default) or (none_ok and isinstance(default, ast.Constant) and default.value is None)):
+            return False
+        return self._constructions_pass_numbers(func, cls, name, none_ok, depth)
+
+    def _constructions_pass_numbers(self, func, cls, name: str, none_ok: bool, depth: int) -> bool:
+        """Does every construction of ``cls`` in the file pass parameter ``name`` of its
+        ``__init__`` ``func`` a number, or nothing (a None too where ``none_ok``)?"""
+        if cls is None:
             return False
         for call, caller, caller_cls, skip_self in self._constructions_of(cls):
             if call is None:
