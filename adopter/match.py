@@ -3949,6 +3949,8 @@ def _projection_callee(cls, callee) -> bool:
                 continue
             fqn = names.resolve(expr) or (expr.id if isinstance(expr, ast.Name) and expr.id in _BUILTIN_CALLABLES
                                           else "")
+        if fqn.startswith("torch.ops.") and not fqn.startswith(("torch.ops.aten.", "torch.ops.prims.")):
+            continue  # (an extension's registered op, ``torch.ops._C.gptq_gemm``: unread, as another module's)
         if fqn.startswith(("torch.", "operator.")) or fqn in _BUILTIN_CALLABLES:
             if not held or fqn not in _PROJECTION_FUNCTIONS:
                 return False  # (a torch module or function that is no projection of x by w)
@@ -4000,7 +4002,10 @@ def _linear(expr, x: str, env: dict, depth: int) -> str:
     if isinstance(expr, ast.Constant):
         return "free"
     if isinstance(expr, ast.Attribute):
-        return "free" if _linear(expr.value, x, env, depth + 1) == "free" else "other"
+        base = _linear(expr.value, x, env, depth + 1)
+        if base == "free" or (base == "input" and expr.attr in _METADATA_ATTRIBUTES):
+            return "free"  # (``x.dtype``: the input's metadata, no value of it, ``w.to(x.dtype)``)
+        return "other"
     if isinstance(expr, ast.BinOp):
         left, right = _linear(expr.left, x, env, depth + 1), _linear(expr.right, x, env, depth + 1)
         if left == right == "free":
@@ -4036,6 +4041,10 @@ def _linear(expr, x: str, env: dict, depth: int) -> str:
     return "other" if any(_linear(n, x, env, depth + 1) != "free" for n in ast.iter_child_nodes(expr)
                           if isinstance(n, ast.expr)) else "free"
 
+
+# attributes of a tensor that are its metadata, not its values: a weight cast to x's dtype or
+# moved to its device is still a weight
+_METADATA_ATTRIBUTES = frozenset({"dtype", "device"})
 
 # methods that move, reshape or cast a tensor: a linear map of x stays one
 _SHAPE_ONLY_METHODS = frozenset({"t", "T", "transpose", "reshape", "view", "contiguous", "to", "float", "half",
