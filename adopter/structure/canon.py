@@ -516,15 +516,10 @@ def fill_value(expr: ast.expr) -> str | None:
         return None if None in kinds else ("inf" if kinds == {"inf"} else "finite")
     negated = isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub)
     inner = expr.operand if negated else expr
-    if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)) and not isinstance(inner.value, bool):
-        value = -inner.value if negated else inner.value
-        if value == float("-inf"):
-            return "inf"
-        return "finite" if value <= LARGE_NEGATIVE else None
-    if inner.__class__ is ast.BinOp:
-        # a number written as arithmetic of literals (tzrec's ``-(2**31) + 1``, ``-1 * 1e9``):
-        # the number it evaluates to
-        value = constant_number(expr)
+    if inner.__class__ in (ast.Constant, ast.BinOp):
+        # a literal, or a number written as arithmetic of literals (tzrec's ``-(2**31) + 1``,
+        # ``-1 * 1e9``, ``-(10 ** 9)``): the number it evaluates to (:func:`fill_number`)
+        value = fill_number(expr)
         if value is None:
             return None
         if value == float("-inf"):
@@ -549,6 +544,14 @@ def fill_value(expr: ast.expr) -> str | None:
             and (getattr(inner.value.func, "attr", None) or getattr(inner.value.func, "id", None)) == "finfo":
         return "finite" if (inner.attr == "min") != negated else None
     return None
+
+
+def fill_number(expr: ast.expr) -> float | int | None:
+    """The number a fill spelled in literals evaluates to (``-1e9``, ``-(10 ** 9)``, ``-(2**31) +
+    1``, ``-1 * 1e9``: :func:`constant_number`), else None: the one reading of a fill's number
+    that :func:`fill_value` and the fix's fill literal (synth/sdpa.py ``_fill_literal``, which
+    picks the guard for entirely filled rows) share."""
+    return constant_number(expr) if expr.__class__ in (ast.Constant, ast.UnaryOp, ast.BinOp) else None
 
 
 _FOLDED = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,

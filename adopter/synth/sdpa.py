@@ -48,7 +48,7 @@ from ..records import replace
 from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
-from ..structure.canon import (LARGE_NEGATIVE, constant_number, einx_where_layout, fill_choices, fill_value, held_fill,
+from ..structure.canon import (LARGE_NEGATIVE, einx_where_layout, fill_choices, fill_number, fill_value, held_fill,
                                ones_times)
 from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
@@ -299,10 +299,7 @@ def _fill_literal(expr) -> float | None:
     """The fill's number as :func:`_number` reads it; for a fill chosen at run time between two
     (``float("-inf") if precision == "32" else -10000``), the least negative branch's number:
     the entirely filled rows that number leaves must be checked on every path, as a literal's."""
-    numbers = [n for n in map(_number, fill_choices(expr)) if n is not None]
-    if not numbers and expr.__class__ is ast.BinOp:
-        folded = constant_number(expr)  # arithmetic of literals (``-(2**31) + 1``): its number
-        numbers = [float(folded)] if folded is not None else []
+    numbers = [float(n) for n in map(fill_number, fill_choices(expr)) if n is not None]
     return max(numbers) if numbers else None
 
 
@@ -985,6 +982,7 @@ class _Attention:
         self.kept_methods: list[tuple[str, str]] = []  # (class, method) of a dropped `w = self.m(w, ...)`: _keeps_value
         self.dtype_holders: dict[str, ast.Assign] = {}  # name -> the dropped cast it holds (_dtype_only)
         self.fill_holders: dict[str, ast.expr] = {}  # name -> the fill value of its dropped tensor (_fill_holder)
+        self.fill_products: set[str] = set()  # those of fill_holders bound to ones times the value (_zero_filled)
         metadata: dict[int, str] = {}  # region offset -> the statement reading q's and k's dtype, device, shape
         step_if_keeps: dict[int, list[ast.stmt]] = {}
         branch_tests: set[str] = set()  # the guard terms of those ifs
@@ -1039,6 +1037,8 @@ class _Attention:
                 # tzrec's `padding = torch.ones_like(scores) * (-(2**31) + 1)`, read only as the
                 # fill of the where step: the fused call takes the fill value alone (_full_like_value)
                 self.fill_holders[stmt.targets[0].id] = factor
+                if ones_times(stmt.value) is not None:
+                    self.fill_products.add(stmt.targets[0].id)
                 kinds.append("drop")
             elif self._dtype_only(stmt, region[offset + 1:]):
                 # fairseq's `attn_weights = attn_weights_float.type_as(attn_weights)`, read only as
@@ -4542,6 +4542,8 @@ class _Attention:
         value = self._at(spans["value"], "the fill value")
         if read_names(cond) & stored:
             raise Skip("the mask is computed by the attention")
+        # (ones times the fill, computed in the scores' dtype: float16 rounds -(2**31) + 1 to -inf)
+        product = value.__class__ is ast.Name and value.id in getattr(self, "fill_products", ())
         value = self._full_like_value(value, stored)
         value_text = self._text(value)
         if read_names(value) & stored:
@@ -4628,7 +4630,7 @@ class _Attention:
             # axis before the keys (q is the query unsqueezed there)
             where, keep = (f"{_atom_text(t, ast.parse(t, mode='eval').body)}.unsqueeze(-2)" for t in (where, keep))
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
-                "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
+                "filled_by_cond": filled_by_cond, "role": role, "literal": literal, "product": product}
 
     def _folded_fill(self, text: str, conditions: dict) -> str:
         """A fill's mask ``text``, made for the scores viewed by ``m1`` (``w.view(b, h, t, s)``),
@@ -5621,6 +5623,12 @@ class _Attention:
         if RECAST in self.roles and fill.get("kind") != "inf":
             return (f"{self._torch()}.zeros_like({where}, dtype={self._torch()}.float32)"
                     f".masked_fill({filled}, {fill['value']}).to({self._q_dtype()})")
+        if fill.get("product") and fill.get("kind") != "inf":
+            # tzrec's ``torch.ones_like(scores) * (-(2**31) + 1)``: the original multiplies in the
+            # scores' dtype, where float16 overflows the product to -inf (which still masks) and
+            # masked_fill of the number raises; the mask multiplies as the original does
+            torch = self._torch()
+            return f"{torch}.where({filled}, {torch}.ones_like({where}, dtype={self._q_dtype()}) * ({fill['value']}), 0.0)"
         return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({filled}, {fill['value']})"
 
     def _q_dtype(self) -> str:
