@@ -98,7 +98,7 @@ ROUNDING_FLOOR = 1e-6
 
 def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[str, torch.Tensor]],
                   what: str, tolerance: Tolerance, reference=None, patched_reference=None,
-                  reduction: int = 1) -> Outcome:
+                  reduction=1) -> Outcome:
     """``assert_close`` on every tensor; on a mismatch, a second opinion from a float64 run.
 
     Reordered float32 arithmetic (SDPA instead of matmul-softmax-matmul) is not bit-identical,
@@ -185,7 +185,7 @@ def double_tolerance(ref: torch.Tensor, reduction: int) -> float:
     return ROUNDING_FACTOR * torch.finfo(torch.float64).eps * max(1, reduction) * max(1.0, largest)
 
 
-def _double_agrees(failure: Outcome, ref: list, patched_reference, what: str, reduction: int,
+def _double_agrees(failure: Outcome, ref: list, patched_reference, what: str, reduction,
                    worst: float) -> Outcome:
     """The float32 comparison failed: compare the original's float64 run (``ref``) with the
     patched module's (``patched_reference()``) under :func:`double_tolerance`.  Both agree: a
@@ -199,6 +199,8 @@ def _double_agrees(failure: Outcome, ref: list, patched_reference, what: str, re
         got = None
     if got is None or len(got) != len(ref):
         return failure
+    if callable(reduction):  # (made only here, after a float32 failure)
+        reduction = reduction()
     worst64 = 0.0
     for (name, r), (_, g) in zip(ref, got):
         if r.shape != g.shape or r.dtype != g.dtype:
@@ -352,7 +354,7 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
             return _kept(flatten(run_quietly(lambda: call.run(module))), pair.dropped)
 
     outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference, patched_reference,
-                            _reduction(pair.call, pair.original))
+                            lambda: _reduction(pair.call, pair.original))
     outcome.compared = len(expected_tensors)
     floating = [t for _, t in expected_tensors if t.is_floating_point() and t.numel()]
     outcome.not_finite = bool(floating) and not any(bool(torch.isfinite(t).any()) for t in floating)
@@ -484,7 +486,9 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
 
         return get
 
-    reduction = _reduction(pair.call, pair.original)
+    def reduction():
+        return _reduction(pair.call, pair.original)
+
     try:
         with (patched_context or nullcontext)():
             # (dropped on both sides: a guard may send a training step to the original path,
