@@ -107,3 +107,11 @@ def test_the_float64_tolerance_grows_with_reduction_and_scale():
     assert double_tolerance(ref, 1) < double_tolerance(ref, 192)
     assert double_tolerance(torch.zeros(3, dtype=torch.float64), 8) == 4 * eps * 8  # scale at least 1
     assert double_tolerance(ref, 4096) < 1e-10  # far below float32 rounding
+
+
+def test_the_reduction_length_is_the_largest_input_or_parameter():
+    # a convolution's bias gradient sums over every position: the whole input's element count
+    from adopter.verify.compare import _reduction
+
+    assert _reduction(Call((torch.zeros(2, 3, 4),), {}), nn.Linear(5, 7)) == 35
+    assert _reduction(Call((torch.zeros(2, 30, 4),), {}), nn.Linear(5, 7)) == 240
