@@ -97,8 +97,7 @@ ROUNDING_FLOOR = 1e-6
 
 
 def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[str, torch.Tensor]],
-                  what: str, tolerance: Tolerance, reference=None, patched_reference=None,
-                  reduction=1) -> Outcome:
+                  what: str, tolerance: Tolerance, reference=None) -> Outcome:
     """``assert_close`` on every tensor; on a mismatch, a second opinion from a float64 run.
 
     Reordered float32 arithmetic (SDPA instead of matmul-softmax-matmul) is not bit-identical,
@@ -111,15 +110,6 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
     (``4 * eps * max|ref|``): an entry computed as a sum of large terms that cancel (a gradient
     through a saturated softmax) carries the rounding of those terms, not of itself.  A kernel
     that computes something else is off by far more than float32 rounding.
-
-    Where that second opinion fails too and ``patched_reference`` (the same tensors from the
-    patched module run in float64, as the reference runs the original) is available, a third
-    and last one (verify24, session 43): the two float64 runs are compared with float64
-    tolerances (:func:`double_tolerance`).  An exact patch agrees there to float64 rounding even
-    where float32 rounding, magnified downstream (a fused attention backward over many keys,
-    then a train-mode BatchNorm), puts the patched float32 run farther from the float64 one
-    than the original's; a patch that computes something else differs in float64 as in
-    float32.  One extra run of the patched module, only after a float32 failure.
     """
     if len(original) != len(patched):
         return Outcome(False, f"{what}: the original gives {len(original)} tensors, the patched {len(patched)}",
@@ -166,76 +156,11 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
             failure.message += (f"; against a float64 run the patched error is {err_patched:.2g}, "
                                 f"the original's {err_original:.2g}")
             failure.max_abs_diff = worst
-            return _double_agrees(failure, ref, patched_reference, what, reduction, worst)
+            return failure
         if err_original > 0:
             ratio = max(ratio, err_patched / err_original)
     return Outcome(True, f"{what} within float32 rounding (error vs a float64 run at most {ratio:.1f}x the "
                          "original's)", worst)
-
-
-def double_tolerance(ref: torch.Tensor, reduction: int) -> float:
-    """How far two float64 computations of ``ref`` that are the same arithmetic reordered may
-    differ: :data:`ROUNDING_FACTOR` units of float64 rounding per term of the longest reduction
-    (a sum of ``reduction`` terms rounds ``reduction`` times: the worst-case bound), of the
-    tensor's largest entry (at least 1: an entry computed as a sum of terms that cancel carries
-    their rounding).  At verify's sizes (inputs of 1e3 to 1e6 elements) this is 1e-12 to 1e-9:
-    float32 rounding alone is 1e-7, a patch that computes something else 1e-5 and more."""
-    largest = float(ref.detach().abs().max()) if ref.numel() else 0.0
-    if not math.isfinite(largest):
-        largest = 0.0
-    return ROUNDING_FACTOR * torch.finfo(torch.float64).eps * max(1, reduction) * max(1.0, largest)
-
-
-def _double_agrees(failure: Outcome, ref: list, patched_reference, what: str, reduction,
-                   worst: float) -> Outcome:
-    """The float32 comparison failed: compare the original's float64 run (``ref``) with the
-    patched module's (``patched_reference()``) under :func:`double_tolerance`.  Both agree: a
-    pass whose message says the float32 difference is rounding, with both maximum differences;
-    otherwise (or where the patched float64 run cannot be made) ``failure`` as it was."""
-    if patched_reference is None:
-        return failure
-    try:
-        got = patched_reference()
-    except Exception:
-        got = None
-    if got is None or len(got) != len(ref):
-        return failure
-    if callable(reduction):  # (made only here, after a float32 failure)
-        reduction = reduction()
-    worst64 = 0.0
-    for (name, r), (_, g) in zip(ref, got):
-        if r.shape != g.shape or r.dtype != g.dtype:
-            return failure
-        if not r.is_floating_point():
-            if not torch.equal(r, g):
-                return failure
-            continue
-        diff = _max_abs_diff(r, g)
-        worst64 = max(worst64, diff)
-        if diff > double_tolerance(r, reduction):
-            failure.message += f"; the patched float64 run differs too ({name}: max abs diff {diff:.2g})"
-            return failure
-    return Outcome(True, f"{what}: the float32 difference is rounding (float32 max abs diff {worst:.2g}; "
-                         f"the original and patched modules in float64 agree to {worst64:.2g})", worst)
-
-
-def _reduction(call, *modules: nn.Module) -> int:
-    """The most terms a sum in the check can have: the element count of the largest input or
-    parameter.  A sum runs over one axis (an attention over the inputs' step axis, a Linear over
-    its weight's) or over every position (a convolution's bias gradient, a train-mode BatchNorm's
-    statistics: batch x steps x nodes terms, cancelling, for GMAN's 1x1 convolutions)."""
-    largest = 1
-    try:
-        tensors = list(call.leaves())
-    except Exception:
-        tensors = []
-    for module in modules:
-        if module is not None:
-            tensors.extend(module.parameters())
-    for tensor in tensors:
-        if isinstance(tensor, torch.Tensor):
-            largest = max(largest, tensor.numel())
-    return largest
 
 
 def _rounding_floor(tensor: torch.Tensor, ref: torch.Tensor) -> float:
@@ -347,17 +272,7 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
         with torch.no_grad(), kept_double():
             return _kept(flatten(run_quietly(lambda: call.run(reference_module))), pair.dropped)
 
-    def patched_reference():  # (only after a float32 failure: the patched module in float64)
-        module = _reference_copy(pair.patched)
-        if module is None:
-            return None
-        call = pair.call.clone(device).mapped(_double)
-        torch.manual_seed(0)
-        with torch.no_grad(), kept_double():
-            return _kept(flatten(run_quietly(lambda: call.run(module))), pair.dropped)
-
-    outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference, patched_reference,
-                            lambda: _reduction(pair.call, pair.original))
+    outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference)
     outcome.compared = len(expected_tensors)
     floating = [t for _, t in expected_tensors if t.is_floating_point() and t.numel()]
     outcome.not_finite = bool(floating) and not any(bool(torch.isfinite(t).any()) for t in floating)
@@ -463,35 +378,6 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
 
         return get
 
-    # The patched module's float64 run, made only after a float32 failure (``compare_named``),
-    # from a copy of it as it was before its own training step: its buffers are kept here.
-    patched_buffers = {n: t.detach().clone() for n, t in pair.patched.named_buffers()}
-    patched_cache: dict[str, list] = {}
-
-    def patched_reference(part: str):
-        def get():
-            if not patched_cache:
-                module = _reference_copy(pair.patched)
-                if module is None:
-                    return None
-                with torch.no_grad():
-                    for name, tensor in module.named_buffers():
-                        if name in patched_buffers:
-                            tensor.copy_(patched_buffers[name].to(tensor.dtype))
-                with kept_double():
-                    outputs, _, inputs = _train_step(module, pair.call, device, double=True,
-                                                     dropped=pair.dropped, grad_inputs=grad_inputs)
-                patched_cache["outputs"] = outputs
-                patched_cache["inputs"] = _input_grads(inputs)
-                patched_cache["params"] = _grads(module)
-                patched_cache["buffers"] = [(f"buffer {n}", t) for n, t in module.named_buffers()]
-            return patched_cache[part]
-
-        return get
-
-    def reduction():
-        return _reduction(pair.call, pair.original)
-
     try:
         with (patched_context or nullcontext)():
             # (dropped on both sides: a guard may send a training step to the original path,
@@ -501,8 +387,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))
-    outcome = compare_named(expected, got, "train outputs", tolerance, reference("outputs"),
-                            patched_reference("outputs"), reduction)
+    outcome = compare_named(expected, got, "train outputs", tolerance, reference("outputs"))
     if not outcome.ok:
         return outcome
     notes.append(outcome.message)
@@ -516,8 +401,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
             return Outcome(False, f"train: parameters differ (missing {missing}, extra {extra})", float("inf"))
         for what, a, b, part in (("input gradients", _input_grads(inputs_o), _input_grads(inputs_p), "inputs"),
                                  ("parameter gradients", _grads(pair.original), _grads(pair.patched), "params")):
-            outcome = compare_named(a, b, f"train {what}", tolerance, reference(part), patched_reference(part),
-                                    reduction)
+            outcome = compare_named(a, b, f"train {what}", tolerance, reference(part))
             worst = max(worst, outcome.max_abs_diff)
             if not outcome.ok:
                 return Outcome(False, outcome.message, worst)
@@ -525,8 +409,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     buffers_o = [(f"buffer {n}", t) for n, t in pair.original.named_buffers()]
     buffers_p = [(f"buffer {n}", t) for n, t in pair.patched.named_buffers()]
     if [n for n, _ in buffers_o] == [n for n, _ in buffers_p]:
-        outcome = compare_named(buffers_o, buffers_p, "train buffers", tolerance, reference("buffers"),
-                                patched_reference("buffers"), reduction)
+        outcome = compare_named(buffers_o, buffers_p, "train buffers", tolerance, reference("buffers"))
         worst = max(worst, outcome.max_abs_diff)
         if not outcome.ok:
             return Outcome(False, outcome.message, worst)
