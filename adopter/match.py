@@ -3926,6 +3926,11 @@ _PROJECTION_FUNCTIONS = frozenset({"torch.nn.functional.linear", "torch.matmul",
                                    "operator.matmul", "torch.Tensor.matmul", "torch.Tensor.mm"})
 
 
+# torch's own operator namespaces (element-wise and control-flow ops among them), not extensions
+_TORCH_OWN_OPS = tuple(f"torch.ops.{ns}." for ns in ("aten", "prims", "quantized", "higher_order", "_quantized",
+                                                       "quantized_decomposed", "_refs"))
+
+
 def _projection_callee(cls, callee) -> bool:
     """Does the callable a match binds (``self.linear``: ADP013's one function called twice on x
     with a weight per call) compute a linear map of its input, what the fused SwiGLU's operands
@@ -3949,7 +3954,7 @@ def _projection_callee(cls, callee) -> bool:
                 continue
             fqn = names.resolve(expr) or (expr.id if isinstance(expr, ast.Name) and expr.id in _BUILTIN_CALLABLES
                                           else "")
-        if fqn.startswith("torch.ops.") and not fqn.startswith(("torch.ops.aten.", "torch.ops.prims.")):
+        if fqn.startswith("torch.ops.") and not fqn.startswith(_TORCH_OWN_OPS):
             continue  # (an extension's registered op, ``torch.ops._C.gptq_gemm``: unread, as another module's)
         if fqn.startswith(("torch.", "operator.")) or fqn in _BUILTIN_CALLABLES:
             if not held or fqn not in _PROJECTION_FUNCTIONS:

@@ -67,8 +67,8 @@ def test_a_projection_reading_only_the_inputs_metadata_or_an_extension_op_is_a_s
     assert finding_at(SWIGLU.replace("PROJ", proj), "ADP013", "# gated") is not None
 
 
-@pytest.mark.parametrize("proj", ["torch.mul", "torch.maximum", "torch.ops.aten.mul", "cast_product",
-                                  "cast_matmul_by_norm", "CastScale()"])
+@pytest.mark.parametrize("proj", ["torch.mul", "torch.maximum", "torch.ops.aten.mul", "torch.ops.quantized.mul",
+                                  "cast_product", "cast_matmul_by_norm", "CastScale()"])
 def test_an_element_wise_or_input_scaled_callable_stays_silent(proj):
     assert found(SWIGLU.replace("PROJ", proj), "ADP013") == []
 
