@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 
+from ..structure.formulas import passed_argument
 from ..structure.treewalk import ast_walk
 
 _NUMBER_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len", "max", "min",
@@ -450,17 +451,8 @@ def _key(expr) -> tuple | None:
 
 def _passed(init, call: ast.Call, name: str, skip_self: bool):
     """What ``call`` passes for ``init``'s parameter ``name``: the expression, None for
-    nothing, False when that cannot be told (``*args``, ``**kwargs``)."""
-    params = [a.arg for a in (*init.args.posonlyargs, *init.args.args)][1:]
-    args = call.args[1:] if skip_self else call.args
-    for index, arg in enumerate(args):
-        if isinstance(arg, ast.Starred):
-            return False
-        if index < len(params) and params[index] == name:
-            return arg
-    for keyword in call.keywords:
-        if keyword.arg is None:
-            return False
-        if keyword.arg == name:
-            return keyword.value
-    return None
+    nothing, False when that cannot be told (``*args``, ``**kwargs``); ``skip_self``: the call
+    hands the instance first (``Base.__init__(self, ...)``)."""
+    if skip_self:
+        call = ast.Call(func=call.func, args=call.args[1:], keywords=call.keywords)
+    return passed_argument(init, call, name)

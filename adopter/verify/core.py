@@ -795,13 +795,7 @@ def _check_compared_values(checker: _Checker, class_name: str, out: dict, config
                 tries += 1
                 other = dataclasses.replace(base, config=(*base.config, (name, value)))
                 side = f"config.{name}={value!r}"
-                options = checker.options
-                checker.options = dataclasses.replace(options, benchmark=False)  # timed once, as built
-                try:
-                    verdicts, skip_reason = checker.check(class_name, [site], other)
-                finally:
-                    checker.options = options
-                again = verdicts.get(site)
+                again, skip_reason = _check_again(checker, class_name, site, other)
                 if again is not None and again.verdict == FAIL:
                     out[site] = Verdict(FAIL, f"with {side}: {again.reason}", again.max_abs_diff,
                                         details=again.details, variant=other)
@@ -820,6 +814,19 @@ def _check_compared_values(checker: _Checker, class_name: str, out: dict, config
                 notes.append(", ".join(said))
         if not failed and notes:
             out[site] = dataclasses.replace(verdict, reason=f"{verdict.reason}; {'; '.join(notes)}")
+
+
+def _check_again(checker, class_name: str, site, variant):
+    """``site`` checked once more on another ``variant`` of its class (a config value, an
+    argument given), untimed: the site was timed once, on the first side.  (Its verdict or
+    None, and the skip reason.)"""
+    options = checker.options
+    checker.options = dataclasses.replace(options, benchmark=False)
+    try:
+        verdicts, skip_reason = checker.check(class_name, [site], variant)
+    finally:
+        checker.options = options
+    return verdicts.get(site), skip_reason
 
 
 def refused_note(limit: int | None, count: int) -> str:
@@ -1012,13 +1019,7 @@ def _check_other_sides(checker: _Checker, class_name: str, out: dict, given: dic
                 other = dataclasses.replace(base, give=tuple(dict.fromkeys((*base.give, name))),
                                             forward=tuple(f for f in base.forward if f[0] != name))
                 side = f"{name} given"
-            options = checker.options
-            checker.options = dataclasses.replace(options, benchmark=False)  # timed once, on the first side
-            try:
-                verdicts, skip_reason = checker.check(class_name, [site], other)
-            finally:
-                checker.options = options
-            again = verdicts.get(site)
+            again, skip_reason = _check_again(checker, class_name, site, other)
             if again is not None and again.verdict == FAIL:
                 out[site] = Verdict(FAIL, f"with {side}: {again.reason}", again.max_abs_diff,
                                     details=again.details, variant=other)
