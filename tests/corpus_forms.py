@@ -173,3 +173,27 @@ def assert_reported_not_fixed(code: str, rule: str, needle: str, why: str) -> No
     assert len(planned) == 1 and not planned[0].fixable
     assert why in planned[0].not_fixable
     assert fix_text(code, "model.py", rules(rule)).text == code
+
+
+def sdpa_fixed(source: str) -> str:
+    """The text ``fix`` writes for a fixture whose one finding, ADP010's, is applied."""
+    from adopter.synth import fix_text
+
+    result = fix_text(source, "model.py", rules("ADP010"))
+    assert [f.rule for f in result.applied] == ["ADP010"], result.skipped
+    return result.text
+
+
+class FusedCalls:
+    """Counts the fused calls a patched module makes (through its module namespace)."""
+
+    def __init__(self, module):
+        self.calls = 0
+        namespace = type(module).forward.__globals__
+        inner = namespace["scaled_dot_product_attention"]
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return inner(*args, **kwargs)
+
+        namespace["scaled_dot_product_attention"] = counted

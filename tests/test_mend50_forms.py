@@ -12,9 +12,9 @@ code as written and a number the fused call.  Look-alikes: a factor that is a si
 from __future__ import annotations
 
 import pytest
-from corpus_forms import float64_pair, rules
-
-from adopter.synth import fix_text
+from corpus_forms import FusedCalls as _Counted
+from corpus_forms import float64_pair
+from corpus_forms import sdpa_fixed as _fixed
 
 torch = pytest.importorskip("torch")
 
@@ -41,27 +41,6 @@ class Attention(nn.Module):
 """
 
 DIVIDED = HANDED_FACTOR.replace("scores = scores * pos", "scores = scores / (pos * 2)")
-
-
-def _fixed(source: str) -> str:
-    result = fix_text(source, "model.py", rules("ADP010"))
-    assert [f.rule for f in result.applied] == ["ADP010"], result.skipped
-    return result.text
-
-
-class _Counted:
-    """Counts the fused calls a patched module makes (through its module namespace)."""
-
-    def __init__(self, module):
-        self.calls = 0
-        namespace = type(module).forward.__globals__
-        inner = namespace["scaled_dot_product_attention"]
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return inner(*args, **kwargs)
-
-        namespace["scaled_dot_product_attention"] = counted
 
 
 @pytest.mark.parametrize("source", [HANDED_FACTOR, DIVIDED])
@@ -150,8 +129,9 @@ class Masked(nn.Module):
 def test_a_term_that_cannot_reach_the_scores_is_decided_without_size_reads(monkeypatch):
     # the given check's set-only gate (match._may_reach_steps): a term made from the caller's
     # mask alone never reaches a step, so no read of it is parsed for sizes; still a site
-    from adopter import match
     from corpus_forms import finding_at
+
+    from adopter import match
 
     calls = []
     real = match._size_reads

@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import pytest
-from corpus_forms import float64_pair, rules
-
-from adopter.synth import fix_text
+from corpus_forms import FusedCalls as _Counted
+from corpus_forms import float64_pair
+from corpus_forms import sdpa_fixed as _fixed
 
 torch = pytest.importorskip("torch")
 
@@ -69,27 +69,6 @@ POWER_IN_A_METHOD = STORED.replace("self.temperature = temperature", "self.set_t
 
 GUARDED = [("stored", STORED), ("passed_tensor", PASSED_TENSOR), ("no_default", NO_DEFAULT),
            ("power_of_a_tensor", POWER_OF_A_TENSOR), ("power_in_a_method", POWER_IN_A_METHOD)]
-
-
-def _fixed(source: str) -> str:
-    result = fix_text(source, "model.py", rules("ADP010"))
-    assert [f.rule for f in result.applied] == ["ADP010"], result.skipped
-    return result.text
-
-
-class _Counted:
-    """Counts the fused calls a patched module makes (through its module namespace)."""
-
-    def __init__(self, module):
-        self.calls = 0
-        namespace = type(module).forward.__globals__
-        inner = namespace["scaled_dot_product_attention"]
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return inner(*args, **kwargs)
-
-        namespace["scaled_dot_product_attention"] = counted
 
 
 @pytest.mark.parametrize("name, source", GUARDED)
