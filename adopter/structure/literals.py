@@ -66,59 +66,11 @@ def spread_keys(expr: ast.expr, definition: ast.AST, text: str | None = None) ->
                                                           *arguments.kwonlyargs, arguments.vararg,
                                                           arguments.kwarg) if a is not None}:
         return None  # ``**kwargs`` the caller passes: not built here
-    found: dict[str, ast.expr] = {}
-    bound = 0
-    accounted: set[int] = set()  # ids of the Name nodes the walk has read as a known use
 
-    def give(key: str, value: ast.expr) -> bool:
-        if key in found and ast.dump(found[key]) != ast.dump(value):
-            return False
-        found.setdefault(key, value)
-        return True
+    def held(node: ast.AST) -> bool:
+        return node.__class__ is ast.Name and node.id == name
 
-    for node in ast_walk(definition):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) \
-                and node is not definition and any(isinstance(n, ast.Name) and n.id == name for n in ast_walk(node)):
-            return None  # a nested scope reads or binds the name
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id == name:
-                bound += 1
-                value = node.value
-                if isinstance(value, ast.Dict):
-                    if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
-                        return None
-                    pairs = [(k.value, v) for k, v in zip(value.keys, value.values)]
-                elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict" \
-                        and not value.args and all(k.arg is not None for k in value.keywords):
-                    pairs = [(k.arg, k.value) for k in value.keywords]
-                else:
-                    return None
-                if not all(give(k, v) for k, v in pairs):
-                    return None
-                accounted.add(id(target))
-            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id == name:
-                if not (isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str)):
-                    return None
-                if not give(target.slice.value, node.value):
-                    return None
-                accounted.add(id(target.value))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update" \
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == name:
-            if node.args or any(k.arg is None for k in node.keywords):
-                return None
-            if not all(give(k.arg, k.value) for k in node.keywords):
-                return None
-            accounted.add(id(node.func.value))
-        elif isinstance(node, ast.keyword) and node.arg is None and isinstance(node.value, ast.Name) \
-                and node.value.id == name:
-            accounted.add(id(node.value))
-    if bound != 1:
-        return None
-    uses = [n for n in ast_walk(definition) if isinstance(n, ast.Name) and n.id == name]
-    if any(id(n) not in accounted for n in uses):
-        return None
-    return list(found.items())
+    return _given_keys(definition, held)
 
 
 def _attribute_spread_keys(attr: str, definition: ast.AST, text: str) -> list[tuple[str, ast.expr]] | None:
@@ -134,6 +86,14 @@ def _attribute_spread_keys(attr: str, definition: ast.AST, text: str) -> list[tu
     if not mentions or not all(held(n) for n in mentions) \
             or len(re.findall(rf"(?<![\w'\"]){re.escape(attr)}\b", text)) != len(mentions):
         return None
+    return _given_keys(definition, held, mentions)
+
+
+def _given_keys(definition: ast.AST, held, uses: list | None = None) -> list[tuple[str, ast.expr]] | None:
+    """The walk of :func:`spread_keys` for a dict ``held(node)`` names (a local or
+    ``self.<attr>``): bound once to a display of string keys, given keys only by subscript or
+    ``update``, read only as ``**``; every node naming it (``uses``, else found by a last walk)
+    must be one of those."""
     found: dict[str, ast.expr] = {}
     bound = 0
     accounted: set[int] = set()
@@ -147,7 +107,7 @@ def _attribute_spread_keys(attr: str, definition: ast.AST, text: str) -> list[tu
     for node in ast_walk(definition):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) \
                 and node is not definition and any(held(n) for n in ast_walk(node)):
-            return None  # a nested scope reads or binds the attribute
+            return None  # a nested scope reads or binds the dict
         if node.__class__ is ast.Assign and len(node.targets) == 1:
             target = node.targets[0]
             if held(target):
@@ -180,7 +140,11 @@ def _attribute_spread_keys(attr: str, definition: ast.AST, text: str) -> list[tu
             accounted.add(id(node.func.value))
         elif node.__class__ is ast.keyword and node.arg is None and held(node.value):
             accounted.add(id(node.value))
-    if bound != 1 or any(id(n) not in accounted for n in mentions):
+    if bound != 1:
+        return None
+    if uses is None:
+        uses = [n for n in ast_walk(definition) if held(n)]
+    if any(id(n) not in accounted for n in uses):
         return None
     return list(found.items())
 
