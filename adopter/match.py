@@ -2622,8 +2622,11 @@ class Matcher:
                 sources.add(key)  # an argument of the root (nothing before defines it)
                 continue
             for node in found:
-                if node.kind == "method" and node.op in self._SELECTIONS and node.args \
+                if (node.kind == "method" and node.op in self._SELECTIONS
+                        or node.kind == "call" and node.op == "einops.rearrange") and node.args \
                         and isinstance(node.args[0], Ref):
+                    # (einops.rearrange only moves, merges and splits axes: the same ids laid
+                    # out anew, ``rearrange(ids[:, 1:], "b n -> (b n)")``, research112)
                     stack.append((node.args[0].key, node.id))
                 elif node.kind in ("copy", "other") and len(node.uses) == 1:
                     stack.append((next(iter(node.uses)), node.id))
@@ -3377,8 +3380,13 @@ def _complementary(one: str, other: str) -> bool:
     """Do two slices' texts (spaces removed) take complementary shifts of the same axes:
     ``:,:-1`` and ``:,1:``, each element whole in both or ``:-k`` in one and ``k:`` in the other,
     and at least one such pair (Matcher._shifted_target)?  A leading ``...`` in both counts the
-    axes from the right in both alike."""
+    axes from the right in both alike; a trailing one stands for no axis more (the axes it
+    covers are whole: ``:,:-1,...`` of the logits beside ``:,1:`` of the targets, research112)."""
     a, b = one.split(","), other.split(",")
+    if len(a) > 1 and a[-1] == "...":
+        a.pop()
+    if len(b) > 1 and b[-1] == "...":
+        b.pop()
     if len(a) != len(b):
         return False
     shifted = False

@@ -1123,9 +1123,13 @@ def slices_two_leading(expr: ast.Subscript) -> bool:
     """Is ``expr`` ``x[:, 1:]`` (or ``x[1:]``): slices of the first one or two axes only, some
     a real slice (no ellipsis, integer index or ``None``)?  Of a 3-D value (batch, positions,
     classes) that keeps the last axis whole, as ``canon.rows`` does; a pattern uses it only
-    where the rank is 3 (``canon.lead2``)."""
+    where the rank is 3 (``canon.lead2``).  A trailing ellipsis stands for no axis more
+    (``x[:, :-1, ...]`` is ``x[:, :-1]``: the axes it would cover are kept whole either way;
+    voltron's shifted logits, research112)."""
     index = expr.slice
     elts = index.elts if isinstance(index, ast.Tuple) else [index]
+    if len(elts) > 1 and isinstance(elts[-1], ast.Constant) and elts[-1].value is Ellipsis:
+        elts = elts[:-1]
     if not 1 <= len(elts) <= 2 or not all(isinstance(e, ast.Slice) for e in elts):
         return False
     return any(e.lower is not None or e.upper is not None or e.step is not None for e in elts)

@@ -4625,14 +4625,22 @@ class FlowBuilder:
         ``torch.tensor_split(h, (n,), dim=-1)`` / ``h.tensor_split([n], -1)`` (one split index:
         two parts, ``h[..., :n]`` and ``h[..., n:]``) and h was last bound to a call of a
         ``nn.Linear`` attribute whose output width is written ``2 * n`` (or ``n * 2``, the same
-        text n, no call in it): the parts are the halves.  None for any other call."""
+        text n, no call in it): the parts are the halves.  Also ``h.tensor_split(2, dim=-1)`` /
+        ``torch.tensor_split(h, 2, -1)`` of any tensor h (two sections: the first gets the odd
+        element, exactly the two parts ``h.chunk(2, dim=-1)`` gives; voltron's SwishGLU,
+        research112).  None for any other call."""
         parts = self._split_call(call, "tensor_split") if self.cls is not None else None
         if parts is None:
             return None
         _, base, args, keywords = parts
-        index = args.pop(0) if args else keywords.pop("indices", keywords.pop("indices_or_sections", None))
+        index = args.pop(0) if args else keywords.pop(
+            "indices", keywords.pop("indices_or_sections", keywords.pop("sections", None)))
         dim = args.pop(0) if args else keywords.pop("dim", None)
-        if args or keywords or base.__class__ is not ast.Name or dim is None or _int_literal(dim) != -1 \
+        if args or keywords or base is None or index is None or dim is None or _int_literal(dim) != -1:
+            return None
+        if _int_literal(index) == 2:
+            return _chunk_halves(call, base, index, dim)
+        if base.__class__ is not ast.Name \
                 or index.__class__ not in (ast.Tuple, ast.List) or len(index.elts) != 1 \
                 or not _pure_size(index.elts[0]):
             return None

@@ -111,9 +111,9 @@ def _twice_slice(code: str) -> bool:
     return any(":" in hit.group(1) and _TWICE.search(hit.group(1)) for hit in _ELLIPSIS_SUBSCRIPT.finditer(code))
 
 
-# x[:, 1:] or x[:-1] (one or two slices, nothing else): what canon.lead2 is read off (the
-# LEAD_SLICE pseudo-word)
-_LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s*)?\]")
+# x[:, 1:] or x[:-1] (one or two slices, maybe a trailing ellipsis: x[:, :-1, ...]): what
+# canon.lead2 is read off (the LEAD_SLICE pseudo-word)
+_LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s*)?(?:,\s*\.\.\.\s*)?\]")
 # (the same without its first character, searched by _lead_slice: a pattern that starts with
 # the bracket is looked for where one is written, the one above tried at every word character;
 # a tenth of the time over a function's text)
