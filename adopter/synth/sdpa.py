@@ -4540,8 +4540,21 @@ class _Attention:
         if node.op == "canon.mask_blend":
             return self._blend_fill(cond, dict(kwargs)["value"].value, stored, test, role)
         value = self._at(spans["value"], "the fill value")
+        text_of = self._text
         if read_names(cond) & stored:
-            raise Skip("the mask is computed by the attention")
+            # panodac's ``mask.repeat(1, sim.shape[1], 1) == 0``: a mask that reads only the
+            # scores' sizes, read off q and k as an added bias's are (the guards read the mask as
+            # it stood before the region themselves, sizes included)
+            if self._scores_sizes_as_qk(cond, stored) is None:
+                raise Skip("the mask is computed by the attention")
+
+            def text_of(node: ast.expr) -> str:
+                if not read_names(node) & stored:
+                    return self._text(node)
+                swapped = self._scores_metadata(node, stored)
+                if swapped is None:
+                    raise Skip("the mask is computed by the attention")
+                return swapped
         # (ones times the fill, computed in the scores' dtype: float16 rounds -(2**31) + 1 to -inf)
         product = value.__class__ is ast.Name and value.id in getattr(self, "fill_products", ())
         value = self._full_like_value(value, stored)
@@ -4598,7 +4611,7 @@ class _Attention:
                 # call's mask, added after its scale, holds the fill scaled the same way
                 for op, operand in scales:
                     value_text = f"({value_text}) {'/' if op == 'div' else '*'} ({self._text(operand)})"
-        cond_text = self._text(cond)
+        cond_text = text_of(cond)
         by_where = node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"
         filled_by_cond = False
         if node.op == "einx.where":
@@ -4611,10 +4624,10 @@ class _Attention:
                 keep, where, filled_by_cond = where, keep, True
         elif by_where and self._where_keeps_second(node):
             # where(c, scores, fill): the scores are kept where c holds
-            keep, where = cond_text, _negate(cond, cond_text, self._text)
+            keep, where = cond_text, _negate(cond, cond_text, text_of)
         else:
             # masked_fill(c, fill), or where(c, fill, scores): the fill is taken where c holds
-            keep, where, filled_by_cond = _negate(cond, cond_text, self._text), cond_text, True
+            keep, where, filled_by_cond = _negate(cond, cond_text, text_of), cond_text, True
         # (a fill read at run time: taken as the least negative literal the guard lets through,
         # so its entirely filled rows are tested in every step, as a literal fill's are)
         literal = LARGE_NEGATIVE if runtime is not None else _fill_literal(resolved)
