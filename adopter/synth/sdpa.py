@@ -634,6 +634,33 @@ class _Attention:
                     "call, for code outside the call to read (a visualization hook): only the module's user can "
                     "say they are not wanted, so the fused path is left to a hand edit")
 
+    def _check_flagged_store(self, stmt: ast.If, step_stored: set[str]) -> None:
+        """``if self.vis: self.attn_map = attn``: a store of the attention's values for code
+        outside the call, under a flag the guard sends to the original path -- exact, and the
+        fused path runs wherever the flag is off.  Where the file turns the flag on for every
+        instance it builds (the attribute only ever the literal True, or a constructor parameter
+        every construction in the file passes True: :meth:`.InitNumbers.flag_always_on`), the
+        values are stored on every call as the model is built, and the patch's fused path would
+        never run: declined as a store on every call is."""
+        test = stmt.test
+        if not (isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name) and test.value.id == "self"):
+            return
+        target = next((t for inner in stmt.body for t in [_stored_attribute(inner)]
+                       if t is not None and _loads(inner) & step_stored), None)
+        if target is None:
+            return
+        cls = self._class()
+        if cls is None:
+            return
+        numbers = getattr(self.planner, "init_numbers", None)
+        if numbers is None:
+            numbers = self.planner.init_numbers = InitNumbers(self.index.tree, self.names)
+        if numbers.flag_always_on(cls, test.attr, self.index.text):
+            inner = next(i for i in stmt.body if _stored_attribute(i) is target)
+            raise Skip(f"the attention's values are stored in `{self._text(target)}` at line {inner.lineno} under "
+                       f"`self.{test.attr}`, which every instance the file builds sets to True: stored on every "
+                       "call as the model is built, so the fused path would never run")
+
     def _top(self, node) -> tuple[int, list[ast.stmt]]:
         """Index in the region's block of the statement holding ``node``, and the chain of
         enclosing statements from that one down to the node's own."""
@@ -1021,6 +1048,8 @@ class _Attention:
                     metadata[offset] = text
                     kinds.append("keep")
                 else:
+                    if touches:
+                        self._check_flagged_store(stmt, step_stored)
                     kinds.append("guard" if touches else "keep")
             elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
                 metadata[offset] = chosen  # the guard term and the fused path's assignment
