@@ -19,6 +19,7 @@ parameter (``dim_head ** -0.5``: a size made a scale).  Everything else may be a
 from __future__ import annotations
 
 import ast
+import re
 
 from ..structure.formulas import passed_argument
 from ..structure.treewalk import ast_walk
@@ -69,6 +70,36 @@ class InitNumbers:
             if depth < _DEPTH else False
         self._memo[key] = result
         return result
+
+    def flag_always_on(self, cls: ast.ClassDef, attr: str, text: str) -> bool:
+        """Is ``self.<attr>`` True on every instance the file builds, so that ``if self.<attr>:``
+        is no configuration?  Every binding is in ``__init__`` and is the literal True, or a
+        parameter of it (not rebound there) that every construction of the class in the file
+        -- one at least, each one seen -- passes the literal True, or passes nothing where the
+        default is True; nothing else in the file writes ``<obj>.<attr>`` (``text``: the file)."""
+        bound = self._bindings(cls, attr)
+        if not bound or _written_elsewhere(text, attr):
+            return False
+        for func, owner, value in bound:
+            if func.name != "__init__" or value is None:
+                return False
+            if _true(value):
+                continue
+            if not isinstance(value, ast.Name) or value.id not in _params(func) or any(
+                    isinstance(n, ast.Name) and n.id == value.id and isinstance(n.ctx, ast.Store)
+                    for n in ast_walk(func)):
+                return False
+            default = _default(func, value.id)
+            constructions = self._constructions_of(owner)
+            if not constructions:
+                return False  # (built only outside the file: its callers choose)
+            for call, _, _, skip_self in constructions:
+                if call is None:
+                    return False
+                passed = _passed(func, call, value.id, skip_self)
+                if passed is False or not _true(default if passed is None else passed):
+                    return False
+        return True
 
     def _bindings(self, cls: ast.ClassDef, attr: str) -> list:
         """(function, class, value) of each ``self.<attr> = value`` of ``cls`` or, where it
@@ -447,6 +478,16 @@ def _key(expr) -> tuple | None:
     if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
         return ("self", expr.attr)
     return None
+
+
+def _true(node) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def _written_elsewhere(text: str, attr: str) -> bool:
+    """``<obj>.<attr> = ...`` (not ``self``), or the name quoted (``setattr``): the flag may be
+    set where the class's own bindings do not say."""
+    return re.search(rf"(?<!self)\.{re.escape(attr)}\s*=(?!=)|[\"']{re.escape(attr)}[\"']", text) is not None
 
 
 def _passed(init, call: ast.Call, name: str, skip_self: bool):

@@ -634,6 +634,33 @@ class _Attention:
                     "call, for code outside the call to read (a visualization hook): only the module's user can "
                     "say they are not wanted, so the fused path is left to a hand edit")
 
+    def _check_flagged_store(self, stmt: ast.If, step_stored: set[str]) -> None:
+        """``if self.vis: self.attn_map = attn``: a store of the attention's values for code
+        outside the call, under a flag the guard sends to the original path -- exact, and the
+        fused path runs wherever the flag is off.  Where the file turns the flag on for every
+        instance it builds (the attribute only ever the literal True, or a constructor parameter
+        every construction in the file passes True: :meth:`.InitNumbers.flag_always_on`), the
+        values are stored on every call as the model is built, and the patch's fused path would
+        never run: declined as a store on every call is."""
+        test = stmt.test
+        if not (isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name) and test.value.id == "self"):
+            return
+        target = next((t for inner in stmt.body for t in [_stored_attribute(inner)]
+                       if t is not None and _loads(inner) & step_stored), None)
+        if target is None:
+            return
+        cls = self._class()
+        if cls is None:
+            return
+        numbers = getattr(self.planner, "init_numbers", None)
+        if numbers is None:
+            numbers = self.planner.init_numbers = InitNumbers(self.index.tree, self.names)
+        if numbers.flag_always_on(cls, test.attr, self.index.text):
+            inner = next(i for i in stmt.body if _stored_attribute(i) is target)
+            raise Skip(f"the attention's values are stored in `{self._text(target)}` at line {inner.lineno} under "
+                       f"`self.{test.attr}`, which every instance the file builds sets to True: stored on every "
+                       "call as the model is built, so the fused path would never run")
+
     def _top(self, node) -> tuple[int, list[ast.stmt]]:
         """Index in the region's block of the statement holding ``node``, and the chain of
         enclosing statements from that one down to the node's own."""
@@ -1021,6 +1048,8 @@ class _Attention:
                     metadata[offset] = text
                     kinds.append("keep")
                 else:
+                    if touches:
+                        self._check_flagged_store(stmt, step_stored)
                     kinds.append("guard" if touches else "keep")
             elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
                 metadata[offset] = chosen  # the guard term and the fused path's assignment
@@ -4540,8 +4569,21 @@ class _Attention:
         if node.op == "canon.mask_blend":
             return self._blend_fill(cond, dict(kwargs)["value"].value, stored, test, role)
         value = self._at(spans["value"], "the fill value")
+        text_of = self._text
         if read_names(cond) & stored:
-            raise Skip("the mask is computed by the attention")
+            # panodac's ``mask.repeat(1, sim.shape[1], 1) == 0``: a mask that reads only the
+            # scores' sizes, read off q and k as an added bias's are (the guards read the mask as
+            # it stood before the region themselves, sizes included)
+            if self._scores_sizes_as_qk(cond, stored) is None:
+                raise Skip("the mask is computed by the attention")
+
+            def text_of(node: ast.expr) -> str:
+                if not read_names(node) & stored:
+                    return self._text(node)
+                swapped = self._scores_metadata(node, stored)
+                if swapped is None:
+                    raise Skip("the mask is computed by the attention")
+                return swapped
         # (ones times the fill, computed in the scores' dtype: float16 rounds -(2**31) + 1 to -inf)
         product = value.__class__ is ast.Name and value.id in getattr(self, "fill_products", ())
         value = self._full_like_value(value, stored)
@@ -4598,7 +4640,7 @@ class _Attention:
                 # call's mask, added after its scale, holds the fill scaled the same way
                 for op, operand in scales:
                     value_text = f"({value_text}) {'/' if op == 'div' else '*'} ({self._text(operand)})"
-        cond_text = self._text(cond)
+        cond_text = text_of(cond)
         by_where = node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"
         filled_by_cond = False
         if node.op == "einx.where":
@@ -4611,10 +4653,10 @@ class _Attention:
                 keep, where, filled_by_cond = where, keep, True
         elif by_where and self._where_keeps_second(node):
             # where(c, scores, fill): the scores are kept where c holds
-            keep, where = cond_text, _negate(cond, cond_text, self._text)
+            keep, where = cond_text, _negate(cond, cond_text, text_of)
         else:
             # masked_fill(c, fill), or where(c, fill, scores): the fill is taken where c holds
-            keep, where, filled_by_cond = _negate(cond, cond_text, self._text), cond_text, True
+            keep, where, filled_by_cond = _negate(cond, cond_text, text_of), cond_text, True
         # (a fill read at run time: taken as the least negative literal the guard lets through,
         # so its entirely filled rows are tested in every step, as a literal fill's are)
         literal = LARGE_NEGATIVE if runtime is not None else _fill_literal(resolved)
