@@ -5,8 +5,9 @@ learned factor of the product alone, then a learned bias, then the scale): ``(q 
 ``(q * t) k^T`` wherever ``t`` is the same for every key, so the fused call takes ``q * tau``,
 the bias scaled by the steps after it alone, and the scale.  The caller hands tau in a shape
 the code does not fix (``[batch, 1]`` made ``[batch, 1, 1, 1]``), so the guard tests its last
-dimension; a tau of one entry per key takes the original, as does a bias that is a Python
-number (``delta = 0.0`` when none is given: SDPA's mask takes no number).  A number as the
+dimension; a tau of one entry per key takes the original.  A bias that is a Python number
+(``delta = 0.0`` when none is given) shifts every score alike: SDPA's mask takes no number, so
+the fused call leaves it out there (``... if torch.is_tensor(delta) else <the other parts>``).  A number as the
 factor goes into ``scale=``, the bias scaled without it.  The fill form (a causal fill after the
 bias, the scale inside the softmax) fills in the fused call's mask.
 """
@@ -126,10 +127,17 @@ def test_de_stationary_filled_einsum_form():
     _assert_same(DE_STATIONARY_FILLED, 1, tau=_tau, delta=_delta)
 
 
-def test_de_stationary_guard_sends_other_cases_to_the_original():
-    # no delta (a Python number): the original, with the same values
-    _assert_same(DE_STATIONARY, 0, tau=_tau)
-    _assert_same(DE_STATIONARY_FILLED, 0)
+def test_a_number_bias_is_left_out_of_the_fused_mask():
+    # no delta (a Python number): the fused call without it, with and without a float mask
+    _assert_same(DE_STATIONARY, 1, tau=_tau)
+    _assert_same(DE_STATIONARY, 1)
+    _assert_same(DE_STATIONARY, 1, mask=lambda: torch.zeros(5, 5, dtype=torch.float64).masked_fill(
+        torch.ones(5, 5, dtype=torch.bool).triu(1), -1e4))
+    _assert_same(DE_STATIONARY_FILLED, 1)
+    _assert_same(DE_STATIONARY_FILLED, 1, tau=_tau)
+
+
+def test_de_stationary_guard_sends_a_per_key_factor_to_the_original():
     # a tau of one entry per key ([batch, keys] made [batch, 1, 1, keys]): not a factor of the
     # query, so the original runs
     _assert_same(DE_STATIONARY, 0, tau=lambda: (torch.rand(2, 5, dtype=torch.float64) + 0.5).requires_grad_(),

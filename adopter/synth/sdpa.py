@@ -1180,9 +1180,9 @@ class _Attention:
             guard.append(term)
             del conditions[role]
         guard += self._handed_factor_terms(conditions, all_stored)
-        for term in (self._product_factor_term("sp", conditions, all_stored), self._number_bias_term(conditions)):
-            if term is not None and term not in guard:
-                guard.append(term)
+        term = self._product_factor_term("sp", conditions, all_stored)
+        if term is not None and term not in guard:
+            guard.append(term)
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
         kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
@@ -4374,8 +4374,11 @@ class _Attention:
                     self.made_texts[id(operand)] = text
                 else:
                     self._note_blind_rows(operand, conditions.get(role), text=plain)
+            test = conditions.get(role)
+            if test is None and role == "b0":
+                test = self._number_bias_test()
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
-                          "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
+                          "test": test, "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
             if role not in FILL_STEPS:
                 continue
@@ -5819,12 +5822,13 @@ class _Attention:
         text = self._text(operand)
         return f"not isinstance({text}, (int, float)) and {text}.size(-1) != 1"
 
-    def _number_bias_term(self, conditions: dict) -> str | None:
-        """The guard term for the bias after a factor of the product alone where the function
-        binds its name to a Python number on some path (``delta = 0.0 if delta is None else
-        delta.unsqueeze(1)``): a number shifts every score alike, but SDPA's ``attn_mask``
-        takes no number, so that path runs the original (``not torch.is_tensor(delta)``)."""
-        if not self.product_factor or "b0" not in self.roles or "b0" in conditions or "b0" in self.off_roles:
+    def _number_bias_test(self) -> ast.expr | None:
+        """The test under which the fused call adds the bias after a factor of the product alone
+        where the function binds its name to a Python number on some path (``delta = 0.0 if
+        delta is None else delta.unsqueeze(1)``): ``torch.is_tensor(delta)``.  A number adds
+        the same to every score, which the softmax does not see, and SDPA's ``attn_mask`` takes
+        no number, so the fused call leaves it out there.  None for any other bias."""
+        if not self.product_factor or "b0" not in self.roles or "b0" in self.off_roles:
             return None
         operand = self._operand_of("b0", "bias0")
         func = self._function(self.block[0]) if isinstance(operand, ast.Name) and self.block else None
@@ -5840,7 +5844,12 @@ class _Attention:
                                                          for t in node.targets)
                    and number_on_a_path(node.value) for node in ast_walk(func)):
             return None
-        return f"not {self._torch('the guard for a bias that may be a number')}.is_tensor({operand.id})"
+        text = f"{self._torch('the test for a bias that may be a number')}.is_tensor({operand.id})"
+        test = ast.parse(text, mode="eval").body
+        for node in ast_walk(test):
+            if isinstance(node, ast.expr):
+                self.made_texts[id(node)] = ast.unparse(node)
+        return test
 
     def _handed_factor_terms(self, conditions: dict, stored: set) -> list[str]:
         """Guard terms for a scale the caller hands in: ``scores * pos`` with ``pos`` a
