@@ -69,8 +69,8 @@ from ..structure.treewalk import ast_walk
 FULL_FLOAT_DTYPES = frozenset({"torch.float32", "torch.float64"})
 # the scores multiplied or divided by the scale: s1 divides, s2 multiplies, and sp multiplies
 # the product first where a second factor (s2) follows with no bias between (two factors in a
-# row, x-metaformer's ``scores * head_dim ** -0.5 * self.scale``; with a bias after sp, the
-# de-stationary forms, the fixer declines in _Attention.__init__)
+# row, x-metaformer's ``scores * head_dim ** -0.5 * self.scale``; with a bias or fill after sp,
+# the de-stationary forms, sp scales the product alone: _Attention.product_factor)
 SCALE_STEPS = ("sp", "s1", "s2")
 SCALE_VARS = {"s1": "div", "s2": "mul", "sp": "pre"}  # the pattern's variable for each one's factor
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
