@@ -69,8 +69,8 @@ from ..structure.treewalk import ast_walk
 FULL_FLOAT_DTYPES = frozenset({"torch.float32", "torch.float64"})
 # the scores multiplied or divided by the scale: s1 divides, s2 multiplies, and sp multiplies
 # the product first where a second factor (s2) follows with no bias between (two factors in a
-# row, x-metaformer's ``scores * head_dim ** -0.5 * self.scale``; with a bias after sp, the
-# de-stationary forms, the fixer declines in _Attention.__init__)
+# row, x-metaformer's ``scores * head_dim ** -0.5 * self.scale``; with a bias or fill after sp,
+# the de-stationary forms, sp scales the product alone: _Attention.product_factor)
 SCALE_STEPS = ("sp", "s1", "s2")
 SCALE_VARS = {"s1": "div", "s2": "mul", "sp": "pre"}  # the pattern's variable for each one's factor
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
@@ -546,12 +546,12 @@ class _Attention:
         if len(match.roles) != len(match.nodes):
             raise Skip("the match does not say which step each operation is")
         self.roles = dict(zip(match.roles, match.nodes))
-        if "sp" in self.roles and ("b0" in self.roles or "fs" in self.roles):
-            # q k^T * tau + delta (de-stationary attention): the factor scales the product only,
-            # not the bias after it, so it could fold into q where it is the same for every key;
-            # the scale and bias steps here read the factors after the bias, so none is written
-            raise Skip("the scores are multiplied by a factor before a bias or scale step: "
-                       "that factor is not folded into the query by this fixer")
+        # q k^T * tau + delta (de-stationary attention): the factor (sp) scales the product
+        # only, not the bias or fill after it.  It folds into the query where it is the same
+        # for every key (a number goes into ``scale=``; a tensor, into q; one whose shape the code
+        # does not fix, under a test of its last dimension: :meth:`_product_factor_terms`), and
+        # a bias after it is scaled by the later steps alone (:meth:`_scale`'s ``after_product``).
+        self.product_factor = "sp" in self.roles and ("b0" in self.roles or "fs" in self.roles)
         self.dtype_mask_ifs: dict[int, dict | None] = {}  # id of an if -> its reading by _dtype_mask_if
         self.dtype_choices: dict[str, dict] = {}  # a fill or add step -> the dtype choice it is one branch of
         self._names = None
@@ -1209,6 +1209,9 @@ class _Attention:
             guard.append(term)
             del conditions[role]
         guard += self._handed_factor_terms(conditions, all_stored)
+        term = self._product_factor_term("sp", conditions, all_stored)
+        if term is not None and term not in guard:
+            guard.append(term)
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
         kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
@@ -4357,8 +4360,9 @@ class _Attention:
                 self.made_texts[id(operand)] = text
             if role == "b0" and ("s1" in self.roles or "s2" in self.roles):
                 # ((q @ k^T + bias) / d) * m is q @ k^T * (m / d) + bias * (m / d): the bias
-                # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d))
-                scale, factors = self._scale(stored, conditions)
+                # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d)); a factor of
+                # the product before the bias (sp) scales the product alone
+                scale, factors = self._scale(stored, conditions, after_product=self.product_factor)
                 if factors:
                     raise Skip("a bias added before a tensor scale")
                 text = f"{_atom(text, operand)} * {_atom(scale, ast.parse(scale, mode='eval').body)}"
@@ -4399,8 +4403,11 @@ class _Attention:
                     self.made_texts[id(operand)] = text
                 else:
                     self._note_blind_rows(operand, conditions.get(role), text=plain)
+            test = conditions.get(role)
+            if test is None and role == "b0":
+                test = self._number_bias_test()
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
-                          "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
+                          "test": test, "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
             if role not in FILL_STEPS:
                 continue
@@ -4630,8 +4637,9 @@ class _Attention:
         if role == "fs":
             # a fill the scale then divides or multiplies: -inf stays -inf under a positive
             # number (a size, a root of one), and a tensor (a learned temperature) may have
-            # any sign
-            scales = [(v, self._operand_of(r, v)) for r, v in SCALE_VARS.items() if r in self.roles]
+            # any sign (a factor of the product alone runs before the fill: it scales no fill)
+            scales = [(v, self._operand_of(r, v)) for r, v in SCALE_VARS.items()
+                      if r in self.roles and not (r == "sp" and self.product_factor)]
             if not all(self._plain_number(o) for _, o in scales):
                 raise Skip("a fill before a scale that may be a tensor")
             if kind != "inf":
@@ -5767,18 +5775,21 @@ class _Attention:
             return p_text if training[0].value else "0.0"
         return f"{p_text} if {self.index.segment(training[1])} else 0.0"
 
-    def _scale(self, stored: set, conditions: dict | None = None) -> tuple[str, list[tuple[str, str]]]:
+    def _scale(self, stored: set, conditions: dict | None = None,
+               after_product: bool = False) -> tuple[str, list[tuple[str, str]]]:
         """``scale=`` for the number the scores are multiplied or divided by, and the tensor
         factors (a learned temperature) that are folded into the query instead: ``scale=``
         takes a number, and ``(q @ k^T) * t == (q * t) @ k^T`` when ``t`` is the same for every
         key (a scalar, or a tensor whose last dimension is 1).  A scale step under an ``if``
         (OpenAI GPT's ``if self.scale: w = w / math.sqrt(v.size(-1))``) gives a scale chosen by
-        the same test: ``1 / math.sqrt(v.size(-1)) if self.scale else 1.0``."""
+        the same test: ``1 / math.sqrt(v.size(-1)) if self.scale else 1.0``.  With
+        ``after_product`` only the steps after a factor of the product alone (``q k^T * tau +
+        delta``): what the bias added after that factor is scaled by."""
         conditions = conditions or {}
         parts = {}
         factors: list[tuple[str, str]] = []
         for role, var, symbol in (("sp", "pre", "*"), ("s1", "div", "/"), ("s2", "mul", "*")):
-            if role not in self.roles or role in self.off_roles:
+            if role not in self.roles or role in self.off_roles or (after_product and role == "sp"):
                 continue  # (off_roles: under an if the guard sends to the original)
             operand = self._operand_of(role, var)
             defined = isinstance(operand, ast.Name) and role in conditions \
@@ -5812,6 +5823,8 @@ class _Attention:
                 test = conditions[role]
                 factors.append((symbol, f"({name.id} if {_guard_term(self._text(test), test)} else 1.0)"))
                 conditions = {r: t for r, t in conditions.items() if r != role}
+            elif self._product_factor_term(role, conditions, stored) is not None:
+                factors.append((symbol, text))  # (the guard tests its last dimension)
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         chosen = [role for role in SCALE_STEPS if role in conditions]
@@ -5830,6 +5843,55 @@ class _Attention:
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _product_factor_term(self, role: str, conditions: dict, stored: set) -> str | None:
+        """The guard term for a factor of the product alone (``q k^T * tau + delta``, a bias or
+        fill after it) whose shape the code does not fix (a tensor the caller hands in, made
+        ``[batch, 1, 1, 1]`` by ``unsqueeze``): ``(q @ k^T) * t == (q * t) @ k^T`` holds when
+        ``t``'s last dimension is 1, whatever the others, so the fused call takes ``q * t`` and
+        a factor that is a tensor of another last dimension (one per key) goes to the original.
+        None where the step is not such a factor: another step, one under a condition, a number
+        or a value the code already fixes as the same for every key, one the attention computes,
+        or one that is not a name or attribute the guard can read again before the region."""
+        if role != "sp" or not self.product_factor or role not in self.roles or role in conditions \
+                or role in self.off_roles:
+            return None
+        operand = self._operand_of(role, "pre")
+        if not isinstance(operand, (ast.Name, ast.Attribute)) or not dotted_name(operand) \
+                or read_names(operand) & stored or self._plain_number(operand) \
+                or self._constant_along_keys(operand):
+            return None
+        text = self._text(operand)
+        return f"not isinstance({text}, (int, float)) and {text}.size(-1) != 1"
+
+    def _number_bias_test(self) -> ast.expr | None:
+        """The test under which the fused call adds the bias after a factor of the product alone
+        where the function binds its name to a Python number on some path (``delta = 0.0 if
+        delta is None else delta.unsqueeze(1)``): ``torch.is_tensor(delta)``.  A number adds
+        the same to every score, which the softmax does not see, and SDPA's ``attn_mask`` takes
+        no number, so the fused call leaves it out there.  None for any other bias."""
+        if not self.product_factor or "b0" not in self.roles or "b0" in self.off_roles:
+            return None
+        operand = self._operand_of("b0", "bias0")
+        func = self._function(self.block[0]) if isinstance(operand, ast.Name) and self.block else None
+        if func is None:
+            return None
+
+        def number_on_a_path(value: ast.expr) -> bool:
+            if value.__class__ is ast.IfExp:
+                return number_on_a_path(value.body) or number_on_a_path(value.orelse)
+            return _number(value) is not None
+
+        if not any(node.__class__ is ast.Assign and any(t.__class__ is ast.Name and t.id == operand.id
+                                                         for t in node.targets)
+                   and number_on_a_path(node.value) for node in ast_walk(func)):
+            return None
+        text = f"{self._torch('the test for a bias that may be a number')}.is_tensor({operand.id})"
+        test = ast.parse(text, mode="eval").body
+        for node in ast_walk(test):
+            if isinstance(node, ast.expr):
+                self.made_texts[id(node)] = ast.unparse(node)
+        return test
 
     def _handed_factor_terms(self, conditions: dict, stored: set) -> list[str]:
         """Guard terms for a scale the caller hands in: ``scores * pos`` with ``pos`` a
