@@ -137,6 +137,7 @@ class Decline:
         self._sites: dict[int, list] | None = None
         self.home = True  # the attention's own file (False: a caller file of the run, planned from it)
         self.stored_by: list[str] = []  # callers that store what it hands back in an attribute
+        self.relay_hop: tuple | None = None  # a caller file's plan: (its path, the attention's key)
 
     # ---------------------------------------------------------------- entry point
     def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
@@ -160,7 +161,16 @@ class Decline:
                            "hand edit")
             found = returned_slot(read, parents, func)
             if found is None:
-                raise Skip(f"`{read.id}` (computed by the attention) is read at line {read.lineno} unconditionally")
+                through = _handed_through_local(read, parents, func, reads)
+                if through is None:
+                    raise Skip(f"`{read.id}` (computed by the attention) is read at line {read.lineno} "
+                               "unconditionally")
+                value, handed = through
+                slots.update(handed)
+                if read.id not in nones:
+                    nones.append(read.id)
+                rewrites.append((value, read.id))
+                continue
             _, place, element = found
             slots.add((place, len(parents[element].elts)))
             if read.id not in nones:
@@ -260,7 +270,7 @@ class Decline:
             if depth + 1 >= MAX_DEPTH or id(caller) in seen:
                 continue
             inner = self._callers(caller, new_place, new_arity, depth + 1, seen | {id(caller)})
-            if not inner and sites is None:
+            if not inner:
                 inner = self._relay_elsewhere(caller, new_place, new_arity)
             if not inner:
                 continue
@@ -283,9 +293,11 @@ class Decline:
         its calls in the other files of the run decline them (:meth:`.run.Run.elsewhere`, one
         hop, as for the attention's own function).  Empty without a run."""
         run = current_run()
-        if run is None or not self.home:
+        if run is None or not (self.home or self.relay_hop):
             return []
-        pending, _ = run.elsewhere(self, relay, place, arity)
+        # a caller file's relay (``MultiHeadAttention.forward`` returning what the attention
+        # file's function returned): its callers in a third file, once
+        pending, _ = run.elsewhere(self, relay, place, arity, hop=None if self.home else self.relay_hop)
         return pending
 
     def _use(self, call: ast.Call, caller: ast.FunctionDef, place: int, arity: int):
@@ -298,6 +310,13 @@ class Decline:
         if isinstance(parent, ast.Expr):
             return "value", "False"
         if isinstance(parent, ast.Subscript) and parent.value is call:
+            if isinstance(parent.slice, ast.Slice):
+                # ``attn(x)[:2]``: the places the slice keeps (Python's own slicing of the places)
+                ends = [None if e is None else _int_of(e) for e in (parent.slice.lower, parent.slice.upper)]
+                if parent.slice.step is not None or any(e is None and b is not None for e, b in
+                                                        zip(ends, (parent.slice.lower, parent.slice.upper))):
+                    return None
+                return ("value", "False") if place not in range(arity)[ends[0]:ends[1]] else None
             index = _int_of(parent.slice)
             if index is None:
                 return None
@@ -327,6 +346,8 @@ class Decline:
         stores = [n for n in ast_walk(caller) if isinstance(n, ast.Name) and n.id == name
                   and isinstance(n.ctx, (ast.Store, ast.Del))]
         if len(stores) != 1 or name in _params(caller):
+            if not reads and name not in _params(caller) and not _escapes(caller, name):
+                return "value", "False"  # ``out, _, _ = attn(x)``: bound more than once, never read
             # another value under the same name: its reads cannot be told apart -- unless every
             # read and every other binding of it lies under one ``if`` of a stable test
             return self._fallback(parent, caller, target.elts[place], reads, stores)
@@ -678,6 +699,51 @@ class Decline:
                         plain = target is inner and isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                         verdict.setdefault(inner.attr, set()).add(instance(node.value) if plain else False)
         return {attr for attr, kinds in verdict.items() if True in kinds and False not in kinds}, set(verdict)
+
+
+def _handed_through_local(read: ast.Name, parents: dict, func: ast.AST, reads: list[ast.Name]
+                          ) -> tuple[ast.expr, set[tuple[int, int]]] | None:
+    """``top = attn.view(b, h, n, m)[:, 0].contiguous()`` then ``return out, top``: the
+    probabilities read only in the value of a local that is bound once and handed back bare, at
+    one place of the returns.  The value (a chain of attribute reads, subscripts and methods of
+    the probabilities themselves, nothing else the original path alone computes) and the
+    (place, arity) of each return of the local; None otherwise.  The value becomes ``None if
+    attn is None else <value>``: on the fused path the local is None, as the probabilities are."""
+    stmt = parents.get(read)
+    while stmt is not None and not isinstance(stmt, ast.stmt):
+        stmt = parents.get(stmt)
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+        return None
+    value, local = stmt.value, stmt.targets[0].id
+    if isinstance(value, (ast.Tuple, ast.Starred)) or local == read.id or local in _params(func) or \
+            _escapes(func, local):
+        return None
+    inside = {id(n) for n in ast_walk(value)}
+    if any(id(r) in inside and r.id != read.id for r in reads):
+        return None
+    for node in ast_walk(value):
+        if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await, ast.comprehension)):
+            return None
+        if isinstance(node, ast.Call):  # a method of the probabilities: ``attn.view(...)``
+            root = node.func
+            while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if node.func is root or not (isinstance(root, ast.Name) and root.id == read.id):
+                return None
+    uses = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == local]
+    if sum(not isinstance(n.ctx, ast.Load) for n in uses) != 1:
+        return None
+    handed: set[tuple[int, int]] = set()
+    for use in uses:
+        if not isinstance(use.ctx, ast.Load):
+            continue
+        found = returned_slot(use, parents, func)
+        if found is None or found[2] is not use:
+            return None
+        handed.add((found[1], len(parents[use].elts)))
+    if len(handed) != 1:
+        return None
+    return value, handed
 
 
 def _kept_in_list(read: ast.Name, parents: dict, func: ast.AST) -> list[ast.expr] | bool | None:
