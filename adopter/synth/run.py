@@ -134,13 +134,13 @@ class Run:
         return fqn
 
     # ------------------------------------------------------------------ callers elsewhere
-    def elsewhere(self, decline, func: ast.FunctionDef, place: int, arity: int, hop=None) -> tuple[list, list[str]]:
+    def elsewhere(self, decline, func: ast.FunctionDef, place: int, arity: int) -> tuple[list, list[str]]:
         """The edits (thunks, as :meth:`.weights.Decline._callers` returns them) that make the
         calls of ``func`` in the other files of the run decline what it hands back; and the
-        package's files outside the run whose calls would (for the reason of a skip).
-        ``hop``: (path, key) where ``func`` is a relay of a caller file (``decline`` that file's
-        plan), its edits recorded under the attention's own ``key``: one more file away."""
-        here = self.path if hop is None else hop[0]
+        package's files outside the run whose calls would (for the reason of a skip)."""
+        from .weights import Decline
+
+        here = self.path
         home = self.file(here) if here else None
         if home is None or home.module is None:
             return [], []
@@ -151,36 +151,32 @@ class Run:
         if owner is not None and func.name != "forward":
             return [], []  # another method is called through ``self``: only its own class calls it
         target = f"{home.module}.{owner.name if owner is not None else func.name}"
-        key = (here, owner.name if owner is not None else None, func.name) if hop is None else hop[1]
+        key = (here, owner.name if owner is not None else None, func.name)
         pending: list = []
         top = home.module.split(".")[0]
         name = target.rpartition(".")[2]
         for path in sorted(self.texts):
             # callers import the attention's module: files of its own top-level package that
             # name it (read, not parsed, to tell: a run over many files parses only those)
-            if path in (here, key[0]) or (self.module(path) or "").split(".")[0] != top:
+            if path == here or (self.module(path) or "").split(".")[0] != top:
                 continue
             text = self.raw(path)
             if text is None or name not in text:
                 continue
             other = self.file(path)
-            thunks = self._plan_file(other, decline, target, owner is not None, place, arity,
-                                     hop=(key, hop is None)) if other is not None else None
+            thunks = self._plan_file(other, decline, target, owner is not None, place, arity) \
+                if other is not None else None
             if thunks:
                 pending.append(lambda path=path, found=thunks[0]: self.recorded.setdefault(key, {}).__setitem__(path,
                                                                                                             found))
                 pending.extend(thunks[1])
         if pending:
-            if hop is None:
-                self.recorded.pop(key, None)  # a new plan of the same function replaces an earlier one
+            self.recorded.pop(key, None)  # a new plan of the same function replaces an earlier one
             return pending, []
-        if hop is not None:
-            return [], []
         return [], self._outside(home, decline, target, owner is not None, place, arity)
 
     def _plan_file(self, other: _File, decline, target: str, is_class: bool, place: int, arity: int,
-                   resolver: "Run | None" = None, hop=None):
-        """``hop``: (the attention's key, whether a relay of ``other`` may look one file further)."""
+                   resolver: "Run | None" = None):
         from .plan import Edits, KernelNames
         from .text import SourceIndex
         from .weights import Decline
@@ -196,8 +192,6 @@ class Run:
         found = Decline(index, KernelNames(index), Edits(), [])
         found.flag = decline.flag
         found.home = False
-        if hop is not None and hop[1]:
-            found.relay_hop = (other.path, hop[0])  # its relays' callers one more file away
         sites = []
         for local in locals_:
             stand_in = ast.ClassDef(name=local, bases=[], keywords=[], body=[], decorator_list=[]) if is_class else None

@@ -137,7 +137,6 @@ class Decline:
         self._sites: dict[int, list] | None = None
         self.home = True  # the attention's own file (False: a caller file of the run, planned from it)
         self.stored_by: list[str] = []  # callers that store what it hands back in an attribute
-        self.relay_hop: tuple | None = None  # a caller file's plan: (its path, the attention's key)
 
     # ---------------------------------------------------------------- entry point
     def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
@@ -270,7 +269,7 @@ class Decline:
             if depth + 1 >= MAX_DEPTH or id(caller) in seen:
                 continue
             inner = self._callers(caller, new_place, new_arity, depth + 1, seen | {id(caller)})
-            if not inner:
+            if not inner and sites is None:
                 inner = self._relay_elsewhere(caller, new_place, new_arity)
             if not inner:
                 continue
@@ -293,11 +292,9 @@ class Decline:
         its calls in the other files of the run decline them (:meth:`.run.Run.elsewhere`, one
         hop, as for the attention's own function).  Empty without a run."""
         run = current_run()
-        if run is None or not (self.home or self.relay_hop):
+        if run is None or not self.home:
             return []
-        # a caller file's relay (``MultiHeadAttention.forward`` returning what the attention
-        # file's function returned): its callers in a third file, once
-        pending, _ = run.elsewhere(self, relay, place, arity, hop=None if self.home else self.relay_hop)
+        pending, _ = run.elsewhere(self, relay, place, arity)
         return pending
 
     def _use(self, call: ast.Call, caller: ast.FunctionDef, place: int, arity: int):
