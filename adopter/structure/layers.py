@@ -1231,7 +1231,9 @@ class LayerTyper:
 
     def _wrapper(self, fqn: str, call: ast.Call, env: dict, activation: bool = True) -> Built | None:
         """What a same-file module class of no other kind builds at ``call`` when it wraps one
-        operation: a dropout (:meth:`_dropout_wrapper`) or a softmax (:meth:`_softmax_module`)."""
+        operation: a dropout (:meth:`_dropout_wrapper`), a softmax (:meth:`_softmax_module`), a norm
+        or (``activation``: for this file's classes; a sibling's is decided by the checked file's
+        typer, :meth:`_sibling_wrapper`) an activation its construction setting picks."""
         if fqn not in self._dropout_wrappers:  # (read once per class: most are neither)
             cls = self.names.classes[fqn]
             self._dropout_wrappers[fqn] = dropout_wrapper(cls, self.names)
@@ -1242,9 +1244,12 @@ class LayerTyper:
             return self._softmax_module(fqn, call, env)
         if fqn not in self._setting_norms:
             self._setting_norms[fqn] = setting_norm_module(self.names.classes[fqn], self.names)
+            self._setting_acts[fqn] = setting_activation_module(self.names.classes[fqn], self.names)
         if self._setting_norms[fqn] is not None:
             return self._setting_norm(fqn, call, env)
-        return self._setting_activation(self, fqn, call, env) if activation else None
+        if activation and self._setting_acts[fqn] is not None:
+            return self._setting_activation(self, fqn, call, env)
+        return None
 
     def _setting_norm(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
         """The torch norm a same-file norm module runs on its input when ``call`` builds it with

@@ -204,14 +204,20 @@ def setting_activation_module(cls: ast.ClassDef, names) -> SettingActivation | N
     nothing), and the forward is ``return self.<a>(x)`` alone: calling the module runs the layer
     the construction's setting picks, on its input.  None for any other class (most forwards
     are more than one ``return``)."""
-    forward, init = forward_and_init(cls)
-    if forward is None or init is None or len(forward.args.args) != 2 or forward.args.vararg \
-            or forward.args.kwarg or forward.args.kwonlyargs:
+    forward = None
+    for item in cls.body:  # (the gate, without calls: most classes are read here and left)
+        if item.__class__ is ast.FunctionDef and item.name == "forward":
+            forward = item
+    if forward is None:
         return None
     body = forward.body
-    if body and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+    if body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
         body = body[1:]  # (a docstring)
-    if len(body) != 1 or body[0].__class__ is not ast.Return or body[0].value is None:
+    if not body or body[1:] or body[0].__class__ is not ast.Return or body[0].value is None:
+        return None
+    forward, init = forward_and_init(cls)
+    if init is None or len(forward.args.args) != 2 or forward.args.vararg \
+            or forward.args.kwarg or forward.args.kwonlyargs:
         return None
     attr = _self_call(body[0].value, forward.args.args[1].arg)
     if attr is None:
