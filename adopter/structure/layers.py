@@ -51,7 +51,7 @@ from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_functi
                        passed_argument, rate_parts, silu_module, softmax_module, strip_casts,
                        untransposed)
 from .moved_norm import moves_last_axis_through_norm
-from .setting_norm import setting_norm_module
+from .setting_norm import setting_activation_module, setting_norm_module
 from .names import ModuleNames, builtin_unbound, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
@@ -71,6 +71,9 @@ CLASS_TABLES = ("ACT2CLS",)
 # Functions mapping a key to an activation (a table lookup by another name): typed as the table,
 # whatever module defines them.
 TABLE_FUNCTIONS = ("get_activation",)
+# torch.nn.modules.transformer._get_activation_fn: torch's documented activation strings
+TORCH_ACTIVATION_FN = "torch.nn.modules.transformer._get_activation_fn"
+_TORCH_ACTIVATION_STRINGS = {"relu": "torch.nn.functional.relu", "gelu": "torch.nn.functional.gelu"}
 # getattr(nn, key)(...) where the key is known (a literal, parameters' constant defaults): the
 # structural layer classes read as that class (activations stay run-time table keys)
 _GETATTR_CLASS = re.compile(r"(?:Conv|ConvTranspose|BatchNorm|InstanceNorm)[123]d|Linear|LayerNorm|GroupNorm|SyncBatchNorm")
@@ -468,6 +471,7 @@ class LayerTyper:
         self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
         self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
         self._setting_norms: dict = {}  # class FQN -> setting_norm.setting_norm_module's reading
+        self._setting_acts: dict = {}  # class FQN -> setting_norm.setting_activation_module's reading
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
@@ -1225,9 +1229,11 @@ class LayerTyper:
             self._kinds[fqn] = self._find_kind(fqn, depth)
         return self._kinds[fqn]
 
-    def _wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+    def _wrapper(self, fqn: str, call: ast.Call, env: dict, activation: bool = True) -> Built | None:
         """What a same-file module class of no other kind builds at ``call`` when it wraps one
-        operation: a dropout (:meth:`_dropout_wrapper`) or a softmax (:meth:`_softmax_module`)."""
+        operation: a dropout (:meth:`_dropout_wrapper`), a softmax (:meth:`_softmax_module`), a norm
+        or (``activation``: for this file's classes; a sibling's is decided by the checked file's
+        typer, :meth:`_sibling_wrapper`) an activation its construction setting picks."""
         if fqn not in self._dropout_wrappers:  # (read once per class: most are neither)
             cls = self.names.classes[fqn]
             self._dropout_wrappers[fqn] = dropout_wrapper(cls, self.names)
@@ -1238,8 +1244,11 @@ class LayerTyper:
             return self._softmax_module(fqn, call, env)
         if fqn not in self._setting_norms:
             self._setting_norms[fqn] = setting_norm_module(self.names.classes[fqn], self.names)
+            self._setting_acts[fqn] = setting_activation_module(self.names.classes[fqn], self.names)
         if self._setting_norms[fqn] is not None:
             return self._setting_norm(fqn, call, env)
+        if activation and self._setting_acts[fqn] is not None:
+            return self._setting_activation(self, fqn, call, env)
         return None
 
     def _setting_norm(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
@@ -1342,7 +1351,72 @@ class LayerTyper:
         found = self.package.find(fqn)
         if found is None or found[1] not in found[0].names.classes:
             return None
-        return found[0]._wrapper(found[1], call, env)
+        wrapped = found[0]._wrapper(found[1], call, env, activation=False)
+        return wrapped if wrapped is not None else self._setting_activation(found[0], found[1], call, env)
+
+    def _torch_activation_fn(self, call: ast.Call, env: dict) -> tuple | None:
+        """torch's ``transformer._get_activation_fn(activation)`` (parseq's decoder layer): F.relu
+        for "relu", F.gelu for "gelu" (torch's documented strings, as its Transformer*Layer
+        constructors read them), given a literal or a parameter whose string default and every
+        value the file's constructions pass are such strings; a function held as a value.  None
+        when the file does not decide the string."""
+        arg = call.args[0]
+        if arg.__class__ is ast.Constant:
+            keys = (arg.value,)
+        elif arg.__class__ is ast.Name:
+            keys = self._setting_values(arg, env) if LITERAL + arg.id in env else self._decided_keys(arg, env)
+        else:
+            return None
+        if not keys or not all(k in _TORCH_ACTIVATION_STRINGS for k in keys):
+            return None
+        why = (f"`{ast.unparse(call)}` returns a function held as a value, not a layer: the kernel takes a "
+               f"layer module (and TorchScript cannot pass a function as a value)")
+        fqns = tuple(dict.fromkeys(_TORCH_ACTIVATION_STRINGS[k] for k in keys))
+        return tuple(Built(f, (), (), False, call, via="_get_activation_fn", unlike=why, function=True,
+                           conditional=len(fqns) > 1) for f in fqns)
+
+    def _setting_activation(self, typer, name: str, call: ast.Call, env: dict) -> Built | None:
+        """The activation a module class of ``typer``'s module (this one's, or a sibling's) runs
+        on its input when ``call`` builds it with a setting this file decides
+        (setting_activation_module: paddleocr ports' ``Activation(act_type=act_layer)`` with
+        ``act_layer="gelu"`` the default every construction keeps): the layer that value's arm
+        binds, as that module types it.  Reported, not fixed: the layer is the module's member,
+        behind its own forward."""
+        if name not in typer._setting_acts:
+            typer._setting_acts[name] = setting_activation_module(typer.names.classes[name], typer.names)
+        reading = typer._setting_acts[name]
+        if reading is None:
+            return None
+        init = next(i for i in typer.names.classes[name].body if i.__class__ is ast.FunctionDef
+                    and i.name == "__init__")
+        passed = passed_argument(init, call, reading.param)
+        if passed is False or (passed is None and reading.default is None):
+            return None
+        values = self._setting_values(passed if passed is not None else reading.default, env)
+        if not values or not all(isinstance(v, str) for v in values):
+            return None
+        chosen = dict(reading.ctors)
+        kinds = {}
+        for value in values:
+            ctor = chosen.get(value.lower() if reading.lowered else value)
+            if ctor is None:
+                return None  # (a value no arm binds: the module raises, or it is not read here)
+            if ctor in typer.names.classes:
+                kind = typer._kind_of(ctor)
+                if kind is None:
+                    return None
+                kinds[kind[0]] = True
+            elif ctor[:9] == "torch.nn." and _is_layer_class_name(ctor):
+                kinds[ctor] = True
+            else:
+                return None
+        if len(kinds) != 1:
+            return None
+        fqn = next(iter(kinds))
+        short = name.rsplit(".", 1)[-1]
+        return Built(fqn, (), (), False, call, via=short, unlike=(
+            f"`{short}` is a module running its {fqn.rsplit('.', 1)[-1]} member on its input under the setting "
+            f"it is built with: the kernel would take over that member behind the module's forward"))
 
     def _find_kind(self, fqn: str, depth: int):
         cls = self.names.classes.get(fqn)
@@ -1939,6 +2013,10 @@ class LayerTyper:
             if fqn == SEQUENTIAL:
                 graph = self.sequence(call.args, env, depth)
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
+            if fqn == TORCH_ACTIVATION_FN and len(call.args) == 1 and not call.keywords:
+                got = self._torch_activation_fn(call, env)
+                if got is not None:
+                    return got
             table = fqn.rsplit(".", 1)[-1] in TABLE_FUNCTIONS
             if table and call.args and call.args[0].__class__ is ast.Name and not call.keywords \
                     and self._never_str_here(call.args[0], env):

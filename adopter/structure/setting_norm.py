@@ -173,3 +173,117 @@ def setting_norm_module(cls: ast.ClassDef, names) -> SettingNorm | None:
     if not norms:
         return None
     return SettingNorm(param, default, tuple(norms))
+
+
+@dataclass(frozen=True)
+class SettingActivation:
+    """A class's reading (:func:`setting_activation_module`): the ``__init__`` parameter holding
+    the setting, its default, whether ``__init__`` lower-cases it first, and the constructor
+    each value binds (``((value, constructor FQN), ...)``; a class of the module by its name)."""
+
+    param: str
+    default: ast.expr | None
+    lowered: bool
+    ctors: tuple
+
+
+def _setting_values_of(test: ast.expr, param: str) -> tuple | None:
+    """The strings an arm's test compares the parameter with: ``p == "a"``, or ``p == "a" or
+    p == "b"``; None for any other test."""
+    if test.__class__ is ast.BoolOp and test.op.__class__ is ast.Or:
+        values = tuple(_setting_test(v, None, param) for v in test.values)
+        return None if None in values else values
+    value = _setting_test(test, None, param)
+    return None if value is None else (value,)
+
+
+def setting_activation_module(cls: ast.ClassDef, names) -> SettingActivation | None:
+    """paddleocr ports' ``Activation(act_type)``: ``__init__`` binds ``self.<a>`` to one
+    constructor call in each arm of an ``if act_type == "relu": ... elif act_type == "gelu":``
+    chain (maybe after ``act_type = act_type.lower()``; a final ``else`` that raises binds
+    nothing), and the forward is ``return self.<a>(x)`` alone: calling the module runs the layer
+    the construction's setting picks, on its input.  None for any other class (most forwards
+    are more than one ``return``)."""
+    forward = None
+    for item in cls.body:  # (the gate, without calls: most classes are read here and left)
+        if item.__class__ is ast.FunctionDef and item.name == "forward":
+            forward = item
+    if forward is None:
+        return None
+    body = forward.body
+    if body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]  # (a docstring)
+    if not body or body[1:] or body[0].__class__ is not ast.Return or body[0].value is None:
+        return None
+    forward, init = forward_and_init(cls)
+    if init is None or len(forward.args.args) != 2 or forward.args.vararg \
+            or forward.args.kwarg or forward.args.kwonlyargs:
+        return None
+    attr = _self_call(body[0].value, forward.args.args[1].arg)
+    if attr is None:
+        return None
+    params = [a.arg for a in init.args.args[1:]]
+    defaults = dict(zip([a.arg for a in init.args.args][len(init.args.args) - len(init.args.defaults):],
+                        init.args.defaults))
+    lowered = False
+    for stmt in init.body:
+        if stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Name \
+                and stmt.targets[0].id in params and stmt.value.__class__ is ast.Call \
+                and not stmt.value.args and not stmt.value.keywords \
+                and stmt.value.func.__class__ is ast.Attribute and stmt.value.func.attr == "lower" \
+                and stmt.value.func.value.__class__ is ast.Name and stmt.value.func.value.id == stmt.targets[0].id:
+            lowered = True  # act_type = act_type.lower()
+            continue
+        if stmt.__class__ is not ast.If or stmt.test.__class__ not in (ast.Compare, ast.BoolOp):
+            continue
+        param = _compared_param(stmt.test, params)
+        if param is None:
+            continue
+        ctors = []
+        node = stmt
+        while True:
+            values = _setting_values_of(node.test, param)
+            if values is None:
+                return None
+            ctor = _arm_binding(node.body, attr, names)
+            if ctor is not None:
+                ctors.extend((v.lower() if lowered else v, ctor) for v in values)
+            rest = node.orelse
+            if len(rest) == 1 and rest[0].__class__ is ast.If:
+                node = rest[0]
+                continue
+            if any(s.__class__ is not ast.Raise for s in rest):
+                return None  # (an ``else`` that binds: a value no test names)
+            break
+        if not ctors or any(_binds(s, attr) for s in init.body if s is not stmt):
+            return None
+        return SettingActivation(param, defaults.get(param), lowered, tuple(ctors))
+    return None
+
+
+def _compared_param(test: ast.expr, params: list) -> str | None:
+    """The ``__init__`` parameter a chain's first test compares with a string (first operand)."""
+    first = test.values[0] if test.__class__ is ast.BoolOp else test
+    if first.__class__ is ast.Compare and first.left.__class__ is ast.Name and first.left.id in params:
+        return first.left.id
+    return None
+
+
+def _arm_binding(body: list, attr: str, names) -> str | None:
+    """The constructor FQN an arm binds ``self.<attr>`` to (its only statement, one call); None
+    for an arm that raises, or does anything else."""
+    if len(body) != 1:
+        return None
+    stmt = body[0]
+    if stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and _binds(stmt, attr) \
+            and stmt.value.__class__ is ast.Call:
+        return names.resolve(stmt.value.func)
+    return None
+
+
+def _binds(stmt: ast.stmt, attr: str) -> bool:
+    """Does the statement assign ``self.<attr>`` (top level of the statement only)?"""
+    if stmt.__class__ is not ast.Assign:
+        return False
+    return any(t.__class__ is ast.Attribute and t.attr == attr and t.value.__class__ is ast.Name
+               and t.value.id == "self" for t in stmt.targets)
