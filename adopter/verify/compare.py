@@ -374,6 +374,13 @@ def kept_double():
         torch.set_default_dtype(default)
 
 
+def _float_copy(module: nn.Module) -> nn.Module | None:
+    try:
+        return copy.deepcopy(module)
+    except Exception:
+        return None
+
+
 def _reference_copy(module: nn.Module) -> nn.Module | None:
     try:
         return copy.deepcopy(module).double()
@@ -388,6 +395,7 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
     pair.original.eval()
     pair.patched.eval()
     reference_module = _reference_copy(pair.original)
+    nudge_base = _float_copy(pair.original)  # (before its own run: see check_train)
     torch.manual_seed(0)
     with torch.no_grad(), (original_context or nullcontext)():
         expected = run_quietly(lambda: pair.call.clone(device).run(pair.original))
@@ -425,9 +433,11 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
             return _kept(flatten(run_quietly(lambda: call.run(module))), pair.dropped)
 
     def spread():  # (only after a float32 failure: the original's float32 runs on nudged inputs)
+        if nudge_base is None:
+            return None
         runs = []
         for seed in range(1, NUDGES + 1):
-            module = copy.deepcopy(pair.original)
+            module = copy.deepcopy(nudge_base)
             call = pair.call.clone(device).mapped(_nudge(seed))
             torch.manual_seed(0)
             with torch.no_grad(), (original_context or nullcontext)():
@@ -507,9 +517,9 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     for config in pair.configs:
         zero_dropout_config(config)
     reference_module = _reference_copy(pair.original)
-    # the original's buffers before its own step: its nudged float32 runs (made only after a
-    # float32 failure, ``compare_named``) start from them, as its own step did
-    original_buffers = {n: t.detach().clone() for n, t in pair.original.named_buffers()}
+    # the original as it is before its own step: its nudged float32 runs (made only after a
+    # float32 failure, ``compare_named``) start from it, buffers and any other state alike
+    nudge_base = _float_copy(pair.original)
     cache: dict[str, list] = {}
     # The inputs require grad unless the original cannot take a training step that way and can
     # without (the only difference between the two tries): then input gradients are not compared.
@@ -578,12 +588,10 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     def spread(part: str):
         def get():
             if not nudged_cache:
+                if nudge_base is None:
+                    return None
                 for seed in range(1, NUDGES + 1):
-                    module = copy.deepcopy(pair.original)
-                    with torch.no_grad():
-                        for name, tensor in module.named_buffers():
-                            if name in original_buffers:
-                                tensor.copy_(original_buffers[name])
+                    module = copy.deepcopy(nudge_base)
                     call = pair.call.clone(device).mapped(_nudge(seed))
                     outputs, _, inputs = _train_step(module, call, device, dropped=pair.dropped,
                                                      grad_inputs=grad_inputs)
