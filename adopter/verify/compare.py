@@ -267,7 +267,9 @@ def _double_agrees(failure: Outcome, original: list, patched: list, ref: list, p
 
 def _nudge(seed: int):
     """A map for :meth:`Call.mapped`: every floating tensor times ``1 +- eps`` of its dtype (the
-    sign per entry from a generator seeded ``seed``): the inputs moved by one rounding."""
+    sign per entry from a generator seeded ``seed``): the inputs moved by one rounding.  Entries
+    that are whole numbers stay (a 0/1 mask, a length or an index carried as a float: moved, a
+    floor or a cast to an integer would change what the module computes, not how it rounds)."""
     generator = torch.Generator().manual_seed(seed)
 
     def nudge(value: Any) -> Any:
@@ -275,7 +277,8 @@ def _nudge(seed: int):
             if not value.is_floating_point() or value.is_complex():
                 return value
             sign = torch.randint(0, 2, value.shape, generator=generator).to(value.device, value.dtype) * 2 - 1
-            return value * (1 + torch.finfo(value.dtype).eps * sign)
+            moved = value * (1 + torch.finfo(value.dtype).eps * sign)
+            return torch.where(value == torch.round(value), value, moved)
         if isinstance(value, tuple):
             return tuple(nudge(v) for v in value)
         if isinstance(value, list):

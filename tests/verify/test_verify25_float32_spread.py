@@ -259,6 +259,8 @@ def test_the_nudge_moves_each_float_entry_by_one_rounding():
     assert moved[1][0].dtype == torch.float64
     assert torch.all(((moved[1][0] / x.double()) - 1).abs() <= torch.finfo(torch.float64).eps * 1.5)
     assert moved[2]["mask"].dtype == torch.bool and moved[2]["n"] == 3
+    whole = torch.tensor([0.0, 1.0, 3.0, -2.0, float("-inf")])  # masks, lengths, fills: kept
+    assert torch.equal(_nudge(1)(whole), whole)
     assert torch.equal(_nudge(1)(x), moved[0])  # seeded: the same nudge each time
     assert not torch.equal(_nudge(2)(x), moved[0])
     assert NUDGES == 2
