@@ -97,8 +97,7 @@ ROUNDING_FLOOR = 1e-6
 
 
 def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[str, torch.Tensor]],
-                  what: str, tolerance: Tolerance, reference=None, patched_reference=None,
-                  reduction=1, spread=None) -> Outcome:
+                  what: str, tolerance: Tolerance, reference=None) -> Outcome:
     """``assert_close`` on every tensor; on a mismatch, a second opinion from a float64 run.
 
     Reordered float32 arithmetic (SDPA instead of matmul-softmax-matmul) is not bit-identical,
@@ -111,15 +110,6 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
     (``4 * eps * max|ref|``): an entry computed as a sum of large terms that cancel (a gradient
     through a saturated softmax) carries the rounding of those terms, not of itself.  A kernel
     that computes something else is off by far more than float32 rounding.
-
-    Where that second opinion fails too and ``patched_reference`` (the same tensors from the
-    patched module run in float64, as the reference runs the original) and ``spread`` (the same
-    tensors from float32 runs of the original on inputs moved by one rounding) are available, a
-    third and last one (verify25, session 44) -- see :func:`_double_agrees`: the two float64
-    runs agree to float64 rounding (the patch is the same arithmetic), the patched float32 run is
-    finite wherever the original's is, and its float32 error stays within 4x the original's own
-    error or float32 spread.  One run of the patched module and two of the original more, only
-    after a float32 failure.
     """
     if len(original) != len(patched):
         return Outcome(False, f"{what}: the original gives {len(original)} tensors, the patched {len(patched)}",
@@ -166,147 +156,11 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
             failure.message += (f"; against a float64 run the patched error is {err_patched:.2g}, "
                                 f"the original's {err_original:.2g}")
             failure.max_abs_diff = worst
-            return _double_agrees(failure, original, patched, ref, patched_reference, what, reduction, worst,
-                                  spread)
+            return failure
         if err_original > 0:
             ratio = max(ratio, err_patched / err_original)
     return Outcome(True, f"{what} within float32 rounding (error vs a float64 run at most {ratio:.1f}x the "
                          "original's)", worst)
-
-
-def double_tolerance(ref: torch.Tensor, reduction: int) -> float:
-    """How far two float64 computations of ``ref`` that are the same arithmetic reordered may
-    differ: :data:`ROUNDING_FACTOR` units of float64 rounding per term of the longest reduction
-    (a sum of ``reduction`` terms rounds ``reduction`` times: the worst-case bound), of the
-    tensor's largest entry (at least 1: an entry computed as a sum of terms that cancel carries
-    their rounding).  At verify's sizes (inputs of 1e3 to 1e6 elements) this is 1e-12 to 1e-9:
-    float32 rounding alone is 1e-7, a patch that computes something else 1e-5 and more."""
-    largest = float(ref.detach().abs().max()) if ref.numel() else 0.0
-    if not math.isfinite(largest):
-        largest = 0.0
-    return ROUNDING_FACTOR * torch.finfo(torch.float64).eps * max(1, reduction) * max(1.0, largest)
-
-
-NUDGES = 2  # nudged runs of the original that measure its own float32 spread
-
-
-def _double_agrees(failure: Outcome, original: list, patched: list, ref: list, patched_reference, what: str,
-                   reduction, worst: float, spread=None) -> Outcome:
-    """The float32 comparison and its 4x second opinion failed: judge again with the patched
-    module's float64 run (``patched_reference()``) and the original's own float32 spread
-    (``spread()``: the same tensors from :data:`NUDGES` float32 runs of the original whose
-    floating inputs are each moved by one unit of float32 rounding, ``x * (1 +- eps)``).  A pass
-    needs, for every floating tensor:
-
-    - float64: the original's and the patched float64 runs agree under :func:`double_tolerance`
-      (the patch computes the same function: a dropped term or a small scale fails here);
-    - float32, finite: the patched float32 run holds no inf/NaN where the original's holds a
-      finite number (a softmax without its max shift overflows at large scores);
-    - float32, error: ``|patched32 - ref| <= 4 * max(|original32 - ref|, spread) + floor``
-      (maximum over the tensor), ``spread`` the most a nudged original run moves from the
-      original's float32 run.  A module whose float32 result moves that far when its inputs
-      move by one rounding (a ReLU whose input sits within rounding of 0 flips, and a gradient
-      entry changes by O(1): GMAN's train-mode BatchNorm -> ReLU stacks) cannot be told from
-      its own rounding at that level; a patch that rounds worse by a factor that grows with the
-      data (a one-pass variance at a large mean) does not hide under a spread of one rounding.
-
-    Otherwise (or where either run cannot be made) ``failure`` as it was, with the criterion
-    that failed.  verify24's float64 agreement alone (session 43) was withdrawn: it let patches
-    whose error shows only in float32 pass."""
-    if patched_reference is None or spread is None:
-        return failure
-    try:
-        got = patched_reference()
-        nudged = spread()
-    except Exception:
-        return failure
-    if got is None or len(got) != len(ref) or not nudged or any(len(n) != len(original) for n in nudged):
-        return failure
-    if callable(reduction):  # (made only here, after a float32 failure)
-        reduction = reduction()
-    worst64 = 0.0
-    ratio = 0.0
-    for index, ((name, a), (_, b), (_, r), (_, g)) in enumerate(zip(original, patched, ref, got)):
-        if r.shape != g.shape or r.dtype != g.dtype:
-            return failure
-        if not r.is_floating_point():
-            if not torch.equal(r, g):
-                return failure
-            continue
-        diff = _max_abs_diff(r, g)
-        worst64 = max(worst64, diff)
-        if diff > double_tolerance(r, reduction):
-            failure.message += f"; the patched float64 run differs too ({name}: max abs diff {diff:.2g})"
-            return failure
-        if not a.is_floating_point() or a.shape != r.shape:
-            continue
-        a64, b64 = a.detach().double(), b.detach().double()
-        if bool((torch.isfinite(a64) & ~torch.isfinite(b64)).any()):
-            failure.message += f"; the patched float32 run is not finite where the original's is ({name})"
-            return failure
-        moved = 0.0
-        for run in nudged:
-            tensor = run[index][1]
-            if tensor.shape != a.shape:
-                return failure
-            moved = max(moved, _max_abs_diff(tensor.detach().double(), a64))
-        err_original = _max_abs_diff(a64, r)
-        err_patched = _max_abs_diff(b64, r)
-        scale = max(err_original, moved)
-        if not math.isfinite(scale) or err_patched > ROUNDING_FACTOR * scale + _rounding_floor(a, r):
-            failure.message += (f"; in float64 the two agree, but the patched float32 error ({name}: "
-                                f"{err_patched:.2g}) is more than {ROUNDING_FACTOR:g}x the original's ({err_original:.2g}) "
-                                f"and its spread when its inputs move by one float32 rounding ({moved:.2g})")
-            return failure
-        if scale > 0:
-            ratio = max(ratio, err_patched / scale)
-    return Outcome(True, f"{what}: the float32 difference is rounding (float32 max abs diff {worst:.2g}, error vs "
-                         f"a float64 run at most {ratio:.1f}x the original's error or float32 spread; the original "
-                         f"and patched modules in float64 agree to {worst64:.2g})", worst)
-
-
-def _nudge(seed: int):
-    """A map for :meth:`Call.mapped`: every floating tensor times ``1 +- eps`` of its dtype (the
-    sign per entry from a generator seeded ``seed``): the inputs moved by one rounding.  Entries
-    that are whole numbers stay (a 0/1 mask, a length or an index carried as a float: moved, a
-    floor or a cast to an integer would change what the module computes, not how it rounds)."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def nudge(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            if not value.is_floating_point() or value.is_complex():
-                return value
-            sign = torch.randint(0, 2, value.shape, generator=generator).to(value.device, value.dtype) * 2 - 1
-            moved = value * (1 + torch.finfo(value.dtype).eps * sign)
-            return torch.where(value == torch.round(value), value, moved)
-        if isinstance(value, tuple):
-            return tuple(nudge(v) for v in value)
-        if isinstance(value, list):
-            return [nudge(v) for v in value]
-        if isinstance(value, dict):
-            return {k: nudge(v) for k, v in value.items()}
-        return value
-
-    return nudge
-
-
-def _reduction(call, *modules: nn.Module) -> int:
-    """The most terms a sum in the check can have: the element count of the largest input or
-    parameter.  A sum runs over one axis (an attention over the inputs' step axis, a Linear over
-    its weight's) or over every position (a convolution's bias gradient, a train-mode BatchNorm's
-    statistics: batch x steps x nodes terms, cancelling, for GMAN's 1x1 convolutions)."""
-    largest = 1
-    try:
-        tensors = list(call.leaves())
-    except Exception:
-        tensors = []
-    for module in modules:
-        if module is not None:
-            tensors.extend(module.parameters())
-    for tensor in tensors:
-        if isinstance(tensor, torch.Tensor):
-            largest = max(largest, tensor.numel())
-    return largest
 
 
 def _rounding_floor(tensor: torch.Tensor, ref: torch.Tensor) -> float:
@@ -377,13 +231,6 @@ def kept_double():
         torch.set_default_dtype(default)
 
 
-def _float_copy(module: nn.Module) -> nn.Module | None:
-    try:
-        return copy.deepcopy(module)
-    except Exception:
-        return None
-
-
 def _reference_copy(module: nn.Module) -> nn.Module | None:
     try:
         return copy.deepcopy(module).double()
@@ -398,7 +245,6 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
     pair.original.eval()
     pair.patched.eval()
     reference_module = _reference_copy(pair.original)
-    nudge_base = _float_copy(pair.original)  # (before its own run: see check_train)
     torch.manual_seed(0)
     with torch.no_grad(), (original_context or nullcontext)():
         expected = run_quietly(lambda: pair.call.clone(device).run(pair.original))
@@ -426,29 +272,7 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
         with torch.no_grad(), kept_double():
             return _kept(flatten(run_quietly(lambda: call.run(reference_module))), pair.dropped)
 
-    def patched_reference():  # (only after a float32 failure: the patched module in float64)
-        module = _reference_copy(pair.patched)
-        if module is None:
-            return None
-        call = pair.call.clone(device).mapped(_double)
-        torch.manual_seed(0)
-        with torch.no_grad(), kept_double():
-            return _kept(flatten(run_quietly(lambda: call.run(module))), pair.dropped)
-
-    def spread():  # (only after a float32 failure: the original's float32 runs on nudged inputs)
-        if nudge_base is None:
-            return None
-        runs = []
-        for seed in range(1, NUDGES + 1):
-            module = copy.deepcopy(nudge_base)
-            call = pair.call.clone(device).mapped(_nudge(seed))
-            torch.manual_seed(0)
-            with torch.no_grad(), (original_context or nullcontext)():
-                runs.append(_kept(flatten(run_quietly(lambda: call.run(module))), pair.dropped))
-        return runs
-
-    outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference, patched_reference,
-                            lambda: _reduction(pair.call, pair.original), spread)
+    outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference)
     outcome.compared = len(expected_tensors)
     floating = [t for _, t in expected_tensors if t.is_floating_point() and t.numel()]
     outcome.not_finite = bool(floating) and not any(bool(torch.isfinite(t).any()) for t in floating)
@@ -520,9 +344,6 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     for config in pair.configs:
         zero_dropout_config(config)
     reference_module = _reference_copy(pair.original)
-    # the original as it is before its own step: its nudged float32 runs (made only after a
-    # float32 failure, ``compare_named``) start from it, buffers and any other state alike
-    nudge_base = _float_copy(pair.original)
     cache: dict[str, list] = {}
     # The inputs require grad unless the original cannot take a training step that way and can
     # without (the only difference between the two tries): then input gradients are not compared.
@@ -557,54 +378,6 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
 
         return get
 
-    # The patched module's float64 run, made only after a float32 failure (``compare_named``),
-    # from a copy of it as it was before its own training step: its buffers are kept here.
-    patched_buffers = {n: t.detach().clone() for n, t in pair.patched.named_buffers()}
-    patched_cache: dict[str, list] = {}
-
-    def patched_reference(part: str):
-        def get():
-            if not patched_cache:
-                module = _reference_copy(pair.patched)
-                if module is None:
-                    return None
-                with torch.no_grad():
-                    for name, tensor in module.named_buffers():
-                        if name in patched_buffers:
-                            tensor.copy_(patched_buffers[name].to(tensor.dtype))
-                with kept_double():
-                    outputs, _, inputs = _train_step(module, pair.call, device, double=True,
-                                                     dropped=pair.dropped, grad_inputs=grad_inputs)
-                patched_cache["outputs"] = outputs
-                patched_cache["inputs"] = _input_grads(inputs)
-                patched_cache["params"] = _grads(module)
-                patched_cache["buffers"] = [(f"buffer {n}", t) for n, t in module.named_buffers()]
-            return patched_cache[part]
-
-        return get
-
-    def reduction():
-        return _reduction(pair.call, pair.original)
-
-    nudged_cache: list[dict[str, list]] = []
-
-    def spread(part: str):
-        def get():
-            if not nudged_cache:
-                if nudge_base is None:
-                    return None
-                for seed in range(1, NUDGES + 1):
-                    module = copy.deepcopy(nudge_base)
-                    call = pair.call.clone(device).mapped(_nudge(seed))
-                    outputs, _, inputs = _train_step(module, call, device, dropped=pair.dropped,
-                                                     grad_inputs=grad_inputs)
-                    nudged_cache.append({"outputs": outputs, "inputs": _input_grads(inputs),
-                                         "params": _grads(module),
-                                         "buffers": [(f"buffer {n}", t) for n, t in module.named_buffers()]})
-            return [run[part] for run in nudged_cache]
-
-        return get
-
     try:
         with (patched_context or nullcontext)():
             # (dropped on both sides: a guard may send a training step to the original path,
@@ -614,8 +387,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))
-    outcome = compare_named(expected, got, "train outputs", tolerance, reference("outputs"),
-                            patched_reference("outputs"), reduction, spread("outputs"))
+    outcome = compare_named(expected, got, "train outputs", tolerance, reference("outputs"))
     if not outcome.ok:
         return outcome
     notes.append(outcome.message)
@@ -629,8 +401,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
             return Outcome(False, f"train: parameters differ (missing {missing}, extra {extra})", float("inf"))
         for what, a, b, part in (("input gradients", _input_grads(inputs_o), _input_grads(inputs_p), "inputs"),
                                  ("parameter gradients", _grads(pair.original), _grads(pair.patched), "params")):
-            outcome = compare_named(a, b, f"train {what}", tolerance, reference(part), patched_reference(part),
-                                    reduction, spread(part))
+            outcome = compare_named(a, b, f"train {what}", tolerance, reference(part))
             worst = max(worst, outcome.max_abs_diff)
             if not outcome.ok:
                 return Outcome(False, outcome.message, worst)
@@ -638,8 +409,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     buffers_o = [(f"buffer {n}", t) for n, t in pair.original.named_buffers()]
     buffers_p = [(f"buffer {n}", t) for n, t in pair.patched.named_buffers()]
     if [n for n, _ in buffers_o] == [n for n, _ in buffers_p]:
-        outcome = compare_named(buffers_o, buffers_p, "train buffers", tolerance, reference("buffers"),
-                                patched_reference("buffers"), reduction, spread("buffers"))
+        outcome = compare_named(buffers_o, buffers_p, "train buffers", tolerance, reference("buffers"))
         worst = max(worst, outcome.max_abs_diff)
         if not outcome.ok:
             return Outcome(False, outcome.message, worst)
