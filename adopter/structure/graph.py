@@ -1163,6 +1163,27 @@ class FlowBuilder:
                 root = root.value
             if root.__class__ is _NAME:
                 return self._opaque(expr, ctx), frontier
+        if (kind is ast.ListComp or kind is ast.GeneratorExp) and self.cls is not None:
+            member = self._comprehension_member(expr)
+            if member is not None:
+                # [e["fc2"](e["act"](e["fc1"](x))) for e in self.experts]: the loop name calls
+                # a member of the list on each pass, as ``for e in self.experts:`` aliases it
+                # (_loop_aliases); the element's calls read with that alias, then restored
+                name, layer = member
+                aliases = ctx.layer_alias
+                saved = aliases.get(name)
+                aliases[name] = layer
+                try:
+                    frontier = self._inner_calls(expr, frontier, ctx)
+                finally:
+                    if saved is None:
+                        aliases.pop(name, None)
+                    else:
+                        aliases[name] = saved
+                out = self._temp("")
+                _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
+                                        defs=frozenset({out.key}), span=span(expr))
+                return out, frontier
         met: list = []
         frontier = self._inner_calls(expr, frontier, ctx, met)
         if (kind is ast.Attribute or kind is ast.Subscript) \
@@ -1175,6 +1196,20 @@ class FlowBuilder:
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
                                 defs=frozenset({out.key}), span=span(expr))
         return out, frontier
+
+    def _comprehension_member(self, comp: ast.ListComp | ast.GeneratorExp) -> tuple[str, str] | None:
+        """(loop name, ``self.<attr>[]``) for a comprehension of one unconditional loop of a
+        plain name over ``self.<attr>``, a list the class binds members of
+        (``[m(x) for m in self.heads]``); None otherwise."""
+        if len(comp.generators) != 1:
+            return None
+        gen = comp.generators[0]
+        target, it = gen.target, gen.iter
+        if gen.ifs or gen.is_async or target.__class__ is not _NAME or it.__class__ is not ast.Attribute \
+                or it.value.__class__ is not _NAME or it.value.id != "self" \
+                or it.attr + "[]" not in self.cls.bindings:
+            return None
+        return target.id, f"self.{it.attr}[]"
 
     def _cast(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         """``q.float()``: a cast of the name's value; the same cast of the same value again in one
