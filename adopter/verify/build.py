@@ -1783,6 +1783,11 @@ class Builder:
 
     def _first_working_call(self, module: nn.Module, hints: dict, variant: Variant,
                             signature: Callable | None = None) -> Call | tuple[str, str | None]:
+        with filled_empty():  # (the state a run leaves on the module is the state compared next)
+            return self._first_working_call_raw(module, hints, variant, signature)
+
+    def _first_working_call_raw(self, module: nn.Module, hints: dict, variant: Variant,
+                                signature: Callable | None = None) -> Call | tuple[str, str | None]:
         """The first candidate call (``input_options``) the original module runs; failing those,
         the calls its own errors ask for: optional arguments it reads although they default to
         None, lengths and ranks it fixes (``inputs.repairs``)."""
@@ -1963,6 +1968,35 @@ def _is_config_object(value: Any) -> bool:
 
     return hf.is_config(value) or isinstance(value, (AttrBag, SimpleNamespace)) or (
         dataclasses.is_dataclass(value) and not isinstance(value, type))
+
+
+@contextmanager
+def filled_empty():
+    """While the original and the patched module run: ``torch.empty``, ``torch.empty_like`` and
+    ``Tensor.new_empty`` hand back zeros.  A module that reads entries of such a buffer it has not
+    written yet (a decoding cache made with ``torch.empty`` and filled one step at a time, read
+    whole by a call that starts past the first step) computes from whatever the allocator left
+    there, which differs between the two runs: their outputs would differ for reasons no patch
+    caused.  Zeros make each run a function of its inputs; a module that writes before it reads
+    computes the same either way."""
+    empty, empty_like, new_empty = torch.empty, torch.empty_like, torch.Tensor.new_empty
+
+    def zeroed(tensor):
+        if isinstance(tensor, torch.Tensor):
+            try:
+                with torch.no_grad():
+                    tensor.zero_()
+            except (RuntimeError, NotImplementedError):
+                pass
+        return tensor
+
+    torch.empty = lambda *args, **kwargs: zeroed(empty(*args, **kwargs))
+    torch.empty_like = lambda *args, **kwargs: zeroed(empty_like(*args, **kwargs))
+    torch.Tensor.new_empty = lambda self, *args, **kwargs: zeroed(new_empty(self, *args, **kwargs))
+    try:
+        yield
+    finally:
+        torch.empty, torch.empty_like, torch.Tensor.new_empty = empty, empty_like, new_empty
 
 
 # no initialisation draws a weight this large; raw ``torch.empty`` memory mostly holds larger

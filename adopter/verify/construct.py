@@ -526,7 +526,10 @@ def inherit_reads(cls: type, classes: dict[str, ast.ClassDef], reads: dict[str, 
         return
     call = next((n for n in ast.walk(init) if facts.calls_super_init(n)), None)
     base = next((b for b in cls.__mro__[1:] if "__init__" in vars(b)), None)
-    if call is None or base is None or base.__module__.split(".")[0] in ("torch", "builtins"):
+    if call is None or base is None or base.__module__.split(".")[0] == "builtins":
+        return
+    if base.__module__.split(".")[0] == "torch":
+        _hand_to_torch_base(init, call, base, reads)
         return
     base_classes = _module_classes(base)
     if base.__name__ not in base_classes:
@@ -545,6 +548,28 @@ def inherit_reads(cls: type, classes: dict[str, ast.ClassDef], reads: dict[str, 
         target = (targets[where] if where < len(targets) else None) if isinstance(where, int) else where
         if isinstance(arg, ast.Name) and arg.id in node_params and arg.id in reads and target in base_reads:
             reads[arg.id].merge(base_reads[target])
+
+
+def _hand_to_torch_base(init: ast.FunctionDef, call: ast.Call, base: type, reads: dict[str, facts.Reads]) -> None:
+    """A torch base's constructor is not read, but its signature names what each argument
+    ``__init__`` hands it whole is (``super().__init__(embedding_len, num_heads)`` over
+    ``nn.MultiheadAttention``: the first is its ``embed_dim``): recorded as handed on by that
+    keyword, so that an argument whose own name says nothing is guessed by the base's name for it
+    (``handed_names``)."""
+    try:
+        targets = [p.name for p in inspect.signature(base.__init__).parameters.values()
+                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)][1:]
+    except (TypeError, ValueError):
+        return
+    node_params = set(facts._params(init)[1:])
+    for where, arg in [*enumerate(call.args), *((k.arg, k.value) for k in call.keywords if k.arg)]:
+        if isinstance(arg, ast.Starred):
+            break  # positions after a ``*args`` are unknown
+        target = (targets[where] if where < len(targets) else None) if isinstance(where, int) else where
+        if target is None or not isinstance(arg, ast.Name) or arg.id not in node_params or arg.id not in reads:
+            continue
+        if ("", target) not in reads[arg.id].handed_as:
+            reads[arg.id].handed_as.append(("", target))
 
 
 def _module_classes(cls: type) -> dict[str, ast.ClassDef]:

@@ -46,6 +46,7 @@ from .build import (
     Variant,
     blind_rows,
     draw_constants,
+    filled_empty,
     flipped_masks,
     has_full_rows,
     has_two_valued,
@@ -258,6 +259,28 @@ def _copy_unsaved_buffers(original, patched) -> None:
             other = mine.get(name)
             if other is not None and other.shape == buffer.shape and other.dtype == buffer.dtype:
                 other.copy_(buffer)
+    _copy_tensor_attributes(original, patched)
+
+
+def _copy_tensor_attributes(original, patched) -> None:
+    """The same for tensors held in plain attributes, neither parameter nor buffer (pero-ocr-style
+    ``self.linear_cache = torch.empty(...)``, made by the first forward the input search ran on
+    the original): where the patched module's attribute of that name is None, missing or a tensor
+    of the same shape and dtype, it gets a copy of the original's, so the two start from the same
+    state."""
+    theirs = dict(patched.named_modules())
+    for name, module in original.named_modules():
+        other = theirs.get(name)
+        if other is None or type(other).__name__ != type(module).__name__:
+            continue
+        for attr, value in vars(module).items():
+            if attr.startswith("_") or not isinstance(value, torch.Tensor) or isinstance(value, torch.nn.Parameter):
+                continue
+            mine = vars(other).get(attr)
+            if mine is None or (isinstance(mine, torch.Tensor) and not isinstance(mine, torch.nn.Parameter)
+                                and mine.shape == value.shape and mine.dtype == value.dtype):
+                with torch.no_grad():
+                    setattr(other, attr, value.detach().clone())
 
 
 class _Checker:
@@ -549,18 +572,20 @@ def _sizes_text(sizes: Sizes) -> str:
 
 @contextmanager
 def _deterministic(device: torch.device):
-    """No TF32 on CUDA while comparing (it changes float32 matmuls by ~1e-3)."""
-    if device.type != "cuda":
-        yield
-        return
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
-        torch.backends.cudnn.allow_tf32 = cudnn
+    """No TF32 on CUDA while comparing (it changes float32 matmuls by ~1e-3), and no raw memory
+    (``filled_empty``)."""
+    with filled_empty():
+        if device.type != "cuda":
+            yield
+            return
+        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = matmul
+            torch.backends.cudnn.allow_tf32 = cudnn
 
 
 MAX_VARIANTS = 12
@@ -594,6 +619,21 @@ def _methods_with(text: str, class_name: str, lines: set[int]) -> list[str]:
                         "forward", "__init__") and not item.name.startswith("__") and \
                         lines & set(range(item.lineno, (item.end_lineno or item.lineno) + 1)):
                     out.append(item.name)
+    return out
+
+
+def _callers(text: str, class_name: str, helpers: list[str]) -> list[str]:
+    """The class's other methods (neither forward nor a dunder) that call a helper holding the
+    edit (``infer(query, seq_len, key, value)`` calling ``self.cached_forward(query, seq_len, key,
+    value, self.embed_dim, self.num_heads, self.in_proj_weight, ...)``): tried before the helper
+    itself, since they hand it the module's own sizes and weights where a direct call of the
+    helper would have to guess them."""
+    out: list[str] = []
+    for helper in helpers:
+        lines = branches.call_lines(text, class_name, helper)
+        for name in _methods_with(text, class_name, lines) if lines else []:
+            if name not in helpers and name not in out:
+                out.append(name)
     return out
 
 
@@ -661,6 +701,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
     entries = ["forward"]
     if not class_name.startswith("function:"):
         helpers = _methods_with(checker.patched_text, class_name, edited)
+        entries += _callers(checker.patched_text, class_name, helpers)
         entries += helpers
         for helper in helpers:  # `if x_prev is None: ... else: self._forward_cross_attn(x, x_prev)`
             found_guards += branches.guards(checker.patched_text,

@@ -156,6 +156,9 @@ class _Collector(ast.NodeVisitor):
         # config gets a bag typed from its fields' uses (``construct._bag_for(typed=True)``)
         self.fields: dict[str, Reads] = {}
         self.handed: list[tuple[ast.Call, str, object]] = []  # (call, name, position or keyword)
+        # local names bound to a stored argument (``ws = self.window_size``, then ``ws[0]``): read
+        # as the argument (not handed on through them: only their own reads)
+        self.locals: dict[str, Reads] = {}
 
     def _target(self, node: ast.AST) -> tuple[Reads | None, list[tuple[str, object]]]:
         root, steps = _chain(node)
@@ -163,6 +166,8 @@ class _Collector(ast.NodeVisitor):
             return None, []
         if root in self.names:
             return self.names[root], steps
+        if root in self.locals:
+            return self.locals[root], steps
         if root == "self" and steps and steps[0][0] == "attr" and f"self.{steps[0][1]}" in self.aliases:
             return self.aliases[f"self.{steps[0][1]}"], steps[1:]
         return None, []
@@ -189,6 +194,12 @@ class _Collector(ast.NodeVisitor):
                 if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
                         target.value.id == "self":
                     self.aliases[f"self.{target.attr}"] = self.names[node.value.id]
+        elif isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name) and \
+                node.value.value.id == "self" and f"self.{node.value.attr}" in self.aliases and \
+                len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and \
+                node.targets[0].id not in self.names:
+            # ``ws = self.window_size``: a local name for the stored argument
+            self.locals[node.targets[0].id] = self.aliases[f"self.{node.value.attr}"]
         elif isinstance(node.value, (ast.Attribute, ast.Subscript)):
             # ``self.factor = cfg["topk_factor"]``, ``self.std = cfg.std``: a field stored on self
             reads, steps = self._target(node.value)

@@ -1434,6 +1434,26 @@ def divisor_params(func: Callable) -> set[str]:
     return found
 
 
+def divided_params(func: Callable) -> dict[str, str]:
+    """For a divisor (``divisor_params``) whose floor division's dividend is another parameter
+    of the function (``n_heads // kv_n_heads``, the query heads over the key/value heads that each
+    group shares): that parameter's name.  Such a count may equal its dividend (a quotient of 1:
+    every query head its own key/value head), the form in which inputs of one width fit both (a
+    key split into ``kv_n_heads`` heads of the query's head width is narrower than the query
+    otherwise, which guessed inputs of one width are not)."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    out: dict[str, str] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.FloorDiv) and isinstance(sub.right, ast.Name) \
+                and sub.right.id in params and isinstance(sub.left, ast.Name) and sub.left.id in params \
+                and sub.left.id != sub.right.id:
+            out.setdefault(sub.right.id, sub.left.id)
+    return out
+
+
 def applied_params(func: Callable) -> set[str]:
     """Parameters the function only ever calls, each time on one tensor and nothing else
     (``query_repr = model(img_query)``: a backbone handed in): an identity stands in for them (the
@@ -2306,6 +2326,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     applied = applied_params(func) if method == "forward" else set()
     linear_roles = linear_operands(func) if method == "forward" else {}
     divisors = divisor_params(func) if method == "forward" else set()
+    divided = divided_params(func) if divisors else {}
     stand_ins: list[tuple[int, tuple[str, bool, list[Any]]]] = []  # (position among the inputs, entry)
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
@@ -2352,8 +2373,15 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             per_param.append((name, positional, [drawn / math.sqrt(width)]))
             continue
         if per_param and name in divisors and not optional:
-            # only the divisor of a floor division (``C // n_head``): a small count
-            per_param.append((name, positional, [4, 2]))
+            # only the divisor of a floor division (``C // n_head``): a small count; one that
+            # divides an earlier count (``n_heads // kv_n_heads``) may also equal it (the value
+            # chosen for that count, after the small ones)
+            values: list[Any] = [4, 2]
+            dividend = divided.get(name)
+            chosen = next((entry[2] for entry in per_param if entry[0] == dividend), None)
+            if chosen and len(chosen) == 1 and type(chosen[0]) is int and chosen[0] not in values:
+                values.append(chosen[0])
+            per_param.append((name, positional, values))
             continue
         if name in applied and not optional:
             # a callable the forward applies to one tensor (a backbone handed in): an identity,
