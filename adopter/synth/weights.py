@@ -1078,6 +1078,8 @@ def _dict_members(func: ast.AST, rows: dict[str, str], casts: set[str]) -> dict[
     if not found:
         return {}
     parents = parents_of(func)
+    casts = casts - {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} \
+        - {a.arg for a in ast_walk(func) if isinstance(a, ast.arg)}  # (a local ``cast`` is another function)
     stores: dict[str, int] = {}
     for n in ast_walk(func):
         if not (isinstance(n, ast.Name) and n.id in found and isinstance(n.ctx, (ast.Store, ast.Del))):
@@ -1102,12 +1104,21 @@ def _cast_name(node: ast.AST) -> str | None:
 def _casts(tree: ast.Module) -> set[str]:
     """The module-level names of ``typing.cast`` (``from typing import cast``, ``import typing``)."""
     out: set[str] = set()
+    other: set[str] = set()  # names the module binds to anything else
     for stmt in tree.body:
         if isinstance(stmt, ast.ImportFrom) and stmt.module == "typing" and not stmt.level:
             out.update(a.asname or a.name for a in stmt.names if a.name == "cast")
+            other.update(a.asname or a.name for a in stmt.names if a.name != "cast")
         elif isinstance(stmt, ast.Import):
             out.update(f"{a.asname or a.name}.cast" for a in stmt.names if a.name == "typing")
-    return out
+            other.update(f"{a.asname or a.name}.cast" for a in stmt.names if a.name != "typing")
+        elif isinstance(stmt, ast.ImportFrom):
+            other.update(a.asname or a.name for a in stmt.names)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            other.add(stmt.name)
+        else:
+            other.update(n.id for n in ast_walk(stmt) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+    return out - other
 
 
 def _touches(cls: ast.ClassDef, attrs: set[str]) -> bool:

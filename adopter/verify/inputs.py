@@ -1666,6 +1666,8 @@ def may_be_none(annotation: Any) -> bool:
     text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
     try:
         node = ast.parse(text, mode="eval").body
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a quoted one
+            node = ast.parse(node.value, mode="eval").body
     except SyntaxError:
         return False
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
