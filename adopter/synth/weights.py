@@ -255,8 +255,10 @@ class Decline:
         declines = False
         extended: set[int] = set()
         for call, caller in (self._call_sites(func) if sites is None else sites):
-            if any(k.arg is None or k.arg == self.flag for k in call.keywords) or \
-                    any(isinstance(a, ast.Starred) for a in call.args):
+            # (a starred argument is fine: the flag goes after every parameter the function had,
+            # or among its keyword-only ones, so a call that ran before cannot fill it by place;
+            # ``**kwargs`` could hold it)
+            if any(k.arg is None or k.arg == self.flag for k in call.keywords):
                 continue
             use = self._use(call, caller, place, arity)
             if use is None:
@@ -617,11 +619,15 @@ class Decline:
         bound: dict[int, set[str]] = {}
         lists: dict[int, set[str]] = {}
         rows: dict[int, dict[str, tuple[int, int]]] = {}
+        dicts: dict[int, dict[str, str]] = {}
         if owner is not None and method == "forward":
             for cls in classes:
                 found = _appended_rows(cls, name)
                 if found and not any(_touches(sub, set(found)) for sub in _descendants(cls, classes)):
                     rows[id(cls)] = found
+                found = _dict_rows(cls, name)
+                if found and not any(_touches(sub, set(found)) for sub in _descendants(cls, classes)):
+                    dicts[id(cls)] = found
                 # (a subclass in the file that binds the attribute to something else would
                 # receive the new argument too: the attribute must hold the class in all of them)
                 attrs, _ = self._attributes_of(cls, name)
@@ -639,15 +645,21 @@ class Decline:
         elif owner is not None and any(method in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
                                        for c in _descendants(owner, classes)):
             return []  # a subclass's own version of the helper would receive the new argument
+        casts = _casts(tree) if dicts else set()
         out = []
         for caller, cls in functions:
             members = _loop_members(caller, lists.get(id(cls), ())) if cls is not None else set()
             if cls is not None and id(cls) in rows:
                 members |= _row_members(caller, rows[id(cls)])
+            entries = _dict_members(caller, dicts[id(cls)], casts) if cls is not None and id(cls) in dicts else {}
             for node in _calls(caller):
                 callee = node.func
                 if isinstance(callee, ast.Name) and callee.id in members:
                     out.append((node, caller))  # `for layer in self.layers: x, attn = layer(x)`
+                    continue
+                if entries and isinstance(callee, ast.Subscript) and isinstance(callee.value, ast.Name) and \
+                        isinstance(callee.slice, ast.Constant) and entries.get(callee.value.id) == callee.slice.value:
+                    out.append((node, caller))  # `for layer in self.blocks: x, _ = layer['attention'](x)`
                     continue
                 if owner is None:
                     hit = isinstance(callee, ast.Name) and callee.id == name
@@ -968,6 +980,145 @@ def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
         elif isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
             spoilt.add(attr)
     return {attr for attr in grown if made.get(attr) == 1 and attr not in spoilt}
+
+
+def _is_module_dict(node: ast.AST) -> bool:
+    callee = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(callee, ast.Attribute) and callee.attr == "ModuleDict") or \
+        (isinstance(callee, ast.Name) and callee.id == "ModuleDict")
+
+
+def _dict_rows(cls: ast.ClassDef, class_name: str) -> dict[str, str]:
+    """The attributes of ``cls`` made an empty ``nn.ModuleList()`` / ``nn.ModuleList([])`` (their
+    one binding) and only ever grown by ``self.blocks.append(layer)``, ``layer`` a local whose
+    one binding in its function is ``nn.ModuleDict({'attention': Attention(...), ...})`` (string
+    keys, one entry an instance of ``class_name`` under the same key in every row) and whose
+    every other read stores an entry under another string key (``layer['norm'] = ...``):
+    attribute -> that key."""
+    parents = parents_of(cls)
+    made: dict[str, int] = {}
+    keys: dict[str, set] = {}
+    spoilt: set[str] = set()
+
+    def key_of(local: ast.AST, func: ast.AST | None) -> str | None:
+        if not isinstance(local, ast.Name) or func is None or local.id in _params(func) or _escapes(func, local.id):
+            return None
+        stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == local.id
+                  and isinstance(n.ctx, (ast.Store, ast.Del))]
+        bound = parents.get(stores[0]) if len(stores) == 1 else None
+        if not (isinstance(bound, ast.Assign) and bound.targets == [stores[0]] and _is_module_dict(bound.value)
+                and len(bound.value.args) == 1 and not bound.value.keywords
+                and isinstance(bound.value.args[0], ast.Dict)):
+            return None
+        display = bound.value.args[0]
+        if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in display.keys):
+            return None
+        at = [k.value for k, v in zip(display.keys, display.values) if isinstance(v, ast.Call)
+              and isinstance(v.func, ast.Name) and v.func.id == class_name]
+        if len(at) != 1:
+            return None
+        for read in ast_walk(func):
+            if not (isinstance(read, ast.Name) and read.id == local.id and isinstance(read.ctx, ast.Load)) \
+                    or read is local:
+                continue
+            up = parents.get(read)
+            if not (isinstance(up, ast.Subscript) and up.value is read and isinstance(up.ctx, ast.Store)
+                    and isinstance(up.slice, ast.Constant) and isinstance(up.slice.value, str)
+                    and up.slice.value != at[0]):
+                return None  # read or changed otherwise: the entry could be replaced
+        return at[0]
+
+    for node in ast_walk(cls):
+        attr = _self_attribute(node)
+        if attr is None:
+            continue
+        parent = parents.get(node)
+        if not isinstance(node.ctx, ast.Load):
+            if isinstance(parent, ast.Assign) and parent.targets == [node] and _is_module_list(parent.value) and \
+                    not parent.value.keywords and (not parent.value.args or (
+                        len(parent.value.args) == 1 and isinstance(parent.value.args[0], ast.List)
+                        and not parent.value.args[0].elts)):
+                made[attr] = made.get(attr, 0) + 1
+            else:
+                spoilt.add(attr)
+            continue
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            call = parents.get(parent)
+            if parent.attr != "append":
+                if parent.attr in ("extend", "insert", "__setitem__", "pop", "remove", "clear", "__iadd__"):
+                    spoilt.add(attr)
+                continue
+            func = parents.get(call)
+            while func is not None and not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                func = parents.get(func)
+            key = key_of(call.args[0], func) if isinstance(call, ast.Call) and call.func is parent and \
+                len(call.args) == 1 and not call.keywords else None
+            if key is None:
+                spoilt.add(attr)
+            else:
+                keys.setdefault(attr, set()).add(key)
+        elif isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
+            spoilt.add(attr)
+    return {attr: next(iter(found)) for attr, found in keys.items()
+            if made.get(attr) == 1 and attr not in spoilt and len(found) == 1}
+
+
+def _dict_members(func: ast.AST, rows: dict[str, str], casts: set[str]) -> dict[str, str]:
+    """The loop names of ``func`` that walk one of ``rows`` (``for layer in self.blocks``, also
+    under ``enumerate``), assigned nowhere else in it but by ``layer = cast(T, layer)``
+    (``casts``: the names of ``typing.cast``, which returns its second argument): name -> the
+    key of the entry that holds the class."""
+    if not rows:
+        return {}
+    found: dict[str, str] = {}
+    for target, source in _loops(func):
+        attr = _self_attribute(source)
+        if attr in rows and isinstance(target, ast.Name):
+            found[target.id] = rows[attr]
+    if not found:
+        return {}
+    parents = parents_of(func)
+    casts = casts - {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} \
+        - {a.arg for a in ast_walk(func) if isinstance(a, ast.arg)}  # (a local ``cast`` is another function)
+    stores: dict[str, int] = {}
+    for n in ast_walk(func):
+        if not (isinstance(n, ast.Name) and n.id in found and isinstance(n.ctx, (ast.Store, ast.Del))):
+            continue
+        up = parents.get(n)
+        if isinstance(up, ast.Assign) and up.targets == [n] and isinstance(up.value, ast.Call) and \
+                _cast_name(up.value.func) in casts and len(up.value.args) == 2 and not up.value.keywords and \
+                isinstance(up.value.args[1], ast.Name) and up.value.args[1].id == n.id:
+            continue  # ``layer = cast(nn.ModuleDict, layer)``: the same object
+        stores[n.id] = stores.get(n.id, 0) + 1
+    return {name: key for name, key in found.items() if stores.get(name) == 1}
+
+
+def _cast_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr == "cast":
+        return f"{node.value.id}.cast"
+    return None
+
+
+def _casts(tree: ast.Module) -> set[str]:
+    """The module-level names of ``typing.cast`` (``from typing import cast``, ``import typing``)."""
+    out: set[str] = set()
+    other: set[str] = set()  # names the module binds to anything else
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "typing" and not stmt.level:
+            out.update(a.asname or a.name for a in stmt.names if a.name == "cast")
+            other.update(a.asname or a.name for a in stmt.names if a.name != "cast")
+        elif isinstance(stmt, ast.Import):
+            out.update(f"{a.asname or a.name}.cast" for a in stmt.names if a.name == "typing")
+            other.update(f"{a.asname or a.name}.cast" for a in stmt.names if a.name != "typing")
+        elif isinstance(stmt, ast.ImportFrom):
+            other.update(a.asname or a.name for a in stmt.names)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            other.add(stmt.name)
+        else:
+            other.update(n.id for n in ast_walk(stmt) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+    return out - other
 
 
 def _touches(cls: ast.ClassDef, attrs: set[str]) -> bool:

@@ -1678,6 +1678,29 @@ def _sequence_node(node: ast.expr) -> tuple[str, int | None] | None:
     return None
 
 
+def may_be_none(annotation: Any) -> bool:
+    """Does a parameter's annotation say it may be None: ``Optional[X]``, ``X | None``,
+    ``Union[X, None]`` (written or as a string under ``from __future__ import annotations``)?"""
+    if annotation is inspect.Parameter.empty or annotation is None:
+        return False
+    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    try:
+        node = ast.parse(text, mode="eval").body
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a quoted one
+            node = ast.parse(node.value, mode="eval").body
+    except SyntaxError:
+        return False
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        sides = [node.left, node.right]
+    elif isinstance(node, ast.Subscript) and _last_name(node.value) == "Optional":
+        return True
+    elif isinstance(node, ast.Subscript) and _last_name(node.value) == "Union":
+        sides = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+    else:
+        return False
+    return any(isinstance(n, ast.Constant) and n.value is None for n in sides)
+
+
 def sequence_of(annotation: Any) -> tuple[str, int | None] | None:
     """What a parameter's annotation says it holds when it is a sequence of ints or of tensors:
     ``("int", 3)`` for ``tuple[int, int, int]``, ``("int", None)`` for ``list[int]`` or
@@ -2350,9 +2373,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)
         optional = param.default is not inspect.Parameter.empty
         required = not optional or name in _PRIMARY or name in give_optional or name in asserted
-        if not optional and per_param and name in tested:
+        if not optional and per_param and (name in tested or may_be_none(param.annotation)):
             # a later required input the code tests for None (feedback-transformer's ``memory``,
-            # unpacked as a pair only ``if exists(memory)``): None once every guess failed
+            # unpacked as a pair only ``if exists(memory)``), or one its annotation says may be
+            # None (``value_compression: Optional[nn.Linear]``, tested only through its partner):
+            # None once every guess failed
             unmasked.add(name)
         if name in forward_overrides:
             per_param.append((name, False, [forward_overrides[name]]))

@@ -49,3 +49,27 @@ def test_direct_and_helper_tests_count_and_other_helpers_do_not():
                 return x
             return x
     """) == {"a", "b", "c"}
+
+
+def test_a_required_input_annotated_optional_is_fed_none_and_verified(tmp_path, capsys):
+    # (probs65) ``value_compression: Optional[nn.Linear]`` is not tested for None itself; only its
+    # annotation says None is accepted: both compressions None once every guess failed
+    patches, _ = fix_then_verify(tmp_path, capsys, "optional_pair", "attention.py")
+    rows = [r for r in patches if r["rule"] == "ADP010"]
+    assert [r["class"] for r in rows] == ["CompressedAttention"]
+    assert rows[0]["verdict"] == PASS, rows
+    assert rows[0]["details"]["inputs"].endswith("None, None"), rows
+
+
+def test_annotations_that_admit_none():
+    import inspect
+    import typing
+
+    from adopter.verify.inputs import may_be_none
+
+    def f(a: typing.Optional[int], b: "int | None", c: typing.Union[int, None], d: int,
+          e: typing.Union[int, str], g=None, h: "Optional[Tensor]" = None):
+        return a
+
+    assert [may_be_none(p.annotation) for p in inspect.signature(f).parameters.values()] == \
+        [True, True, True, False, False, False, True]
