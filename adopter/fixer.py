@@ -138,6 +138,7 @@ def join_callers(jobs: list[Job], outcomes: list[FileOutcome]) -> list[FileOutco
         return read_code(jobs[where[path]]).text
 
     run = Run.of_paths(where, reader=reader)
+    run.unsafe_fixes = any(jobs[i].unsafe_fixes for i in wanting)
     first = {i: outcomes[i] for i in wanting}
     for i in wanting:
         outcomes[i] = fix_job(jobs[i], run=run)

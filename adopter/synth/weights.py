@@ -40,6 +40,8 @@ from .text import SourceIndex, Span, span_of
 
 FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
 NO_CALLER = "no caller in this file declines it"  # the skip a run of several files can take up (.run)
+# the start of the decline note for a store only ``--unsafe-fixes`` may drop (fixable.UNSAFE's words)
+UNSAFE_STORE = "unsafe fix: apply with --unsafe-fixes"
 MAX_DEPTH = 4  # levels of callers that only hand the probabilities back in turn
 TUPLE_TYPES = {"tuple", "Tuple", "typing.Tuple"}
 STABLE_TEST = (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Not, ast.And, ast.Or, ast.Load,
@@ -137,6 +139,7 @@ class Decline:
         self._sites: dict[int, list] | None = None
         self.home = True  # the attention's own file (False: a caller file of the run, planned from it)
         self.stored_by: list[str] = []  # callers that store what it hands back in an attribute
+        self.unsafe_stores: list[str] = []  # of those, the ones only ``--unsafe-fixes`` may decline
 
     # ---------------------------------------------------------------- entry point
     def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
@@ -215,8 +218,32 @@ class Decline:
     def _stored_note(self) -> str:
         if not self.stored_by:
             return ""
-        return (f" (a caller stores them in {', '.join(dict.fromkeys(self.stored_by))} on every call, for code "
+        note = (f" (a caller stores them in {', '.join(dict.fromkeys(self.stored_by))} on every call, for code "
                 "outside the call to read: only the module's user can say they are not wanted)")
+        if self.unsafe_stores and len(set(self.unsafe_stores)) == len(set(self.stored_by)):
+            note += (f"; {UNSAFE_STORE}: no file of the run reads "
+                     f"{', '.join(dict.fromkeys(s.split(' (')[0] for s in self.unsafe_stores))}, and outside code "
+                     "reading it would get None after a fused call")
+        return note
+
+    def _unread_store(self, stored: ast.Attribute, stmt: ast.Assign, caller: ast.FunctionDef) -> bool:
+        """``x, self.attn = self.attention(...)`` where the stored attribute is the one thing that
+        keeps the probabilities: an unconditional store (no ``if`` of the caller around it: a
+        flag there already says when they are wanted) on a plain name's attribute, in a run
+        none of whose files reads the attribute (:meth:`.run.Run.reads_attribute`: through any
+        object, ``getattr`` or the name in any string).  With ``--unsafe-fixes`` such a caller
+        declines them, and the attribute is None after a call that took the fused path: code
+        outside the run that reads it gets None (why the fix is unsafe)."""
+        run = current_run()
+        if run is None or not isinstance(stored.value, ast.Name):
+            return False
+        parents = self.parents(caller)
+        up = parents.get(stmt)
+        while up is not None and up is not caller:
+            if isinstance(up, (ast.If, ast.Try, ast.With, ast.Match if hasattr(ast, "Match") else ast.If)):
+                return False
+            up = parents.get(up)
+        return not run.reads_attribute(stored.attr)
 
     # ---------------------------------------------------------------- edits
     def _extend(self, func: ast.FunctionDef, place: int, arity: int) -> None:
@@ -327,7 +354,13 @@ class Decline:
                 isinstance(target.elts[place], ast.Attribute):
             # ``x, self.attn = self.sdpa(...)`` (the annotated transformer): kept on the module for
             # code outside the call to read, as a stored attention map is (no flag can say more)
-            self.stored_by.append(f"`{self.index.segment(span_of(target.elts[place]))}` (line {parent.lineno})")
+            stored = target.elts[place]
+            text = f"`{self.index.segment(span_of(stored))}` (line {parent.lineno})"
+            if self._unread_store(stored, parent, caller):
+                if current_run().unsafe_fixes:
+                    return "value", "False"  # unsafe: the attribute is None after a fused call
+                self.unsafe_stores.append(text)
+            self.stored_by.append(text)
             return None
         if not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != arity or \
                 not all(isinstance(e, ast.Name) for e in target.elts):
