@@ -40,6 +40,9 @@ from .text import SourceIndex, Span, span_of
 
 FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
 NO_CALLER = "no caller in this file declines it"  # the skip a run of several files can take up (.run)
+# in the decline of values stored for outside code: with --unsafe-fixes, ``fix`` asks again with the
+# run (the files of the run say whether anything reads the attribute: unread_store)
+STORED_FOR_OUTSIDE = "on every call, for code outside the call to read (a visualization hook)"
 # the start of the decline note for a store only ``--unsafe-fixes`` may drop (fixable.UNSAFE's words)
 UNSAFE_STORE = "unsafe fix: apply with --unsafe-fixes"
 MAX_DEPTH = 4  # levels of callers that only hand the probabilities back in turn
@@ -94,6 +97,34 @@ def _stored_in_attribute(node: ast.AST, parents: dict) -> ast.Attribute | None:
                 if isinstance(inner, (ast.Attribute, ast.Subscript)) and isinstance(inner.ctx, ast.Store):
                     return inner
     return None
+
+
+def unread_store(read: ast.Name, parents: dict, func: ast.AST) -> ast.Attribute | None:
+    """``self.scores = scores`` after the attention, where only ``--unsafe-fixes`` may drop
+    what it stores: the statement stores exactly the read value in one attribute of a plain
+    name, under no ``if`` (a flag there already says when it is wanted), ``try`` or ``with``
+    of the function, and no file of the current run, nor of the folder around its package,
+    reads that attribute (:meth:`.run.Run.reads_attribute`).  The attribute; None otherwise
+    (and always without a run)."""
+    stmt = parents.get(read)
+    if not (isinstance(stmt, ast.Assign) and stmt.value is read and len(stmt.targets) == 1):
+        return None
+    target = stmt.targets[0]
+    if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+        return None
+    if not _unguarded(stmt, parents, func):
+        return None
+    run = current_run()
+    return target if run is not None and not run.reads_attribute(target.attr) else None
+
+
+def _unguarded(stmt: ast.stmt, parents: dict, func: ast.AST) -> bool:
+    up = parents.get(stmt)
+    while up is not None and up is not func:
+        if isinstance(up, (ast.If, ast.Try, ast.With)) or type(up).__name__ in ("Match", "TryStar"):
+            return False
+        up = parents.get(up)
+    return up is func
 
 
 def _int_of(node: ast.AST) -> int | None:
@@ -157,10 +188,13 @@ class Decline:
         for read in reads:
             stored = _stored_in_attribute(read, parents)
             if stored is not None:
-                raise Skip(f"`{read.id}` (computed by the attention) is stored in `{self.index.segment(span_of(stored))}` "
+                text = self.index.segment(span_of(stored))
+                unsafe = (f"; {UNSAFE_STORE}: no file of the run reads `{text}`, and outside code reading it would "
+                          "get None after a fused call") if unread_store(read, parents, func) is not None else ""
+                raise Skip(f"`{read.id}` (computed by the attention) is stored in `{text}` "
                            f"at line {read.lineno} on every call, for code outside the call to read (a visualization "
                            "hook): only the module's user can say it is not wanted, so the fused path is left to a "
-                           "hand edit")
+                           f"hand edit{unsafe}")
             found = returned_slot(read, parents, func)
             if found is None:
                 through = _handed_through_local(read, parents, func, reads)
@@ -237,13 +271,7 @@ class Decline:
         run = current_run()
         if run is None or not isinstance(stored.value, ast.Name):
             return False
-        parents = self.parents(caller)
-        up = parents.get(stmt)
-        while up is not None and up is not caller:
-            if isinstance(up, (ast.If, ast.Try, ast.With, ast.Match if hasattr(ast, "Match") else ast.If)):
-                return False
-            up = parents.get(up)
-        return not run.reads_attribute(stored.attr)
+        return _unguarded(stmt, self.parents(caller), caller) and not run.reads_attribute(stored.attr)
 
     # ---------------------------------------------------------------- edits
     def _extend(self, func: ast.FunctionDef, place: int, arity: int) -> None:

@@ -201,3 +201,112 @@ def test_look_alikes_stay_declined_with_unsafe_fixes(tmp_path, form):
     before = (base / "attentions.py").read_text()
     assert fix(base, "--unsafe-fixes") == 0, form
     assert (base / "attentions.py").read_text() == before
+
+
+# The attention's own store, after the steps: ``self.scores = scores`` (a ViT block kept for a plot).
+SELF_STORE = '''
+import torch
+from torch import nn
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.proj_q = nn.Linear(dim, dim)
+        self.proj_k = nn.Linear(dim, dim)
+        self.proj_v = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(0.0)
+        self.scores = None
+
+    def forward(self, x, mask=None):
+        b, n, c = x.shape
+        q, k, v = (p(x).view(b, n, self.heads, -1).transpose(1, 2) for p in (self.proj_q, self.proj_k, self.proj_v))
+        scores = q @ k.transpose(-2, -1) / (c // self.heads) ** 0.5
+        if mask is not None:
+            scores = scores - 10000.0 * (1.0 - mask[:, None, None, :].float())
+        scores = self.drop(torch.softmax(scores, dim=-1))
+        h = (scores @ v).transpose(1, 2).reshape(b, n, c)
+        self.scores = scores
+        return h
+{extra}'''
+
+
+def write_self_store(root: Path, pkg: str, extra: str = "") -> Path:
+    base = root / pkg
+    base.mkdir(parents=True)
+    (base / "__init__.py").write_text("", encoding="utf-8")
+    (base / "blocks.py").write_text(textwrap.dedent(SELF_STORE).lstrip("\n").format(extra=extra), encoding="utf-8")
+    return base
+
+
+def test_own_store_safe_fix_leaves_it(tmp_path, capsys):
+    from adopter.synth import fix_text
+    from adopter.synth.run import Run
+    from sdpa_modules import RULES
+
+    base = write_self_store(tmp_path, "ownsafe")
+    path = base / "blocks.py"
+    before = path.read_text()
+    assert fix(base) == 0 and path.read_text() == before
+    # with the run (as `fix` asks for it under --unsafe-fixes, and verify has it), the decline says more
+    run = Run.of_paths([str(p) for p in sorted(base.rglob("*.py"))])
+    result = fix_text(before, str(path), RULES, "ownsafe", run=run)
+    assert result.text == before
+    assert any("unsafe fix: apply with --unsafe-fixes: no file of the run reads `self.scores`" in why
+               for _, why in result.skipped)
+
+
+def test_own_store_unsafe_fix_is_exact_and_leaves_none(tmp_path, monkeypatch):
+    tag = os.path.basename(str(tmp_path)).replace("-", "_")
+    original = write_self_store(tmp_path / "a", f"own_orig_{tag}")
+    fixed = write_self_store(tmp_path / "b", f"own_fixed_{tag}")
+    assert fix(fixed, "--unsafe-fixes") == 1
+    text = (fixed / "blocks.py").read_text()
+    assert "scaled_dot_product_attention" in text and "scores = None" in text
+    assert "self.scores = scores" in text  # kept: it stores None after the fused call
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    try:
+        a = importlib.import_module(f"{original.name}.blocks")
+        b = importlib.import_module(f"{fixed.name}.blocks")
+        calls = {"n": 0}
+        inner = b.scaled_dot_product_attention
+
+        def counted(*args, **kwargs):
+            calls["n"] += 1
+            return inner(*args, **kwargs)
+
+        b.scaled_dot_product_attention = counted
+        for training in (False, True):
+            for masked in (False, True):
+                torch.manual_seed(0)
+                one = a.SelfAttention().double().train(training)
+                two = b.SelfAttention().double().train(training)
+                two.load_state_dict(one.state_dict())
+                x = torch.randn(2, 6, 16, dtype=torch.float64)
+                mask = (torch.arange(6)[None, :] < torch.tensor([[6], [4]])).long() if masked else None
+                xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+                calls["n"] = 0
+                out_a, out_b = one(xa, mask), two(xb, mask)
+                assert calls["n"] == 1
+                torch.testing.assert_close(out_b, out_a)  # float64 defaults; 6 keys, 8 channels per head
+                assert one.scores.shape == (2, 2, 6, 6) and two.scores is None
+                out_a.pow(2).sum().backward()
+                out_b.pow(2).sum().backward()
+                torch.testing.assert_close(xb.grad, xa.grad)
+                for (key, p), (_, q) in zip(one.named_parameters(), two.named_parameters()):
+                    torch.testing.assert_close(q.grad, p.grad, msg=key)
+    finally:
+        for name in [m for m in sys.modules if m.startswith((original.name, fixed.name))]:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("extra", [
+    "\n\ndef maps(model):\n    return [m.scores for m in model.modules() if isinstance(m, SelfAttention)]\n",
+    "\n\nNAMES = ['scores']\n",
+])
+def test_own_store_read_in_the_run_stays_declined(tmp_path, extra):
+    base = write_self_store(tmp_path, "ownread", extra)
+    before = (base / "blocks.py").read_text()
+    assert fix(base, "--unsafe-fixes") == 0 and (base / "blocks.py").read_text() == before
