@@ -27,6 +27,13 @@ read by whoever holds the module: a visualization hook; no caller in the file ca
 are not wanted, and a stale or missing attribute there would be worse than the original), and
 probabilities no caller in the file declines (the flag would never take the fused path: the
 patch would buy nothing).
+
+The unsafe fix (``--unsafe-fixes``, :attr:`.run.Run.unsafe_fixes`): a store no file of the run,
+nor of the folder around its package, reads (:func:`unread_store`,
+:meth:`Decline._unread_store`) declines them after all -- a caller's ``x, self.attn =
+self.attention(...)`` passes ``False``, the attention's own ``self.scores = scores`` keeps its
+statement and the fused path binds ``scores = None``.  Outside code reading the attribute then
+gets None after a fused call: why it is unsafe, and why the safe decline only says it exists.
 """
 
 from __future__ import annotations
