@@ -33,6 +33,8 @@ import os
 import re
 from contextlib import contextmanager
 
+from ..structure.treewalk import ast_walk
+
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("adopter_run", default=None)
 MAX_HOPS = 4  # re-exports followed through packages' ``__init__`` files
 MAX_FILE_BYTES = 2_000_000
@@ -49,7 +51,7 @@ def _reads_attribute(text: str | None, name: str) -> bool:
     except (SyntaxError, ValueError):
         return True
     word = re.compile(rf"\b{re.escape(name)}\b")
-    for node in ast.walk(tree):
+    for node in ast_walk(tree):
         if isinstance(node, ast.Attribute) and node.attr == name and not isinstance(node.ctx, (ast.Store, ast.Del)):
             return True
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Attribute) and node.target.attr == name:
