@@ -182,6 +182,8 @@ def _verify_options(verify: Parser) -> None:
     verify.add_argument("--context", action="append", default=[], metavar="PATH",
                         help="files or folders fixed with the verified ones but not verified (where an "
                              "attention's callers are, in other files of its package)")
+    verify.add_argument("--unsafe-fixes", action="store_true",
+                        help="verify the fixes `adopter fix --unsafe-fixes` would make")
 
 
 def build_parser() -> Parser:

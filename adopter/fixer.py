@@ -100,9 +100,10 @@ def fix_job(job: Job, run=None, text: str | None = None) -> FileOutcome:
     outcome.error = result.error
     outcome.callers = dict(result.callers)
     if run is None and package is not None and result.error is None:
-        from .synth.weights import NO_CALLER
+        from .synth.weights import NO_CALLER, STORED_FOR_OUTSIDE
 
-        outcome.wants_run = any(NO_CALLER in why for _, why in result.skipped)
+        outcome.wants_run = any(NO_CALLER in why or (job.unsafe_fixes and STORED_FOR_OUTSIDE in why)
+                                for _, why in result.skipped)
     if result.error is None and text != code.text:
         if code.notebook is not None:
             from .notebook import rewrite
@@ -138,6 +139,7 @@ def join_callers(jobs: list[Job], outcomes: list[FileOutcome]) -> list[FileOutco
         return read_code(jobs[where[path]]).text
 
     run = Run.of_paths(where, reader=reader)
+    run.unsafe_fixes = any(jobs[i].unsafe_fixes for i in wanting)
     first = {i: outcomes[i] for i in wanting}
     for i in wanting:
         outcomes[i] = fix_job(jobs[i], run=run)

@@ -179,9 +179,9 @@ def _package_root(path: Path) -> Path | None:
     return root
 
 
-def _verify(path: Path, root: Path | None) -> dict:
+def _verify(path: Path, root: Path | None, unsafe_fixes: bool = False) -> dict:
     cmd = [sys.executable, "-m", "adopter.cli", "verify", "--select", "ADP010", "--no-benchmark", "--no-config",
-           "--output-format", "json", str(path)]
+           "--output-format", "json", str(path)] + (["--unsafe-fixes"] if unsafe_fixes else [])
     if root is not None:
         cmd += ["--context", str(root)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="only the files whose 'source:path' contains TEXT (repeatable; any matches)")
+    parser.add_argument("--unsafe-fixes", action="store_true",
+                        help="fix (and verify) as `adopter fix --unsafe-fixes` does: the figures with the unsafe "
+                             "fixes (default: the safe ones)")
     args = parser.parse_args(argv)
     labels = [lab for lab in score.read_labels(HERE / "devcorpus" / "labels.tsv")
               if lab.rule == "ADP010" and not lab.source.startswith("transformers==")
@@ -256,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         # callers are in other files of the package is patched with them (synth/run.py)
         root = _package_root(path)
         run = Run.of_paths(sorted(str(p) for p in root.rglob("*.py")) if root is not None else [str(path)])
+        run.unsafe_fixes = args.unsafe_fixes
         result = fix_text(text, str(path), rules, package_of(str(path)), run=run)
-        verified = _verify(path, root) if result.applied else {}
+        verified = _verify(path, root, args.unsafe_fixes) if result.applied else {}
         # A "no" (or "skip") site is reported when a finding is the one the dev corpus's scorer
         # pairs with it (score.match_file: a finding spanning a "yes" site and a "no" one --
         # perceiver's two softmaxes in one if/else, one finding -- is the "yes" site's).

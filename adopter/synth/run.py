@@ -30,12 +30,45 @@ from __future__ import annotations
 import ast
 import contextvars
 import os
+import re
 from contextlib import contextmanager
+
+from ..structure.treewalk import ast_walk
 
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("adopter_run", default=None)
 MAX_HOPS = 4  # re-exports followed through packages' ``__init__`` files
 MAX_FILE_BYTES = 2_000_000
 MAX_SCAN = 2000  # files of a package looked through for callers outside the run
+
+
+def _reads_attribute(text: str | None, name: str) -> bool:
+    if text is None:
+        return True
+    if name not in text:
+        return False
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return True
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    for node in ast_walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == name and not isinstance(node.ctx, (ast.Store, ast.Del)):
+            return True
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Attribute) and node.target.attr == name:
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and word.search(node.value):
+            return True
+    return False
+
+
+def _read(path: str) -> str | None:
+    try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except Exception:  # noqa: BLE001 - unreadable: counted as reading (None)
+        return None
 
 
 def current_run() -> "Run | None":
@@ -80,6 +113,10 @@ class Run:
         self.recorded: dict[tuple, dict[str, object]] = {}
         self._scans: dict[str, Run] = {}  # package folder -> its files, for callers outside the run
         self._module_names: dict[str, str | None] = {}
+        # ``--unsafe-fixes``: a caller's store of the probabilities in an attribute no file of
+        # the run reads may decline them (:meth:`.weights.Decline._unread_store`)
+        self.unsafe_fixes = False
+        self._attribute_reads: dict[str, bool] = {}
 
     @classmethod
     def of_paths(cls, paths, reader=None) -> "Run":
@@ -230,6 +267,39 @@ class Run:
                 shown = os.path.relpath(path)
                 out.append(path if shown.startswith("..") else shown)
         return out[:5]
+
+    def reads_attribute(self, name: str) -> bool:
+        """Does any file of the run, or of the folder that holds the current file's top package
+        (its scripts and sibling packages: code outside the package that may hold the module),
+        read an attribute ``name``: ``<obj>.name`` loaded or updated in place, or the name
+        quoted in a string (``getattr(m, "name")``, a config key)?  A file that cannot be read
+        or parsed counts as reading it, and so does a folder of more than :data:`MAX_SCAN`
+        files (not looked through)."""
+        key = f"{self.path}\0{name}"
+        if key not in self._attribute_reads:
+            paths = self._around()
+            self._attribute_reads[key] = paths is None or any(
+                _reads_attribute(self.raw(path) if path in self.texts else _read(path), name)
+                for path in [*self.texts, *paths])
+        return self._attribute_reads[key]
+
+    def _around(self) -> list[str] | None:
+        """The ``.py`` files under the folder above the current file's top package (the file's
+        own folder outside a package); None past :data:`MAX_SCAN`."""
+        if self.path is None:
+            return []
+        module = module_of(self.path)
+        root = os.path.dirname(self.path)
+        if module:
+            for _ in range(module.count(".") - (0 if self.path.endswith("__init__.py") else 1) + 1):
+                root = os.path.dirname(root)
+        out: list[str] = []
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            out += [os.path.join(folder, f) for f in sorted(files) if f.endswith(".py")]
+            if len(out) > MAX_SCAN:
+                return None
+        return [p for p in out if p not in self.texts]
 
     def raw(self, path: str) -> str | None:
         """The text of a file of the run, read once (None: it cannot be read)."""

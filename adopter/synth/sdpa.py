@@ -60,7 +60,8 @@ from .init_numbers import InitNumbers
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, static_rank
 from .text import Span, contains, dotted_name, numeric_literal, read_names, span_of, stored_names
-from .weights import Decline
+from .run import current_run
+from .weights import Decline, unread_store
 from ..structure.treewalk import ast_walk
 
 # The dtypes a 0-d scale tensor may be named outright in (``torch.tensor(d, dtype=torch.float32)``):
@@ -1477,12 +1478,13 @@ class _Attention:
                           and (n.lineno, n.col_offset) >= later} & (all_stored - fast_defs)) if func is not None else []
         fast += [f"{name} = None" for name in unbound]  # (reads of them are still checked below)
         self.declined: list[str] = []  # what the fused path hands back as None (weights.Decline)
+        self.unsafe_nones: list[str] = []  # --unsafe-fixes: values stored in an attribute no file reads
         # (a name only a sent if's body assigns keeps its value from before on the fused path,
         # as on the original's where the test fails: _sent_body_names)
         guard += self._live_reads(region, all_stored - fast_defs - sent_only, edits, regions)
         if self.declined or self.in_context:
             guard.insert(0, guard.pop(guard.index(self.flag)))  # the caller's choice reads first
-        fast += self.declined
+        fast += list(dict.fromkeys(self.declined + self.unsafe_nones))
         guard += self._hooks(edits, set(conditions))
         guard += self._stand_in_hooks(edits, conditions)
 
@@ -6877,6 +6879,13 @@ class _Attention:
             if _changed_before(term, region[0], func):
                 raise Skip(f"the condition at line {term.lineno} is assigned after the attention begins")
             terms.append(text or _guard_term(self._text(term), term))
+        run = current_run()
+        if unconditional and run is not None and run.unsafe_fixes:
+            # `self.scores = scores` that no file reads: with --unsafe-fixes the fused path binds
+            # the name to None, so the attribute is None after a fused call (weights.unread_store)
+            dropped = [n for n in unconditional if unread_store(n, parents, func) is not None]
+            unconditional = [n for n in unconditional if n not in dropped]
+            self.unsafe_nones = [*getattr(self, "unsafe_nones", []), *(f"{n.id} = None" for n in dropped)]
         if unconditional or in_context:
             unconditional.sort(key=lambda n: (n.lineno, n.col_offset))
             if edits is None or regions is None or not isinstance(func, ast.FunctionDef):

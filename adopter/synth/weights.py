@@ -27,6 +27,13 @@ read by whoever holds the module: a visualization hook; no caller in the file ca
 are not wanted, and a stale or missing attribute there would be worse than the original), and
 probabilities no caller in the file declines (the flag would never take the fused path: the
 patch would buy nothing).
+
+The unsafe fix (``--unsafe-fixes``, :attr:`.run.Run.unsafe_fixes`): a store no file of the run,
+nor of the folder around its package, reads (:func:`unread_store`,
+:meth:`Decline._unread_store`) declines them after all -- a caller's ``x, self.attn =
+self.attention(...)`` passes ``False``, the attention's own ``self.scores = scores`` keeps its
+statement and the fused path binds ``scores = None``.  Outside code reading the attribute then
+gets None after a fused call: why it is unsafe, and why the safe decline only says it exists.
 """
 
 from __future__ import annotations
@@ -40,6 +47,11 @@ from .text import SourceIndex, Span, span_of
 
 FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
 NO_CALLER = "no caller in this file declines it"  # the skip a run of several files can take up (.run)
+# in the decline of values stored for outside code: with --unsafe-fixes, ``fix`` asks again with the
+# run (the files of the run say whether anything reads the attribute: unread_store)
+STORED_FOR_OUTSIDE = "on every call, for code outside the call to read (a visualization hook)"
+# the start of the decline note for a store only ``--unsafe-fixes`` may drop (fixable.UNSAFE's words)
+UNSAFE_STORE = "unsafe fix: apply with --unsafe-fixes"
 MAX_DEPTH = 4  # levels of callers that only hand the probabilities back in turn
 TUPLE_TYPES = {"tuple", "Tuple", "typing.Tuple"}
 STABLE_TEST = (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Not, ast.And, ast.Or, ast.Load,
@@ -94,6 +106,34 @@ def _stored_in_attribute(node: ast.AST, parents: dict) -> ast.Attribute | None:
     return None
 
 
+def unread_store(read: ast.Name, parents: dict, func: ast.AST) -> ast.Attribute | None:
+    """``self.scores = scores`` after the attention, where only ``--unsafe-fixes`` may drop
+    what it stores: the statement stores exactly the read value in one attribute of a plain
+    name, under no ``if`` (a flag there already says when it is wanted), ``try`` or ``with``
+    of the function, and no file of the current run, nor of the folder around its package,
+    reads that attribute (:meth:`.run.Run.reads_attribute`).  The attribute; None otherwise
+    (and always without a run)."""
+    stmt = parents.get(read)
+    if not (isinstance(stmt, ast.Assign) and stmt.value is read and len(stmt.targets) == 1):
+        return None
+    target = stmt.targets[0]
+    if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+        return None
+    if not _unguarded(stmt, parents, func):
+        return None
+    run = current_run()
+    return target if run is not None and not run.reads_attribute(target.attr) else None
+
+
+def _unguarded(stmt: ast.stmt, parents: dict, func: ast.AST) -> bool:
+    up = parents.get(stmt)
+    while up is not None and up is not func:
+        if isinstance(up, (ast.If, ast.Try, ast.With)) or type(up).__name__ in ("Match", "TryStar"):
+            return False
+        up = parents.get(up)
+    return up is func
+
+
 def _int_of(node: ast.AST) -> int | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
         return node.value
@@ -137,6 +177,7 @@ class Decline:
         self._sites: dict[int, list] | None = None
         self.home = True  # the attention's own file (False: a caller file of the run, planned from it)
         self.stored_by: list[str] = []  # callers that store what it hands back in an attribute
+        self.unsafe_stores: list[str] = []  # of those, the ones only ``--unsafe-fixes`` may decline
 
     # ---------------------------------------------------------------- entry point
     def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
@@ -154,10 +195,13 @@ class Decline:
         for read in reads:
             stored = _stored_in_attribute(read, parents)
             if stored is not None:
-                raise Skip(f"`{read.id}` (computed by the attention) is stored in `{self.index.segment(span_of(stored))}` "
+                text = self.index.segment(span_of(stored))
+                unsafe = (f"; {UNSAFE_STORE}: no file of the run reads `{text}`, and outside code reading it would "
+                          "get None after a fused call") if unread_store(read, parents, func) is not None else ""
+                raise Skip(f"`{read.id}` (computed by the attention) is stored in `{text}` "
                            f"at line {read.lineno} on every call, for code outside the call to read (a visualization "
                            "hook): only the module's user can say it is not wanted, so the fused path is left to a "
-                           "hand edit")
+                           f"hand edit{unsafe}")
             found = returned_slot(read, parents, func)
             if found is None:
                 through = _handed_through_local(read, parents, func, reads)
@@ -215,8 +259,26 @@ class Decline:
     def _stored_note(self) -> str:
         if not self.stored_by:
             return ""
-        return (f" (a caller stores them in {', '.join(dict.fromkeys(self.stored_by))} on every call, for code "
+        note = (f" (a caller stores them in {', '.join(dict.fromkeys(self.stored_by))} on every call, for code "
                 "outside the call to read: only the module's user can say they are not wanted)")
+        if self.unsafe_stores and len(set(self.unsafe_stores)) == len(set(self.stored_by)):
+            note += (f"; {UNSAFE_STORE}: no file of the run reads "
+                     f"{', '.join(dict.fromkeys(s.split(' (')[0] for s in self.unsafe_stores))}, and outside code "
+                     "reading it would get None after a fused call")
+        return note
+
+    def _unread_store(self, stored: ast.Attribute, stmt: ast.Assign, caller: ast.FunctionDef) -> bool:
+        """``x, self.attn = self.attention(...)`` where the stored attribute is the one thing that
+        keeps the probabilities: an unconditional store (no ``if`` of the caller around it: a
+        flag there already says when they are wanted) on a plain name's attribute, in a run
+        none of whose files reads the attribute (:meth:`.run.Run.reads_attribute`: through any
+        object, ``getattr`` or the name in any string).  With ``--unsafe-fixes`` such a caller
+        declines them, and the attribute is None after a call that took the fused path: code
+        outside the run that reads it gets None (why the fix is unsafe)."""
+        run = current_run()
+        if run is None or not isinstance(stored.value, ast.Name):
+            return False
+        return _unguarded(stmt, self.parents(caller), caller) and not run.reads_attribute(stored.attr)
 
     # ---------------------------------------------------------------- edits
     def _extend(self, func: ast.FunctionDef, place: int, arity: int) -> None:
@@ -329,7 +391,13 @@ class Decline:
                 isinstance(target.elts[place], ast.Attribute):
             # ``x, self.attn = self.sdpa(...)`` (the annotated transformer): kept on the module for
             # code outside the call to read, as a stored attention map is (no flag can say more)
-            self.stored_by.append(f"`{self.index.segment(span_of(target.elts[place]))}` (line {parent.lineno})")
+            stored = target.elts[place]
+            text = f"`{self.index.segment(span_of(stored))}` (line {parent.lineno})"
+            if self._unread_store(stored, parent, caller):
+                if current_run().unsafe_fixes:
+                    return "value", "False"  # unsafe: the attribute is None after a fused call
+                self.unsafe_stores.append(text)
+            self.stored_by.append(text)
             return None
         if not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != arity or \
                 not all(isinstance(e, ast.Name) for e in target.elts):

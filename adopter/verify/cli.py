@@ -21,7 +21,7 @@ from .result import FAIL, PASS, SKIP, VerifyResult
 def run_verify(args, config_for, rules_for) -> int:
     files, errors = iter_python_files(args.paths, config_for)
     results: list[VerifyResult] = []
-    fix = _run_fix(files, getattr(args, "context", None) or [], config_for)
+    fix = _run_fix(files, getattr(args, "context", None) or [], config_for, getattr(args, "unsafe_fixes", False))
     text = getattr(args, "output_format", "text") == "text"
     for path in files:
         config = config_for(path)
@@ -52,7 +52,7 @@ def run_verify(args, config_for, rules_for) -> int:
     return 1 if any(r.verdict == FAIL for r in results) else 0
 
 
-def _run_fix(files, context: list[str], config_for):
+def _run_fix(files, context: list[str], config_for, unsafe_fixes: bool = False):
     """The fix each file is verified with: ``fix_text`` with the run of the verified files and
     the ``--context`` ones (an attention whose callers are in other files of its package is
     patched as ``adopter fix`` over those files patches it; :mod:`adopter.synth.run`)."""
@@ -61,6 +61,7 @@ def _run_fix(files, context: list[str], config_for):
 
     extra, _ = iter_python_files(context, config_for) if context else ([], [])
     run = Run.of_paths([str(p) for p in [*files, *extra]])
+    run.unsafe_fixes = unsafe_fixes  # --unsafe-fixes: verify the fix `adopter fix --unsafe-fixes` makes
 
     def fix(text, path, rules, package=None):
         with run.on(path):  # the planning finds the callers through the current run

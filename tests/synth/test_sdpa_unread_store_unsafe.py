@@ -1,0 +1,312 @@
+"""ADP010's unsafe fix: probabilities a caller stores in an attribute that no file reads.
+
+``x, self.attn = self.attention(q, k, v, mask)`` keeps the probabilities on the module for code
+outside the package (a plot hook) on every call, so the safe fix declines the attention.  With
+``--unsafe-fixes`` (and only then) a store no file of the run, nor of the folder around its
+package, reads (through any object, ``getattr`` or the name in a string), not under an ``if``,
+declines them: the call passes ``need_weights=False``, and after a call that took the fused
+path the attribute is None (outside code reading it gets None: why the fix is unsafe).  The
+packages are written by these tests; the patched one is run beside the original in float64.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from adopter.cli import main  # noqa: E402
+
+ATTN = '''
+import math
+
+import torch
+from torch import nn
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, channels=16, heads=2, p_dropout=0.0):
+        super().__init__()
+        self.heads = heads
+        self.k_channels = channels // heads
+        self.conv_q = nn.Conv1d(channels, channels, 1)
+        self.conv_k = nn.Conv1d(channels, channels, 1)
+        self.conv_v = nn.Conv1d(channels, channels, 1)
+        self.conv_o = nn.Conv1d(channels, channels, 1)
+        self.drop = nn.Dropout(p_dropout)
+        self.attn = None
+
+    def forward(self, x, c, attn_mask=None):
+        q = self.conv_q(x)
+        k = self.conv_k(c)
+        v = self.conv_v(c)
+        x, self.attn = self.attention(q, k, v, mask=attn_mask)
+{extra_forward}        return self.conv_o(x)
+
+    def attention(self, query, key, value, mask=None):
+        b, d, t_s, t_t = (*key.size(), query.size(2))
+        query = query.view(b, self.heads, self.k_channels, t_t).transpose(2, 3)
+        key = key.view(b, self.heads, self.k_channels, t_s).transpose(2, 3)
+        value = value.view(b, self.heads, self.k_channels, t_s).transpose(2, 3)
+        scores = torch.matmul(query / math.sqrt(self.k_channels), key.transpose(-2, -1))
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, -1e4)
+        p_attn = torch.softmax(scores, dim=-1)
+        p_attn = self.drop(p_attn)
+        output = torch.matmul(p_attn, value)
+        output = output.transpose(2, 3).contiguous().view(b, d, t_t)
+        return output, p_attn
+{extra_class}'''
+
+# The look-alikes: each keeps the probabilities for code the run can see.
+READ_IN_FILE = ("", '''
+
+def attention_maps(model):
+    return [m.attn for m in model.modules() if isinstance(m, MultiHeadAttention)]
+''')
+READ_BY_GETATTR = ("", '''
+
+def attention_maps(model):
+    return [getattr(m, "attn", None) for m in model.modules()]
+''')
+RETURNED_AND_READ = ("        return self.conv_o(x), self.attn\n", '''
+
+class Probe(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mha = MultiHeadAttention()
+
+    def forward(self, x):
+        y, w = self.mha(x, x)
+        return y * w.mean()
+''')
+OTHER_READS = '''
+def plot(model):
+    return model.encoder.attn
+'''
+
+
+def write_package(root: Path, pkg: str, forward: str = "", extra: str = "", other: str | None = None) -> Path:
+    base = root / pkg
+    base.mkdir(parents=True)
+    (base / "__init__.py").write_text("", encoding="utf-8")
+    (base / "attentions.py").write_text(textwrap.dedent(ATTN).lstrip("\n").format(
+        extra_forward=forward, extra_class=extra), encoding="utf-8")
+    if other is not None:
+        (base / "plots.py").write_text(textwrap.dedent(other).lstrip("\n"), encoding="utf-8")
+    return base
+
+
+def fix(base: Path, *flags: str) -> int:
+    return main(["fix", "--select", "ADP010", "--no-config", "--no-deps", *flags, str(base)])
+
+
+def test_safe_fix_leaves_it_and_says_the_unsafe_fix_exists(tmp_path, capsys):
+    base = write_package(tmp_path, "safepkg")
+    before = (base / "attentions.py").read_text()
+    assert fix(base) == 0
+    assert (base / "attentions.py").read_text() == before
+    err = capsys.readouterr().err
+    assert "unsafe fix: apply with --unsafe-fixes" in err and "`self.attn`" in err and "would get None" in err
+
+
+def test_unsafe_fix_declines_them_and_computes_what_the_original_did(tmp_path, monkeypatch):
+    tag = os.path.basename(str(tmp_path)).replace("-", "_")
+    original = write_package(tmp_path / "a", f"orig_{tag}")
+    fixed = write_package(tmp_path / "b", f"fixed_{tag}")
+    assert fix(fixed, "--unsafe-fixes") == 1
+    text = (fixed / "attentions.py").read_text()
+    assert "x, self.attn = self.attention(q, k, v, mask=attn_mask, need_weights=False)" in text
+    assert "scaled_dot_product_attention" in text
+    assert fix(fixed, "--unsafe-fixes") == 0 and (fixed / "attentions.py").read_text() == text  # a second run
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    try:
+        a = importlib.import_module(f"{original.name}.attentions")
+        b = importlib.import_module(f"{fixed.name}.attentions")
+        calls = {"n": 0}
+        inner = b.scaled_dot_product_attention
+
+        def counted(*args, **kwargs):
+            calls["n"] += 1
+            return inner(*args, **kwargs)
+
+        b.scaled_dot_product_attention = counted
+        for training in (False, True):
+            for masked in (False, True):
+                torch.manual_seed(0)
+                one = a.MultiHeadAttention().double().train(training)
+                two = b.MultiHeadAttention().double().train(training)
+                two.load_state_dict(one.state_dict())
+                x = torch.randn(2, 16, 5, dtype=torch.float64)
+                c = torch.randn(2, 16, 7, dtype=torch.float64)
+                mask = (torch.rand(2, 1, 5, 7) > 0.3).double() if masked else None
+                xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+                calls["n"] = 0
+                out_a, out_b = one(xa, c, mask), two(xb, c, mask)
+                assert calls["n"] == 1
+                # float64: 8 channels per head, 7 keys -- the defaults' 1e-7 relative is ample
+                torch.testing.assert_close(out_b, out_a)
+                assert torch.is_tensor(one.attn) and one.attn.shape == (2, 2, 5, 7)
+                assert two.attn is None  # the unsafe part: outside readers get None
+                out_a.pow(2).sum().backward()
+                out_b.pow(2).sum().backward()
+                torch.testing.assert_close(xb.grad, xa.grad)
+                for (key, p), (_, q) in zip(one.named_parameters(), two.named_parameters()):
+                    torch.testing.assert_close(q.grad, p.grad, msg=key)
+        # the original path (a call that passes no flag) still stores the map exactly
+        torch.manual_seed(0)
+        one, two = a.MultiHeadAttention().double().eval(), b.MultiHeadAttention().double().eval()
+        two.load_state_dict(one.state_dict())
+        x = torch.randn(2, 16, 5, dtype=torch.float64)
+        out_a, p_a = one.attention(one.conv_q(x), one.conv_k(x), one.conv_v(x))
+        out_b, p_b = two.attention(two.conv_q(x), two.conv_k(x), two.conv_v(x))
+        torch.testing.assert_close(out_b, out_a)
+        torch.testing.assert_close(p_b, p_a)
+    finally:
+        for name in [m for m in sys.modules if m.startswith((original.name, fixed.name))]:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("form", ["read_in_file", "read_by_getattr", "returned_and_read", "read_in_other_file",
+                                  "read_beside_the_package", "under_an_if", "kept_in_a_list"])
+def test_look_alikes_stay_declined_with_unsafe_fixes(tmp_path, form):
+    pkg = f"look_{form}"
+    if form == "read_in_file":
+        base = write_package(tmp_path, pkg, *READ_IN_FILE)
+    elif form == "read_by_getattr":
+        base = write_package(tmp_path, pkg, *READ_BY_GETATTR)
+    elif form == "returned_and_read":
+        base = write_package(tmp_path, pkg, *RETURNED_AND_READ)
+    elif form == "read_in_other_file":
+        base = write_package(tmp_path, pkg, other=OTHER_READS)
+    elif form == "read_beside_the_package":
+        # a script next to the package (outside the run of `fix pkg/`) reads the attribute
+        base = write_package(tmp_path, pkg)
+        (tmp_path / "plot_maps.py").write_text("def show(layer):\n    return layer.attn.mean()\n", encoding="utf-8")
+    else:
+        base = write_package(tmp_path, pkg)
+        path = base / "attentions.py"
+        old = "        x, self.attn = self.attention(q, k, v, mask=attn_mask)\n"
+        new = {"under_an_if": "        if self.heads > 1:\n            x, self.attn = self.attention(q, k, v, mask=attn_mask)\n"
+                              "        else:\n            x, self.attn = self.attention(q, k, v, mask=attn_mask)\n",
+               "kept_in_a_list": "        x, p = self.attention(q, k, v, mask=attn_mask)\n        self.maps = [p]\n"}[form]
+        path.write_text(path.read_text().replace(old, new), encoding="utf-8")
+    before = (base / "attentions.py").read_text()
+    assert fix(base, "--unsafe-fixes") == 0, form
+    assert (base / "attentions.py").read_text() == before
+
+
+# The attention's own store, after the steps: ``self.scores = scores`` (a ViT block kept for a plot).
+SELF_STORE = '''
+import torch
+from torch import nn
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.proj_q = nn.Linear(dim, dim)
+        self.proj_k = nn.Linear(dim, dim)
+        self.proj_v = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(0.0)
+        self.scores = None
+
+    def forward(self, x, mask=None):
+        b, n, c = x.shape
+        q, k, v = (p(x).view(b, n, self.heads, -1).transpose(1, 2) for p in (self.proj_q, self.proj_k, self.proj_v))
+        scores = q @ k.transpose(-2, -1) / (c // self.heads) ** 0.5
+        if mask is not None:
+            scores = scores - 10000.0 * (1.0 - mask[:, None, None, :].float())
+        scores = self.drop(torch.softmax(scores, dim=-1))
+        h = (scores @ v).transpose(1, 2).reshape(b, n, c)
+        self.scores = scores
+        return h
+{extra}'''
+
+
+def write_self_store(root: Path, pkg: str, extra: str = "") -> Path:
+    base = root / pkg
+    base.mkdir(parents=True)
+    (base / "__init__.py").write_text("", encoding="utf-8")
+    (base / "blocks.py").write_text(textwrap.dedent(SELF_STORE).lstrip("\n").format(extra=extra), encoding="utf-8")
+    return base
+
+
+def test_own_store_safe_fix_leaves_it(tmp_path, capsys):
+    from adopter.synth import fix_text
+    from adopter.synth.run import Run
+    from sdpa_modules import RULES
+
+    base = write_self_store(tmp_path, "ownsafe")
+    path = base / "blocks.py"
+    before = path.read_text()
+    assert fix(base) == 0 and path.read_text() == before
+    # with the run (as `fix` asks for it under --unsafe-fixes, and verify has it), the decline says more
+    run = Run.of_paths([str(p) for p in sorted(base.rglob("*.py"))])
+    result = fix_text(before, str(path), RULES, "ownsafe", run=run)
+    assert result.text == before
+    assert any("unsafe fix: apply with --unsafe-fixes: no file of the run reads `self.scores`" in why
+               for _, why in result.skipped)
+
+
+def test_own_store_unsafe_fix_is_exact_and_leaves_none(tmp_path, monkeypatch):
+    tag = os.path.basename(str(tmp_path)).replace("-", "_")
+    original = write_self_store(tmp_path / "a", f"own_orig_{tag}")
+    fixed = write_self_store(tmp_path / "b", f"own_fixed_{tag}")
+    assert fix(fixed, "--unsafe-fixes") == 1
+    text = (fixed / "blocks.py").read_text()
+    assert "scaled_dot_product_attention" in text and "scores = None" in text
+    assert "self.scores = scores" in text  # kept: it stores None after the fused call
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    try:
+        a = importlib.import_module(f"{original.name}.blocks")
+        b = importlib.import_module(f"{fixed.name}.blocks")
+        calls = {"n": 0}
+        inner = b.scaled_dot_product_attention
+
+        def counted(*args, **kwargs):
+            calls["n"] += 1
+            return inner(*args, **kwargs)
+
+        b.scaled_dot_product_attention = counted
+        for training in (False, True):
+            for masked in (False, True):
+                torch.manual_seed(0)
+                one = a.SelfAttention().double().train(training)
+                two = b.SelfAttention().double().train(training)
+                two.load_state_dict(one.state_dict())
+                x = torch.randn(2, 6, 16, dtype=torch.float64)
+                mask = (torch.arange(6)[None, :] < torch.tensor([[6], [4]])).long() if masked else None
+                xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+                calls["n"] = 0
+                out_a, out_b = one(xa, mask), two(xb, mask)
+                assert calls["n"] == 1
+                torch.testing.assert_close(out_b, out_a)  # float64 defaults; 6 keys, 8 channels per head
+                assert one.scores.shape == (2, 2, 6, 6) and two.scores is None
+                out_a.pow(2).sum().backward()
+                out_b.pow(2).sum().backward()
+                torch.testing.assert_close(xb.grad, xa.grad)
+                for (key, p), (_, q) in zip(one.named_parameters(), two.named_parameters()):
+                    torch.testing.assert_close(q.grad, p.grad, msg=key)
+    finally:
+        for name in [m for m in sys.modules if m.startswith((original.name, fixed.name))]:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("extra", [
+    "\n\ndef maps(model):\n    return [m.scores for m in model.modules() if isinstance(m, SelfAttention)]\n",
+    "\n\nNAMES = ['scores']\n",
+])
+def test_own_store_read_in_the_run_stays_declined(tmp_path, extra):
+    base = write_self_store(tmp_path, "ownread", extra)
+    before = (base / "blocks.py").read_text()
+    assert fix(base, "--unsafe-fixes") == 0 and (base / "blocks.py").read_text() == before
