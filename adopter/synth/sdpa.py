@@ -2048,8 +2048,8 @@ class _Attention:
             raise Skip(why + "and is not called as the value of an assignment of what it returns to names (those "
                        "beside the probabilities its own); rewrite it by hand")
         if call.keywords or len(call.args) != len(params) or not all(isinstance(a, ast.Name) for a in call.args):
-            raise Skip(why + f"and is handed at line {call.lineno} other than names of the caller; "
-                       "rewrite it by hand")
+            raise Skip(why + f"and is handed at line {call.lineno} other than its parameters' own names or other "
+                       "names of the caller; rewrite it by hand")
         caller_names = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)} \
             | {a.arg for a in ast_walk(caller_def.args) if isinstance(a, ast.arg)}
         caller_bound = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)
