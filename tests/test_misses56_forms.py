@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import edit, found, line_of, rules
+import pytest
+from corpus_forms import FusedCalls, edit, float64_pair, found, line_of, rules
 
 from adopter.synth import fix_text
+
+torch = pytest.importorskip("torch")
 
 DISPATCHED = textwrap.dedent("""\
     import torch
@@ -127,13 +130,26 @@ def test_a_setting_the_file_cannot_decide_reads_nothing():
     assert found(UNDECIDED, "ADP010") == []
 
 
-def test_the_dispatched_attention_is_declined_with_a_reason_and_left_as_written():
-    # the softmax sits in a method the setting picks: a fix would rewrite across two methods
-    # under a run-time guard on self.mode; the planner declines each with its reason
-    from adopter.engine import analyze
-    from adopter.synth.fixable import plan_findings
-
-    planned = plan_findings(analyze(DISPATCHED, "model.py", rules("ADP010")), DISPATCHED, "model.py")
-    assert len(planned) == 2 and not any(p.fixable for p in planned)
-    assert all("rewrite it by hand" in p.not_fixable for p in planned)
-    assert fix_text(DISPATCHED, "model.py", rules("ADP010")).text == DISPATCHED
+def test_the_dispatched_attention_is_fixed_under_guards_on_the_setting():
+    # the softmax sits in a method the setting picks, handed the caller's q and k under its own
+    # names a and b: since fixer64 (session 44) each picked method is inlined with its parameters
+    # read as the caller's names, under a guard on self.mode (rafix62's); the third value
+    # ("averaged", no softmax) takes the original.  float64 outputs and gradients alike.
+    fixed = fix_text(DISPATCHED, "model.py", rules("ADP010")).text
+    assert fixed.count("scaled_dot_product_attention(") == 2  # (one call for each softmax site)
+    assert "self.mode != 'plain'" in fixed and "self.mode != 'scaled'" in fixed
+    for mode, calls in (("plain", 1), ("scaled", 1), ("averaged", 0)):
+        for scaled in (True, False):
+            a, b = float64_pair(DISPATCHED, fixed, "PairwiseBlock", channels=6, mode=mode, scaled=scaled)
+            counter = FusedCalls(b)
+            x = torch.randn(2, 6, 4, 5, dtype=torch.float64)
+            results = []
+            for module in (a, b):
+                leaf = x.clone().requires_grad_()
+                out = module(leaf)
+                results.append((out, torch.autograd.grad(out.square().sum(), [leaf, *module.parameters()])))
+            # (float64, softmax over 20 keys of 4-wide products)
+            torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-12, atol=1e-12)
+            for ga, gb in zip(results[0][1], results[1][1]):
+                torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)
+            assert counter.calls == calls

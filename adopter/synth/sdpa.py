@@ -557,6 +557,8 @@ class _Attention:
         self.dtype_choices: dict[str, dict] = {}  # a fill or add step -> the dtype choice it is one branch of
         self._names = None
         self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
+        # (line, col, end col) of a name in the inlined attention helper -> its name in the caller
+        self.helper_renames: dict[tuple[int, int, int], str] = {}
         self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
         self.off_roles: dict[str, str] = {}  # add steps whose if the guard sends to the original (_guarded_off)
         self.scale_definitions: dict[str, ast.expr] = {}  # a divisor named inside the scale's if -> its value
@@ -567,10 +569,35 @@ class _Attention:
         expr = self.index.expr_at(span) if span is not None else None
         if expr is None:
             raise Skip(f"{what} of the attention could not be read")
+        if self.helper_renames:
+            for node in ast_walk(expr):  # (read in the caller's names; the text by _segment)
+                if isinstance(node, ast.Name):
+                    node.id = self.helper_renames.get((node.lineno, node.col_offset, node.end_col_offset), node.id)
         return expr
 
     def _spanned(self, span: Span | None) -> tuple[str, ast.expr]:
-        return self.index.segment(span) if span is not None else "", self._at(span)
+        return self._segment(span) if span is not None else "", self._at(span)
+
+    def _renames_in(self, span: Span) -> list:
+        """The renamed names of the inlined helper (:meth:`_inline_attention_helper`) written
+        within ``span``: ((line, col, end col), new name), last first."""
+        return sorted(((key, new) for key, new in self.helper_renames.items()
+                       if (key[0], key[1]) >= (span[0], span[1]) and (key[0], key[2]) <= (span[2], span[3])),
+                      reverse=True)
+
+    def _segment(self, span: Span) -> str:
+        """The text at ``span``, with the inlined helper's renamed names in their new spelling
+        (the helper's lines are ASCII: columns are characters)."""
+        text = self.index.segment(span)
+        if not self.helper_renames:
+            return text
+        lines = self.index.lines
+        for (line, start, end), new in self._renames_in(span):
+            offset = start - span[1] if line == span[0] else \
+                len(lines[span[0] - 1]) - span[1] + 1 + sum(len(lines[i - 1]) + 1 for i in range(span[0] + 1, line)) \
+                + start
+            text = text[:offset] + new + text[offset + end - start:]
+        return text
 
     def _view(self, role: str):
         """The canonical reading (args, kwargs, arg spans, kwarg spans) of a step."""
@@ -588,7 +615,7 @@ class _Attention:
 
     def _text(self, node: ast.AST) -> str:
         made = self.made_texts.get(id(node)) if self.made_texts else None
-        return made if made is not None else self.index.segment(span_of(node))
+        return made if made is not None else self._segment(span_of(node))
 
     def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | list | None = None) -> str:
         """The statement's source, dedented to column 0 (optionally with spans replaced: one
@@ -597,6 +624,11 @@ class _Attention:
         first_col = self.index.char_col(stmt.lineno, stmt.col_offset)
         end_col = self.index.char_col(stmt.end_lineno, stmt.end_col_offset)
         swaps = replace if isinstance(replace, list) else [replace] if replace is not None else []
+        if self.helper_renames:
+            # the inlined helper's renamed names, outside the spans replaced (whose texts have them)
+            swaps = swaps + [((line, start, line, end), new) for (line, start, end), new in self._renames_in(span_of(stmt))
+                             if not any((sp[0], sp[1]) <= (line, start) and (line, end) <= (sp[2], sp[3])
+                                        for sp, _ in swaps)]
         for (l0, c0, l1, c1), new in sorted(swaps, reverse=True):
             c0, c1 = self.index.char_col(l0, c0), self.index.char_col(l1, c1)
             r0, r1 = l0 - stmt.lineno, l1 - stmt.lineno
@@ -2017,10 +2049,9 @@ class _Attention:
                 or any(names_[i].id != e.id for i, e in enumerate(elts) if i not in at):
             raise Skip(why + "and is not called as the value of an assignment of what it returns to names (those "
                        "beside the probabilities its own); rewrite it by hand")
-        if call.keywords or len(call.args) != len(params) or any(
-                not (isinstance(a, ast.Name) and a.id == p) for a, p in zip(call.args, params)):
-            raise Skip(why + f"and is handed at line {call.lineno} other than its parameters' own names of the caller; "
-                       "rewrite it by hand")
+        if call.keywords or len(call.args) != len(params) or not all(isinstance(a, ast.Name) for a in call.args):
+            raise Skip(why + f"and is handed at line {call.lineno} other than its parameters' own names or other "
+                       "names of the caller; rewrite it by hand")
         caller_names = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)} \
             | {a.arg for a in ast_walk(caller_def.args) if isinstance(a, ast.arg)}
         caller_bound = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)
@@ -2029,11 +2060,18 @@ class _Attention:
         locals_ = set().union(*(stored_names(st) for st in body[:-1])) - set(params)
         free = set().union(*(_loads(st) for st in body)) - locals_ - set(params) - set(lead)
         made = set().union(*(stored_names(st) for st in kept))  # (bound in the caller on the fused path)
+        renames = self._helper_renames(helper, body, params, call, locals_, caller_names, exports, why)
+        if renames:
+            made = {renames.get(n, n) for n in made}
+            step_stored = {renames.get(n, n) for n in step_stored}
         clash = sorted(((made - set(exports)) & caller_names) | (free & caller_bound))
         if clash:
             raise Skip(why + f"and `{clash[0]}` is a name of both; rewrite it by hand")
         if kind == "method" and any(lead[0] in _loads(st) for st in body) and lead[0] != "self":
             raise Skip(why + "and names its instance otherwise than `self`; rewrite it by hand")
+        if renames:
+            self.helper_renames = {(n.lineno, n.col_offset, n.end_col_offset): renames[n.id] for n in ast_walk(helper)
+                                   if isinstance(n, ast.Name) and n.id in renames}
         self.helper_steps[span_of(call_stmt)] = kept
         self.helper_call = call_stmt
         self.helper_inlined = True
@@ -2050,6 +2088,46 @@ class _Attention:
             if id(value) in moved_nodes:
                 self.roles[role] = moved_nodes[id(value)]
         return [moved_nodes.get(id(n), n) for n in nodes]
+
+    def _helper_renames(self, helper, body: list, params: list[str], call: ast.Call, locals_: set[str],
+                        caller_names: set[str], exports: list[str], why: str) -> dict[str, str]:
+        """The names the helper's text takes when its statements run in the caller
+        (:meth:`_inline_attention_helper`): each parameter the caller hands a name of its own
+        (hsir's ``f = self.count_cov_second(theta_x)`` to ``def count_cov_second(self, input)``)
+        is read as that name, and each local the caller also names (its ``x``) under a fresh
+        one, so that the fused path reads q and k as the parameters bind them and leaves the
+        caller's names as they were.  Empty where every argument is its parameter's own name
+        (nothing to rename).  Declined where the helper rebinds a parameter (the caller's name
+        would be rebound), reads the caller's argument's name as its own (it would be captured), hands
+        back more than the probabilities or its lines are not ASCII."""
+        renames = {p: a.id for p, a in zip(params, call.args) if a.id != p}
+        if not renames:
+            return {}
+        if exports:
+            raise Skip(why + f"is handed at line {call.lineno} other than its parameters' own names of the caller "
+                       "and returns more than them; rewrite it by hand")
+        bound = set().union(*(stored_names(st) for st in body))
+        rebound = sorted(bound & set(params))
+        if rebound:
+            raise Skip(why + f"and rebinds its parameter `{rebound[0]}`, handed `{renames.get(rebound[0], rebound[0])}` "
+                       "of the caller; rewrite it by hand")
+        written = {n.id for n in ast_walk(helper) if isinstance(n, ast.Name)} \
+            | {a.arg for a in ast_walk(helper.args) if isinstance(a, ast.arg)}
+        captured = sorted(set(renames.values()) & (written - set(renames) - locals_))
+        if captured:
+            raise Skip(why + f"and names `{captured[0]}`, which the caller hands it, itself; rewrite it by hand")
+        lines = self.index.lines[helper.lineno - 1:helper.end_lineno]
+        if not all(line.isascii() for line in lines):
+            raise Skip(why + "and is handed other than its parameters' own names in lines that are not ASCII; "
+                       "rewrite it by hand")
+        taken = self.index.identifiers | caller_names | written | set(renames.values())
+        for name in sorted(locals_ & (caller_names | set(renames.values()))):
+            fresh = f"{name}_{helper.name}"
+            while fresh in taken:
+                fresh += "_"
+            renames[name] = fresh
+            taken.add(fresh)
+        return renames
 
     def _inline_fill_helper(self, nodes: list, node, role: str) -> list:
         """A match whose fill is in a helper (method of the class or function of the file) the
@@ -2604,6 +2682,9 @@ class _Attention:
             # returns them (wavencoder's `weights = self._get_weights(values, query)`), a helper
             # inlined in its caller (_inline_attention_helper)
             return None
+        if any(f is caller for f in self.index.tree.body) \
+                and any(_calls_helper(n, caller.name, False) for n in ast_walk(helper)):
+            return None  # (the same with a function of the file: `s = scores(q, k)`)
         why = "the scores are computed in `{}` and handed to `{}`, {}; rewrite it by hand"
 
         def skip(reason: str) -> Skip:
