@@ -1390,9 +1390,20 @@ class LayerTyper:
         init = next(i for i in typer.names.classes[name].body if i.__class__ is ast.FunctionDef
                     and i.name == "__init__")
         passed = passed_argument(init, call, reading.param)
-        if passed is False or (passed is None and reading.default is None):
+        if passed is False:
             return None
-        values = self._setting_values(passed if passed is not None else reading.default, env)
+        if passed is None:  # (the module's own default: what this construction gets)
+            default = reading.default
+            values = (default.value,) if default.__class__ is ast.Constant else None
+        elif passed.__class__ is ast.Constant:
+            values = (passed.value,)
+        elif passed.__class__ is ast.Name and LITERAL + passed.id in env:
+            values = (env[LITERAL + passed.id],)
+        else:
+            # a parameter: only what the file decides (its default and every value the file's
+            # constructions pass, its class built nowhere else); a default alone is not a
+            # decision when the class is handed on, subclassed or built with another value
+            values = self._decided_keys(passed, env)
         if not values or not all(isinstance(v, str) for v in values):
             return None
         chosen = dict(reading.ctors)

@@ -225,21 +225,24 @@ def setting_activation_module(cls: ast.ClassDef, names) -> SettingActivation | N
     params = [a.arg for a in init.args.args[1:]]
     defaults = dict(zip([a.arg for a in init.args.args][len(init.args.args) - len(init.args.defaults):],
                         init.args.defaults))
-    lowered = False
+    lowered = None  # the ``act_type = act_type.lower()`` statement, when there is one
     for stmt in init.body:
         if stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Name \
                 and stmt.targets[0].id in params and stmt.value.__class__ is ast.Call \
                 and not stmt.value.args and not stmt.value.keywords \
                 and stmt.value.func.__class__ is ast.Attribute and stmt.value.func.attr == "lower" \
                 and stmt.value.func.value.__class__ is ast.Name and stmt.value.func.value.id == stmt.targets[0].id:
-            lowered = True  # act_type = act_type.lower()
+            lowered = stmt  # act_type = act_type.lower()
             continue
         if stmt.__class__ is not ast.If or stmt.test.__class__ not in (ast.Compare, ast.BoolOp):
             continue
         param = _compared_param(stmt.test, params)
         if param is None:
             continue
-        ctors = []
+        if lowered is not None and lowered.targets[0].id != param:
+            lowered = None  # (another parameter lower-cased: its binding is checked below)
+        arms = []  # (value, constructor or None) in the chain's order: the first match runs
+        chain = set()  # the chain's own bindings of the member
         node = stmt
         while True:
             values = _setting_values_of(node.test, param)
@@ -247,7 +250,11 @@ def setting_activation_module(cls: ast.ClassDef, names) -> SettingActivation | N
                 return None
             ctor = _arm_binding(node.body, attr, names)
             if ctor is not None:
-                ctors.extend((v.lower() if lowered else v, ctor) for v in values)
+                chain.add(id(node.body[0].targets[0]))
+            for value in values:
+                if lowered is not None and value != value.lower():
+                    continue  # (a test a lower-cased string never passes)
+                arms.append((value, ctor))
             rest = node.orelse
             if len(rest) == 1 and rest[0].__class__ is ast.If:
                 node = rest[0]
@@ -255,10 +262,50 @@ def setting_activation_module(cls: ast.ClassDef, names) -> SettingActivation | N
             if any(s.__class__ is not ast.Raise for s in rest):
                 return None  # (an ``else`` that binds: a value no test names)
             break
-        if not ctors or any(_binds(s, attr) for s in init.body if s is not stmt):
+        first = {}
+        for value, ctor in arms:
+            first.setdefault(value, ctor)  # (a value tested twice runs its first arm)
+        ctors = tuple((v, c) for v, c in first.items() if c is not None)
+        if not ctors or _rebound(init, attr, param, chain, lowered):
             return None
-        return SettingActivation(param, defaults.get(param), lowered, tuple(ctors))
+        return SettingActivation(param, defaults.get(param), lowered is not None, ctors)
     return None
+
+
+# statements and patterns that bind the name they carry in ``name``
+_NAMED = (ast.ExceptHandler, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.MatchAs, ast.MatchStar)
+
+
+def _rebound(init: ast.FunctionDef, attr: str, param: str, chain: set, lowered) -> bool:
+    """Does ``__init__`` bind ``self.<attr>`` anywhere but in the chain's arms (``chain``: ids
+    of those targets), or the setting ``param`` anywhere but in the ``.lower()`` statement, at
+    any depth (a nested block, a loop, a nested function), or hand ``self`` to ``setattr`` /
+    ``delattr`` with that name or a name it does not spell out?  Then the chain alone does not
+    decide what the member is."""
+    me = init.args.args[0].arg
+    skip = id(lowered.targets[0]) if lowered is not None else None
+    for node in ast_walk(init):
+        kind = node.__class__
+        if kind is ast.Attribute:
+            if node.attr == attr and node.ctx.__class__ is not ast.Load and node.value.__class__ is ast.Name \
+                    and node.value.id == me and id(node) not in chain:
+                return True
+        elif kind is ast.Name:
+            if node.id == param and node.ctx.__class__ is not ast.Load and id(node) != skip:
+                return True
+        elif kind in _NAMED:
+            if node.name == param:
+                return True  # (``except E as act_type``, a nested ``def act_type``, a match capture)
+        elif kind is ast.alias:
+            if (node.asname or node.name.split(".", 1)[0]) == param:
+                return True
+        elif kind is ast.Call:
+            func, args = node.func, node.args
+            if func.__class__ is ast.Name and func.id in ("setattr", "delattr") and len(args) >= 2 \
+                    and args[0].__class__ is ast.Name and args[0].id == me \
+                    and not (args[1].__class__ is ast.Constant and args[1].value != attr):
+                return True
+    return False
 
 
 def _compared_param(test: ast.expr, params: list) -> str | None:
