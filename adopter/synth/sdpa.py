@@ -6015,7 +6015,10 @@ class _Attention:
         if isinstance(node, ast.IfExp):
             return self._bare_names(node.body, depth, through) | self._bare_names(node.orelse, depth, through)
         if isinstance(node, ast.BoolOp):
-            return set().union(*(self._bare_names(v, depth, through) for v in node.values))
+            # (``scale = scale or default``: the caller's value tested for its truth, which a
+            # tensor allows only with one element -- the same for every key, folded into q)
+            return set().union(*(self._bare_names(v, depth, through) for v in node.values
+                                 if not (v.__class__ is ast.Name and v.id in through and v is not node.values[-1])))
         return set()
 
     def _always_number(self, node: ast.expr, depth: int = 0, through: frozenset = frozenset()) -> bool:
