@@ -116,7 +116,7 @@ def _delta():
 
 def test_de_stationary_takes_the_fused_call_with_tau_and_delta():
     fixed = _assert_same(DE_STATIONARY, 1, tau=_tau, delta=_delta)
-    assert "tau.size(-1) != 1" in fixed and "is_tensor(delta)" in fixed
+    assert "tau.shape[-1] != 1" in fixed and "is_tensor(delta)" in fixed
     # a float mask as well
     _assert_same(DE_STATIONARY, 1, tau=_tau, delta=_delta,
                  mask=lambda: torch.zeros(5, 5, dtype=torch.float64).masked_fill(

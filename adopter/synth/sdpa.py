@@ -4415,6 +4415,11 @@ class _Attention:
                 # the biases of the groups put together (_grouped_split): the groups the fused path
                 # builds are the biases added to a stand-in of zeros
                 module_bias = self._text(self.grouped_cat), self.grouped_cat
+            if module_bias is None and role not in self.dtype_choices \
+                    and self._always_number(self._operand_of(role, var)):
+                # a Python number added to every score (``+ self.shift``, ``+ delta.item()``):
+                # the softmax does not see it, and ``attn_mask`` takes no number -- left out
+                continue
             if module_bias is not None:
                 text, operand = module_bias
             elif role in self.dtype_choices:
@@ -4489,6 +4494,8 @@ class _Attention:
             test = conditions.get(role)
             if test is None and role == "b0":
                 test = self._number_bias_test()
+            if module_bias is None and role not in self.dtype_choices:
+                test = self._number_attribute_test(self._operand_of(role, var), test)
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": test, "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
@@ -5945,7 +5952,9 @@ class _Attention:
                 or self._constant_along_keys(operand):
             return None
         text = self._text(operand)
-        return f"not isinstance({text}, (int, float)) and {text}.size(-1) != 1"
+        # (a 0-d tensor -- ``taus[layer]`` of a 1-D table -- is the same for every key: the fused
+        # call; ``.ndim``/``.shape``, not ``.size(-1)``, which a 0-d tensor has no axis for)
+        return f"not isinstance({text}, (int, float)) and {text}.ndim > 0 and {text}.shape[-1] != 1"
 
     def _number_bias_test(self) -> ast.expr | None:
         """The test under which the fused call adds the bias after a factor of the product alone
@@ -5975,6 +5984,33 @@ class _Attention:
             if isinstance(node, ast.expr):
                 self.made_texts[id(node)] = ast.unparse(node)
         return test
+
+    def _number_attribute_test(self, operand: ast.expr, test: ast.expr | None) -> ast.expr | None:
+        """``test`` and ``torch.is_tensor(self.<attr>)`` where the bias is a ``self.<attr>`` the
+        class binds to a value that may be a Python number (a constructor argument whose
+        default is one, :mod:`.init_numbers`): ``attn_mask`` takes no number, and a number
+        shifts every score alike, so the fused call adds the bias only where it is a tensor
+        (one bound to a number only is left out: :meth:`_always_number`).  ``test`` as it is
+        for any other bias."""
+        if not (isinstance(operand, ast.Attribute) and isinstance(operand.value, ast.Name)
+                and operand.value.id == "self") or not self._attribute_values(operand.attr) \
+                or self._is_tensor_attribute(operand.attr):
+            return test
+        cls = self._class()
+        numbers = getattr(self.planner, "init_numbers", None)
+        if numbers is None:
+            numbers = self.planner.init_numbers = InitNumbers(self.index.tree, self.names)
+        if cls is None or not numbers.attribute_number(cls, operand.attr):
+            return test
+        text = f"{self._torch('the test for a bias that may be a number')}.is_tensor(self.{operand.attr})"
+        if test is not None:
+            text = f"{_guard_term(self._text(test), test)} and {text}"
+        made = ast.parse(text, mode="eval").body
+        for node in ast_walk(made):
+            if isinstance(node, ast.expr):
+                self.made_texts[id(node)] = ast.unparse(node)
+        self.made_texts[id(made)] = text
+        return made
 
     def _handed_factor_terms(self, conditions: dict, stored: set) -> list[str]:
         """Guard terms for a scale the caller hands in: ``scores * pos`` with ``pos`` a
@@ -6042,24 +6078,77 @@ class _Attention:
             return set().union(*(self._bare_attributes(v, depth) for v in node.values))
         return set()
 
-    def _bare_names(self, node: ast.expr, depth: int = 0) -> set[str]:
+    def _bare_names(self, node: ast.expr, depth: int = 0, through: frozenset = frozenset()) -> set[str]:
         """The names ``node`` computes with as values themselves, through arithmetic, ``if``
         expressions and once-assigned locals: not under a call (``math.sqrt(d)`` is a float),
-        an attribute or a subscript.  Those a tensor could stand for in the scale."""
+        an attribute or a subscript.  Those a tensor could stand for in the scale.  A name read
+        inside its own one assignment (``tau = 1.0 if tau is None else tau``) is the value it
+        held before, the caller's: that name itself (``through``: the names being read)."""
         if depth > 4:
             return set()
         if isinstance(node, ast.Name):
+            if node.id in through:
+                return {node.id}
             value = self._resolve_local(node)
-            return {node.id} if value is node else self._bare_names(value, depth + 1)
+            return {node.id} if value is node else self._bare_names(value, depth + 1, through | {node.id})
         if isinstance(node, ast.BinOp):
-            return self._bare_names(node.left, depth) | self._bare_names(node.right, depth)
+            return self._bare_names(node.left, depth, through) | self._bare_names(node.right, depth, through)
         if isinstance(node, ast.UnaryOp):
-            return self._bare_names(node.operand, depth)
+            return self._bare_names(node.operand, depth, through)
         if isinstance(node, ast.IfExp):
-            return self._bare_names(node.body, depth) | self._bare_names(node.orelse, depth)
+            return self._bare_names(node.body, depth, through) | self._bare_names(node.orelse, depth, through)
         if isinstance(node, ast.BoolOp):
-            return set().union(*(self._bare_names(v, depth) for v in node.values))
+            # (``scale = scale or default``: the caller's value tested for its truth, which a
+            # tensor allows only with one element -- the same for every key, folded into q)
+            return set().union(*(self._bare_names(v, depth, through) for v in node.values
+                                 if not (v.__class__ is ast.Name and v.id in through and v is not node.values[-1])))
         return set()
+
+    def _always_number(self, node: ast.expr, depth: int = 0, through: frozenset = frozenset()) -> bool:
+        """Is ``node`` a Python number (or a 0-d tensor of one) whenever it runs, whatever the
+        caller hands in: a numeric literal; ``float(...)``, ``int(...)``, ``len(...)``, a math
+        function, ``.item()``, a size read (``x.size(i)``, ``x.shape[i]``); arithmetic and ``if``
+        choices of such; a local whose one assignment is such; a ``self.<attr>`` that the class
+        binds only to such values of no name.  A bare parameter may be a tensor: not one.  Such a value added to the scores adds the same to every score, which the
+        softmax does not see."""
+        if depth > 8:
+            return False
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+        if isinstance(node, ast.Name):
+            if node.id in through or "self" in through:
+                return False  # (the value before its one assignment: a parameter's, the caller's)
+            value = self._resolve_local(node)
+            return value is not node and self._always_number(value, depth + 1, through | {node.id})
+        if isinstance(node, ast.BinOp):
+            return isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)) \
+                and self._always_number(node.left, depth + 1, through) and self._always_number(node.right, depth + 1, through)
+        if isinstance(node, ast.UnaryOp):
+            return isinstance(node.op, (ast.USub, ast.UAdd)) and self._always_number(node.operand, depth + 1, through)
+        if isinstance(node, ast.IfExp):
+            return self._always_number(node.body, depth + 1, through) and self._always_number(node.orelse, depth + 1, through)
+        if isinstance(node, ast.Subscript):
+            value = node.value
+            return not isinstance(node.slice, ast.Slice) and (
+                isinstance(value, ast.Attribute) and value.attr == "shape"
+                or isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size"
+                and not value.args and not value.keywords)
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and not node.keywords and (
+                    func.attr == "item" and not node.args
+                    or func.attr in SIZE_METHODS and (node.args or func.attr != "size")):
+                return True  # (Python numbers whatever the tensor)
+            if isinstance(func, ast.Name) and func.id in ("float", "int", "len") and func.id not in self.names.functions:
+                return bool(node.args)
+            return (self.names.resolve(func) or "").startswith("math.")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            # every value the class binds it to such a number of no name (``self.shift = 0.1``,
+            # ``-1.0 / 2``): a constructor argument may be handed a tensor of one bias per key
+            # (dropped, that would change the result silently, where ``scale=`` would raise)
+            values = self._attribute_values(node.attr)
+            return bool(values) and all(self._always_number(v, depth + 1, through | {"self"}) for v in values)
+        return False
 
     def _metadata_off_q(self, operand: ast.expr, stored: set) -> ast.expr:
         """``operand`` with its reads of the scores' dtype and device read off q instead
