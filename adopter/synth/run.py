@@ -41,24 +41,91 @@ MAX_FILE_BYTES = 2_000_000
 MAX_SCAN = 2000  # files of a package looked through for callers outside the run
 
 
+# a read that names no attribute: ``vars(m)``, ``m.__dict__``, ``getattr(m, prefix + "tn")``
+_DYNAMIC_CALLS = ("getattr", "hasattr", "attrgetter")
+_DYNAMIC_WORDS = ("vars", "__dict__", *_DYNAMIC_CALLS)
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def _may_name(node: ast.expr, name: str) -> bool:
+    """Can the name argument of a ``getattr`` be ``name``?  A literal is read by its word (see
+    :func:`_reads_attribute`); a name built from pieces cannot be it when one of its literal
+    pieces does not occur in it (``"w_" + key`` is never ``attn``); anything else may be."""
+    if isinstance(node, ast.Constant):
+        return False
+    if isinstance(node, ast.JoinedStr):
+        pieces = [v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+        return all(piece in name for piece in pieces)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        pieces, stack = [], [node]
+        while stack:
+            part = stack.pop()
+            if isinstance(part, ast.BinOp) and isinstance(part.op, ast.Add):
+                stack += [part.left, part.right]
+            elif isinstance(part, ast.Constant) and isinstance(part.value, str):
+                pieces.append(part.value)
+        return all(piece in name for piece in pieces)
+    return True
+
+
 def _reads_attribute(text: str | None, name: str) -> bool:
+    """Does code ``text`` read an attribute ``name``: ``<obj>.name`` loaded or updated in
+    place, the name as a word in a string, or a read that names no attribute (any ``vars``,
+    any ``__dict__``, a ``getattr``/``hasattr``/``attrgetter`` whose name is not a literal and
+    may be ``name``)?  None (unreadable) or code that does not parse counts as reading it."""
     if text is None:
         return True
-    if name not in text:
+    if name not in text and not any(word in text for word in _DYNAMIC_WORDS):
         return False
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return True
     word = re.compile(rf"\b{re.escape(name)}\b")
+    called: set[int] = set()
     for node in ast_walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr == name and not isinstance(node.ctx, (ast.Store, ast.Del)):
+        if isinstance(node, ast.Attribute):
+            if node.attr == name and not isinstance(node.ctx, (ast.Store, ast.Del)):
+                return True
+            if node.attr == "__dict__":
+                return True
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Attribute) and node.target.attr == name:
             return True
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Attribute) and node.target.attr == name:
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and word.search(node.value):
             return True
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and word.search(node.value):
+        elif isinstance(node, ast.Call):
+            func = node.func
+            callee = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if callee == "vars":
+                return True
+            if callee in _DYNAMIC_CALLS:
+                called.add(id(func))
+                names = node.args[1:2] if callee != "attrgetter" else node.args
+                if any(_may_name(arg, name) for arg in names) or any(isinstance(a, ast.Starred) for a in node.args):
+                    return True
+        elif isinstance(node, ast.Name) and node.id == "vars":
+            return True  # ``map(vars, modules)``
+    # ``getattr`` itself handed on (``map(getattr, ...)``): its names are unknown
+    for node in ast_walk(tree):
+        if isinstance(node, (ast.Name, ast.Attribute)) and id(node) not in called and \
+                (node.id if isinstance(node, ast.Name) else node.attr) in _DYNAMIC_CALLS and \
+                isinstance(node.ctx, ast.Load):
             return True
     return False
+
+
+def _read_code(path: str) -> str | None:
+    """The code of a file around the run: a ``.py`` file's text, a notebook's code cells as
+    one module (:mod:`..notebook`); None: it cannot be read."""
+    text = _read(path)
+    if text is None or not path.endswith(".ipynb"):
+        return text
+    from ..notebook import load
+    from ..source import SourceFile
+    try:
+        return load(SourceFile(path, text, "utf-8", False, "\n", "")).text
+    except Exception:  # noqa: BLE001 - not a notebook we can read: counted as reading (None)
+        return None
 
 
 def _read(path: str) -> str | None:
@@ -69,6 +136,18 @@ def _read(path: str) -> str | None:
             return handle.read()
     except Exception:  # noqa: BLE001 - unreadable: counted as reading (None)
         return None
+
+
+def _project_root(folder: str) -> str | None:
+    """The nearest folder from ``folder`` up that holds a project marker
+    (:data:`_PROJECT_MARKERS`); None: none up to the file system's root."""
+    while True:
+        if any(os.path.exists(os.path.join(folder, marker)) for marker in _PROJECT_MARKERS):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
 def current_run() -> "Run | None":
@@ -269,37 +348,58 @@ class Run:
         return out[:5]
 
     def reads_attribute(self, name: str) -> bool:
-        """Does any file of the run, or of the folder that holds the current file's top package
-        (its scripts and sibling packages: code outside the package that may hold the module),
-        read an attribute ``name``: ``<obj>.name`` loaded or updated in place, or the name
-        quoted in a string (``getattr(m, "name")``, a config key)?  A file that cannot be read
-        or parsed counts as reading it, and so does a folder of more than :data:`MAX_SCAN`
-        files (not looked through)."""
+        """Does any file of the run, or of the project around the current file (:meth:`_around`:
+        its scripts, sibling packages and notebooks, code outside the package that may hold the
+        module), read an attribute ``name``: ``<obj>.name`` loaded or updated in place, the name
+        quoted in a string (``getattr(m, "name")``, a config key), or a read that names no
+        attribute (``vars(m)``, ``m.__dict__``, ``getattr(m, prefix + "tn")``)?  A file that
+        cannot be read or parsed counts as reading it, and so does a folder of more than
+        :data:`MAX_SCAN` files (not looked through)."""
         key = f"{self.path}\0{name}"
         if key not in self._attribute_reads:
             paths = self._around()
             self._attribute_reads[key] = paths is None or any(
-                _reads_attribute(self.raw(path) if path in self.texts else _read(path), name)
+                _reads_attribute(self._code(path) if path in self.texts else _read_code(path), name)
                 for path in [*self.texts, *paths])
         return self._attribute_reads[key]
 
+    def _code(self, path: str) -> str | None:
+        """A run file's code: its text, a notebook's code cells (:func:`_read_code`)."""
+        text = self.raw(path)
+        if text is None or not path.endswith(".ipynb"):
+            return text
+        from ..notebook import load
+        from ..source import SourceFile
+        try:
+            return load(SourceFile(path, text, "utf-8", False, "\n", "")).text
+        except Exception:  # noqa: BLE001 - counted as reading (None)
+            return None
+
     def _around(self) -> list[str] | None:
-        """The ``.py`` files under the folder above the current file's top package (the file's
-        own folder outside a package); None past :data:`MAX_SCAN`."""
+        """The ``.py`` files and notebooks of the project around the current file: under the
+        nearest folder above it that holds ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or
+        ``.git`` (a ``src/`` layout's scripts beside ``src``), or, when there is none or it lies
+        inside the package, under the folder above the file's top package (the file's own folder
+        outside a package); None past :data:`MAX_SCAN`."""
         if self.path is None:
             return []
+        path = os.path.abspath(self.path)
         module = module_of(self.path)
-        root = os.path.dirname(self.path)
+        root = os.path.dirname(path)
         if module:
-            for _ in range(module.count(".") - (0 if self.path.endswith("__init__.py") else 1) + 1):
+            for _ in range(module.count(".") - (0 if path.endswith("__init__.py") else 1) + 1):
                 root = os.path.dirname(root)
+        project = _project_root(os.path.dirname(path))
+        if project is not None and (root == project or root.startswith(project.rstrip(os.sep) + os.sep)):
+            root = project
         out: list[str] = []
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            out += [os.path.join(folder, f) for f in sorted(files) if f.endswith(".py")]
+            out += [os.path.join(folder, f) for f in sorted(files) if f.endswith((".py", ".ipynb"))]
             if len(out) > MAX_SCAN:
                 return None
-        return [p for p in out if p not in self.texts]
+        texts = {os.path.abspath(p) for p in self.texts}
+        return [p for p in out if p not in texts]
 
     def raw(self, path: str) -> str | None:
         """The text of a file of the run, read once (None: it cannot be read)."""

@@ -310,3 +310,123 @@ def test_own_store_read_in_the_run_stays_declined(tmp_path, extra):
     base = write_self_store(tmp_path, "ownread", extra)
     before = (base / "blocks.py").read_text()
     assert fix(base, "--unsafe-fixes") == 0 and (base / "blocks.py").read_text() == before
+
+
+# Reads that name no attribute, notebooks beside the package, and a src layout's scripts
+# (review55's misses): each keeps the stored map for someone, so --unsafe-fixes declines too.
+DYNAMIC_READS = {
+    "vars_walk": '''
+
+def tensors(model):
+    return [v for m in model.modules() for k, v in vars(m).items() if torch.is_tensor(v)]
+''',
+    "getattr_built_name": '''
+
+def maps(model, prefix="at"):
+    return [getattr(m, prefix + "tn") for m in model.modules() if isinstance(m, MultiHeadAttention)]
+''',
+    "dict_walk": '''
+
+def maps(model):
+    return [m.__dict__.get(n) for m in model.modules() for n in m.__dict__ if n.endswith("tn")]
+''',
+    "hasattr_variable": '''
+
+def has(model, name):
+    return [hasattr(m, name) for m in model.modules()]
+''',
+    "attrgetter_variable": '''
+import operator
+
+
+def pick(model, name):
+    return [operator.attrgetter(name)(m) for m in model.children()]
+''',
+    "getattr_fstring": '''
+
+def maps(model, rest):
+    return [getattr(m, f"at{rest}") for m in model.modules()]
+''',
+}
+# look-alikes: a built name that can never be ``attn`` (a literal piece it lacks), a literal
+# other attribute -- the store is still dropped with --unsafe-fixes
+DYNAMIC_NOT_READS = {
+    "getattr_other_prefix": '''
+
+def convs(model, i="q"):
+    return [getattr(model, "conv_" + i), getattr(model, f"conv_{i}")]
+''',
+    "getattr_other_literal": '''
+
+def heads(model):
+    return getattr(model, "heads", 1)
+''',
+}
+
+
+def _patched(base: Path) -> bool:
+    return "scaled_dot_product_attention" in (base / "attentions.py").read_text()
+
+
+@pytest.mark.parametrize("form", sorted(DYNAMIC_READS))
+def test_reads_naming_no_attribute_stay_declined(tmp_path, form):
+    base = write_package(tmp_path, f"dyn_{form}", "", DYNAMIC_READS[form])
+    before = (base / "attentions.py").read_text()
+    assert fix(base, "--unsafe-fixes") == 0, form
+    assert (base / "attentions.py").read_text() == before
+
+
+@pytest.mark.parametrize("form", sorted(DYNAMIC_NOT_READS))
+def test_names_that_cannot_be_the_attribute_still_fixed(tmp_path, form):
+    base = write_package(tmp_path, f"nodyn_{form}", "", DYNAMIC_NOT_READS[form])
+    assert fix(base, "--unsafe-fixes") == 1, form
+    assert _patched(base)
+
+
+def _notebook(cells: list[tuple[str, str]]) -> str:
+    import json
+    return json.dumps({"cells": [{"cell_type": kind, "source": source.splitlines(True), "metadata": {},
+                                  **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+                                 for kind, source in cells],
+                       "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1)
+
+
+@pytest.mark.parametrize("reads", [True, False])
+def test_notebook_beside_the_package(tmp_path, reads):
+    base = write_package(tmp_path, f"nb_{reads}")
+    code = "m = MultiHeadAttention()\ny = m(x, x)\n" + ("plt.imshow(m.attn[0, 0])\n" if reads else "print(y.shape)\n")
+    # the look-alike's markdown cell names the attribute: prose, not a read
+    (tmp_path / "visualize.ipynb").write_text(_notebook(
+        [("markdown", "Plot `m.attn` here."), ("code", f"from {base.name}.attentions import MultiHeadAttention\n"),
+         ("code", "%matplotlib inline\n" + code)]), encoding="utf-8")
+    before = (base / "attentions.py").read_text()
+    if reads:
+        assert fix(base, "--unsafe-fixes") == 0
+        assert (base / "attentions.py").read_text() == before
+    else:
+        assert fix(base, "--unsafe-fixes") == 1 and _patched(base)
+
+
+@pytest.mark.parametrize("form", ["marker_script_reads", "marker_script_other", "no_marker_script_other"])
+def test_src_layout_scans_the_project_root(tmp_path, form):
+    project = tmp_path / "proj"
+    base = write_package(project / "src", f"src_{form}")
+    if form.startswith("marker"):
+        (project / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
+    (project / "scripts").mkdir()
+    read = "layer.enc.attn.mean()" if form == "marker_script_reads" else "layer.enc.heads"
+    (project / "scripts" / "plot.py").write_text(f"def show(layer):\n    return {read}\n", encoding="utf-8")
+    before = (base / "attentions.py").read_text()
+    code = fix(project / "src", "--unsafe-fixes")
+    if form == "marker_script_reads":
+        assert code == 0 and (base / "attentions.py").read_text() == before
+    else:
+        assert code == 1 and _patched(base)
+
+
+def test_safe_fix_unchanged_by_the_new_reads(tmp_path):
+    # without --unsafe-fixes nothing is patched, whether or not something reads the attribute
+    for form, extra in [("plain", ""), ("vars", DYNAMIC_READS["vars_walk"])]:
+        base = write_package(tmp_path / form, f"safe2_{form}", "", extra)
+        before = (base / "attentions.py").read_text()
+        assert fix(base) == 0 and (base / "attentions.py").read_text() == before
