@@ -379,6 +379,7 @@ class _Checker:
         forward_lines = LineTracer(self.patched_file)
         calls_patched = CallRecorder()
         calls_original = CallRecorder()
+        edited = (self.patched_file, set().union(*(site.edited for site in sites)))
 
         @contextmanager
         def patched_context():
@@ -386,7 +387,7 @@ class _Checker:
                 yield
 
         try:
-            with _deterministic(device):
+            with _deterministic(device, edited):
                 eval_outcome = check_eval(pair, device, options.tolerance, patched_context=patched_context,
                                           original_context=lambda: calls_original)
         except Exception as exc:  # the original failing here means our inputs are wrong
@@ -425,7 +426,7 @@ class _Checker:
         train_error: Exception | None = None
         train_outcome = None
         try:
-            with _deterministic(device):
+            with _deterministic(device, edited):
                 train_outcome = check_train(pair, device, options.tolerance, patched_context=train_context,
                                             judge_failures=self._judge_failures)
         except Exception as exc:  # raised by the original: training cannot be compared with these inputs
@@ -612,10 +613,10 @@ def _sizes_text(sizes: Sizes) -> str:
 
 
 @contextmanager
-def _deterministic(device: torch.device):
+def _deterministic(device: torch.device, poisoned: tuple[str, set[int]] | None = None):
     """No TF32 on CUDA while comparing (it changes float32 matmuls by ~1e-3), and no raw memory
-    (``filled_empty``)."""
-    with filled_empty():
+    (``filled_empty``; NaN for the patch's own allocations on its edited lines, ``poisoned``)."""
+    with filled_empty(poisoned):
         if device.type != "cuda":
             yield
             return

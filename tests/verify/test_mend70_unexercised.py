@@ -100,3 +100,40 @@ def test_grouped_scores_only_patch_passes(tmp_path, all_rules, quick):
     # look-alike: the patch leaves the grouped lines as they are, so the equal-count pass checks all it edited
     verdicts = adp010_verdicts(tmp_path / "g.py", textwrap.dedent(GROUPED), (G_SCORES, G_FUSED), all_rules, quick)
     assert verdicts and all(v.verdict == "pass" for v in verdicts), [(v.verdict, v.reason) for v in verdicts]
+
+
+# verify hands back zeros for torch.empty while modules run (verify26); the patch's own buffer
+# allocated on an edited line is NaN instead, so a patch that reads memory it never wrote shows
+ACCUM_WRONG = '''            self.keep = torch.tril(torch.ones(t, t))
+        y = torch.empty_like(q)
+        y += torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=self.keep != 0)
+'''
+ACCUM_RIGHT = '''            self.keep = torch.tril(torch.ones(t, t))
+        y = torch.empty_like(q)
+        y.copy_(torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=self.keep != 0))
+'''
+
+
+def test_patch_reading_its_own_unwritten_buffer_does_not_pass(tmp_path, all_rules, quick):
+    verdicts = adp010_verdicts(tmp_path / "acc.py", textwrap.dedent(LAZY), (LAZY_SITE, ACCUM_WRONG), all_rules, quick)
+    assert verdicts and all(v.verdict in ("fail", "skip") for v in verdicts), [(v.verdict, v.reason) for v in verdicts]
+
+
+def test_patch_writing_its_own_buffer_first_passes(tmp_path, all_rules, quick):
+    verdicts = adp010_verdicts(tmp_path / "acc.py", textwrap.dedent(LAZY), (LAZY_SITE, ACCUM_RIGHT), all_rules, quick)
+    assert verdicts and all(v.verdict == "pass" for v in verdicts), [(v.verdict, v.reason) for v in verdicts]
+
+
+def test_filled_empty_poisons_only_the_named_lines():
+    import sys
+
+    import torch
+
+    from adopter.verify.build import filled_empty
+
+    here = sys._getframe().f_code.co_filename
+    line = sys._getframe().f_lineno + 2
+    with filled_empty((here, {line})):
+        a = torch.empty(3)
+        b = torch.empty(3)
+    assert torch.isnan(a).all() and (b == 0).all()
