@@ -1971,28 +1971,52 @@ def _is_config_object(value: Any) -> bool:
 
 
 @contextmanager
-def filled_empty():
+def filled_empty(poisoned: tuple[str, set[int]] | None = None):
     """While the original and the patched module run: ``torch.empty``, ``torch.empty_like`` and
     ``Tensor.new_empty`` hand back zeros.  A module that reads entries of such a buffer it has not
     written yet (a decoding cache made with ``torch.empty`` and filled one step at a time, read
     whole by a call that starts past the first step) computes from whatever the allocator left
     there, which differs between the two runs: their outputs would differ for reasons no patch
     caused.  Zeros make each run a function of its inputs; a module that writes before it reads
-    computes the same either way."""
+    computes the same either way.
+
+    ``poisoned`` (a file and lines of it: the patch's edited lines) is the exception: a floating
+    buffer allocated on one of those lines is filled with NaN instead.  A patch that reads memory
+    it never wrote is wrong whatever the allocator left there, and zeros could make it agree with
+    an original that starts from zeros (``torch.zeros`` replaced by ``torch.empty``); NaN makes
+    such a read show in the outputs.  The original's own allocations, and the patched module's
+    outside the edited lines, stay zeros as above."""
     empty, empty_like, new_empty = torch.empty, torch.empty_like, torch.Tensor.new_empty
+    where = None
+    if poisoned is not None:
+        where = ({poisoned[0], os.path.realpath(poisoned[0])}, poisoned[1])
 
     def zeroed(tensor):
         if isinstance(tensor, torch.Tensor):
+            poison = False
+            if where is not None:
+                frame = sys._getframe(2)
+                poison = frame.f_code.co_filename in where[0] and frame.f_lineno in where[1] and \
+                    (tensor.is_floating_point() or tensor.is_complex())
             try:
                 with torch.no_grad():
-                    tensor.zero_()
+                    tensor.fill_(float("nan")) if poison else tensor.zero_()
             except (RuntimeError, NotImplementedError):
                 pass
         return tensor
 
-    torch.empty = lambda *args, **kwargs: zeroed(empty(*args, **kwargs))
-    torch.empty_like = lambda *args, **kwargs: zeroed(empty_like(*args, **kwargs))
-    torch.Tensor.new_empty = lambda self, *args, **kwargs: zeroed(new_empty(self, *args, **kwargs))
+    def empty_zeroed(*args, **kwargs):
+        return zeroed(empty(*args, **kwargs))
+
+    def empty_like_zeroed(*args, **kwargs):
+        return zeroed(empty_like(*args, **kwargs))
+
+    def new_empty_zeroed(self, *args, **kwargs):
+        return zeroed(new_empty(self, *args, **kwargs))
+
+    torch.empty = empty_zeroed
+    torch.empty_like = empty_like_zeroed
+    torch.Tensor.new_empty = new_empty_zeroed
     try:
         yield
     finally:

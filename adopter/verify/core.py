@@ -273,12 +273,22 @@ def _copy_tensor_attributes(original, patched) -> None:
         other = theirs.get(name)
         if other is None or type(other).__name__ != type(module).__name__:
             continue
-        for attr, value in vars(module).items():
+        for attr, value in list(vars(module).items()):
             if attr.startswith("_") or not isinstance(value, torch.Tensor) or isinstance(value, torch.nn.Parameter):
                 continue
-            mine = vars(other).get(attr)
-            if mine is None or (isinstance(mine, torch.Tensor) and not isinstance(mine, torch.nn.Parameter)
-                                and mine.shape == value.shape and mine.dtype == value.dtype):
+            held = vars(other)
+            mine = held.get(attr)
+            if mine is None:
+                # The patched module, built fresh, holds none: the original's is what a run left
+                # (a cache or mask its forward builds when it finds none).  Copying it would let
+                # the patched forward skip its own (patched) builder, so the original goes back
+                # to the fresh state instead and both build theirs on the compared run.
+                if attr in held:
+                    setattr(module, attr, None)
+                else:
+                    delattr(module, attr)
+            elif isinstance(mine, torch.Tensor) and not isinstance(mine, torch.nn.Parameter) \
+                    and mine.shape == value.shape and mine.dtype == value.dtype:
                 with torch.no_grad():
                     setattr(other, attr, value.detach().clone())
 
@@ -369,6 +379,7 @@ class _Checker:
         forward_lines = LineTracer(self.patched_file)
         calls_patched = CallRecorder()
         calls_original = CallRecorder()
+        edited = (self.patched_file, set().union(*(site.edited for site in sites)))
 
         @contextmanager
         def patched_context():
@@ -376,7 +387,7 @@ class _Checker:
                 yield
 
         try:
-            with _deterministic(device):
+            with _deterministic(device, edited):
                 eval_outcome = check_eval(pair, device, options.tolerance, patched_context=patched_context,
                                           original_context=lambda: calls_original)
         except Exception as exc:  # the original failing here means our inputs are wrong
@@ -415,7 +426,7 @@ class _Checker:
         train_error: Exception | None = None
         train_outcome = None
         try:
-            with _deterministic(device):
+            with _deterministic(device, edited):
                 train_outcome = check_train(pair, device, options.tolerance, patched_context=train_context,
                                             judge_failures=self._judge_failures)
         except Exception as exc:  # raised by the original: training cannot be compared with these inputs
@@ -485,8 +496,39 @@ class _Checker:
             if timing is not None:
                 site_details.update(timing.as_dict())
                 site_details["benchmark_sizes"] = _sizes_text(self.bench_builder.sizes)
+            unrun = self._unrun_compared_branch(site)
+            if unrun is not None:
+                verdicts[site] = Verdict(SKIP, unrun, worst, details=site_details, variant=variant)
+                continue
             verdicts[site] = Verdict(PASS, reason, worst, timing, site_details, variant)
         return verdicts, None
+
+    def _unrun_compared_branch(self, site: Site) -> str | None:
+        """Why a pass does not exercise the patch: an edited statement sits in the branch of an
+        ``if`` that compares two names (``if kv_heads < n_heads:``, the grouped-heads lines that
+        run only when the two counts differ), the ``if`` ran and that branch never did (the
+        inputs tried gave the names the values that skip it).  None when there is none."""
+        if self._patched_tree is None:
+            try:
+                self._patched_tree = ast.parse(self.patched_text) if self.patched_text else ast.Module([], [])
+            except SyntaxError:
+                self._patched_tree = ast.Module([], [])
+        for node in ast.walk(self._patched_tree):
+            if not isinstance(node, ast.If) or node.lineno not in self.ran:
+                continue
+            test = node.test
+            if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)
+                    and isinstance(test.comparators[0], ast.Name) and test.left.id != test.comparators[0].id):
+                continue
+            for branch in (node.body, node.orelse):
+                if not branch or any(s.lineno in self.ran for s in branch):
+                    continue
+                edited = sorted(s.lineno for s in branch if s.lineno in site.edited)
+                if edited:
+                    return (f"the edited lines {_span_text(set(edited))} never ran: the branch of "
+                            f"`{ast.unparse(test)}` (line {node.lineno}) that holds them was not taken with "
+                            f"the inputs tried, so the pass does not check them")
+        return None
 
     def _judge_failures(self, original_error: Exception, patched_error: Exception):
         """Whether the original and the patched module failed their training step alike, at a line
@@ -571,10 +613,10 @@ def _sizes_text(sizes: Sizes) -> str:
 
 
 @contextmanager
-def _deterministic(device: torch.device):
+def _deterministic(device: torch.device, poisoned: tuple[str, set[int]] | None = None):
     """No TF32 on CUDA while comparing (it changes float32 matmuls by ~1e-3), and no raw memory
-    (``filled_empty``)."""
-    with filled_empty():
+    (``filled_empty``; NaN for the patch's own allocations on its edited lines, ``poisoned``)."""
+    with filled_empty(poisoned):
         if device.type != "cuda":
             yield
             return
