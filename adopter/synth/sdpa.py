@@ -7116,7 +7116,7 @@ class _Attention:
         and reads q, k, v, the mask and the scale there; the steps it replaces read them where
         they were.  Declined where a kept statement between a step and the context product
         changes what that step read (``k.mul_(2.0)``, ``k += 1``, ``k[i] = 0``, ``out=k``, a
-        rebinding, ``self.temp = 1.0`` with a helper step reading ``self.temp``), or reads what a
+        ``self.temp = 1.0`` with a helper step reading ``self.temp``), or reads what a
         step changed in place (a helper's ``a.mul_(scale)`` of the caller's ``q``, read by
         ``r = q.sum()`` before the fused call, which would then change it after)."""
         context = self.roles["c"].stmt
@@ -7147,7 +7147,7 @@ class _Attention:
         helper it calls (the helper's ``self.x`` reads and in-place changes of its parameters,
         as the caller's arguments)."""
         reads = set(read_names(stmt))
-        changes = _written(stmt) - stored_names(stmt)
+        changes = _written(stmt)
         call = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)) else None
         for helper in self.helper_defs if isinstance(call, ast.Call) else ():
             func = call.func
@@ -7162,7 +7162,7 @@ class _Attention:
             for inner in helper.body:
                 reads |= {n for n in read_names(inner) if n.startswith("self.")}
                 written = _written(inner)
-                changes |= {handed[p] for p in written - stored_names(inner) if p in handed}
+                changes |= {handed[p] for p in written if p in handed}
                 changes |= {n for n in written if n.startswith("self.")}
         return reads, changes
 
@@ -7758,13 +7758,19 @@ def _leaf_statements(stmts: list[ast.stmt]):
 
 
 def _written(stmt: ast.stmt) -> set[str]:
-    """Names and dotted names a statement assigns or changes in place: ``x = ...``, ``self.t =
-    ...``, ``x += y``, ``x[i] = y``, ``x.mul_(s)``, ``torch.add(a, b, out=x)``."""
-    out = set(stored_names(stmt))
+    """Names and dotted names a statement changes in place or whose attribute it sets: ``x +=
+    y``, ``x[i] = y``, ``x.mul_(s)``, ``torch.add(a, b, out=x)``, ``self.t = ...``.  (A plain
+    rebinding ``x = ...`` or ``del x`` leaves the old tensor as it was: the fixer's other checks
+    read those.)"""
+    out: set[str] = set()
     for node in ast_walk(stmt):
         bases = []
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
+        if isinstance(node, ast.AugAssign):
+            bases.append(node.target)
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
             bases.append(node.value)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            bases.append(node)
         elif isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_") \
                     and not node.func.attr.startswith("_"):
