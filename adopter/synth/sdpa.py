@@ -923,6 +923,7 @@ class _Attention:
         self.dispatch_setting: tuple | None = None
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
+        self.helper_defs: list = []  # the functions holding steps outside the caller (_inline_helper)
         self.grouped_cat: ast.expr | None = None  # the m2 step's `torch.cat(groups, dim=d)` (_grouped_split)
         self.list_stand_ins: list[str] = []  # ModuleLists whose modules are handed a stand-in (_grouped_split)
         self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
@@ -1020,6 +1021,7 @@ class _Attention:
         if self.handed is not None:
             step_stored.add(self.handed.param)  # the scores, as the helper is handed them
         step_stored -= self.helper_exports  # (bound by the inlined helper's statements on the fused path)
+        self._check_changed_between(region, step_stmts, step_stored)
         # A step that stores its value on the module itself (deepctr's `self.normalized_att_scores
         # = F.softmax(...)`): the fused path would no longer set the attribute, which code outside
         # the call may read (as a statement storing the probabilities after the steps, below).
@@ -1810,6 +1812,11 @@ class _Attention:
         caller = self.roles["c"].func
         outside = [n for n in nodes if n.func != caller]
         roles = {id(n): r for r, n in self.roles.items()}
+        for n in outside:
+            info = self.index.stmt(n.stmt)
+            helper = self._function(info.stmt) if info is not None else None
+            if helper is not None and all(h is not helper for h in self.helper_defs):
+                self.helper_defs.append(helper)
         if {roles.get(id(n)) for n in outside} in ({"p0"}, {"p0", "p1"}):
             return self._inline_probs_helper(nodes, outside, roles)
         if len(outside) == 1 and roles.get(id(outside[0])) in ("f0", "f1"):
@@ -7104,6 +7111,61 @@ class _Attention:
                 return False
         return True
 
+    def _check_changed_between(self, region: list[ast.stmt], step_stmts: set, step_stored: set) -> None:
+        """The fused call runs where the context product was, after the region's kept statements,
+        and reads q, k, v, the mask and the scale there; the steps it replaces read them where
+        they were.  Declined where a kept statement between a step and the context product
+        changes what that step read (``k.mul_(2.0)``, ``k += 1``, ``k[i] = 0``, ``out=k``, a
+        ``self.temp = 1.0`` with a helper step reading ``self.temp``), or reads what a
+        step changed in place (a helper's ``a.mul_(scale)`` of the caller's ``q``, read by
+        ``r = q.sum()`` before the fused call, which would then change it after)."""
+        context = self.roles["c"].stmt
+        read: dict[str, int] = {}  # name or dotted name a dropped step read -> its line
+        changed: dict[str, int] = {}  # name a dropped step changed in place -> its line
+        for stmt in _leaf_statements(region):
+            span = span_of(stmt)
+            if span == context:
+                break
+            if span in step_stmts:
+                reads, changes = self._step_effects(stmt)
+                for name in reads - stored_names(stmt) - step_stored:
+                    read.setdefault(name, stmt.lineno)
+                for name in changes - step_stored:
+                    changed.setdefault(name, stmt.lineno)
+                continue
+            hit = sorted(_written(stmt) & set(read))
+            if hit:
+                raise Skip(f"`{hit[0]}`, read by the attention at line {read[hit[0]]}, is changed at line "
+                           f"{stmt.lineno}, before the fused call would read it")
+            hit = sorted(read_names(stmt) & set(changed))
+            if hit:
+                raise Skip(f"`{hit[0]}`, changed in place by the attention at line {changed[hit[0]]}, is read at "
+                           f"line {stmt.lineno}, before the fused call would change it")
+
+    def _step_effects(self, stmt: ast.stmt) -> tuple[set[str], set[str]]:
+        """The names a step statement reads and those it changes in place, with those of the
+        helper it calls (the helper's ``self.x`` reads and in-place changes of its parameters,
+        as the caller's arguments)."""
+        reads = set(read_names(stmt))
+        changes = _written(stmt)
+        call = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)) else None
+        for helper in self.helper_defs if isinstance(call, ast.Call) else ():
+            func = call.func
+            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            if called != helper.name:
+                continue
+            params = [a.arg for a in (*helper.args.posonlyargs, *helper.args.args)]
+            if isinstance(func, ast.Attribute) and params:
+                params = params[1:]  # (a method: its instance)
+            handed = {p: a.id for p, a in zip(params, call.args) if isinstance(a, ast.Name)}
+            handed.update({k.arg: k.value.id for k in call.keywords if k.arg and isinstance(k.value, ast.Name)})
+            for inner in helper.body:
+                reads |= {n for n in read_names(inner) if n.startswith("self.")}
+                written = _written(inner)
+                changes |= {handed[p] for p in written if p in handed}
+                changes |= {n for n in written if n.startswith("self.")}
+        return reads, changes
+
     def _function(self, stmt: ast.stmt):
         info = self.index.stmt(span_of(stmt))
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -7680,6 +7742,47 @@ def _input_assert(stmt: ast.stmt, step_stored: set) -> bool:
     and passes where it passed."""
     return isinstance(stmt, ast.Assert) and not (_loads(stmt) & step_stored) and not any(
         isinstance(n, (ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast_walk(stmt))
+
+
+def _leaf_statements(stmts: list[ast.stmt]):
+    """The statements of ``stmts`` that hold no others, in the order they run (the bodies of
+    ifs, loops, withs and trys, in their source order)."""
+    for stmt in stmts:
+        inner = [s for field in ("body", "orelse", "handlers", "finalbody") for s in getattr(stmt, field, ())
+                 if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+        inner = [s for h in inner for s in (h.body if isinstance(h, ast.ExceptHandler) else [h])]
+        if inner:
+            yield from _leaf_statements(inner)
+        else:
+            yield stmt
+
+
+def _written(stmt: ast.stmt) -> set[str]:
+    """Names and dotted names a statement changes in place or whose attribute it sets: ``x +=
+    y``, ``x[i] = y``, ``x.mul_(s)``, ``torch.add(a, b, out=x)``, ``self.t = ...``.  (A plain
+    rebinding ``x = ...`` or ``del x`` leaves the old tensor as it was: the fixer's other checks
+    read those.)"""
+    out: set[str] = set()
+    for node in ast_walk(stmt):
+        bases = []
+        if isinstance(node, ast.AugAssign):
+            bases.append(node.target)
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+            bases.append(node.value)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            bases.append(node)
+        elif isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_") \
+                    and not node.func.attr.startswith("_"):
+                bases.append(node.func.value)
+            bases.extend(k.value for k in node.keywords if k.arg == "out")
+        for base in bases:
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            name = dotted_name(base) if isinstance(base, (ast.Name, ast.Attribute)) else None
+            if name:
+                out.add(name)
+    return out
 
 
 def _changed(stmt: ast.stmt) -> set[str]:

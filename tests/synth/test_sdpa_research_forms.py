@@ -722,7 +722,8 @@ def test_a_mask_loop_that_changes_what_an_earlier_step_read_is_not_fixed():
     result = fix_text(source, "attention.py", RULES)
     assert result.applied == [] and result.text == source
     [(finding, reason)] = result.skipped
-    assert "does more than an attention step" in reason
+    # (mend69: the check of what kept statements change between the steps says it first)
+    assert "does more than an attention step" in reason or "`q`, read by the attention" in reason
 
 
 # A learned positional bias added by a helper method the forward calls on the scores.
