@@ -1005,9 +1005,6 @@ def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
     ``class_name``: ``Layer(...)`` itself, or a local name whose one binding in its function is
     ``Layer(...)`` (``layer = Layer(...)``, then ``self.layers.append(layer)``)."""
     parents = parents_of(cls)
-    made: dict[str, int] = {}
-    grown: set[str] = set()
-    spoilt: set[str] = set()
 
     def instance(value: ast.AST, func: ast.AST | None) -> bool:
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == class_name:
@@ -1019,6 +1016,20 @@ def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
         bound = parents.get(stores[0]) if len(stores) == 1 else None
         return isinstance(bound, ast.Assign) and bound.targets == [stores[0]] and instance(bound.value, None)
 
+    grown = _grown_lists(cls, parents, lambda value, func: True if instance(value, func) else None)
+    return set(grown)
+
+
+def _grown_lists(cls: ast.ClassDef, parents: dict, value_of, empty_display: bool = False) -> dict[str, object]:
+    """The attributes of ``cls`` made an empty ``nn.ModuleList()`` (``nn.ModuleList([])`` too
+    with ``empty_display``) by their one binding and only ever grown by
+    ``self.<attr>.append(one)`` inside a function, every appended value giving the same
+    ``value_of(value, function)`` (None: the attribute is not read): attribute -> that value.
+    Any other write, call or subscript store on the attribute leaves it out
+    (:func:`_appended_members`, :func:`_dict_rows`)."""
+    made: dict[str, int] = {}
+    found: dict[str, set] = {}
+    spoilt: set[str] = set()
     for node in ast_walk(cls):
         attr = _self_attribute(node)
         if attr is None:
@@ -1026,7 +1037,9 @@ def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
         parent = parents.get(node)
         if not isinstance(node.ctx, ast.Load):
             if isinstance(parent, ast.Assign) and parent.targets == [node] and _is_module_list(parent.value) and \
-                    not parent.value.args and not parent.value.keywords:
+                    not parent.value.keywords and (not parent.value.args or (
+                        empty_display and len(parent.value.args) == 1 and isinstance(parent.value.args[0], ast.List)
+                        and not parent.value.args[0].elts)):
                 made[attr] = made.get(attr, 0) + 1
             else:
                 spoilt.add(attr)
@@ -1040,14 +1053,16 @@ def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
             func = parents.get(call)
             while func is not None and not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 func = parents.get(func)
-            if isinstance(call, ast.Call) and call.func is parent and len(call.args) == 1 and not call.keywords and \
-                    instance(call.args[0], func):
-                grown.add(attr)
-            else:
+            value = value_of(call.args[0], func) if isinstance(call, ast.Call) and call.func is parent and \
+                len(call.args) == 1 and not call.keywords else None
+            if value is None:
                 spoilt.add(attr)
+            else:
+                found.setdefault(attr, set()).add(value)
         elif isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
             spoilt.add(attr)
-    return {attr for attr in grown if made.get(attr) == 1 and attr not in spoilt}
+    return {attr: next(iter(values)) for attr, values in found.items()
+            if made.get(attr) == 1 and attr not in spoilt and len(values) == 1}
 
 
 def _is_module_dict(node: ast.AST) -> bool:
@@ -1064,9 +1079,6 @@ def _dict_rows(cls: ast.ClassDef, class_name: str) -> dict[str, str]:
     every other read stores an entry under another string key (``layer['norm'] = ...``):
     attribute -> that key."""
     parents = parents_of(cls)
-    made: dict[str, int] = {}
-    keys: dict[str, set] = {}
-    spoilt: set[str] = set()
 
     def key_of(local: ast.AST, func: ast.AST | None) -> str | None:
         if not isinstance(local, ast.Name) or func is None or local.id in _params(func) or _escapes(func, local.id):
@@ -1096,39 +1108,7 @@ def _dict_rows(cls: ast.ClassDef, class_name: str) -> dict[str, str]:
                 return None  # read or changed otherwise: the entry could be replaced
         return at[0]
 
-    for node in ast_walk(cls):
-        attr = _self_attribute(node)
-        if attr is None:
-            continue
-        parent = parents.get(node)
-        if not isinstance(node.ctx, ast.Load):
-            if isinstance(parent, ast.Assign) and parent.targets == [node] and _is_module_list(parent.value) and \
-                    not parent.value.keywords and (not parent.value.args or (
-                        len(parent.value.args) == 1 and isinstance(parent.value.args[0], ast.List)
-                        and not parent.value.args[0].elts)):
-                made[attr] = made.get(attr, 0) + 1
-            else:
-                spoilt.add(attr)
-            continue
-        if isinstance(parent, ast.Attribute) and parent.value is node:
-            call = parents.get(parent)
-            if parent.attr != "append":
-                if parent.attr in ("extend", "insert", "__setitem__", "pop", "remove", "clear", "__iadd__"):
-                    spoilt.add(attr)
-                continue
-            func = parents.get(call)
-            while func is not None and not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                func = parents.get(func)
-            key = key_of(call.args[0], func) if isinstance(call, ast.Call) and call.func is parent and \
-                len(call.args) == 1 and not call.keywords else None
-            if key is None:
-                spoilt.add(attr)
-            else:
-                keys.setdefault(attr, set()).add(key)
-        elif isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
-            spoilt.add(attr)
-    return {attr: next(iter(found)) for attr, found in keys.items()
-            if made.get(attr) == 1 and attr not in spoilt and len(found) == 1}
+    return _grown_lists(cls, parents, key_of, empty_display=True)
 
 
 def _dict_members(func: ast.AST, rows: dict[str, str], casts: set[str]) -> dict[str, str]:
