@@ -7774,7 +7774,15 @@ def _written(stmt: ast.stmt) -> set[str]:
         elif isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_") \
                     and not node.func.attr.startswith("_"):
-                bases.append(node.func.value)
+                root = node.func.value
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if isinstance(root, ast.Name) and root.id == "torch":
+                    # a torch function changing its first argument in place (``torch.sigmoid_(g)``,
+                    # ``torch.nn.init.zeros_(k)``): that argument is written, not the module
+                    bases.extend(node.args[:1])
+                else:
+                    bases.append(node.func.value)
             bases.extend(k.value for k in node.keywords if k.arg == "out")
         for base in bases:
             while isinstance(base, ast.Subscript):

@@ -99,6 +99,7 @@ DECLINED = {
     "out=k": (INLINE, "torch.mul(k, 2.0, out=k)", "a * scale"),
     "q rebound": (INLINE, "q = q * 2.0", "a * scale"),
     "the helper's attribute set": (METHOD, "self.temp = 1.0", None),
+    "torch.nn.init.zeros_(k)": (INLINE, "torch.nn.init.zeros_(k)", "a * scale"),
 }
 
 
@@ -117,6 +118,8 @@ PATCHED = {
     "a read of k": (INLINE, "r = k.sum()", "a * scale"),
     "an attribute the helper does not read": (METHOD, "self.count = 1.0", None),
     "a helper's in-place change read by nothing between": (FUNC, "pass", "a.mul_(scale)"),
+    # (review56: a torch function's in-place change is of its argument, not of ``torch``)
+    "torch.sigmoid_ of a value the steps do not read": (INLINE, "g = x * 1.0; torch.sigmoid_(g)", "a * scale"),
 }
 
 
