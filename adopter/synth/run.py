@@ -43,7 +43,10 @@ MAX_SCAN = 2000  # files of a package looked through for callers outside the run
 
 # a read that names no attribute: ``vars(m)``, ``m.__dict__``, ``getattr(m, prefix + "tn")``
 _DYNAMIC_CALLS = ("getattr", "hasattr", "attrgetter")
-_DYNAMIC_WORDS = ("vars", "__dict__", *_DYNAMIC_CALLS)
+# whole-object reads, any mention counted (review56): ``object.__getattribute__(m, n)``,
+# ``inspect.getmembers(m)``, ``m.__getstate__()``
+_WHOLE_READS = ("__getattribute__", "getmembers", "__getstate__")
+_DYNAMIC_WORDS = ("vars", "__dict__", *_DYNAMIC_CALLS, *_WHOLE_READS)
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
 
@@ -71,8 +74,8 @@ def _may_name(node: ast.expr, name: str) -> bool:
 def _reads_attribute(text: str | None, name: str) -> bool:
     """Does code ``text`` read an attribute ``name``: ``<obj>.name`` loaded or updated in
     place, the name as a word in a string, or a read that names no attribute (any ``vars``,
-    any ``__dict__``, a ``getattr``/``hasattr``/``attrgetter`` whose name is not a literal and
-    may be ``name``)?  None (unreadable) or code that does not parse counts as reading it."""
+    any ``__dict__``, ``__getattribute__``, ``getmembers`` or ``__getstate__``, a
+    ``getattr``/``hasattr``/``attrgetter`` whose name is not a literal and may be ``name``)?  None (unreadable) or code that does not parse counts as reading it."""
     if text is None:
         return True
     if name not in text and not any(word in text for word in _DYNAMIC_WORDS):
@@ -87,7 +90,7 @@ def _reads_attribute(text: str | None, name: str) -> bool:
         if isinstance(node, ast.Attribute):
             if node.attr == name and not isinstance(node.ctx, (ast.Store, ast.Del)):
                 return True
-            if node.attr == "__dict__":
+            if node.attr == "__dict__" or node.attr in _WHOLE_READS:
                 return True
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Attribute) and node.target.attr == name:
             return True
@@ -103,8 +106,8 @@ def _reads_attribute(text: str | None, name: str) -> bool:
                 names = node.args[1:2] if callee != "attrgetter" else node.args
                 if any(_may_name(arg, name) for arg in names) or any(isinstance(a, ast.Starred) for a in node.args):
                     return True
-        elif isinstance(node, ast.Name) and node.id == "vars":
-            return True  # ``map(vars, modules)``
+        elif isinstance(node, ast.Name) and (node.id == "vars" or node.id in _WHOLE_READS):
+            return True  # ``map(vars, modules)``, ``from inspect import getmembers``
     # ``getattr`` itself handed on (``map(getattr, ...)``): its names are unknown
     for node in ast_walk(tree):
         if isinstance(node, (ast.Name, ast.Attribute)) and id(node) not in called and \

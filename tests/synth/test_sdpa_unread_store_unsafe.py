@@ -347,6 +347,24 @@ def pick(model, name):
 def maps(model, rest):
     return [getattr(m, f"at{rest}") for m in model.modules()]
 ''',
+    # review56: whole-object reads that name no attribute either
+    "object_getattribute": '''
+
+def maps(model, name):
+    return [object.__getattribute__(m, name) for m in model.modules()]
+''',
+    "getmembers": '''
+import inspect
+
+
+def maps(model):
+    return [dict(inspect.getmembers(m)) for m in model.modules()]
+''',
+    "getstate": '''
+
+def maps(model):
+    return [m.__getstate__() for m in model.modules()]
+''',
 }
 # look-alikes: a built name that can never be ``attn`` (a literal piece it lacks), a literal
 # other attribute -- the store is still dropped with --unsafe-fixes
