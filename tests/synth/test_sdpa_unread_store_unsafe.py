@@ -12,6 +12,7 @@ packages are written by these tests; the patched one is run beside the original 
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 import os
 import sys
 import textwrap
@@ -22,6 +23,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from adopter.cli import main  # noqa: E402
+from sdpa_modules import Counter  # noqa: E402
 
 ATTN = '''
 import math
@@ -107,6 +109,21 @@ def fix(base: Path, *flags: str) -> int:
     return main(["fix", "--select", "ADP010", "--no-config", "--no-deps", *flags, str(base)])
 
 
+
+@contextmanager
+def _both(tmp_path, monkeypatch, original, fixed, module):
+    """The original and the fixed package's ``module`` imported side by side, the fixed one's
+    ``scaled_dot_product_attention`` counted (sdpa_modules.Counter); both unloaded after."""
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    try:
+        a = importlib.import_module(f"{original.name}.{module}")
+        b = importlib.import_module(f"{fixed.name}.{module}")
+        yield a, b, Counter(vars(b))
+    finally:
+        for name in [m for m in sys.modules if m.startswith((original.name, fixed.name))]:
+            del sys.modules[name]
+
 def test_safe_fix_leaves_it_and_says_the_unsafe_fix_exists(tmp_path, capsys):
     base = write_package(tmp_path, "safepkg")
     before = (base / "attentions.py").read_text()
@@ -125,19 +142,7 @@ def test_unsafe_fix_declines_them_and_computes_what_the_original_did(tmp_path, m
     assert "x, self.attn = self.attention(q, k, v, mask=attn_mask, need_weights=False)" in text
     assert "scaled_dot_product_attention" in text
     assert fix(fixed, "--unsafe-fixes") == 0 and (fixed / "attentions.py").read_text() == text  # a second run
-    monkeypatch.syspath_prepend(str(tmp_path / "a"))
-    monkeypatch.syspath_prepend(str(tmp_path / "b"))
-    try:
-        a = importlib.import_module(f"{original.name}.attentions")
-        b = importlib.import_module(f"{fixed.name}.attentions")
-        calls = {"n": 0}
-        inner = b.scaled_dot_product_attention
-
-        def counted(*args, **kwargs):
-            calls["n"] += 1
-            return inner(*args, **kwargs)
-
-        b.scaled_dot_product_attention = counted
+    with _both(tmp_path, monkeypatch, original, fixed, "attentions") as (a, b, counter):
         for training in (False, True):
             for masked in (False, True):
                 torch.manual_seed(0)
@@ -148,9 +153,9 @@ def test_unsafe_fix_declines_them_and_computes_what_the_original_did(tmp_path, m
                 c = torch.randn(2, 16, 7, dtype=torch.float64)
                 mask = (torch.rand(2, 1, 5, 7) > 0.3).double() if masked else None
                 xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-                calls["n"] = 0
+                counter.calls = 0
                 out_a, out_b = one(xa, c, mask), two(xb, c, mask)
-                assert calls["n"] == 1
+                assert counter.calls == 1
                 # float64: 8 channels per head, 7 keys -- the defaults' 1e-7 relative is ample
                 torch.testing.assert_close(out_b, out_a)
                 assert torch.is_tensor(one.attn) and one.attn.shape == (2, 2, 5, 7)
@@ -169,9 +174,6 @@ def test_unsafe_fix_declines_them_and_computes_what_the_original_did(tmp_path, m
         out_b, p_b = two.attention(two.conv_q(x), two.conv_k(x), two.conv_v(x))
         torch.testing.assert_close(out_b, out_a)
         torch.testing.assert_close(p_b, p_a)
-    finally:
-        for name in [m for m in sys.modules if m.startswith((original.name, fixed.name))]:
-            del sys.modules[name]
 
 
 @pytest.mark.parametrize("form", ["read_in_file", "read_by_getattr", "returned_and_read", "read_in_other_file",
@@ -265,19 +267,7 @@ def test_own_store_unsafe_fix_is_exact_and_leaves_none(tmp_path, monkeypatch):
     text = (fixed / "blocks.py").read_text()
     assert "scaled_dot_product_attention" in text and "scores = None" in text
     assert "self.scores = scores" in text  # kept: it stores None after the fused call
-    monkeypatch.syspath_prepend(str(tmp_path / "a"))
-    monkeypatch.syspath_prepend(str(tmp_path / "b"))
-    try:
-        a = importlib.import_module(f"{original.name}.blocks")
-        b = importlib.import_module(f"{fixed.name}.blocks")
-        calls = {"n": 0}
-        inner = b.scaled_dot_product_attention
-
-        def counted(*args, **kwargs):
-            calls["n"] += 1
-            return inner(*args, **kwargs)
-
-        b.scaled_dot_product_attention = counted
+    with _both(tmp_path, monkeypatch, original, fixed, "blocks") as (a, b, counter):
         for training in (False, True):
             for masked in (False, True):
                 torch.manual_seed(0)
@@ -287,9 +277,9 @@ def test_own_store_unsafe_fix_is_exact_and_leaves_none(tmp_path, monkeypatch):
                 x = torch.randn(2, 6, 16, dtype=torch.float64)
                 mask = (torch.arange(6)[None, :] < torch.tensor([[6], [4]])).long() if masked else None
                 xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-                calls["n"] = 0
+                counter.calls = 0
                 out_a, out_b = one(xa, mask), two(xb, mask)
-                assert calls["n"] == 1
+                assert counter.calls == 1
                 torch.testing.assert_close(out_b, out_a)  # float64 defaults; 6 keys, 8 channels per head
                 assert one.scores.shape == (2, 2, 6, 6) and two.scores is None
                 out_a.pow(2).sum().backward()
@@ -297,9 +287,6 @@ def test_own_store_unsafe_fix_is_exact_and_leaves_none(tmp_path, monkeypatch):
                 torch.testing.assert_close(xb.grad, xa.grad)
                 for (key, p), (_, q) in zip(one.named_parameters(), two.named_parameters()):
                     torch.testing.assert_close(q.grad, p.grad, msg=key)
-    finally:
-        for name in [m for m in sys.modules if m.startswith((original.name, fixed.name))]:
-            del sys.modules[name]
 
 
 @pytest.mark.parametrize("extra", [
