@@ -279,6 +279,12 @@ def _function_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | No
 
 
 @functools.lru_cache(maxsize=256)
+def _param_names(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """The names a function binds from its call's arguments (``*args`` and ``**kwargs`` excepted),
+    the set every reading below checks an expression's names against."""
+    return {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+
+
 def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """One parse per function: ``input_rank`` and every parameter's ``unpacked_sizes`` read it."""
     try:
@@ -422,7 +428,7 @@ def rearranged_ranks(func: Callable) -> dict[str, int]:
     node = _function_def(func)
     if node is None:
         return {}
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     stores: dict[str, int] = {}
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
@@ -457,7 +463,7 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
     node = _function_def(func)
     if node is None:
         return {}
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     found: dict[str, set[int]] = {}
     rebound: set[str] = set()
     reshaped: set[str] = set()
@@ -657,7 +663,7 @@ def score_terms(func: Callable) -> set[str]:
     node = _function_def(func)
     if node is None:
         return set()
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     softmaxed: set[str] = set()
     added: dict[str, set[str]] = {}  # scores name -> parameters added onto it
     for sub in ast.walk(node):
@@ -692,7 +698,7 @@ def pair_params(func: Callable) -> set[str]:
     node = _function_def(func)
     if node is None:
         return set()
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     assigned: dict[str, list[tuple[int, ast.expr | None]]] = defaultdict(list)  # (line, value) per name
     for sub in ast.walk(node):
         if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name):
@@ -1055,7 +1061,7 @@ def shape_ranks(func: Callable) -> dict[str, int]:
 def _shape_unpackings(node: ast.FunctionDef | ast.AsyncFunctionDef):
     """(parameter, target elements) of each ``a, b, c = x.size()`` (or ``= x.shape``) in the
     function whose ``x`` is one of its parameters: what shape_ranks and _unpacked_shapes read."""
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     for sub in ast.walk(node):
         if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1
                 and isinstance(sub.targets[0], (ast.Tuple, ast.List))):
@@ -1164,7 +1170,7 @@ def none_tested(func: Callable) -> set[str]:
     node = _function_def(func)
     if node is None:
         return set()
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     out: set[str] = set()
     namespace = getattr(func, "__globals__", {})
     for inner in ast.walk(node):
@@ -1187,7 +1193,7 @@ def asserted_given(func: Callable) -> set[str]:
     node = _function_def(func)
     if node is None:
         return set()
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     out: set[str] = set()
     for stmt in node.body:
         if isinstance(stmt, ast.Assert):
@@ -1283,7 +1289,7 @@ def batch_second(func: Callable) -> bool:
     if own is None or len(own) != 3:
         return False
     leads = {names[0] for name, names in shapes.items() if name != first}
-    later = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]} - {first, "self", "cls"}
+    later = _param_names(node) - {first, "self", "cls"}
     firsts: set = set()  # later inputs whose first size is compared with the first input's second
     seconds: set = set()  # ... whose second size is (a square mask: ``size(0) == n == size(1)``)
     for sub in ast.walk(node):
@@ -1350,7 +1356,7 @@ def offsets_params(func: Callable, module: nn.Module) -> set[str]:
     node = _function_def(func)
     if node is None:
         return set()
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     found = {name for name in params if _differenced(node, name)}
     for sub in ast.walk(node):
         if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute)
@@ -1386,7 +1392,7 @@ def linear_operands(func: Callable) -> dict[str, tuple[str, int]]:
     node = _function_def(func)
     if node is None:
         return {}
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
 
     def is_linear(call: ast.AST) -> bool:
         if not isinstance(call, ast.Call) or _last_name(call.func) != "linear" or call.keywords:
@@ -1417,7 +1423,7 @@ def divisor_params(func: Callable) -> set[str]:
     node = _function_def(func)
     if node is None:
         return set()
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     divisors: set[int] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.FloorDiv) and isinstance(sub.right, ast.Name) \
@@ -1444,7 +1450,7 @@ def divided_params(func: Callable) -> dict[str, str]:
     node = _function_def(func)
     if node is None:
         return {}
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     out: dict[str, str] = {}
     for sub in ast.walk(node):
         if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.FloorDiv) and isinstance(sub.right, ast.Name) \
@@ -1463,7 +1469,7 @@ def applied_params(func: Callable) -> set[str]:
     node = _function_def(func)
     if node is None:
         return set()
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    params = _param_names(node)
     called: set[str] = set()
     as_callee: set[int] = set()
     for sub in ast.walk(node):
