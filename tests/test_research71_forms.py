@@ -170,3 +170,24 @@ def test_a_number_bias_beside_no_fill_runs_where_it_failed():
     torch.testing.assert_close(out_b, out_a, rtol=1e-12, atol=1e-12)
     out_a, out_b, _, _ = _run_pair(code, True, torch.randn(2, 3, 5, 5, dtype=torch.float64), None, "32")
     torch.testing.assert_close(out_b, out_a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_a_bias_bound_to_a_number_by_a_conditional_expression_runs_both_paths(biased):
+    """``attn_bias = 0.0 if ... else attn_bias`` binds a number on one path as the ``if`` statement
+    does: the guard tests ``torch.is_tensor`` first (before, the unbiased path raised
+    AttributeError on ``0.0.is_floating_point()``)."""
+    import torch
+
+    code = BIASED.replace("""        if not self.biased or attn_bias is None:
+            attn_bias = 0.0
+""", """        attn_bias = 0.0 if not self.biased or attn_bias is None else attn_bias
+""")
+    assert code != BIASED
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "torch.is_tensor(attn_bias)" in fixed
+    torch.manual_seed(2)
+    bias = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    for given in (bias, None):
+        out_a, out_b, x, x2 = _run_pair(code, biased, given, None, "32")
+        torch.testing.assert_close(out_b, out_a, rtol=1e-12, atol=1e-12)

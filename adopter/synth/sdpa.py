@@ -296,6 +296,14 @@ def _number(expr) -> float | None:
     return None if value is None else float(value)
 
 
+def _number_on_a_path(value: ast.expr) -> bool:
+    """Is ``value`` a number literal, or a conditional expression one of whose branches is
+    (``0.0 if bias is None else bias``)?  A name bound to it holds a Python number on that path."""
+    if value.__class__ is ast.IfExp:
+        return _number_on_a_path(value.body) or _number_on_a_path(value.orelse)
+    return _number(value) is not None
+
+
 def _fill_literal(expr) -> float | None:
     """The fill's number as :func:`_number` reads it; for a fill chosen at run time between two
     (``float("-inf") if precision == "32" else -10000``), the least negative branch's number:
@@ -5728,7 +5736,7 @@ class _Attention:
         if func is None:
             return False
         return any(node.__class__ is ast.Assign and any(t.__class__ is ast.Name and t.id == mask.id for t in node.targets)
-                   and _number(node.value) is not None for node in ast_walk(func))
+                   and _number_on_a_path(node.value) for node in ast_walk(func))
 
     def _torch(self, what: str = "building the float mask") -> str:
         """The module's local name for ``torch`` (the fused path builds a float mask with it,
@@ -5976,14 +5984,9 @@ class _Attention:
         if func is None:
             return None
 
-        def number_on_a_path(value: ast.expr) -> bool:
-            if value.__class__ is ast.IfExp:
-                return number_on_a_path(value.body) or number_on_a_path(value.orelse)
-            return _number(value) is not None
-
         if not any(node.__class__ is ast.Assign and any(t.__class__ is ast.Name and t.id == operand.id
                                                          for t in node.targets)
-                   and number_on_a_path(node.value) for node in ast_walk(func)):
+                   and _number_on_a_path(node.value) for node in ast_walk(func)):
             return None
         text = f"{self._torch('the test for a bias that may be a number')}.is_tensor({operand.id})"
         test = ast.parse(text, mode="eval").body
