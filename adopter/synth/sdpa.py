@@ -6898,8 +6898,10 @@ class _Attention:
         leaves = rank_leaves(node, rank, self._resolve_local)
         params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)}
         bound = {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        # (a mask handed in whole, a leaf of the scores' own rank, stays declined as before: no
+        # index or unsqueeze of it says the layout it was written for)
         if not leaves or any(not isinstance(leaf, ast.Name) or leaf.id not in params or leaf.id in bound
-                             for leaf, _ in leaves):
+                             or leaf_rank == rank for leaf, leaf_rank in leaves):
             before = {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
                       and test is not None and n.lineno < test.lineno}
             if test is None or not self._plain_step_test(test, params, before):
