@@ -6787,6 +6787,28 @@ class _Attention:
             collected, self._handed_collect = self._handed_collect, None
         return sorted(set(collected)) if ok else []
 
+    def _bare_setting(self, attr: str) -> bool:
+        """Does the class bind ``self.<attr>`` only to a parameter of its ``__init__`` that has
+        no default and is never bound again there (``self.d_k = d_k``)?  What the caller hands
+        in may be a number or not; a value the class makes (``list(temps)``) or a default that
+        is no number (a tuple of one temperature per key) is never one, and is left declined."""
+        cls = self._class()
+        init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
+            if cls is not None else None
+        values = self._assigned_in(cls, attr) if init is not None else []
+        if not values or len(self._assigned_in(init, attr)) != len(values):
+            return False  # (none, or bound in another method too)
+        args = init.args
+        for value in values:
+            if not isinstance(value, ast.Name):
+                return False
+            param = next((a for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg == value.id), None)
+            if param is None or param_default(args, value.id) is not None or any(
+                    isinstance(n, ast.Name) and n.id == value.id and not isinstance(n.ctx, ast.Load)
+                    for n in ast_walk(init)):
+                return False
+        return True
+
     def _constant_along_keys(self, expr: ast.expr, depth: int = 0, built: bool = False) -> bool:
         """Is ``expr`` a number or a tensor whose last dimension is 1 (so that multiplying the
         scores by it equals multiplying the query)?  ``built``: ``expr`` is (part of) the value
@@ -6833,7 +6855,8 @@ class _Attention:
                 # keys exist)
                 arg = expr.args[0]
                 if not built and self._handed_collect is not None and isinstance(arg, ast.Attribute) \
-                        and isinstance(arg.value, ast.Name) and arg.value.id == "self" and self._handed_attribute(arg):
+                        and isinstance(arg.value, ast.Name) and arg.value.id == "self" and self._handed_attribute(arg) \
+                        and self._bare_setting(arg.attr):
                     # ``torch.sqrt(torch.tensor(self.d_k))`` with ``self.d_k`` a constructor
                     # argument: a 0-d tensor when it holds a Python number, which the guard
                     # tests (:meth:`_handed_zero_d`); anything else goes to the original
