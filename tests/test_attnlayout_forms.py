@@ -125,15 +125,36 @@ def test_moved_scores_bias_found_and_fixed_in_its_layout():
         torch.testing.assert_close(b(q, k, v, bias_keys), a(q, k, v, bias_keys), rtol=1e-12, atol=1e-12)
 
 
-def test_moved_scores_guarded_fill_found_and_declined():
+def test_moved_scores_guarded_fill_fixed_under_a_rank_guard():
+    # (sites75) ``mask[:, :, None, None]`` has the moved scores' four axes exactly when the mask
+    # has two: the guard sends any other rank to the original, the fused call takes the mask
+    # moved into its layout (declined before: the code alone does not fix the mask's rank)
+    import torch
+
     code = _with("        score = score * self.scale\n"
                  "        if mask is not None:\n"
                  "            score = score.masked_fill(mask[:, :, None, None], float(\"-inf\"))\n",
                  "masked_fill")
     assert finding_at(code, "ADP010", "softmax(score") is not None
     result = fix_text(code, "model.py", rules("ADP010"))
-    assert not result.applied
-    assert any("axes moved" in reason for _, reason in result.skipped)
+    assert len(result.applied) == 1, result.skipped
+    assert "mask is not None and mask.dim() != 2" in result.text
+    a, b = float64_pair(code, result.text, "Attn")
+    for train in (False, True):
+        a.train(train)
+        b.train(train)
+        shapes = TXL[3:]
+        keep = torch.zeros(5, 6, dtype=torch.bool)
+        keep[:, 4:] = True  # (every query keeps four keys: no row is filled whole)
+        for mask in (None, keep):
+            xa, xb = _inputs(shapes), _inputs(shapes)
+            out_a, out_b = a(*xa, mask), b(*xb, mask)
+            # float64, softmaxes over 6 keys of 4-wide products: rounding far below these
+            torch.testing.assert_close(out_b, out_a, rtol=1e-10, atol=1e-12)
+            grads_a = torch.autograd.grad(out_a.sum(), xa)
+            grads_b = torch.autograd.grad(out_b.sum(), xb)
+            for gb, ga in zip(grads_b, grads_a):
+                torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)
 
 
 def test_moved_scores_cast_fill_fixed_around_its_branch():

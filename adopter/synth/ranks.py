@@ -123,3 +123,56 @@ def bool_by_code(expr: ast.expr, func: ast.AST | None, seen: frozenset = frozens
         inner = seen | {expr.id}
         return all(bool_by_code(value, func, inner) for value in values)
     return False
+
+
+def rank_leaves(expr: ast.expr, rank: int, resolve, depth: int = 0) -> list[tuple[ast.expr, int]] | None:
+    """Plain names and the ranks that, all held, give ``expr`` exactly ``rank`` axes, where the
+    code fixes its rank but for theirs (None where no such reading is known; an empty list
+    where the code fixes it outright, :func:`static_rank`).  fastNLP's keys-first mask
+    ``~key_mask[:, None, :, None].bool()`` has four axes exactly when ``key_mask`` has two:
+    each ``:`` or integer index takes one axis of the base, each ``None`` adds one, and the
+    base's axes beyond the indexed ones are kept.  ``resolve``: a local name's one value (or
+    the name itself, a leaf)."""
+    if depth > 6:
+        return None
+    fixed = static_rank(expr)
+    if fixed is not None:
+        return [] if fixed == rank else None
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.Invert, ast.USub)):
+        return rank_leaves(expr.operand, rank, resolve, depth + 1)
+    if isinstance(expr, ast.Compare) and len(expr.comparators) == 1 \
+            and numeric_literal(expr.comparators[0]) is not None:
+        return rank_leaves(expr.left, rank, resolve, depth + 1)
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) \
+            and not any(isinstance(a, ast.Starred) for a in expr.args) \
+            and all(kw.arg in ("dtype", "device", "non_blocking") for kw in expr.keywords):
+        attr = expr.func.attr
+        if attr in _SHAPE_KEEPING or (attr in _COMPARING and len(expr.args) == 1
+                                      and numeric_literal(expr.args[0]) is not None):
+            return rank_leaves(expr.func.value, rank, resolve, depth + 1)
+        if attr == "unsqueeze" and len(expr.args) == 1 and rank >= 1:
+            return rank_leaves(expr.func.value, rank - 1, resolve, depth + 1)
+        return None
+    if isinstance(expr, ast.Subscript):
+        items = expr.slice.elts if isinstance(expr.slice, ast.Tuple) else [expr.slice]
+        added = taken = 0
+        for item in items:
+            if isinstance(item, ast.Constant) and item.value is None:
+                added += 1
+            elif isinstance(item, ast.Slice):
+                taken += 1
+                added += 1
+            elif isinstance(item, ast.Constant) and type(item.value) is int:
+                taken += 1
+            else:
+                return None  # (an ellipsis, a tensor or a name as an index: not read here)
+        base = rank - added + taken
+        if base < taken:
+            return None
+        return rank_leaves(expr.value, base, resolve, depth + 1)
+    if isinstance(expr, ast.Name):
+        value = resolve(expr)
+        if value is expr:
+            return [(expr, rank)]
+        return rank_leaves(value, rank, resolve, depth + 1)
+    return None

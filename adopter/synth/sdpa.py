@@ -58,7 +58,7 @@ from ..structure.sized import plain_forward as _plain_forward, shape_metadata_on
 from ..structure.names import class_body_value, collect_names, param_default
 from .init_numbers import InitNumbers
 from .plan import Edits, Planner, Skip, Wrap
-from .ranks import bool_by_code, static_rank
+from .ranks import bool_by_code, rank_leaves, static_rank
 from .text import Span, contains, dotted_name, numeric_literal, read_names, span_of, stored_names
 from .run import current_run
 from .weights import Decline, unread_store
@@ -1373,7 +1373,9 @@ class _Attention:
         self.zeroed_rows = None  # the fill whose whole rows the fused call's query zeroes (_call)
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
+        self.moved_rank_terms: list[str] = []  # (a moved mask's rank, read off a parameter: _moved_rank_guard)
         call = self._call(q, k, v, conditions, stored)
+        guard += self.moved_rank_terms
         guard += self._float32_terms()
         for text, operand, test in self.helper_adds:
             if read_names(operand) & all_stored:
@@ -4472,7 +4474,7 @@ class _Attention:
                 operand = ast.parse(text, mode="eval").body
             if module_bias is None:
                 # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
-                moved = self._in_product_layout(text, self._operand_of(role, var))
+                moved = self._in_product_layout(text, self._operand_of(role, var), conditions.get(role))
                 if moved != text:
                     text = moved
                     operand = ast.parse(text, mode="eval").body
@@ -4778,7 +4780,7 @@ class _Attention:
             # call reads the scores, broadcast to that view and folded back as they are
             where, keep = self._folded_fill(where, conditions), self._folded_fill(keep, conditions)
         # (scores an einsum writes with their axes moved: the mask moved into the fused call's layout)
-        where, keep = self._in_product_layout(where, cond), self._in_product_layout(keep, cond)
+        where, keep = self._in_product_layout(where, cond, test), self._in_product_layout(keep, cond, test)
         if node.squeezed_keys:
             # one query's squeezed keys-first scores (tzrec's target attention, fastNLP's Luong
             # attention): the mask has one entry per key; the fused call's scores have the query
@@ -5930,6 +5932,8 @@ class _Attention:
                 conditions = {r: t for r, t in conditions.items() if r != role}
             elif self._product_factor_term(role, conditions, stored) is not None:
                 factors.append((symbol, text))  # (the guard tests its last dimension)
+            elif role not in conditions and self._handed_zero_d(operand):
+                factors.append((symbol, text))  # (the guard tests the attributes hold numbers)
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         chosen = [role for role in SCALE_STEPS if role in conditions]
@@ -6050,6 +6054,11 @@ class _Attention:
                 term = self._under(conditions, role, f"not isinstance({self._text(operand)}, (int, float))")
                 if term not in terms:
                     terms.append(term)
+            elif role not in conditions and not read_names(operand) & stored:
+                for attr in self._handed_zero_d(operand):
+                    term = f"not isinstance(self.{attr}, (int, float))"
+                    if term not in terms:
+                        terms.append(term)
         return terms
 
     def _handed_attribute(self, node: ast.expr) -> bool:
@@ -6763,6 +6772,46 @@ class _Attention:
             return fqn.startswith("torch.") or fqn.endswith("Parameter")
         return False
 
+    _handed_collect: list | None = None
+
+    def _handed_zero_d(self, operand: ast.expr) -> list[str]:
+        """The ``self.<attr>`` a scale makes a tensor of (``torch.tensor(self.d_k)``) where
+        ``__init__`` stores a constructor argument there that the file does not show is a number
+        (a list would make one temperature per key): the scale is the same for every key when
+        each holds a Python number, which the guard tests (``not isinstance(self.<attr>, (int,
+        float))`` sends any other value to the original).  Empty where the scale is no such
+        value, or is one without them (:meth:`_constant_along_keys`)."""
+        if self._constant_along_keys(operand):
+            return []
+        self._handed_collect = []
+        try:
+            ok = self._constant_along_keys(operand)
+        finally:
+            collected, self._handed_collect = self._handed_collect, None
+        return sorted(set(collected)) if ok else []
+
+    def _bare_setting(self, attr: str) -> bool:
+        """Does the class bind ``self.<attr>`` only to a parameter of its ``__init__`` that has
+        no default and is never bound again there (``self.d_k = d_k``)?  What the caller hands
+        in may be a number or not; a value the class makes (``list(temps)``) or a default that
+        is no number (a tuple of one temperature per key) is never one, and is left declined."""
+        cls = self._class()
+        init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
+            if cls is not None else None
+        values = self._assigned_in(cls, attr) if init is not None else []
+        if not values or len(self._assigned_in(init, attr)) != len(values):
+            return False  # (none, or bound in another method too)
+        args = init.args
+        for value in values:
+            if not isinstance(value, ast.Name):
+                return False
+            param = next((a for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg == value.id), None)
+            if param is None or param_default(args, value.id) is not None or any(
+                    isinstance(n, ast.Name) and n.id == value.id and not isinstance(n.ctx, ast.Load)
+                    for n in ast_walk(init)):
+                return False
+        return True
+
     def _constant_along_keys(self, expr: ast.expr, depth: int = 0, built: bool = False) -> bool:
         """Is ``expr`` a number or a tensor whose last dimension is 1 (so that multiplying the
         scores by it equals multiplying the query)?  ``built``: ``expr`` is (part of) the value
@@ -6808,6 +6857,14 @@ class _Attention:
                 # a name is a constructor setting: a per-key tensor cannot be sized before the
                 # keys exist)
                 arg = expr.args[0]
+                if not built and self._handed_collect is not None and isinstance(arg, ast.Attribute) \
+                        and isinstance(arg.value, ast.Name) and arg.value.id == "self" and self._handed_attribute(arg) \
+                        and self._bare_setting(arg.attr):
+                    # ``torch.sqrt(torch.tensor(self.d_k))`` with ``self.d_k`` a constructor
+                    # argument: a 0-d tensor when it holds a Python number, which the guard
+                    # tests (:meth:`_handed_zero_d`); anything else goes to the original
+                    self._handed_collect.append(arg.attr)
+                    return True
                 return isinstance(arg, ast.Constant) or (
                     isinstance(arg, (ast.UnaryOp, ast.BinOp, ast.Name))
                     and (self._built_number(arg) if built else self._known_number(arg)))
@@ -6851,7 +6908,59 @@ class _Attention:
             raise Skip("the scores are written with their axes moved (the keys not last) and a mask is made for "
                        "that layout in a way not moved into the fused call's layout")
 
-    def _in_product_layout(self, text: str, node: ast.expr) -> str:
+    def _moved_rank_guard(self, node: ast.expr, rank: int, test: ast.expr | None) -> bool:
+        """For a mask on moved scores whose rank the code fixes but for a parameter's
+        (:func:`.ranks.rank_leaves`: ``key_mask[:, None, :, None]`` has the scores' four axes
+        when ``key_mask`` has two): the guard's terms sending any other rank to the original
+        (``key_mask.dim() != 2``, under the step's test), kept in ``moved_rank_terms``.  Only
+        parameters of the function that it never binds again (read before the region as at
+        the step).  False where there is no such reading."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return False
+        terms = getattr(self, "moved_rank_terms", None)
+        if terms is None:
+            terms = self.moved_rank_terms = []
+        leaves = rank_leaves(node, rank, self._resolve_local)
+        params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)}
+        bound = {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        # (a mask handed in whole, a leaf of the scores' own rank, stays declined as before: no
+        # index or unsqueeze of it says the layout it was written for)
+        if not leaves or any(not isinstance(leaf, ast.Name) or leaf.id not in params or leaf.id in bound
+                             or leaf_rank == rank for leaf, leaf_rank in leaves):
+            before = {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+                      and test is not None and n.lineno < test.lineno}
+            if test is None or not self._plain_step_test(test, params, before):
+                return False
+            # clipcap's ``if mask:`` around a fill of a mask whose rank no parameter says: the
+            # guard sends every call where the test holds to the original, so the fused path
+            # runs only without that step (its mask is then None)
+            term = _guard_term(self._text(test), test)
+            if term not in terms:
+                terms.append(term)
+            return True
+        for leaf, leaf_rank in leaves:
+            term = f"{leaf.id}.dim() != {leaf_rank}"
+            if test is not None:
+                term = f"{_guard_term(self._text(test), test)} and {term}"
+            if term not in terms:
+                terms.append(term)
+        return True
+
+    @staticmethod
+    def _plain_step_test(test: ast.expr, params: set, bound: set) -> bool:
+        """A step's if test the guard can read before the region as the step reads it: names
+        that are parameters the function does not bind again before the test (``mask``, ``mask
+        is not None``, ``self.flag``; ``bound``: the names bound before it), and no call
+        (nothing it runs twice)."""
+        for node in ast_walk(test):
+            if isinstance(node, (ast.Call, ast.Await, ast.Lambda, ast.NamedExpr)):
+                return False
+            if isinstance(node, ast.Name) and node.id != "self" and (node.id not in params or node.id in bound):
+                return False
+        return True
+
+    def _in_product_layout(self, text: str, node: ast.expr, test: ast.expr | None = None) -> str:
         """A mask or bias ``text`` (the code ``node``) written for scores an einsum lays out
         with their axes moved (``"bqkh"``), moved into the product's own layout, the fused
         call's (``"bhqk"``): the inverse of the scores' move, ``.permute(...)`` -- the same
@@ -6863,7 +6972,7 @@ class _Attention:
         if view is None or view.out_move is None:
             return text
         move = view.out_move
-        if static_rank(node) != len(move):
+        if static_rank(node) != len(move) and not self._moved_rank_guard(node, len(move), test):
             raise Skip("the scores are written with their axes moved (the keys not last) and a mask, bias or fill "
                        f"is added in that layout whose rank the code does not fix (`{self._text(node)}`): not "
                        "moved into the fused call's layout")
