@@ -1432,12 +1432,15 @@ class _Attention:
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and {term}"
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
+        # (a mask the inlined helper computes is computed in the attention on the fused path too:
+        # the guard, which runs before the helper's statements, cannot read it, as one of the region)
+        in_attention = all_stored | self.helper_made
         if self.blind_rows is not None and self.blind_rows_required \
-                and read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
+                and read_names(ast.parse(self.blind_rows, mode="eval")) & in_attention:
             raise Skip("the added mask, a large negative constant times a mask, reads what the attention assigns, "
                        "so the rows it hides entirely (where the fused call's gradients differ) cannot be checked "
                        "before it")
-        if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
+        if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & in_attention:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         if self.filled_before_add is not None:
             term = self._filled_rows_before(region, step_stored, *self.filled_before_add)
@@ -1946,7 +1949,11 @@ class _Attention:
         if kind in ("autograd", "method") and not lead:
             return None
         params = params[len(lead):]
-        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or not params:
+        flags: dict[str, bool] = {}  # (a flag the one call hands a constant: its arm picked)
+        if args.defaults and not (args.vararg or args.kwarg or args.kwonlyargs):
+            flags = _picked_flags(helper, kind, params, caller_def)
+            params = [p for p in params if p not in flags]
+        if args.vararg or args.kwarg or args.kwonlyargs or (args.defaults and not flags) or not params:
             raise Skip(why + "and takes its arguments in a way not read here; rewrite it by hand")
         if any(isinstance(n, (ast.Global, ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await, ast.FunctionDef,
                               ast.AsyncFunctionDef, ast.ClassDef)) for n in ast_walk(helper) if n is not helper):
@@ -1955,6 +1962,8 @@ class _Attention:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
             body = body[1:]  # the docstring
+        if flags:
+            body = body[:-1] + _picked_arm(body[-1], flags)
         if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
             raise Skip(why + "and does not end in returning them; rewrite it by hand")
         # The returned value: the last step's value, or the name its statement binds.
@@ -2066,7 +2075,8 @@ class _Attention:
                 or any(names_[i].id != e.id for i, e in enumerate(elts) if i not in at):
             raise Skip(why + "and is not called as the value of an assignment of what it returns to names (those "
                        "beside the probabilities its own); rewrite it by hand")
-        if call.keywords or len(call.args) != len(params) or not all(isinstance(a, ast.Name) for a in call.args):
+        if any(k.arg not in flags for k in call.keywords) or len(call.args) != len(params) \
+                or not all(isinstance(a, ast.Name) for a in call.args):
             raise Skip(why + f"and is handed at line {call.lineno} other than its parameters' own names or other "
                        "names of the caller; rewrite it by hand")
         caller_names = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)} \
@@ -8087,6 +8097,55 @@ def _setting_scales(stmts: list[ast.stmt], step_spans: set, role_of: dict, lead:
             continue
         out[span_of(st)] = (role_of[span_of(inner)], st)
     return out
+
+
+def _picked_flags(helper: ast.FunctionDef, kind: str, params: list[str], caller_def: ast.AST) -> dict[str, bool]:
+    """The flags of a probabilities helper whose arm the one call picks
+    (:meth:`_inline_attention_helper`): ``def weights(self, x, with_v=False)`` ending in ``if
+    with_v: return drop(p), v`` / ``else: return drop(p)``, called by its caller once as ``p, v =
+    self.weights(x, with_v=True)``.  Each parameter with a default is such a flag: its default a
+    constant, handed a constant by keyword (or nothing), read nowhere in the helper but in the
+    test of its last statement, an ``if`` on the flag alone (or ``not`` it) whose arms are one
+    ``return`` each.  Returns the flags with their truth at that call; empty (the helper then
+    declined as before) where any of that does not hold."""
+    args = helper.args
+    flagged = params[len(params) - len(args.defaults):]
+    body = list(helper.body)
+    last = body[-1] if body else None
+    if not isinstance(last, ast.If) or len(last.body) != 1 or len(last.orelse) != 1 \
+            or not all(isinstance(st, ast.Return) for st in (*last.body, *last.orelse)):
+        return {}
+    test = last.test.operand if isinstance(last.test, ast.UnaryOp) and isinstance(last.test.op, ast.Not) \
+        else last.test
+    if len(flagged) != 1 or not isinstance(test, ast.Name) or test.id != flagged[0] \
+            or not all(isinstance(d, ast.Constant) for d in args.defaults):
+        return {}
+    reads = [n for n in ast_walk(helper) if isinstance(n, ast.Name) and n.id == test.id]
+    if reads != [test]:
+        return {}
+
+    def is_call(node) -> bool:
+        func = node.func if isinstance(node, ast.Call) else None
+        if kind == "method":
+            return isinstance(func, ast.Attribute) and func.attr == helper.name \
+                and isinstance(func.value, ast.Name) and func.value.id == "self"
+        return kind == "function" and isinstance(func, ast.Name) and func.id == helper.name
+
+    calls = [n for n in ast_walk(caller_def) if is_call(n)]
+    if len(calls) != 1 or len(calls[0].args) != len(params) - 1 \
+            or any(isinstance(a, ast.Starred) for a in calls[0].args):
+        return {}
+    value = args.defaults[0].value
+    for keyword in calls[0].keywords:
+        if keyword.arg != test.id or not isinstance(keyword.value, ast.Constant):
+            return {}
+        value = keyword.value.value
+    return {test.id: bool(value) != (test is not last.test)}
+
+
+def _picked_arm(last: ast.If, flags: dict[str, bool]) -> list[ast.stmt]:
+    """The arm of ``last`` (:func:`_picked_flags`'s test) the flags' truth runs."""
+    return last.body if next(iter(flags.values())) else last.orelse
 
 
 def _dispatched_calls(caller_def: ast.AST) -> list:
