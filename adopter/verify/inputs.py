@@ -1434,6 +1434,40 @@ def divisor_params(func: Callable) -> set[str]:
     return found
 
 
+def math_params(func: Callable) -> set[str]:
+    """Parameters the code hands to a function of Python's ``math`` module (``math.sqrt(d_k)``
+    in ``scores = q @ k.T / math.sqrt(d_k)``) and never reads as a tensor or an object (no
+    attribute, index or call of theirs, never reassigned): a number, since ``math`` takes no
+    tensor of more than one element.  Only a name that resolves to the ``math`` module itself
+    counts (a module's own ``math`` object is not read so)."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    taken: set[int] = set()
+    scope = None
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) \
+                and isinstance(sub.func.value, ast.Name) and len(sub.args) == 1 and not sub.keywords \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in params:
+            if scope is None:
+                scope = _scope_of(func)
+            bound = scope.get(sub.func.value.id)
+            if bound is math or (isinstance(bound, _ImportedName) and bound.__module__ == "math"):
+                taken.add(id(sub.args[0]))
+    if not taken:
+        return set()
+    found = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and id(sub) in taken}
+    for sub in ast.walk(node):
+        held = sub.value if isinstance(sub, (ast.Attribute, ast.Subscript)) else \
+            sub.func if isinstance(sub, ast.Call) else None
+        if isinstance(held, ast.Name):
+            found.discard(held.id)
+        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            found.discard(sub.id)
+    return found
+
+
 def divided_params(func: Callable) -> dict[str, str]:
     """For a divisor (``divisor_params``) whose floor division's dividend is another parameter
     of the function (``n_heads // kv_n_heads``, the query heads over the key/value heads that each
@@ -2348,7 +2382,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     stated = shape_ranks(func) if method == "forward" else {}
     applied = applied_params(func) if method == "forward" else set()
     linear_roles = linear_operands(func) if method == "forward" else {}
-    divisors = divisor_params(func) if method == "forward" else set()
+    divisors = divisor_params(func) | math_params(func) if method == "forward" else set()
     divided = divided_params(func) if divisors else {}
     stand_ins: list[tuple[int, tuple[str, bool, list[Any]]]] = []  # (position among the inputs, entry)
     demands = shape_constraints(func, module) if method == "forward" else None
@@ -2398,7 +2432,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             per_param.append((name, positional, [drawn / math.sqrt(width)]))
             continue
         if per_param and name in divisors and not optional:
-            # only the divisor of a floor division (``C // n_head``): a small count; one that
+            # only the divisor of a floor division (``C // n_head``), or a number handed to
+            # ``math`` (``math.sqrt(d_k)``): a small count; one that
             # divides an earlier count (``n_heads // kv_n_heads``) may also equal it (the value
             # chosen for that count, after the small ones)
             values: list[Any] = [4, 2]
