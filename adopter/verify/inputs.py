@@ -1423,7 +1423,14 @@ def divisor_params(func: Callable) -> set[str]:
         if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.FloorDiv) and isinstance(sub.right, ast.Name) \
                 and sub.right.id in params:
             divisors.add(id(sub.right))
-    found = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and id(sub) in divisors}
+    return _read_as_numbers(node, divisors)
+
+
+def _read_as_numbers(node: ast.AST, taken: set[int]) -> set[str]:
+    """The names of the ``ast.Name`` nodes whose ids are ``taken`` (a parameter in a place that
+    only takes a number) that ``node`` never reads as a tensor or an object (no attribute, index
+    or call of theirs) and never rebinds."""
+    found = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and id(sub) in taken}
     for sub in ast.walk(node):
         held = sub.value if isinstance(sub, (ast.Attribute, ast.Subscript)) else \
             sub.func if isinstance(sub, ast.Call) else None
@@ -1455,17 +1462,7 @@ def math_params(func: Callable) -> set[str]:
             bound = scope.get(sub.func.value.id)
             if bound is math or (isinstance(bound, _ImportedName) and bound.__module__ == "math"):
                 taken.add(id(sub.args[0]))
-    if not taken:
-        return set()
-    found = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and id(sub) in taken}
-    for sub in ast.walk(node):
-        held = sub.value if isinstance(sub, (ast.Attribute, ast.Subscript)) else \
-            sub.func if isinstance(sub, ast.Call) else None
-        if isinstance(held, ast.Name):
-            found.discard(held.id)
-        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-            found.discard(sub.id)
-    return found
+    return _read_as_numbers(node, taken) if taken else set()
 
 
 def divided_params(func: Callable) -> dict[str, str]:
