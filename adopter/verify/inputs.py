@@ -1429,7 +1429,14 @@ def divisor_params(func: Callable) -> set[str]:
         if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.FloorDiv) and isinstance(sub.right, ast.Name) \
                 and sub.right.id in params:
             divisors.add(id(sub.right))
-    found = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and id(sub) in divisors}
+    return _read_as_numbers(node, divisors)
+
+
+def _read_as_numbers(node: ast.AST, taken: set[int]) -> set[str]:
+    """The names of the ``ast.Name`` nodes whose ids are ``taken`` (a parameter in a place that
+    only takes a number) that ``node`` never reads as a tensor or an object (no attribute, index
+    or call of theirs) and never rebinds."""
+    found = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and id(sub) in taken}
     for sub in ast.walk(node):
         held = sub.value if isinstance(sub, (ast.Attribute, ast.Subscript)) else \
             sub.func if isinstance(sub, ast.Call) else None
@@ -1438,6 +1445,30 @@ def divisor_params(func: Callable) -> set[str]:
         elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
             found.discard(sub.id)
     return found
+
+
+def math_params(func: Callable) -> set[str]:
+    """Parameters the code hands to a function of Python's ``math`` module (``math.sqrt(d_k)``
+    in ``scores = q @ k.T / math.sqrt(d_k)``) and never reads as a tensor or an object (no
+    attribute, index or call of theirs, never reassigned): a number, since ``math`` takes no
+    tensor of more than one element.  Only a name that resolves to the ``math`` module itself
+    counts (a module's own ``math`` object is not read so)."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    taken: set[int] = set()
+    scope = None
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) \
+                and isinstance(sub.func.value, ast.Name) and len(sub.args) == 1 and not sub.keywords \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in params:
+            if scope is None:
+                scope = _scope_of(func)
+            bound = scope.get(sub.func.value.id)
+            if bound is math or (isinstance(bound, _ImportedName) and bound.__module__ == "math"):
+                taken.add(id(sub.args[0]))
+    return _read_as_numbers(node, taken) if taken else set()
 
 
 def divided_params(func: Callable) -> dict[str, str]:
@@ -2354,7 +2385,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     stated = shape_ranks(func) if method == "forward" else {}
     applied = applied_params(func) if method == "forward" else set()
     linear_roles = linear_operands(func) if method == "forward" else {}
-    divisors = divisor_params(func) if method == "forward" else set()
+    divisors = divisor_params(func) | math_params(func) if method == "forward" else set()
     divided = divided_params(func) if divisors else {}
     stand_ins: list[tuple[int, tuple[str, bool, list[Any]]]] = []  # (position among the inputs, entry)
     demands = shape_constraints(func, module) if method == "forward" else None
@@ -2404,7 +2435,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             per_param.append((name, positional, [drawn / math.sqrt(width)]))
             continue
         if per_param and name in divisors and not optional:
-            # only the divisor of a floor division (``C // n_head``): a small count; one that
+            # only the divisor of a floor division (``C // n_head``), or a number handed to
+            # ``math`` (``math.sqrt(d_k)``): a small count; one that
             # divides an earlier count (``n_heads // kv_n_heads``) may also equal it (the value
             # chosen for that count, after the small ones)
             values: list[Any] = [4, 2]
