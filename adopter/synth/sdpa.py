@@ -899,6 +899,10 @@ class _Attention:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
+        if "sd" in self.roles:
+            # (rules/ADP010-sdpa.toml, the last alternative: `s / a / b`, a cosine attention's
+            # norms then a per-head temperature) _scale plans one divisor; the second is not folded
+            raise Skip("the scores are divided twice; only one divisor is folded into the fused call")
         # (structure/ranks._contracted: attention only at the rank its product contracts the
         # normalised axis; the fused call is taken only where q, k and v have that rank, checked
         # at run time by the guard: _rank_terms)
