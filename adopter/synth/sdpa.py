@@ -569,6 +569,7 @@ class _Attention:
         self.helper_renames: dict[tuple[int, int, int], str] = {}
         self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
         self.off_roles: dict[str, str] = {}  # add steps whose if the guard sends to the original (_guarded_off)
+        self.branched_factors: set[str] = set()  # scale steps in an if/elif choice the guard sends away (_branched_factor)
         self.scale_definitions: dict[str, ast.expr] = {}  # a divisor named inside the scale's if -> its value
 
     # ------------------------------------------------------------------ helpers
@@ -1220,7 +1221,8 @@ class _Attention:
                 if id(if_stmt) in branch_ifs:
                     continue  # runs whenever the fused path is taken (the guard sends the other branch away)
                 if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)) \
-                        and not (role in SCALE_STEPS and self._optional_scale(if_stmt, role, all_stored)):
+                        and not (role in SCALE_STEPS and self._optional_scale(if_stmt, role, all_stored)) \
+                        and not (role in SCALE_STEPS and self._branched_factor(if_stmt, role, all_stored)):
                     words = {"s0": "the scores' product", "s1": "the scale", "s2": "the scale", "p0": "the softmax",
                              "p1": "the dropout", "c": "the context product"}.get(role, f"the {role} step")
                     others = [str(s.lineno) for s in if_stmt.body if span_of(s) != self.roles[role].stmt]
@@ -1244,7 +1246,8 @@ class _Attention:
             test = conditions.get(role)
             if test is None:
                 continue
-            if not any(other in self.roles for other in SCALE_STEPS if other != role):
+            if not any(other in self.roles for other in SCALE_STEPS if other != role) \
+                    and role not in self.branched_factors:
                 continue  # (the only scale, chosen by the test: `scale=` says it, _scale, or declines)
             # A second factor of the scores under an if (External-Attention's `att = q @ k /
             # np.sqrt(d_k)` then `if attention_weights is not None: att = att * attention_weights`,
@@ -1279,8 +1282,10 @@ class _Attention:
                     if clash:
                         raise Skip(f"the if at line {inner.lineno} tests `{min(clash)}`, assigned after the "
                                    "attention begins")
-                    term = f"{_guard_term(self._text(outer.test), outer.test)} and " \
-                           f"{self._original_test(inner.test, at_else)}"
+                    whole = _guard_term(self._text(outer.test), outer.test)
+                    if whole in guard:
+                        continue  # (the guard already sends the whole if away: _branched_factor)
+                    term = f"{whole} and {self._original_test(inner.test, at_else)}"
                     guard.append(term)
                     branch_tests.add(term)
                 keeps = step_if_keeps.get(offset)
@@ -6372,6 +6377,55 @@ class _Attention:
         if definitions is None:
             return False
         self.scale_definitions.update(definitions)
+        return True
+
+    def _branched_factor(self, if_stmt: ast.If, role: str, stored: set) -> bool:
+        """Is ``if_stmt`` (no ``else``, a test of names and attributes the attention does not
+        assign) an ``if`` whose whole body is one ``if``/``elif``/``else`` choosing how a tensor
+        of the caller weighs the scores, the scale step ``role`` one of its branches?  Every
+        branch is one statement: the scores rebound from themselves and one name or attribute
+        the attention does not assign (``s = s * w``, ``s = s + w``), or a ``raise``
+        (External-Attention's ``if w is not None: if way == 'mul': s = s * w elif way == 'add':
+        s = s + w else: raise``).  No ``scale=`` or mask says which branch runs: the guard sends
+        the outer test to the original (``branched_factors``), so on the fused path none of it
+        runs."""
+        if if_stmt.orelse or len(if_stmt.body) != 1 or not isinstance(if_stmt.body[0], ast.If) \
+                or not _plain_test(if_stmt.test) or read_names(if_stmt.test) & stored:
+            return False
+        step = self.roles[role].stmt
+        target = None
+        found = False
+        pending = [if_stmt.body[0]]
+        while pending:
+            node = pending.pop()
+            if read_names(node.test) & stored:
+                return False
+            branches = [node.body]
+            if len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
+                pending.append(node.orelse[0])
+            elif node.orelse:
+                branches.append(node.orelse)
+            for branch in branches:
+                if len(branch) != 1:
+                    return False
+                leaf = branch[0]
+                if isinstance(leaf, ast.Raise):
+                    continue
+                if not (isinstance(leaf, ast.Assign) and len(leaf.targets) == 1
+                        and isinstance(leaf.targets[0], ast.Name) and isinstance(leaf.value, ast.BinOp)
+                        and isinstance(leaf.value.op, (ast.Mult, ast.Add, ast.Sub, ast.Div))
+                        and isinstance(leaf.value.left, ast.Name) and leaf.value.left.id == leaf.targets[0].id
+                        and isinstance(leaf.value.right, (ast.Name, ast.Attribute))
+                        and not read_names(leaf.value.right) & stored):
+                    return False
+                if target is None:
+                    target = leaf.targets[0].id
+                elif target != leaf.targets[0].id:
+                    return False
+                found = found or span_of(leaf) == step
+        if not found:
+            return False
+        self.branched_factors.add(role)
         return True
 
     def _scale_definitions(self, if_stmt: ast.If, role: str) -> dict | None:
