@@ -617,10 +617,14 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
             continue
         chain = _path_to(tree, span)
         cls = next((n for n in reversed(chain) if isinstance(n, ast.ClassDef)), None)
+        # the functions defined in the enclosing functions' own bodies (a closure ``def _sdpa(q,
+        # k, v): return F.scaled_dot_product_attention(...)`` that the try body calls)
+        local = [d for f in chain if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 for d in f.body if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))]
         # the call in a statement of the other branch itself (not in a loop nested there, nor in
         # an if that may skip it: then that branch is not simply the fused version of this one),
         # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
-        if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
+        if any(_always_calls(stmt, name, lines, (tree, cls, local)) for stmt in other):
             return True
     return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs)
 
@@ -777,9 +781,10 @@ def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | No
         any(_always_calls(s, name, lines, tree=tree) for s in helper.body) for helper in _helpers_called(stmt, *where))
 
 
-def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None) -> list:
+def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None, local: list = ()) -> list:
     """The definitions of the same-class methods (``self.m(...)``) and module functions
-    (``f(...)``) that ``stmt`` calls."""
+    (``f(...)``) that ``stmt`` calls; given ``local`` (functions defined in the body of a function
+    enclosing ``stmt``), a plain name's call finds those too, the innermost first."""
     found = []
     for call in ast_walk(stmt):
         if not isinstance(call, ast.Call):
@@ -788,7 +793,7 @@ def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None) 
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             scope, wanted = (cls.body if cls is not None else ()), func.attr
         elif isinstance(func, ast.Name):
-            scope, wanted = tree.body, func.id
+            scope, wanted = ([*reversed(local), *tree.body] if local else tree.body), func.id
         else:
             continue
         found += [d for d in scope if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef)) and d.name == wanted]
