@@ -995,6 +995,7 @@ class _Attention:
         deletes = [s for s in region if isinstance(s, ast.Delete) and all(isinstance(t, ast.Name) for t in s.targets)]
         all_stored = set().union(*(stored_names(s) for s in region if not any(s is d for d in deletes)))
         self.region_stored = all_stored
+        self.step_region = region  # (_provisional_kept, before kept_names is settled)
         if self.helper_call is not None:
             # The fused call reads the helper's arguments after the region's other statements:
             # none of those from the call on may assign what they read.
@@ -1519,6 +1520,7 @@ class _Attention:
         if self.declined or self.in_context:
             guard.insert(0, guard.pop(guard.index(self.flag)))  # the caller's choice reads first
         fast += list(dict.fromkeys(self.declined + self.unsafe_nones))
+        guard += getattr(self, "scale_number_terms", [])  # (_number_terms)
         guard += self._hooks(edits, set(conditions))
         guard += self._stand_in_hooks(edits, conditions)
 
@@ -3412,10 +3414,14 @@ class _Attention:
             read_before |= set().union(*(_loads(s) for s in ast_walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
         stored_before: set[str] = set()  # what the if's statements before each one assign
+        read_steps = [s for outer in self.block[:next((i for i, o in enumerate(self.block) if o is stmt),
+                                                          len(self.block))]
+                      for s in ast_walk(outer) if isinstance(s, ast.stmt) and span_of(s) in step_stmts]
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
                 read_before |= _loads(inner)
                 stored_before |= stored_names(inner)
+                read_steps.append(inner)
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
@@ -3468,12 +3474,14 @@ class _Attention:
             # filled region by region in nested ``for`` loops): the fused path builds it under
             # the same test before the call, so it may not change what an earlier step read.
             if _plain_block(inner) and not (stored_names(inner) & step_stored) \
-                    and not (_changed(inner) & read_before) and (not stmt.orelse or self._common_tail(stmt)):
+                    and not (_changed(inner) - _other_attributes_set(inner, read_steps)) & read_before \
+                    and (not stmt.orelse or self._common_tail(stmt)):
                 if not (_loads(inner) & step_stored):
                     keeps.append(self._stmt_text(inner))
                     continue
                 # ``mask_value = -torch.finfo(dots.dtype).max``: the scores' dtype is the query's
                 text = self._scores_metadata(inner, step_stored, statement=True) or \
+                    self._rebound_metadata(inner, step_stored) or \
                     self._stand_in_statement(inner, stmt, step_stored)
                 if text is not None:
                     keeps.append(text)
@@ -3481,6 +3489,25 @@ class _Attention:
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step: "
                        f"{_step_if_detail(inner, step_stored, read_before, bool(stmt.orelse))}")
         return keeps
+
+    def _rebound_metadata(self, inner: ast.stmt, step_stored: set) -> str | None:
+        """:meth:`_scores_metadata` of ``inner`` where q's or k's name is the scores' too
+        (linformer's ``Q = torch.matmul(Q, K)`` then, in the mask's if, ``self.mask =
+        self.mask.to(Q.device)``): read before :attr:`kept_names` is settled, with the names
+        :meth:`_rebound_by_steps` would keep (on the fused path they still hold q and k, whose
+        dtype, device and shape the swap reads); None where there are none."""
+        if hasattr(self, "kept_names") or not hasattr(self, "step_region"):
+            return None
+        q, k, _ = self._operands()
+        names = (read_names(q[1]) | read_names(k[1])) & step_stored & _loads(inner)
+        names = {n for n in names if self._rebound_by_steps({n}, self.step_region)}
+        if not names:
+            return None
+        self.kept_names = names
+        try:
+            return self._scores_metadata(inner, step_stored, statement=True)
+        finally:
+            del self.kept_names
 
     def _fresh_tensor_stores(self, stmt: ast.stmt) -> bool:
         """Does ``stmt`` store by index or attribute only into tensors it makes itself?  Each
@@ -5135,6 +5162,11 @@ class _Attention:
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(counted(node.args[0])) or node
+                if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
+                        and not node.args and not node.keywords and "shape" in of:
+                    # stanza's ``assert attn_mask.size() == attn.size()``: the whole shape, which
+                    # q and k give (a torch.Size, as ``.size()`` is)
+                    return swap("shape")
                 if isinstance(func, ast.Attribute) and func.attr in _AS_SHAPE and len(node.args) == 1 \
                         and not node.keywords and scores(node.args[0]) and "shape" in of:
                     # mask.expand_as(scores): the mask at the scores' shape, which q and k give
@@ -5922,6 +5954,9 @@ class _Attention:
                 conditions = {r: t for r, t in conditions.items() if r != role}
             elif self._product_factor_term(role, conditions, stored) is not None:
                 factors.append((symbol, text))  # (the guard tests its last dimension)
+            elif role not in conditions and (terms := self._number_terms(operand, stored)):
+                factors.append((symbol, text))  # (the guard sends what is no number to the original)
+                self.scale_number_terms = list(dict.fromkeys(getattr(self, "scale_number_terms", []) + terms))
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         chosen = [role for role in SCALE_STEPS if role in conditions]
@@ -5940,6 +5975,18 @@ class _Attention:
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _number_terms(self, operand: ast.expr, stored: set) -> list[str]:
+        """The guard terms under which ``operand`` is a 0-d tensor of q's dtype made from a
+        number (:meth:`_number_like` with ``terms``): each reads a name or attribute the
+        attention does not assign, so the guard, before the region, reads the same.  Empty where
+        it is no such tensor."""
+        terms: list[str] = []
+        if not self._number_like(operand, dtype=self._q_dtype(), terms=terms) or not terms:
+            return []
+        if any(read_names(ast.parse(t, mode="eval")) & (stored | self.region_stored) for t in terms):
+            return []
+        return terms
 
     def _product_factor_term(self, role: str, conditions: dict, stored: set) -> str | None:
         """The guard term for a factor of the product alone (``q k^T * tau + delta``, a bias or
@@ -6433,19 +6480,23 @@ class _Attention:
                        for v in node.values[:-1]) and all(self._plain_number(v, depth) for v in node.values)
         return False
 
-    def _number_like(self, node: ast.expr, depth: int = 0, dtype: str | None = None) -> bool:
+    def _number_like(self, node: ast.expr, depth: int = 0, dtype: str | None = None,
+                     terms: list | None = None) -> bool:
         """A Python number (:meth:`_plain_number`) or a 0-d tensor made from one and math on
         it (torchmultimodal's ``torch.sqrt(torch.tensor(q.shape[-1]))``): neither changes the
         dtype of floating scores it scales (a 0-d tensor promotes only a tensor of a lower
-        category, integers or booleans)."""
+        category, integers or booleans).  With ``terms`` (a list), ``torch.tensor(x)`` of a name
+        or attribute ``x`` the code does not fix as a number is allowed too, the guard term
+        ``not isinstance(x, (int, float))`` added to ``terms`` (:meth:`_scale`)."""
         if depth > 8:
             return False
         if self._plain_number(node):
             return True
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
-            return self._number_like(node.left, depth + 1, dtype) and self._number_like(node.right, depth + 1, dtype)
+            return self._number_like(node.left, depth + 1, dtype, terms) \
+                and self._number_like(node.right, depth + 1, dtype, terms)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            return self._number_like(node.operand, depth + 1, dtype)
+            return self._number_like(node.operand, depth + 1, dtype, terms)
         if not isinstance(node, ast.Call):
             return False
         fqn = self.names.resolve(node.func) or ""
@@ -6453,21 +6504,33 @@ class _Attention:
             # (``dtype=`` the scores' own dtype, given as ``dtype``, or float32/float64 named
             # outright -- V-JEPA's ``torch.tensor(k.size(-1), dtype=torch.float32)``: a 0-d
             # floating tensor is of the scores' own category, so it promotes nothing)
-            return len(node.args) == 1 and self._known_number(node.args[0]) and all(
+            keywords = all(
                 kw.arg in ("device", "requires_grad") or kw.arg == "dtype" and (
                     dtype is not None and ast.unparse(kw.value) == dtype or self._full_float_dtype(kw.value))
                 for kw in node.keywords)
+            if len(node.args) != 1 or not keywords:
+                return False
+            if self._known_number(node.args[0]):
+                return True
+            if terms is not None and isinstance(node.args[0], (ast.Name, ast.Attribute)) and dotted_name(node.args[0]):
+                # linformer's ``torch.tensor(self.dim)``, ``self.dim = dim`` a constructor argument:
+                # a number makes a 0-d tensor, the same for every key; anything else (a list of
+                # one temperature per key) takes the original code
+                terms.append(f"not isinstance({ast.unparse(node.args[0])}, (int, float))")
+                return True
+            return False
         if fqn in ("torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log") and len(node.args) == 1 and not node.keywords:
-            return self._number_like(node.args[0], depth + 1, dtype)
+            return self._number_like(node.args[0], depth + 1, dtype, terms)
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
                 and not node.args and not node.keywords and not fqn:
-            return self._number_like(node.func.value, depth + 1, dtype) and not self._plain_number(node.func.value)
+            return self._number_like(node.func.value, depth + 1, dtype, terms) \
+                and not self._plain_number(node.func.value)
         if dtype is not None and isinstance(node.func, ast.Attribute) and node.func.attr in ("type", "to") \
                 and len(node.args) == 1 and not node.keywords and not fqn:
             # ``t.type(q.type())``, ``t.to(q.device)``: the 0-d tensor in q's own dtype or on its device
             q = dtype[:-len(".dtype")]
             wanted = {"type": (f"{q}.type()", dtype), "to": (dtype, f"{q}.device")}[node.func.attr]
-            return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype)
+            return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype, terms)
         return False
 
     def _known_number(self, node: ast.expr, depth: int = 0) -> bool:
@@ -7807,6 +7870,36 @@ def _changed(stmt: ast.stmt) -> set[str]:
             base = base.value
         if isinstance(base, ast.Name):
             out.add(base.id)
+    return out
+
+
+def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
+    """Names ``stmt`` changes only by binding attributes of them (linformer's ``self.mask =
+    self.mask.to(Q.device)``, a plain ``Assign``) that the statements ``reads`` (the attention
+    steps before it) read only through other attributes, never called (a method could read the
+    attribute bound) nor whole: moved before those steps, the binding changes nothing they read."""
+    if not isinstance(stmt, ast.Assign):
+        return set()
+    bound: dict[str, set[str]] = {}
+    for target in stmt.targets:
+        if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+            return set()
+        bound.setdefault(target.value.id, set()).add(target.attr)
+    if any(not isinstance(t, ast.Attribute) for t in stmt.targets):
+        return set()
+    out = set(bound)
+    for step in reads:
+        parents = {id(child): node for node in ast_walk(step) for child in ast.iter_child_nodes(node)}
+        for node in ast_walk(step):
+            if not (isinstance(node, ast.Name) and node.id in out):
+                continue
+            parent = parents.get(id(node))
+            if not (isinstance(parent, ast.Attribute) and parent.value is node and parent.attr not in bound[node.id]):
+                out.discard(node.id)  # read whole, or the attribute bound
+                continue
+            grand = parents.get(id(parent))
+            if isinstance(grand, ast.Call) and grand.func is parent:
+                out.discard(node.id)  # a method of it called
     return out
 
 
