@@ -1208,6 +1208,8 @@ class _Attention:
                 if_stmt = chain[0]
                 if id(if_stmt) in branch_ifs:
                     continue  # runs whenever the fused path is taken (the guard sends the other branch away)
+                if role == "g" and self._optional_head_scale(if_stmt, all_stored, step_stored):
+                    continue  # (folded into v under the same test: _head_scaled)
                 if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)) \
                         and not (role in SCALE_STEPS and self._optional_scale(if_stmt, role, all_stored)):
                     words = {"s0": "the scores' product", "s1": "the scale", "s2": "the scale", "p0": "the softmax",
@@ -3424,6 +3426,9 @@ class _Attention:
                 read_steps.append(inner)
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
+                if "g" in self.roles and any(span_of(s) == self.roles["g"].stmt for s in stmt.body) \
+                        and not _loads(inner) & (step_stored | stored_before):
+                    keeps.append(self._stmt_text(inner))  # (the head factor's check: _optional_head_scale)
                 continue
             if isinstance(inner, ast.If) and isinstance(inner.test, ast.Compare) \
                     and (choice := self._dtype_mask_if(inner)) is not None:
@@ -3858,7 +3863,30 @@ class _Attention:
             raise Skip("the probabilities are scaled per head by a factor that could not be read")
         w_text, w_node = self._spanned(spans[1])
         text = f"{_atom(*v)} * {_atom(w_text, w_node)}"
+        _, chain = self._top(self.roles["g"])
+        if len(chain) == 2 and isinstance(chain[0], ast.If) and not chain[0].orelse:
+            # transformers' ``if layer_head_mask is not None: attn = mask.view(1, -1, 1, 1) *
+            # attn``: the factor only where the test holds (_optional_head_scale)
+            test = chain[0].test
+            text = f"{_atom(*v)} * {_atom(w_text, w_node)} if {self._text(test)} else {v[0]}"
         return text, ast.parse(text, mode="eval").body
+
+    def _optional_head_scale(self, if_stmt: ast.If, all_stored: set, step_stored: set) -> bool:
+        """The per-head factor of the probabilities (role g) under ``if <test>:`` with no else:
+        a test the fused call can read (plain, reading nothing the attention assigns, so the
+        same before the region as at the step) and, beside the step, only checks that raise
+        (``if layer_head_mask.size() != (h,): raise ValueError(...)``) reading no value of the
+        attention.  The fused call takes ``v * w if <test> else v`` (:meth:`_head_scaled`) and
+        the checks run under the same test (:meth:`_check_step_if`)."""
+        if if_stmt.orelse or not _plain_test(if_stmt.test) or read_names(if_stmt.test) & all_stored:
+            return False
+        g_stmt = self.roles["g"].stmt
+        for inner in if_stmt.body:
+            if span_of(inner) == g_stmt:
+                continue
+            if not (isinstance(inner, ast.If) and _raises_only(inner)) or _loads(inner) & (step_stored | all_stored):
+                return False
+        return True
 
     def _subtracted(self, role: str) -> bool:
         """Is the add step ``role`` written as a subtraction (``s - 1e30 * m``, read as
