@@ -6014,6 +6014,12 @@ class _Attention:
             return []
         if any(read_names(ast.parse(t, mode="eval")) & (stored | self.region_stored) for t in terms):
             return []
+        bound = {f"self.{t.attr}" for s in getattr(self, "step_region", ()) for n in ast_walk(s)
+                 if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+                 for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                 if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+        if any(f"isinstance({b}," in t for t in terms for b in bound):
+            return []  # (an attribute the attention binds: the guard, before it, would read another value)
         return terms
 
     def _product_factor_term(self, role: str, conditions: dict, stored: set) -> str | None:
@@ -6540,7 +6546,10 @@ class _Attention:
                 return False
             if self._known_number(node.args[0]):
                 return True
-            if terms is not None and isinstance(node.args[0], (ast.Name, ast.Attribute)) and dotted_name(node.args[0]):
+            arg = node.args[0]
+            if terms is not None and (isinstance(arg, ast.Name) and self._resolve_local(arg) is arg  # (a parameter)
+                                      or isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name)
+                                      and arg.value.id == "self"):
                 # linformer's ``torch.tensor(self.dim)``, ``self.dim = dim`` a constructor argument:
                 # a number makes a 0-d tensor, the same for every key; anything else (a list of
                 # one temperature per key) takes the original code
