@@ -1036,11 +1036,17 @@ class _Attention:
         # another way -- cosine attention, say -- in the other): the fused path is taken only
         # when that branch would run, the other goes to the original.
         branch_ifs: dict[int, str] = {}  # id of the if -> "body" / "orelse", the branch of the steps
+        self.elif_arms: dict[int, tuple] = {}  # id of the if -> (its ifs down to the steps' arm, field): "elif"
         for _, chain in tops.values():
             if len(chain) == 2 and chain[0].orelse and not self._common_tail(chain[0]):
                 field = "body" if any(inner is chain[1] for inner in chain[0].body) else "orelse"
                 if branch_ifs.setdefault(id(chain[0]), field) != field:
                     raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
+            elif (arm := _elif_arm(chain)) is not None:
+                # (an if / elif chain with the steps in one arm: _elif_arm)
+                if branch_ifs.setdefault(id(chain[0]), "elif") != "elif" \
+                        or self.elif_arms.setdefault(id(chain[0]), arm) != arm:
+                    raise Skip(f"the if at line {chain[0].lineno} holds attention steps in more than one arm")
         kinds: list[str] = []
         self.kept_methods: list[tuple[str, str]] = []  # (class, method) of a dropped `w = self.m(w, ...)`: _keeps_value
         self.dtype_holders: dict[str, ast.Assign] = {}  # name -> the dropped cast it holds (_dtype_only)
@@ -1052,7 +1058,11 @@ class _Attention:
         for offset, stmt in enumerate(region):
             if lo + offset in step_tops:
                 if isinstance(stmt, ast.If) and id(stmt) in branch_ifs:
-                    step_if_keeps[offset] = self._check_branch(stmt, branch_ifs[id(stmt)], step_stored)
+                    if branch_ifs[id(stmt)] == "elif":
+                        ifs, field = self.elif_arms[id(stmt)]
+                        step_if_keeps[offset] = self._check_branch(ifs[-1], field, step_stored, outer=stmt)
+                    else:
+                        step_if_keeps[offset] = self._check_branch(stmt, branch_ifs[id(stmt)], step_stored)
                     kinds.append("branch")
                     continue
                 if isinstance(stmt, ast.If):
@@ -1202,6 +1212,8 @@ class _Attention:
             dtype_terms.add(term)
         conditions: dict[str, ast.expr] = {}  # step role -> the if test it runs under
         for role, (_, chain) in tops.items():
+            if len(chain) > 2 and id(chain[0]) in self.elif_arms and _elif_arm(chain) == self.elif_arms[id(chain[0])]:
+                continue  # runs whenever the fused path is taken (the guard sends the other arms away)
             if len(chain) > 2:
                 raise Skip(f"the step at line {self.roles[role].line} is nested in more than one if")
             if len(chain) == 2:
@@ -1284,6 +1296,12 @@ class _Attention:
                     # attention_mask[...]``): the fused path computes it under the same test.
                     body = "\n".join("    " + line for text in keeps for line in text.split("\n"))
                     fast.append(f"if {self._text(stmt.test)}:\n{body}")
+                continue
+            if kind == "branch" and branch_ifs[id(stmt)] == "elif":
+                term = self._elif_term(self.elif_arms[id(stmt)], before)
+                guard.append(term)
+                branch_tests.add(term)
+                fast.extend(step_if_keeps.get(offset, ()))
                 continue
             if kind == "branch":
                 clash = read_names(stmt.test) & before
@@ -1485,7 +1503,7 @@ class _Attention:
         sent_only = _sent_body_names(region[:-1], kinds)
         only_original -= sent_only
         for s in region[:-1]:
-            if id(s) in branch_ifs:
+            if id(s) in branch_ifs and branch_ifs[id(s)] != "elif":
                 # An if whose other branch the guard sends to the original (latent-diffusion's
                 # `q, k = q.float(), k.float()` there): what only that branch assigns and the
                 # fused branch's steps read is the value from before the if on the fused path.
@@ -1606,7 +1624,12 @@ class _Attention:
         while isinstance(base, ast.Attribute):
             base = base.value
         if isinstance(base, ast.Name):
-            return None if read_names(node) & all_stored else [(node, rank)]
+            if read_names(node) & all_stored:
+                # pyhealth's ``q = torch.reshape(input_q, (b, h, 1))`` in the region: the rank its
+                # shape fixes (no guard term), or no reading where it is another
+                fixed = self._reshaped_rank(node) if isinstance(node, ast.Name) else None
+                return [] if fixed == rank else None
+            return [(node, rank)]
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unsqueeze" \
                 and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant) \
                 and type(node.args[0].value) is int and rank >= 2 and -rank <= node.args[0].value < rank:
@@ -1621,6 +1644,31 @@ class _Attention:
             return None
         left, right = (self._rank_leaves(side, rank, all_stored) for side in pair)
         return None if left is None or right is None else left + right
+
+    def _reshaped_rank(self, name: ast.Name) -> int | None:
+        """The rank of ``name`` where the region binds it once, by a reshape to a shape it writes
+        out (``torch.reshape(x, (b, h, 1))``, ``x.view(b, h, 1)``, ``x.reshape((b, -1))``): the
+        number of sizes, whatever they are.  None for any other binding, or more than one."""
+        values = [n.value for s in getattr(self, "step_region", ()) for n in ast_walk(s)
+                  if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr))
+                  and name.id in stored_names(n if isinstance(n, ast.stmt) else ast.Expr(n))]
+        if len(values) != 1 or not isinstance(values[0], ast.Call) or values[0].keywords:
+            return None
+        call = values[0]
+        if isinstance(call.func, ast.Attribute) and call.func.attr in ("reshape", "view") \
+                and not self.names.resolve(call.func):
+            sizes = call.args
+        elif self.names.resolve(call.func) == "torch.reshape" and len(call.args) == 2:
+            sizes = call.args[1:]
+        else:
+            return None
+        if len(sizes) == 1 and isinstance(sizes[0], (ast.Tuple, ast.List)):
+            sizes = sizes[0].elts
+        elif len(sizes) < 2:
+            return None  # (one size that may be a shape: ``x.view(shape)``)
+        if any(isinstance(e, ast.Starred) for e in sizes):
+            return None
+        return len(sizes)
 
     def _value_use(self, stmt: ast.stmt, before: list[ast.stmt], step_stored: set) -> str:
         """What a statement between the steps does with a value of the attention (the decline's
@@ -3704,15 +3752,33 @@ class _Attention:
                 return False  # a closure reading the name
         return True
 
-    def _check_branch(self, stmt: ast.If, field: str, step_stored: set) -> list[str]:
+    def _elif_term(self, arm: tuple, before: set) -> str:
+        """The guard term sending every arm of an if / elif chain but the steps' (``arm``, from
+        :func:`_elif_arm`) to the original: an earlier test holds, or the arm's own fails (or,
+        for the final else, holds).  The tests must read nothing the attention assigns before
+        them (the guard reads them before the region)."""
+        ifs, field = arm
+        for test in (i.test for i in ifs):
+            clash = read_names(test) & before
+            if clash:
+                raise Skip(f"the if at line {ifs[0].lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
+                           "begins")
+        terms = [_guard_term(self._text(i.test), i.test) for i in ifs[:-1]]
+        last = ifs[-1]
+        text = self._text(last.test)
+        terms.append(f"not {_atom(text, last.test)}" if field == "body" else _guard_term(text, last.test))
+        return " or ".join(f"({t})" if " or " in t else t for t in terms)
+
+    def _check_branch(self, stmt: ast.If, field: str, step_stored: set, outer: ast.If | None = None) -> list[str]:
         """An if / else whose ``field`` branch holds attention steps: the statements of that
         branch other than the steps (``q = q * scale`` before ``attn = q @ k.T``), which the
         fused path runs in order; they may compute nothing from the attention and change
         nothing an earlier step read."""
         step_stmts = {n.stmt for n in self.nodes}
         read_before: set[str] = set()
+        top = outer if outer is not None else stmt  # (an elif arm: the chain's first if, in the block)
         for outer in self.block:
-            if outer is stmt:
+            if outer is top:
                 break
             read_before |= set().union(*(_loads(s) for s in ast_walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
@@ -7938,6 +8004,24 @@ def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
             if isinstance(grand, ast.Call) and grand.func is parent:
                 out.discard(node.id)  # a method of it called
     return out
+
+
+def _elif_arm(chain: list) -> tuple | None:
+    """pyhealth's ``if kind == "add": ... elif kind == "mul": e = torch.matmul(k, q) ... else:
+    raise ...``: a step (``chain[-1]``) in one arm of an if / elif chain, each if after the first
+    the only statement of the previous one's else.  (The ifs from the first down to the one
+    whose body or else holds the step, and that field); None for any other nesting."""
+    if len(chain) < 3 or not all(isinstance(c, ast.If) for c in chain[:-1]):
+        return None
+    ifs = chain[:-1]
+    if any(len(a.orelse) != 1 or a.orelse[0] is not b for a, b in zip(ifs, ifs[1:])):
+        return None
+    last = ifs[-1]
+    if any(s is chain[-1] for s in last.body):
+        return ifs, "body"
+    if any(s is chain[-1] for s in last.orelse) and not (len(last.orelse) == 1 and isinstance(last.orelse[0], ast.If)):
+        return ifs, "orelse"
+    return None
 
 
 def _raises_only(stmt: ast.If) -> bool:
