@@ -1649,9 +1649,20 @@ class _Attention:
         """The rank of ``name`` where the region binds it once, by a reshape to a shape it writes
         out (``torch.reshape(x, (b, h, 1))``, ``x.view(b, h, 1)``, ``x.reshape((b, -1))``): the
         number of sizes, whatever they are.  None for any other binding, or more than one."""
-        values = [n.value for s in getattr(self, "step_region", ()) for n in ast_walk(s)
-                  if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr))
-                  and name.id in stored_names(n if isinstance(n, ast.stmt) else ast.Expr(n))]
+        # (the arms of an if / elif chain that the guard sends to the original: _elif_arm)
+        elsewhere = {id(t) for ifs, field in getattr(self, "elif_arms", {}).values()
+                     for i in ifs for t in (i.body if i is not ifs[-1] or field == "orelse" else
+                                            (i.orelse if i is ifs[-1] else []))}
+        values = []
+        stack = list(getattr(self, "step_region", ()))
+        while stack:
+            n = stack.pop()
+            if id(n) in elsewhere:
+                continue
+            if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr)) \
+                    and name.id in stored_names(n if isinstance(n, ast.stmt) else ast.Expr(n)):
+                values.append(getattr(n, "value", None))
+            stack.extend(ast.iter_child_nodes(n))
         if len(values) != 1 or not isinstance(values[0], ast.Call) or values[0].keywords:
             return None
         call = values[0]
