@@ -1219,6 +1219,8 @@ class _Attention:
             if len(chain) == 2:
                 if_stmt = chain[0]
                 if id(if_stmt) in branch_ifs:
+                    if branch_ifs[id(if_stmt)] == "elif":
+                        raise Skip(f"the if at line {if_stmt.lineno} holds attention steps in more than one arm")
                     continue  # runs whenever the fused path is taken (the guard sends the other branch away)
                 if role == "g" and self._optional_head_scale(if_stmt, all_stored, step_stored):
                     continue  # (folded into v under the same test: _head_scaled)
@@ -1661,7 +1663,8 @@ class _Attention:
                 continue
             if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr)) \
                     and name.id in stored_names(n if isinstance(n, ast.stmt) else ast.Expr(n)):
-                values.append(getattr(n, "value", None))
+                # (after the scores' product, the product read the value from before the region)
+                values.append(getattr(n, "value", None) if n.lineno < self.roles["s0"].line else None)
             stack.extend(ast.iter_child_nodes(n))
         if len(values) != 1 or not isinstance(values[0], ast.Call) or values[0].keywords:
             return None
