@@ -6084,6 +6084,34 @@ class _Attention:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
 
+    def _undeclared_setting(self, arg: ast.expr) -> bool:
+        """Is ``arg`` a parameter of its function, or ``self.<attr>`` the class binds only to
+        parameters of the function binding it, each with no default, no annotation and never
+        rebound there (linformer's ``self.dim = dim``): a value the code does not declare, which a
+        caller may give as a number.  A default or an annotation declares it (a number is read
+        by :meth:`_known_number`; a tuple or a list is one temperature per key), as does a value
+        built in the class (``list(key_temps)``)."""
+        if isinstance(arg, ast.Name):
+            func = self._function(self.block[0]) if self.block else None
+            return func is not None and self._resolve_local(arg) is arg and _bare_param(func, arg.id)
+        if not (isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self"):
+            return False
+        values = self._attribute_values(arg.attr)
+        cls = self._class()
+        if not values or cls is None:
+            return False
+        scope = [cls]
+        base = self._same_file_base(cls)
+        while base is not None and base not in scope:
+            scope.append(base)
+            base = self._same_file_base(base)
+        functions = [f for c in scope for f in ast_walk(c) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        for value in values:
+            owner = next((f for f in functions if any(n is value for n in ast_walk(f))), None)
+            if not isinstance(value, ast.Name) or owner is None or not _bare_param(owner, value.id):
+                return False
+        return True
+
     def _number_terms(self, operand: ast.expr, stored: set) -> list[str]:
         """The guard terms under which ``operand`` is a 0-d tensor of q's dtype made from a
         number (:meth:`_number_like` with ``terms``): each reads a name or attribute the
@@ -6627,9 +6655,7 @@ class _Attention:
             if self._known_number(node.args[0]):
                 return True
             arg = node.args[0]
-            if terms is not None and (isinstance(arg, ast.Name) and self._resolve_local(arg) is arg  # (a parameter)
-                                      or isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name)
-                                      and arg.value.id == "self"):
+            if terms is not None and self._undeclared_setting(arg):
                 # linformer's ``torch.tensor(self.dim)``, ``self.dim = dim`` a constructor argument:
                 # a number makes a 0-d tensor, the same for every key; anything else (a list of
                 # one temperature per key) takes the original code
@@ -8036,6 +8062,20 @@ def _elif_arm(chain: list) -> tuple | None:
     if any(s is chain[-1] for s in last.orelse) and not (len(last.orelse) == 1 and isinstance(last.orelse[0], ast.If)):
         return ifs, "orelse"
     return None
+
+
+def _bare_param(func: ast.AST, name: str) -> bool:
+    """Is ``name`` a parameter of ``func`` with no default and no annotation that ``func`` never
+    binds again (:meth:`_Attention._undeclared_setting`)?"""
+    args = func.args
+    positional = args.posonlyargs + args.args
+    defaults = dict(zip([a.arg for a in positional][len(positional) - len(args.defaults):], args.defaults))
+    defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+    param = next((a for a in positional + args.kwonlyargs if a.arg == name), None)
+    if param is None or param.annotation is not None or name in defaults:
+        return False
+    return not any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
+                   for n in ast_walk(func))
 
 
 def _raises_only(stmt: ast.If) -> bool:
