@@ -6085,15 +6085,13 @@ class _Attention:
         return parts.get("mul", "1.0"), factors
 
     def _undeclared_setting(self, arg: ast.expr) -> bool:
-        """Is ``arg`` a parameter of its function, or ``self.<attr>`` the class binds only to
-        parameters of the function binding it, each with no default, no annotation and never
+        """Is ``arg`` ``self.<attr>`` that the class binds only to parameters of the function
+        binding it, each with no default, no annotation and never
         rebound there (linformer's ``self.dim = dim``): a value the code does not declare, which a
         caller may give as a number.  A default or an annotation declares it (a number is read
         by :meth:`_known_number`; a tuple or a list is one temperature per key), as does a value
-        built in the class (``list(key_temps)``)."""
-        if isinstance(arg, ast.Name):
-            func = self._function(self.block[0]) if self.block else None
-            return func is not None and self._resolve_local(arg) is arg and _bare_param(func, arg.id)
+        built in the class (``list(key_temps)``).  (A bare parameter of the attention's own
+        function may be a tensor handed in: declined, mend40's ruling.)"""
         if not (isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self"):
             return False
         values = self._attribute_values(arg.attr)
