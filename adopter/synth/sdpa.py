@@ -1008,6 +1008,7 @@ class _Attention:
         deletes = [s for s in region if isinstance(s, ast.Delete) and all(isinstance(t, ast.Name) for t in s.targets)]
         all_stored = set().union(*(stored_names(s) for s in region if not any(s is d for d in deletes)))
         self.region_stored = all_stored
+        self.step_region = region  # (_provisional_kept, before kept_names is settled)
         if self.helper_call is not None:
             # The fused call reads the helper's arguments after the region's other statements:
             # none of those from the call on may assign what they read.
@@ -1048,11 +1049,17 @@ class _Attention:
         # another way -- cosine attention, say -- in the other): the fused path is taken only
         # when that branch would run, the other goes to the original.
         branch_ifs: dict[int, str] = {}  # id of the if -> "body" / "orelse", the branch of the steps
+        self.elif_arms: dict[int, tuple] = {}  # id of the if -> (its ifs down to the steps' arm, field): "elif"
         for _, chain in tops.values():
             if len(chain) == 2 and chain[0].orelse and not self._common_tail(chain[0]):
                 field = "body" if any(inner is chain[1] for inner in chain[0].body) else "orelse"
                 if branch_ifs.setdefault(id(chain[0]), field) != field:
                     raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
+            elif (arm := _elif_arm(chain)) is not None:
+                # (an if / elif chain with the steps in one arm: _elif_arm)
+                if branch_ifs.setdefault(id(chain[0]), "elif") != "elif" \
+                        or self.elif_arms.setdefault(id(chain[0]), arm) != arm:
+                    raise Skip(f"the if at line {chain[0].lineno} holds attention steps in more than one arm")
         kinds: list[str] = []
         self.kept_methods: list[tuple[str, str]] = []  # (class, method) of a dropped `w = self.m(w, ...)`: _keeps_value
         self.dtype_holders: dict[str, ast.Assign] = {}  # name -> the dropped cast it holds (_dtype_only)
@@ -1064,7 +1071,11 @@ class _Attention:
         for offset, stmt in enumerate(region):
             if lo + offset in step_tops:
                 if isinstance(stmt, ast.If) and id(stmt) in branch_ifs:
-                    step_if_keeps[offset] = self._check_branch(stmt, branch_ifs[id(stmt)], step_stored)
+                    if branch_ifs[id(stmt)] == "elif":
+                        ifs, field = self.elif_arms[id(stmt)]
+                        step_if_keeps[offset] = self._check_branch(ifs[-1], field, step_stored, outer=stmt)
+                    else:
+                        step_if_keeps[offset] = self._check_branch(stmt, branch_ifs[id(stmt)], step_stored)
                     kinds.append("branch")
                     continue
                 if isinstance(stmt, ast.If):
@@ -1214,12 +1225,18 @@ class _Attention:
             dtype_terms.add(term)
         conditions: dict[str, ast.expr] = {}  # step role -> the if test it runs under
         for role, (_, chain) in tops.items():
+            if len(chain) > 2 and id(chain[0]) in self.elif_arms and _elif_arm(chain) == self.elif_arms[id(chain[0])]:
+                continue  # runs whenever the fused path is taken (the guard sends the other arms away)
             if len(chain) > 2:
                 raise Skip(f"the step at line {self.roles[role].line} is nested in more than one if")
             if len(chain) == 2:
                 if_stmt = chain[0]
                 if id(if_stmt) in branch_ifs:
+                    if branch_ifs[id(if_stmt)] == "elif":
+                        raise Skip(f"the if at line {if_stmt.lineno} holds attention steps in more than one arm")
                     continue  # runs whenever the fused path is taken (the guard sends the other branch away)
+                if role == "g" and self._optional_head_scale(if_stmt, all_stored, step_stored):
+                    continue  # (folded into v under the same test: _head_scaled)
                 if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)) \
                         and not (role in SCALE_STEPS and self._optional_scale(if_stmt, role, all_stored)) \
                         and not (role in SCALE_STEPS and self._branched_factor(if_stmt, role, all_stored)):
@@ -1298,6 +1315,12 @@ class _Attention:
                     # attention_mask[...]``): the fused path computes it under the same test.
                     body = "\n".join("    " + line for text in keeps for line in text.split("\n"))
                     fast.append(f"if {self._text(stmt.test)}:\n{body}")
+                continue
+            if kind == "branch" and branch_ifs[id(stmt)] == "elif":
+                term = self._elif_term(self.elif_arms[id(stmt)], before)
+                guard.append(term)
+                branch_tests.add(term)
+                fast.extend(step_if_keeps.get(offset, ()))
                 continue
             if kind == "branch":
                 clash = read_names(stmt.test) & before
@@ -1504,7 +1527,7 @@ class _Attention:
         sent_only = _sent_body_names(region[:-1], kinds)
         only_original -= sent_only
         for s in region[:-1]:
-            if id(s) in branch_ifs:
+            if id(s) in branch_ifs and branch_ifs[id(s)] != "elif":
                 # An if whose other branch the guard sends to the original (latent-diffusion's
                 # `q, k = q.float(), k.float()` there): what only that branch assigns and the
                 # fused branch's steps read is the value from before the if on the fused path.
@@ -1541,6 +1564,7 @@ class _Attention:
         if self.declined or self.in_context:
             guard.insert(0, guard.pop(guard.index(self.flag)))  # the caller's choice reads first
         fast += list(dict.fromkeys(self.declined + self.unsafe_nones))
+        guard += getattr(self, "scale_number_terms", [])  # (_number_terms)
         guard += self._hooks(edits, set(conditions))
         guard += self._stand_in_hooks(edits, conditions)
 
@@ -1624,7 +1648,12 @@ class _Attention:
         while isinstance(base, ast.Attribute):
             base = base.value
         if isinstance(base, ast.Name):
-            return None if read_names(node) & all_stored else [(node, rank)]
+            if read_names(node) & all_stored:
+                # pyhealth's ``q = torch.reshape(input_q, (b, h, 1))`` in the region: the rank its
+                # shape fixes (no guard term), or no reading where it is another
+                fixed = self._reshaped_rank(node) if isinstance(node, ast.Name) else None
+                return [] if fixed == rank else None
+            return [(node, rank)]
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unsqueeze" \
                 and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant) \
                 and type(node.args[0].value) is int and rank >= 2 and -rank <= node.args[0].value < rank:
@@ -1639,6 +1668,43 @@ class _Attention:
             return None
         left, right = (self._rank_leaves(side, rank, all_stored) for side in pair)
         return None if left is None or right is None else left + right
+
+    def _reshaped_rank(self, name: ast.Name) -> int | None:
+        """The rank of ``name`` where the region binds it once, by a reshape to a shape it writes
+        out (``torch.reshape(x, (b, h, 1))``, ``x.view(b, h, 1)``, ``x.reshape((b, -1))``): the
+        number of sizes, whatever they are.  None for any other binding, or more than one."""
+        # (the arms of an if / elif chain that the guard sends to the original: _elif_arm)
+        elsewhere = {id(t) for ifs, field in getattr(self, "elif_arms", {}).values()
+                     for i in ifs for t in (i.body if i is not ifs[-1] or field == "orelse" else
+                                            (i.orelse if i is ifs[-1] else []))}
+        values = []
+        stack = list(getattr(self, "step_region", ()))
+        while stack:
+            n = stack.pop()
+            if id(n) in elsewhere:
+                continue
+            if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr)) \
+                    and name.id in stored_names(n if isinstance(n, ast.stmt) else ast.Expr(n)):
+                # (after the scores' product, the product read the value from before the region)
+                values.append(getattr(n, "value", None) if n.lineno < self.roles["s0"].line else None)
+            stack.extend(ast.iter_child_nodes(n))
+        if len(values) != 1 or not isinstance(values[0], ast.Call) or values[0].keywords:
+            return None
+        call = values[0]
+        if isinstance(call.func, ast.Attribute) and call.func.attr in ("reshape", "view") \
+                and not self.names.resolve(call.func):
+            sizes = call.args
+        elif self.names.resolve(call.func) == "torch.reshape" and len(call.args) == 2:
+            sizes = call.args[1:]
+        else:
+            return None
+        if len(sizes) == 1 and isinstance(sizes[0], (ast.Tuple, ast.List)):
+            sizes = sizes[0].elts
+        elif len(sizes) < 2:
+            return None  # (one size that may be a shape: ``x.view(shape)``)
+        if any(isinstance(e, ast.Starred) for e in sizes):
+            return None
+        return len(sizes)
 
     def _value_use(self, stmt: ast.stmt, before: list[ast.stmt], step_stored: set) -> str:
         """What a statement between the steps does with a value of the attention (the decline's
@@ -3441,12 +3507,19 @@ class _Attention:
             read_before |= set().union(*(_loads(s) for s in ast_walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
         stored_before: set[str] = set()  # what the if's statements before each one assign
+        read_steps = [s for outer in self.block[:next((i for i, o in enumerate(self.block) if o is stmt),
+                                                          len(self.block))]
+                      for s in ast_walk(outer) if isinstance(s, ast.stmt) and span_of(s) in step_stmts]
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
                 read_before |= _loads(inner)
                 stored_before |= stored_names(inner)
+                read_steps.append(inner)
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
+                if "g" in self.roles and any(span_of(s) == self.roles["g"].stmt for s in stmt.body) \
+                        and not _loads(inner) & (step_stored | stored_before):
+                    keeps.append(self._stmt_text(inner))  # (the head factor's check: _optional_head_scale)
                 continue
             if isinstance(inner, ast.If) and isinstance(inner.test, ast.Compare) \
                     and (choice := self._dtype_mask_if(inner)) is not None:
@@ -3497,12 +3570,14 @@ class _Attention:
             # filled region by region in nested ``for`` loops): the fused path builds it under
             # the same test before the call, so it may not change what an earlier step read.
             if _plain_block(inner) and not (stored_names(inner) & step_stored) \
-                    and not (_changed(inner) & read_before) and (not stmt.orelse or self._common_tail(stmt)):
+                    and not (_changed(inner) - _other_attributes_set(inner, read_steps)) & read_before \
+                    and (not stmt.orelse or self._common_tail(stmt)):
                 if not (_loads(inner) & step_stored):
                     keeps.append(self._stmt_text(inner))
                     continue
                 # ``mask_value = -torch.finfo(dots.dtype).max``: the scores' dtype is the query's
                 text = self._scores_metadata(inner, step_stored, statement=True) or \
+                    self._rebound_metadata(inner, step_stored) or \
                     self._stand_in_statement(inner, stmt, step_stored)
                 if text is not None:
                     keeps.append(text)
@@ -3510,6 +3585,25 @@ class _Attention:
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step: "
                        f"{_step_if_detail(inner, step_stored, read_before, bool(stmt.orelse))}")
         return keeps
+
+    def _rebound_metadata(self, inner: ast.stmt, step_stored: set) -> str | None:
+        """:meth:`_scores_metadata` of ``inner`` where q's or k's name is the scores' too
+        (linformer's ``Q = torch.matmul(Q, K)`` then, in the mask's if, ``self.mask =
+        self.mask.to(Q.device)``): read before :attr:`kept_names` is settled, with the names
+        :meth:`_rebound_by_steps` would keep (on the fused path they still hold q and k, whose
+        dtype, device and shape the swap reads); None where there are none."""
+        if hasattr(self, "kept_names") or not hasattr(self, "step_region"):
+            return None
+        q, k, _ = self._operands()
+        names = (read_names(q[1]) | read_names(k[1])) & step_stored & _loads(inner)
+        names = {n for n in names if self._rebound_by_steps({n}, self.step_region)}
+        if not names:
+            return None
+        self.kept_names = names
+        try:
+            return self._scores_metadata(inner, step_stored, statement=True)
+        finally:
+            del self.kept_names
 
     def _fresh_tensor_stores(self, stmt: ast.stmt) -> bool:
         """Does ``stmt`` store by index or attribute only into tensors it makes itself?  Each
@@ -3701,15 +3795,33 @@ class _Attention:
                 return False  # a closure reading the name
         return True
 
-    def _check_branch(self, stmt: ast.If, field: str, step_stored: set) -> list[str]:
+    def _elif_term(self, arm: tuple, before: set) -> str:
+        """The guard term sending every arm of an if / elif chain but the steps' (``arm``, from
+        :func:`_elif_arm`) to the original: an earlier test holds, or the arm's own fails (or,
+        for the final else, holds).  The tests must read nothing the attention assigns before
+        them (the guard reads them before the region)."""
+        ifs, field = arm
+        for test in (i.test for i in ifs):
+            clash = read_names(test) & before
+            if clash:
+                raise Skip(f"the if at line {ifs[0].lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
+                           "begins")
+        terms = [_guard_term(self._text(i.test), i.test) for i in ifs[:-1]]
+        last = ifs[-1]
+        text = self._text(last.test)
+        terms.append(f"not {_atom(text, last.test)}" if field == "body" else _guard_term(text, last.test))
+        return " or ".join(f"({t})" if " or " in t else t for t in terms)
+
+    def _check_branch(self, stmt: ast.If, field: str, step_stored: set, outer: ast.If | None = None) -> list[str]:
         """An if / else whose ``field`` branch holds attention steps: the statements of that
         branch other than the steps (``q = q * scale`` before ``attn = q @ k.T``), which the
         fused path runs in order; they may compute nothing from the attention and change
         nothing an earlier step read."""
         step_stmts = {n.stmt for n in self.nodes}
         read_before: set[str] = set()
+        top = outer if outer is not None else stmt  # (an elif arm: the chain's first if, in the block)
         for outer in self.block:
-            if outer is stmt:
+            if outer is top:
                 break
             read_before |= set().union(*(_loads(s) for s in ast_walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
@@ -3860,7 +3972,30 @@ class _Attention:
             raise Skip("the probabilities are scaled per head by a factor that could not be read")
         w_text, w_node = self._spanned(spans[1])
         text = f"{_atom(*v)} * {_atom(w_text, w_node)}"
+        _, chain = self._top(self.roles["g"])
+        if len(chain) == 2 and isinstance(chain[0], ast.If) and not chain[0].orelse:
+            # transformers' ``if layer_head_mask is not None: attn = mask.view(1, -1, 1, 1) *
+            # attn``: the factor only where the test holds (_optional_head_scale)
+            test = chain[0].test
+            text = f"{_atom(*v)} * {_atom(w_text, w_node)} if {self._text(test)} else {v[0]}"
         return text, ast.parse(text, mode="eval").body
+
+    def _optional_head_scale(self, if_stmt: ast.If, all_stored: set, step_stored: set) -> bool:
+        """The per-head factor of the probabilities (role g) under ``if <test>:`` with no else:
+        a test the fused call can read (plain, reading nothing the attention assigns, so the
+        same before the region as at the step) and, beside the step, only checks that raise
+        (``if layer_head_mask.size() != (h,): raise ValueError(...)``) reading no value of the
+        attention.  The fused call takes ``v * w if <test> else v`` (:meth:`_head_scaled`) and
+        the checks run under the same test (:meth:`_check_step_if`)."""
+        if if_stmt.orelse or not _plain_test(if_stmt.test) or read_names(if_stmt.test) & all_stored:
+            return False
+        g_stmt = self.roles["g"].stmt
+        for inner in if_stmt.body:
+            if span_of(inner) == g_stmt:
+                continue
+            if not (isinstance(inner, ast.If) and _raises_only(inner)) or _loads(inner) & (step_stored | all_stored):
+                return False
+        return True
 
     def _subtracted(self, role: str) -> bool:
         """Is the add step ``role`` written as a subtraction (``s - 1e30 * m``, read as
@@ -5164,6 +5299,11 @@ class _Attention:
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(counted(node.args[0])) or node
+                if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
+                        and not node.args and not node.keywords and "shape" in of:
+                    # stanza's ``assert attn_mask.size() == attn.size()``: the whole shape, which
+                    # q and k give (a torch.Size, as ``.size()`` is)
+                    return swap("shape")
                 if isinstance(func, ast.Attribute) and func.attr in _AS_SHAPE and len(node.args) == 1 \
                         and not node.keywords and scores(node.args[0]) and "shape" in of:
                     # mask.expand_as(scores): the mask at the scores' shape, which q and k give
@@ -5953,6 +6093,9 @@ class _Attention:
                 factors.append((symbol, text))  # (the guard tests its last dimension)
             elif role not in conditions and self._handed_zero_d(operand):
                 factors.append((symbol, text))  # (the guard tests the attributes hold numbers)
+            elif role not in conditions and (terms := self._number_terms(operand, stored)):
+                factors.append((symbol, text))  # (the guard sends what is no number to the original)
+                self.scale_number_terms = list(dict.fromkeys(getattr(self, "scale_number_terms", []) + terms))
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         chosen = [role for role in SCALE_STEPS if role in conditions]
@@ -5971,6 +6114,50 @@ class _Attention:
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _undeclared_setting(self, arg: ast.expr) -> bool:
+        """Is ``arg`` ``self.<attr>`` that the class binds only to parameters of the function
+        binding it, each with no default, no annotation and never
+        rebound there (linformer's ``self.dim = dim``): a value the code does not declare, which a
+        caller may give as a number.  A default or an annotation declares it (a number is read
+        by :meth:`_known_number`; a tuple or a list is one temperature per key), as does a value
+        built in the class (``list(key_temps)``).  (A bare parameter of the attention's own
+        function may be a tensor handed in: declined, mend40's ruling.)"""
+        if not (isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self"):
+            return False
+        values = self._attribute_values(arg.attr)
+        cls = self._class()
+        if not values or cls is None:
+            return False
+        scope = [cls]
+        base = self._same_file_base(cls)
+        while base is not None and base not in scope:
+            scope.append(base)
+            base = self._same_file_base(base)
+        functions = [f for c in scope for f in ast_walk(c) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        for value in values:
+            owner = next((f for f in functions if any(n is value for n in ast_walk(f))), None)
+            if not isinstance(value, ast.Name) or owner is None or not _bare_param(owner, value.id):
+                return False
+        return True
+
+    def _number_terms(self, operand: ast.expr, stored: set) -> list[str]:
+        """The guard terms under which ``operand`` is a 0-d tensor of q's dtype made from a
+        number (:meth:`_number_like` with ``terms``): each reads a name or attribute the
+        attention does not assign, so the guard, before the region, reads the same.  Empty where
+        it is no such tensor."""
+        terms: list[str] = []
+        if not self._number_like(operand, dtype=self._q_dtype(), terms=terms) or not terms:
+            return []
+        if any(read_names(ast.parse(t, mode="eval")) & (stored | self.region_stored) for t in terms):
+            return []
+        bound = {f"self.{t.attr}" for s in getattr(self, "step_region", ()) for n in ast_walk(s)
+                 if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+                 for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                 if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+        if any(f"isinstance({b}," in t for t in terms for b in bound):
+            return []  # (an attribute the attention binds: the guard, before it, would read another value)
+        return terms
 
     def _product_factor_term(self, role: str, conditions: dict, stored: set) -> str | None:
         """The guard term for a factor of the product alone (``q k^T * tau + delta``, a bias or
@@ -6513,19 +6700,23 @@ class _Attention:
                        for v in node.values[:-1]) and all(self._plain_number(v, depth) for v in node.values)
         return False
 
-    def _number_like(self, node: ast.expr, depth: int = 0, dtype: str | None = None) -> bool:
+    def _number_like(self, node: ast.expr, depth: int = 0, dtype: str | None = None,
+                     terms: list | None = None) -> bool:
         """A Python number (:meth:`_plain_number`) or a 0-d tensor made from one and math on
         it (torchmultimodal's ``torch.sqrt(torch.tensor(q.shape[-1]))``): neither changes the
         dtype of floating scores it scales (a 0-d tensor promotes only a tensor of a lower
-        category, integers or booleans)."""
+        category, integers or booleans).  With ``terms`` (a list), ``torch.tensor(x)`` of a name
+        or attribute ``x`` the code does not fix as a number is allowed too, the guard term
+        ``not isinstance(x, (int, float))`` added to ``terms`` (:meth:`_scale`)."""
         if depth > 8:
             return False
         if self._plain_number(node):
             return True
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
-            return self._number_like(node.left, depth + 1, dtype) and self._number_like(node.right, depth + 1, dtype)
+            return self._number_like(node.left, depth + 1, dtype, terms) \
+                and self._number_like(node.right, depth + 1, dtype, terms)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            return self._number_like(node.operand, depth + 1, dtype)
+            return self._number_like(node.operand, depth + 1, dtype, terms)
         if not isinstance(node, ast.Call):
             return False
         fqn = self.names.resolve(node.func) or ""
@@ -6533,21 +6724,34 @@ class _Attention:
             # (``dtype=`` the scores' own dtype, given as ``dtype``, or float32/float64 named
             # outright -- V-JEPA's ``torch.tensor(k.size(-1), dtype=torch.float32)``: a 0-d
             # floating tensor is of the scores' own category, so it promotes nothing)
-            return len(node.args) == 1 and self._known_number(node.args[0]) and all(
+            keywords = all(
                 kw.arg in ("device", "requires_grad") or kw.arg == "dtype" and (
                     dtype is not None and ast.unparse(kw.value) == dtype or self._full_float_dtype(kw.value))
                 for kw in node.keywords)
+            if len(node.args) != 1 or not keywords:
+                return False
+            if self._known_number(node.args[0]):
+                return True
+            arg = node.args[0]
+            if terms is not None and self._undeclared_setting(arg):
+                # linformer's ``torch.tensor(self.dim)``, ``self.dim = dim`` a constructor argument:
+                # a number makes a 0-d tensor, the same for every key; anything else (a list of
+                # one temperature per key) takes the original code
+                terms.append(f"not isinstance({ast.unparse(node.args[0])}, (int, float))")
+                return True
+            return False
         if fqn in ("torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log") and len(node.args) == 1 and not node.keywords:
-            return self._number_like(node.args[0], depth + 1, dtype)
+            return self._number_like(node.args[0], depth + 1, dtype, terms)
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
                 and not node.args and not node.keywords and not fqn:
-            return self._number_like(node.func.value, depth + 1, dtype) and not self._plain_number(node.func.value)
+            return self._number_like(node.func.value, depth + 1, dtype, terms) \
+                and not self._plain_number(node.func.value)
         if dtype is not None and isinstance(node.func, ast.Attribute) and node.func.attr in ("type", "to") \
                 and len(node.args) == 1 and not node.keywords and not fqn:
             # ``t.type(q.type())``, ``t.to(q.device)``: the 0-d tensor in q's own dtype or on its device
             q = dtype[:-len(".dtype")]
             wanted = {"type": (f"{q}.type()", dtype), "to": (dtype, f"{q}.device")}[node.func.attr]
-            return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype)
+            return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype, terms)
         return False
 
     def _known_number(self, node: ast.expr, depth: int = 0) -> bool:
@@ -7988,6 +8192,68 @@ def _changed(stmt: ast.stmt) -> set[str]:
         if isinstance(base, ast.Name):
             out.add(base.id)
     return out
+
+
+def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
+    """Names ``stmt`` changes only by binding attributes of them (linformer's ``self.mask =
+    self.mask.to(Q.device)``, a plain ``Assign``) that the statements ``reads`` (the attention
+    steps before it) read only through other attributes, never called (a method could read the
+    attribute bound) nor whole: moved before those steps, the binding changes nothing they read."""
+    if not isinstance(stmt, ast.Assign):
+        return set()
+    bound: dict[str, set[str]] = {}
+    for target in stmt.targets:
+        if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+            return set()
+        bound.setdefault(target.value.id, set()).add(target.attr)
+    if any(not isinstance(t, ast.Attribute) for t in stmt.targets):
+        return set()
+    out = set(bound)
+    for step in reads:
+        parents = {id(child): node for node in ast_walk(step) for child in ast.iter_child_nodes(node)}
+        for node in ast_walk(step):
+            if not (isinstance(node, ast.Name) and node.id in out):
+                continue
+            parent = parents.get(id(node))
+            if not (isinstance(parent, ast.Attribute) and parent.value is node and parent.attr not in bound[node.id]):
+                out.discard(node.id)  # read whole, or the attribute bound
+                continue
+            grand = parents.get(id(parent))
+            if isinstance(grand, ast.Call) and grand.func is parent:
+                out.discard(node.id)  # a method of it called
+    return out
+
+
+def _elif_arm(chain: list) -> tuple | None:
+    """pyhealth's ``if kind == "add": ... elif kind == "mul": e = torch.matmul(k, q) ... else:
+    raise ...``: a step (``chain[-1]``) in one arm of an if / elif chain, each if after the first
+    the only statement of the previous one's else.  (The ifs from the first down to the one
+    whose body or else holds the step, and that field); None for any other nesting."""
+    if len(chain) < 3 or not all(isinstance(c, ast.If) for c in chain[:-1]):
+        return None
+    ifs = chain[:-1]
+    if any(len(a.orelse) != 1 or a.orelse[0] is not b for a, b in zip(ifs, ifs[1:])):
+        return None
+    last = ifs[-1]
+    if any(s is chain[-1] for s in last.body):
+        return ifs, "body"
+    if any(s is chain[-1] for s in last.orelse) and not (len(last.orelse) == 1 and isinstance(last.orelse[0], ast.If)):
+        return ifs, "orelse"
+    return None
+
+
+def _bare_param(func: ast.AST, name: str) -> bool:
+    """Is ``name`` a parameter of ``func`` with no default and no annotation that ``func`` never
+    binds again (:meth:`_Attention._undeclared_setting`)?"""
+    args = func.args
+    positional = args.posonlyargs + args.args
+    defaults = dict(zip([a.arg for a in positional][len(positional) - len(args.defaults):], args.defaults))
+    defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+    param = next((a for a in positional + args.kwonlyargs if a.arg == name), None)
+    if param is None or param.annotation is not None or name in defaults:
+        return False
+    return not any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
+                   for n in ast_walk(func))
 
 
 def _raises_only(stmt: ast.If) -> bool:
