@@ -116,6 +116,8 @@ PATCHED = {
     "a same-file function handed a new tensor": "g = double_(g * 1.0)",
     "a same-file function handed another tensor": "g = double_(g)",
     "a product of k changed in place": "kk = k * 2.0; kk.mul_(2.0)",
+    "a same-file function that only reads k": "r = total(k)",
+    "an in-place method of another tensor taking k": "g.masked_fill_(g > 5.0, 0.0); g.add_(k.sum())",
 }
 
 
