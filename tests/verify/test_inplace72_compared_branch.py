@@ -47,3 +47,30 @@ def test_grouped_scores_only_patch_under_a_compound_test_passes(tmp_path, all_ru
     source = textwrap.dedent(GROUPED).replace("if kv_heads < n_heads:", f"if {condition}:")
     verdicts = adp010_verdicts(tmp_path / "g.py", source, (G_SCORES, G_FUSED), all_rules, quick)
     assert verdicts and all(v.verdict == "pass" for v in verdicts), [(v.verdict, v.reason) for v in verdicts]
+
+
+def test_filled_empty_also_covers_empty_strided_and_new_with_sizes():
+    """The NaN fill of the patch's own uninitialised buffers (mend70) also reaches
+    ``torch.empty_strided`` and ``x.new(sizes)``; ``x.new(data)`` keeps its data, and every
+    function is put back afterwards."""
+    import sys
+
+    import torch
+
+    from adopter.verify.build import filled_empty
+
+    before = (torch.empty_strided, torch.Tensor.new)
+    x = torch.ones(2)
+    here = sys._getframe().f_code.co_filename
+    line = sys._getframe().f_lineno + 2
+    with filled_empty((here, {line, line + 1, line + 2, line + 3})):
+        a = torch.empty_strided((2, 3), (3, 1))
+        b = x.new(2, 3)
+        c = x.new(torch.Size([4]))
+        d = x.new([1.0, 2.0])
+        e = torch.empty_strided((2, 3), (3, 1))
+        f = x.new(3)
+    assert torch.isnan(a).all() and torch.isnan(b).all() and torch.isnan(c).all()
+    assert d.tolist() == [1.0, 2.0]
+    assert (e == 0).all() and (f == 0).all()
+    assert (torch.empty_strided, torch.Tensor.new) == before
