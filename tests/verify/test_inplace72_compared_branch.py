@@ -7,7 +7,6 @@ import ast
 import textwrap
 
 import pytest
-
 from stand_in import adp010_verdicts
 from test_mend70_unexercised import G_FUSED, G_SCORES, G_SITE, G_TILED, GROUPED
 
