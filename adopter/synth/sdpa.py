@@ -7398,7 +7398,7 @@ class _InPlace:
         self.funcs: dict[str, list] = {}
         self.in_place: set[str] = set()
         self.modules: set[str] = set(_MODULE_ROOTS)
-        self.mutating: dict[str, bool] = {}
+        self.mutating: dict[str, set] = {}
         for node in ast_walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.funcs.setdefault(node.name, []).append(node)
@@ -7500,32 +7500,58 @@ class _InPlace:
                 if callee and callee in self.in_place:
                     for arg in handed:
                         add(arg, f"`{callee}`, built with `inplace=True`")
-                elif called in self.funcs and (isinstance(func, ast.Name) or (
+                elif called in self.funcs and handed and (isinstance(func, ast.Name) or (
                         isinstance(func, ast.Attribute) and (
                             isinstance(func.value, ast.Name) and func.value.id in ("self", "cls")
                             or isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
-                            and func.value.func.id == "super"))) and handed and self._mutates(called, depth):
-                    for arg in handed:
-                        add(arg, f"`{called}` of this file, which may change an argument in place")
+                            and func.value.func.id == "super"))):
+                    for arg in self._changed_arguments(called, node, isinstance(func, ast.Attribute), depth):
+                        add(arg, f"`{called}` of this file, which may change that argument in place")
         return out
 
-    def _mutates(self, name: str, depth: int) -> bool:
-        """May a function or method of this file called ``name`` (any of them, where several
-        share it) change one of its arguments in place?  Undecided (a cycle, or calls nested too
-        deep): yes."""
+    def _changed_arguments(self, name: str, call: ast.Call, method: bool, depth: int) -> list:
+        """The arguments of ``call`` (of this file's function or method ``name``) bound to a
+        parameter that one of the definitions of ``name`` may change in place: every argument
+        where that cannot be told (a changed ``*args`` or ``**kwargs``, a starred argument)."""
+        changed = self._mutates(name, depth)
+        if not changed:
+            return []
+        handed = [*call.args, *(k.value for k in call.keywords)]
+        if None in changed or any(isinstance(a, ast.Starred) for a in call.args) \
+                or any(k.arg is None for k in call.keywords):
+            return handed
+        out = []
+        for func in self.funcs.get(name, ()):
+            positional = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
+            if method and positional:
+                positional = positional[1:]  # (its instance)
+            for index, arg in enumerate(call.args):
+                param = positional[index] if index < len(positional) else None
+                if param is None or param in changed:
+                    out.append(arg)  # (past the named parameters: into *args, or a wrong call)
+            for k in call.keywords:
+                if k.arg in changed or k.arg not in {*positional, *(a.arg for a in func.args.kwonlyargs)}:
+                    out.append(k.value)
+        return out
+
+    def _mutates(self, name: str, depth: int) -> set:
+        """The parameters that a function or method of this file called ``name`` (any of them,
+        where several share it) may change in place (None among them: a ``*args`` or
+        ``**kwargs``, or undecided -- a cycle, or calls nested too deep)."""
         if name in self.mutating:
             return self.mutating[name]
         if depth > 4:
-            return True
-        self.mutating[name] = True  # (while deciding: a call back to it counts as a change)
-        found = False
+            return {None}
+        self.mutating[name] = {None}  # (while deciding: a call back to it counts as a change)
+        found: set = set()
         for func in self.funcs.get(name, ()):
             params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)}
-            params |= {a.arg for a in (func.args.vararg, func.args.kwarg) if a is not None}
-            held = self.held(params - {"self", "cls"}, func, backward=False)
-            if any(name in held for stmt in func.body for name, _ in self.targets(stmt, depth + 1)):
-                found = True
-                break
+            packed = {a.arg for a in (func.args.vararg, func.args.kwarg) if a is not None}
+            held = self.held((params | packed) - {"self", "cls"}, func, backward=False)
+            for stmt in func.body:
+                for changed, _ in self.targets(stmt, depth + 1):
+                    if changed in held:
+                        found.add(None if held[changed] in packed else held[changed])
         self.mutating[name] = found
         return found
 

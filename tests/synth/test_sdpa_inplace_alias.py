@@ -50,6 +50,10 @@ TEMPLATE = textwrap.dedent('''
         def bump(self, t):
             t.add_(1.0)
 
+        def bump_first(self, t, u):
+            t.mul_(u.abs().mean() + 1.0)
+            return t
+
         def forward(self, x, mask=None):
             n, t, _ = x.shape
             q, k, v = self.qkv(x).view(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
@@ -90,6 +94,7 @@ DECLINED = {
     "nn.init.*_": "nn.init.constant_(k, 0.5)",
     "same-file function handed k": "double_(k)",
     "self method handed q": "self.bump(q)",
+    "self method changing its first parameter, handed k there by keyword": "self.bump_first(g, k); self.bump_first(u=g, t=k)",
     "attribute alias then item store": "self.cache = k; self.cache[0] = 0.0",
     "alias in a tuple then in place": "a, b = k, v; a.mul_(2.0)",
     "base alias then in place": "kk = k; kk2 = kk[1]; kk2.mul_(2.0)",
@@ -117,6 +122,7 @@ PATCHED = {
     "a same-file function handed another tensor": "g = double_(g)",
     "a product of k changed in place": "kk = k * 2.0; kk.mul_(2.0)",
     "a same-file function that only reads k": "r = total(k)",
+    "a method changing another argument in place, handed k to read": "g = self.bump_first(g, k)",
     "an in-place method of another tensor taking k": "g.masked_fill_(g > 5.0, 0.0); g.add_(k.sum())",
 }
 
