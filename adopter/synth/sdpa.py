@@ -7521,10 +7521,35 @@ class _Attention:
             if hit:
                 raise Skip(f"`{hit[0]}`, read by the attention at line {read[hit[0]]}, is changed at line "
                            f"{stmt.lineno}, before the fused call would read it")
+            self._check_may_change(stmt, read, step_stored)
             hit = sorted(read_names(stmt) & set(changed))
             if hit:
                 raise Skip(f"`{hit[0]}`, changed in place by the attention at line {changed[hit[0]]}, is read at "
                            f"line {stmt.lineno}, before the fused call would change it")
+
+    def _check_may_change(self, stmt: ast.stmt, read: dict, step_stored: set) -> None:
+        """Declines where a kept statement between the steps may change in place, directly or
+        through another name holding the same storage, a tensor a dropped step read (review56):
+        ``kk = k; kk.mul_(2.0)``, ``k0 = k[0]; k0.zero_()``, ``k.data.mul_(2.0)``,
+        ``F.relu(k, inplace=True)``, a module attribute built with ``inplace=True`` called on
+        it, a function or method of this file that may change an argument in place handed it
+        (``scale_(k)``), ``self.cache = k; self.cache[0] = 0``, ``nn.init.zeros_(k)``.
+        Conservative: a name bound from such a tensor by a plain copy, an index, a view or an
+        attribute chain (anywhere in the function, in either direction) counts as holding it."""
+        tree = self.index.tree
+        cached = getattr(self.planner, "_in_place_cache", None)
+        if cached is None or cached.tree is not tree:
+            cached = self.planner._in_place_cache = _InPlace(tree)
+        targets = cached.targets(stmt)
+        if not targets:
+            return  # (the common case: nothing between may change a tensor in place)
+        tracked = cached.held(set(read) - step_stored - _MODULE_ROOTS, self._function(stmt))
+        for name, how in targets:
+            if name in tracked:
+                source = tracked[name]
+                held = f"`{name}`," if name == source else f"`{name}`, which may hold `{source}`,"
+                raise Skip(f"{held} read by the attention at line {read[source]}, may be changed in place "
+                           f"at line {stmt.lineno} ({how}), before the fused call would read it")
 
     def _step_effects(self, stmt: ast.stmt) -> tuple[set[str], set[str]]:
         """The names a step statement reads and those it changes in place, with those of the
@@ -7711,6 +7736,249 @@ def _added_param(stmt: ast.stmt, scores: str) -> str | None:
             and isinstance(stmt.value.right, ast.Name) and stmt.value.right.id != scores:
         return stmt.value.right.id
     return None
+
+
+_MODULE_ROOTS = frozenset({"self", "cls", "torch", "F", "nn", "math", "np", "numpy", "einops", "functional"})
+# attributes and methods whose result may share storage with the tensor they are taken of
+_VIEW_ATTRS = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
+_VIEW_CALLS = frozenset({
+    "view", "view_as", "reshape", "reshape_as", "transpose", "permute", "unsqueeze", "squeeze", "expand", "expand_as",
+    "narrow", "select", "as_strided", "unflatten", "flatten", "movedim", "moveaxis", "swapaxes", "swapdims", "t",
+    "detach", "contiguous", "to", "type", "type_as", "float", "half", "double", "bfloat16", "cuda", "cpu", "chunk",
+    "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit", "dsplit", "unfold", "diagonal",
+    "view_as_real", "view_as_complex", "rearrange", "align_to", "rename", "refine_names", "__getitem__", "get",
+    "pop", "values", "items"})
+
+
+def _maybe_true(value: ast.expr) -> bool:
+    """An ``inplace=`` value that may be true: anything but a literal false."""
+    return not (isinstance(value, ast.Constant) and not value.value)
+
+
+def _bound_names(target: ast.AST) -> list[str]:
+    """The names and dotted attributes an assignment target binds (not an item store, which
+    copies values into a tensor rather than naming one)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Attribute):
+        name = dotted_name(target)
+        return [name] if name else []
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for e in target.elts for n in _bound_names(e)]
+    if isinstance(target, ast.Starred):
+        return _bound_names(target.value)
+    return []
+
+
+class _InPlace:
+    """What a file's statements may change in place, for the ADP010 fixer's check of the kept
+    statements between the replaced steps (review56): the file's functions and methods (and
+    which of them may change an argument in place), its names and attributes bound to a call
+    built with ``inplace=True``, and its imported modules (``F.relu_(k)`` changes ``k``, not
+    ``F``)."""
+
+    def __init__(self, tree: ast.AST):
+        self.tree = tree
+        self.funcs: dict[str, list] = {}
+        self.in_place: set[str] = set()
+        self.modules: set[str] = set(_MODULE_ROOTS)
+        self.mutating: dict[str, set] = {}
+        for node in ast_walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.funcs.setdefault(node.name, []).append(node)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                self.modules.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
+                    and any(isinstance(k, ast.keyword) and k.arg == "inplace" and _maybe_true(k.value)
+                            for k in ast_walk(node.value)):
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    self.in_place.update(_bound_names(target))
+
+    def _function_form(self, func: ast.expr) -> bool:
+        """Is ``func`` a function taking the tensor first (``torch.transpose``, ``F.relu_``,
+        ``rearrange``), rather than a method of the tensor it is taken of?"""
+        if isinstance(func, ast.Name):
+            return True
+        root = func.value if isinstance(func, ast.Attribute) else None
+        if isinstance(root, ast.Name) and root.id in ("self", "cls"):
+            return True  # (``self.scale_(k)``; but ``self.cache.mul_(2)`` is a method of ``self.cache``)
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return isinstance(root, ast.Name) and root.id in self.modules - {"self", "cls"}
+
+    def roots(self, expr: ast.AST | None) -> set[str]:
+        """Names and dotted names whose tensor ``expr``'s value may share storage with: ``k`` of
+        ``k``, ``k[0]``, ``k.data``, ``k.transpose(1, 2)``, ``torch.chunk(k, 2)``, ``(k, v)``,
+        ``a if c else k``; none of a new tensor (``k * 2``, ``k.clone()``, ``torch.matmul(q, k)``)."""
+        if expr is None:
+            return set()
+        if isinstance(expr, ast.Name):
+            return {expr.id}
+        if isinstance(expr, ast.Attribute):
+            name = dotted_name(expr)
+            out = {name} if name else set()
+            if expr.attr in _VIEW_ATTRS:
+                out |= self.roots(expr.value)
+            return out
+        if isinstance(expr, (ast.Subscript, ast.Starred, ast.NamedExpr)):
+            return self.roots(expr.value)
+        if isinstance(expr, (ast.Tuple, ast.List, ast.Set)):
+            return set().union(*(self.roots(e) for e in expr.elts)) if expr.elts else set()
+        if isinstance(expr, ast.Dict):
+            return set().union(*(self.roots(e) for e in expr.values)) if expr.values else set()
+        if isinstance(expr, ast.IfExp):
+            return self.roots(expr.body) | self.roots(expr.orelse)
+        if isinstance(expr, ast.BoolOp):
+            return set().union(*(self.roots(e) for e in expr.values))
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            if called is not None and (called in _VIEW_CALLS or (called.endswith("_") and not called.startswith("_"))):
+                # a view or an in-place method (which returns its tensor): of the tensor it is
+                # taken of, or of the first argument of a function (``torch.transpose(k, 1, 2)``)
+                if self._function_form(func):
+                    return self.roots(expr.args[0]) if expr.args else set()
+                return self.roots(func.value)
+        return set()
+
+    def targets(self, stmt: ast.stmt, depth: int = 0) -> list[tuple[str, str]]:
+        """(name, how) for each name whose tensor ``stmt`` may change in place: an augmented
+        assignment, an item store, ``x.data = ...``, a method ending ``_`` (its tensor, or the
+        first argument of a function: ``F.relu_(x)``, ``nn.init.zeros_(x)``), ``out=``, a call
+        with ``inplace=`` not literally false, a call of a name or attribute bound to a module
+        built with ``inplace=True``, and a call of a function or method of this file that may
+        change an argument in place (every tensor handed to it)."""
+        out: list[tuple[str, str]] = []
+
+        def add(expr, how):
+            out.extend((name, how) for name in sorted(self.roots(expr)))
+
+        for node in ast_walk(stmt):
+            if isinstance(node, ast.AugAssign):
+                add(node.target, "an augmented assignment")
+            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+                add(node.value, "an item store")
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr in _VIEW_ATTRS:
+                add(node.value, f"`.{node.attr}` set")
+            elif isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) \
+                    else None
+                handed = [*node.args, *(k.value for k in node.keywords)]
+                if called and called.endswith("_") and not called.startswith("_"):
+                    if self._function_form(func):
+                        if node.args:
+                            add(node.args[0], f"`{called}`")
+                    else:
+                        add(func.value, f"`{called}`")
+                for k in node.keywords:
+                    if k.arg == "out":
+                        add(k.value, "`out=`")
+                    elif k.arg == "inplace" and _maybe_true(k.value):
+                        for arg in node.args:
+                            add(arg, "`inplace=`")
+                base = func
+                while isinstance(base, ast.Subscript):
+                    base = base.value
+                callee = dotted_name(base) if isinstance(base, (ast.Name, ast.Attribute)) else None
+                if callee and callee in self.in_place:
+                    for arg in handed:
+                        add(arg, f"`{callee}`, built with `inplace=True`")
+                elif called in self.funcs and handed and (isinstance(func, ast.Name) or (
+                        isinstance(func, ast.Attribute) and (
+                            isinstance(func.value, ast.Name) and func.value.id in ("self", "cls")
+                            or isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
+                            and func.value.func.id == "super"))):
+                    for arg in self._changed_arguments(called, node, isinstance(func, ast.Attribute), depth):
+                        add(arg, f"`{called}` of this file, which may change that argument in place")
+        return out
+
+    def _changed_arguments(self, name: str, call: ast.Call, method: bool, depth: int) -> list:
+        """The arguments of ``call`` (of this file's function or method ``name``) bound to a
+        parameter that one of the definitions of ``name`` may change in place: every argument
+        where that cannot be told (a changed ``*args`` or ``**kwargs``, a starred argument)."""
+        changed = self._mutates(name, depth)
+        if not changed:
+            return []
+        handed = [*call.args, *(k.value for k in call.keywords)]
+        if None in changed or any(isinstance(a, ast.Starred) for a in call.args) \
+                or any(k.arg is None for k in call.keywords):
+            return handed
+        out = []
+        for func in self.funcs.get(name, ()):
+            positional = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
+            if method and positional:
+                positional = positional[1:]  # (its instance)
+            for index, arg in enumerate(call.args):
+                param = positional[index] if index < len(positional) else None
+                if param is None or param in changed:
+                    out.append(arg)  # (past the named parameters: into *args, or a wrong call)
+            for k in call.keywords:
+                if k.arg in changed or k.arg not in {*positional, *(a.arg for a in func.args.kwonlyargs)}:
+                    out.append(k.value)
+        return out
+
+    def _mutates(self, name: str, depth: int) -> set:
+        """The parameters that a function or method of this file called ``name`` (any of them,
+        where several share it) may change in place (None among them: a ``*args`` or
+        ``**kwargs``, or undecided -- a cycle, or calls nested too deep)."""
+        if name in self.mutating:
+            return self.mutating[name]
+        if depth > 4:
+            return {None}
+        self.mutating[name] = {None}  # (while deciding: a call back to it counts as a change)
+        found: set = set()
+        for func in self.funcs.get(name, ()):
+            params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)}
+            packed = {a.arg for a in (func.args.vararg, func.args.kwarg) if a is not None}
+            held = self.held((params | packed) - {"self", "cls"}, func, backward=False)
+            for stmt in func.body:
+                for changed, _ in self.targets(stmt, depth + 1):
+                    if changed in held:
+                        found.add(None if held[changed] in packed else held[changed])
+        self.mutating[name] = found
+        return found
+
+    def held(self, names: set, func, backward: bool = True) -> dict[str, str]:
+        """``names`` and every name that may hold the same storage as one of them: bound from it
+        by a copy, an index, a view or an attribute chain (``kk = k``, ``k0 = k[0]``, ``kt =
+        k.transpose(1, 2)``, ``self.cache = k``), and (``backward``) the names it was itself
+        bound from that way (a view of ``qkv`` changes with it), read flow-insensitively over
+        ``func`` -> the name of ``names`` each stands for."""
+        edges: list[tuple[str, set[str]]] = []  # (bound name, the names its value may share storage with)
+        for node in ast_walk(func) if func is not None else ():
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+                roots = self.roots(node.value)
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                roots, targets = self.roots(node.iter), [node.target]
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                roots, targets = self.roots(node.context_expr), [node.optional_vars]
+            else:
+                continue
+            if roots:
+                edges.extend((bound, roots) for target in targets for bound in _bound_names(target))
+        held = {name: name for name in names}
+        changed = True
+        while changed:  # forward: names bound from a held one
+            changed = False
+            for bound, roots in edges:
+                if bound not in held:
+                    source = next((held[r] for r in sorted(roots) if r in held), None)
+                    if source is not None:
+                        held[bound] = source
+                        changed = True
+        frontier = set(names) if backward else set()
+        while frontier:  # backward: the names a read one was bound from
+            step = set()
+            for bound, roots in edges:
+                if bound in frontier:
+                    for r in roots - _MODULE_ROOTS:
+                        if r not in held:
+                            held[r] = held[bound]
+                            step.add(r)
+            frontier = step
+        return held
 
 
 def _in_place_step(stmt: ast.stmt) -> str | None:

@@ -1972,10 +1972,12 @@ def _is_config_object(value: Any) -> bool:
 
 @contextmanager
 def filled_empty(poisoned: tuple[str, set[int]] | None = None):
-    """While the original and the patched module run: ``torch.empty``, ``torch.empty_like`` and
-    ``Tensor.new_empty`` hand back zeros.  A module that reads entries of such a buffer it has not
-    written yet (a decoding cache made with ``torch.empty`` and filled one step at a time, read
-    whole by a call that starts past the first step) computes from whatever the allocator left
+    """While the original and the patched module run: ``torch.empty``, ``torch.empty_like``,
+    ``torch.empty_strided``, ``Tensor.new_empty`` and ``Tensor.new`` given sizes hand back
+    zeros (not the legacy ``torch.FloatTensor(n)`` constructors: they are types, which
+    ``isinstance`` reads).  A module that reads entries of such a buffer it has not written yet
+    (a decoding cache made with ``torch.empty`` and filled one step at a time, read whole by a
+    call that starts past the first step) computes from whatever the allocator left
     there, which differs between the two runs: their outputs would differ for reasons no patch
     caused.  Zeros make each run a function of its inputs; a module that writes before it reads
     computes the same either way.
@@ -1987,6 +1989,7 @@ def filled_empty(poisoned: tuple[str, set[int]] | None = None):
     such a read show in the outputs.  The original's own allocations, and the patched module's
     outside the edited lines, stay zeros as above."""
     empty, empty_like, new_empty = torch.empty, torch.empty_like, torch.Tensor.new_empty
+    empty_strided, new = torch.empty_strided, torch.Tensor.new
     where = None
     if poisoned is not None:
         where = ({poisoned[0], os.path.realpath(poisoned[0])}, poisoned[1])
@@ -2014,13 +2017,29 @@ def filled_empty(poisoned: tuple[str, set[int]] | None = None):
     def new_empty_zeroed(self, *args, **kwargs):
         return zeroed(new_empty(self, *args, **kwargs))
 
+    def empty_strided_zeroed(*args, **kwargs):
+        return zeroed(empty_strided(*args, **kwargs))
+
+    def new_zeroed(self, *args, **kwargs):
+        # ``x.new(2, 3)`` / ``x.new(torch.Size([2, 3]))`` allocate without writing; ``x.new(data)``
+        # (a list or a tensor) copies it, and is left as it is
+        sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, torch.Size)) else args
+        result = new(self, *args, **kwargs)
+        if sizes and all(isinstance(n, int) and not isinstance(n, bool) for n in sizes):
+            return zeroed(result)
+        return result
+
     torch.empty = empty_zeroed
     torch.empty_like = empty_like_zeroed
+    torch.empty_strided = empty_strided_zeroed
     torch.Tensor.new_empty = new_empty_zeroed
+    torch.Tensor.new = new_zeroed
     try:
         yield
     finally:
         torch.empty, torch.empty_like, torch.Tensor.new_empty = empty, empty_like, new_empty
+        torch.empty_strided = empty_strided
+        torch.Tensor.new = new
 
 
 # no initialisation draws a weight this large; raw ``torch.empty`` memory mostly holds larger

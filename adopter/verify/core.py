@@ -293,6 +293,45 @@ def _copy_tensor_attributes(original, patched) -> None:
                     setattr(other, attr, value.detach().clone())
 
 
+def _compares_two_names(test: ast.expr) -> bool:
+    """Is ``test`` a comparison of two different names or attribute chains (``kv_heads <
+    n_heads``, ``self.kv_heads < self.heads``, ``1 < kv < n``), or an ``and`` / ``or`` of
+    comparisons of names, attribute chains and numbers of which one compares two different names
+    (``kv > 1 and kv < n``)?  Such an ``if`` picks its branch by configuration numbers the inputs
+    tried may fix to one value (mend70's grouped heads)."""
+
+    def operand(node) -> str | None:
+        chain = node
+        while isinstance(chain, ast.Attribute):
+            chain = chain.value
+        return ast.unparse(node) if isinstance(chain, ast.Name) else None
+
+    def number(node) -> bool:
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            node = node.operand
+        return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool)
+
+    def names(node) -> set[str] | None:
+        """The names a comparison of names and numbers compares, or None for any other test."""
+        if not isinstance(node, ast.Compare):
+            return None
+        out = set()
+        for side in (node.left, *node.comparators):
+            name = operand(side)
+            if name is not None:
+                out.add(name)
+            elif not number(side):
+                return None
+        return out
+
+    if isinstance(test, ast.BoolOp):
+        terms = [names(value) for value in test.values]
+        return all(t is not None for t in terms) and any(len(t) >= 2 for t in terms)
+    found = names(test)
+    return found is not None and len(found) >= 2
+
+
 class _Checker:
     """Verifies classes of one patched module against the original module."""
 
@@ -517,8 +556,7 @@ class _Checker:
             if not isinstance(node, ast.If) or node.lineno not in self.ran:
                 continue
             test = node.test
-            if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)
-                    and isinstance(test.comparators[0], ast.Name) and test.left.id != test.comparators[0].id):
+            if not _compares_two_names(test):
                 continue
             for branch in (node.body, node.orelse):
                 if not branch or any(s.lineno in self.ran for s in branch):
