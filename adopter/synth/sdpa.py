@@ -6091,8 +6091,6 @@ class _Attention:
                 conditions = {r: t for r, t in conditions.items() if r != role}
             elif self._product_factor_term(role, conditions, stored) is not None:
                 factors.append((symbol, text))  # (the guard tests its last dimension)
-            elif role not in conditions and self._handed_zero_d(operand):
-                factors.append((symbol, text))  # (the guard tests the attributes hold numbers)
             elif role not in conditions and (terms := self._number_terms(operand, stored)):
                 factors.append((symbol, text))  # (the guard sends what is no number to the original)
                 self.scale_number_terms = list(dict.fromkeys(getattr(self, "scale_number_terms", []) + terms))
@@ -6260,11 +6258,6 @@ class _Attention:
                 term = self._under(conditions, role, f"not isinstance({self._text(operand)}, (int, float))")
                 if term not in terms:
                     terms.append(term)
-            elif role not in conditions and not read_names(operand) & stored:
-                for attr in self._handed_zero_d(operand):
-                    term = f"not isinstance(self.{attr}, (int, float))"
-                    if term not in terms:
-                        terms.append(term)
         return terms
 
     def _handed_attribute(self, node: ast.expr) -> bool:
@@ -7044,46 +7037,6 @@ class _Attention:
             return fqn.startswith("torch.") or fqn.endswith("Parameter")
         return False
 
-    _handed_collect: list | None = None
-
-    def _handed_zero_d(self, operand: ast.expr) -> list[str]:
-        """The ``self.<attr>`` a scale makes a tensor of (``torch.tensor(self.d_k)``) where
-        ``__init__`` stores a constructor argument there that the file does not show is a number
-        (a list would make one temperature per key): the scale is the same for every key when
-        each holds a Python number, which the guard tests (``not isinstance(self.<attr>, (int,
-        float))`` sends any other value to the original).  Empty where the scale is no such
-        value, or is one without them (:meth:`_constant_along_keys`)."""
-        if self._constant_along_keys(operand):
-            return []
-        self._handed_collect = []
-        try:
-            ok = self._constant_along_keys(operand)
-        finally:
-            collected, self._handed_collect = self._handed_collect, None
-        return sorted(set(collected)) if ok else []
-
-    def _bare_setting(self, attr: str) -> bool:
-        """Does the class bind ``self.<attr>`` only to a parameter of its ``__init__`` that has
-        no default and is never bound again there (``self.d_k = d_k``)?  What the caller hands
-        in may be a number or not; a value the class makes (``list(temps)``) or a default that
-        is no number (a tuple of one temperature per key) is never one, and is left declined."""
-        cls = self._class()
-        init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
-            if cls is not None else None
-        values = self._assigned_in(cls, attr) if init is not None else []
-        if not values or len(self._assigned_in(init, attr)) != len(values):
-            return False  # (none, or bound in another method too)
-        args = init.args
-        for value in values:
-            if not isinstance(value, ast.Name):
-                return False
-            param = next((a for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg == value.id), None)
-            if param is None or param_default(args, value.id) is not None or any(
-                    isinstance(n, ast.Name) and n.id == value.id and not isinstance(n.ctx, ast.Load)
-                    for n in ast_walk(init)):
-                return False
-        return True
-
     def _constant_along_keys(self, expr: ast.expr, depth: int = 0, built: bool = False) -> bool:
         """Is ``expr`` a number or a tensor whose last dimension is 1 (so that multiplying the
         scores by it equals multiplying the query)?  ``built``: ``expr`` is (part of) the value
@@ -7129,14 +7082,6 @@ class _Attention:
                 # a name is a constructor setting: a per-key tensor cannot be sized before the
                 # keys exist)
                 arg = expr.args[0]
-                if not built and self._handed_collect is not None and isinstance(arg, ast.Attribute) \
-                        and isinstance(arg.value, ast.Name) and arg.value.id == "self" and self._handed_attribute(arg) \
-                        and self._bare_setting(arg.attr):
-                    # ``torch.sqrt(torch.tensor(self.d_k))`` with ``self.d_k`` a constructor
-                    # argument: a 0-d tensor when it holds a Python number, which the guard
-                    # tests (:meth:`_handed_zero_d`); anything else goes to the original
-                    self._handed_collect.append(arg.attr)
-                    return True
                 return isinstance(arg, ast.Constant) or (
                     isinstance(arg, (ast.UnaryOp, ast.BinOp, ast.Name))
                     and (self._built_number(arg) if built else self._known_number(arg)))
