@@ -7,7 +7,8 @@ with ``def cov(self, inp)``: the fused path runs the helper's other statements i
 reading the parameter as the caller's argument and the helper's locals the caller also names
 (``x``, ``y``) under fresh names, so the caller's own ``x`` is left as it was.  The helper stays
 in place (the original path and a subclass overriding it call it).  Declined: a helper with
-another caller, one that rebinds its parameter, one that stores state, a TorchScript helper.
+another caller, one that rebinds its parameter, one that stores state, a TorchScript helper
+naming ``torch.jit`` in its body.
 """
 
 from __future__ import annotations
@@ -138,7 +139,10 @@ def test_look_alikes_are_declined_with_the_reason():
 
 
 def test_a_torchscript_helper_is_declined():
+    # (sites77, session 45: a bare `@torch.jit.script` helper of plain tensor code is inlined like
+    # a plain function -- tests/test_sites77_forms.py; one whose body names torch.jit is not)
     scripted = edit(FUNCTION, "def scores(a, b):", "@torch.jit.script\ndef scores(a, b):")
+    scripted = edit(scripted, "    q = a * scale\n", "    q = a * scale if not torch.jit.is_scripting() else a\n")
     assert_reported_not_fixed(scripted, "ADP010", "# softmax", "TorchScript")
 
 

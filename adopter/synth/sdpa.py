@@ -2006,7 +2006,7 @@ class _Attention:
         tree = self.index.tree
         owner = next((c for c in tree.body if isinstance(c, ast.ClassDef) and any(s is helper for s in c.body)), None)
         kind = None
-        if any(f is helper for f in tree.body) and not helper.decorator_list:
+        if any(f is helper for f in tree.body) and (not helper.decorator_list or self._plain_script(helper)):
             kind = "function"
         elif owner is not None and function_forward(owner.name, self.names) is helper:
             kind = "autograd"
@@ -2190,6 +2190,23 @@ class _Attention:
             if id(value) in moved_nodes:
                 self.roles[role] = moved_nodes[id(value)]
         return [moved_nodes.get(id(n), n) for n in nodes]
+
+    def _plain_script(self, helper: ast.FunctionDef) -> bool:
+        """Is ``helper`` a function compiled by a bare ``@torch.jit.script`` whose body reads the
+        same run by Python (sockeye's ``interleaved_matmul_encdec_qk``: sizes, views, a product)?
+        TorchScript runs such a body as Python would for the arguments it accepts; what it does
+        otherwise is named by ``torch.jit`` inside the body (``is_scripting()`` is True only there,
+        ``annotate``, ``isinstance`` refinements of ``Optional``): a body that names ``torch.jit``
+        or tests a type is not read here.  (The inliner's own checks still hold: plain assignments
+        and steps, one call, no state written.)"""
+        if len(helper.decorator_list) != 1 or self.names.resolve(helper.decorator_list[0]) != "torch.jit.script":
+            return False
+        for node in (n for st in helper.body for n in ast_walk(st)):
+            if isinstance(node, (ast.Attribute, ast.Name)) and (self.names.resolve(node) or "").startswith("torch.jit"):
+                return False
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "type"):
+                return False
+        return True
 
     def _helper_renames(self, helper, body: list, params: list[str], call: ast.Call, locals_: set[str],
                         caller_names: set[str], exports: list[str], why: str) -> dict[str, str]:
@@ -7089,6 +7106,11 @@ class _Attention:
                 return self._constant_along_keys(expr.args[0], depth + 1, built)
             if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
                 return self._constant_along_keys(expr.func.value, depth + 1, built)
+            if not fqn and isinstance(expr.func, ast.Attribute) and _in_place_method(expr.func.attr):
+                # ``torch.ones(1, heads, 1, 1).mul_(scale_value)``: an in-place method returns
+                # the tensor it changes, whose shape it cannot change (its other operands
+                # broadcast to that shape), so the last dimension is the receiver's
+                return self._constant_along_keys(expr.func.value, depth + 1, built)
         return False
 
     def _check_moved_scores(self, nodes) -> None:
@@ -8634,6 +8656,19 @@ def _setting_scales(stmts: list[ast.stmt], step_spans: set, role_of: dict, lead:
             continue
         out[span_of(st)] = (role_of[span_of(inner)], st)
     return out
+
+
+# In-place tensor methods that change values only: each returns its receiver with the
+# receiver's shape (its operands broadcast to it).  ``unsqueeze_``, ``t_``, ``resize_``,
+# ``as_strided_`` and the like change the shape and are not here.
+SHAPE_KEEPING_IN_PLACE = {"mul_", "div_", "add_", "sub_", "clamp_", "clip_", "fill_", "zero_", "exp_", "log_",
+                          "abs_", "sqrt_", "pow_", "neg_", "reciprocal_", "sigmoid_", "copy_", "normal_",
+                          "uniform_", "requires_grad_"}
+
+
+def _in_place_method(attr: str) -> bool:
+    """Is ``attr`` a tensor's in-place method that keeps its receiver's shape (``mul_``)?"""
+    return attr in SHAPE_KEEPING_IN_PLACE
 
 
 def _picked_flags(helper: ast.FunctionDef, kind: str, params: list[str], caller_def: ast.AST) -> dict[str, bool]:
