@@ -930,6 +930,8 @@ class _Attention:
         self.helper_conditions: dict[str, ast.expr] = {}  # its scale step's role -> the setting's test (_setting_scales)
         self.helper_exports: set[str] = set()  # names it hands back beside them, bound on the fused path too
         self.helper_made: set[str] = set()  # names its statements bind (on the fused path, in the caller)
+        self.helper_def = None  # the inlined helper's def and its parameters the call hands names (_helper_value)
+        self.helper_params: list[str] = []
         self.helper_step_stored: set[str] = set()  # names its steps bind (never on the fused path)
         self.inlined_method: tuple[str, str] | None = None  # (class, method) of such a helper
         # (attr, value, owner, local or None, call) picking it: _dispatched_calls, _picked_term
@@ -2181,6 +2183,7 @@ class _Attention:
         self.helper_exports = set(exports)
         self.helper_made = made
         self.helper_step_stored = step_stored
+        self.helper_def, self.helper_params = helper, list(params)
         for param, arg in zip(params, call.args):
             self.helper_args[param] = (arg.id, arg)
         if kind == "method":
@@ -5578,6 +5581,14 @@ class _Attention:
                 earlier = [st for st, names in binders if name.id in names
                            and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)
                            and not (rows and self._unit_axes_rebinding(st, name.id))]
+                if not earlier and name.id in self.helper_made and name.id not in self.helper_exports:
+                    # a name the inlined helper computes from its parameters: its value there,
+                    # read as the caller's names are at the call (the region's statement `at`)
+                    value = self._helper_value(name.id)
+                    if value is None:
+                        raise LookupError
+                    swaps.append((span_of(name), _atom_text(before(value, at, depth + 1, rows), value)))
+                    continue
                 if not earlier:
                     continue  # bound before the region: the guard reads the same value
                 binding = max(earlier, key=lambda st: (st.lineno, st.col_offset))
@@ -5630,6 +5641,16 @@ class _Attention:
         use = use.stmt
         cond, test = fill["cond"], fill["test"]
         rows = added is None
+        # The keys' axis of the mask as the fill reads it: the last, but for scores an einsum
+        # writes with their axes moved (``"bqkh"``: the keys third of four), where the mask is
+        # laid out as written (its rank the scores', or sent to the original by the rank terms
+        # read before this one: _in_product_layout).  There a reshape adding size-1 axes may
+        # move the keys' place from the end, so no binding is read through as one.
+        view = self.roles["s0"].view
+        move = view.out_move if view is not None else None
+        keys = -1 if move is None else move.index(len(move) - 1) - len(move)
+        if keys != -1:
+            rows = False
         try:
             if fill["filled_by_cond"]:
                 where = before(cond, use, rows=rows)
@@ -5651,11 +5672,13 @@ class _Attention:
         where_atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)
         if added is not None:
             inf = 'float("-inf")'
-            term = (f"{eager} and ({torch}.where({where_atom}, {inf}, {added}).amax(-1) "
-                    f"< {torch}.where({where_atom}, {added}, {inf}).amax(-1)).any()")
+            term = (f"{eager} and ({torch}.where({where_atom}, {inf}, {added}).amax({keys}) "
+                    f"< {torch}.where({where_atom}, {added}, {inf}).amax({keys})).any()")
         else:
-            term = f"{eager} and {where_atom}.all(-1).any()"
+            term = f"{eager} and {where_atom}.all({keys}).any()"
         wider = self._fill_widens(fill, use, before, binders)
+        if wider is not None and read_names(ast.parse(wider, mode="eval")) & self.helper_made:
+            wider = None  # (q and k made by the inlined helper: not read before its call, as before)
         if wider is not None:
             term = f"({wider} or ({term}))" if test is not None else f"{wider} or ({term})"
         return f"{_guard_term(test_text, test)} and {term}" if test is not None else term
@@ -5752,6 +5775,35 @@ class _Attention:
             text = text[:offset(a, b)] + new + text[offset(c, d):]
         return text
 
+    def _helper_value(self, name: str) -> ast.expr | None:
+        """The value the inlined helper (:meth:`_inline_attention_helper`) gives ``name``, one of
+        its own names (``m = mask[:, None, None, :] == 0``), for reading before the caller's call
+        in the caller's names (the row guard of a fill whose mask the helper computes).  Only
+        where the helper binds ``name`` once, by a plain assignment among the statements that
+        run in the caller on every call (its top level), and that value reads parameters the call
+        hands under their own names (not bound again in the helper) or other such names (read
+        through by the caller).  None otherwise (renamed names, a name bound twice or under a
+        test, a parameter handed under another name)."""
+        helper = self.helper_def
+        if helper is None or self.helper_renames or name not in self.helper_made or name in self.helper_exports:
+            return None
+        kept = self.helper_steps.get(span_of(self.helper_call), ()) if self.helper_call is not None else ()
+        stores = [n for n in ast_walk(helper) if isinstance(n, ast.Name) and n.id == name
+                  and isinstance(n.ctx, (ast.Store, ast.Del))]
+        binding = next((st for st in kept if isinstance(st, ast.Assign) and len(st.targets) == 1
+                        and isinstance(st.targets[0], ast.Name) and st.targets[0].id == name), None)
+        if binding is None or len(stores) != 1:
+            return None
+        bound = {n.id for n in ast_walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+        for read in read_names(binding.value):
+            head = read.split(".")[0]
+            if head in self.helper_params:
+                if head in bound or self.helper_args.get(head, (None,))[0] != head:
+                    return None
+            elif head in bound and head not in self.helper_made:
+                return None
+        return binding.value
+
     def _reads_inputs(self, expr: ast.expr, depth: int = 0) -> bool:
         """Does the value of ``expr`` depend on the values the function is given (its
         parameters but ``self``), not only on tensors' sizes, dtypes and devices, the module's
@@ -5775,6 +5827,12 @@ class _Attention:
                 continue  # what the tensor is, not what it holds
             if node.id in inputs:
                 return True
+            if node.id in self.helper_made and node.id not in self.helper_exports:
+                # (a name the inlined helper computes: its value there, or an input if unread)
+                value = self._helper_value(node.id)
+                if value is None or self._reads_inputs(value, depth + 1):
+                    return True
+                continue
             values = self._plain_values(func, node.id)
             if values is None or any(self._reads_inputs(value, depth + 1) for value in values):
                 return True
