@@ -84,11 +84,17 @@ def _reads_attribute(text: str | None, name: str) -> bool:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return True
+    return _tree_reads_attribute(tree, name)
+
+
+def _tree_reads_attribute(tree: ast.AST, name: str, skip: frozenset[int] | set[int] = frozenset()) -> bool:
+    """:func:`_reads_attribute` of a parsed tree, where the attribute nodes ``skip`` (ids) are
+    no reads."""
     word = re.compile(rf"\b{re.escape(name)}\b")
     called: set[int] = set()
     for node in ast_walk(tree):
         if isinstance(node, ast.Attribute):
-            if node.attr == name and not isinstance(node.ctx, (ast.Store, ast.Del)):
+            if node.attr == name and not isinstance(node.ctx, (ast.Store, ast.Del)) and id(node) not in skip:
                 return True
             if node.attr == "__dict__" or node.attr in _WHOLE_READS:
                 return True
@@ -364,6 +370,21 @@ class Run:
             self._attribute_reads[key] = paths is None or any(
                 _reads_attribute(self._code(path) if path in self.texts else _read_code(path), name)
                 for path in [*self.texts, *paths])
+        return self._attribute_reads[key]
+
+    def reads_attribute_besides(self, name: str, tree: ast.AST, skip: set[int]) -> bool:
+        """:meth:`reads_attribute`, where the current file is read as ``tree`` (the text being
+        fixed) and its attribute nodes ``skip`` (ids) are no reads: a step's own reads of the
+        attribute it stores (:meth:`.sdpa._Attention._unread_step_store`)."""
+        if _tree_reads_attribute(tree, name, skip):
+            return True
+        here = os.path.abspath(self.path) if self.path else None
+        key = f"{here}\0{name}\0besides"
+        if key not in self._attribute_reads:
+            paths = self._around()
+            self._attribute_reads[key] = paths is None or any(
+                _reads_attribute(self._code(path) if path in self.texts else _read_code(path), name)
+                for path in [*self.texts, *paths] if path != here)
         return self._attribute_reads[key]
 
     def _code(self, path: str) -> str | None:

@@ -660,6 +660,46 @@ class _Attention:
                 out.append(line[strip:])
         return "\n".join(out)
 
+    def _unread_step_store(self, target: ast.expr, stmt: ast.stmt, region: list[ast.stmt], step_stmts: set) -> bool:
+        """``--unsafe-fixes``: may a step that stores its own value in an attribute
+        (``self.attn = torch.softmax(scores, -1)``, later steps reading ``self.attn``) run on the
+        fused path as ``self.attn = None``?  As unread_store's policy for a store after the steps
+        (weights.py): the attribute of a plain name, stored on every path of the function (under
+        no ``try``/``with``/loop, and under an ``if`` only where its other arm stores the same
+        attribute too: a flag choosing when to keep the values is the safe form), and no file of
+        the run or the project around it reads it -- the steps' own reads of it in this region
+        (dropped on the fused path) aside; any other read in this file, later in the function or
+        in another method, counts."""
+        run = current_run()
+        if run is None or not run.unsafe_fixes or not isinstance(target, ast.Attribute) \
+                or not isinstance(target.value, ast.Name) or not isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            return False
+        func = self._function(region[0])
+        if func is None or self._function(stmt) is not func:
+            return False
+        text = self._text(target)
+        parents = _parents(func)
+        child, up = stmt, parents.get(stmt)
+        while up is not None and up is not func:
+            if not isinstance(up, ast.If):
+                return False
+            other = up.orelse if child in up.body else up.body if child in up.orelse else None
+            if other is None or not any((t := _stored_attribute(o)) is not None and isinstance(t, ast.Attribute)
+                                        and self._text(t) == text for o in other):
+                return False  # (an if choosing whether the values are kept: a flag)
+            child, up = up, parents.get(up)
+        if up is not func:
+            return False
+        base, name = target.value.id, target.attr
+        own: set[int] = set()  # the steps' reads of the attribute, which the fused path drops
+        for top in region:
+            for inner in ast_walk(top):
+                if isinstance(inner, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return)) \
+                        and span_of(inner) in step_stmts:
+                    own.update(id(n) for n in ast_walk(inner) if isinstance(n, ast.Attribute) and n.attr == name
+                               and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name) and n.value.id == base)
+        return not run.reads_attribute_besides(name, self.index.tree, own)
+
     def _stored_skip(self, target: ast.expr, stmt: ast.stmt, step_stored: set[str] = frozenset()) -> Skip:
         """Why attention whose values ``stmt`` stores in ``target`` (an attribute or item) on every
         call is left alone.  An item of a value of the attention itself (nemo's `scores[pad] =
@@ -1042,11 +1082,14 @@ class _Attention:
         # = F.softmax(...)`): the fused path would no longer set the attribute, which code outside
         # the call may read (as a statement storing the probabilities after the steps, below).
         context = self.roles["c"].stmt if "c" in self.roles else None
+        self.step_nones: list[str] = []  # --unsafe-fixes: steps storing their value in an attribute no file reads
         for s in region:
             for inner in ast_walk(s):
                 if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts and span_of(inner) != context \
                         and (target := _stored_attribute(inner)) is not None:
-                    raise self._stored_skip(target, inner)
+                    if not self._unread_step_store(target, inner, region, step_stmts):
+                        raise self._stored_skip(target, inner)
+                    self.step_nones.append(f"{self._text(target)} = None")
         # An if / else with steps in one branch only (the scores computed one way there and
         # another way -- cosine attention, say -- in the other): the fused path is taken only
         # when that branch would run, the other goes to the original.
@@ -1565,8 +1608,14 @@ class _Attention:
         guard += self._live_reads(region, all_stored - fast_defs - sent_only, edits, regions)
         if self.declined or self.in_context:
             guard.insert(0, guard.pop(guard.index(self.flag)))  # the caller's choice reads first
-        fast += list(dict.fromkeys(self.declined + self.unsafe_nones))
         guard += getattr(self, "scale_number_terms", [])  # (_number_terms)
+        fast += list(dict.fromkeys(self.declined + self.unsafe_nones + self.step_nones))
+        for none in dict.fromkeys(self.step_nones):
+            # the attribute a step stored is None on the fused path: nothing the fused path or the
+            # guard runs may read it (the steps' own reads are dropped there)
+            attribute = re.compile(rf"(?<![\w.]){re.escape(none[:-len(' = None')])}\b")
+            if any(attribute.search(t) for t in [*guard, *fast] if t != none):
+                raise Skip(f"`{none[:-len(' = None')]}`, which a step stores, is read on the fused path too")
         guard += self._hooks(edits, set(conditions))
         guard += self._stand_in_hooks(edits, conditions)
 
