@@ -1193,6 +1193,12 @@ class FlowBuilder:
             # only for those)
             return self._opaque(expr, ctx), frontier
         out = self._temp("")
+        if kind is ast.Compare or kind is ast.BoolOp:
+            # ``ids > 0``, ``a and b``: a mask or a truth value made from what it reads, not
+            # that value (match.Matcher._predicts_input stops there)
+            _, frontier = self._new(ctx, frontier, kind="other", op="compare", outs=(out,),
+                                    uses=self._uses_of(expr, ctx), defs=frozenset({out.key}), span=span(expr))
+            return out, frontier
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
                                 defs=frozenset({out.key}), span=span(expr))
         return out, frontier
