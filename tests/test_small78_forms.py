@@ -5,13 +5,17 @@ is a mask of the ids, not the ids: the model does not predict its own input ther
 (2) ADP008: a setting-picked norm module (``SetNorm(c, norm_type=norm_type)``) is read at its
 parameter's default only when no construction in the file passes an undecided value for the
 setting (``Block(8, norm_type=cfg.norm)``); a class handed on as a value keeps the default.
+(3) ADP006: a comprehension over a list of the class's layers reads its loop name as the
+list's member (research114) also when it is filtered (``if``), enumerated, sliced or zipped with
+another list (each name its own list's member), as the statement loop does; a name bound to the
+index, or to the other iterable of a ``zip``, stays unread.
 Our own fixtures."""
 
 from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at
+from corpus_forms import finding_at, line_of
 
 # ---------- (1) ADP015: a comparison of the ids is a mask, not the ids
 
@@ -182,3 +186,75 @@ def test_a_setting_at_its_default_or_a_literal_is_still_read():
                 super().__init__()
                 self.b = Block(8, norm_type="layer_norm")
         """), "ADP008", "# pair") is None
+
+
+# ---------- (3) ADP006: filtered / enumerated / zipped / sliced comprehensions over a layer list
+
+HEADS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Heads(nn.Module):
+        def __init__(self, d, n):
+            super().__init__()
+            self.heads = nn.ModuleList(
+                [nn.ModuleDict({"fc": nn.Linear(d, 4 * d), "act": ACT, "out": nn.Linear(4 * d, d)})
+                 for _ in range(n)])
+            self.mix = nn.ModuleList([nn.Linear(d, d) for _ in range(n)])
+            self.used = [True] * n
+
+        def forward(self, x, gates):
+            outs = COMP
+            return torch.stack(outs, 1).sum(1)
+""")
+
+
+def _heads(comp: str, act: str = "nn.GELU()") -> str:
+    return HEADS.replace("COMP", comp).replace("ACT", act)
+
+
+def _adp006(code: str) -> list:
+    from corpus_forms import found
+    return [f.line for f in found(code, "ADP006")]
+
+
+def test_filtered_enumerated_zipped_comprehensions_read_the_member():
+    for comp in (
+        '[h["out"](h["act"](h["fc"](x))) for h in self.heads]',  # research114's form
+        '[h["out"](h["act"](h["fc"](x))) for h in self.heads if h is not None]',
+        '[h["out"](h["act"](h["fc"](x))) for i, h in enumerate(self.heads) if self.used[i]]',
+        '[h["out"](h["act"](h["fc"](x))) * g for h, g in zip(self.heads, gates.unbind(1))]',
+        '[m(h["out"](h["act"](h["fc"](x)))) for h, m in zip(self.heads, self.mix)]',
+        '[h["out"](h["act"](h["fc"](x))) for h in self.heads[1:]]',
+    ):
+        code = _heads(comp)
+        assert _adp006(code) == [line_of(code, "outs = ")], comp
+
+
+def test_names_not_bound_to_the_members_stay_unread():
+    for comp in (
+        '[g["out"](g["act"](g["fc"](x))) for h, g in zip(self.heads, gates.unbind(1))]',  # g: the other iterable
+        '[h["out"](h["act"](h["fc"](x))) for h, i in enumerate(self.heads)]',  # h: the index
+        '[h["out"](h["act"](h["fc"](x))) for i, h in enumerate(self.used)]',  # a plain list of flags
+    ):
+        assert _adp006(_heads(comp)) == [], comp
+    for comp in (
+        '[h["out"](h["act"](h["fc"](x))) for h in self.heads if h is not None]',
+        '[h["out"](h["act"](h["fc"](x))) for i, h in enumerate(self.heads)]',
+        '[m(h["out"](h["act"](h["fc"](x)))) for h, m in zip(self.heads, self.mix)]',
+    ):
+        assert _adp006(_heads(comp, "nn.ReLU()")) == [], comp  # no GELU
+
+
+def test_the_heads_fixture_runs():
+    import torch
+
+    from corpus_forms import load_fixture
+    cls = load_fixture(_heads('[m(h["out"](h["act"](h["fc"](x)))) for h, m in zip(self.heads, self.mix)]'),
+                       "Heads")
+    torch.manual_seed(0)
+    mod = cls(8, 3).double()
+    x = torch.randn(2, 8, dtype=torch.float64)
+    want = sum(m(h["out"](torch.nn.functional.gelu(h["fc"](x)))) for h, m in zip(mod.heads, mod.mix))
+    torch.testing.assert_close(mod(x, torch.ones(2, 3, dtype=torch.float64)), want, rtol=1e-12, atol=1e-12)
