@@ -55,6 +55,7 @@ def test_a_comparison_of_the_ids_is_no_token_target():
         'rearrange(ids != 0, "b n -> (b n)").long()',
         'rearrange((ids > 0) == (ids < 5), "b n -> (b n)").long()',
         '(ids > 0).long().reshape(-1)',
+        'rearrange(~(ids == 0), "b n -> (b n)").long()',
     ):
         assert finding_at(SCORER.replace("TARGET", target), "ADP015", "# head") is None, target
 

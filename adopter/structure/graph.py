@@ -1192,9 +1192,12 @@ class FlowBuilder:
             # only for those)
             return self._opaque(expr, ctx), frontier
         out = self._temp("")
-        if kind is ast.Compare or kind is ast.BoolOp:
-            # ``ids > 0``, ``a and b``: a mask or a truth value made from what it reads, not
-            # that value (match.Matcher._predicts_input stops there)
+        test = expr
+        while test.__class__ is ast.UnaryOp and test.op.__class__ in (ast.Invert, ast.Not):
+            test = test.operand
+        if test.__class__ is ast.Compare or test.__class__ is ast.BoolOp:
+            # ``ids > 0``, ``~(ids == pad)``, ``a and b``: a mask or a truth value made from
+            # what it reads, not that value (match.Matcher._predicts_input stops there)
             _, frontier = self._new(ctx, frontier, kind="other", op="compare", outs=(out,),
                                     uses=self._uses_of(expr, ctx), defs=frozenset({out.key}), span=span(expr))
             return out, frontier
