@@ -2628,7 +2628,9 @@ class Matcher:
                     # (einops.rearrange only moves, merges and splits axes: the same ids laid
                     # out anew, ``rearrange(ids[:, 1:], "b n -> (b n)")``, research112)
                     stack.append((node.args[0].key, node.id))
-                elif node.kind in ("copy", "other") and len(node.uses) == 1:
+                elif node.kind in ("copy", "other") and len(node.uses) == 1 and node.op != "compare":
+                    # (not ``ids > 0``: a comparison makes a mask of the ids, not the ids;
+                    # research112's ``rearrange(ids > 0, ...).long()``)
                     stack.append((next(iter(node.uses)), node.id))
                 else:
                     # a value the code computes (``x_cond, prime = self.get_cond(y)``): the

@@ -1164,22 +1164,21 @@ class FlowBuilder:
             if root.__class__ is _NAME:
                 return self._opaque(expr, ctx), frontier
         if (kind is ast.ListComp or kind is ast.GeneratorExp) and self.cls is not None:
-            member = self._comprehension_member(expr)
-            if member is not None:
+            gen = self._comprehension_member(expr)
+            if gen is not None:
                 # [e["fc2"](e["act"](e["fc1"](x))) for e in self.experts]: the loop name calls
                 # a member of the list on each pass, as ``for e in self.experts:`` aliases it
-                # (_loop_aliases); the element's calls read with that alias, then restored
-                name, layer = member
+                # (_alias_loop_target: also ``enumerate``, ``zip`` of parallel lists, a slice;
+                # a filter only picks which members run); the element's calls read with those
+                # aliases, then restored
                 aliases = ctx.layer_alias
-                saved = aliases.get(name)
-                aliases[name] = layer
+                saved = dict(aliases)
+                self._alias_loop_target(gen, ctx)
                 try:
                     frontier = self._inner_calls(expr, frontier, ctx)
                 finally:
-                    if saved is None:
-                        aliases.pop(name, None)
-                    else:
-                        aliases[name] = saved
+                    aliases.clear()
+                    aliases.update(saved)
                 out = self._temp("")
                 _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
                                         defs=frozenset({out.key}), span=span(expr))
@@ -1193,23 +1192,40 @@ class FlowBuilder:
             # only for those)
             return self._opaque(expr, ctx), frontier
         out = self._temp("")
+        test = expr
+        while test.__class__ is ast.UnaryOp and test.op.__class__ in (ast.Invert, ast.Not):
+            test = test.operand
+        if test.__class__ is ast.Compare or test.__class__ is ast.BoolOp:
+            # ``ids > 0``, ``~(ids == pad)``, ``a and b``: a mask or a truth value made from
+            # what it reads, not that value (match.Matcher._predicts_input stops there)
+            _, frontier = self._new(ctx, frontier, kind="other", op="compare", outs=(out,),
+                                    uses=self._uses_of(expr, ctx), defs=frozenset({out.key}), span=span(expr))
+            return out, frontier
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
                                 defs=frozenset({out.key}), span=span(expr))
         return out, frontier
 
-    def _comprehension_member(self, comp: ast.ListComp | ast.GeneratorExp) -> tuple[str, str] | None:
-        """(loop name, ``self.<attr>[]``) for a comprehension of one unconditional loop of a
-        plain name over ``self.<attr>``, a list the class binds members of
-        (``[m(x) for m in self.heads]``); None otherwise."""
+    def _comprehension_member(self, comp: ast.ListComp | ast.GeneratorExp) -> ast.comprehension | None:
+        """The one loop of a comprehension over ``self.<attr>``, a list the class binds members
+        of (``[m(x) for m in self.heads]``), maybe filtered (``if ...``), sliced, enumerated or
+        zipped with other lists (:meth:`_alias_loop_target` reads its names); None otherwise."""
         if len(comp.generators) != 1:
             return None
         gen = comp.generators[0]
-        target, it = gen.target, gen.iter
-        if gen.ifs or gen.is_async or target.__class__ is not _NAME or it.__class__ is not ast.Attribute \
-                or it.value.__class__ is not _NAME or it.value.id != "self" \
-                or it.attr + "[]" not in self.cls.bindings:
+        it = gen.iter
+        if gen.is_async:
             return None
-        return target.id, f"self.{it.attr}[]"
+        lists = (it,)
+        if it.__class__ is _CALL and it.func.__class__ is _NAME and it.func.id in ("enumerate", "zip"):
+            lists = it.args[:1] if it.func.id == "enumerate" else it.args
+        bindings = self.cls.bindings
+        for lst in lists:
+            if lst.__class__ is ast.Subscript and lst.slice.__class__ is ast.Slice:
+                lst = lst.value
+            if lst.__class__ is ast.Attribute and lst.value.__class__ is _NAME and lst.value.id == "self" \
+                    and (lst.attr + "[]" in bindings or lst.attr + "[][0]" in bindings):
+                return gen
+        return None
 
     def _cast(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         """``q.float()``: a cast of the name's value; the same cast of the same value again in one

@@ -1287,9 +1287,42 @@ class LayerTyper:
             return decided
         param = env.get(expr.id)
         if isinstance(param, _Param) and len(param.default) == 1 and isinstance(param.default[0], Key) \
-                and isinstance(param.default[0].value, str):
+                and isinstance(param.default[0].value, str) \
+                and not self._passes_undecided(param.func, param.owner, param.index, param.name, param.positional, 0):
             return (param.default[0].value,)  # (a class handed on: built elsewhere at its default)
         return None
+
+    def _passes_undecided(self, func, owner, index: int, name: str, positional: bool, depth: int) -> bool:
+        """Does a construction (call) in this file of ``func`` (its class, for ``__init__``) pass
+        for its parameter ``name`` a value the file does not decide (``norm_type=cfg.norm``, a
+        local, a starred argument), directly or through callers handing their own parameter
+        on?  Then the parameter's default is no reading of it (:meth:`_setting_values`; a class
+        only handed on as a value keeps its default)."""
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        if target is None or self.tree is None or depth > 3:
+            return False
+        for call, caller, caller_owner in self.callers(target):
+            if any(a.__class__ is ast.Starred for a in call.args) or any(k.arg is None for k in call.keywords):
+                return True
+            passed = _passed(call, index, name, None, positional)
+            if passed is None or passed.__class__ is ast.Constant and isinstance(passed.value, str):
+                continue
+            if passed.__class__ is not ast.Name or caller.__class__ is not ast.FunctionDef \
+                    or _rebinds(caller, passed.id):
+                return True
+            args = caller.args
+            params = [*args.posonlyargs, *args.args]
+            skip = 1 if caller_owner is not None and params and params[0].arg in ("self", "cls") else 0
+            at = next((i for i, a in enumerate(params) if a.arg == passed.id), None)
+            if at is not None:
+                if self._passes_undecided(caller, caller_owner, at - skip, passed.id, True, depth + 1):
+                    return True
+            elif any(a.arg == passed.id for a in args.kwonlyargs):
+                if self._passes_undecided(caller, caller_owner, 0, passed.id, False, depth + 1):
+                    return True
+            else:
+                return True  # (a local or a global name: not the file's decision)
+        return False
 
     def _softmax_module(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
         """An ``nn.Softmax(dim=<axis>)`` when ``call`` builds a same-file module whose forward
