@@ -3901,6 +3901,10 @@ class LayerTyper:
                     else:
                         env.pop(key, None)
             elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+                if record and stmt.value.__class__ in _LIST_VALUES:
+                    # ``model += [nn.Sequential(conv, bn, act)]``: the inline containers in the
+                    # added display are sites as in ``model.append(...)`` or ``model = [...]``
+                    self._record_sites(stmt.value, stmt, env, depth)
                 if INSTANCE in env:
                     _drop_instances(stmt.target, env)
                 if ELEMENTS + stmt.target.id in env:
