@@ -105,6 +105,18 @@ class Assumed(Const):
     why: str = ""
 
 
+def _registers(text: str, attr: str) -> bool:
+    """Does ``text`` write ``register_buffer(`` right before the quoted name ``attr`` (spaces and
+    line breaks between allowed)?"""
+    for quoted in (f'"{attr}"', f"'{attr}'"):
+        at = text.find(quoted)
+        while at >= 0:
+            if text[max(0, at - 200):at].rstrip().endswith("register_buffer("):
+                return True
+            at = text.find(quoted, at + 1)
+    return False
+
+
 @dataclass(frozen=True)
 class Ref:
     """A value by identity (``key``) and by its source text (``text``, for synthesis)."""
@@ -3079,17 +3091,21 @@ class FlowBuilder:
         return None
 
     def _buffer_fill(self, expr: ast.expr) -> str | None:
-        """The fill a ``self.<attr>`` (moved with ``.to(...)``) holds where the class binds the
-        attribute once, to a fill: ``self.register_buffer("masked_bias", torch.tensor(-1e9))``
-        (the older GPT-2 / GPT-J / ProGen mask value in ``torch.where(causal, w,
-        self.masked_bias.to(w.dtype))``) or ``self.<attr> = <fill>``; None where it is bound
-        twice, augmented, or to anything else."""
+        """The fill a ``self.<attr>`` (moved with ``.to(...)``) holds where the class registers
+        the attribute as a buffer once, to a fill: ``self.register_buffer("masked_bias",
+        torch.tensor(-1e9))`` (the older GPT-2 / GPT-J / ProGen mask value in
+        ``torch.where(causal, w, self.masked_bias.to(w.dtype))``); None where it is also
+        assigned, registered twice, or holds anything else.  (Only a buffer whose quoted name
+        the file's text writes is read: no other attribute costs a walk of its class.)"""
         while expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr == "to":
             expr = expr.func.value
         if not (expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Name and expr.value.id == "self") \
                 or self.cls is None:
             return None
         attr, bound = expr.attr, []
+        text = self.text if self.text is not None else "\n".join(self.lines) if self.lines is not None else None
+        if text is None or not _registers(text, attr):
+            return None
         for node in ast_walk(self.cls.node):
             cls = node.__class__
             if cls is ast.Call and node.func.__class__ is ast.Attribute and node.func.attr == "register_buffer" \
