@@ -341,15 +341,23 @@ def _returns_one(structure, match: Match, rotated: bool = False) -> bool:
     if not returns or not all(r.value is not None and not isinstance(r.value, (ast.Tuple, ast.List))
                               for r in returns):
         return False
-    return not rotated or _hands_back(returns, match.nodes[-1])
+    return not rotated or _hands_back(returns, match.nodes[-1], func)
 
 
-def _hands_back(returns: list, last) -> bool:
+def _hands_back(returns: list, last, func=None) -> bool:
     """Does one of ``returns`` (a function's return statements) hand back the value the step
-    ``last`` computes: the return holds that step, or reads a name the step binds
-    (``x_embed = ...; return x_embed``, ``return torch.cat((t_, t_pass), -1)``)?"""
+    ``last`` computes: the return holds that step, or reads a name the step's statement binds
+    (``x_embed = ...; return x_embed``, ``t_rot = (...).to(t.dtype); return torch.cat((t_rot,
+    t_pass), -1)``)?  A step inside a lambda of ``func`` is handed back by the lambda (its body is
+    what it returns: ``map(lambda t: t * cos + rotate_half(t) * sin, (q, k))``)."""
     names = {out.text for out in last.outs if isinstance(out, Ref)}
     line = last.span[0] if last.span else None
+    if line is not None and func is not None:
+        for node in ast.walk(func):
+            if node.__class__ is ast.Lambda and node.lineno <= line <= (node.end_lineno or node.lineno):
+                return True
+            if node.__class__ is ast.Assign and node.lineno <= line <= (node.end_lineno or node.lineno):
+                names.update(t.id for t in node.targets if t.__class__ is ast.Name)
     for r in returns:
         if line is not None and r.lineno <= line <= (r.end_lineno or r.lineno):
             return True
@@ -382,7 +390,7 @@ def _helper_hands_back(structure, match: Match) -> bool:
         if isinstance(node, ast.Return):
             returns.append(node)
         pending.extend(ast.iter_child_nodes(node))
-    return _hands_back(returns, last)
+    return _hands_back(returns, last, func)
 
 
 def parse(text: str, path: str) -> ast.Module:

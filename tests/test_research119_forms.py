@@ -154,3 +154,54 @@ def test_helper_returning_its_rotation_found():
     assert len(found) == 1
     line = _line(HELPER, "x_embed = (x * cos)")
     assert found[0].line <= line <= found[0].end_line
+
+
+PARTIAL = """\
+import torch
+from torch import nn
+
+
+class Rotary(nn.Module):
+    def _rotate_half(self, x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    def _apply(self, sin, cos, t):
+        rotary_dim = sin.shape[-1]
+        t_rot, t_pass = t[..., :rotary_dim], t[..., rotary_dim:]
+        t_rot = ((t_rot * cos) + (self._rotate_half(t_rot) * sin)).to(t.dtype)
+        return torch.cat([t_rot, t_pass], dim=-1)
+
+    def forward(self, q, k, sin, cos):
+        return self._apply(sin, cos, q), self._apply(sin, cos, k)
+"""
+
+MAPPED = """\
+import torch
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, freqs):
+    q, k = map(lambda t: (t * freqs.cos()) + (rotate_half(t) * freqs.sin()), (q, k))
+    return q, k
+
+
+class Attention(torch.nn.Module):
+    def forward(self, q, k, v, freqs):
+        q, k = apply_rotary_pos_emb(q, k, freqs)
+        return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+"""
+
+
+@pytest.mark.parametrize("code, text", [
+    (PARTIAL, "t_rot = ((t_rot * cos)"),  # the rotation cast, bound, then concatenated and returned
+    (MAPPED, "map(lambda t:"),  # a lambda returns its body
+], ids=["cast-then-returned", "lambda"])
+def test_helper_handing_back_its_rotation_found(code, text):
+    found = _findings(code, "ADP014")
+    line = _line(code, text)
+    assert any(f.line <= line <= f.end_line for f in found)
