@@ -20,8 +20,8 @@ from .ruleset import Rule
 from .structure import module_structure
 from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
-from .structure.siblings import base_class_texts, imported_table_words
 from .structure.treewalk import ast_walk
+from .structure.siblings import base_class_texts, imported_table_words
 from .structure.mask_tokens import any_replacement
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
@@ -353,7 +353,7 @@ def _hands_back(returns: list, last, func=None) -> bool:
     names = {out.text for out in last.outs if isinstance(out, Ref)}
     line = last.span[0] if last.span else None
     if line is not None and func is not None:
-        for node in ast.walk(func):
+        for node in ast_walk(func):
             if node.__class__ is ast.Lambda and node.lineno <= line <= (node.end_lineno or node.lineno):
                 return True
             if node.__class__ is ast.Assign and node.lineno <= line <= (node.end_lineno or node.lineno):
@@ -362,7 +362,7 @@ def _hands_back(returns: list, last, func=None) -> bool:
         if line is not None and r.lineno <= line <= (r.end_lineno or r.lineno):
             return True
         if names and r.value is not None \
-                and any(n.__class__ is ast.Name and n.id in names for n in ast.walk(r.value)):
+                and any(n.__class__ is ast.Name and n.id in names for n in ast_walk(r.value)):
             return True
     return False
 
