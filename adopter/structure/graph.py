@@ -3098,6 +3098,9 @@ class FlowBuilder:
         assigned, registered twice, or holds anything else.  (Only a buffer whose quoted name
         the file's text writes is read: no other attribute costs a walk of its class.)"""
         while expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr == "to":
+            if any(n.__class__ is ast.Call for a in (*expr.args, *(k.value for k in expr.keywords))
+                   for n in ast_walk(a)):
+                return None  # (a call in the arguments -- ``.to()`` on a submodule -- may change state)
             expr = expr.func.value
         if not (expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Name and expr.value.id == "self") \
                 or self.cls is None:
