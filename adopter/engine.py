@@ -20,8 +20,8 @@ from .ruleset import Rule
 from .structure import module_structure
 from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
-from .structure.siblings import base_class_texts, imported_table_words
 from .structure.treewalk import ast_walk
+from .structure.siblings import base_class_texts, imported_table_words
 from .structure.mask_tokens import any_replacement
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
@@ -169,10 +169,12 @@ def match_rule(rule: Rule, structure) -> list[Match]:
                 for func in {n.func for n in m.nodes}:
                     count.setdefault(func, set()).add(m.nodes[-1].span)
             lone = {id(m) for m in roots if all(len(count[n.func]) == 1 for n in m.nodes if not n.inlined)
-                    and _returns_one(structure, m)}
+                    and _returns_one(structure, m, rotated=True)}
             lone |= _rotated_with_one_pair(roots)
             matches = [m for m in matches if id(m) in lone or rule.same_function_of(m.alternative) != "helper"
                        or all(n.inlined for n in m.nodes)]
+        matches = [m for m in matches if rule.same_function_of(m.alternative) != "helper"
+                   or not all(n.inlined for n in m.nodes) or _helper_hands_back(structure, m)]
     if isinstance(rule.same_function, tuple) and "helper" in rule.same_function and len(matches) > 1:
         matches = _own_tables(rule, structure, matches)
         if len(matches) > 1:
@@ -316,9 +318,14 @@ def _root_of(flow_name: str, class_name: str) -> str:
     return flow_name.split(".", 1)[-1]
 
 
-def _returns_one(structure, match: Match) -> bool:
+def _returns_one(structure, match: Match, rotated: bool = False) -> bool:
     """Does the root function of ``match`` return one value wherever it returns (not a tuple:
-    the forward of a module that rotates its one input returns that tensor rotated)?"""
+    the forward of a module that rotates its one input returns that tensor rotated)?  With
+    ``rotated``, also: does some return hand back the match's result (the return holds its
+    last step, or reads a name that step binds)?  A tensor rotated and then consumed in the
+    function (kvpress-style scoring that rotates the window's queries and multiplies them by
+    keys rotated elsewhere, returning the attention weights) is no one-tensor helper's
+    rotation, and q alone is not the rule's site."""
     cls = structure.classes.get(match.class_name)
     func = cls.functions.get(_root_of(match.flow, match.class_name)) if cls is not None else None
     if func is None:
@@ -331,8 +338,59 @@ def _returns_one(structure, match: Match) -> bool:
         if isinstance(node, ast.Return):
             returns.append(node)
         pending.extend(ast.iter_child_nodes(node))
-    return bool(returns) and all(r.value is not None and not isinstance(r.value, (ast.Tuple, ast.List))
-                                 for r in returns)
+    if not returns or not all(r.value is not None and not isinstance(r.value, (ast.Tuple, ast.List))
+                              for r in returns):
+        return False
+    return not rotated or _hands_back(returns, match.nodes[-1], func)
+
+
+def _hands_back(returns: list, last, func=None) -> bool:
+    """Does one of ``returns`` (a function's return statements) hand back the value the step
+    ``last`` computes: the return holds that step, or reads a name the step's statement binds
+    (``x_embed = ...; return x_embed``, ``t_rot = (...).to(t.dtype); return torch.cat((t_rot,
+    t_pass), -1)``)?  A step inside a lambda of ``func`` is handed back by the lambda (its body is
+    what it returns: ``map(lambda t: t * cos + rotate_half(t) * sin, (q, k))``)."""
+    names = {out.text for out in last.outs if isinstance(out, Ref)}
+    line = last.span[0] if last.span else None
+    if line is not None and func is not None:
+        for node in ast_walk(func):
+            if node.__class__ is ast.Lambda and node.lineno <= line <= (node.end_lineno or node.lineno):
+                return True
+            if node.__class__ is ast.Assign and node.lineno <= line <= (node.end_lineno or node.lineno):
+                names.update(t.id for t in node.targets if t.__class__ is ast.Name)
+    for r in returns:
+        if line is not None and r.lineno <= line <= (r.end_lineno or r.lineno):
+            return True
+        if names and r.value is not None \
+                and any(n.__class__ is ast.Name and n.id in names for n in ast_walk(r.value)):
+            return True
+    return False
+
+
+def _helper_hands_back(structure, match: Match) -> bool:
+    """For a one-tensor form whose steps all sit in a helper the root calls: does that helper
+    return the rotated tensor (:func:`_hands_back`)?  A helper that rotates a tensor and then
+    consumes it (kvpress-style scoring: the window's queries rotated, multiplied by keys rotated
+    elsewhere, the attention weights returned) is no rotation applied to q and to k.  True where
+    the helper is not found (nothing read, nothing dropped)."""
+    last = match.nodes[-1]
+    qual = last.func
+    func = structure.names.functions.get(qual)
+    if func is None and "." in qual:
+        owner, _, name = qual.rpartition(".")
+        cls = structure.classes.get(owner)
+        func = cls.functions.get(name) if cls is not None else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return True
+    returns, pending = [], list(func.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Return):
+            returns.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    return _hands_back(returns, last, func)
 
 
 def parse(text: str, path: str) -> ast.Module:
