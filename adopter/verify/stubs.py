@@ -380,8 +380,9 @@ def _tainted(modules: dict, before: set[str], packages: list[str]) -> list[str]:
             module = modules.get(name)
             if module is None:
                 continue
+            # (a package may put an object without a ``__dict__`` in sys.modules: it holds nothing)
             if _holds_stub(module) or any(isinstance(v, ModuleType) and getattr(v, "__name__", None) in out
-                                          for v in list(vars(module).values())):
+                                          for v in list(getattr(module, "__dict__", {}).values())):
                 out.add(name)
                 changed = True
     return sorted(out)
