@@ -168,3 +168,60 @@ def test_a_temperature_that_may_differ_between_keys_is_declined():
     wider = edit(TEMPERATURE, "torch.ones(1, heads, 1, 1).mul_(scale_value)",
                  "torch.ones(1, heads, 1, 1).mul(torch.ones(1, 1, 1, 6))")
     assert_reported_not_fixed(wider, "ADP010", "# softmax", "may be a tensor that differs between keys")
+
+
+def test_a_clamp_bound_wider_than_the_temperature_is_declined():
+    """``clamp``'s bounds broadcast into its result: a bound of one entry per key makes the
+    temperature differ per key (review59; older than the in-place reading, which reaches it).
+    A number bound keeps the receiver's shape: folded and exact."""
+    per_key = edit(TEMPERATURE, ".mul_(scale_value).float()",
+                   ".mul_(scale_value).clamp(max=torch.linspace(0.5, 2.0, 4).view(1, 1, 1, 4)).float()")
+    assert_reported_not_fixed(per_key, "ADP010", "# softmax", "may be a tensor that differs between keys")
+    function = edit(TEMPERATURE, "torch.ones(1, heads, 1, 1).mul_(scale_value).float()",
+                    "torch.clamp(torch.ones(1, heads, 1, 1), None, torch.rand(1, 1, 1, 4)).float()")
+    assert_reported_not_fixed(function, "ADP010", "# softmax", "may be a tensor that differs between keys")
+    bounded = edit(TEMPERATURE, ".mul_(scale_value).float()", ".mul_(scale_value).clamp(max=2.0).float()")
+    fixed = sdpa_fixed(bounded)
+    x = torch.randn(2, 6, 16, dtype=torch.float64)
+    a, b = float64_pair(bounded, fixed, "Heads", scale_value=1.5)
+    with torch.no_grad():
+        a.scale.uniform_(0.5, 2.0)
+        b.scale.copy_(a.scale)
+    assert _compare(a, b, x, True) == 1
+
+
+FLOAT_SCALED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    @torch.jit.script
+    def head_scores(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+        s = torch.matmul(q, k.transpose(-1, -2))
+        return s * scale
+
+
+    class Heads(nn.Module):
+        def __init__(self, dim=16, heads=4):
+            super().__init__()
+            self.heads = heads
+            self.temp = nn.Parameter(torch.tensor(0.5))
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+            temp = self.temp
+            s = head_scores(q, k, temp)
+            return torch.matmul(torch.softmax(s, dim=-1), v)  # softmax
+""")
+
+
+def test_a_torchscript_helper_taking_a_float_is_declined(tmp_path):
+    """TorchScript converts a 0-d Parameter handed to ``scale: float`` into a Python number (no
+    gradient reaches it); the inlined text, run by Python, would keep the tensor and train it
+    (review59).  Such a helper is not read as plain code."""
+    a = _load(tmp_path, "float_scaled", FLOAT_SCALED, "Heads")()
+    a(torch.randn(2, 5, 16)).sum().backward()
+    assert a.temp.grad is None  # (what the original does, and the fused call must not change)
+    assert_reported_not_fixed(FLOAT_SCALED, "ADP010", "# softmax", "rewrite it by hand")

@@ -2253,6 +2253,16 @@ class _Attention:
         and steps, one call, no state written.)"""
         if len(helper.decorator_list) != 1 or self.names.resolve(helper.decorator_list[0]) != "torch.jit.script":
             return False
+        args = helper.args
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+            # (TorchScript converts what the caller hands a parameter annotated as a number -- a
+            # 0-d Parameter handed to ``scale: float`` becomes a Python float, with no gradient --
+            # which the inlined text, run by Python, would not: review59.  An ``int`` or ``bool``
+            # carries no gradient either way; anything else but a tensor is not read here)
+            annotation = arg.annotation
+            if annotation is not None and (self.names.resolve(annotation) or "") != "torch.Tensor" \
+                    and not (isinstance(annotation, ast.Name) and annotation.id in ("int", "bool")):
+                return False
         for node in (n for st in helper.body for n in ast_walk(st)):
             if isinstance(node, (ast.Attribute, ast.Name)) and (self.names.resolve(node) or "").startswith("torch.jit"):
                 return False
@@ -7210,15 +7220,28 @@ class _Attention:
                     isinstance(arg, (ast.UnaryOp, ast.BinOp, ast.Name))
                     and (self._built_number(arg) if built else self._known_number(arg)))
             if fqn.startswith("torch.") and tail in ELEMENTWISE and expr.args:
-                return self._constant_along_keys(expr.args[0], depth + 1, built)
+                return self._constant_along_keys(expr.args[0], depth + 1, built) \
+                    and self._bounds_along_keys(tail, expr.args[1:], expr.keywords, depth, built)
             if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
-                return self._constant_along_keys(expr.func.value, depth + 1, built)
+                return self._constant_along_keys(expr.func.value, depth + 1, built) \
+                    and self._bounds_along_keys(expr.func.attr, expr.args, expr.keywords, depth, built)
             if not fqn and isinstance(expr.func, ast.Attribute) and _in_place_method(expr.func.attr):
                 # ``torch.ones(1, heads, 1, 1).mul_(scale_value)``: an in-place method returns
                 # the tensor it changes, whose shape it cannot change (its other operands
                 # broadcast to that shape), so the last dimension is the receiver's
                 return self._constant_along_keys(expr.func.value, depth + 1, built)
         return False
+
+    def _bounds_along_keys(self, name: str, args: list, keywords: list, depth: int, built: bool) -> bool:
+        """Are a ``clamp``/``clip``'s bounds (the only elementwise operands here that are not the
+        receiver) each the same along the keys?  Their shape broadcasts into the result's:
+        ``ones(1, h, 1, 1).clamp(max=w)`` with ``w`` of one entry per key differs per key
+        (review59).  Any other elementwise call keeps its receiver's shape."""
+        if name not in ("clamp", "clip"):
+            return True
+        bounds = [*args, *(kw.value for kw in keywords if kw.arg in ("min", "max"))]
+        return all((isinstance(b, ast.Constant) and b.value is None) or self._constant_along_keys(b, depth + 1, built)
+                   for b in bounds)
 
     def _check_moved_scores(self, nodes) -> None:
         """Scores an einsum writes with their axes moved (``einsum("ibnd,jbnd->ijbn", q, k)``,
