@@ -180,6 +180,10 @@ def test_a_clamp_bound_wider_than_the_temperature_is_declined():
     function = edit(TEMPERATURE, "torch.ones(1, heads, 1, 1).mul_(scale_value).float()",
                     "torch.clamp(torch.ones(1, heads, 1, 1), None, torch.rand(1, 1, 1, 4)).float()")
     assert_reported_not_fixed(function, "ADP010", "# softmax", "may be a tensor that differs between keys")
+    # (Swin v2's ``torch.clamp(logit_scale, max=np.log(1. / 0.01))``: a math function of numbers)
+    swin = edit(edit(TEMPERATURE, "import torch\n", "import math\n\nimport torch\n"),
+                "* self.scale\n", "* torch.clamp(self.scale, max=math.log(1. / 0.01)).exp()\n")
+    assert "scaled_dot_product_attention(" in sdpa_fixed(swin)  # (sdpa_fixed: the one finding applied)
     bounded = edit(TEMPERATURE, ".mul_(scale_value).float()", ".mul_(scale_value).clamp(max=2.0).float()")
     fixed = sdpa_fixed(bounded)
     x = torch.randn(2, 6, 16, dtype=torch.float64)

@@ -7240,8 +7240,17 @@ class _Attention:
         if name not in ("clamp", "clip"):
             return True
         bounds = [*args, *(kw.value for kw in keywords if kw.arg in ("min", "max"))]
-        return all((isinstance(b, ast.Constant) and b.value is None) or self._constant_along_keys(b, depth + 1, built)
-                   for b in bounds)
+
+        def scalar(b: ast.expr) -> bool:
+            # (Swin v2's ``max=np.log(1. / 0.01)``: a math or numpy function of numbers)
+            if not isinstance(b, ast.Call):
+                return False
+            fqn = self.names.resolve(b.func) or dotted_name(b.func) or ""
+            return fqn.split(".", 1)[0] in ("math", "numpy", "np") and not b.keywords \
+                and all(self._known_number(a) for a in b.args)
+
+        return all((isinstance(b, ast.Constant) and b.value is None) or self._known_number(b) or scalar(b)
+                   or self._constant_along_keys(b, depth + 1, built) for b in bounds)
 
     def _check_moved_scores(self, nodes) -> None:
         """Scores an einsum writes with their axes moved (``einsum("ibnd,jbnd->ijbn", q, k)``,
