@@ -105,18 +105,6 @@ class Assumed(Const):
     why: str = ""
 
 
-def _registers(text: str, attr: str) -> bool:
-    """Does ``text`` write ``register_buffer(`` right before the quoted name ``attr`` (spaces and
-    line breaks between allowed)?"""
-    for quoted in (f'"{attr}"', f"'{attr}'"):
-        at = text.find(quoted)
-        while at >= 0:
-            if text[max(0, at - 200):at].rstrip().endswith("register_buffer("):
-                return True
-            at = text.find(quoted, at + 1)
-    return False
-
-
 @dataclass(frozen=True)
 class Ref:
     """A value by identity (``key``) and by its source text (``text``, for synthesis)."""
@@ -3092,52 +3080,14 @@ class FlowBuilder:
         """:func:`canon.held_fill` of ``expr``, also when it calls a function of the file whose
         body only returns a fill (``max_neg_value(t)``: ``return -torch.finfo(t.dtype).max``)."""
         kind = canonical.held_fill(expr, self._fill_lookup(ctx))
-        if kind is not None:
+        if kind is not None or not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)):
             return kind
-        if expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr == "to" \
-                or expr.__class__ is ast.Attribute:
-            return self._buffer_fill(expr)
-        if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)):
-            return None
         definition = self.names.functions.get(expr.func.id) if expr.func.id not in ctx.params else None
         body = [st for st in definition.body if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))] \
             if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
         if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
             return canonical.fill_value(body[0].value)
         return None
-
-    def _buffer_fill(self, expr: ast.expr) -> str | None:
-        """The fill a ``self.<attr>`` (moved with ``.to(...)``) holds where the class registers
-        the attribute as a buffer once, to a fill: ``self.register_buffer("masked_bias",
-        torch.tensor(-1e9))`` (the older GPT-2 / GPT-J / ProGen mask value in
-        ``torch.where(causal, w, self.masked_bias.to(w.dtype))``); None where it is also
-        assigned, registered twice, or holds anything else.  (Only a buffer whose quoted name
-        the file's text writes is read: no other attribute costs a walk of its class.)"""
-        while expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr == "to":
-            if any(n.__class__ is ast.Call for a in (*expr.args, *(k.value for k in expr.keywords))
-                   for n in ast_walk(a)):
-                return None  # (a call in the arguments -- ``.to()`` on a submodule -- may change state)
-            expr = expr.func.value
-        if not (expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Name and expr.value.id == "self") \
-                or self.cls is None:
-            return None
-        attr, bound = expr.attr, []
-        text = self.text if self.text is not None else "\n".join(self.lines) if self.lines is not None else None
-        if text is None or not _registers(text, attr):
-            return None
-        for node in ast_walk(self.cls.node):
-            cls = node.__class__
-            if cls is ast.Call and node.func.__class__ is ast.Attribute and node.func.attr == "register_buffer" \
-                    and len(node.args) >= 2 and node.args[0].__class__ is ast.Constant and node.args[0].value == attr:
-                bound.append(node.args[1])
-            elif cls in (ast.Assign, ast.AugAssign, ast.AnnAssign):
-                for target in (node.targets if cls is ast.Assign else (node.target,)):
-                    if target.__class__ is ast.Attribute and target.attr == attr \
-                            and target.value.__class__ is ast.Name and target.value.id == "self":
-                        bound.append(node.value if cls is ast.Assign else None)
-        if len(bound) != 1 or bound[0] is None:
-            return None
-        return canonical.held_fill(bound[0], lambda name: None)
 
     def _baddbmm(self, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
         """``baddbmm(input, a, b, beta=, alpha=)`` (function or method, operands positional or
