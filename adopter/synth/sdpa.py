@@ -834,6 +834,35 @@ class _Attention:
         return not any(isinstance(inner, ast.stmt) and span_of(inner) in step_stmts
                        for stmt in other for inner in ast_walk(stmt))
 
+    def _context_elif(self, last) -> tuple | None:
+        """The context product's statement (``last``) the whole body of an ``elif`` arm, each if
+        of the chain the only statement of the previous one's else (mixste's ``if self.comb ==
+        True: <channel attention's product> elif self.comb == False: x = (attn @ v)...``), no
+        arm but its own holding a step of this attention: the chain's first if, in its block,
+        is then the region's last statement, taken as an if / elif chain with the steps in one
+        arm (:func:`_elif_arm`: the guard sends every other arm to the original, reading the
+        tests before the region).  (The first if's index entry and the length of the chain
+        down to the product's statement; None otherwise.)"""
+        owner = last.owner
+        if not (isinstance(owner, ast.If) and last.field == "body" and len(owner.body) == 1
+                and owner.body[0] is last.stmt and isinstance(last.stmt, (ast.Assign, ast.AnnAssign))
+                and _plain_test(owner.test)):
+            return None
+        ifs = [owner]
+        info = self.index.stmt(span_of(owner))
+        while info is not None and isinstance(info.owner, ast.If) and info.field == "orelse" \
+                and len(info.owner.orelse) == 1 and _plain_test(info.owner.test):
+            ifs.insert(0, info.owner)
+            info = self.index.stmt(span_of(info.owner))
+        if len(ifs) < 2 or info is None:
+            return None
+        # no step of this attention in the chain but the product (its other arms compute
+        # another attention's context, or none)
+        others = {n.stmt for role, n in zip(self.match.roles, self.match.nodes) if role != "c"}
+        if any(isinstance(inner, ast.stmt) and span_of(inner) in others for inner in ast_walk(ifs[0])):
+            return None
+        return info, len(ifs) + 1
+
     def _original_test(self, test: ast.expr, at_else: bool) -> str:
         """The guard's term (after ``and``) for an inner if that goes to the original where its
         test holds, or (``at_else``) where it fails: ``if not self.tpu:`` gives ``self.tpu``."""
@@ -1031,18 +1060,23 @@ class _Attention:
         ):
             raise Skip("this is already the eager fallback of a scaled_dot_product_attention call")
         self.context_arm: ast.stmt | None = None  # the context product alone in an arm of an if (_context_if)
+        context_depth = 2  # the ifs down to the context's arm, and the product's statement
         if self._context_if(last):
             self.context_arm = last.stmt
             last = self.index.stmt(span_of(owner))
             if last is None:
                 raise Skip("the context statement could not be located")
             self.block, hi = last.block, last.index
+        elif (elif_top := self._context_elif(last)) is not None:
+            self.context_arm = last.stmt
+            last, context_depth = elif_top
+            self.block, hi = last.block, last.index
 
         tops: dict[str, tuple[int, list[ast.stmt]]] = {role: self._top(node) for role, node in self.roles.items()}
         lo = min(i for i, _ in tops.values())
         if max(i for i, _ in tops.values()) > hi:
             raise Skip("the attention steps are not in order in one block")
-        if len(tops["c"][1]) != (1 if self.context_arm is None else 2):
+        if len(tops["c"][1]) != (1 if self.context_arm is None else context_depth):
             raise Skip("the context matmul is inside an if-statement")
         region = self.block[lo:hi + 1]
         # (`del q, k` between the steps unbinds names, changing no value: the fused path runs it
@@ -5315,7 +5349,7 @@ class _Attention:
             if self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm":
                 # torch.bmm(q, k^T): 3-D, one batch axis that q and k share (no broadcasting)
                 of[0] = f"{q_text}.shape[0]"
-            whole = self._scores_shape(value, q_text, k_text)
+            whole = self._scores_shape(value, q_text, k_text, stored)
             if whole is not None:
                 of["shape"] = whole
             if rank is None:
@@ -5427,7 +5461,7 @@ class _Attention:
         operands = read_names(ast.parse(q_text, mode="eval")) | read_names(ast.parse(k_text, mode="eval"))
         return (operands & stored_names(context.stmt)) - others
 
-    def _scores_shape(self, value: ast.AST, q_text: str, k_text: str) -> str | None:
+    def _scores_shape(self, value: ast.AST, q_text: str, k_text: str, stored: set = frozenset()) -> str | None:
         """The scores' whole shape written from q's and k's (self-attention-cv's ``assert
         mask.shape == scaled_dot_prod.shape[2:]``, of an einsum over ``...``, whose rank the
         code does not fix): the batch axes q and k broadcast to, then the queries' and the
@@ -5444,13 +5478,24 @@ class _Attention:
         line = getattr(value, "lineno", None)
         s0_func = self.roles["s0"].func
         widening = [self.roles[r] for r in (*ADD_STEPS, *FILL_STEPS)
-                    if r in self.roles and self.roles[r].op.rsplit(".", 1)[-1] != "masked_fill"]
+                    if r in self.roles and self.roles[r].op.rsplit(".", 1)[-1] != "masked_fill"
+                    and not self._in_place_add(self.roles[r], stored)]
         if line is None or any(n.func != s0_func or n.line <= line for n in widening):
             return None
         torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
         if torch is None:
             return None
         return f"({torch}.broadcast_shapes({q_text}.shape[:-2], {k_text}.shape[:-2]) + ({q_text}.shape[-2], {k_text}.shape[-2]))"
+
+    def _in_place_add(self, node, stored: set) -> bool:
+        """Is ``node`` an additive step written in place on the scores' own name (wavlm's
+        ``attn_weights += attn_mask``)?  An in-place add writes into the scores and raises where
+        the mask would broadcast them to a wider shape, so it never widens them: a read of their
+        whole shape after it is still the shape q and k give."""
+        info = self.index.stmt(node.stmt)
+        stmt = info.stmt if info is not None else None
+        return isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add) \
+            and isinstance(stmt.target, ast.Name) and stmt.target.id in stored
 
     def _scores_rank(self) -> int | None:
         """The scores' rank where the product's code fixes it: 3 for ``torch.bmm``; the number
@@ -7758,6 +7803,9 @@ def _contradiction(terms: list[str]) -> None:
         parsed = [(term, ast.parse(term, mode="eval").body) for term in terms]
     except SyntaxError:
         return
+    # (an if / elif chain's term is an `or` of its tests: each counts as a term of its own)
+    parsed = [(ast.unparse(value), value) for _, node in parsed
+              for value in (node.values if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) else [node])]
     dumps = {ast.dump(node) for _, node in parsed}
     for term, node in parsed:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) and ast.dump(node.operand) in dumps:
