@@ -7815,6 +7815,14 @@ def _added_param(stmt: ast.stmt, scores: str) -> str | None:
 _MODULE_ROOTS = frozenset({"self", "cls", "torch", "F", "nn", "math", "np", "numpy", "einops", "functional"})
 # attributes and methods whose result may share storage with the tensor they are taken of
 _VIEW_ATTRS = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
+# a tensor's in-place operator methods (``k.__imul__(2.0)``) and the ``operator`` module's
+# in-place functions (``operator.imul(k, 2.0)``): each changes its first operand
+_IN_PLACE_DUNDERS = frozenset({f"__i{op}__" for op in (
+    "add", "sub", "mul", "matmul", "truediv", "floordiv", "div", "mod", "pow", "lshift", "rshift",
+    "and", "xor", "or")} | {"__setitem__", "__setattr__", "__delitem__", "__setstate__"})
+_OPERATOR_IN_PLACE = frozenset({"iadd", "isub", "imul", "imatmul", "itruediv", "ifloordiv", "imod", "ipow",
+                                "ilshift", "irshift", "iand", "ixor", "ior", "iconcat", "setitem", "delitem"}
+                               | _IN_PLACE_DUNDERS)
 _VIEW_CALLS = frozenset({
     "view", "view_as", "reshape", "reshape_as", "transpose", "permute", "unsqueeze", "squeeze", "expand", "expand_as",
     "narrow", "select", "as_strided", "unflatten", "flatten", "movedim", "moveaxis", "swapaxes", "swapdims", "t",
@@ -7857,9 +7865,14 @@ class _InPlace:
         self.in_place: set[str] = set()
         self.modules: set[str] = set(_MODULE_ROOTS)
         self.mutating: dict[str, set] = {}
+        self.lambdas: dict[str, ast.Lambda] = {}  # name bound to a lambda -> the lambda (any one)
         for node in ast_walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.funcs.setdefault(node.name, []).append(node)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        self.lambdas[target.id] = node.value
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self.modules.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
@@ -7939,7 +7952,35 @@ class _InPlace:
                 called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) \
                     else None
                 handed = [*node.args, *(k.value for k in node.keywords)]
-                if called and called.endswith("_") and not called.startswith("_"):
+                local = called in self.funcs and (isinstance(func, ast.Name) or (
+                    isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                    and func.value.id in ("self", "cls")))
+                if called in _IN_PLACE_DUNDERS:  # ``k.__imul__(2.0)``, ``torch.Tensor.__imul__(k, 2.0)``
+                    if not self._function_form(func):
+                        add(func.value, f"`{called}`")
+                    elif node.args:
+                        add(node.args[0], f"`{called}`")
+                elif called in _OPERATOR_IN_PLACE and not local and self._function_form(func):
+                    if node.args:  # ``operator.imul(k, 2.0)``
+                        add(node.args[0], f"`{called}`")
+                elif called == "setattr" and isinstance(func, ast.Name):
+                    # ``setattr(k, "data", ...)`` changes ``k``; ``setattr(self, "cache", k)``
+                    # names ``k`` by an attribute a later statement may change in place
+                    for arg in node.args[:1] + node.args[2:3]:
+                        add(arg, "`setattr`")
+                elif called == "getattr" and isinstance(func, ast.Name) and len(node.args) >= 2 and not (
+                        isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+                        and not (node.args[1].value.endswith("_") and not node.args[1].value.startswith("_"))
+                        and node.args[1].value not in _IN_PLACE_DUNDERS):
+                    add(node.args[0], "a `getattr` of an in-place or computed name")
+                elif isinstance(func, ast.Name) and func.id in self.lambdas and handed \
+                        and self._lambda_mutates(self.lambdas[func.id], depth):
+                    for arg in handed:
+                        add(arg, f"`{func.id}`, a lambda that may change its argument in place")
+                elif any(isinstance(a, ast.Lambda) and self._lambda_mutates(a, depth) for a in handed):
+                    for arg in handed:  # ``map(lambda t: t.mul_(2.0), [k])``
+                        add(arg, "a lambda that may change its argument in place")
+                if called and called.endswith("_") and not called.startswith("_") and not local:
                     if self._function_form(func):
                         if node.args:
                             add(node.args[0], f"`{called}`")
@@ -7966,6 +8007,15 @@ class _InPlace:
                     for arg in self._changed_arguments(called, node, isinstance(func, ast.Attribute), depth):
                         add(arg, f"`{called}` of this file, which may change that argument in place")
         return out
+
+    def _lambda_mutates(self, lam: ast.Lambda, depth: int) -> bool:
+        """May ``lam`` change one of its parameters in place (``lambda t: t.mul_(2.0)``)?
+        Undecided (calls nested too deep) counts as yes."""
+        if depth > 4:
+            return True
+        params = {a.arg for a in (*lam.args.posonlyargs, *lam.args.args, *lam.args.kwonlyargs)}
+        params |= {a.arg for a in (lam.args.vararg, lam.args.kwarg) if a is not None}
+        return any(name in params for name, _ in self.targets(ast.Expr(value=lam.body), depth + 1))
 
     def _changed_arguments(self, name: str, call: ast.Call, method: bool, depth: int) -> list:
         """The arguments of ``call`` (of this file's function or method ``name``) bound to a
