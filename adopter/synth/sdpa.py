@@ -3871,6 +3871,11 @@ class _Attention:
         them (the guard reads them before the region)."""
         ifs, field = arm
         for test in (i.test for i in ifs):
+            effect = _test_effect(test)
+            if effect is not None:
+                # the guard evaluates the test again before the chain runs (review58: a
+                # ``self.kind()`` counting its calls would count twice)
+                raise Skip(f"the if at line {ifs[0].lineno} tests {effect}, which the guard would run a second time")
             clash = read_names(test) & before
             if clash:
                 raise Skip(f"the if at line {ifs[0].lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
@@ -8614,6 +8619,31 @@ def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
             if isinstance(grand, ast.Call) and grand.func is parent:
                 out.discard(node.id)  # a method of it called
     return out
+
+
+# calls an if / elif test may make that read and change nothing (a copied test runs twice)
+_PURE_TEST_FUNCS = frozenset({"isinstance", "len", "callable", "type"})
+_PURE_TEST_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex", "is_contiguous"})
+_PURE_TEST_TORCH = frozenset({"torch.is_tensor", "torch.is_floating_point", "torch.jit.is_scripting",
+                              "torch.jit.is_tracing", "torch.is_grad_enabled"})
+
+
+def _test_effect(test: ast.expr) -> str | None:
+    """What in an if test may do more than read when evaluated (a call other than a known pure
+    read -- ``isinstance``, ``len``, ``x.size()``, ``x.dim()``, ``torch.is_tensor`` --, a walrus,
+    an await or a yield), as the reason's words; None where the test only reads."""
+    for node in ast_walk(test):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS:
+                continue
+            if isinstance(func, ast.Attribute) and (func.attr in _PURE_TEST_METHODS
+                                                    or dotted_name(func) in _PURE_TEST_TORCH):
+                continue
+            return f"a call (`{ast.unparse(func)}(...)`)"
+        if isinstance(node, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+            return "an expression with a side effect"
+    return None
 
 
 def _elif_arm(chain: list) -> tuple | None:
