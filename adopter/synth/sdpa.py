@@ -3915,6 +3915,11 @@ class _Attention:
         them (the guard reads them before the region)."""
         ifs, field = arm
         for test in (i.test for i in ifs):
+            effect = _test_effect(test)
+            if effect is not None:
+                # the guard evaluates the test again before the chain runs (review58: a
+                # ``self.kind()`` counting its calls would count twice)
+                raise Skip(f"the if at line {ifs[0].lineno} tests {effect}, which the guard would run a second time")
             clash = read_names(test) & before
             if clash:
                 raise Skip(f"the if at line {ifs[0].lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
@@ -7895,6 +7900,14 @@ def _added_param(stmt: ast.stmt, scores: str) -> str | None:
 _MODULE_ROOTS = frozenset({"self", "cls", "torch", "F", "nn", "math", "np", "numpy", "einops", "functional"})
 # attributes and methods whose result may share storage with the tensor they are taken of
 _VIEW_ATTRS = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
+# a tensor's in-place operator methods (``k.__imul__(2.0)``) and the ``operator`` module's
+# in-place functions (``operator.imul(k, 2.0)``): each changes its first operand
+_IN_PLACE_DUNDERS = frozenset({f"__i{op}__" for op in (
+    "add", "sub", "mul", "matmul", "truediv", "floordiv", "div", "mod", "pow", "lshift", "rshift",
+    "and", "xor", "or")} | {"__setitem__", "__setattr__", "__delitem__", "__setstate__"})
+_OPERATOR_IN_PLACE = frozenset({"iadd", "isub", "imul", "imatmul", "itruediv", "ifloordiv", "imod", "ipow",
+                                "ilshift", "irshift", "iand", "ixor", "ior", "iconcat", "setitem", "delitem"}
+                               | _IN_PLACE_DUNDERS)
 _VIEW_CALLS = frozenset({
     "view", "view_as", "reshape", "reshape_as", "transpose", "permute", "unsqueeze", "squeeze", "expand", "expand_as",
     "narrow", "select", "as_strided", "unflatten", "flatten", "movedim", "moveaxis", "swapaxes", "swapdims", "t",
@@ -7937,9 +7950,14 @@ class _InPlace:
         self.in_place: set[str] = set()
         self.modules: set[str] = set(_MODULE_ROOTS)
         self.mutating: dict[str, set] = {}
+        self.lambdas: dict[str, ast.Lambda] = {}  # name bound to a lambda -> the lambda (any one)
         for node in ast_walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.funcs.setdefault(node.name, []).append(node)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        self.lambdas[target.id] = node.value
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self.modules.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
@@ -8019,7 +8037,35 @@ class _InPlace:
                 called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) \
                     else None
                 handed = [*node.args, *(k.value for k in node.keywords)]
-                if called and called.endswith("_") and not called.startswith("_"):
+                local = called in self.funcs and (isinstance(func, ast.Name) or (
+                    isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                    and func.value.id in ("self", "cls")))
+                if called in _IN_PLACE_DUNDERS:  # ``k.__imul__(2.0)``, ``torch.Tensor.__imul__(k, 2.0)``
+                    if not self._function_form(func):
+                        add(func.value, f"`{called}`")
+                    elif node.args:
+                        add(node.args[0], f"`{called}`")
+                elif called in _OPERATOR_IN_PLACE and not local and self._function_form(func):
+                    if node.args:  # ``operator.imul(k, 2.0)``
+                        add(node.args[0], f"`{called}`")
+                elif called == "setattr" and isinstance(func, ast.Name):
+                    # ``setattr(k, "data", ...)`` changes ``k``; ``setattr(self, "cache", k)``
+                    # names ``k`` by an attribute a later statement may change in place
+                    for arg in node.args[:1] + node.args[2:3]:
+                        add(arg, "`setattr`")
+                elif called == "getattr" and isinstance(func, ast.Name) and len(node.args) >= 2 and not (
+                        isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+                        and not (node.args[1].value.endswith("_") and not node.args[1].value.startswith("_"))
+                        and node.args[1].value not in _IN_PLACE_DUNDERS):
+                    add(node.args[0], "a `getattr` of an in-place or computed name")
+                elif isinstance(func, ast.Name) and func.id in self.lambdas and handed \
+                        and self._lambda_mutates(self.lambdas[func.id], depth):
+                    for arg in handed:
+                        add(arg, f"`{func.id}`, a lambda that may change its argument in place")
+                elif any(isinstance(a, ast.Lambda) and self._lambda_mutates(a, depth) for a in handed):
+                    for arg in handed:  # ``map(lambda t: t.mul_(2.0), [k])``
+                        add(arg, "a lambda that may change its argument in place")
+                if called and called.endswith("_") and not called.startswith("_") and not local:
                     if self._function_form(func):
                         if node.args:
                             add(node.args[0], f"`{called}`")
@@ -8046,6 +8092,15 @@ class _InPlace:
                     for arg in self._changed_arguments(called, node, isinstance(func, ast.Attribute), depth):
                         add(arg, f"`{called}` of this file, which may change that argument in place")
         return out
+
+    def _lambda_mutates(self, lam: ast.Lambda, depth: int) -> bool:
+        """May ``lam`` change one of its parameters in place (``lambda t: t.mul_(2.0)``)?
+        Undecided (calls nested too deep) counts as yes."""
+        if depth > 4:
+            return True
+        params = {a.arg for a in (*lam.args.posonlyargs, *lam.args.args, *lam.args.kwonlyargs)}
+        params |= {a.arg for a in (lam.args.vararg, lam.args.kwarg) if a is not None}
+        return any(name in params for name, _ in self.targets(ast.Expr(value=lam.body), depth + 1))
 
     def _changed_arguments(self, name: str, call: ast.Call, method: bool, depth: int) -> list:
         """The arguments of ``call`` (of this file's function or method ``name``) bound to a
@@ -8644,6 +8699,31 @@ def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
             if isinstance(grand, ast.Call) and grand.func is parent:
                 out.discard(node.id)  # a method of it called
     return out
+
+
+# calls an if / elif test may make that read and change nothing (a copied test runs twice)
+_PURE_TEST_FUNCS = frozenset({"isinstance", "len", "callable", "type"})
+_PURE_TEST_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex", "is_contiguous"})
+_PURE_TEST_TORCH = frozenset({"torch.is_tensor", "torch.is_floating_point", "torch.jit.is_scripting",
+                              "torch.jit.is_tracing", "torch.is_grad_enabled"})
+
+
+def _test_effect(test: ast.expr) -> str | None:
+    """What in an if test may do more than read when evaluated (a call other than a known pure
+    read -- ``isinstance``, ``len``, ``x.size()``, ``x.dim()``, ``torch.is_tensor`` --, a walrus,
+    an await or a yield), as the reason's words; None where the test only reads."""
+    for node in ast_walk(test):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS:
+                continue
+            if isinstance(func, ast.Attribute) and (func.attr in _PURE_TEST_METHODS
+                                                    or dotted_name(func) in _PURE_TEST_TORCH):
+                continue
+            return f"a call (`{ast.unparse(func)}(...)`)"
+        if isinstance(node, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+            return "an expression with a side effect"
+    return None
 
 
 def _elif_arm(chain: list) -> tuple | None:

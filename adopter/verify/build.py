@@ -2022,8 +2022,9 @@ def filled_empty(poisoned: tuple[str, set[int]] | None = None):
 
     def new_zeroed(self, *args, **kwargs):
         # ``x.new(2, 3)`` / ``x.new(torch.Size([2, 3]))`` allocate without writing; ``x.new(data)``
-        # (a list or a tensor) copies it, and is left as it is
-        sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, torch.Size)) else args
+        # (a list, a plain tuple -- ``x.new((2, 3))`` is ``tensor([2., 3.])`` -- or a tensor)
+        # copies it, and is left as it is
+        sizes = args[0] if len(args) == 1 and isinstance(args[0], torch.Size) else args
         result = new(self, *args, **kwargs)
         if sizes and all(isinstance(n, int) and not isinstance(n, bool) for n in sizes):
             return zeroed(result)

@@ -73,3 +73,27 @@ def test_filled_empty_also_covers_empty_strided_and_new_with_sizes():
     assert d.tolist() == [1.0, 2.0]
     assert (e == 0).all() and (f == 0).all()
     assert (torch.empty_strided, torch.Tensor.new) == before
+
+
+def test_filled_empty_leaves_new_of_a_plain_tuple_as_data():
+    """``x.new((2, 3))`` with a plain tuple copies data (``tensor([2., 3.])``), as ``x.new([2, 3])``
+    does; only separate ints or a ``torch.Size`` are sizes (review58).  The fill must not zero or
+    poison it."""
+    import sys
+
+    import torch
+
+    from adopter.verify.build import filled_empty
+
+    x = torch.ones(2, dtype=torch.float64)
+    here = sys._getframe().f_code.co_filename
+    line = sys._getframe().f_lineno + 2
+    with filled_empty((here, {line, line + 1, line + 2})):
+        data = x.new((2, 3))
+        sized = x.new(torch.Size((2, 3)))
+        spread = x.new(2, 3)
+    assert data.tolist() == [2.0, 3.0]
+    assert sized.shape == (2, 3) and torch.isnan(sized).all()
+    assert spread.shape == (2, 3) and torch.isnan(spread).all()
+    with filled_empty():
+        assert x.new((4, 5)).tolist() == [4.0, 5.0]
