@@ -430,9 +430,9 @@ def _rebinds(comp: ast.ListComp | ast.GeneratorExp, gen: ast.comprehension) -> b
     """Whether the element or a filter of ``comp`` binds a name of its loop target again (an
     inner comprehension's loop, a lambda's parameter, a walrus): that name there is not the
     outer list's member, so the loop alias would misread it."""
-    names = {n.id for n in ast.walk(gen.target) if n.__class__ is _NAME}
+    names = {n.id for n in ast_walk(gen.target) if n.__class__ is _NAME}
     for part in (comp.elt, *gen.ifs):
-        for node in ast.walk(part):
+        for node in ast_walk(part):
             cls = node.__class__
             if cls is ast.Lambda:
                 a = node.args
@@ -444,7 +444,7 @@ def _rebinds(comp: ast.ListComp | ast.GeneratorExp, gen: ast.comprehension) -> b
                 if node.target.__class__ is _NAME and node.target.id in names:
                     return True
             elif cls is ast.comprehension:
-                if any(n.__class__ is _NAME and n.id in names for n in ast.walk(node.target)):
+                if any(n.__class__ is _NAME and n.id in names for n in ast_walk(node.target)):
                     return True
     return False
 
