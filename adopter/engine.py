@@ -675,10 +675,10 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
             continue
         chain = _path_to(tree, span)
         cls = next((n for n in reversed(chain) if isinstance(n, ast.ClassDef)), None)
-        # the functions defined in the enclosing functions' own bodies (a closure ``def _sdpa(q,
-        # k, v): return F.scaled_dot_product_attention(...)`` that the try body calls)
-        local = [d for f in chain if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 for d in f.body if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        # the enclosing functions, outermost first: a plain name the try body calls may be a
+        # closure defined in one of their bodies (``def _sdpa(q, k, v): return
+        # F.scaled_dot_product_attention(...)``), resolved to the innermost scope binding it
+        local = [f for f in chain if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
         # the call in a statement of the other branch itself (not in a loop nested there, nor in
         # an if that may skip it: then that branch is not simply the fused version of this one),
         # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
@@ -841,8 +841,10 @@ def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | No
 
 def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None, local: list = ()) -> list:
     """The definitions of the same-class methods (``self.m(...)``) and module functions
-    (``f(...)``) that ``stmt`` calls; given ``local`` (functions defined in the body of a function
-    enclosing ``stmt``), a plain name's call finds those too, the innermost first."""
+    (``f(...)``) that ``stmt`` calls; given ``local`` (the functions enclosing ``stmt``, outermost
+    first), a plain name resolves to the innermost of them that binds it: its one binding there a
+    ``def`` in its body, that closure; bound otherwise too (a parameter, an assignment, a second
+    def), none.  A name no enclosing function binds is the module's."""
     found = []
     for call in ast_walk(stmt):
         if not isinstance(call, ast.Call):
@@ -851,10 +853,46 @@ def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None, 
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             scope, wanted = (cls.body if cls is not None else ()), func.attr
         elif isinstance(func, ast.Name):
-            scope, wanted = ([*reversed(local), *tree.body] if local else tree.body), func.id
+            scope, wanted = tree.body, func.id
+            for f in reversed(local):
+                binds = _scope_binds(f, wanted)
+                if binds:
+                    scope = binds if len(binds) == 1 and binds[0] in f.body else ()
+                    break
         else:
             continue
         found += [d for d in scope if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef)) and d.name == wanted]
+    return found
+
+
+def _scope_binds(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> list:
+    """The nodes of ``func``'s own scope that bind ``name``: a parameter, a ``def`` / ``class``,
+    an assignment, loop, ``with`` or ``except`` target, an import, a walrus, ``global`` /
+    ``nonlocal``.  Nested functions, lambdas and classes are their own scopes (their names
+    only)."""
+    a = func.args
+    found = [p for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p is not None and p.arg == name]
+    todo = list(func.body)
+    while todo:
+        node = todo.pop()
+        kind = node.__class__
+        if kind in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+            if node.name == name:
+                found.append(node)
+            todo += node.decorator_list
+            continue
+        if kind is ast.Lambda:
+            continue
+        if kind is ast.Name:
+            if node.id == name and node.ctx.__class__ is not ast.Load:
+                found.append(node)
+        elif kind in (ast.Import, ast.ImportFrom):
+            if any((al.asname or al.name.split(".")[0]) == name for al in node.names):
+                found.append(node)
+        elif kind in (ast.Global, ast.Nonlocal) or kind is ast.ExceptHandler and node.name == name:
+            if kind is ast.ExceptHandler or name in node.names:
+                found.append(node)
+        todo += ast.iter_child_nodes(node)
     return found
 
 

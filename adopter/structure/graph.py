@@ -425,6 +425,29 @@ def _int_or_str(expr):
     return _int_literal(expr)
 
 
+
+def _rebinds(comp: ast.ListComp | ast.GeneratorExp, gen: ast.comprehension) -> bool:
+    """Whether the element or a filter of ``comp`` binds a name of its loop target again (an
+    inner comprehension's loop, a lambda's parameter, a walrus): that name there is not the
+    outer list's member, so the loop alias would misread it."""
+    names = {n.id for n in ast_walk(gen.target) if n.__class__ is _NAME}
+    for part in (comp.elt, *gen.ifs):
+        for node in ast_walk(part):
+            cls = node.__class__
+            if cls is ast.Lambda:
+                a = node.args
+                if any(arg.arg in names for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs,
+                                                    *((a.vararg,) if a.vararg else ()),
+                                                    *((a.kwarg,) if a.kwarg else ()))):
+                    return True
+            elif cls is ast.NamedExpr:
+                if node.target.__class__ is _NAME and node.target.id in names:
+                    return True
+            elif cls is ast.comprehension:
+                if any(n.__class__ is _NAME and n.id in names for n in ast_walk(node.target)):
+                    return True
+    return False
+
 class FlowBuilder:
     MAX_NODES = 20000
 
@@ -1224,6 +1247,8 @@ class FlowBuilder:
                 lst = lst.value
             if lst.__class__ is ast.Attribute and lst.value.__class__ is _NAME and lst.value.id == "self" \
                     and (lst.attr + "[]" in bindings or lst.attr + "[][0]" in bindings):
+                if _rebinds(comp, gen):
+                    return None
                 return gen
         return None
 

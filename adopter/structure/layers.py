@@ -1302,11 +1302,25 @@ class LayerTyper:
         if target is None or self.tree is None or depth > 3:
             return False
         for call, caller, caller_owner in self.callers(target):
-            if any(a.__class__ is ast.Starred for a in call.args) or any(k.arg is None for k in call.keywords):
+            if any(a.__class__ is ast.Starred for a in call.args):
                 return True
-            passed = _passed(call, index, name, None, positional)
+            passed = None
+            for k in call.keywords:
+                if k.arg is None:
+                    # ``Block(**extra)``, ``extra = {"c": 8}`` a dict literal of string keys the
+                    # caller binds once and reads only there: it passes exactly its keys
+                    spread = _local_dict(caller, k.value)
+                    if spread is None:
+                        return True
+                    if name in spread:
+                        passed = spread[name]
+            if passed is None:
+                passed = _passed(call, index, name, None, positional)
             if passed is None or passed.__class__ is ast.Constant and isinstance(passed.value, str):
                 continue
+            if passed.__class__ is ast.Name and self._module_string(passed.id) \
+                    and not _binds_param(caller, passed.id) and not _rebinds(caller, passed.id):
+                continue  # (``NORM = "batch_norm"`` at module level, never bound again: decided)
             if passed.__class__ is not ast.Name or caller.__class__ is not ast.FunctionDef \
                     or _rebinds(caller, passed.id):
                 return True
@@ -1323,6 +1337,38 @@ class LayerTyper:
             else:
                 return True  # (a local or a global name: not the file's decision)
         return False
+
+    def _module_string(self, name: str) -> bool:
+        """Is ``name`` a module constant: one module-level ``name = "<string>"``, and no other
+        binding of ``name`` anywhere in the file (no parameter, assignment, import, def, loop
+        target, ``global``)?"""
+        tree = self.tree
+        if tree is None:
+            return False
+        ones = [s for s in tree.body if s.__class__ is ast.Assign and len(s.targets) == 1
+                and s.targets[0].__class__ is ast.Name and s.targets[0].id == name]
+        if len(ones) != 1 or ones[0].value.__class__ is not ast.Constant or not isinstance(ones[0].value.value, str):
+            return False
+        for node in ast_walk(tree):
+            kind = node.__class__
+            if kind is ast.Name:
+                if node.id == name and node.ctx.__class__ is not ast.Load and node is not ones[0].targets[0]:
+                    return False
+            elif kind is ast.arg:
+                if node.arg == name:
+                    return False
+            elif kind in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+                if node.name == name:
+                    return False
+            elif kind in (ast.Import, ast.ImportFrom):
+                if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
+                    return False
+            elif kind in (ast.Global, ast.Nonlocal):
+                if name in node.names:
+                    return False
+            elif kind is ast.ExceptHandler and node.name == name:
+                return False
+        return True
 
     def _softmax_module(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
         """An ``nn.Softmax(dim=<axis>)`` when ``call`` builds a same-file module whose forward
@@ -6150,6 +6196,56 @@ def _writes_attr_once(tree: ast.AST, attr: str) -> bool:
                 and len(node.args) > 1 and node.args[1].__class__ is ast.Constant and node.args[1].value == attr:
             return False
     return writes == 1
+
+
+def _binds_param(func, name: str) -> bool:
+    """Is ``name`` a parameter of ``func``?"""
+    a = func.args
+    return any(p is not None and p.arg == name
+               for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg))
+
+
+def _local_dict(func, value: ast.expr) -> dict | None:
+    """``value`` a name that ``func`` binds once, to a dict literal whose keys are all strings,
+    and reads nowhere but as a ``**`` argument (so nothing adds a key): its key -> value node;
+    None otherwise."""
+    if value.__class__ is not ast.Name or func.__class__ not in (ast.FunctionDef, ast.AsyncFunctionDef) \
+            or _binds_param(func, value.id):
+        return None
+    name = value.id
+    bound = None
+    spread = set()
+    for node in ast_walk(func):
+        kind = node.__class__
+        if kind is ast.Assign:
+            if any(t.__class__ is ast.Name and t.id == name for t in node.targets):
+                if bound is not None or len(node.targets) != 1:
+                    return None
+                bound = node.value
+        elif kind is ast.keyword:
+            if node.arg is None and node.value.__class__ is ast.Name and node.value.id == name:
+                spread.add(id(node.value))
+        elif kind in (ast.Global, ast.Nonlocal):
+            if name in node.names:
+                return None
+    if bound is None or bound.__class__ is not ast.Dict:
+        return None
+    stores = 0
+    for node in ast_walk(func):
+        if node.__class__ is ast.Name and node.id == name:
+            ctx = node.ctx.__class__
+            if ctx is ast.Store:
+                stores += 1
+            elif ctx is ast.Del or id(node) not in spread:
+                return None
+    if stores != 1:
+        return None
+    keys = {}
+    for k, v in zip(bound.keys, bound.values):
+        if k is None or k.__class__ is not ast.Constant or not isinstance(k.value, str):
+            return None
+        keys[k.value] = v
+    return keys
 
 
 def _rebinds(func, name: str) -> bool:
