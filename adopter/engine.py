@@ -318,6 +318,19 @@ def _root_of(flow_name: str, class_name: str) -> str:
     return flow_name.split(".", 1)[-1]
 
 
+def _own_returns(func) -> list:
+    """The return statements of ``func`` itself (not of functions, classes or lambdas inside it)."""
+    returns, pending = [], list(func.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Return):
+            returns.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    return returns
+
+
 def _returns_one(structure, match: Match, rotated: bool = False) -> bool:
     """Does the root function of ``match`` return one value wherever it returns (not a tuple:
     the forward of a module that rotates its one input returns that tensor rotated)?  With
@@ -330,14 +343,7 @@ def _returns_one(structure, match: Match, rotated: bool = False) -> bool:
     func = cls.functions.get(_root_of(match.flow, match.class_name)) if cls is not None else None
     if func is None:
         return False
-    returns, pending = [], list(func.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.Return):
-            returns.append(node)
-        pending.extend(ast.iter_child_nodes(node))
+    returns = _own_returns(func)
     if not returns or not all(r.value is not None and not isinstance(r.value, (ast.Tuple, ast.List))
                               for r in returns):
         return False
@@ -382,14 +388,7 @@ def _helper_hands_back(structure, match: Match) -> bool:
         func = cls.functions.get(name) if cls is not None else None
     if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return True
-    returns, pending = [], list(func.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.Return):
-            returns.append(node)
-        pending.extend(ast.iter_child_nodes(node))
+    returns = _own_returns(func)
     return _hands_back(returns, last, func)
 
 
