@@ -8,9 +8,10 @@ are ours.
   statement (``_context_elif``); the guard sends every other arm of both chains to the original.
   A match pairing one chain's arm with another arm of the other chain holds a test and its
   negation in the guard's ``or`` (``_contradiction`` now reads an elif term's parts): declined.
-- ``attn += mask`` (in place: it raises where the mask would widen the scores) before a read of
-  ``attn.size()``: still the shape q and k give (``_in_place_add``).  An out-of-place
-  ``attn = attn + mask`` before it still declines (the mask may widen the scores).
+- ``attn += mask`` before a read of ``attn.size()``: sites80 read the size off q and k there
+  (``_in_place_add``); review61 found the patch wrong for a boolean mask (``attn += bool``
+  adds 0/1, SDPA drops the hidden keys: the guard lost its dtype term) and the lead withdrew
+  it: in place or not, an add before the size read declines, as on main before.
 """
 
 from __future__ import annotations
@@ -199,39 +200,9 @@ def test_a_context_in_the_final_else_is_not_taken_as_an_elif_arm():
 
 # ------------------------------------------------------------------ .size() after an in-place add
 
-def test_the_size_after_an_in_place_add_is_read_off_q_and_k():
-    text = _fused(IN_PLACE)
-    fast = text.split("else:")[-1]
-    assert "position_bias = position_bias.view(\n" in fast
-    assert "torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])" in fast
-
-
-@pytest.mark.parametrize("train", [False, True])
-@pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("biased", [False, True])
-def test_the_in_place_masked_attention_computes_the_same(train, masked, biased):
-    torch = pytest.importorskip("torch")
-    a, b = float64_pair(IN_PLACE, _fused(IN_PLACE), "BiasedAttn")
-    calls: list = []
-    _counted(b, calls)
-    a.train(train)
-    b.train(train)
-    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
-    mask = torch.randn(5, 5, dtype=torch.float64) if masked else None
-    bias = torch.randn(3 * 2, 5, 5, dtype=torch.float64) if biased else None
-    _same(a(x, mask, bias), b(x, mask, bias), [x], a, b)
-    assert len(calls) == 1
-
-
-def test_a_mask_that_would_widen_the_scores_raises_alike():
-    torch = pytest.importorskip("torch")
-    a, b = float64_pair(IN_PLACE, _fused(IN_PLACE), "BiasedAttn")
-    x = torch.randn(3, 5, 8, dtype=torch.float64)
-    wide = torch.randn(2, 3 * 2, 5, 5, dtype=torch.float64)
-    with pytest.raises(RuntimeError):
-        a(x, wide)
-    with pytest.raises(RuntimeError):
-        b(x, wide)
+def test_an_in_place_add_before_the_size_declines():
+    assert found(IN_PLACE, "ADP010")
+    assert _fix(IN_PLACE).applied == []
 
 
 def test_an_out_of_place_add_before_the_size_still_declines():

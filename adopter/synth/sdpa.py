@@ -5483,24 +5483,13 @@ class _Attention:
         line = getattr(value, "lineno", None)
         s0_func = self.roles["s0"].func
         widening = [self.roles[r] for r in (*ADD_STEPS, *FILL_STEPS)
-                    if r in self.roles and self.roles[r].op.rsplit(".", 1)[-1] != "masked_fill"
-                    and not self._in_place_add(self.roles[r], stored)]
+                    if r in self.roles and self.roles[r].op.rsplit(".", 1)[-1] != "masked_fill"]
         if line is None or any(n.func != s0_func or n.line <= line for n in widening):
             return None
         torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
         if torch is None:
             return None
         return f"({torch}.broadcast_shapes({q_text}.shape[:-2], {k_text}.shape[:-2]) + ({q_text}.shape[-2], {k_text}.shape[-2]))"
-
-    def _in_place_add(self, node, stored: set) -> bool:
-        """Is ``node`` an additive step written in place on the scores' own name (wavlm's
-        ``attn_weights += attn_mask``)?  An in-place add writes into the scores and raises where
-        the mask would broadcast them to a wider shape, so it never widens them: a read of their
-        whole shape after it is still the shape q and k give."""
-        info = self.index.stmt(node.stmt)
-        stmt = info.stmt if info is not None else None
-        return isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add) \
-            and isinstance(stmt.target, ast.Name) and stmt.target.id in stored
 
     def _scores_rank(self) -> int | None:
         """The scores' rank where the product's code fixes it: 3 for ``torch.bmm``; the number
