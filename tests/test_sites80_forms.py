@@ -176,6 +176,24 @@ def test_the_channel_attention_is_never_paired_with_the_token_context():
     assert "q.transpose(-2, -1)," not in result.text.split("else:")[-1]
 
 
+def test_a_context_arm_on_another_test_declines():
+    """The context's arm must test what the scores' arm tests: ``elif mode != "tokens"`` beside
+    the scores' ``elif mode == "tokens"`` (and a third arm, ``elif mode == "both"``) made a fused
+    path behind a guard that always holds -- a patch that never runs (review61)."""
+    negated = edit(TWO_CHAINS, """        elif self.mode == "tokens":
+            y = (w @ v)""", """        elif self.mode != "tokens":
+            y = (w @ v)""")
+    assert found(negated, "ADP010")
+    assert _fix(negated).applied == []
+    third = edit(TWO_CHAINS, "            y = (w @ v).transpose(1, 2).reshape(b, n, c)\n        return",
+                 "            y = (w @ v).transpose(1, 2).reshape(b, n, c)\n"
+                 "        elif self.mode == \"both\":\n            y = (w @ v).transpose(1, 2).reshape(b, n, c) * 2\n"
+                 "        return")
+    fixed = _fix(third)
+    # (declined, or fused with the token arm's context alone: never the third arm's `* 2`)
+    assert fixed.applied == [] or "* 2" not in fixed.text.split("else:")[-1]
+
+
 def test_a_context_arm_that_does_more_still_declines():
     source = edit(TWO_CHAINS, "            y = (w @ v).transpose(1, 2).reshape(b, n, c)\n",
                   "            y = (w @ v).transpose(1, 2).reshape(b, n, c)\n            self.last = w\n")

@@ -856,6 +856,13 @@ class _Attention:
             info = self.index.stmt(span_of(info.owner))
         if len(ifs) < 2 or info is None:
             return None
+        # the context's arm tests what the scores' arm tests (review61: an arm on another test,
+        # `elif mode != "tokens"` beside the scores' `elif mode == "tokens"`, makes a fused path
+        # that never runs)
+        scores = self.index.stmt(self.roles["s0"].stmt) if "s0" in self.roles else None
+        if scores is not None and isinstance(scores.owner, ast.If) and scores.field == "body" \
+                and ast.dump(scores.owner.test) != ast.dump(owner.test):
+            return None
         # no step of this attention in the chain but the product (its other arms compute
         # another attention's context, or none)
         others = {n.stmt for role, n in zip(self.match.roles, self.match.nodes) if role != "c"}
@@ -7791,7 +7798,7 @@ def _contradiction(terms: list[str]) -> None:
     ``x``): it always holds, so the fused path would never run (a read of the attention's
     values in the else branch of an if whose test is the complement of the branch the fused
     path takes, say)."""
-    if len(terms) < 2 or not any(t.startswith("not ") for t in terms):
+    if not any("not " in t for t in terms):
         return
     try:
         parsed = [(term, ast.parse(term, mode="eval").body) for term in terms]
