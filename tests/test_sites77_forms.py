@@ -177,6 +177,13 @@ def test_a_clamp_bound_wider_than_the_temperature_is_declined():
     per_key = edit(TEMPERATURE, ".mul_(scale_value).float()",
                    ".mul_(scale_value).clamp(max=torch.linspace(0.5, 2.0, 4).view(1, 1, 1, 4)).float()")
     assert_reported_not_fixed(per_key, "ADP010", "# softmax", "may be a tensor that differs between keys")
+    # a bound stored on the module: a registered buffer or a plain tensor attribute of one entry
+    # per key (review61), read for what the class stores there
+    for store in ("self.register_buffer('bound', torch.linspace(0.5, 2.0, 4).view(1, 1, 1, 4))\n",
+                  "self.bound = torch.linspace(0.5, 2.0, 4).view(1, 1, 1, 4)\n"):
+        held = edit(edit(TEMPERATURE, "        self.drop = nn.Dropout(p)\n", "        self.drop = nn.Dropout(p)\n        " + store),
+                    "* self.scale\n", "* self.scale.clamp(max=self.bound)\n")
+        assert_reported_not_fixed(held, "ADP010", "# softmax", "may be a tensor that differs between keys")
     function = edit(TEMPERATURE, "torch.ones(1, heads, 1, 1).mul_(scale_value).float()",
                     "torch.clamp(torch.ones(1, heads, 1, 1), None, torch.rand(1, 1, 1, 4)).float()")
     assert_reported_not_fixed(function, "ADP010", "# softmax", "may be a tensor that differs between keys")

@@ -7295,8 +7295,18 @@ class _Attention:
             return fqn.split(".", 1)[0] in ("math", "numpy", "np") and not b.keywords \
                 and all(self._known_number(a) for a in b.args)
 
-        return all((isinstance(b, ast.Constant) and b.value is None) or self._known_number(b) or scalar(b)
-                   or self._constant_along_keys(b, depth + 1, built) for b in bounds)
+        def stored(b: ast.expr) -> bool:
+            # (``self.<attr>``: read for what the class stores there -- a registered buffer or a
+            # tensor attribute of one entry per key is no number, review61 -- not through
+            # _plain_number, which takes an attribute it does not know as a tensor for a number)
+            values = self._attribute_values(b.attr)
+            return bool(values) and all(self._constant_along_keys(v, depth + 1, True) for v in values)
+
+        return all((isinstance(b, ast.Constant) and b.value is None)
+                   or (stored(b) if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name)
+                       and b.value.id == "self" else
+                       self._known_number(b) or scalar(b) or self._constant_along_keys(b, depth + 1, built))
+                   for b in bounds)
 
     def _check_moved_scores(self, nodes) -> None:
         """Scores an einsum writes with their axes moved (``einsum("ibnd,jbnd->ijbn", q, k)``,
