@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import pytest
-from corpus_forms import edit, float64_pair, found, rules
+from corpus_forms import FusedCalls, edit, float64_pair, found, rules
 
 from adopter.synth import fix_text
 
@@ -127,18 +127,6 @@ def _fused(source: str) -> str:
     return result.text
 
 
-def _counted(module_namespace_holder, calls: list):
-    """Wrap the fused call the patched class's module reads, counting its calls."""
-    forward = type(module_namespace_holder).forward
-    namespace = forward.__globals__
-    fused = namespace["scaled_dot_product_attention"]
-
-    def counted(*args, **kw):
-        calls.append(args[0].shape)
-        return fused(*args, **kw)
-
-    namespace["scaled_dot_product_attention"] = counted
-
 
 def _same(out_a, out_b, inputs, a, b):
     import torch
@@ -168,8 +156,7 @@ def test_an_assert_on_the_scores_whole_size_is_kept_off_q_and_k():
 def test_the_asserted_mask_computes_the_same(train, masked):
     torch = pytest.importorskip("torch")
     a, b = float64_pair(ASSERTED, _fused(ASSERTED), "Block")
-    calls: list = []
-    _counted(b.attention, calls)
+    counter = FusedCalls(b.attention)
     a.train(train)
     b.train(train)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
@@ -179,7 +166,7 @@ def test_the_asserted_mask_computes_the_same(train, masked):
         mask[0, :, 4:] = True
         mask[1, :, 2:] = True
     _same(a(x, mask), b(x, mask), [x], a, b)
-    assert len(calls) == 1
+    assert counter.calls == 1
 
 
 def test_the_assert_still_fails_on_a_mask_of_another_shape():
@@ -216,13 +203,12 @@ def test_an_attribute_moved_to_the_device_in_the_mask_if_is_kept():
 def test_the_linear_head_computes_the_same(train, causal):
     torch = pytest.importorskip("torch")
     a, b = float64_pair(LINEAR_HEAD, _fused(LINEAR_HEAD), "Head", dim=8, causal=causal)
-    calls: list = []
-    _counted(b, calls)
+    counter = FusedCalls(b)
     a.train(train)
     b.train(train)
     q, k, v = (torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
     _same(a(q, k, v), b(q, k, v), [q, k, v], a, b)
-    assert len(calls) == 1
+    assert counter.calls == 1
 
 
 def test_a_dim_that_is_no_number_takes_the_original():
@@ -231,11 +217,10 @@ def test_a_dim_that_is_no_number_takes_the_original():
     torch = pytest.importorskip("torch")
     a, b = float64_pair(LINEAR_HEAD, _fused(LINEAR_HEAD), "Head", dim=8)
     a.dim = b.dim = [8.0, 2.0, 4.0, 1.0, 3.0]
-    calls: list = []
-    _counted(b, calls)
+    counter = FusedCalls(b)
     q, k, v = (torch.randn(2, 5, 8, dtype=torch.float64) for _ in range(3))
     torch.testing.assert_close(b(q, k, v), a(q, k, v), rtol=0, atol=0)
-    assert calls == []
+    assert counter.calls == 0
 
 
 def test_binding_an_attribute_an_earlier_step_read_still_declines():
@@ -274,14 +259,13 @@ def test_the_head_factor_under_an_if_is_folded_into_v_under_the_same_test():
 def test_the_head_masked_attention_computes_the_same(train, head_mask):
     torch = pytest.importorskip("torch")
     a, b = float64_pair(HEAD_MASKED, _fused(HEAD_MASKED), "HeadAttn")
-    calls: list = []
-    _counted(b, calls)
+    counter = FusedCalls(b)
     a.train(train)
     b.train(train)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([0.0, 1.0], dtype=torch.float64) if head_mask else None
     _same(a(x, layer_head_mask=mask), b(x, layer_head_mask=mask), [x], a, b)
-    assert len(calls) == 1
+    assert counter.calls == 1
 
 
 def test_a_head_mask_of_another_size_raises_alike():
@@ -316,12 +300,11 @@ def test_a_head_mask_if_reading_the_probabilities_goes_to_the_original():
         return  # (declined: nothing to run)
     assert "layer_head_mask is not None\n" in result.text and "* layer_head_mask" not in result.text.split("else:")[-1]
     a, b = float64_pair(source, result.text, "HeadAttn")
-    calls: list = []
-    _counted(b, calls)
+    counter = FusedCalls(b)
     x = torch.randn(3, 5, 8, dtype=torch.float64)
     mask = torch.tensor([0.0, 1.0], dtype=torch.float64)
     torch.testing.assert_close(b(x, layer_head_mask=mask), a(x, layer_head_mask=mask), rtol=0, atol=0)
-    assert calls == []
+    assert counter.calls == 0
 
 
 # ------------------------------------------------------------------ steps in one arm of an if / elif chain
@@ -388,13 +371,12 @@ def test_the_steps_in_an_elif_arm_take_the_fused_path_for_that_arm_alone():
 def test_the_elif_arm_computes_the_same(train, kind):
     torch = pytest.importorskip("torch")
     a, b = float64_pair(ELIF_ARM, _fused(ELIF_ARM), "Model", kind=kind)
-    calls: list = []
-    _counted(b.attn, calls)
+    counter = FusedCalls(b.attn)
     a.train(train)
     b.train(train)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
     _same(a(x), b(x), [x], a, b)
-    assert len(calls) == (1 if kind == "mul" else 0)  # (the other arm runs the original)
+    assert counter.calls == (1 if kind == "mul" else 0)  # (the other arm runs the original)
 
 
 def test_an_unknown_kind_raises_alike():
@@ -432,8 +414,7 @@ def test_another_arm_that_is_also_an_attention_runs_the_original(kind):
                   "            e = torch.matmul(input_k, q.transpose(1, 2)).squeeze(dim=-1)")
     fixed = _fused(source)
     a, b = float64_pair(source, fixed, "Model", kind=kind)
-    calls: list = []
-    _counted(b.attn, calls)
+    counter = FusedCalls(b.attn)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
     _same(a(x), b(x), [x], a, b)
-    assert len(calls) == (1 if kind == "mul" else 0)
+    assert counter.calls == (1 if kind == "mul" else 0)

@@ -17,7 +17,7 @@ are ours.
 from __future__ import annotations
 
 import pytest
-from corpus_forms import edit, float64_pair, found, rules
+from corpus_forms import FusedCalls, edit, float64_pair, found, rules
 
 from adopter.synth import fix_text
 
@@ -95,16 +95,6 @@ def _fused(source: str) -> str:
     return result.text
 
 
-def _counted(module, calls: list):
-    namespace = type(module).forward.__globals__
-    fused = namespace["scaled_dot_product_attention"]
-
-    def counted(*args, **kw):
-        calls.append(args[0].shape)
-        return fused(*args, **kw)
-
-    namespace["scaled_dot_product_attention"] = counted
-
 
 def _same(out_a, out_b, inputs, a, b):
     import torch
@@ -133,13 +123,12 @@ def test_the_context_in_an_elif_arm_is_fused_for_that_arm_alone():
 def test_the_elif_context_computes_the_same(train, mode):
     torch = pytest.importorskip("torch")
     a, b = float64_pair(TWO_CHAINS, _fused(TWO_CHAINS), "TokenOrChannel", mode=mode)
-    calls: list = []
-    _counted(b, calls)
+    counter = FusedCalls(b)
     a.train(train)
     b.train(train)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
     _same(a(x), b(x), [x], a, b)
-    assert len(calls) == (1 if mode == "tokens" else 0)  # (the channel arm runs the original)
+    assert counter.calls == (1 if mode == "tokens" else 0)  # (the channel arm runs the original)
 
 
 def test_dropout_in_training_reaches_the_fused_call():
