@@ -64,3 +64,43 @@ def assert_same_step(original, patched, inputs, **kwargs) -> None:
         grads = dict(original.named_parameters())
         for name, param in patched.named_parameters():
             torch.testing.assert_close(param.grad, grads[name].grad)
+
+
+def fused_calls_of_equal_steps(source: str, x, mask) -> int:
+    """Fix ``source`` (its ``Heads`` class), load original and patched in float64 with the same
+    weights, check one training and one eval step of each alike (:func:`assert_same_step`, with
+    ``mask``), and return the fused calls the patched module made."""
+    import torch
+
+    fixed = sdpa_fixed(source)
+    original, patched = load(source, "original"), load(fixed, "patched")
+    counter = Counter(patched)
+    torch.manual_seed(0)
+    a = original["Heads"]().to(torch.float64)
+    b = patched["Heads"]().to(torch.float64)
+    b.load_state_dict(a.state_dict())
+    for training in (False, True):
+        a.train(training)
+        b.train(training)
+        assert_same_step(a, b, [x], mask=mask)
+    return counter.calls
+
+
+def assert_moved_change_alters_output(source: str, between: str) -> None:
+    """The decline a test asserts for a change ``between`` the steps is not idle: moved before
+    the scores (where a fused call at the product would read q and k), the change alters the
+    output of ``source``'s ``Heads`` (float64, eval, the same weights)."""
+    import torch
+
+    scores = "        s = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5\n"
+    block = "".join(" " * 8 + line + "\n" for line in between.split("; "))
+    moved = source.replace(block, "").replace(scores, block + scores)
+    assert moved != source
+    original, changed = load(source, "original"), load(moved, "moved")
+    torch.manual_seed(0)
+    a = original["Heads"]().to(torch.float64).eval()
+    b = changed["Heads"]().to(torch.float64).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    with torch.no_grad():
+        assert not torch.allclose(a(x), b(x)), between

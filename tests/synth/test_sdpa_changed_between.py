@@ -16,9 +16,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sdpa_modules import RULES, Counter, assert_same_step, load, sdpa_fixed  # noqa: E402
+from sdpa_modules import RULES, fused_calls_of_equal_steps
 
-from adopter.synth import fix_text  # noqa: E402
+from adopter.synth import fix_text
 
 F64 = torch.float64
 
@@ -123,27 +123,12 @@ PATCHED = {
 }
 
 
-def _run(source, x, mask):
-    fixed = sdpa_fixed(source)
-    original, patched = load(source, "original"), load(fixed, "patched")
-    counter = Counter(patched)
-    torch.manual_seed(0)
-    a = original["Heads"]().to(F64)
-    b = patched["Heads"]().to(F64)
-    b.load_state_dict(a.state_dict())
-    for training in (False, True):
-        a.train(training)
-        b.train(training)
-        assert_same_step(a, b, [x], mask=mask)
-    return counter.calls
-
-
 @pytest.mark.parametrize("case", sorted(PATCHED))
 def test_look_alikes_are_patched_and_compute_what_the_original_does(case):
     template, between, scaled = PATCHED[case]
     source = _source(template, between, scaled or "")
     torch.manual_seed(1)
     x = torch.randn(2, 5, 16, dtype=F64)
-    assert _run(source, x, None) == 2  # eval and training: the fused call, no mask
+    assert fused_calls_of_equal_steps(source, x, None) == 2  # eval and training: the fused call, no mask
     mask = torch.randn(2, 2, 5, 5, dtype=F64)
-    _run(source, x, mask)
+    fused_calls_of_equal_steps(source, x, mask)

@@ -17,9 +17,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sdpa_modules import RULES, Counter, assert_same_step, load, sdpa_fixed  # noqa: E402
+from sdpa_modules import (
+    RULES,
+    assert_moved_change_alters_output,
+    fused_calls_of_equal_steps,
+)
 
-from adopter.synth import fix_text  # noqa: E402
+from adopter.synth import fix_text
 
 F64 = torch.float64
 
@@ -127,46 +131,18 @@ PATCHED = {
 }
 
 
-def _run(source, x, mask):
-    fixed = sdpa_fixed(source)
-    original, patched = load(source, "original"), load(fixed, "patched")
-    counter = Counter(patched)
-    torch.manual_seed(0)
-    a = original["Heads"]().to(F64)
-    b = patched["Heads"]().to(F64)
-    b.load_state_dict(a.state_dict())
-    for training in (False, True):
-        a.train(training)
-        b.train(training)
-        assert_same_step(a, b, [x], mask=mask)
-    return counter.calls
-
-
 @pytest.mark.parametrize("case", sorted(PATCHED))
 def test_look_alikes_are_patched_and_compute_what_the_original_does(case):
     source = _source(PATCHED[case])
     torch.manual_seed(1)
     x = torch.randn(2, 5, 16, dtype=F64)
-    assert _run(source, x, None) == 2  # eval and training: the fused call, no mask
+    assert fused_calls_of_equal_steps(source, x, None) == 2  # eval and training: the fused call, no mask
     mask = torch.randn(2, 2, 5, 5, dtype=F64)
-    _run(source, x, mask)
+    fused_calls_of_equal_steps(source, x, mask)
 
 
 @pytest.mark.parametrize("case", sorted(DECLINED))
 def test_each_declined_form_changes_what_a_fused_call_would_read(case):
     """The guard is not idle: with the change moved before the scores (where a fused call at the
     product would read the tensors), the output differs from the original's."""
-    between = DECLINED[case]
-    source = _source(between)
-    scores = "        s = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5\n"
-    block = "".join(" " * 8 + line + "\n" for line in between.split("; "))
-    moved = source.replace(block, "").replace(scores, block + scores)
-    assert moved != source
-    original, changed = load(source, "original"), load(moved, "moved")
-    torch.manual_seed(0)
-    a = original["Heads"]().to(F64).eval()
-    b = changed["Heads"]().to(F64).eval()
-    b.load_state_dict(a.state_dict())
-    x = torch.randn(2, 5, 16, dtype=F64)
-    with torch.no_grad():
-        assert not torch.allclose(a(x), b(x)), case
+    assert_moved_change_alters_output(_source(DECLINED[case]), DECLINED[case])

@@ -14,10 +14,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sdpa_modules import RULES, load  # noqa: E402
-from test_sdpa_inplace_alias import TEMPLATE, _run  # noqa: E402
+from sdpa_modules import (
+    RULES,
+    assert_moved_change_alters_output,
+    fused_calls_of_equal_steps,
+)
+from test_sdpa_inplace_alias import TEMPLATE
 
-from adopter.synth import fix_text  # noqa: E402
+from adopter.synth import fix_text
 
 F64 = torch.float64
 
@@ -57,20 +61,7 @@ def test_an_indirect_in_place_change_between_the_steps_is_declined(case):
 def test_each_declined_form_changes_what_a_fused_call_would_read(case):
     """Not idle: moved before the scores (where a fused call would read q and k), the change
     alters the output."""
-    between = DECLINED[case]
-    source = _source(between)
-    scores = "        s = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5\n"
-    block = "".join(" " * 8 + line + "\n" for line in between.split("; "))
-    moved = source.replace(block, "").replace(scores, block + scores)
-    assert moved != source
-    original, changed = load(source, "original"), load(moved, "moved")
-    torch.manual_seed(0)
-    a = original["Heads"]().to(F64).eval()
-    b = changed["Heads"]().to(F64).eval()
-    b.load_state_dict(a.state_dict())
-    x = torch.randn(2, 5, 16, dtype=F64)
-    with torch.no_grad():
-        assert not torch.allclose(a(x), b(x)), case
+    assert_moved_change_alters_output(_source(DECLINED[case]), DECLINED[case])
 
 
 PATCHED = {
@@ -91,5 +82,5 @@ def test_look_alikes_are_patched_and_compute_what_the_original_does(case):
     assert fix_text(source, "attention.py", RULES).applied, case
     torch.manual_seed(1)
     x = torch.randn(2, 5, 16, dtype=F64)
-    assert _run(source, x, None) == 2  # eval and training: the fused call, no mask
-    _run(source, x, torch.randn(2, 2, 5, 5, dtype=F64))
+    assert fused_calls_of_equal_steps(source, x, None) == 2  # eval and training: the fused call, no mask
+    fused_calls_of_equal_steps(source, x, torch.randn(2, 2, 5, 5, dtype=F64))
