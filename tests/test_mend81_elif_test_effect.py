@@ -7,8 +7,8 @@ original chain evaluates them again: a test that calls something other than a kn
 from __future__ import annotations
 
 import pytest
-from corpus_forms import edit, float64_pair
-from test_sites73_forms import ELIF_ARM, _counted, _fix, _fused, _same
+from corpus_forms import FusedCalls, edit, float64_pair
+from test_sites73_forms import ELIF_ARM, _fix, _fused, _same
 
 COUNTING = edit(edit(edit(ELIF_ARM, 'if self.kind == "add":', 'if self.mode() == "add":'),
                      'elif self.kind == "mul":', 'elif self.mode() == "mul":'),
@@ -46,8 +46,7 @@ def test_a_test_of_pure_reads_keeps_the_fused_arm(test, kind):
     source = edit(ELIF_ARM, 'elif self.kind == "mul":', f"elif {test}:")
     fixed = _fused(source)
     a, b = float64_pair(source, fixed, "Model", kind=kind)
-    calls: list = []
-    _counted(b.attn, calls)
+    counter = FusedCalls(b.attn)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
     _same(a(x), b(x), [x], a, b)
-    assert len(calls) == (1 if kind == "mul" else 0)
+    assert counter.calls == (1 if kind == "mul" else 0)
