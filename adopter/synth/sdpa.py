@@ -565,6 +565,7 @@ class _Attention:
         self.dtype_choices: dict[str, dict] = {}  # a fill or add step -> the dtype choice it is one branch of
         self._names = None
         self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
+        self.made_nodes: list[ast.AST] = []  # (the expressions made_texts holds: alive while it is, _made)
         # (line, col, end col) of a name in the inlined attention helper -> its name in the caller
         self.helper_renames: dict[tuple[int, int, int], str] = {}
         self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
@@ -621,6 +622,14 @@ class _Attention:
         if self._names is None:
             self._names = collect_names(self.index.tree)
         return self._names
+
+    def _made(self, node: ast.AST, text: str) -> None:
+        """Record ``text`` as the text of ``node``, an expression built here (not in the source),
+        and keep ``node`` alive with the instance: ``made_texts`` is keyed by ``id``, which a
+        freed node's successor would take over -- a new node then read as a stale text (a fix
+        that declined or not depending on what the process allocated before)."""
+        self.made_texts[id(node)] = text
+        self.made_nodes.append(node)
 
     def _text(self, node: ast.AST) -> str:
         made = self.made_texts.get(id(node)) if self.made_texts else None
@@ -2803,12 +2812,12 @@ class _Attention:
                            f"`{self._text(expr)}` at line {call.lineno}: not a name the fused call can read again")
             text = self._text(expr)
             operand = ast.parse(text, mode="eval").body
-            self.made_texts[id(operand)] = text
+            self._made(operand, text)
             test = None
             if guarded:
                 test = ast.parse(f"{text} is not None", mode="eval").body
-                self.made_texts[id(test)] = f"{text} is not None"
-                self.made_texts[id(test.left)] = text
+                self._made(test, f"{text} is not None")
+                self._made(test.left, text)
             self.helper_adds.append((text, operand, test))
         self.helper_call = call_stmt
         self.helper_roles = {roles[id(n)] for n in outside}
@@ -4722,7 +4731,7 @@ class _Attention:
                 # the float branch of a dtype choice: the mask as SDPA reads it, bool or float
                 text = self.dtype_choices[role]["keep"]
                 operand = ast.parse(text, mode="eval").body
-                self.made_texts[id(operand)] = text
+                self._made(operand, text)
                 as_added = False
             else:
                 operand = self._operand_of(role, var)
@@ -4741,7 +4750,7 @@ class _Attention:
                 # s - 1e30 * m: the mask is the product negated (graph: canon.subtracted_mask)
                 text = f"-{_atom(text, operand)}"
                 operand = ast.parse(text, mode="eval").body
-                self.made_texts[id(operand)] = text
+                self._made(operand, text)
             if role == "b0" and ("s1" in self.roles or "s2" in self.roles):
                 # ((q @ k^T + bias) / d) * m is q @ k^T * (m / d) + bias * (m / d): the bias
                 # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d)); a factor of
@@ -4757,7 +4766,7 @@ class _Attention:
                 if moved != text:
                     text = moved
                     operand = ast.parse(text, mode="eval").body
-                    self.made_texts[id(operand)] = text
+                    self._made(operand, text)
             plain = text  # (the mask as written, before the views below: what the guard reads)
             viewed = role == "m2" and bool(views)
             if viewed:
@@ -4776,7 +4785,7 @@ class _Attention:
             if role == "m2" and role in self.dtype_choices:
                 # (a boolean mask is the choice's other branch, which SDPA reads as keep/drop)
                 name = ast.Name(id=self.dtype_choices[role]["mask"], ctx=ast.Load())
-                self.made_texts[id(name)] = name.id
+                self._made(name, name.id)
                 self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
             elif role == "m2":
                 converted = self._bool_added_as_float(text, operand) \
@@ -4784,7 +4793,7 @@ class _Attention:
                 if converted is not None:
                     text = converted
                     operand = ast.parse(text, mode="eval").body
-                    self.made_texts[id(operand)] = text
+                    self._made(operand, text)
                 else:
                     self._note_blind_rows(operand, conditions.get(role), text=plain)
             test = conditions.get(role)
@@ -4801,11 +4810,11 @@ class _Attention:
             # float, is the one SDPA takes
             text = choice["keep"]
             operand = ast.parse(text, mode="eval").body
-            self.made_texts[id(operand)] = text
+            self._made(operand, text)
             if read_names(operand) & stored:
                 raise Skip(f"the mask `{choice['mask']}` is computed by the attention")
             name = ast.Name(id=choice["mask"], ctx=ast.Load())
-            self.made_texts[id(name)] = name.id
+            self._made(name, name.id)
             self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
             parts.append({"text": text, "atom": _atom(text, operand), "test": conditions.get(role),
                           "operand": operand, "viewed": False, "role": role, "float": choice["float"]})
@@ -4822,7 +4831,7 @@ class _Attention:
                 # adds it in place, in the scores' dtype -- a bool one as 0/1, as `x += p` does)
                 text = f"{_atom(text, operand)}.to({self._q_dtype()})"
                 operand = ast.parse(text, mode="eval").body
-                self.made_texts[id(operand)] = text
+                self._made(operand, text)
             parts.append({"text": text, "atom": _atom(text, operand), "test": test, "operand": operand,
                           "viewed": False, "role": "h"})
         if self.fill_helper is not None:
@@ -5451,11 +5460,16 @@ class _Attention:
         # q's or k's name that only the steps rebind (_rebound_by_steps): read as the scores in
         # ``value``, every such read must be swapped; the q and k the swap writes hold them
         kept = getattr(self, "kept_names", None)
-        read = {id(n) for n in ast_walk(tree) if isinstance(n, ast.Name) and n.id in kept} if kept else set()
+        # (the nodes themselves are held, not only their ids: a node the swap replaces is freed,
+        # and a new node taking its id would read as an unswapped one -- a decline that came
+        # and went with what the process had allocated before)
+        read_nodes = [n for n in ast_walk(tree) if isinstance(n, ast.Name) and n.id in kept] if kept else []
+        read = {id(n) for n in read_nodes}
         new = Swap().visit(tree)
         new = new if statement else new.body
         if read and any(id(n) in read for n in ast_walk(new)):
             return None
+        del read_nodes
         if (_loads(new) & stored) - self._operands_until_context(q_text, k_text) - (kept or set()):
             return None
         return ast.unparse(new)
@@ -6380,7 +6394,7 @@ class _Attention:
         test = ast.parse(text, mode="eval").body
         for node in ast_walk(test):
             if isinstance(node, ast.expr):
-                self.made_texts[id(node)] = ast.unparse(node)
+                self._made(node, ast.unparse(node))
         return test
 
     def _number_attribute_test(self, operand: ast.expr, test: ast.expr | None) -> ast.expr | None:
@@ -6406,8 +6420,8 @@ class _Attention:
         made = ast.parse(text, mode="eval").body
         for node in ast_walk(made):
             if isinstance(node, ast.expr):
-                self.made_texts[id(node)] = ast.unparse(node)
-        self.made_texts[id(made)] = text
+                self._made(node, ast.unparse(node))
+        self._made(made, text)
         return made
 
     def _handed_factor_terms(self, conditions: dict, stored: set) -> list[str]:
@@ -6556,7 +6570,7 @@ class _Attention:
         if swapped is None:
             raise Skip("the scale is computed by the attention")
         operand = ast.parse(swapped, mode="eval").body
-        self.made_texts[id(operand)] = swapped
+        self._made(operand, swapped)
         return operand
 
     def _rebound_by_steps(self, names: set, region: list) -> bool:
