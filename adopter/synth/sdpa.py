@@ -5370,7 +5370,7 @@ class _Attention:
             if self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm":
                 # torch.bmm(q, k^T): 3-D, one batch axis that q and k share (no broadcasting)
                 of[0] = f"{q_text}.shape[0]"
-            whole = self._scores_shape(value, q_text, k_text, stored)
+            whole = self._scores_shape(value, q_text, k_text)
             if whole is not None:
                 of["shape"] = whole
             if rank is None:
@@ -5487,7 +5487,7 @@ class _Attention:
         operands = read_names(ast.parse(q_text, mode="eval")) | read_names(ast.parse(k_text, mode="eval"))
         return (operands & stored_names(context.stmt)) - others
 
-    def _scores_shape(self, value: ast.AST, q_text: str, k_text: str, stored: set = frozenset()) -> str | None:
+    def _scores_shape(self, value: ast.AST, q_text: str, k_text: str) -> str | None:
         """The scores' whole shape written from q's and k's (self-attention-cv's ``assert
         mask.shape == scaled_dot_prod.shape[2:]``, of an einsum over ``...``, whose rank the
         code does not fix): the batch axes q and k broadcast to, then the queries' and the
