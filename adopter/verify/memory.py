@@ -5,10 +5,14 @@ build can be far larger than any the user would make on a laptop (monai-generati
 ``DiffusionModelUNet`` paths grew one verify process past 21 GB): on a machine without swap the
 kernel's OOM killer then ends the process, or another one.  While verify checks on the CPU, the
 process's data segment (``RLIMIT_DATA``: heap and private anonymous mappings, where torch's CPU
-allocator gets its tensors) is held under a ceiling -- by default half the machine's memory,
-``ADOPTER_VERIFY_MEMORY_GB`` to set it -- so that an oversized build fails to allocate, which
-:func:`out_of_memory` recognises and verify turns into a skip that names the ceiling.  A lower
-limit already set (``ulimit -d``) is kept; the previous limit is restored on exit.
+allocator gets its tensors) may grow by at most a ceiling while verify runs -- by default half the
+machine's memory, ``ADOPTER_VERIFY_MEMORY_GB`` to set it -- so that an oversized build fails to
+allocate, which :func:`out_of_memory` recognises and verify turns into a skip that names the
+ceiling.  The ceiling counts what verify allocates, not what the process held before it: a
+long-lived caller (an editor, a test worker that has run thousands of tests) whose data segment
+already spans gigabytes of reserved address space keeps the same room for verify as a fresh
+process.  A lower limit already set (``ulimit -d``) is kept; the previous limit is restored on
+exit.
 """
 
 from __future__ import annotations
@@ -51,6 +55,19 @@ def ceiling_bytes() -> int | None:
     return total // 2 if total else None
 
 
+def data_segment() -> int:
+    """Bytes of this process's data segment now (``VmData`` of ``/proc/self/status``, what
+    ``RLIMIT_DATA`` is checked against on Linux); 0 where the system does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def describe(limit: int | None) -> str:
     """The ceiling as a verdict says it."""
     return f"{limit / GB:.1f} GB" if limit else "the machine's memory"
@@ -60,16 +77,18 @@ def describe(limit: int | None) -> str:
 def ceiling(on_cpu: bool = True) -> Iterator[int | None]:
     """Hold the process's data segment under :func:`ceiling_bytes` while verify runs (on the CPU
     only: a GPU's own memory bounds what is built there, and CUDA maps host memory of its own).
-    Yields the limit in force (None where none is set)."""
-    limit = ceiling_bytes() if on_cpu else None
-    if resource is None or limit is None or not hasattr(resource, "RLIMIT_DATA"):
+    Yields the ceiling in force: how much verify may allocate (None where none is set)."""
+    room = ceiling_bytes() if on_cpu else None
+    if resource is None or room is None or not hasattr(resource, "RLIMIT_DATA"):
         yield None
         return
+    used = data_segment()
+    limit = used + room  # the segment may grow by ``room``: what verify allocates, not what came before
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     if soft != resource.RLIM_INFINITY and soft <= limit:
-        yield soft  # a lower limit the user set stays
+        yield max(soft - used, 0)  # a lower limit the user set stays
         return
     try:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
@@ -77,7 +96,7 @@ def ceiling(on_cpu: bool = True) -> Iterator[int | None]:
         yield None
         return
     try:
-        yield limit
+        yield limit - used
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 

@@ -84,3 +84,25 @@ def test_the_ceiling_follows_the_setting(monkeypatch):
     assert memory.ceiling_bytes() == (total // 2 if total else None)
     with memory.ceiling(on_cpu=False) as limit:  # a GPU run: CUDA maps host memory of its own
         assert limit is None
+
+
+def test_the_ceiling_counts_what_verify_allocates_not_what_the_process_held_before(monkeypatch):
+    """A long-lived process (a test worker, an editor) may hold gigabytes of data segment before
+    verify starts: the ceiling is room to grow, so a small build still fits and a large one is
+    still refused."""
+    import mmap
+
+    monkeypatch.setenv(memory.ENV, "0.5")
+    held = mmap.mmap(-1, 2 << 30, flags=mmap.MAP_PRIVATE)  # 2 GiB reserved, never touched
+    try:
+        assert memory.data_segment() >= 2 << 30
+        with memory.ceiling() as room:
+            assert room == 1 << 29
+            small = torch.ones(1 << 24)  # 64 MiB: fits the room
+            assert float(small[-1]) == 1.0
+            del small
+            with pytest.raises(RuntimeError) as caught:
+                torch.empty(3 << 27)  # 1.5 GiB: more than the room
+        assert memory.out_of_memory(caught.value)
+    finally:
+        held.close()
