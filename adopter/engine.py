@@ -1004,12 +1004,36 @@ def _first_line(nodes, finding: Finding) -> int:
 
 def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
     line, col, end_line, end_col = match.span
+    if match.nodes[0].kind == "layer" and match.members_only():
+        span = _calls_of_containers(match)
+        if span is not None:
+            line, col, end_line, end_col = span
     line, col = statement_start(match, line, col)
     return Finding(
         rule=rule.id, name=rule.name, path=path, line=line, column=_char_col(lines, line, col),
         end_line=end_line, end_column=_char_col(lines, end_line, end_col), message=rule.message,
         fixable=fixable(rule, match), class_name=match.class_name,
     )
+
+
+def _calls_of_containers(match: Match) -> tuple[int, int, int, int] | None:
+    """Where a match whose every step is a member of an ``nn.Sequential`` runs, when its members
+    belong to more than one container: the statements that call the containers.  Members of one
+    container are one place inside it (the constructors: the corpus anchors a pair inside one
+    ``nn.Sequential`` at its second layer's line), but members of several containers meet only
+    where those are called: three ``nn.Sequential(nn.Linear(...), nn.ReLU())`` projections of
+    one input run at the three calls in the forward, the place a reader names, not at the three
+    constructors in ``__init__`` (None: one container, or a statement not known)."""
+    first = match.nodes[0].layer
+    owner = first[:first.rindex("[")]
+    if all(n.layer[:n.layer.rindex("[")] == owner for n in match.nodes):
+        return None
+    stmts = [n.stmt for n in match.nodes]
+    if None in stmts:
+        return None
+    start = min(stmts, key=lambda s: (s[0], s[1]))
+    end = max(stmts, key=lambda s: (s[2], s[3]))
+    return (start[0], start[1], end[2], end[3])
 
 
 def _to_call_site(structure, match: Match, finding: Finding, lines: list[str]) -> Finding:
