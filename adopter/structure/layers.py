@@ -51,6 +51,7 @@ from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_functi
                        passed_argument, rate_parts, silu_module, softmax_module, strip_casts,
                        untransposed)
 from .moved_norm import moves_last_axis_through_norm
+from .cast_linear import cast_linear
 from .setting_norm import setting_activation_module, setting_norm_module
 from .names import ModuleNames, builtin_unbound, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
@@ -1617,6 +1618,8 @@ class LayerTyper:
             how = "with the {} computation on a weight it derives from its own parameters"
         elif _matmul_linear(forward, layer):
             how = "with the {} computation written out (a matmul with the transposed weight, then the bias)"
+        elif layer == "torch.nn.Linear" and cast_linear(cls, forward, self.names):
+            how = "with the bias-free {} computation on every way out (its input and weight cast)"
         elif _starts_with_base(forward, layer, self.names):
             how = "with the {} computation on its input first, then more steps on its output (an activation)"
         elif _base_then_if(forward, layer, self.names):
