@@ -1011,6 +1011,58 @@ def _run_time_default_roots(structure: ClassStructure, names, lines) -> None:
             structure.all_roots.append(name)
 
 
+def _patched_classes(tree: ast.Module, names: ModuleNames) -> dict[str, ClassInfo] | None:
+    """The methods a module-level function defines for another file's class and patches onto it
+    (``def patch(): def __init__(self, config): self.q_proj = nn.Linear(...) ...; def
+    forward(self, x): ... self.q_proj(x) ...; patch_function(cls, "__init__", __init__)``, the
+    fine-tuning kits' idiom): the ``__init__`` it hands on builds the layers that its sibling
+    methods call on ``self``, so the nested definitions are read as one class, its methods
+    every nested ``def`` whose first parameter is ``self`` (and each name the function binds
+    to one of them, ``_full = forward``, as a class body's ``forward = _forward`` is).  Only
+    where the function never calls that ``__init__`` itself and hands it to a call (the patch):
+    a nested function named so but called in place is the function's own helper."""
+    found = None
+    for func in tree.body:
+        if func.__class__ is not ast.FunctionDef:
+            continue
+        init = None
+        for stmt in func.body:  # (a function's own statements, no walk: most define no __init__)
+            if stmt.__class__ is ast.FunctionDef and stmt.name == "__init__" and _takes_self(stmt):
+                init = stmt
+        if init is None or not _handed_on(func, init):
+            continue
+        body = [s for s in func.body if (s.__class__ is ast.FunctionDef and _takes_self(s)) or (
+            s.__class__ is ast.Assign and len(s.targets) == 1 and s.targets[0].__class__ is ast.Name
+            and s.value.__class__ is ast.Name)]
+        if sum(s.__class__ is ast.FunctionDef for s in body) < 2:
+            continue
+        node = ast.ClassDef(name=f"{func.name}.<locals>", bases=[], keywords=[], body=body, decorator_list=[])
+        ast.copy_location(node, func)
+        info = collect_class(node, names)
+        info.is_module = True
+        if found is None:
+            found = {}
+        found[info.name] = info
+    return found
+
+
+def _takes_self(func: ast.FunctionDef) -> bool:
+    args = func.args.posonlyargs or func.args.args
+    return bool(args) and args[0].arg == "self"
+
+
+def _handed_on(func: ast.FunctionDef, init: ast.FunctionDef) -> bool:
+    """Does ``func`` hand its nested ``init`` to a call as an argument, and never call it?"""
+    handed = False
+    for node in ast_walk(func):
+        if node.__class__ is ast.Call:
+            if node.func.__class__ is ast.Name and node.func.id == init.name:
+                return False
+            if any(a.__class__ is ast.Name and a.id == init.name for a in (*node.args, *(k.value for k in node.keywords))):
+                handed = True
+    return handed
+
+
 def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -> None:
     """A module function the file never calls but stores on an attribute (``Attention.forward
     = patched_forward``, the monkey-patching idiom of fine-tuning kits) becomes a method of
@@ -1748,6 +1800,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     names = collect_names(tree, package, local_imports=may_import_locally(text))
     module = ModuleStructure(names, text.split("\n") if text is not None else None, text=text)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
+    patched = _patched_classes(tree, names)
+    if patched:
+        infos.update(patched)
     siblings = Package.of(package, path) if package and path else None
     if siblings is not None and names.stars:
         _bind_stars(names, siblings)
@@ -1776,6 +1831,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
         structure.roots = _roots(structure.functions, module.mention)
+        if patched and name in patched:  # (each method is patched onto the class: each runs)
+            structure.roots = [n for n in structure.functions if n not in INIT_NAMES]
         if module.lines is not None and len(structure.roots) < len(structure.functions):
             _namesake_roots(structure, module.mention, module.lines)
         structure.all_roots = [*structure.roots, *(n for n in structure.functions if n in INIT_NAMES)]
@@ -1802,6 +1859,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
+            if patched and owner in patched:
+                continue  # (methods patched onto another file's class run where it runs)
             # (a closure stored on another object, ``parent.<locals>.name``: live where its parent is)
             kept = [r for r in structure.roots if (owner, r) in reachable
                     or ("<locals>" in r and (owner, r.partition(".<locals>.")[0]) in reachable)]
