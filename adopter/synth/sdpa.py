@@ -1344,6 +1344,11 @@ class _Attention:
                     raise Skip(f"{words} at line {self.roles[role].line} only runs under a condition "
                                f"(`if {self._text(if_stmt.test)}:` at line {if_stmt.lineno}, {detail})")
                 conditions[role] = if_stmt.test
+        for test in conditions.values():
+            effect = self._property_effect(test)
+            if effect is not None:
+                # (the guard reads the test again, before the region: review61's counting property)
+                raise Skip(f"the test `{self._text(test)}` reads {effect}, which the guard would run a second time")
         for role, test in self.helper_conditions.items():
             # the inlined helper's `if self.<setting>: w /= ...` (_setting_scales): at the
             # caller's call, the scale runs exactly when the setting's test holds
@@ -1418,6 +1423,10 @@ class _Attention:
                 fast.extend(step_if_keeps.get(offset, ()))
                 continue
             if kind == "branch":
+                effect = _test_effect(stmt.test) or self._property_effect(stmt.test)
+                if effect is not None:
+                    # the guard evaluates the test again before the if runs (review61)
+                    raise Skip(f"the if at line {stmt.lineno} tests {effect}, which the guard would run a second time")
                 clash = read_names(stmt.test) & before
                 if clash:
                     raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
@@ -3931,7 +3940,7 @@ class _Attention:
         them (the guard reads them before the region)."""
         ifs, field = arm
         for test in (i.test for i in ifs):
-            effect = _test_effect(test)
+            effect = _test_effect(test) or self._property_effect(test)
             if effect is not None:
                 # the guard evaluates the test again before the chain runs (review58: a
                 # ``self.kind()`` counting its calls would count twice)
@@ -7080,6 +7089,23 @@ class _Attention:
             self.kept_methods.append((cls.name, func.attr))
         return keeps
 
+    def _property_effect(self, test: ast.expr) -> str | None:
+        """A ``self.<name>`` that ``test`` reads where ``<name>`` is a ``@property`` of the class
+        whose getter may do more than read (:func:`_body_effect`: a counter it bumps, review61),
+        as the reason's words; None otherwise (and for a test reading no attribute of self)."""
+        names = {n.attr for n in ast_walk(test) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                 and n.value.id == "self"}
+        cls = self._class() if names else None
+        if cls is None:
+            return None
+        methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        for name in sorted(names):
+            func = methods.get(name)
+            if func is not None and any(dotted_name(d) in ("property", "builtins.property")
+                                        for d in func.decorator_list) and _body_effect(func, methods):
+                return f"`self.{name}`, a property whose getter may change state"
+        return None
+
     def _class(self) -> ast.ClassDef | None:
         """The innermost class around the context product.  Only statement bodies are
         searched (not every expression of the module: that walk was a quarter of a one-file
@@ -7316,10 +7342,35 @@ class _Attention:
             values = self._attribute_values(b.attr)
             return bool(values) and all(self._constant_along_keys(v, depth + 1, True) for v in values)
 
+        def foreign(b: ast.expr) -> bool:
+            # (``max=self.cfg.bound``, ``max=cfg.bound``: an attribute of another object than the
+            # module, which may hold one entry per key -- not a number because it is read as one
+            # elsewhere (review61); a module's constant such as ``math.pi`` and a tensor's
+            # ``.shape``/``.ndim``/``.device``/``.dtype`` are known)
+            parents = _parents(b)
+            for node in ast_walk(b):
+                if not isinstance(node, ast.Attribute) or isinstance(parents.get(node), ast.Attribute) \
+                        or (isinstance(parents.get(node), ast.Call) and parents[node].func is node):
+                    continue  # (the outermost attribute of each chain, not a method called)
+                if node.attr in ("shape", "ndim", "device", "dtype") or isinstance(node.value, ast.Subscript):
+                    continue
+                root = node.value
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if not isinstance(root, ast.Name):
+                    return True
+                if root.id == "self" and isinstance(node.value, ast.Name):
+                    continue  # (``self.<attr>``: read for what the class stores there)
+                fqn = self.names.resolve(node) or ""
+                if fqn.split(".", 1)[0] not in ("math", "numpy", "np", "torch", "sys"):
+                    return True
+            return False
+
         return all((isinstance(b, ast.Constant) and b.value is None)
                    or (stored(b) if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name)
                        and b.value.id == "self" else
-                       self._known_number(b) or scalar(b) or self._constant_along_keys(b, depth + 1, built))
+                       not foreign(b) and (self._known_number(b) or scalar(b)
+                                           or self._constant_along_keys(b, depth + 1, built)))
                    for b in bounds)
 
     def _check_moved_scores(self, nodes) -> None:
@@ -7934,7 +7985,10 @@ _VIEW_CALLS = frozenset({
     "detach", "contiguous", "to", "type", "type_as", "float", "half", "double", "bfloat16", "cuda", "cpu", "chunk",
     "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit", "dsplit", "unfold", "diagonal",
     "view_as_real", "view_as_complex", "rearrange", "align_to", "rename", "refine_names", "__getitem__", "get",
-    "pop", "values", "items"})
+    "pop", "values", "items",
+    # numpy's view of a CPU tensor and the tensors made over an array or another tensor's
+    # memory share its storage (``k.numpy().__imul__(2.0)`` changes ``k``: review61)
+    "numpy", "__array__", "asarray", "asanyarray", "from_numpy", "as_tensor", "from_dlpack"})
 
 
 def _maybe_true(value: ast.expr) -> bool:
@@ -7957,6 +8011,31 @@ def _bound_names(target: ast.AST) -> list[str]:
     return []
 
 
+def _namespace(expr: ast.expr) -> bool:
+    """Is ``expr`` an object's attribute namespace, ``x.__dict__`` or ``vars(x)``?"""
+    return isinstance(expr, ast.Attribute) and expr.attr == "__dict__" or (
+        isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "vars"
+        and len(expr.args) == 1)
+
+
+def _held_function(value: ast.expr) -> tuple[ast.expr, list, list] | None:
+    """The function ``value`` holds, when it is one taken by reference (an attribute such as
+    ``torch.Tensor.mul_`` or ``k.mul_``, ``getattr(x, "name")``) or a ``partial`` of one:
+    (the function, the partial's arguments, its keywords); None otherwise."""
+    args: list = []
+    keywords: list = []
+    if isinstance(value, ast.Call) and value.args and (
+            isinstance(value.func, ast.Name) and value.func.id == "partial"
+            or isinstance(value.func, ast.Attribute) and value.func.attr == "partial"):
+        value, args, keywords = value.args[0], value.args[1:], value.keywords
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "getattr" \
+            and len(value.args) == 2 and isinstance(value.args[1], ast.Constant) and isinstance(value.args[1].value, str):
+        value = ast.Attribute(value=value.args[0], attr=value.args[1].value, ctx=ast.Load())
+    if isinstance(value, ast.Attribute) or (args or keywords) and isinstance(value, ast.Name):
+        return value, args, keywords
+    return None
+
+
 class _InPlace:
     """What a file's statements may change in place, for the ADP010 fixer's check of the kept
     statements between the replaced steps (review56): the file's functions and methods (and
@@ -7971,6 +8050,10 @@ class _InPlace:
         self.modules: set[str] = set(_MODULE_ROOTS)
         self.mutating: dict[str, set] = {}
         self.lambdas: dict[str, ast.Lambda] = {}  # name bound to a lambda -> the lambda (any one)
+        # a name or attribute bound to a function taken by reference (``f = torch.Tensor.mul_``,
+        # ``f = k.mul_``, ``f = getattr(torch.Tensor, "mul_")``) or to a ``functools.partial``
+        # of one -> (the function, the partial's arguments, its keywords): each binding (review61)
+        self.aliases: dict[str, list[tuple[ast.expr, list, list]]] = {}
         for node in ast_walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.funcs.setdefault(node.name, []).append(node)
@@ -7978,6 +8061,10 @@ class _InPlace:
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         self.lambdas[target.id] = node.value
+            elif isinstance(node, ast.Assign) and (held := _held_function(node.value)) is not None:
+                for target in node.targets:
+                    for name in _bound_names(target):
+                        self.aliases.setdefault(name, []).append(held)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self.modules.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
@@ -8048,6 +8135,11 @@ class _InPlace:
         for node in ast_walk(stmt):
             if isinstance(node, ast.AugAssign):
                 add(node.target, "an augmented assignment")
+            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) and _namespace(t.value)
+                                                      for t in node.targets):
+                # ``self.__dict__["cache"] = k``, ``vars(self)["cache"] = k``: as ``setattr``, the
+                # value is named by an attribute a later statement may change in place
+                add(node.value, "a store into an instance's `__dict__`")
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
                 add(node.value, "an item store")
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr in _VIEW_ATTRS:
@@ -8060,7 +8152,23 @@ class _InPlace:
                 local = called in self.funcs and (isinstance(func, ast.Name) or (
                     isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
                     and func.value.id in ("self", "cls")))
-                if called in _IN_PLACE_DUNDERS:  # ``k.__imul__(2.0)``, ``torch.Tensor.__imul__(k, 2.0)``
+                alias = dotted_name(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+                if alias in self.aliases and depth <= 4:
+                    # ``f = torch.Tensor.mul_; f(k, 2.0)``, ``g = partial(torch.Tensor.mul_, k); g(2.0)``:
+                    # read as the call of the function it holds, with the partial's arguments first
+                    for held, args, keywords in self.aliases[alias]:
+                        call = ast.Call(func=held, args=[*args, *node.args], keywords=[*keywords, *node.keywords])
+                        out.extend((name, f"`{alias}`, which holds {how}")
+                                   for name, how in self.targets(ast.Expr(value=call), depth + 1))
+                if called == "__setattr__" and len(node.args) >= 3:
+                    # ``object.__setattr__(self, "cache", k)``: as ``setattr``
+                    for arg in node.args[:1] + node.args[2:3]:
+                        add(arg, "`__setattr__`")
+                elif called in ("update", "setdefault", "__setitem__") and isinstance(func, ast.Attribute) \
+                        and _namespace(func.value):
+                    for arg in handed:  # ``self.__dict__.update(cache=k)``: ``k`` named by an attribute
+                        add(arg, "a store into an instance's `__dict__`")
+                elif called in _IN_PLACE_DUNDERS:  # ``k.__imul__(2.0)``, ``torch.Tensor.__imul__(k, 2.0)``
                     if not self._function_form(func):
                         add(func.value, f"`{called}`")
                     elif node.args:
@@ -8726,6 +8834,35 @@ _PURE_TEST_FUNCS = frozenset({"isinstance", "len", "callable", "type"})
 _PURE_TEST_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex", "is_contiguous"})
 _PURE_TEST_TORCH = frozenset({"torch.is_tensor", "torch.is_floating_point", "torch.jit.is_scripting",
                               "torch.jit.is_tracing", "torch.is_grad_enabled"})
+
+
+_MUTATING_METHODS = frozenset({"append", "extend", "insert", "pop", "popitem", "update", "add", "remove", "discard",
+                               "clear", "setdefault", "__setattr__", "__setitem__", "__delitem__", "send"})
+
+
+def _body_effect(func: ast.AST, methods: dict, depth: int = 0) -> bool:
+    """May ``func``'s body change state beyond its own locals: store to an attribute or item, a
+    ``global``/``nonlocal``, ``setattr``/``delattr``/``next``, an in-place tensor method
+    (``_`` ending), a container's mutating method, or a call of a method of ``methods`` (its
+    class's) that may?  Calls of other functions count as reads (a getter computing a value)."""
+    if depth > 3:
+        return True
+    for node in ast_walk(func):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            return True
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return True
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Name) and f.id in ("setattr", "delattr", "next", "exec"):
+                return True
+            if isinstance(f, ast.Attribute):
+                if f.attr in _MUTATING_METHODS or (f.attr.endswith("_") and not f.attr.startswith("_")):
+                    return True
+                if isinstance(f.value, ast.Name) and f.value.id == "self" and f.attr in methods \
+                        and methods[f.attr] is not func and _body_effect(methods[f.attr], methods, depth + 1):
+                    return True
+    return False
 
 
 def _test_effect(test: ast.expr) -> str | None:
