@@ -4327,6 +4327,96 @@ class _Attention:
         self._grouped_plan = {"operands": operands, "output": output}
         return self._grouped_plan
 
+    def _keeps_first_key(self, fill: dict) -> bool:
+        """Does the finite fill leave the first key of every query row unfilled, whatever the
+        sizes?  Read for a triangle of ones (``torch.tril``/``triu`` of ``torch.ones``, or
+        ``x.tril()``/``triu``), through the module's buffers, locals assigned once, views,
+        casts and slices that keep the keys' axis from 0 (``bias[:, :, ns - nd:ns, :ns]``),
+        ``== 0``/``~``/``logical_not``: a fill where ``tril(d)`` (d >= 0) does not hold, or
+        where ``triu(d)`` (d >= 1) holds, keeps key 0 in every row.  False for anything else
+        (undecided: the rows' guard)."""
+        found = self._triangle(fill["cond"], 0)
+        if found is None:
+            return False
+        kind, diagonal, negated = found
+        filled_where_true = fill["filled_by_cond"] != negated  # (the fill's region is the triangle's)
+        if kind == "tril":
+            return not filled_where_true and diagonal >= 0
+        return filled_where_true and diagonal >= 1
+
+    def _triangle(self, expr: ast.expr, depth: int) -> tuple[str, int, bool] | None:
+        """(``"tril"``/``"triu"``, the diagonal, negated) where ``expr`` is (the negation of) a
+        triangle of ones as :meth:`_keeps_first_key` reads it; None otherwise."""
+        if depth > 8:
+            return None
+        if isinstance(expr, ast.Name):
+            value = self._resolve_local(expr)
+            return None if value is expr else self._triangle(value, depth + 1)
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            values = self._attribute_values(expr.attr)
+            found = {self._triangle(v, depth + 1) for v in values}
+            return found.pop() if len(found) == 1 else None
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.Invert, ast.Not)):
+            inner = self._triangle(expr.operand, depth + 1)
+            return None if inner is None else (inner[0], inner[1], not inner[2])
+        if isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], (ast.Eq, ast.NotEq)) \
+                and isinstance(expr.comparators[0], ast.Constant) and expr.comparators[0].value in (0, 1) \
+                and not isinstance(expr.comparators[0].value, bool):
+            inner = self._triangle(expr.left, depth + 1)
+            flip = (expr.comparators[0].value == 0) == isinstance(expr.ops[0], ast.Eq)
+            return None if inner is None else (inner[0], inner[1], inner[2] != flip)
+        if isinstance(expr, ast.Subscript):
+            index = expr.slice
+            parts = list(index.elts) if isinstance(index, ast.Tuple) else [index]
+            last = next((p for p in reversed(parts) if not (isinstance(p, ast.Constant) and p.value is None)), None)
+            keys_kept = last is None or (isinstance(last, ast.Constant) and last.value is Ellipsis) or (
+                isinstance(last, ast.Slice) and last.step is None
+                and (last.lower is None or isinstance(last.lower, ast.Constant) and last.lower.value == 0))
+            if not keys_kept or (parts and isinstance(parts[-1], ast.Constant) and parts[-1].value is None):
+                return None  # (a column picked or shifted, or a new last axis: not the keys' axis as made)
+            return self._triangle(expr.value, depth + 1)
+        if not isinstance(expr, ast.Call):
+            return None
+        func = expr.func
+        fqn = self.names.resolve(func) or ""
+        name = fqn.rsplit(".", 1)[-1] if fqn.startswith("torch.") else func.attr if isinstance(func, ast.Attribute) \
+            else ""
+        method = not fqn.startswith("torch.") and isinstance(func, ast.Attribute)
+        if name in ("tril", "triu", "tril_", "triu_"):
+            operands = list(expr.args[1:] if not method else expr.args)
+            base = (expr.args[0] if expr.args else None) if not method else func.value
+            diagonal = next((k.value for k in expr.keywords if k.arg == "diagonal"), operands[0] if operands else None)
+            d = 0 if diagonal is None else numeric_literal(diagonal)
+            if base is None or not isinstance(d, int) or isinstance(d, bool) or not self._ones(base):
+                return None
+            return name.rstrip("_"), d, False
+        if name == "logical_not":
+            inner = self._triangle(func.value if method else (expr.args[0] if expr.args else None), depth + 1) \
+                if (method or expr.args) else None
+            return None if inner is None else (inner[0], inner[1], not inner[2])
+        if method and name in ("view", "reshape", "bool", "byte", "float", "half", "int", "long", "to", "type",
+                               "unsqueeze", "expand", "expand_as", "contiguous", "detach", "clone", "cuda", "cpu"):
+            return self._triangle(func.value, depth + 1)
+        return None
+
+    def _ones(self, expr: ast.expr) -> bool:
+        """Is ``expr`` a tensor of ones (``torch.ones(...)``, ``ones_like``, ``x.new_ones(...)``,
+        any cast or view of one)?"""
+        if isinstance(expr, ast.Name):
+            value = self._resolve_local(expr)
+            return value is not expr and self._ones(value)
+        if not isinstance(expr, ast.Call):
+            return False
+        fqn = self.names.resolve(expr.func) or ""
+        if fqn in ("torch.ones", "torch.ones_like"):
+            return True
+        if isinstance(expr.func, ast.Attribute) and not fqn.startswith("torch."):
+            if expr.func.attr == "new_ones":
+                return True
+            if expr.func.attr in ("view", "reshape", "bool", "byte", "float", "to", "type", "unsqueeze"):
+                return self._ones(expr.func.value)
+        return False
+
     def _can_zero_rows(self) -> bool:
         """Can the fused call zero the query on the rows the fill hides entirely (:meth:`_call`)?
         Where the fill's mask is laid out as the product's scores (no view step, no operand
@@ -4852,10 +4942,14 @@ class _Attention:
             parts.append({"text": text, "atom": _atom(text, operand), "test": conditions.get(role),
                           "operand": operand, "viewed": False, "role": "hf"})
         fill = self._fill(stored, conditions)
-        if fill is not None and fill["kind"] == "finite" and self._reads_inputs(fill["cond"]):
-            # (a fill mask built from sizes and the module's buffers alone -- a causal or
-            # diagonal mask -- is the same for every input: a row it fills entirely is a query
-            # the model never lets see a key, which no input changes)
+        if fill is not None and fill["kind"] == "finite" and (
+                self._reads_inputs(fill["cond"]) or not self._keeps_first_key(fill)):
+            # A mask built from sizes and the module's buffers alone is the same for every
+            # input, yet may still fill a whole row (review60: a causal buffer filled where it
+            # is true fills the last row; the original's row is uniform, the fused call's the
+            # softmax of the row's scores): such a mask gets the rows' guard too, unless it is a
+            # causal triangle read to keep the first key of every row (GPT-2's
+            # ``masked_fill(bias[..., :n] == 0, -1e4)``, _keeps_first_key)
             self.filled_rows = fill
         optional = [p for p in parts if p["test"] is not None]
         if fill is not None and fill["test"] is not None:
