@@ -1345,7 +1345,7 @@ class _Attention:
                                f"(`if {self._text(if_stmt.test)}:` at line {if_stmt.lineno}, {detail})")
                 conditions[role] = if_stmt.test
         for test in conditions.values():
-            effect = self._property_effect(test)
+            effect = self._call_effect(test) or self._property_effect(test)
             if effect is not None:
                 # (the guard reads the test again, before the region: review61's counting property)
                 raise Skip(f"the test `{self._text(test)}` reads {effect}, which the guard would run a second time")
@@ -1423,7 +1423,7 @@ class _Attention:
                 fast.extend(step_if_keeps.get(offset, ()))
                 continue
             if kind == "branch":
-                effect = _test_effect(stmt.test) or self._property_effect(stmt.test)
+                effect = self._call_effect(stmt.test) or self._property_effect(stmt.test)
                 if effect is not None:
                     # the guard evaluates the test again before the if runs (review61)
                     raise Skip(f"the if at line {stmt.lineno} tests {effect}, which the guard would run a second time")
@@ -3940,7 +3940,7 @@ class _Attention:
         them (the guard reads them before the region)."""
         ifs, field = arm
         for test in (i.test for i in ifs):
-            effect = _test_effect(test) or self._property_effect(test)
+            effect = _test_effect(test, self._pure_dict_get) or self._property_effect(test)
             if effect is not None:
                 # the guard evaluates the test again before the chain runs (review58: a
                 # ``self.kind()`` counting its calls would count twice)
@@ -7183,12 +7183,55 @@ class _Attention:
             self.kept_methods.append((cls.name, func.attr))
         return keeps
 
+    def _pure_dict_get(self, call: ast.Call) -> bool:
+        """``self.cfg.get("kind")`` (constant arguments) where every value the class assigns to
+        ``self.cfg`` is a dict display or ``dict(...)``: a dict's ``get`` only reads.  Also a
+        same-file function called by name whose body calls nothing but pure reads and changes
+        nothing (lucidrains' ``exists(val)``: ``return val is not None``)."""
+        func = call.func
+        if isinstance(func, ast.Name):
+            defined = self.names.functions.get(func.id)
+            return isinstance(defined, (ast.FunctionDef, ast.Lambda)) and not _body_effect(defined, {}) \
+                and not any(isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in
+                                                             _PURE_TEST_FUNCS) and not _attribute_lookup(n)
+                            for n in ast_walk(defined)) \
+                and not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(defined))
+        if not (isinstance(func, ast.Attribute) and func.attr == "get" and isinstance(func.value, ast.Attribute)
+                and isinstance(func.value.value, ast.Name) and func.value.value.id == "self"
+                and not call.keywords and 1 <= len(call.args) <= 2
+                and all(isinstance(a, ast.Constant) for a in call.args)):
+            return False
+        values = self._attribute_values(func.value.attr)
+        return bool(values) and all(isinstance(v, ast.Dict) or (isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
+                                                                and v.func.id == "dict") for v in values)
+
+    def _call_effect(self, test: ast.expr) -> str | None:
+        """A part of ``test`` known to change state when evaluated (:func:`_body_effect` read on
+        the test: a method of the class or a same-file function whose body may, ``next``,
+        ``setattr``, a mutating or in-place method), a walrus, an await or a yield, as the
+        reason's words; None otherwise (a tensor's reductions, sizes and other calls read)."""
+        if any(isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) for n in ast_walk(test)):
+            return "an expression with a side effect"
+        if not any(isinstance(n, ast.Call) for n in ast_walk(test)):
+            return None
+        cls = self._class()
+        methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))} \
+            if cls is not None else {}
+        for node in ast_walk(test):
+            if not isinstance(node, ast.Call):
+                continue
+            if _body_effect(node, methods, functions=self.names.functions, own=False):
+                return f"a call (`{ast.unparse(node.func)}(...)`) that may change state"
+        return None
+
     def _property_effect(self, test: ast.expr) -> str | None:
         """A ``self.<name>`` that ``test`` reads where ``<name>`` is a ``@property`` of the class
         whose getter may do more than read (:func:`_body_effect`: a counter it bumps, review61),
         as the reason's words; None otherwise (and for a test reading no attribute of self)."""
         names = {n.attr for n in ast_walk(test) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
                  and n.value.id == "self"}
+        names |= {n.args[1].value for n in ast_walk(test) if isinstance(n, ast.Call) and _attribute_lookup(n)
+                  and isinstance(n.args[0], ast.Name) and n.args[0].id == "self"}
         cls = self._class() if names else None
         if cls is None:
             return None
@@ -8927,21 +8970,31 @@ def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
 _PURE_TEST_FUNCS = frozenset({"isinstance", "len", "callable", "type"})
 _PURE_TEST_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex", "is_contiguous"})
 _PURE_TEST_TORCH = frozenset({"torch.is_tensor", "torch.is_floating_point", "torch.jit.is_scripting",
-                              "torch.jit.is_tracing", "torch.is_grad_enabled"})
+                              "torch.jit.is_tracing", "torch.is_grad_enabled", "torch.compiler.is_compiling",
+                              "torch.compiler.is_dynamo_compiling", "torch._dynamo.is_compiling",
+                              "torch.is_inference_mode_enabled", "torch.is_autocast_enabled"})
 
 
 _MUTATING_METHODS = frozenset({"append", "extend", "insert", "pop", "popitem", "update", "add", "remove", "discard",
                                "clear", "setdefault", "__setattr__", "__setitem__", "__delitem__", "send"})
 
 
-def _body_effect(func: ast.AST, methods: dict, depth: int = 0) -> bool:
+def _body_effect(func: ast.AST, methods: dict, depth: int = 0, functions: dict | None = None,
+                 own: bool = True) -> bool:
     """May ``func``'s body change state beyond its own locals: store to an attribute or item, a
     ``global``/``nonlocal``, ``setattr``/``delattr``/``next``, an in-place tensor method
     (``_`` ending), a container's mutating method, or a call of a method of ``methods`` (its
-    class's) that may?  Calls of other functions count as reads (a getter computing a value)."""
+    class's) or of ``functions`` (the file's, by name) that may?  Calls of other functions count
+    as reads (a getter computing a value).  ``own``: ``func`` is a definition (a store to one of
+    its local names is its own); else an expression."""
     if depth > 3:
         return True
     for node in ast_walk(func):
+        if functions and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and isinstance(functions.get(node.func.id), (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and functions[node.func.id] is not func \
+                and _body_effect(functions[node.func.id], methods, depth + 1, functions):
+            return True
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             return True
         if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -8959,14 +9012,28 @@ def _body_effect(func: ast.AST, methods: dict, depth: int = 0) -> bool:
     return False
 
 
-def _test_effect(test: ast.expr) -> str | None:
+def _attribute_lookup(call: ast.Call) -> bool:
+    """``getattr(x, "name")`` / ``hasattr(x, "name")`` (a default a constant) of a name or a
+    chain of attributes: the attribute read ``x.name`` (a property's getter is checked as for
+    any attribute read: :meth:`_Attention._property_effect`)."""
+    func = call.func
+    return isinstance(func, ast.Name) and func.id in ("getattr", "hasattr") and not call.keywords \
+        and 2 <= len(call.args) <= (3 if func.id == "getattr" else 2) \
+        and isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str) \
+        and all(isinstance(a, ast.Constant) for a in call.args[2:]) \
+        and all(isinstance(n, (ast.Name, ast.Attribute, ast.Load)) for n in ast_walk(call.args[0]))
+
+
+def _test_effect(test: ast.expr, pure=None) -> str | None:
     """What in an if test may do more than read when evaluated (a call other than a known pure
-    read -- ``isinstance``, ``len``, ``x.size()``, ``x.dim()``, ``torch.is_tensor`` --, a walrus,
-    an await or a yield), as the reason's words; None where the test only reads."""
+    read -- ``isinstance``, ``len``, ``x.size()``, ``x.dim()``, ``torch.is_tensor``,
+    ``getattr``/``hasattr`` of a constant name --, a walrus, an await or a yield), as the
+    reason's words; None where the test only reads.  ``pure``: a further test of a call."""
     for node in ast_walk(test):
         if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS:
+            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS or _attribute_lookup(node) \
+                    or (pure is not None and pure(node)):
                 continue
             if isinstance(func, ast.Attribute) and (func.attr in _PURE_TEST_METHODS
                                                     or dotted_name(func) in _PURE_TEST_TORCH):

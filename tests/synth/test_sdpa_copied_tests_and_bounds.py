@@ -1,9 +1,11 @@
 """ADP010, two older wrong patches review61 found (session 46, wrong84):
 
 1. An if test the guard copies (it runs again before the region) that reads a ``@property``
-   whose getter changes state (a counter): the original reads it once per forward, the patched
-   module once more, so a toggling property picks the other arm.  Declined; a property that
-   only reads stays patched and equal.
+   whose getter changes state (a counter), or calls a method that does: the original runs it
+   once per forward, the patched module once more, so a toggling test picks the other arm.
+   Declined; a property that only reads stays patched and equal, and so do tests mend81 had
+   declined for calling (``getattr``/``hasattr`` of a constant name, a dict display's ``get``,
+   a same-file function that only compares), in a plain if and in an elif chain.
 2. A clamp bound that is an attribute of another object than the module (``self.cfg.bound``,
    ``cfg.bound`` of a module constant or a forward argument) was read as a number, passed with
    the temperature folded into the query, while it holds one entry per key (the patched module
@@ -93,6 +95,59 @@ def test_an_if_test_reading_a_property_that_only_reads_is_patched_and_equal():
         b.train(training)
         assert_same_step(a, b, [x])
     assert counter.calls == 2
+
+
+def _test(test: str, extra: str = "") -> str:
+    """The template's if testing ``test`` (the property reading only), with ``extra`` lines
+    added to ``__init__`` and a counting ``tick`` method and an ``exists`` function beside."""
+    source = _prop(READING).replace("        if self.biased:\n", f"        if {test}:\n")
+    source = source.replace("    @property\n", "    def tick(self):\n        self.calls = getattr(self, 'calls', 0) + 1\n"
+                            "        return self.calls % 2 == 0\n\n    @property\n")
+    assert "def tick" in source
+    source = source.replace("class Heads(", "def exists(val):\n    return val is not None\n\n\nclass Heads(")
+    return source.replace("        self.bias = nn.Parameter", f"        {extra}\n        self.bias = nn.Parameter" if extra
+                          else "        self.bias = nn.Parameter")
+
+
+def test_an_if_test_calling_a_counting_method_is_declined():
+    result = fix_text(_test("self.tick()"), "attention.py", RULES)
+    assert result.error is None and not result.applied
+    assert any("may change state" in str(r) for r in result.skipped), result.skipped
+
+
+READ_ONLY_TESTS = {
+    "getattr of a constant name": ('getattr(self, "flagged", True)', ""),
+    "hasattr of a constant name": ('hasattr(self, "bias")', ""),
+    "a dict's get": ('self.cfg.get("biased")', 'self.cfg = {"biased": True}'),
+    "a same-file function that only compares": ("exists(self.bias)", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(READ_ONLY_TESTS))
+def test_an_if_test_that_only_reads_is_patched_and_equal(case):
+    """mend81's conservative declines of these reads (elif chains) lifted for reads whose
+    evaluation cannot change state; the plain if of this template the same."""
+    test, extra = READ_ONLY_TESTS[case]
+    source = _test(test, extra)
+    # (review61's m81x form: the steps in the elif arm, another score in the first)
+    block = source[source.index(f"        if {test}:\n"):source.index("        p = s.softmax")]
+    elif_source = source.replace(block, f"        if not ({test}):\n            s = -torch.cdist(q, k)\n"
+                                        f"        elif {test}:\n"
+                                        "            s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5\n")
+    assert elif_source != source
+    for text in (source, elif_source):
+        fixed = sdpa_fixed(text)
+        original, patched = load(text, "original"), load(fixed, "patched")
+        counter = Counter(patched)
+        torch.manual_seed(0)
+        a, b = original["Heads"]().to(F64), patched["Heads"]().to(F64)
+        b.load_state_dict(a.state_dict())
+        x = torch.randn(2, 5, 8, dtype=F64)
+        for training in (False, True):
+            a.train(training)
+            b.train(training)
+            assert_same_step(a, b, [x])
+        assert counter.calls == 2
 
 
 BOUND = textwrap.dedent('''
