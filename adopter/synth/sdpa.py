@@ -4351,7 +4351,9 @@ class _Attention:
             return None
         if isinstance(expr, ast.Name):
             value = self._resolve_local(expr)
-            return None if value is expr else self._triangle(value, depth + 1)
+            if value is expr:
+                value = self._assigned_once_around(expr)  # (a buffer's value: a local of __init__)
+            return None if value is None or value is expr else self._triangle(value, depth + 1)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
             values = self._attribute_values(expr.attr)
             found = {self._triangle(v, depth + 1) for v in values}
@@ -4397,6 +4399,24 @@ class _Attention:
         if method and name in ("view", "reshape", "bool", "byte", "float", "half", "int", "long", "to", "type",
                                "unsqueeze", "expand", "expand_as", "contiguous", "detach", "clone", "cuda", "cpu"):
             return self._triangle(func.value, depth + 1)
+        return None
+
+    def _assigned_once_around(self, name: ast.Name) -> ast.expr | None:
+        """The value of ``name`` where the method of the class holding it (``__init__``: bark's
+        ``bias = torch.tril(...)`` then ``self.register_buffer("bias", bias)``) binds it once, by
+        a plain assignment; None otherwise."""
+        cls = self._class()
+        line = getattr(name, "lineno", None)
+        for func in (cls.body if cls is not None and line is not None else ()):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and func.lineno <= line <= (func.end_lineno or func.lineno):
+                stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name.id
+                          and isinstance(n.ctx, (ast.Store, ast.Del))]
+                assigns = [a for a in ast_walk(func) if isinstance(a, ast.Assign) and len(a.targets) == 1
+                           and isinstance(a.targets[0], ast.Name) and a.targets[0].id == name.id]
+                if len(stores) == 1 and len(assigns) == 1 and not any(
+                        name.id in {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)} for _ in (0,)):
+                    return assigns[0].value
         return None
 
     def _ones(self, expr: ast.expr) -> bool:

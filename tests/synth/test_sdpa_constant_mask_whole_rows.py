@@ -95,3 +95,20 @@ def test_the_whole_row_is_uniform_in_the_original(case):
 @pytest.mark.parametrize("case", sorted(FIRST_KEY_KEPT))
 def test_a_causal_mask_keeping_the_first_key_keeps_the_fused_call(case):
     assert _compare(_source(FIRST_KEY_KEPT[case])) == 2  # eval and training: the fused call
+
+
+LOCAL_BUFFER = ('        bias = torch.tril(torch.ones((n, n), dtype=torch.bool)).view(1, 1, n, n)\n'
+                '        self.register_buffer("bias", bias)\n')
+
+
+@pytest.mark.parametrize("fill, fused", [
+    ("w = w.masked_fill(self.bias[:, :, :n, :n] == 0, -1e4)", 2),  # the first key kept: no guard
+    ("w = w.masked_fill(self.bias[:, :, :n, :n], -1e4)", 0),  # the last row filled: the original
+])
+def test_a_buffer_registered_from_a_local_of_init_is_read(fill, fused):
+    """bark's ``bias = torch.tril(...)`` then ``self.register_buffer("bias", bias)``: the local of
+    ``__init__`` is read for the triangle."""
+    source = _source(fill).replace(
+        '        self.register_buffer("bias", torch.tril(torch.ones(n, n)).view(1, 1, n, n))\n', LOCAL_BUFFER)
+    assert LOCAL_BUFFER in source
+    assert _compare(source) == fused
