@@ -1344,6 +1344,11 @@ class _Attention:
                     raise Skip(f"{words} at line {self.roles[role].line} only runs under a condition "
                                f"(`if {self._text(if_stmt.test)}:` at line {if_stmt.lineno}, {detail})")
                 conditions[role] = if_stmt.test
+        for test in conditions.values():
+            effect = self._call_effect(test) or self._property_effect(test)
+            if effect is not None:
+                # (the guard reads the test again, before the region: review61's counting property)
+                raise Skip(f"the test `{self._text(test)}` reads {effect}, which the guard would run a second time")
         for role, test in self.helper_conditions.items():
             # the inlined helper's `if self.<setting>: w /= ...` (_setting_scales): at the
             # caller's call, the scale runs exactly when the setting's test holds
@@ -1418,6 +1423,10 @@ class _Attention:
                 fast.extend(step_if_keeps.get(offset, ()))
                 continue
             if kind == "branch":
+                effect = self._call_effect(stmt.test) or self._property_effect(stmt.test)
+                if effect is not None:
+                    # the guard evaluates the test again before the if runs (review61)
+                    raise Skip(f"the if at line {stmt.lineno} tests {effect}, which the guard would run a second time")
                 clash = read_names(stmt.test) & before
                 if clash:
                     raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
@@ -3931,7 +3940,7 @@ class _Attention:
         them (the guard reads them before the region)."""
         ifs, field = arm
         for test in (i.test for i in ifs):
-            effect = _test_effect(test)
+            effect = _test_effect(test, self._pure_dict_get) or self._property_effect(test)
             if effect is not None:
                 # the guard evaluates the test again before the chain runs (review58: a
                 # ``self.kind()`` counting its calls would count twice)
@@ -4317,6 +4326,116 @@ class _Attention:
             output += f".permute{move}"
         self._grouped_plan = {"operands": operands, "output": output}
         return self._grouped_plan
+
+    def _keeps_first_key(self, fill: dict) -> bool:
+        """Does the finite fill leave the first key of every query row unfilled, whatever the
+        sizes?  Read for a triangle of ones (``torch.tril``/``triu`` of ``torch.ones``, or
+        ``x.tril()``/``triu``), through the module's buffers, locals assigned once, views,
+        casts and slices that keep the keys' axis from 0 (``bias[:, :, ns - nd:ns, :ns]``),
+        ``== 0``/``~``/``logical_not``: a fill where ``tril(d)`` (d >= 0) does not hold, or
+        where ``triu(d)`` (d >= 1) holds, keeps key 0 in every row.  False for anything else
+        (undecided: the rows' guard)."""
+        found = self._triangle(fill["cond"], 0)
+        if found is None:
+            return False
+        kind, diagonal, negated = found
+        filled_where_true = fill["filled_by_cond"] != negated  # (the fill's region is the triangle's)
+        if kind == "tril":
+            return not filled_where_true and diagonal >= 0
+        return filled_where_true and diagonal >= 1
+
+    def _triangle(self, expr: ast.expr, depth: int) -> tuple[str, int, bool] | None:
+        """(``"tril"``/``"triu"``, the diagonal, negated) where ``expr`` is (the negation of) a
+        triangle of ones as :meth:`_keeps_first_key` reads it; None otherwise."""
+        if depth > 8:
+            return None
+        if isinstance(expr, ast.Name):
+            value = self._resolve_local(expr)
+            if value is expr:
+                value = self._assigned_once_around(expr)  # (a buffer's value: a local of __init__)
+            return None if value is None or value is expr else self._triangle(value, depth + 1)
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            values = self._attribute_values(expr.attr)
+            found = {self._triangle(v, depth + 1) for v in values}
+            return found.pop() if len(found) == 1 else None
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.Invert, ast.Not)):
+            inner = self._triangle(expr.operand, depth + 1)
+            return None if inner is None else (inner[0], inner[1], not inner[2])
+        if isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], (ast.Eq, ast.NotEq)) \
+                and isinstance(expr.comparators[0], ast.Constant) and expr.comparators[0].value in (0, 1) \
+                and not isinstance(expr.comparators[0].value, bool):
+            inner = self._triangle(expr.left, depth + 1)
+            flip = (expr.comparators[0].value == 0) == isinstance(expr.ops[0], ast.Eq)
+            return None if inner is None else (inner[0], inner[1], inner[2] != flip)
+        if isinstance(expr, ast.Subscript):
+            index = expr.slice
+            parts = list(index.elts) if isinstance(index, ast.Tuple) else [index]
+            last = next((p for p in reversed(parts) if not (isinstance(p, ast.Constant) and p.value is None)), None)
+            keys_kept = last is None or (isinstance(last, ast.Constant) and last.value is Ellipsis) or (
+                isinstance(last, ast.Slice) and last.step is None
+                and (last.lower is None or isinstance(last.lower, ast.Constant) and last.lower.value == 0))
+            if not keys_kept or (parts and isinstance(parts[-1], ast.Constant) and parts[-1].value is None):
+                return None  # (a column picked or shifted, or a new last axis: not the keys' axis as made)
+            return self._triangle(expr.value, depth + 1)
+        if not isinstance(expr, ast.Call):
+            return None
+        func = expr.func
+        fqn = self.names.resolve(func) or ""
+        name = fqn.rsplit(".", 1)[-1] if fqn.startswith("torch.") else func.attr if isinstance(func, ast.Attribute) \
+            else ""
+        method = not fqn.startswith("torch.") and isinstance(func, ast.Attribute)
+        if name in ("tril", "triu", "tril_", "triu_"):
+            operands = list(expr.args[1:] if not method else expr.args)
+            base = (expr.args[0] if expr.args else None) if not method else func.value
+            diagonal = next((k.value for k in expr.keywords if k.arg == "diagonal"), operands[0] if operands else None)
+            d = 0 if diagonal is None else numeric_literal(diagonal)
+            if base is None or not isinstance(d, int) or isinstance(d, bool) or not self._ones(base):
+                return None
+            return name.rstrip("_"), d, False
+        if name == "logical_not":
+            inner = self._triangle(func.value if method else (expr.args[0] if expr.args else None), depth + 1) \
+                if (method or expr.args) else None
+            return None if inner is None else (inner[0], inner[1], not inner[2])
+        if method and name in ("view", "reshape", "bool", "byte", "float", "half", "int", "long", "to", "type",
+                               "unsqueeze", "expand", "expand_as", "contiguous", "detach", "clone", "cuda", "cpu"):
+            return self._triangle(func.value, depth + 1)
+        return None
+
+    def _assigned_once_around(self, name: ast.Name) -> ast.expr | None:
+        """The value of ``name`` where the method of the class holding it (``__init__``: bark's
+        ``bias = torch.tril(...)`` then ``self.register_buffer("bias", bias)``) binds it once, by
+        a plain assignment; None otherwise."""
+        cls = self._class()
+        line = getattr(name, "lineno", None)
+        for func in (cls.body if cls is not None and line is not None else ()):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and func.lineno <= line <= (func.end_lineno or func.lineno):
+                stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name.id
+                          and isinstance(n.ctx, (ast.Store, ast.Del))]
+                assigns = [a for a in ast_walk(func) if isinstance(a, ast.Assign) and len(a.targets) == 1
+                           and isinstance(a.targets[0], ast.Name) and a.targets[0].id == name.id]
+                if len(stores) == 1 and len(assigns) == 1 and not any(
+                        name.id in {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)} for _ in (0,)):
+                    return assigns[0].value
+        return None
+
+    def _ones(self, expr: ast.expr) -> bool:
+        """Is ``expr`` a tensor of ones (``torch.ones(...)``, ``ones_like``, ``x.new_ones(...)``,
+        any cast or view of one)?"""
+        if isinstance(expr, ast.Name):
+            value = self._resolve_local(expr)
+            return value is not expr and self._ones(value)
+        if not isinstance(expr, ast.Call):
+            return False
+        fqn = self.names.resolve(expr.func) or ""
+        if fqn in ("torch.ones", "torch.ones_like"):
+            return True
+        if isinstance(expr.func, ast.Attribute) and not fqn.startswith("torch."):
+            if expr.func.attr == "new_ones":
+                return True
+            if expr.func.attr in ("view", "reshape", "bool", "byte", "float", "to", "type", "unsqueeze"):
+                return self._ones(expr.func.value)
+        return False
 
     def _can_zero_rows(self) -> bool:
         """Can the fused call zero the query on the rows the fill hides entirely (:meth:`_call`)?
@@ -4843,10 +4962,14 @@ class _Attention:
             parts.append({"text": text, "atom": _atom(text, operand), "test": conditions.get(role),
                           "operand": operand, "viewed": False, "role": "hf"})
         fill = self._fill(stored, conditions)
-        if fill is not None and fill["kind"] == "finite" and self._reads_inputs(fill["cond"]):
-            # (a fill mask built from sizes and the module's buffers alone -- a causal or
-            # diagonal mask -- is the same for every input: a row it fills entirely is a query
-            # the model never lets see a key, which no input changes)
+        if fill is not None and fill["kind"] == "finite" and (
+                self._reads_inputs(fill["cond"]) or not self._keeps_first_key(fill)):
+            # A mask built from sizes and the module's buffers alone is the same for every
+            # input, yet may still fill a whole row (review60: a causal buffer filled where it
+            # is true fills the last row; the original's row is uniform, the fused call's the
+            # softmax of the row's scores): such a mask gets the rows' guard too, unless it is a
+            # causal triangle read to keep the first key of every row (GPT-2's
+            # ``masked_fill(bias[..., :n] == 0, -1e4)``, _keeps_first_key)
             self.filled_rows = fill
         optional = [p for p in parts if p["test"] is not None]
         if fill is not None and fill["test"] is not None:
@@ -7080,6 +7203,66 @@ class _Attention:
             self.kept_methods.append((cls.name, func.attr))
         return keeps
 
+    def _pure_dict_get(self, call: ast.Call) -> bool:
+        """``self.cfg.get("kind")`` (constant arguments) where every value the class assigns to
+        ``self.cfg`` is a dict display or ``dict(...)``: a dict's ``get`` only reads.  Also a
+        same-file function called by name whose body calls nothing but pure reads and changes
+        nothing (lucidrains' ``exists(val)``: ``return val is not None``)."""
+        func = call.func
+        if isinstance(func, ast.Name):
+            defined = self.names.functions.get(func.id)
+            return isinstance(defined, (ast.FunctionDef, ast.Lambda)) and not _body_effect(defined, {}) \
+                and not any(isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in
+                                                             _PURE_TEST_FUNCS) and not _attribute_lookup(n)
+                            for n in ast_walk(defined)) \
+                and not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(defined))
+        if not (isinstance(func, ast.Attribute) and func.attr == "get" and isinstance(func.value, ast.Attribute)
+                and isinstance(func.value.value, ast.Name) and func.value.value.id == "self"
+                and not call.keywords and 1 <= len(call.args) <= 2
+                and all(isinstance(a, ast.Constant) for a in call.args)):
+            return False
+        values = self._attribute_values(func.value.attr)
+        return bool(values) and all(isinstance(v, ast.Dict) or (isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
+                                                                and v.func.id == "dict") for v in values)
+
+    def _call_effect(self, test: ast.expr) -> str | None:
+        """A part of ``test`` known to change state when evaluated (:func:`_body_effect` read on
+        the test: a method of the class or a same-file function whose body may, ``next``,
+        ``setattr``, a mutating or in-place method), a walrus, an await or a yield, as the
+        reason's words; None otherwise (a tensor's reductions, sizes and other calls read)."""
+        if any(isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) for n in ast_walk(test)):
+            return "an expression with a side effect"
+        if not any(isinstance(n, ast.Call) for n in ast_walk(test)):
+            return None
+        cls = self._class()
+        methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))} \
+            if cls is not None else {}
+        for node in ast_walk(test):
+            if not isinstance(node, ast.Call):
+                continue
+            if _body_effect(node, methods, functions=self.names.functions, own=False):
+                return f"a call (`{ast.unparse(node.func)}(...)`) that may change state"
+        return None
+
+    def _property_effect(self, test: ast.expr) -> str | None:
+        """A ``self.<name>`` that ``test`` reads where ``<name>`` is a ``@property`` of the class
+        whose getter may do more than read (:func:`_body_effect`: a counter it bumps, review61),
+        as the reason's words; None otherwise (and for a test reading no attribute of self)."""
+        names = {n.attr for n in ast_walk(test) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                 and n.value.id == "self"}
+        names |= {n.args[1].value for n in ast_walk(test) if isinstance(n, ast.Call) and _attribute_lookup(n)
+                  and isinstance(n.args[0], ast.Name) and n.args[0].id == "self"}
+        cls = self._class() if names else None
+        if cls is None:
+            return None
+        methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        for name in sorted(names):
+            func = methods.get(name)
+            if func is not None and any(dotted_name(d) in ("property", "builtins.property")
+                                        for d in func.decorator_list) and _body_effect(func, methods):
+                return f"`self.{name}`, a property whose getter may change state"
+        return None
+
     def _class(self) -> ast.ClassDef | None:
         """The innermost class around the context product.  Only statement bodies are
         searched (not every expression of the module: that walk was a quarter of a one-file
@@ -7316,10 +7499,35 @@ class _Attention:
             values = self._attribute_values(b.attr)
             return bool(values) and all(self._constant_along_keys(v, depth + 1, True) for v in values)
 
+        def foreign(b: ast.expr) -> bool:
+            # (``max=self.cfg.bound``, ``max=cfg.bound``: an attribute of another object than the
+            # module, which may hold one entry per key -- not a number because it is read as one
+            # elsewhere (review61); a module's constant such as ``math.pi`` and a tensor's
+            # ``.shape``/``.ndim``/``.device``/``.dtype`` are known)
+            parents = _parents(b)
+            for node in ast_walk(b):
+                if not isinstance(node, ast.Attribute) or isinstance(parents.get(node), ast.Attribute) \
+                        or (isinstance(parents.get(node), ast.Call) and parents[node].func is node):
+                    continue  # (the outermost attribute of each chain, not a method called)
+                if node.attr in ("shape", "ndim", "device", "dtype") or isinstance(node.value, ast.Subscript):
+                    continue
+                root = node.value
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if not isinstance(root, ast.Name):
+                    return True
+                if root.id == "self" and isinstance(node.value, ast.Name):
+                    continue  # (``self.<attr>``: read for what the class stores there)
+                fqn = self.names.resolve(node) or ""
+                if fqn.split(".", 1)[0] not in ("math", "numpy", "np", "torch", "sys"):
+                    return True
+            return False
+
         return all((isinstance(b, ast.Constant) and b.value is None)
                    or (stored(b) if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name)
                        and b.value.id == "self" else
-                       self._known_number(b) or scalar(b) or self._constant_along_keys(b, depth + 1, built))
+                       not foreign(b) and (self._known_number(b) or scalar(b)
+                                           or self._constant_along_keys(b, depth + 1, built)))
                    for b in bounds)
 
     def _check_moved_scores(self, nodes) -> None:
@@ -7934,7 +8142,10 @@ _VIEW_CALLS = frozenset({
     "detach", "contiguous", "to", "type", "type_as", "float", "half", "double", "bfloat16", "cuda", "cpu", "chunk",
     "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit", "dsplit", "unfold", "diagonal",
     "view_as_real", "view_as_complex", "rearrange", "align_to", "rename", "refine_names", "__getitem__", "get",
-    "pop", "values", "items"})
+    "pop", "values", "items",
+    # numpy's view of a CPU tensor and the tensors made over an array or another tensor's
+    # memory share its storage (``k.numpy().__imul__(2.0)`` changes ``k``: review61)
+    "numpy", "__array__", "asarray", "asanyarray", "from_numpy", "as_tensor", "from_dlpack"})
 
 
 def _maybe_true(value: ast.expr) -> bool:
@@ -7957,6 +8168,31 @@ def _bound_names(target: ast.AST) -> list[str]:
     return []
 
 
+def _namespace(expr: ast.expr) -> bool:
+    """Is ``expr`` an object's attribute namespace, ``x.__dict__`` or ``vars(x)``?"""
+    return isinstance(expr, ast.Attribute) and expr.attr == "__dict__" or (
+        isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "vars"
+        and len(expr.args) == 1)
+
+
+def _held_function(value: ast.expr) -> tuple[ast.expr, list, list] | None:
+    """The function ``value`` holds, when it is one taken by reference (an attribute such as
+    ``torch.Tensor.mul_`` or ``k.mul_``, ``getattr(x, "name")``) or a ``partial`` of one:
+    (the function, the partial's arguments, its keywords); None otherwise."""
+    args: list = []
+    keywords: list = []
+    if isinstance(value, ast.Call) and value.args and (
+            isinstance(value.func, ast.Name) and value.func.id == "partial"
+            or isinstance(value.func, ast.Attribute) and value.func.attr == "partial"):
+        value, args, keywords = value.args[0], value.args[1:], value.keywords
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "getattr" \
+            and len(value.args) == 2 and isinstance(value.args[1], ast.Constant) and isinstance(value.args[1].value, str):
+        value = ast.Attribute(value=value.args[0], attr=value.args[1].value, ctx=ast.Load())
+    if isinstance(value, ast.Attribute) or (args or keywords) and isinstance(value, ast.Name):
+        return value, args, keywords
+    return None
+
+
 class _InPlace:
     """What a file's statements may change in place, for the ADP010 fixer's check of the kept
     statements between the replaced steps (review56): the file's functions and methods (and
@@ -7971,6 +8207,10 @@ class _InPlace:
         self.modules: set[str] = set(_MODULE_ROOTS)
         self.mutating: dict[str, set] = {}
         self.lambdas: dict[str, ast.Lambda] = {}  # name bound to a lambda -> the lambda (any one)
+        # a name or attribute bound to a function taken by reference (``f = torch.Tensor.mul_``,
+        # ``f = k.mul_``, ``f = getattr(torch.Tensor, "mul_")``) or to a ``functools.partial``
+        # of one -> (the function, the partial's arguments, its keywords): each binding (review61)
+        self.aliases: dict[str, list[tuple[ast.expr, list, list]]] = {}
         for node in ast_walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.funcs.setdefault(node.name, []).append(node)
@@ -7978,6 +8218,10 @@ class _InPlace:
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         self.lambdas[target.id] = node.value
+            elif isinstance(node, ast.Assign) and (held := _held_function(node.value)) is not None:
+                for target in node.targets:
+                    for name in _bound_names(target):
+                        self.aliases.setdefault(name, []).append(held)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self.modules.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
@@ -8048,6 +8292,11 @@ class _InPlace:
         for node in ast_walk(stmt):
             if isinstance(node, ast.AugAssign):
                 add(node.target, "an augmented assignment")
+            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) and _namespace(t.value)
+                                                      for t in node.targets):
+                # ``self.__dict__["cache"] = k``, ``vars(self)["cache"] = k``: as ``setattr``, the
+                # value is named by an attribute a later statement may change in place
+                add(node.value, "a store into an instance's `__dict__`")
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
                 add(node.value, "an item store")
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr in _VIEW_ATTRS:
@@ -8060,7 +8309,23 @@ class _InPlace:
                 local = called in self.funcs and (isinstance(func, ast.Name) or (
                     isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
                     and func.value.id in ("self", "cls")))
-                if called in _IN_PLACE_DUNDERS:  # ``k.__imul__(2.0)``, ``torch.Tensor.__imul__(k, 2.0)``
+                alias = dotted_name(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+                if alias in self.aliases and depth <= 4:
+                    # ``f = torch.Tensor.mul_; f(k, 2.0)``, ``g = partial(torch.Tensor.mul_, k); g(2.0)``:
+                    # read as the call of the function it holds, with the partial's arguments first
+                    for held, args, keywords in self.aliases[alias]:
+                        call = ast.Call(func=held, args=[*args, *node.args], keywords=[*keywords, *node.keywords])
+                        out.extend((name, f"`{alias}`, which holds {how}")
+                                   for name, how in self.targets(ast.Expr(value=call), depth + 1))
+                if called == "__setattr__" and len(node.args) >= 3:
+                    # ``object.__setattr__(self, "cache", k)``: as ``setattr``
+                    for arg in node.args[:1] + node.args[2:3]:
+                        add(arg, "`__setattr__`")
+                elif called in ("update", "setdefault", "__setitem__") and isinstance(func, ast.Attribute) \
+                        and _namespace(func.value):
+                    for arg in handed:  # ``self.__dict__.update(cache=k)``: ``k`` named by an attribute
+                        add(arg, "a store into an instance's `__dict__`")
+                elif called in _IN_PLACE_DUNDERS:  # ``k.__imul__(2.0)``, ``torch.Tensor.__imul__(k, 2.0)``
                     if not self._function_form(func):
                         add(func.value, f"`{called}`")
                     elif node.args:
@@ -8725,17 +8990,70 @@ def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
 _PURE_TEST_FUNCS = frozenset({"isinstance", "len", "callable", "type"})
 _PURE_TEST_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex", "is_contiguous"})
 _PURE_TEST_TORCH = frozenset({"torch.is_tensor", "torch.is_floating_point", "torch.jit.is_scripting",
-                              "torch.jit.is_tracing", "torch.is_grad_enabled"})
+                              "torch.jit.is_tracing", "torch.is_grad_enabled", "torch.compiler.is_compiling",
+                              "torch.compiler.is_dynamo_compiling", "torch._dynamo.is_compiling",
+                              "torch.is_inference_mode_enabled", "torch.is_autocast_enabled"})
 
 
-def _test_effect(test: ast.expr) -> str | None:
+_MUTATING_METHODS = frozenset({"append", "extend", "insert", "pop", "popitem", "update", "add", "remove", "discard",
+                               "clear", "setdefault", "__setattr__", "__setitem__", "__delitem__", "send"})
+
+
+def _body_effect(func: ast.AST, methods: dict, depth: int = 0, functions: dict | None = None,
+                 own: bool = True) -> bool:
+    """May ``func``'s body change state beyond its own locals: store to an attribute or item, a
+    ``global``/``nonlocal``, ``setattr``/``delattr``/``next``, an in-place tensor method
+    (``_`` ending), a container's mutating method, or a call of a method of ``methods`` (its
+    class's) or of ``functions`` (the file's, by name) that may?  Calls of other functions count
+    as reads (a getter computing a value).  ``own``: ``func`` is a definition (a store to one of
+    its local names is its own); else an expression."""
+    if depth > 3:
+        return True
+    for node in ast_walk(func):
+        if functions and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and isinstance(functions.get(node.func.id), (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and functions[node.func.id] is not func \
+                and _body_effect(functions[node.func.id], methods, depth + 1, functions):
+            return True
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            return True
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return True
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Name) and f.id in ("setattr", "delattr", "next", "exec"):
+                return True
+            if isinstance(f, ast.Attribute):
+                if f.attr in _MUTATING_METHODS or (f.attr.endswith("_") and not f.attr.startswith("_")):
+                    return True
+                if isinstance(f.value, ast.Name) and f.value.id == "self" and f.attr in methods \
+                        and methods[f.attr] is not func and _body_effect(methods[f.attr], methods, depth + 1):
+                    return True
+    return False
+
+
+def _attribute_lookup(call: ast.Call) -> bool:
+    """``getattr(x, "name")`` / ``hasattr(x, "name")`` (a default a constant) of a name or a
+    chain of attributes: the attribute read ``x.name`` (a property's getter is checked as for
+    any attribute read: :meth:`_Attention._property_effect`)."""
+    func = call.func
+    return isinstance(func, ast.Name) and func.id in ("getattr", "hasattr") and not call.keywords \
+        and 2 <= len(call.args) <= (3 if func.id == "getattr" else 2) \
+        and isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str) \
+        and all(isinstance(a, ast.Constant) for a in call.args[2:]) \
+        and all(isinstance(n, (ast.Name, ast.Attribute, ast.Load)) for n in ast_walk(call.args[0]))
+
+
+def _test_effect(test: ast.expr, pure=None) -> str | None:
     """What in an if test may do more than read when evaluated (a call other than a known pure
-    read -- ``isinstance``, ``len``, ``x.size()``, ``x.dim()``, ``torch.is_tensor`` --, a walrus,
-    an await or a yield), as the reason's words; None where the test only reads."""
+    read -- ``isinstance``, ``len``, ``x.size()``, ``x.dim()``, ``torch.is_tensor``,
+    ``getattr``/``hasattr`` of a constant name --, a walrus, an await or a yield), as the
+    reason's words; None where the test only reads.  ``pure``: a further test of a call."""
     for node in ast_walk(test):
         if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS:
+            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS or _attribute_lookup(node) \
+                    or (pure is not None and pure(node)):
                 continue
             if isinstance(func, ast.Attribute) and (func.attr in _PURE_TEST_METHODS
                                                     or dotted_name(func) in _PURE_TEST_TORCH):
