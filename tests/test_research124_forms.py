@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import rules
+from corpus_forms import finding_at, found, rules
 from test_fix22_helper_declines import _same
 
 from adopter.synth import fix_text
@@ -119,3 +119,82 @@ def test_probabilities_kept_under_a_test_of_their_own_stay_guarded_by_it():
         _, weights = module(x, ctx, need_weights=True)
         assert weights is not None and weights.shape == (2, 2, 4, 6)
     assert len(calls) == 1  # once: the call without weights; the call asking for them ran the original
+
+
+# ------------------------------------- ADP014: a rotary module applied to one tensor of the file
+
+ROTARY = textwrap.dedent("""
+    import torch
+    import torch.nn as nn
+
+
+    def rotate_half(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+
+    class Rotary(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.freqs = nn.Parameter(torch.randn(2, dim))
+
+        def forward(self, x, coords):
+            angle = coords @ self.freqs
+            return x * angle.cos() + rotate_half(x) * angle.sin()  # rotation
+""")
+
+STEM = ROTARY + textwrap.dedent("""
+
+    class Upsampler(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.rope = Rotary(dim)
+            self.to_q = nn.Conv2d(dim, dim, 1)
+            self.to_k = nn.Conv2d(dim, dim, 1)
+
+        def forward(self, feats, coords):
+            b, c, h, w = feats.shape
+            enc = feats.flatten(2).transpose(1, 2)
+            enc = self.rope(enc, coords)
+            enc = enc.transpose(1, 2).reshape(b, c, h, w)
+            return self.to_q(enc), self.to_k(enc)
+""")
+
+Q_AND_K = ROTARY + textwrap.dedent("""
+
+    class Attention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.rope = Rotary(dim)
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x, coords):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            q = self.rope(q, coords)
+            k = self.rope(k, coords)
+            return torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+""")
+
+STACKED = ROTARY + textwrap.dedent("""
+
+    class Attention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.rope = Rotary(dim)
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x, coords):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            qk = torch.stack((q, k))
+            q, k = self.rope(qk, coords).unbind(0)
+            return torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+""")
+
+
+def test_a_rotary_module_the_file_applies_to_one_stem_tensor_is_no_rope_of_q_and_k():
+    assert found(STEM, "ADP014") == []
+
+
+def test_a_rotary_module_applied_to_q_and_k_or_to_them_stacked_or_built_elsewhere_stays_a_site():
+    for code in (ROTARY, Q_AND_K, STACKED):
+        assert finding_at(code, "ADP014", "# rotation") is not None
