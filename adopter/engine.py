@@ -169,7 +169,7 @@ def match_rule(rule: Rule, structure) -> list[Match]:
                 for func in {n.func for n in m.nodes}:
                     count.setdefault(func, set()).add(m.nodes[-1].span)
             lone = {id(m) for m in roots if all(len(count[n.func]) == 1 for n in m.nodes if not n.inlined)
-                    and _returns_one(structure, m, rotated=True)}
+                    and _returns_one(structure, m, rotated=True) and not _rotates_one_input(structure, m.class_name)}
             lone |= _rotated_with_one_pair(roots)
             matches = [m for m in matches if id(m) in lone or rule.same_function_of(m.alternative) != "helper"
                        or all(n.inlined for n in m.nodes)]
@@ -371,6 +371,61 @@ def _hands_back(returns: list, last, func=None) -> bool:
                 and any(n.__class__ is ast.Name and n.id in names for n in ast_walk(r.value)):
             return True
     return False
+
+
+_STACKS = frozenset({"cat", "concat", "concatenate", "stack"})
+
+
+def _rotates_one_input(structure, class_name: str) -> bool:
+    """Is the one-tensor rotary module ``class_name`` built in this file (an attribute bound to
+    it in a class's ``__init__``) and applied in it to one tensor alone: the file reads that
+    attribute exactly once, as the callee of a call that is no part of a loop, comprehension or
+    lambda, whose input is not a concatenation (q and k stacked)?  That module rotates one
+    tensor per call (AnyUp's rotation of the image encoding, which query and key encoders then
+    read), not q and k.  A module the file never builds, passes on, or calls twice keeps its
+    site (other modules, or its two calls, apply it to q and to k)."""
+    holders = [(cls, attr) for cls in structure.classes.values() for attr, built in cls.bindings.items()
+               if any(c.fqn == class_name for c in built)]
+    if not holders:
+        return False
+    sites = []
+    for cls, attr in holders:
+        for func in cls.functions.values():
+            parents = None
+            for node in ast_walk(func):
+                if not (node.__class__ is ast.Attribute and node.attr == attr and node.value.__class__ is ast.Name
+                        and node.value.id == "self" and node.ctx.__class__ is ast.Load):
+                    continue
+                if parents is None:
+                    parents = {child: parent for parent in ast_walk(func) for child in ast.iter_child_nodes(parent)}
+                sites.append((node, parents, func))
+                if len(sites) > 1:
+                    return False
+    if len(sites) != 1:
+        return False
+    node, parents, func = sites[0]
+    call = parents.get(node)
+    if not (isinstance(call, ast.Call) and call.func is node and call.args) or isinstance(call.args[0], ast.Starred):
+        return False
+    up = parents.get(call)
+    while up is not None and up is not func:
+        if isinstance(up, (ast.For, ast.AsyncFor, ast.While, ast.Lambda, ast.ListComp, ast.SetComp,
+                           ast.DictComp, ast.GeneratorExp)):
+            return False
+        up = parents.get(up)
+    first = call.args[0]
+    stacked = [first]
+    if isinstance(first, ast.Name):
+        stacked += [n.value for n in ast_walk(func) if isinstance(n, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == first.id for t in n.targets)]
+    for value in stacked:
+        for inner in ast_walk(value):
+            if isinstance(inner, ast.Call):
+                name = inner.func.attr if isinstance(inner.func, ast.Attribute) else \
+                    inner.func.id if isinstance(inner.func, ast.Name) else ""
+                if name in _STACKS:
+                    return False
+    return True
 
 
 def _helper_hands_back(structure, match: Match) -> bool:

@@ -7778,12 +7778,19 @@ class _Attention:
         end = (region[-1].end_lineno, region[-1].end_col_offset)
         # Code in the other branch of an if around the region never runs after it.
         unreachable: set[int] = set()
+        # The arms of the ifs around the region: a read in the same arm is reached only where the
+        # region ran, so that arm's test holds wherever the attention runs -- no condition the
+        # guard could send to the original (yadis's `if use_triton: <kernel> else: <attention>;
+        # weights = probs`: `not use_triton` would send every call of the arm to the original)
+        shared: set[tuple[int, bool]] = set()
         child, parent = region[0], parents.get(region[0])
         while parent is not None and parent is not func:
             if isinstance(parent, ast.If):
                 other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else []
                 for stmt in other:
                     unreachable.update(id(n) for n in ast_walk(stmt))
+                if child in parent.body or child in parent.orelse:
+                    shared.add((id(parent), child in parent.body))
             child, parent = parent, parents.get(parent)
         terms: list[str] = []
         unconditional: list[ast.Name] = []
@@ -7799,7 +7806,8 @@ class _Attention:
                     term = parent.test
                     break
                 if isinstance(parent, ast.If) and child in parent.body:
-                    term = parent.test
+                    if (id(parent), True) not in shared:
+                        term = parent.test
                     break
                 child, parent = parent, parents.get(parent)
             text = None
@@ -7807,6 +7815,8 @@ class _Attention:
                 # (a read in the else branch of an if: `if not return_attn: return o` / `else:
                 # return o, w, attn`, read only where the test fails)
                 test = _else_test(node, parents, func)
+                if test is not None and (id(parents.get(test)), False) in shared:
+                    test = None  # (the region's own else arm: read wherever the attention runs)
                 if test is None:
                     test = _early_return_test(node, parents, func, end,
                                               lambda t: not _changed_before(t, region[0], func))
