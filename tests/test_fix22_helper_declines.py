@@ -281,11 +281,30 @@ def test_name_only_the_other_branch_assigns_read_by_the_context_stays_declined()
     assert any("also reads `t`" in why for _, why in fixed.skipped), fixed.skipped
 
 
-def test_other_branch_changing_the_values_of_q_stays_declined():
-    # near-miss: the branch sent to the original scales q (new values, not a recast) in the
-    # statement that recasts k: both stay values only the original computes (torchvision's
-    # Swin, whose other branch reassigns q and its scale, keeps its old patch)
+def test_other_branch_changing_the_values_of_q_reads_them_from_before_the_if():
+    # The branch sent to the original scales q (new values, not a recast): the fused branch,
+    # which holds nothing but the attention's steps, reads q and k as they were before the if,
+    # as the original does whenever the guard lets the fused path run (sites82: alphafold2's
+    # tied-rows branch).  Was declined as a stand-in for torchvision's Swin, whose fused branch
+    # assigns its scale (the near-miss below).
+    import torch
+
     code = HEAD + BRANCH_FORM.replace("q, k = q.float(), k.float()", "q, k = q * 2.0, k.float()")
+    patched = _fixed(code)
+    assert "q * 2.0" in patched.split("def forward")[1]
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    _same(code, patched, "Mixer", lambda c: c(8), [x])
+    code_on, patched_on = code.replace("UPCAST = False", "UPCAST = True"), patched.replace("UPCAST = False", "UPCAST = True")
+    _same(code_on, patched_on, "Mixer", lambda c: c(8), [x.float()], torch.float32)
+
+
+def test_other_branch_changing_q_beside_a_fused_branch_doing_more_than_steps_stays_declined():
+    # near-miss (torchvision's Swin): the fused branch also assigns a name of its own (`t`,
+    # read as the scale); the other branch's new q then stays a value only the original computes
+    code = HEAD + BRANCH_FORM.replace("q, k = q.float(), k.float()", "q, k = q * 2.0, k.float()").replace(
+        "        else:\n            s = torch.matmul(q, k.transpose(-1, -2)) * self.scale\n",
+        "        else:\n            t = self.scale\n            s = torch.matmul(q, k.transpose(-1, -2)) * t\n")
+    assert "t = self.scale" in code
     fixed = fix_text(code, "model.py", rules("ADP010"))
     assert fixed.error is None and fixed.text == code
     assert any("also reads `k`, which only the original attention computes" in why for _, why in fixed.skipped)

@@ -237,12 +237,46 @@ def test_a_grouped_branch_that_relays_q_out_is_fixed_and_matches(kv_heads, causa
             torch.testing.assert_close(left, right, rtol=0, atol=1e-12)
 
 
-def test_a_grouped_branch_giving_q_new_values_stays_declined():
-    from corpus_forms import finding_at, rules
+@pytest.mark.parametrize("kv_heads, causal, padded", [
+    (4, True, False), (4, None, True), (4, None, False),  # the fused path (the grouped branch,
+])                                                          # not laid out for groups, cannot run)
+def test_a_grouped_branch_giving_q_new_values_reads_q_from_before_the_if(kv_heads, causal, padded):
+    # (sites82) the grouped branch, sent to the original, gives q new values; the fused branch
+    # holds only the product and reads q as it was before the if, as the original does there
+    import torch
+    from corpus_forms import finding_at, float64_pair, rules
 
     from adopter.synth import fix_text
 
     code = GROUPED.replace("REBIND", "query = query * 2")
+    assert finding_at(code, "ADP010", "# site") is not None
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(code, fixed, "Attn", kv_heads=kv_heads)
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64, requires_grad=True)
+    mask = None
+    if padded:
+        mask = torch.ones(2, 5, 5, dtype=torch.bool)
+        mask[1, :, 3:] = False
+    torch.testing.assert_close(b(x, causal, mask), a(x, causal, mask), rtol=0, atol=1e-12)
+    ga = torch.autograd.grad(a(x, causal, mask).sum(), [x, *a.parameters()])
+    gb = torch.autograd.grad(b(x, causal, mask).sum(), [x, *b.parameters()])
+    for left, right in zip(gb, ga):
+        torch.testing.assert_close(left, right, rtol=0, atol=1e-12)
+
+
+def test_a_grouped_branch_giving_q_new_values_beside_a_fused_branch_doing_more_stays_declined():
+    # near-miss: the fused branch also assigns a name of its own, so the grouped branch's new q
+    # stays a value only the original computes
+    from corpus_forms import finding_at, rules
+
+    from adopter.synth import fix_text
+
+    code = GROUPED.replace("REBIND", "query = query * 2").replace(
+        "    else:\n        similarity = einsum(",
+        "    else:\n        width = dq\n        similarity = einsum(")
+    assert "width = dq" in code
     assert finding_at(code, "ADP010", "# site") is not None
     result = fix_text(code, "model.py", rules("ADP010"))
     assert "scaled_dot_product_attention(" not in result.text

@@ -1641,7 +1641,7 @@ class _Attention:
                 # declined -- torchvision's Swin reads a reassigned `logit_scale` as the scale.)
                 fused_stored = set().union(*(stored_names(t) for t in fused))
                 fused_reads = set().union(*(_loads(t) for t in fused))
-                recast = _recast_only(other)
+                recast = _recast_only(other) | self._sent_branch_inputs(fused, other)
                 only_original -= (recast - fused_stored) & fused_reads
         missing = _loads(ast.parse(c_text)) & (only_original - self.kept_names)
         self.in_context: list[tuple[ast.Return, int, int, str]] = []
@@ -3955,6 +3955,35 @@ class _Attention:
         terms.append(f"not {_atom(text, last.test)}" if field == "body" else _guard_term(text, last.test))
         return " or ".join(f"({t})" if " or " in t else t for t in terms)
 
+    def _sent_branch_inputs(self, fused: list[ast.stmt], other: list[ast.stmt]) -> set[str]:
+        """Names the branch sent to the original assigns anew (not only recast: alphafold2's
+        tied-rows branch ``q, k = map(lambda t: rearrange(t, ...), (q, k))`` then ``q =
+        q.mean(dim=1)``) that the fused path reads as their value from before the if, as the
+        original does whenever the guard lets the fused path run.  Only where the fused
+        branch holds nothing but the attention's steps (torchvision's Swin assigns its scale
+        in the branch it would take, which the scale check would misread), and only names the
+        function also binds elsewhere, so that no analysis reading a name assigned once takes
+        the sent branch's value for it (:meth:`_resolve_local`).  Empty otherwise."""
+        step_stmts = {n.stmt for n in self.nodes}
+        if not fused or any(span_of(t) not in step_stmts for t in fused):
+            return set()
+        func = self._function(fused[0])
+        if func is None:
+            return set()
+        sent = set().union(*(stored_names(t) for t in other))
+        inside = {id(n) for t in other for n in ast_walk(t)}
+        found = set()
+        for name in sent:
+            binds = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name
+                     and isinstance(n.ctx, ast.Store)]
+            single = [n for n in ast_walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                      and isinstance(n.targets[0], ast.Name) and n.targets[0].id == name]
+            params = any(isinstance(a, ast.arg) and a.arg == name for a in ast_walk(func.args))
+            elsewhere = params or any(id(n) not in inside for n in binds)
+            if elsewhere and not (len(single) == 1 and id(single[0]) in inside):
+                found.add(name)
+        return found
+
     def _check_branch(self, stmt: ast.If, field: str, step_stored: set, outer: ast.If | None = None) -> list[str]:
         """An if / else whose ``field`` branch holds attention steps: the statements of that
         branch other than the steps (``q = q * scale`` before ``attn = q @ k.T``), which the
@@ -5001,6 +5030,9 @@ class _Attention:
             if self.zeroed_rows is not None and total is not None:
                 # (beside the fill, a term added to its whole rows would not be the original's:
                 # fill + term rounds to the fill at the dtype's extreme, the term alone does not)
+                zeroed = self._zeroed_beside(fill, terms, total)
+                if zeroed is not None:
+                    return zeroed
                 raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
                            "the rows it fills entirely (where the fused call differs) cannot be checked, and "
                            "another part of the mask is added to them")
@@ -6245,6 +6277,26 @@ class _Attention:
             raise Skip(f"{what} needs `torch`, and the module binds that name to something else")
         self.extra_imports.add(("torch", "", None))
         return "torch"
+
+    def _zeroed_beside(self, fill: dict, terms: list, total: str) -> str | None:
+        """The fused call's mask for a finite fill whose whole rows the query is zeroed on
+        (:attr:`zeroed_rows`, :meth:`_call`), beside other parts of the mask that are all added
+        before the fill (alphafold2's ``dots + attn_bias``, then ``masked_fill(~mask, -max)``):
+        the fill replaces them where it fills, so the mask is ``where(W, F, total)`` with ``F``
+        the fill's own mask, the fill where it fills and 0 on the rows it fills whole.  There
+        the fused call's scores are exactly 0 (zeroed query, no bias): uniform weights, no
+        gradient to q, k or the added parts, as the original's.  None where a part is added
+        after the fill (fill + term there, not the fill) or the fill is -inf."""
+        role = fill.get("role")
+        if role not in SCORE_STEPS or fill.get("kind") == "inf" or not terms:
+            return None
+        if any(p.get("role") not in SCORE_STEPS or SCORE_STEPS.index(p["role"]) > SCORE_STEPS.index(role)
+               for p in terms):
+            return None
+        where = fill["where"]
+        atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode="eval").body)
+        own = self._zero_filled(where, f"~{atom}.all(-1, keepdim=True)", fill)
+        return f"{self._torch()}.where({where}, {own}, {total})"
 
     def _zero_filled(self, where: str, filled: str, fill: dict) -> str:
         """The fill as an additive mask: zeros with the fill value where it fills.  Built in q's
