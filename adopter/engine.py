@@ -125,6 +125,10 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         if matcher.predicts_input == "masked":
             deferred.append(matcher)
             continue
+        if matcher.predicts_input == "shift" and not _negative_stops(structure):
+            # (a next-element target is a slice ``:-k`` of the logits' or the target's positions,
+            # Matcher._shifted_target: a file that writes no negative slice stop has none)
+            continue
         if matcher.predicts_input == "token" and not any_replacement(structure):
             # (masked modeling needs a same-file module replacing rows by a learned mask token:
             # a file without one, and the matcher would find nothing)
@@ -216,6 +220,19 @@ def _called_again(structure, heads: set) -> bool:
                 if calls >= 2:
                     return True
     return False
+
+
+_NEGATIVE_STOP = re.compile(r":\s*-\s*\d")
+
+
+def _negative_stops(structure) -> bool:
+    """Does the file's text write a slice stop ``:-k`` (spaces allowed, ``: -1``), which a
+    complementary shift of positions (match._complementary) needs on one side?  Once per file."""
+    found = structure.__dict__.get("_negative_stops")
+    if found is None:
+        text = structure.text if structure.text is not None else "\n".join(structure.lines or ())
+        found = structure.__dict__["_negative_stops"] = _NEGATIVE_STOP.search(text) is not None
+    return found
 
 
 def _add_masked_rows(deferred: list, structure, found: dict) -> None:

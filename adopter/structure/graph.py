@@ -335,6 +335,11 @@ class _Ctx:
     # is the module's first output (canon.first), which a module returning a tuple or list
     # (``(out,) + rest``) makes its output layer's
     called: set = field(default_factory=set)
+    # local names bound to a call of a helper method of the class -> that call: where every
+    # return of the method is a layer's output (``logits = self._logits(h)``, each return
+    # ``self.lm_head(h)`` or ``F.linear(h, self.embed.weight)``; FlowBuilder._layer_output_method,
+    # asked only when such a name is indexed by a mask), ``logits[mask]`` selects rows (canon.rows)
+    layer_outputs: dict | None = None  # (made when the first is met: no dict per context)
     # those of them that hold the halves stacked on a new second-to-last axis (``h.view(B, T, 2,
     # -1)``): read as ``h[..., k, :]``, never ``h[k]``
     stacked: set = field(default_factory=set)
@@ -1133,8 +1138,10 @@ class FlowBuilder:
                 return out, frontier
         rows = "canon.rows" if kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
             and canonical.selects_rows(expr) else None
-        if rows is None and ctx.called and kind is ast.Subscript and expr.value.__class__ is _NAME \
-                and expr.value.id in ctx.called and expr.slice.__class__ in _MASK_INDEX:
+        if rows is None and (ctx.called or ctx.layer_outputs) and kind is ast.Subscript \
+                and expr.value.__class__ is _NAME and expr.slice.__class__ in _MASK_INDEX \
+                and (expr.value.id in ctx.called or ctx.layer_outputs and expr.value.id in ctx.layer_outputs
+                     and self._layer_output_method(ctx.layer_outputs[expr.value.id])):
             # logits[mask] of logits = self.head(h): a mask of the leading axes (or indices of the
             # first) selects rows, the last axis whole (a layer's output: a tensor, of rank 2 or
             # more where a loss reads classes on its last axis)
@@ -3630,6 +3637,22 @@ class FlowBuilder:
         read = _size_read(size)
         return read is not None and isinstance(read[0], ast.Name) and read[0].id == base and _int_literal(read[1]) == -1
 
+    def _layer_output_method(self, call: ast.Call) -> bool:
+        """Is ``call`` a call of a helper method of the class (``self._logits(h)``) whose every
+        ``return`` hands back a layer's output: a call of a module attribute the class binds
+        (``self.lm_head(h)``) or ``F.linear`` (a tied head, ``F.linear(h, self.embed.weight)``)?
+        Its value is then a tensor of the layer's rank, as a module call's is.  A method that
+        returns anything else on some path (a tuple, a name, another call) is none."""
+        func = call.func
+        if func.__class__ is not ast.Attribute or func.value.__class__ is not _NAME or func.value.id != "self" \
+                or self.cls is None or func.attr not in self.cls.methods:
+            return False
+        returns = _own_returns(self.cls.methods[func.attr])
+        return bool(returns) and all(
+            r.value.__class__ is _CALL and (self._member_call(r.value)
+                                           or self.names.resolve(r.value.func) == "torch.nn.functional.linear")
+            for r in returns)
+
     def _member_call(self, call: ast.Call) -> bool:
         """Is ``call`` a call of a module attribute the class binds (``self.attn(x)``, not a method)?"""
         func = call.func
@@ -4399,6 +4422,16 @@ class FlowBuilder:
                 return frontier
             frontier = self._assign(targets, stmt.value, frontier, ctx)
             if targets[0].__class__ is not ast.Subscript and len(targets) == 1:
+                value = stmt.value
+                if value.__class__ is _CALL and value.func.__class__ is ast.Attribute \
+                        and targets[0].__class__ is _NAME and self.cls is not None \
+                        and value.func.attr in self.cls.methods and value.func.value.__class__ is _NAME \
+                        and value.func.value.id == "self":
+                    # logits = self._logits(h): a helper method's value, read as a layer's output
+                    # where the name is indexed by a mask (_layer_output_method, asked then)
+                    if ctx.layer_outputs is None:
+                        ctx.layer_outputs = {}
+                    ctx.layer_outputs[targets[0].id] = value
                 return frontier  # (the common case, without a call)
             return self._stored_items(targets, stmt, frontier, ctx)
         if kind is ast.AugAssign:
@@ -4883,6 +4916,8 @@ class FlowBuilder:
                 ctx.flat.discard(target.id)
             if ctx.called and target.id in ctx.called:
                 ctx.called.discard(target.id)
+            if ctx.layer_outputs and target.id in ctx.layer_outputs:
+                del ctx.layer_outputs[target.id]
             if ctx.chunked:
                 ctx.chunked.pop(target.id, None)
                 ctx.stacked.discard(target.id)
@@ -6024,6 +6059,19 @@ def _number_expr(expr: ast.expr) -> bool:
         if name in canonical.NUMBER_CALLS or name.startswith("math."):
             return all(_number_expr(a) for a in expr.args)
     return False
+
+
+def _own_returns(func) -> list:
+    """The ``return`` statements of ``func`` itself (not of a nested function, class or lambda)."""
+    returns, todo = [], list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if node.__class__ is ast.Return:
+            returns.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return returns
 
 
 def _returns_tuple(func, n: int) -> bool:
