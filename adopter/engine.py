@@ -21,6 +21,7 @@ from .structure import module_structure
 from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
 from .structure.treewalk import ast_walk
+from .structure import library_layers
 from .structure.siblings import base_class_texts, imported_table_words
 from .structure.mask_tokens import any_replacement
 
@@ -531,6 +532,18 @@ def _with_imported_tables(text: str, tree: ast.Module, rules: list[Rule], kept: 
     return [rule for rule in rules if id(rule) in kept_ids or not rule.triggers.isdisjoint(words)]
 
 
+def _with_library_layers(text: str, rules: list[Rule], kept: list[Rule]) -> list[Rule]:
+    """``kept`` and the rules it left out one of whose words a described library module writes
+    (structure.library_layers: ``torchvision.models.resnet50()`` builds the ``nn.BatchNorm2d``
+    this file never names), for the libraries the file names, in ``rules``' order."""
+    texts = library_layers.mentioned(text)
+    if not texts:
+        return kept
+    kept_ids = {id(rule) for rule in kept}
+    return [rule for rule in rules if id(rule) in kept_ids
+            or any(word in lib for word in rule.triggers for lib in texts)]
+
+
 def _with_base_modules(tree: ast.Module, rules: list[Rule], kept: list[Rule], package: str,
                        path: str) -> list[Rule]:
     """``kept`` and the rules it left out one of whose words the constructor of a package base
@@ -577,6 +590,8 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
         if analysed is not text:  # newer syntax: its rendering is what is analysed
             text = rendered = analysed
     kept = relevant_rules(text, rules)
+    if kept != rules:
+        kept = _with_library_layers(text, rules, kept)
     if package is not None and path and kept != rules:
         kept = _with_imported_tables(text, tree, rules, kept, package, path)
         if kept != rules:

@@ -22,7 +22,8 @@ from .module_copies import repeated_element
 from .ops import RUNTIME_PARAM
 from .treewalk import blocks
 from .names import ModuleNames
-from .torch_bases import BASES, inherited
+from . import library_layers
+from .torch_bases import BASES, described, inherited
 from .treewalk import ast_walk
 
 CONTAINERS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
@@ -233,7 +234,7 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
             for mname, method in base_info.methods.items():
                 info.methods.setdefault(mname, method)
             info.is_module = info.is_module or base_info.is_module
-        elif base in BASES:
+        elif base in BASES or typer.library and described(base):
             # nn.TransformerEncoderLayer: torch's constructor built norm1, dropout1, ... and
             # the subclass calls them and the inherited _ff_block (structure/torch_bases.py)
             _inherit(info, base, names, typer)
@@ -248,6 +249,8 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
+        if typer.library:
+            _held_members(info)
         statements = _statements(init.body)
         appliers = _appliers(statements, info, names)
         if appliers:
@@ -261,6 +264,53 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         # (a partial, not a lambda closing over info: info would hold itself, cyclic garbage
         # after every analysis; test_engine_gc)
         info.constructions = functools.partial(typer.callers, info.name)
+
+
+def _held_members(info: ClassInfo) -> None:
+    """``self.backbone = torchvision.models.resnet50()`` (a described library class,
+    library_layers): the members that class's constructor binds, reached as
+    ``self.backbone.conv1``, are ``backbone.conv1`` here: built by the library, so reported,
+    not fixed.  Only an attribute bound once, to one such class.  (A same-file class held the
+    same way is not read: every ``self.encoder = Encoder(config)`` of a transformers file would
+    then carry its members' bindings, a tenth more analysis time for no site.)"""
+    for attr, ctors in list(info.bindings.items()):
+        if len(ctors) != 1 or "." in attr or "[" in attr or ctors[0].fqn == "?":
+            continue
+        fqn = ctors[0].fqn
+        held = _library_class(fqn) if fqn.startswith(library_layers.PREFIXES) else None
+        if held is None or not held.is_module:
+            continue
+        why = f"built by the constructor of {fqn} (held in `self.{attr}`), not here"
+        for sub, subctors in held.bindings.items():
+            if "." not in sub and "[" not in sub and f"{attr}.{sub}" not in info.bindings:
+                info.bindings[f"{attr}.{sub}"] = [replace(c, unlike=c.unlike or why) for c in subctors]
+
+
+def _plain_super_init(info: ClassInfo) -> bool:
+    """Does the subclass's ``__init__`` hand the described library base only arguments that
+    leave its described members as they are (library_layers.PLAIN_KEYWORDS, any positional)?"""
+    init = info.methods.get("__init__")
+    for stmt in init.body if init is not None else ():
+        call = _super_init(stmt)
+        if call is not None:
+            return all(k.arg in library_layers.PLAIN_KEYWORDS for k in call.keywords) \
+                and not any(a.__class__ is ast.Starred for a in call.args)
+    return True
+
+
+def _library_class(fqn: str) -> ClassInfo | None:
+    """The bound description of a library class (library_layers), or None."""
+    found = library_layers.find(fqn)
+    if found is None or found[1] not in found[0].names.classes:
+        return None
+    typer, name = found
+    node = typer.names.classes.get(name)
+    if not isinstance(node, ast.ClassDef):
+        return None
+    held = collect_class(node, typer.names)
+    bind_class(held, {}, typer.names, typer)
+    held.is_module = True
+    return held
 
 
 def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:
@@ -590,6 +640,9 @@ def _inherit(info: ClassInfo, base: str, names: ModuleNames | None = None, typer
     at = next((b for b in info.node.bases if names_resolve_text(b) == base.rsplit(".", 1)[-1]), info.node)
     described = inherited(base, at)
     if described is None:
+        return
+    if library_layers.class_source(base) is not None and not _plain_super_init(info):
+        info.is_module = True  # super().__init__(..., norm_layer=...): members we do not describe
         return
     names, cls = described
     base_info = collect_class(cls, names)

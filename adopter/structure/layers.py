@@ -42,6 +42,7 @@ from .passed_lists import list_items
 from .list_appenders import as_list_builder, passed_list
 from .run_time_dims import run_time_family, shares_one_dimension
 from .literals import held_whole, written_in_place
+from . import library_layers
 from .siblings import changed_in_package
 from .member_appliers import applies_member
 from .ops import SOFTMAX, TENSOR_METADATA
@@ -436,6 +437,8 @@ class LayerTyper:
     def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None, package=None):
         self.names = names
         self.package = package  # siblings.Package: the modules of the file's own package
+        # does the file import a library structure/library_layers describes (torchvision)?
+        self.library = library_layers.imported(names.imports)
         self.module = None  # this module's dotted name when it is such a sibling
         self.tree = tree
         self._indexed_only: dict[tuple, bool] = {}  # (comprehension, list name) -> read only by index
@@ -536,10 +539,25 @@ class LayerTyper:
                             return value
                     return self._own_function(expr, env)
                 return value
+            if (expr.value.__class__ is ast.Attribute and expr.value.value.__class__ is ast.Name
+                    and expr.value.value.id == "self" and depth < MAX_DEPTH and self.library):
+                # nn.Sequential(self.backbone.conv1, self.backbone.bn1, ...) with self.backbone a
+                # described library class's instance
+                held = env.get("self." + expr.value.attr, ())
+                if held.__class__ is tuple and len(held) == 1:
+                    member = self._held_member(held[0], expr, depth)
+                    if member:
+                        return member
             if expr.value.__class__ is ast.Name and INSTANCE + expr.value.id in env and depth < MAX_DEPTH:
                 # backbone = Backbone(); self.stem_conv = backbone.conv1: the layer the same-file
                 # module class's __init__ binds to self.conv1
                 owner = self._instance_class(env[INSTANCE + expr.value.id])
+                if owner is None:
+                    # net = torchvision.models.resnet50(): the described class's member
+                    built = self.values(env[INSTANCE + expr.value.id], env, depth + 1)
+                    if len(built) == 1 and built[0].__class__ is Built \
+                            and built[0].fqn.startswith(library_layers.PREFIXES):
+                        return self._held_member(built[0], expr, depth)
                 if owner is not None:
                     value = self._init_env(owner, depth + 1).get("self." + expr.attr, ())
                     if isinstance(value, _Param):
@@ -718,6 +736,31 @@ class LayerTyper:
         why = (f"`{ast.unparse(expr)}` is a method held as a value, not a layer: the kernel takes a "
                f"layer module (and TorchScript cannot pass a function as a value)")
         return (Built("torch.nn.functional.gelu", (), (), False, expr, unlike=why, function=True),)
+
+    def _held_member(self, held, expr: ast.Attribute, depth: int) -> tuple:
+        """The layer ``expr`` (``<holder>.<attr>``) reaches when the holder is ``held``, one
+        instance of a class :mod:`library_layers` describes: what its description binds to
+        ``self.<attr>``, placed at ``expr`` (built by that library: reported, not fixed).
+        Empty otherwise."""
+        if held.__class__ is not Built or held.members is not None:
+            return ()
+        fqn = held.fqn
+        if not fqn.startswith(library_layers.PREFIXES):
+            return ()
+        found = library_layers.find(fqn)
+        if found is None or found[1] not in found[0].names.classes:
+            return ()
+        other, name = found
+        value = other._init_env(name, depth + 1).get("self." + expr.attr, ())
+        if value.__class__ is not tuple:
+            return ()
+        why = f"built by the constructor of {fqn} (a library class), not in this file"
+        out = []
+        for member in value:
+            member = other._export(member) if member.__class__ in (Built, LayerClass) else None
+            if member.__class__ is Built:
+                out.append(Built(member.fqn, (), (), member.table, expr, unlike=member.unlike or why))
+        return tuple(out)
 
     def _instance_class(self, call: ast.Call) -> str | None:
         """The same-file ``nn.Module`` class whose instance ``call`` returns, when there is one
@@ -2084,6 +2127,14 @@ class LayerTyper:
                 return self._foreign_factory(found[0], found[1], call, env, depth)
             if found is not None and found[1] not in found[0].names.classes and not self.package.owns(found[1]):
                 fqn = found[1]  # Norm2d = nn.BatchNorm2d in the other module
+        if self.library and fqn is not None and fqn.startswith(library_layers.PREFIXES) and depth < MAX_DEPTH:
+            # conv3x3(c, c) imported from torchvision.models.resnet: what its documented
+            # description builds (library_layers), walked like a sibling module's factory
+            found = library_layers.find(fqn)
+            if found is not None and found[1] in found[0].names.functions:
+                if not library_layers.plain_call(found, call):
+                    return ()  # resnet50(norm_layer=FrozenBatchNorm2d): members we do not describe
+                return self._foreign_factory(found[0], found[1], call, env, depth)
         if fqn is not None:
             kind = self._kind_of(fqn)
             if (kind is None or kind[0] == OUTPUT_OF + "torch.nn.Dropout") and fqn in self.names.classes:
@@ -3831,6 +3882,10 @@ class LayerTyper:
                                 and (value.func.id in self.names.classes or value.func.id in self.names.functions)):
                             env[INSTANCE + key] = value  # net = Backbone(...): read on net.<attr>
                             env[INSTANCE] = True  # (other bindings of names then drop theirs)
+                        elif value.__class__ is ast.Call and not nested and self.library \
+                                and (self.names.resolve(value.func) or "").startswith(library_layers.PREFIXES):
+                            env[INSTANCE + key] = value  # net = torchvision.models.resnet50(): read on net.<attr>
+                            env[INSTANCE] = True
                         elif INSTANCE + key in env:
                             del env[INSTANCE + key]
                         if isinstance(value, (ast.List, ast.Tuple, ast.ListComp)):

@@ -23,6 +23,7 @@ import ast
 import copy
 import functools
 
+from . import library_layers
 from .names import collect_names
 from .treewalk import ast_walk
 
@@ -101,12 +102,18 @@ BASES: dict[str, str] = {
 }
 
 
+def described(fqn: str) -> bool:
+    """Is ``fqn`` a class described here or by :mod:`library_layers` (torchvision's ResNet)?"""
+    return fqn in BASES or library_layers.class_source(fqn) is not None
+
+
 @functools.lru_cache(maxsize=None)
 def _described(fqn: str):
-    """(names, class node) of the description of torch class ``fqn``, parsed once."""
-    tree = ast.parse(BASES[fqn])
+    """(names, class node) of the description of class ``fqn``, parsed once."""
+    tree = ast.parse(BASES.get(fqn) or library_layers.class_source(fqn))
     names = collect_names(tree)
-    cls = next(s for s in tree.body if isinstance(s, ast.ClassDef))
+    name = fqn.rsplit(".", 1)[-1]
+    cls = next(s for s in tree.body if isinstance(s, ast.ClassDef) and s.name == name)
     return names, cls
 
 
@@ -114,7 +121,7 @@ def inherited(fqn: str, at: ast.expr):
     """(names, class node) describing torch class ``fqn`` for a subclass whose base expression
     is ``at``: a fresh copy whose every position is ``at``'s (the file has no text for it), its
     methods marked :data:`INHERITED`.  None when ``fqn`` is not described."""
-    if fqn not in BASES:
+    if not described(fqn):
         return None
     names, cls = _described(fqn)
     cls = copy.deepcopy(cls)

@@ -1,0 +1,213 @@
+"""What well-known libraries' public layer factories and model classes build, as code the engine
+reads like a sibling module.
+
+``from torchvision.models.resnet import conv3x3`` then ``self.conv1 = conv3x3(c, c)`` and
+``self.bn1 = nn.BatchNorm2d(c)`` is a conv-BN pair, and so is ``self.backbone.bn1(
+self.backbone.conv1(x))`` over ``self.backbone = torchvision.models.resnet50()``: research code
+builds its CNNs out of torchvision's documented pieces all the time, and a one-file reading does
+not see what they are.  For the few public APIs whose layers are documented and stable, this
+module describes them as code -- the factories as functions returning the layer class they
+document, the model classes as an ``__init__`` binding the members users reach into -- which the
+layer typer walks like a module of the file's own package (:meth:`layers.LayerTyper._call`) and
+the binder inherits like torch's own classes (:mod:`torch_bases`).  Only what users reach and the
+documentation fixes is described (a ResNet's stem, its blocks' convolutions and norms); the rest
+stays unknown.  The descriptions are ours, written from the documented behaviour; nothing here
+imports a library.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+
+_RESNET = '''import torch
+from torch import nn
+
+
+def conv3x3(in_planes, out_planes, stride=1, groups=1, dilation=1):
+    """documented: a 3x3 nn.Conv2d without bias, padding equal to the dilation"""
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=dilation, groups=groups,
+                     bias=False, dilation=dilation)
+
+
+def conv1x1(in_planes, out_planes, stride=1):
+    """documented: a 1x1 nn.Conv2d without bias"""
+    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64,
+                 dilation=1, norm_layer=None):
+        if norm_layer is None:
+            norm_layer = nn.BatchNorm2d
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = norm_layer(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = norm_layer(planes)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64,
+                 dilation=1, norm_layer=None):
+        if norm_layer is None:
+            norm_layer = nn.BatchNorm2d
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = norm_layer(planes)
+        self.conv2 = conv3x3(planes, planes, stride, groups, dilation)
+        self.bn2 = norm_layer(planes)
+        self.conv3 = conv1x1(planes, planes * 4)
+        self.bn3 = norm_layer(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+
+
+class ResNet(nn.Module):
+    def __init__(self, block, layers, num_classes=1000, zero_init_residual=False, groups=1,
+                 width_per_group=64, replace_stride_with_dilation=None, norm_layer=None):
+        if norm_layer is None:
+            norm_layer = nn.BatchNorm2d
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = norm_layer(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+
+
+def resnet18(*, weights=None, progress=True, **kwargs):
+    return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
+
+
+def resnet34(*, weights=None, progress=True, **kwargs):
+    return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
+
+
+def resnet50(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
+
+
+def resnet101(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
+
+
+def resnet152(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 8, 36, 3], **kwargs)
+
+
+def resnext50_32x4d(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
+
+
+def resnext101_32x8d(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
+
+
+def resnext101_64x4d(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
+
+
+def wide_resnet50_2(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
+
+
+def wide_resnet101_2(*, weights=None, progress=True, **kwargs):
+    return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
+'''
+
+#: described module -> its description
+MODULES: dict[str, str] = {"torchvision.models.resnet": _RESNET}
+
+#: where a library re-exports a described name (``torchvision.models.resnet50``)
+_REEXPORTS: dict[str, str] = {"torchvision.models": "torchvision.models.resnet"}
+
+#: per described module, words one of which a file that uses it writes (a function or class
+#: name, or the start of a family of them): a file naming the library for something else
+#: (``torchvision.transforms``) keeps its cheap pre-filter
+_WORDS: dict[str, tuple[str, ...]] = {
+    "torchvision.models.resnet": ("conv3x3", "conv1x1", "resnet", "ResNet", "resnext", "BasicBlock", "Bottleneck"),
+}
+
+#: the top-level packages described
+TOPS: frozenset[str] = frozenset(module.partition(".")[0] for module in MODULES)
+
+#: the first segments of every described or re-exported FQN: a cheap gate before any lookup
+PREFIXES: tuple[str, ...] = ("torchvision.models.",)
+
+
+def imported(imports: dict) -> bool:
+    """Do a file's imports (name -> FQN) import a described library?"""
+    return any(fqn.partition(".")[0] in TOPS for fqn in imports.values() if fqn)
+
+
+def mentioned(text: str) -> list[str]:
+    """The descriptions of the libraries ``text`` names (the rules' trigger words a file never
+    writes itself -- ``nn.BatchNorm2d`` for ``torchvision.models.resnet50()`` -- are theirs)."""
+    return [MODULES[module] for module, words in _WORDS.items()
+            if module.partition(".")[0] in text and any(word in text for word in words)]
+
+
+#: per described module, its functions that build one layer whatever they are passed
+LAYER_FACTORIES: dict[str, frozenset[str]] = {"torchvision.models.resnet": frozenset({"conv1x1", "conv3x3"})}
+
+#: keywords of a described model factory or class that leave the described members as they are
+#: (pretrained weights, the classifier's width); any other (``norm_layer=``, ``**kwargs``) may
+#: change them, and the members are then unknown
+PLAIN_KEYWORDS = frozenset({"weights", "pretrained", "progress", "num_classes", "zero_init_residual"})
+
+
+def plain_call(found, call) -> bool:  # (call: an ast.Call)
+    """Does ``call`` of the described ``found`` (typer, name) build what the description says?
+    A layer factory (``conv3x3``) always does; a model factory or class only with
+    :data:`PLAIN_KEYWORDS` and no ``**`` / ``*`` spread."""
+    if found[1] in LAYER_FACTORIES.get(found[0].module, ()):
+        return True
+    if any(a.__class__ is ast.Starred for a in call.args):
+        return False
+    return all(k.arg in PLAIN_KEYWORDS for k in call.keywords)
+
+
+def canonical(fqn: str) -> str | None:
+    """The described FQN ``fqn`` names (itself, or what a re-export stands for); None when
+    nothing here describes it."""
+    module, _, name = fqn.rpartition(".")
+    if module in MODULES:
+        return fqn
+    target = _REEXPORTS.get(module)
+    return f"{target}.{name}" if target is not None else None
+
+
+@lru_cache(maxsize=None)
+def _typer(module: str):
+    from .layers import LayerTyper
+    from .siblings import _lazy_names
+
+    text = MODULES[module]
+    typer = LayerTyper(_lazy_names(text, module.rpartition(".")[0]), None)
+    typer.module = module
+    typer.source = text
+    typer.text, typer.lines = text, text.splitlines()
+    return typer
+
+
+def find(fqn: str):
+    """(typer of the described module, name) for a described function or class; None else."""
+    if not fqn.startswith(PREFIXES):
+        return None
+    found = canonical(fqn)
+    if found is None:
+        return None
+    module, _, name = found.rpartition(".")
+    typer = _typer(module)
+    if name in typer.names.functions or name in typer.names.classes:
+        return typer, name
+    return None
+
+
+def class_source(fqn: str) -> str | None:
+    """The description holding class ``fqn`` (for torch_bases' inheritance), or None."""
+    found = canonical(fqn) if fqn.startswith(PREFIXES) else None
+    if found is None:
+        return None
+    module, _, name = found.rpartition(".")
+    typer = _typer(module)
+    return MODULES[module] if name in typer.names.classes else None

@@ -1,0 +1,132 @@
+"""Layers built by torchvision's documented ResNet pieces (adopter/structure/library_layers.py):
+``conv3x3`` / ``conv1x1`` imported from ``torchvision.models.resnet``, the members of a
+``torchvision.models.resnet50()`` held in ``self.backbone`` (or a local ``net``), and the
+members a subclass of ``ResNet`` / ``Bottleneck`` inherits are typed as the library documents
+them, so their conv-BN pairs are found.  Members of a held or inherited model are built by the
+library: reported, not fixed.  A call that may change the members (``norm_layer=``, ``**kw``),
+an undescribed model, or a same-named function of another package stays silent."""
+
+from __future__ import annotations
+
+import textwrap
+
+from adopter.engine import analyze
+from adopter.ruleset import load_rules, select_rules
+from adopter.synth import fix_text
+
+RULES = select_rules(load_rules(), ["ALL"])
+
+
+def _lines(source: str, rule: str = "ADP007") -> list[int]:
+    return sorted(f.line for f in analyze(source, "model.py", RULES).findings if f.rule == rule)
+
+
+FACTORIES = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torchvision.models.resnet import conv1x1, conv3x3
+
+
+    class Block(nn.Module):
+        def __init__(self, inplanes, planes, stride=1):
+            super().__init__()
+            self.conv1 = conv3x3(inplanes, planes, stride)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = conv1x1(planes, planes)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.down = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + self.down(x))
+''')
+
+
+def test_imported_factories_build_convolutions_and_their_pairs_are_fixed():
+    assert _lines(FACTORIES) == [15, 18, 19]
+    fixed = fix_text(FACTORIES, "model.py", RULES).text
+    assert "conv_bn(x, self.conv1, self.bn1)" in fixed
+    assert "conv_bn(out, self.conv2, self.bn2)" in fixed
+    assert "FoldingSequential(conv1x1(inplanes, planes, stride)" in fixed
+
+
+def test_a_same_named_factory_of_another_package_is_not_read():
+    other = FACTORIES.replace("from torchvision.models.resnet import", "from mylib.blocks import")
+    assert _lines(other) == []
+
+
+HELD = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torchvision
+    from torchvision import models
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = models.resnet50(weights=None)
+            self.stem = nn.Sequential(self.model.conv1, self.model.bn1, self.model.relu)
+
+        def forward(self, x):
+            x = self.model.conv1(x)
+            x = self.model.bn1(x)
+            return x + self.stem(x)
+
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            net = torchvision.models.resnet34(pretrained=True)
+            self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+
+        def forward(self, x):
+            return self.stem(x)
+''')
+
+
+def test_members_of_a_held_resnet_are_typed_and_reported_not_fixed():
+    assert _lines(HELD) == [12, 15, 24]
+    result = fix_text(HELD, "model.py", RULES)
+    assert result.text == HELD  # built by torchvision, not in this file: reported only
+
+
+def test_a_held_model_built_with_other_norms_or_undescribed_is_not_read():
+    assert _lines(HELD.replace("resnet50(weights=None)", "resnet50(norm_layer=norm)")
+                  .replace("resnet34(pretrained=True)", "resnet34(**kwargs)")) == []
+    assert _lines(HELD.replace("models.resnet50", "models.vgg16_bn")
+                  .replace("torchvision.models.resnet34", "torchvision.models.densenet121")) == []
+
+
+SUBCLASS = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torchvision.models import ResNet
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+
+    class Features(ResNet):
+        def __init__(self):
+            super().__init__(BasicBlock, [2, 2, 2, 2])
+
+        def feature_maps(self, x):
+            x = self.conv1(x)
+            x = self.bn1(x)
+            return self.maxpool(self.relu(x))
+
+
+    class MyBlock(Bottleneck):
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn3(self.conv3(out)) + x)
+''')
+
+
+def test_subclasses_of_resnet_pieces_inherit_the_documented_members():
+    assert _lines(SUBCLASS) == [13, 20, 21]
+    assert fix_text(SUBCLASS, "model.py", RULES).text == SUBCLASS
+    frozen = SUBCLASS.replace("super().__init__(BasicBlock, [2, 2, 2, 2])",
+                              "super().__init__(BasicBlock, [2, 2, 2, 2], norm_layer=norm)")
+    assert _lines(frozen) == [20, 21]
