@@ -130,3 +130,75 @@ def test_subclasses_of_resnet_pieces_inherit_the_documented_members():
     frozen = SUBCLASS.replace("super().__init__(BasicBlock, [2, 2, 2, 2])",
                               "super().__init__(BasicBlock, [2, 2, 2, 2], norm_layer=norm)")
     assert _lines(frozen) == [20, 21]
+
+
+CHANGED = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torchvision import models
+    from torchvision.models.resnet import ResNet, Bottleneck
+
+
+    class Direct(nn.Module):
+        def __init__(self, norm):
+            super().__init__()
+            self.backbone = ResNet(Bottleneck, [3, 4, 6, 3], 1000, False, 1, 64, None, norm)
+
+        def forward(self, x):
+            return self.backbone.bn1(self.backbone.conv1(x))
+
+
+    class Swapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = models.resnet18(weights=None)
+            swap_norms(self.backbone)
+
+        def forward(self, x):
+            return self.backbone.bn1(self.backbone.conv1(x))
+
+
+    class Set(nn.Module):
+        def __init__(self):
+            super().__init__()
+            net = models.resnet18()
+            setattr(net, "bn1", nn.Identity())
+            self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+
+        def forward(self, x):
+            return self.stem(x)
+
+
+    class PositionalNorm(Bottleneck):
+        def __init__(self, inplanes, planes, norm):
+            super().__init__(inplanes, planes, 1, None, 1, 64, 1, norm)
+
+        def forward(self, x):
+            return self.bn1(self.conv1(x))
+
+
+    class Kept(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = models.resnet50(True)
+
+        def forward(self, x):
+            return self.backbone.bn1(self.backbone.conv1(x))
+''')
+
+
+def test_members_changed_or_chosen_by_the_caller_are_not_read():
+    # a class built directly (handed a norm positionally), members swapped by a function or set by
+    # setattr, a block given its norm positionally: only the untouched resnet50 of Kept is read
+    assert _lines(CHANGED) == [52]
+
+
+def test_a_same_file_factory_shadowing_the_import_is_read_as_its_own():
+    shadowed = FACTORIES.replace("class Block(nn.Module):", '''def conv3x3(cin, cout, stride=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.ReLU())
+
+
+class Block(nn.Module):''')
+    lines = _lines(shadowed)
+    assert len(lines) == 2  # conv1x1's two pairs; conv3x3 is the file's own Conv-ReLU block
+    assert "conv_bn(x, self.conv1" not in fix_text(shadowed, "model.py", RULES).text

@@ -250,7 +250,7 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
         if typer.library:
-            _held_members(info)
+            _held_members(info, typer)
         statements = _statements(init.body)
         appliers = _appliers(statements, info, names)
         if appliers:
@@ -266,7 +266,7 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         info.constructions = functools.partial(typer.callers, info.name)
 
 
-def _held_members(info: ClassInfo) -> None:
+def _held_members(info: ClassInfo, typer: LayerTyper) -> None:
     """``self.backbone = torchvision.models.resnet50()`` (a described library class,
     library_layers): the members that class's constructor binds, reached as
     ``self.backbone.conv1``, are ``backbone.conv1`` here: built by the library, so reported,
@@ -274,15 +274,19 @@ def _held_members(info: ClassInfo) -> None:
     same way is not read: every ``self.encoder = Encoder(config)`` of a transformers file would
     then carry its members' bindings, a tenth more analysis time for no site.)"""
     for attr, ctors in list(info.bindings.items()):
-        if len(ctors) != 1 or "." in attr or "[" in attr or ctors[0].fqn == "?":
+        # (built by a described factory -- ``via`` its name --: a class constructed directly
+        # may be handed anything, its arguments are not all kept on the Ctor)
+        if len(ctors) != 1 or "." in attr or "[" in attr or ctors[0].fqn == "?" or not ctors[0].via:
             continue
         fqn = ctors[0].fqn
         held = _library_class(fqn) if fqn.startswith(library_layers.PREFIXES) else None
+        text = "\n".join(typer.lines[info.node.lineno - 1:info.node.end_lineno]) if typer.lines is not None else None
         if held is None or not held.is_module:
             continue
         why = f"built by the constructor of {fqn} (held in `self.{attr}`), not here"
         for sub, subctors in held.bindings.items():
-            if "." not in sub and "[" not in sub and f"{attr}.{sub}" not in info.bindings:
+            if "." not in sub and "[" not in sub and f"{attr}.{sub}" not in info.bindings \
+                    and not library_layers.holder_changed(text, "self." + attr, sub):
                 info.bindings[f"{attr}.{sub}"] = [replace(c, unlike=c.unlike or why) for c in subctors]
 
 
@@ -293,8 +297,7 @@ def _plain_super_init(info: ClassInfo) -> bool:
     for stmt in init.body if init is not None else ():
         call = _super_init(stmt)
         if call is not None:
-            return all(k.arg in library_layers.PLAIN_KEYWORDS for k in call.keywords) \
-                and not any(a.__class__ is ast.Starred for a in call.args)
+            return library_layers.plain_arguments(call.args, call.keywords, library_layers.MAX_CLASS_POSITIONAL)
     return True
 
 

@@ -544,7 +544,8 @@ class LayerTyper:
                 # nn.Sequential(self.backbone.conv1, self.backbone.bn1, ...) with self.backbone a
                 # described library class's instance
                 held = env.get("self." + expr.value.attr, ())
-                if held.__class__ is tuple and len(held) == 1:
+                if held.__class__ is tuple and len(held) == 1 \
+                        and not library_layers.holder_changed(self._class_text(env), "self." + expr.value.attr, expr.attr):
                     member = self._held_member(held[0], expr, depth)
                     if member:
                         return member
@@ -556,7 +557,8 @@ class LayerTyper:
                     # net = torchvision.models.resnet50(): the described class's member
                     built = self.values(env[INSTANCE + expr.value.id], env, depth + 1)
                     if len(built) == 1 and built[0].__class__ is Built \
-                            and built[0].fqn.startswith(library_layers.PREFIXES):
+                            and built[0].fqn.startswith(library_layers.PREFIXES) \
+                            and not library_layers.holder_changed(self._class_text(env), expr.value.id, expr.attr):
                         return self._held_member(built[0], expr, depth)
                 if owner is not None:
                     value = self._init_env(owner, depth + 1).get("self." + expr.attr, ())
@@ -737,13 +739,24 @@ class LayerTyper:
                f"layer module (and TorchScript cannot pass a function as a value)")
         return (Built("torch.nn.functional.gelu", (), (), False, expr, unlike=why, function=True),)
 
+    def _class_text(self, env: dict) -> str | None:
+        """The text of the same-file class whose method ``env`` walks (None: unknown)."""
+        cls = self.names.classes.get(env.get("__class__")) if self.lines is not None else None
+        if not isinstance(cls, ast.ClassDef):
+            return None
+        key = ("text", id(cls))
+        text = self._kinds.get(key)
+        if text is None:
+            text = self._kinds[key] = "\n".join(self.lines[cls.lineno - 1:cls.end_lineno])
+        return text
+
     def _held_member(self, held, expr: ast.Attribute, depth: int) -> tuple:
         """The layer ``expr`` (``<holder>.<attr>``) reaches when the holder is ``held``, one
         instance of a class :mod:`library_layers` describes: what its description binds to
         ``self.<attr>``, placed at ``expr`` (built by that library: reported, not fixed).
         Empty otherwise."""
-        if held.__class__ is not Built or held.members is not None:
-            return ()
+        if held.__class__ is not Built or held.members is not None or not held.via:
+            return ()  # (only what a described factory built: ``via`` its name)
         fqn = held.fqn
         if not fqn.startswith(library_layers.PREFIXES):
             return ()
@@ -2127,7 +2140,8 @@ class LayerTyper:
                 return self._foreign_factory(found[0], found[1], call, env, depth)
             if found is not None and found[1] not in found[0].names.classes and not self.package.owns(found[1]):
                 fqn = found[1]  # Norm2d = nn.BatchNorm2d in the other module
-        if self.library and fqn is not None and fqn.startswith(library_layers.PREFIXES) and depth < MAX_DEPTH:
+        if self.library and fqn is not None and fqn.startswith(library_layers.PREFIXES) and depth < MAX_DEPTH \
+                and not (func.__class__ is ast.Name and (func.id in self.names.functions or func.id in self.names.classes)):
             # conv3x3(c, c) imported from torchvision.models.resnet: what its documented
             # description builds (library_layers), walked like a sibling module's factory
             found = library_layers.find(fqn)

@@ -18,6 +18,7 @@ imports a library.
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 
 _RESNET = '''import torch
@@ -149,6 +150,12 @@ def mentioned(text: str) -> list[str]:
 #: per described module, its functions that build one layer whatever they are passed
 LAYER_FACTORIES: dict[str, frozenset[str]] = {"torchvision.models.resnet": frozenset({"conv1x1", "conv3x3"})}
 
+#: positional arguments a described model factory or class may take and still build what its
+#: description says (the old ``resnet50(pretrained, progress)``; a block's or ResNet's arguments
+#: before ``norm_layer``, the eighth)
+MAX_FACTORY_POSITIONAL = 2
+MAX_CLASS_POSITIONAL = 7
+
 #: keywords of a described model factory or class that leave the described members as they are
 #: (pretrained weights, the classifier's width); any other (``norm_layer=``, ``**kwargs``) may
 #: change them, and the members are then unknown
@@ -161,9 +168,39 @@ def plain_call(found, call) -> bool:  # (call: an ast.Call)
     :data:`PLAIN_KEYWORDS` and no ``**`` / ``*`` spread."""
     if found[1] in LAYER_FACTORIES.get(found[0].module, ()):
         return True
-    if any(a.__class__ is ast.Starred for a in call.args):
-        return False
-    return all(k.arg in PLAIN_KEYWORDS for k in call.keywords)
+    return plain_arguments(call.args, call.keywords, MAX_FACTORY_POSITIONAL)
+
+
+def plain_arguments(args, keywords, positional: int) -> bool:
+    """At most ``positional`` positional arguments (none spread), keywords among
+    :data:`PLAIN_KEYWORDS` (none spread)."""
+    return len(args) <= positional and not any(a.__class__ is ast.Starred for a in args) \
+        and all(k.arg in PLAIN_KEYWORDS for k in keywords)
+
+
+def holder_changed(text: str | None, holder: str, member: str) -> bool:
+    """Does the file change (or may it change) ``holder.member`` (``self.backbone.bn1``,
+    ``net.conv1``) after the library built it: ``holder.member = ...`` or ``del holder.member``,
+    ``setattr(holder, ...)``, ``holder.add_module(...)`` / ``apply`` / ``_modules``, or
+    ``holder`` handed whole to a call (a function swapping its norms)?  Other members changed
+    (``del net.fc``) do not count.  True when the text is unknown."""
+    if text is None:
+        return True
+    key = (id(text), holder, member)
+    found = _CHANGED.get(key)
+    if found is None or found[0] is not text:
+        h = re.escape(holder).replace(r"\.", r"\s*\.\s*")
+        m = re.escape(member)
+        pattern = (rf"setattr\(\s*{h}\s*,|\bdel\s+{h}\s*\.\s*{m}\b"
+                   rf"|(?<![\w.]){h}\s*\.\s*(?:add_module|register_module|apply|_modules)\b"
+                   rf"|(?<![\w.]){h}\s*\.\s*{m}\s*=(?!=)|[(,]\s*{h}\s*[),]")
+        if len(_CHANGED) > 512:  # (a long-lived process: the texts it keeps stay few)
+            _CHANGED.clear()
+        found = _CHANGED[key] = (text, re.search(pattern, text) is not None)
+    return found[1]
+
+
+_CHANGED: dict = {}  # (id of a text, holder, member) -> (the text, holder_changed's answer)
 
 
 def canonical(fqn: str) -> str | None:
