@@ -108,33 +108,14 @@ def _inputs(tie_dim=None, rows_masked=True, bias=True):
     return {"x": x, "mask": mask, "attn_bias": attn_bias, "tie_dim": tie_dim}
 
 
-def test_fill_covering_whole_rows_beside_a_bias_added_before_it_is_fixed_exactly():
+def test_fill_covering_whole_rows_beside_a_bias_added_before_it_is_declined():
+    # (session 46: sites82's reading of this form was withdrawn after review62 -- on rows the
+    # fill covers only partly, the original puts exactly the fill value where it fills while the
+    # fused call keeps the product plus the fill; where the other keys carry -inf or a bias
+    # larger than the fill, outputs and gradients differ)
     fixed = _fix(FORM)
-    assert fixed.error is None and [f.rule for f in fixed.applied] == ["ADP010"], fixed.skipped
-    patched = fixed.text
-    fast = patched.split("def forward")[1]
-    assert "scaled_dot_product_attention(" in fast and "all(-1, keepdim=True)" in fast
-    # the tied-rows branch stays the original's (its q and k computed anew there)
-    assert "q.mean(dim=1)" in fast
-    for bias in (True, False):
-        for rows in (True, False):
-            _same(FORM, patched, lambda c: c(8), _inputs(rows_masked=rows, bias=bias))
-    _same(FORM, patched, lambda c: c(8), {**_inputs(), "mask": None})
-    # the tied branch, taken by the original on both sides
-    _same(FORM, patched, lambda c: c(8), {**_inputs(tie_dim=2), "attn_bias": None, "mask": None})
-
-
-def test_fill_covering_whole_rows_with_dropout_in_training_runs_the_fused_call():
-    import torch
-
-    patched = _fix(FORM).text
-    ns: dict = {}
-    exec(compile(patched, "patched", "exec"), ns)
-    module = ns["PairAttention"](8, dropout=0.5).double().train()
-    out = module(**_inputs())
-    assert torch.isfinite(out).all()
-    # eval: the same numbers as the original's
-    _same(FORM, patched, lambda c: c(8, dropout=0.5), _inputs(), modes=(False,))
+    assert fixed.error is None and not fixed.applied
+    assert fixed.text == FORM
 
 
 def test_bias_added_after_the_fill_stays_declined():

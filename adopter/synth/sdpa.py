@@ -5030,9 +5030,6 @@ class _Attention:
             if self.zeroed_rows is not None and total is not None:
                 # (beside the fill, a term added to its whole rows would not be the original's:
                 # fill + term rounds to the fill at the dtype's extreme, the term alone does not)
-                zeroed = self._zeroed_beside(fill, terms, total)
-                if zeroed is not None:
-                    return zeroed
                 raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
                            "the rows it fills entirely (where the fused call differs) cannot be checked, and "
                            "another part of the mask is added to them")
@@ -6278,26 +6275,6 @@ class _Attention:
         self.extra_imports.add(("torch", "", None))
         return "torch"
 
-    def _zeroed_beside(self, fill: dict, terms: list, total: str) -> str | None:
-        """The fused call's mask for a finite fill whose whole rows the query is zeroed on
-        (:attr:`zeroed_rows`, :meth:`_call`), beside other parts of the mask that are all added
-        before the fill (alphafold2's ``dots + attn_bias``, then ``masked_fill(~mask, -max)``):
-        the fill replaces them where it fills, so the mask is ``where(W, F, total)`` with ``F``
-        the fill's own mask, the fill where it fills and 0 on the rows it fills whole.  There
-        the fused call's scores are exactly 0 (zeroed query, no bias): uniform weights, no
-        gradient to q, k or the added parts, as the original's.  None where a part is added
-        after the fill (fill + term there, not the fill) or the fill is -inf."""
-        role = fill.get("role")
-        if role not in SCORE_STEPS or fill.get("kind") == "inf" or not terms:
-            return None
-        if any(p.get("role") not in SCORE_STEPS or SCORE_STEPS.index(p["role"]) > SCORE_STEPS.index(role)
-               for p in terms):
-            return None
-        where = fill["where"]
-        atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode="eval").body)
-        own = self._zero_filled(where, f"~{atom}.all(-1, keepdim=True)", fill)
-        return f"{self._torch()}.where({where}, {own}, {total})"
-
     def _zero_filled(self, where: str, filled: str, fill: dict) -> str:
         """The fill as an additive mask: zeros with the fill value where it fills.  Built in q's
         dtype, except a finite fill whose scores are cast again after it (``s.float().masked_fill(
@@ -7257,17 +7234,10 @@ class _Attention:
 
     def _pure_dict_get(self, call: ast.Call) -> bool:
         """``self.cfg.get("kind")`` (constant arguments) where every value the class assigns to
-        ``self.cfg`` is a dict display or ``dict(...)``: a dict's ``get`` only reads.  Also a
-        same-file function called by name whose body calls nothing but pure reads and changes
-        nothing (lucidrains' ``exists(val)``: ``return val is not None``)."""
+        ``self.cfg`` is a dict display or ``dict(...)``: a dict's ``get`` only reads."""
         func = call.func
-        if isinstance(func, ast.Name):
-            defined = self.names.functions.get(func.id)
-            return isinstance(defined, (ast.FunctionDef, ast.Lambda)) and not _body_effect(defined, {}) \
-                and not any(isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in
-                                                             _PURE_TEST_FUNCS) and not _attribute_lookup(n)
-                            for n in ast_walk(defined)) \
-                and not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(defined))
+        # (a same-file function is not taken as a read, however plain its body: an attribute it
+        # reads off its argument may be a property that changes state, review62)
         if not (isinstance(func, ast.Attribute) and func.attr == "get" and isinstance(func.value, ast.Attribute)
                 and isinstance(func.value.value, ast.Name) and func.value.value.id == "self"
                 and not call.keywords and 1 <= len(call.args) <= 2
@@ -9106,6 +9076,13 @@ def _attribute_lookup(call: ast.Call) -> bool:
         and all(isinstance(n, (ast.Name, ast.Attribute, ast.Load)) for n in ast_walk(call.args[0]))
 
 
+def _own_attribute_lookup(call: ast.Call) -> bool:
+    """:func:`_attribute_lookup` of ``self``'s own attribute (whose getter, when a property of
+    the class, :meth:`_Attention._property_effect` checks); another object's may be a property
+    of a class not read here (review62)."""
+    return _attribute_lookup(call) and isinstance(call.args[0], ast.Name) and call.args[0].id == "self"
+
+
 def _test_effect(test: ast.expr, pure=None) -> str | None:
     """What in an if test may do more than read when evaluated (a call other than a known pure
     read -- ``isinstance``, ``len``, ``x.size()``, ``x.dim()``, ``torch.is_tensor``,
@@ -9114,7 +9091,7 @@ def _test_effect(test: ast.expr, pure=None) -> str | None:
     for node in ast_walk(test):
         if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS or _attribute_lookup(node) \
+            if isinstance(func, ast.Name) and func.id in _PURE_TEST_FUNCS or _own_attribute_lookup(node) \
                     or (pure is not None and pure(node)):
                 continue
             if isinstance(func, ast.Attribute) and (func.attr in _PURE_TEST_METHODS

@@ -4,8 +4,10 @@
    whose getter changes state (a counter), or calls a method that does: the original runs it
    once per forward, the patched module once more, so a toggling test picks the other arm.
    Declined; a property that only reads stays patched and equal, and so do tests mend81 had
-   declined for calling (``getattr``/``hasattr`` of a constant name, a dict display's ``get``,
-   a same-file function that only compares), in a plain if and in an elif chain.
+   declined for calling (``getattr``/``hasattr`` of a constant name of the module, a dict
+   display's ``get``), in a plain if and in an elif chain.  A same-file function in an elif test
+   stays declined however plain its body (review62: it may read a property of its argument
+   that changes state), and so does ``getattr`` of another object's attribute.
 2. A clamp bound that is an attribute of another object than the module (``self.cfg.bound``,
    ``cfg.bound`` of a module constant or a forward argument) was read as a number, passed with
    the temperature folded into the query, while it holds one entry per key (the patched module
@@ -119,7 +121,6 @@ READ_ONLY_TESTS = {
     "getattr of a constant name": ('getattr(self, "flagged", True)', ""),
     "hasattr of a constant name": ('hasattr(self, "bias")', ""),
     "a dict's get": ('self.cfg.get("biased")', 'self.cfg = {"biased": True}'),
-    "a same-file function that only compares": ("exists(self.bias)", ""),
 }
 
 
@@ -221,3 +222,19 @@ def test_a_clamp_bound_of_numbers_stays_patched_and_equal(bound):
         b.train(training)
         assert_same_step(a, b, [x])
     assert counter.calls == 2
+
+
+@pytest.mark.parametrize("test", ["exists(self.bias)", 'getattr(self.sub, "flag", True)'])
+def test_an_elif_test_calling_a_function_or_reading_another_object_is_declined(test):
+    """review62: ``read_toggle(self)`` / ``getattr(self.sub, "toggle")`` read a property that
+    flips a flag; the guard would read it a second time.  Declined in an elif chain."""
+
+    source = _test(test, "self.sub = nn.Identity()")
+    block = source[source.index(f"        if {test}:\n"):source.index("        p = s.softmax")]
+    elif_source = source.replace(block, f"        if not ({test}):\n            s = -torch.cdist(q, k)\n"
+                                        f"        elif {test}:\n"
+                                        "            s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5\n")
+    assert elif_source != source
+    result = fix_text(elif_source, "model.py", RULES)
+    assert not result.applied and result.text == elif_source
+

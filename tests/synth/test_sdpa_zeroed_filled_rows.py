@@ -15,9 +15,9 @@ the fill's magnitude, gives every weight 1.  The fused call now zeroes the query
 ``where``: q gets no gradient there) and leaves the mask at 0 on them: their scores are exactly
 0, uniform, forward and backward.  Checked in float64 against the original, eval and training,
 outputs and gradients, counting the fused calls.  Near-misses: an if that stores on an attribute
-stays with the original; a fill that is no large negative number is declined.  A bias added
-before the fill (declined at first: the zeroed row would have held the bias alone) is replaced by
-the fill where it fills, 0 on the rows hidden whole (sites82).  The fixtures are ours."""
+stays with the original; a fill beside another part of the mask (a bias added before it, where
+the zeroed row would hold the bias alone) and a fill that is no large negative number are
+declined.  The fixtures are ours."""
 
 from __future__ import annotations
 
@@ -144,36 +144,13 @@ def test_an_if_storing_on_an_attribute_stays_with_the_original():
     assert counter.calls == 0  # the guard sends the if's case to the original, as before
 
 
-BIASED = WINDOWED.replace("sim = torch.einsum(\"b h i d, b h j d -> b h i j\", q, k) * self.scale\n",
-                          "sim = torch.einsum(\"b h i d, b h j d -> b h i j\", q, k) * self.scale\n"
-                          "        sim = sim + bias\n") \
-    .replace("def forward(self, q, k, v, window=None):", "def forward(self, q, k, v, bias, window=None):")
-
-
-@pytest.mark.parametrize("causal,window", CASES)
-def test_a_bias_added_before_the_fill_is_replaced_on_the_rows_hidden_whole(causal, window):
-    # (sites82; declined before, when a zeroed row would have held the bias alone) the fill
-    # replaces the bias where it fills: the mask is where(fill's mask, the fill (0 on the rows
-    # hidden whole), bias), so those rows' scores are exactly 0 and the bias gets no gradient there
-    assert BIASED != WINDOWED
-    fixed = sdpa_fixed(BIASED)
-    assert ".all(-1, keepdim=True)" in fixed
-    original, patched = load(BIASED, "original"), load(fixed, "patched")
-    counter = Counter(patched)
-    a, b = original["WindowAttention"](8, 2, causal), patched["WindowAttention"](8, 2, causal)
-    torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 2, n, 4, dtype=F64) for n in (5, 7, 7))
-    bias = torch.randn(2, 2, 5, 7, dtype=F64)
-    kwargs = {} if window is None else {"window": window}
-    for training in (False, True):
-        a.train(training)
-        b.train(training)
-        before = counter.calls
-        assert_same_step(a, b, [q, k, v, bias], **kwargs)
-        assert counter.calls - before == 1
-
-
 @pytest.mark.parametrize("source", [
+    # a bias before the fill: a zeroed row would hold the bias alone, the original's the fill
+    WINDOWED.replace("sim = torch.einsum(\"b h i d, b h j d -> b h i j\", q, k) * self.scale\n",
+                     "sim = torch.einsum(\"b h i d, b h j d -> b h i j\", q, k) * self.scale\n"
+                     "        sim = sim + bias\n")
+    .replace("def forward(self, q, k, v, window=None):", "def forward(self, q, k, v, bias, window=None):"),
+    # a fill that is no large negative number
     WINDOWED.replace("-torch.finfo(sim.dtype).max)", "-1.0)"),
 ])
 def test_near_misses_stay_declined(source):
