@@ -271,6 +271,28 @@ def _sent_body_names(region: list[ast.stmt], kinds: list[str]) -> set[str]:
     return sent - others
 
 
+def _sent_bound_before(names: set[str], func, first: ast.stmt) -> set[str]:
+    """Of ``names`` (assigned in the region only by the bodies of ifs the guard sends to the
+    original: :func:`_sent_body_names`), those bound before the region on every path: the
+    function's parameters, or names a statement of the function's own body assigns before
+    ``first``.  A widening term (``getattr(b, "dtype", q.dtype) != q.dtype``, which reads any
+    value without raising) may read them before the attention (bert-seq2seq's T5 `if
+    position_bias is None: position_bias = self.compute_bias(...)` before `scores +=
+    position_bias`): where a sent test holds the guard takes the original whatever the term
+    says, and where none does no body ran, so the name holds at the add what the term read."""
+    if not names or func is None:
+        return set()
+    args = func.args
+    bound = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    bound |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    for stmt in func.body:
+        if (stmt.lineno, stmt.col_offset) >= (first.lineno, first.col_offset):
+            break
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and not (isinstance(stmt, ast.AnnAssign) and stmt.value is None):
+            bound |= stored_names(stmt)
+    return names & bound
+
+
 def _eager_training(torch: str) -> str:
     """The first terms of a guard that tests a mask's values: gradients are wanted, and the
     code runs eagerly.  Under ``torch.compile`` or ``torch.export`` a branch on a tensor's
@@ -1696,6 +1718,7 @@ class _Attention:
                 # fairseq's `attn_mask = attn_mask.unsqueeze(0)` before `attn_weights += attn_mask`:
                 # the guard reads the mask before the region, of the same dtype and None-ness
                 clash = {name for name in clash if not _reshaped_only(name, region)}
+                clash -= _sent_bound_before(clash & sent_only, func, region[0])
             if clash and term not in branch_tests and term not in dtype_terms and term not in rank_terms \
                     and term != filled_term and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
