@@ -285,12 +285,36 @@ def _one_pair_of_tables(matches: list[Match]) -> list[Match]:
     function itself (no step inlined) with one pair of tables: q and k rotated each on its own
     line with the same cos and sin are one RoPE of both, anchored at the first (eole's 2-D
     per-chunk rotation in a loop, where the two-tensor form does not match across the loop's
-    ``list.append``s).  Tables told apart keep both (Falcon's own cos and sin per tensor)."""
+    ``list.append``s).  Tables told apart keep both (Falcon's own cos and sin per tensor).
+    The same holds in a helper (every step inlined) that rotates two different tensors on its
+    own lines with one pair of tables: q's halves and k's halves each concatenated first, then
+    ``q * cos + q_rot * sin, k * cos + k_rot * sin`` (s3tokenizer's apply_rotary_emb, research126;
+    the two-tensor form is written in the other order of steps).  A one-tensor helper applied
+    to q and to k by two calls has one rotation, not two tensors on lines of its own."""
     first: dict = {}
+    in_helper: dict = {}  # (class, flow, helper, tables) -> (the tensor rotated, first step's span)
     drop: set = set()
     for m in sorted(matches, key=lambda m: m.span):
         env = dict(m.env)
-        if "x" not in env or "k" in env or any(n.inlined for n in m.nodes):
+        if "x" not in env or "k" in env:
+            continue
+        nodes = m.nodes
+        inlined = [n.inlined for n in nodes]
+        if True in inlined:
+            # (plain loops: this runs for every one-tensor match of a helper; the helper's
+            # steps alone, all in that one helper)
+            func = nodes[0].func
+            if False in inlined or [n for n in nodes if n.func != func]:
+                continue
+            cos, sin, scale = env.get("cos"), env.get("sin"), env.get("scale")
+            key = (m.class_name, m.flow, func,
+                   cos.key if isinstance(cos, Ref) else repr(cos), sin.key if isinstance(sin, Ref) else repr(sin),
+                   scale.key if isinstance(scale, Ref) else repr(scale))
+            kept = in_helper.get(key)
+            if kept is None:
+                in_helper[key] = (env["x"], nodes[0].span)
+            elif kept[0] != env["x"] and kept[1] != nodes[0].span:
+                drop.add(id(m))
             continue
         key = (m.class_name, m.flow, m.nodes[-1].func, _tables_of(m))
         if key in first:
