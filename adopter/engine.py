@@ -663,6 +663,10 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     # of an if (ResNeSt's downsample: a pool and a conv, or a strided conv, then
                     # the norm): one place per last member, and one edit (the container's class)
                     place = nodes[-1].span
+                    if finding.line > place[2] and _calls_of_containers(match) is not None:
+                        # several containers reported where they are called: one place per
+                        # call (the same projections run on x, then on y: two places, review63)
+                        place = (place, nodes[-1].stmt)
                 else:
                     end = (_first_line(nodes, finding), nodes[-1].span)
                 if place in at or end in ends:
@@ -1110,10 +1114,16 @@ def _calls_of_containers(match: Match) -> tuple[int, int, int, int] | None:
     ``nn.Sequential`` at its second layer's line), but members of several containers meet only
     where those are called: three ``nn.Sequential(nn.Linear(...), nn.ReLU())`` projections of
     one input run at the three calls in the forward, the place a reader names, not at the three
-    constructors in ``__init__`` (None: one container, or a statement not known)."""
+    constructors in ``__init__`` (None: one container, or a statement not known).  Only members
+    that all run on one input (projections side by side): a chain through the containers
+    (``self.fc`` ending in a Linear, then ``self.act`` starting with its GELU, review63) reads in
+    the constructors' order, and keeps the anchor at the activation's constructor."""
     first = match.nodes[0].layer
     owner = first[:first.rindex("[")]
     if all(n.layer[:n.layer.rindex("[")] == owner for n in match.nodes):
+        return None
+    inputs = {n.args[0].key if n.args else None for n in match.nodes}
+    if len(inputs) != 1 or None in inputs:
         return None
     stmts = [n.stmt for n in match.nodes]
     if None in stmts:
