@@ -68,8 +68,9 @@ def match_key(rule_id: str, nodes) -> tuple:
     (:attr:`Match.key`; the search skips a state whose key is already kept).  A member of an
     ``nn.Sequential`` is its constructor's span: with the statement that calls its container, so
     that the same containers run on x and then on y are two matches (review63)."""
-    return (rule_id, tuple(sorted(n.span + n.stmt if n.kind == "layer" and n.stmt and _member(n.layer) else n.span
-                                  for n in nodes)))
+    # (_member spelled inline: this runs for every state the search completes)
+    return (rule_id, tuple(sorted(n.span + n.stmt if (l := n.layer) and l[-1:] == "]" and "0" <= l[-2:-1] <= "9"
+                                  and n.stmt and n.kind == "layer" else n.span for n in nodes)))
 
 
 @dataclass(frozen=True)
