@@ -431,12 +431,16 @@ def _rotates_one_input(structure, class_name: str) -> bool:
                            ast.DictComp, ast.GeneratorExp)):
             return False
         up = parents.get(up)
+    if _helper_called_again(func, holders):
+        return False
     first = call.args[0]
     stacked = [first]
     if isinstance(first, ast.Name):
         stacked += [n.value for n in ast_walk(func) if isinstance(n, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == first.id for t in n.targets)]
     for value in stacked:
+        if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice):
+            return False  # several entries of a stacked tensor (``qkv[:2]``: q and k, review63)
         for inner in ast_walk(value):
             if isinstance(inner, ast.Call):
                 name = inner.func.attr if isinstance(inner.func, ast.Attribute) else \
@@ -444,6 +448,27 @@ def _rotates_one_input(structure, class_name: str) -> bool:
                 if name in _STACKS:
                     return False
     return True
+
+
+def _helper_called_again(func, holders) -> bool:
+    """Is ``func`` (the method applying a one-tensor rotary module) a helper its class calls
+    more than once, or in a loop (``self._rot(q)``, ``self._rot(k)``: q and k rotated through
+    it, review63)?"""
+    name = func.name
+    calls = 0
+    for cls, _ in holders:
+        for other in cls.functions.values():
+            for node in ast_walk(other):
+                if (node.__class__ is ast.Call and node.func.__class__ is ast.Attribute and node.func.attr == name
+                        and node.func.value.__class__ is ast.Name and node.func.value.id == "self"):
+                    calls += 1
+                elif node.__class__ in (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.GeneratorExp) and any(
+                        n.__class__ is ast.Call and n.func.__class__ is ast.Attribute and n.func.attr == name
+                        for n in ast_walk(node)):
+                    return True
+                if calls > 1:
+                    return True
+    return False
 
 
 def _helper_hands_back(structure, match: Match) -> bool:
