@@ -455,12 +455,16 @@ def _rotates_one_input(structure, class_name: str) -> bool:
                            ast.DictComp, ast.GeneratorExp)):
             return False
         up = parents.get(up)
+    if _helper_called_again(func, holders):
+        return False
     first = call.args[0]
     stacked = [first]
     if isinstance(first, ast.Name):
         stacked += [n.value for n in ast_walk(func) if isinstance(n, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == first.id for t in n.targets)]
     for value in stacked:
+        if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice):
+            return False  # several entries of a stacked tensor (``qkv[:2]``: q and k, review63)
         for inner in ast_walk(value):
             if isinstance(inner, ast.Call):
                 name = inner.func.attr if isinstance(inner.func, ast.Attribute) else \
@@ -468,6 +472,27 @@ def _rotates_one_input(structure, class_name: str) -> bool:
                 if name in _STACKS:
                     return False
     return True
+
+
+def _helper_called_again(func, holders) -> bool:
+    """Is ``func`` (the method applying a one-tensor rotary module) a helper its class calls
+    more than once, or in a loop (``self._rot(q)``, ``self._rot(k)``: q and k rotated through
+    it, review63)?"""
+    name = func.name
+    calls = 0
+    for cls, _ in holders:
+        for other in cls.functions.values():
+            for node in ast_walk(other):
+                if (node.__class__ is ast.Call and node.func.__class__ is ast.Attribute and node.func.attr == name
+                        and node.func.value.__class__ is ast.Name and node.func.value.id == "self"):
+                    calls += 1
+                elif node.__class__ in (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.GeneratorExp) and any(
+                        n.__class__ is ast.Call and n.func.__class__ is ast.Attribute and n.func.attr == name
+                        for n in ast_walk(node)):
+                    return True
+                if calls > 1:
+                    return True
+    return False
 
 
 def _helper_hands_back(structure, match: Match) -> bool:
@@ -687,6 +712,10 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     # of an if (ResNeSt's downsample: a pool and a conv, or a strided conv, then
                     # the norm): one place per last member, and one edit (the container's class)
                     place = nodes[-1].span
+                    if finding.line > place[2] and _calls_of_containers(match) is not None:
+                        # several containers reported where they are called: one place per
+                        # call (the same projections run on x, then on y: two places, review63)
+                        place = (place, nodes[-1].stmt)
                 else:
                     end = (_first_line(nodes, finding), nodes[-1].span)
                 if place in at or end in ends:
@@ -1134,10 +1163,16 @@ def _calls_of_containers(match: Match) -> tuple[int, int, int, int] | None:
     ``nn.Sequential`` at its second layer's line), but members of several containers meet only
     where those are called: three ``nn.Sequential(nn.Linear(...), nn.ReLU())`` projections of
     one input run at the three calls in the forward, the place a reader names, not at the three
-    constructors in ``__init__`` (None: one container, or a statement not known)."""
+    constructors in ``__init__`` (None: one container, or a statement not known).  Only members
+    that all run on one input (projections side by side): a chain through the containers
+    (``self.fc`` ending in a Linear, then ``self.act`` starting with its GELU, review63) reads in
+    the constructors' order, and keeps the anchor at the activation's constructor."""
     first = match.nodes[0].layer
     owner = first[:first.rindex("[")]
     if all(n.layer[:n.layer.rindex("[")] == owner for n in match.nodes):
+        return None
+    inputs = {n.args[0].key if n.args else None for n in match.nodes}
+    if len(inputs) != 1 or None in inputs:
         return None
     stmts = [n.stmt for n in match.nodes]
     if None in stmts:

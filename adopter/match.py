@@ -65,8 +65,12 @@ GAP_WEIGHT = 4  # an operation of the match's own function, in units of a helper
 
 def match_key(rule_id: str, nodes) -> tuple:
     """What makes two matches one: the rule and the operations matched, whatever their roles
-    (:attr:`Match.key`; the search skips a state whose key is already kept)."""
-    return (rule_id, tuple(sorted(n.span for n in nodes)))
+    (:attr:`Match.key`; the search skips a state whose key is already kept).  A member of an
+    ``nn.Sequential`` is its constructor's span: with the statement that calls its container, so
+    that the same containers run on x and then on y are two matches (review63)."""
+    # (_member spelled inline: this runs for every state the search completes)
+    return (rule_id, tuple(sorted(n.span + n.stmt if (l := n.layer) and l[-1:] == "]" and "0" <= l[-2:-1] <= "9"
+                                  and n.stmt and n.kind == "layer" else n.span for n in nodes)))
 
 
 @dataclass(frozen=True)

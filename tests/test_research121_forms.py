@@ -121,3 +121,40 @@ def test_look_alikes_stay_silent(changes):
 def test_if_arm_rebinding_another_value_is_silent():
     code = _code().replace("hidden = hidden.to(self.weight.dtype)", "hidden = hidden.to(self.weight.dtype) + 1.0")
     assert not _reported(code)
+
+
+# review63 (session 46): only casts that keep the values may be stripped.  A weight rounded
+# through an integer or bool dtype, logits computed in float16 (``.half()`` on the operands, or
+# an autocast to float16 around the product) are another computation -- a float16/bfloat16
+# downcast of the logits is ``skip`` by GUIDE's session-46 ruling.
+@pytest.mark.parametrize("changes", [
+    {"RETURN": "return F.linear(hidden.half(), weight.half())"},
+    {"RETURN": "return F.linear(hidden.float(), weight.to(torch.int8).to(hidden.dtype))"},
+    {"RETURN": "return F.linear(hidden.float(), weight.type(torch.bool).float())"},
+    {"RETURN": "return F.linear(hidden.bfloat16(), weight.float())"},
+    {'enabled=False': 'dtype=torch.float16'},
+    {"out_dtype=torch.float32": "out_dtype=torch.float16", "RETURN": "return F.linear(hidden.float(), weight.float())"},
+], ids=["half", "int8-weight", "bool-weight", "bf16-input", "autocast-fp16", "mm-fp16"])
+def test_rounding_casts_stay_silent(changes):
+    code = _code(**{k: v for k, v in changes.items() if k.isupper()})
+    for key, value in changes.items():
+        if not key.isupper():
+            code = code.replace(key, value)
+    assert not _reported(code)
+
+
+@pytest.mark.parametrize("ret", [
+    "return F.linear(hidden.to(torch.float32), weight.to(dtype=torch.float64)).to(hidden.dtype)",
+    "return F.linear(hidden.type(torch.float32), weight.type_as(hidden).float())",
+], ids=["to-float", "type-float"])
+def test_value_keeping_casts_still_found(ret):
+    assert _reported(_code(RETURN=ret))
+
+
+def test_rounded_weight_is_not_the_linear():
+    # the look-alikes' premise: the int8-rounded weight (or float16 logits) differ from F.linear
+    torch.manual_seed(0)
+    x, w = torch.randn(4, 8), torch.randn(11, 8)
+    ref = F.linear(x, w)
+    assert (F.linear(x, w.to(torch.int8).to(x.dtype)) - ref).abs().max() > 0.1
+    assert (F.linear(x.half(), w.half()).float() - ref).abs().max() > 1e-4

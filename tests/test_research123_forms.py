@@ -90,3 +90,58 @@ def test_one_gemm_computes_the_three_wrapped_projections():
     fused = torch.relu(torch.nn.functional.linear(x, weight, bias)).split(dim, dim=-1)
     for p, got in zip(projs, fused):
         torch.testing.assert_close(got, p(x), rtol=1e-5, atol=1e-6)
+
+
+# review63 (session 46): the same three containers run on x and then on y are two places (one
+# per set of calls), as plain Linears are; and a chain through two containers (a Linear ending
+# one, its GELU starting the next) keeps GELU's constructor anchor -- the re-placement is for
+# projections side by side on one input only.
+TWICE = WRAPPED.replace("def forward(self, x):", "def forward(self, x, y):").replace(
+    "        return out + x\n",
+    "        q2 = self.q_proj(y)  # second first\n"
+    "        k2 = self.k_proj(y)\n"
+    "        v2 = self.v_proj(y)  # second last\n"
+    "        out2, _ = self.mha(q2, k2, v2)\n"
+    "        return out + x + out2\n")
+assert "q2 = self.q_proj(y)" in TWICE
+
+CHAIN = textwrap.dedent("""\
+    from torch import nn
+
+
+    class FFN(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.fc = nn.Sequential(nn.Dropout(0.1), nn.Linear(d, 4 * d))
+            self.act = nn.Sequential(nn.GELU(), nn.Dropout(0.1))  # activation
+            self.out = nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            h = self.fc(x)
+            h = self.act(h)  # act call
+            return self.out(h)
+""")
+
+
+def test_containers_run_twice_are_two_places():
+    spans = sorted((f.line, f.end_line) for f in found(TWICE, "ADP009"))
+    assert spans == [(line_of(TWICE, "# first projection"), line_of(TWICE, "# last projection")),
+                     (line_of(TWICE, "# second first"), line_of(TWICE, "# second last"))]
+
+
+def test_chain_through_two_containers_keeps_constructor_anchor():
+    hits = found(CHAIN, "ADP006")
+    assert len(hits) == 1
+    assert hits[0].line <= line_of(CHAIN, "# activation") <= hits[0].end_line
+    assert hits[0].end_line < line_of(CHAIN, "# act call")
+
+
+def test_chain_is_linear_then_gelu():
+    # the chain's premise: the containers compute GELU(Linear(x)) (dropout off in eval)
+    torch.manual_seed(0)
+    ns = {}
+    exec(compile(CHAIN, "chain.py", "exec"), ns)
+    ffn = ns["FFN"](4).eval().double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    lin = ffn.fc[1]
+    torch.testing.assert_close(ffn.act(ffn.fc(x)), torch.nn.functional.gelu(lin(x)), rtol=0, atol=1e-12)

@@ -198,3 +198,57 @@ def test_a_rotary_module_the_file_applies_to_one_stem_tensor_is_no_rope_of_q_and
 def test_a_rotary_module_applied_to_q_and_k_or_to_them_stacked_or_built_elsewhere_stays_a_site():
     for code in (ROTARY, Q_AND_K, STACKED):
         assert finding_at(code, "ADP014", "# rotation") is not None
+
+
+# review63 (session 46): the one read of the module inside a helper the forward calls on q and
+# on k is two applications; a leading-axis slice of a stacked q/k/v (``qkv[:2]``) is q and k.
+# The stem's helper, called once, and a channel slice of one tensor stay silent.
+THROUGH_HELPER = ROTARY + textwrap.dedent("""
+
+    class Attention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.rope = Rotary(dim)
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def _rot(self, t, coords):
+            return self.rope(t, coords)
+
+        def forward(self, x, coords):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            q = self._rot(q, coords)
+            k = self._rot(k, coords)
+            return torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+""")
+
+SLICED = ROTARY + textwrap.dedent("""
+
+    class Attention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.rope = Rotary(dim)
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x, coords):
+            qkv = torch.stack(self.qkv(x).chunk(3, dim=-1))
+            qk = self.rope(qkv[:2], coords)
+            q, k = qk[0], qk[1]
+            return torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ qkv[2]
+""")
+
+STEM_HELPER = STEM.replace("enc = self.rope(enc, coords)", "enc = self._rot(enc, coords)").replace(
+    "    def forward(self, feats, coords):",
+    "    def _rot(self, t, coords):\n        return self.rope(t, coords)\n\n    def forward(self, feats, coords):")
+
+STEM_CHANNELS = STEM.replace("enc = self.rope(enc, coords)", "enc = self.rope(enc[..., :c], coords)")
+
+
+def test_rotary_through_a_helper_called_on_q_and_k_or_on_a_slice_of_stacked_qkv_stays_a_site():
+    for code in (THROUGH_HELPER, SLICED):
+        assert finding_at(code, "ADP014", "# rotation") is not None
+
+
+def test_helper_called_once_or_a_channel_slice_of_one_tensor_stays_silent():
+    assert "self._rot(enc, coords)" in STEM_HELPER and "enc[..., :c]" in STEM_CHANNELS
+    assert found(STEM_HELPER, "ADP014") == []
+    assert found(STEM_CHANNELS, "ADP014") == []

@@ -121,3 +121,23 @@ def test_the_fused_projection_computes_the_same(code):
     mask = torch.ones(2, 1, 7, 7, dtype=torch.bool).tril()
     for kwargs in ({}, {"attention_mask": mask}):
         assert torch.allclose(a(x, **kwargs), b(x, **kwargs), rtol=1e-12, atol=1e-12), kwargs
+
+
+# review63 (session 46): a patch function whose forward is handed to another class than the
+# __init__ that built these layers: that forward runs on the other class's own layers, so it is
+# not read with these (silent); handed to the same class, it still is (PATCHED above).
+OTHER_CLASS = PATCHED.replace("def patch_attention(target_cls, patch_function):",
+                              "def patch_attention(target_cls, other_cls, patch_function):").replace(
+    '    patch_function(target_cls, "forward", forward)\n', '    patch_function(other_cls, "forward", forward)\n')
+
+
+def test_forward_handed_to_another_class_stays_silent():
+    assert 'patch_function(other_cls, "forward", forward)' in OTHER_CLASS
+    assert found(OTHER_CLASS, "ADP009") == []
+
+
+def test_forward_handed_to_both_classes_is_read():
+    code = OTHER_CLASS.replace('    patch_function(other_cls, "forward", forward)\n',
+                               '    patch_function(other_cls, "forward", forward)\n'
+                               '    patch_function(target_cls, "forward", forward)\n')
+    assert [f.line for f in found(code, "ADP009")] == [line_of(code, "q = self.q_proj(hidden_states)")]

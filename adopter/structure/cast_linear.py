@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 
 from .class_syntax import is_docstring, methods, super_init
-from .formulas import strip_casts
 from .treewalk import ast_walk
 
 #: the kinds a value of the forward can have: the input (cast), the own weight (cast), the
@@ -26,6 +25,10 @@ from .treewalk import ast_walk
 INPUT, WEIGHT, WEIGHT_T, ROWS, ROWS_OUT, OUTPUT = "x", "w", "wT", "rows", "rows_out", "y"
 
 _LINEAR = "torch.nn.functional.linear"
+#: dtypes a cast to keeps every float32 value (review63: only such casts, or one back to the
+#: input's or the weight's own dtype, are the head's bookkeeping; ``.half()``, ``.to(torch.int8)``,
+#: ``.type(torch.bool)`` round the logits or the weight and make another computation)
+_WIDE = frozenset({"torch.float32", "torch.float", "torch.float64", "torch.double"})
 _PRODUCTS = frozenset({"torch.mm", "torch.matmul"})
 
 
@@ -71,9 +74,40 @@ def _leading_axes(node, env: dict) -> bool:
             and _kind(shape.value, env, None) == INPUT)
 
 
+def _cast_operand(arg, env: dict, names) -> bool:
+    """An operand of ``.to``/``.type`` that keeps the values: a float32/float64 dtype, the
+    input's or the weight's ``dtype`` or ``device`` (or the tensor itself), a device string."""
+    if isinstance(arg, ast.Attribute) and arg.attr in ("dtype", "device"):
+        return _kind(arg.value, env, names) in (INPUT, WEIGHT)
+    if isinstance(arg, ast.Constant):
+        return isinstance(arg.value, str) and arg.value.split(":")[0] in ("cpu", "cuda", "mps", "xpu")
+    if _kind(arg, env, names) in (INPUT, WEIGHT):
+        return True
+    return names is not None and names.resolve(arg) in _WIDE
+
+
+def _strip_value_casts(expr, env: dict, names):
+    """The value a chain of casts that keep its values converts; the cast itself (not
+    stripped) at the first one that may round them."""
+    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
+        attr = expr.func.attr
+        if attr in ("float", "double"):
+            if expr.args or expr.keywords:
+                return expr
+        elif attr in ("to", "type", "type_as"):
+            operands = list(expr.args) + [k.value for k in expr.keywords if k.arg in ("dtype", "device", "other")]
+            others = [k for k in expr.keywords if k.arg not in ("dtype", "device", "other", "non_blocking", "copy")]
+            if not operands or others or not all(_cast_operand(a, env, names) for a in operands):
+                return expr
+        else:
+            return expr
+        expr = expr.func.value
+    return expr
+
+
 def _kind(expr, env: dict, names) -> str | None:
     """The kind of ``expr`` (one of the constants above), None for anything else."""
-    expr = strip_casts(expr)
+    expr = _strip_value_casts(expr, env, names)
     if isinstance(expr, ast.Name):
         return env.get(expr.id)
     if _own(expr, "weight"):
@@ -111,7 +145,8 @@ def _kind(expr, env: dict, names) -> str | None:
         if _kind(expr.args[0], env, names) == INPUT and _kind(expr.args[1], env, names) == WEIGHT:
             return OUTPUT
         return None
-    if fqn in _PRODUCTS and len(expr.args) == 2 and all(k.arg == "out_dtype" for k in expr.keywords):
+    if (fqn in _PRODUCTS and len(expr.args) == 2 and all(k.arg == "out_dtype" for k in expr.keywords)
+            and all(names.resolve(k.value) in _WIDE for k in expr.keywords)):
         return _product(_kind(expr.args[0], env, names), _kind(expr.args[1], env, names))
     return None
 
@@ -120,6 +155,18 @@ def _product(left: str | None, right: str | None) -> str | None:
     if right != WEIGHT_T:
         return None
     return {INPUT: OUTPUT, ROWS: ROWS_OUT}.get(left)
+
+
+def _autocast_on(expr, names) -> bool:
+    """An autocast context not literally ``enabled=False``: the product inside it may run in
+    float16/bfloat16 (review63)."""
+    if not isinstance(expr, ast.Call) or names is None:
+        return False
+    fqn = names.resolve(expr.func) or ""
+    if not fqn.rsplit(".", 1)[-1] == "autocast":
+        return False
+    enabled = next((k.value for k in expr.keywords if k.arg == "enabled"), None)
+    return not (isinstance(enabled, ast.Constant) and enabled.value is False)
 
 
 def _body_returns_linear(body: list, env: dict, names) -> bool | None:
@@ -139,7 +186,7 @@ def _body_returns_linear(body: list, env: dict, names) -> bool | None:
             env[stmt.targets[0].id] = kind
             continue
         if isinstance(stmt, ast.With):
-            if any(item.optional_vars is not None for item in stmt.items):
+            if any(item.optional_vars is not None or _autocast_on(item.context_expr, names) for item in stmt.items):
                 return False
             inner = _body_returns_linear(stmt.body, env, names)
             if inner is not None:

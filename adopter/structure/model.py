@@ -1031,7 +1031,10 @@ def _patched_classes(tree: ast.Module, names: ModuleNames) -> dict[str, ClassInf
                 init = stmt
         if init is None or not _handed_on(func, init):
             continue
-        body = [s for s in func.body if (s.__class__ is ast.FunctionDef and _takes_self(s)) or (
+        targets = _handed_targets(func)
+        own = targets.get(init.name)
+        body = [s for s in func.body if (s.__class__ is ast.FunctionDef and _takes_self(s) and (
+            not own or not targets.get(s.name) or targets[s.name] & own)) or (
             s.__class__ is ast.Assign and len(s.targets) == 1 and s.targets[0].__class__ is ast.Name
             and s.value.__class__ is ast.Name)]
         if sum(s.__class__ is ast.FunctionDef for s in body) < 2:
@@ -1043,6 +1046,25 @@ def _patched_classes(tree: ast.Module, names: ModuleNames) -> dict[str, ClassInf
         if found is None:
             found = {}
         found[info.name] = info
+    return found
+
+
+def _handed_targets(func: ast.FunctionDef) -> dict[str, set]:
+    """For each name ``func`` hands to a call, what else those calls are handed (the class a
+    patch puts it on: ``patch_function(cls, "forward", forward)``), literals left out.  A
+    nested method the patch hands to another class than the ``__init__`` (a vision MLP's forward
+    beside a text MLP's ``__init__``) is that class's, not read with these layers (review63)."""
+    found: dict[str, set] = {}
+    for node in ast_walk(func):
+        if node.__class__ is ast.Call:
+            values = [*node.args, *(k.value for k in node.keywords)]
+            handed = [a.id for a in values if a.__class__ is ast.Name]
+            if not handed:
+                continue
+            for name in handed:
+                others = {ast.dump(a) for a in values if a.__class__ is not ast.Constant
+                          and not (a.__class__ is ast.Name and a.id == name)}
+                found.setdefault(name, set()).update(others)
     return found
 
 
