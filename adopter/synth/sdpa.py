@@ -1593,8 +1593,12 @@ class _Attention:
                 self.zeroed_rows = self.filled_rows
                 call = self._call(q, k, v, conditions, stored)
             elif term is None:
-                raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
-                           "the rows it fills entirely (where the fused call differs) cannot be checked")
+                term = self._aligned_triangle_rows(all_stored)
+                if term is None:
+                    raise Skip("the fill's mask is computed in the attention from what cannot be read before it, "
+                               "so the rows it fills entirely (where the fused call differs) cannot be checked")
+                guard.append(term)
+                filled_term = term
             else:
                 guard.append(term)
                 filled_term = term
@@ -4428,6 +4432,165 @@ class _Attention:
         if method and name in ("view", "reshape", "bool", "byte", "float", "half", "int", "long", "to", "type",
                                "unsqueeze", "expand", "expand_as", "contiguous", "detach", "clone", "cuda", "cpu"):
             return self._triangle(func.value, depth + 1)
+        return None
+
+    def _aligned_triangle_rows(self, stored: set) -> str | None:
+        """The guard term, of sizes alone (no device sync), for a finite fill whose mask is a
+        triangle of ones of the scores' own sizes aligned to the last key (lucidrains'
+        ``torch.ones((i, j)).triu(j - i + 1)`` filled where true, with ``i, j`` the scores'
+        query and key lengths; or ``tril(j - i + c)`` kept where true): query row r keeps the
+        keys before ``r + j - i + c`` (``triu``) or up to ``r + j - i + c`` (``tril``), so a
+        row is filled whole exactly when row 0 is: ``i - j >= c`` (``triu``) or ``i - j > c``
+        (``tril``).  Those steps take the original.  None for any other mask (the caller's
+        decline stands): a triangle filled on its own side, other sizes, a diagonal not of the
+        form ``j - i + c``, scores reshaped or transposed before the sizes are read."""
+        fill = self.filled_rows
+        if self.scores_t or any(r in self.roles for r in VIEW_STEPS) or "s0" not in self.roles:
+            return None
+        found = self._aligned_triangle(fill["cond"], 0)
+        if found is None:
+            return None
+        kind, constant, negated = found
+        filled_where_true = fill["filled_by_cond"] != negated
+        q_text = self._q_dtype()[:-len(".dtype")]
+        k_text = _atom(*self._operands(broadcast=False)[1])
+        if read_names(ast.parse(f"({q_text}, {k_text})", mode="eval")) & stored:
+            return None
+        if kind == "triu" and filled_where_true:
+            return f"{q_text}.shape[-2] - {k_text}.shape[-2] >= {constant}"
+        if kind == "tril" and not filled_where_true:
+            return f"{q_text}.shape[-2] - {k_text}.shape[-2] > {constant}"
+        return None
+
+    def _aligned_triangle(self, expr: ast.expr, depth: int) -> tuple[str, int, bool] | None:
+        """(``"tril"``/``"triu"``, c, negated) where ``expr`` is (the negation of) a triangle of
+        ones of shape (the scores' query length, their key length) whose diagonal is ``keys -
+        queries + c`` (:meth:`_aligned_triangle_rows`); None otherwise."""
+        if depth > 6:
+            return None
+        if isinstance(expr, ast.Name):
+            value = self._single_store(expr.id)
+            return None if value is None else self._aligned_triangle(value, depth + 1)
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.Invert):
+            inner = self._aligned_triangle(expr.operand, depth + 1)
+            return None if inner is None else (inner[0], inner[1], not inner[2])
+        if not isinstance(expr, ast.Call):
+            return None
+        func = expr.func
+        fqn = self.names.resolve(func) or ""
+        method = not fqn.startswith("torch.") and isinstance(func, ast.Attribute)
+        name = fqn.rsplit(".", 1)[-1] if not method else func.attr
+        if method and name in ("bool", "contiguous", "detach") and not expr.args and not expr.keywords:
+            return self._aligned_triangle(func.value, depth + 1)
+        if name not in ("tril", "triu") or (fqn and not fqn.startswith("torch.") and not method):
+            return None
+        base = func.value if method else (expr.args[0] if expr.args else None)
+        operands = list(expr.args if method else expr.args[1:])
+        diagonal = next((k.value for k in expr.keywords if k.arg == "diagonal"), operands[0] if operands else None)
+        if base is None or diagonal is None or len(operands) + len(expr.keywords) != 1:
+            return None
+        sizes = self._ones_sizes(base)
+        if sizes is None or [self._score_axis(s) for s in sizes] != [-2, -1]:
+            return None
+        linear = self._size_linear(diagonal, 0)
+        if linear is None:
+            return None
+        coef, constant = linear
+        if coef != {-1: 1, -2: -1}:
+            return None
+        return name, constant, False
+
+    def _ones_sizes(self, expr: ast.expr) -> list | None:
+        """The two size expressions of ``torch.ones((a, b), ...)`` / ``torch.ones(a, b, ...)``
+        (dtype and device keywords only), None otherwise."""
+        if not isinstance(expr, ast.Call) or (self.names.resolve(expr.func) or "") != "torch.ones" \
+                or any(k.arg not in ("dtype", "device") for k in expr.keywords):
+            return None
+        args = expr.args
+        if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
+            args = args[0].elts
+        return list(args) if len(args) == 2 and not any(isinstance(a, ast.Starred) for a in args) else None
+
+    def _single_store(self, name: str) -> ast.expr | None:
+        """The value the attention's function gives ``name`` where it stores it exactly once, by a
+        plain one-target assignment; for a tuple target of plain names, that name's item
+        (``i, j, device = *sim.shape[-2:], x.device`` gives ``i`` as ``sim.shape[-2]``)."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None or any(isinstance(a, ast.arg) and a.arg == name for a in ast_walk(func.args)):
+            return None
+        stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name
+                  and isinstance(n.ctx, (ast.Store, ast.Del))]
+        assigns = [a for a in ast_walk(func) if isinstance(a, ast.Assign) and len(a.targets) == 1
+                   and any(n is stores[0] for n in ast_walk(a.targets[0]))] if len(stores) == 1 else []
+        if len(assigns) != 1:
+            return None
+        target, value = assigns[0].targets[0], assigns[0].value
+        if isinstance(target, ast.Name):
+            return value
+        if not isinstance(target, ast.Tuple) or not all(isinstance(t, ast.Name) for t in target.elts):
+            return None
+        at = next(i for i, t in enumerate(target.elts) if t is stores[0])
+        n = len(target.elts)
+        items = list(value.elts) if isinstance(value, ast.Tuple) else [ast.Starred(value=value, ctx=ast.Load())]
+        flat = []
+        for item in items:
+            if not isinstance(item, ast.Starred):
+                flat.append(item)
+                continue
+            inner, whole = item.value, None
+            if isinstance(inner, ast.Attribute) and inner.attr == "shape":
+                whole, lower = inner, -(n - len(flat) - (len(items) - 1 - items.index(item)))
+            elif isinstance(inner, ast.Subscript) and isinstance(inner.value, ast.Attribute) \
+                    and inner.value.attr == "shape" and isinstance(inner.slice, ast.Slice) \
+                    and inner.slice.upper is None and inner.slice.step is None \
+                    and isinstance(numeric_literal(inner.slice.lower) if inner.slice.lower is not None else None, int) \
+                    and numeric_literal(inner.slice.lower) < 0:
+                whole, lower = inner.value, numeric_literal(inner.slice.lower)
+            if whole is None or lower >= 0:
+                return None
+            flat.extend(ast.Subscript(value=whole, slice=ast.Constant(value=lower + t), ctx=ast.Load())
+                        for t in range(-lower))
+        return flat[at] if len(flat) == n else None
+
+    def _score_axis(self, expr: ast.expr) -> int | None:
+        """-2 / -1 where ``expr`` is the product's query / key length (``sim.shape[-2]``,
+        ``sim.size(-1)``, or a name holding one): the product's output names only."""
+        if isinstance(expr, ast.Name):
+            value = self._single_store(expr.id)
+            return None if value is None or isinstance(value, ast.Name) else self._score_axis(value)
+        index = None
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape":
+            holder, index = expr.value.value, numeric_literal(expr.slice)
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
+                and len(expr.args) == 1 and not expr.keywords:
+            holder, index = expr.func.value, numeric_literal(expr.args[0])
+        if index not in (-1, -2) or isinstance(index, bool) or not isinstance(holder, ast.Name):
+            return None
+        return index if holder.id in {o.text for o in self.roles["s0"].outs} else None
+
+    def _size_linear(self, expr: ast.expr, depth: int) -> tuple[dict, int] | None:
+        """({axis: coefficient}, constant) of an integer sum of the scores' lengths
+        (:meth:`_score_axis`) and int literals; None otherwise."""
+        if depth > 8:
+            return None
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, int) and not isinstance(expr.value, bool):
+            return {}, expr.value
+        axis = self._score_axis(expr)
+        if axis is not None:
+            return {axis: 1}, 0
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
+            inner = self._size_linear(expr.operand, depth + 1)
+            sign = -1 if isinstance(expr.op, ast.USub) else 1
+            return None if inner is None else ({a: sign * c for a, c in inner[0].items()}, sign * inner[1])
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub)):
+            left, right = self._size_linear(expr.left, depth + 1), self._size_linear(expr.right, depth + 1)
+            if left is None or right is None:
+                return None
+            sign = 1 if isinstance(expr.op, ast.Add) else -1
+            coef = dict(left[0])
+            for a, c in right[0].items():
+                coef[a] = coef.get(a, 0) + sign * c
+            return {a: c for a, c in coef.items() if c}, left[1] + sign * right[1]
         return None
 
     def _assigned_once_around(self, name: ast.Name) -> ast.expr | None:
