@@ -1615,8 +1615,12 @@ class _Attention:
                 self.zeroed_rows = self.filled_rows
                 call = self._call(q, k, v, conditions, stored)
             elif term is None:
-                raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
-                           "the rows it fills entirely (where the fused call differs) cannot be checked")
+                term = self._aligned_triangle_rows(all_stored)
+                if term is None:
+                    raise Skip("the fill's mask is computed in the attention from what cannot be read before it, "
+                               "so the rows it fills entirely (where the fused call differs) cannot be checked")
+                guard.append(term)
+                filled_term = term
             else:
                 guard.append(term)
                 filled_term = term
@@ -4389,12 +4393,155 @@ class _Attention:
         (undecided: the rows' guard)."""
         found = self._triangle(fill["cond"], 0)
         if found is None:
-            return False
+            return self._keeps_own_key(fill)
         kind, diagonal, negated = found
         filled_where_true = fill["filled_by_cond"] != negated  # (the fill's region is the triangle's)
         if kind == "tril":
             return not filled_where_true and diagonal >= 0
         return filled_where_true and diagonal >= 1
+
+    def _keeps_own_key(self, fill: dict) -> bool:
+        """Does the finite fill leave each query row's own key unfilled, whatever the sizes?  Read
+        for a slice ``B[..., a:n, :n]`` (the rows' and the keys' slices ending at the same ``n``,
+        the keys' from 0) of a square buffer ``B`` whose diagonal holds true (:meth:`_diagonal_true`:
+        a causal ``tril``, or a band such as ``bitwise_xor(tril, tril(-w))`` with a literal
+        ``w >= 1``), kept where true: a row ``r`` of the slice is buffer row ``r < n``, whose key
+        ``r`` lies among the keys ``0..n-1``.  False for anything else (the rows' guard)."""
+        found = self._own_key_slice(fill["cond"], 0)
+        return found is not None and fill["filled_by_cond"] == found
+
+    def _own_key_slice(self, expr: ast.expr, depth: int) -> bool | None:
+        """Negated-ness of ``expr`` as :meth:`_keeps_own_key` reads it; None when it is no such
+        slice."""
+        if depth > 8:
+            return None
+        if isinstance(expr, ast.Name):
+            value = self._resolve_local(expr)
+            return None if value is expr else self._own_key_slice(value, depth + 1)
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.Invert, ast.Not)):
+            inner = self._own_key_slice(expr.operand, depth + 1)
+            return None if inner is None else not inner
+        if isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], (ast.Eq, ast.NotEq)) \
+                and isinstance(expr.comparators[0], ast.Constant) and expr.comparators[0].value in (0, 1) \
+                and not isinstance(expr.comparators[0].value, bool):
+            inner = self._own_key_slice(expr.left, depth + 1)
+            flip = (expr.comparators[0].value == 0) == isinstance(expr.ops[0], ast.Eq)
+            return None if inner is None else inner != flip
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and not expr.args \
+                and not expr.keywords and expr.func.attr in ("bool", "contiguous", "detach", "clone"):
+            return self._own_key_slice(expr.func.value, depth + 1)
+        if not isinstance(expr, ast.Subscript) or not isinstance(expr.slice, ast.Tuple):
+            return None
+        parts = expr.slice.elts
+        if len(parts) < 2 or not all(isinstance(p, ast.Slice) and p.step is None for p in parts[-2:]):
+            return None
+        rows, keys = parts[-2], parts[-1]
+        if rows.upper is None or keys.upper is None or ast.dump(rows.upper) != ast.dump(keys.upper) \
+                or any(isinstance(n, ast.Call) for n in ast_walk(rows.upper)) \
+                or not (keys.lower is None or isinstance(keys.lower, ast.Constant) and keys.lower.value == 0) \
+                or any(isinstance(p, ast.Starred) or isinstance(p, ast.Constant) and p.value in (None, Ellipsis)
+                       for p in parts[:-2]):
+            return None
+        return False if self._diagonal_true(expr.value, 0, set()) else None
+
+    def _diagonal_true(self, expr: ast.expr, depth: int, visiting: set) -> bool:
+        """Is ``expr`` a square tensor of ones-and-zeros whose diagonal holds true: a square
+        ``torch.ones``, ``tril(d >= 0)`` / ``triu(d <= 0)`` of one, casts and views of one, the
+        module's buffers (every value it registers; an ``__init__`` local assigned several times,
+        each value reading the earlier one, as GPT-Neo's local-window buffer), and ``&`` of two
+        such, ``xor``/``& ~`` of one with a tensor whose diagonal is false (:meth:`_diagonal_false`)."""
+        if depth > 10:
+            return False
+        if isinstance(expr, ast.Name):
+            found = self._init_values(expr)
+            if found is None:
+                return False
+            key, values = found
+            if key in visiting:
+                return True  # (a value that reads the name's earlier value: each assignment keeps it)
+            return bool(values) and all(self._diagonal_true(v, depth + 1, visiting | {key}) for v in values)
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            values = self._attribute_values(expr.attr)
+            return bool(values) and all(self._diagonal_true(v, depth + 1, visiting) for v in values)
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.BitXor, ast.BitAnd)):
+            pair = (expr.left, expr.right)
+            return self._diagonal_pair(pair, isinstance(expr.op, ast.BitXor), depth, visiting)
+        if not isinstance(expr, ast.Call):
+            return False
+        func = expr.func
+        fqn = self.names.resolve(func) or ""
+        method = not fqn.startswith("torch.") and isinstance(func, ast.Attribute)
+        name = fqn.rsplit(".", 1)[-1] if not method else func.attr
+        if not method and fqn and not fqn.startswith("torch."):
+            return False
+        if not method and name == "ones":
+            sizes = expr.args[0].elts if len(expr.args) == 1 and isinstance(expr.args[0], (ast.Tuple, ast.List)) \
+                else expr.args
+            return len(sizes) == 2 and ast.dump(sizes[0]) == ast.dump(sizes[1]) \
+                and not any(isinstance(n, ast.Call) for n in ast_walk(sizes[0]))
+        if name in ("tril", "triu"):
+            base = func.value if method else (expr.args[0] if expr.args else None)
+            d = self._literal_diagonal(expr, method)
+            if base is None or d is None or (d < 0 if name == "tril" else d > 0):
+                return False
+            return self._diagonal_true(base, depth + 1, visiting)
+        if name in ("bitwise_xor", "logical_xor", "bitwise_and", "logical_and"):
+            pair = (func.value, *expr.args) if method else tuple(expr.args)
+            if len(pair) != 2 or expr.keywords:
+                return False
+            return self._diagonal_pair(pair, name.endswith("xor"), depth, visiting)
+        if method and name in ("view", "reshape", "bool", "byte", "float", "to", "type", "unsqueeze", "expand",
+                               "contiguous", "detach", "clone"):
+            return self._diagonal_true(func.value, depth + 1, visiting)
+        return False
+
+    def _diagonal_pair(self, pair: tuple, xor: bool, depth: int, visiting: set) -> bool:
+        a, b = pair
+        if xor:
+            return any(self._diagonal_true(x, depth + 1, visiting) and self._diagonal_false(y, depth + 1)
+                       for x, y in ((a, b), (b, a)))
+        inverted = [isinstance(x, ast.UnaryOp) and isinstance(x.op, ast.Invert) for x in pair]
+        return all(self._diagonal_false(x.operand, depth + 1) if inv else self._diagonal_true(x, depth + 1, visiting)
+                   for x, inv in zip(pair, inverted))
+
+    def _diagonal_false(self, expr: ast.expr, depth: int) -> bool:
+        """Is ``expr`` a ``tril`` with a literal diagonal below 0 (or ``triu`` above 0) of anything:
+        false on the diagonal, whatever it triangles."""
+        if depth > 10 or not isinstance(expr, ast.Call):
+            return False
+        func = expr.func
+        fqn = self.names.resolve(func) or ""
+        method = not fqn.startswith("torch.") and isinstance(func, ast.Attribute)
+        name = fqn.rsplit(".", 1)[-1] if not method else func.attr
+        if (not method and not fqn.startswith("torch.")) or name not in ("tril", "triu"):
+            return False
+        d = self._literal_diagonal(expr, method)
+        return d is not None and (d < 0 if name == "tril" else d > 0)
+
+    def _literal_diagonal(self, expr: ast.Call, method: bool) -> int | None:
+        operands = list(expr.args if method else expr.args[1:])
+        diagonal = next((k.value for k in expr.keywords if k.arg == "diagonal"), operands[0] if operands else None)
+        d = 0 if diagonal is None else numeric_literal(diagonal)
+        return d if isinstance(d, int) and not isinstance(d, bool) else None
+
+    def _init_values(self, name: ast.Name) -> tuple | None:
+        """((the method's line, the name), every value the method of the class holding ``name``
+        assigns it: plain one-target assignments, the only stores of it there; not a
+        parameter); None otherwise."""
+        cls = self._class()
+        line = getattr(name, "lineno", None)
+        for func in (cls.body if cls is not None and line is not None else ()):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and func.lineno <= line <= (func.end_lineno or func.lineno):
+                stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name.id
+                          and isinstance(n.ctx, (ast.Store, ast.Del))]
+                assigns = [a for a in ast_walk(func) if isinstance(a, ast.Assign) and len(a.targets) == 1
+                           and isinstance(a.targets[0], ast.Name) and a.targets[0].id == name.id]
+                if any(isinstance(a, ast.arg) and a.arg == name.id for a in ast_walk(func.args)) \
+                        or len(stores) != len(assigns):
+                    return None
+                return (func.lineno, name.id), [a.value for a in assigns]
+        return None
 
     def _triangle(self, expr: ast.expr, depth: int) -> tuple[str, int, bool] | None:
         """(``"tril"``/``"triu"``, the diagonal, negated) where ``expr`` is (the negation of) a
@@ -4451,6 +4598,165 @@ class _Attention:
         if method and name in ("view", "reshape", "bool", "byte", "float", "half", "int", "long", "to", "type",
                                "unsqueeze", "expand", "expand_as", "contiguous", "detach", "clone", "cuda", "cpu"):
             return self._triangle(func.value, depth + 1)
+        return None
+
+    def _aligned_triangle_rows(self, stored: set) -> str | None:
+        """The guard term, of sizes alone (no device sync), for a finite fill whose mask is a
+        triangle of ones of the scores' own sizes aligned to the last key (lucidrains'
+        ``torch.ones((i, j)).triu(j - i + 1)`` filled where true, with ``i, j`` the scores'
+        query and key lengths; or ``tril(j - i + c)`` kept where true): query row r keeps the
+        keys before ``r + j - i + c`` (``triu``) or up to ``r + j - i + c`` (``tril``), so a
+        row is filled whole exactly when row 0 is: ``i - j >= c`` (``triu``) or ``i - j > c``
+        (``tril``).  Those steps take the original.  None for any other mask (the caller's
+        decline stands): a triangle filled on its own side, other sizes, a diagonal not of the
+        form ``j - i + c``, scores reshaped or transposed before the sizes are read."""
+        fill = self.filled_rows
+        if self.scores_t or any(r in self.roles for r in VIEW_STEPS) or "s0" not in self.roles:
+            return None
+        found = self._aligned_triangle(fill["cond"], 0)
+        if found is None:
+            return None
+        kind, constant, negated = found
+        filled_where_true = fill["filled_by_cond"] != negated
+        q_text = self._q_dtype()[:-len(".dtype")]
+        k_text = _atom(*self._operands(broadcast=False)[1])
+        if read_names(ast.parse(f"({q_text}, {k_text})", mode="eval")) & stored:
+            return None
+        if kind == "triu" and filled_where_true:
+            return f"{q_text}.shape[-2] - {k_text}.shape[-2] >= {constant}"
+        if kind == "tril" and not filled_where_true:
+            return f"{q_text}.shape[-2] - {k_text}.shape[-2] > {constant}"
+        return None
+
+    def _aligned_triangle(self, expr: ast.expr, depth: int) -> tuple[str, int, bool] | None:
+        """(``"tril"``/``"triu"``, c, negated) where ``expr`` is (the negation of) a triangle of
+        ones of shape (the scores' query length, their key length) whose diagonal is ``keys -
+        queries + c`` (:meth:`_aligned_triangle_rows`); None otherwise."""
+        if depth > 6:
+            return None
+        if isinstance(expr, ast.Name):
+            value = self._single_store(expr.id)
+            return None if value is None else self._aligned_triangle(value, depth + 1)
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.Invert):
+            inner = self._aligned_triangle(expr.operand, depth + 1)
+            return None if inner is None else (inner[0], inner[1], not inner[2])
+        if not isinstance(expr, ast.Call):
+            return None
+        func = expr.func
+        fqn = self.names.resolve(func) or ""
+        method = not fqn.startswith("torch.") and isinstance(func, ast.Attribute)
+        name = fqn.rsplit(".", 1)[-1] if not method else func.attr
+        if method and name in ("bool", "contiguous", "detach") and not expr.args and not expr.keywords:
+            return self._aligned_triangle(func.value, depth + 1)
+        if name not in ("tril", "triu") or (fqn and not fqn.startswith("torch.") and not method):
+            return None
+        base = func.value if method else (expr.args[0] if expr.args else None)
+        operands = list(expr.args if method else expr.args[1:])
+        diagonal = next((k.value for k in expr.keywords if k.arg == "diagonal"), operands[0] if operands else None)
+        if base is None or diagonal is None or len(operands) + len(expr.keywords) != 1:
+            return None
+        sizes = self._ones_sizes(base)
+        if sizes is None or [self._score_axis(s) for s in sizes] != [-2, -1]:
+            return None
+        linear = self._size_linear(diagonal, 0)
+        if linear is None:
+            return None
+        coef, constant = linear
+        if coef != {-1: 1, -2: -1}:
+            return None
+        return name, constant, False
+
+    def _ones_sizes(self, expr: ast.expr) -> list | None:
+        """The two size expressions of ``torch.ones((a, b), ...)`` / ``torch.ones(a, b, ...)``
+        (dtype and device keywords only), None otherwise."""
+        if not isinstance(expr, ast.Call) or (self.names.resolve(expr.func) or "") != "torch.ones" \
+                or any(k.arg not in ("dtype", "device") for k in expr.keywords):
+            return None
+        args = expr.args
+        if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
+            args = args[0].elts
+        return list(args) if len(args) == 2 and not any(isinstance(a, ast.Starred) for a in args) else None
+
+    def _single_store(self, name: str) -> ast.expr | None:
+        """The value the attention's function gives ``name`` where it stores it exactly once, by a
+        plain one-target assignment; for a tuple target of plain names, that name's item
+        (``i, j, device = *sim.shape[-2:], x.device`` gives ``i`` as ``sim.shape[-2]``)."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None or any(isinstance(a, ast.arg) and a.arg == name for a in ast_walk(func.args)):
+            return None
+        stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name
+                  and isinstance(n.ctx, (ast.Store, ast.Del))]
+        assigns = [a for a in ast_walk(func) if isinstance(a, ast.Assign) and len(a.targets) == 1
+                   and any(n is stores[0] for n in ast_walk(a.targets[0]))] if len(stores) == 1 else []
+        if len(assigns) != 1:
+            return None
+        target, value = assigns[0].targets[0], assigns[0].value
+        if isinstance(target, ast.Name):
+            return value
+        if not isinstance(target, ast.Tuple) or not all(isinstance(t, ast.Name) for t in target.elts):
+            return None
+        at = next(i for i, t in enumerate(target.elts) if t is stores[0])
+        n = len(target.elts)
+        items = list(value.elts) if isinstance(value, ast.Tuple) else [ast.Starred(value=value, ctx=ast.Load())]
+        flat = []
+        for item in items:
+            if not isinstance(item, ast.Starred):
+                flat.append(item)
+                continue
+            inner, whole = item.value, None
+            if isinstance(inner, ast.Attribute) and inner.attr == "shape":
+                whole, lower = inner, -(n - len(flat) - (len(items) - 1 - items.index(item)))
+            elif isinstance(inner, ast.Subscript) and isinstance(inner.value, ast.Attribute) \
+                    and inner.value.attr == "shape" and isinstance(inner.slice, ast.Slice) \
+                    and inner.slice.upper is None and inner.slice.step is None \
+                    and isinstance(numeric_literal(inner.slice.lower) if inner.slice.lower is not None else None, int) \
+                    and numeric_literal(inner.slice.lower) < 0:
+                whole, lower = inner.value, numeric_literal(inner.slice.lower)
+            if whole is None or lower >= 0:
+                return None
+            flat.extend(ast.Subscript(value=whole, slice=ast.Constant(value=lower + t), ctx=ast.Load())
+                        for t in range(-lower))
+        return flat[at] if len(flat) == n else None
+
+    def _score_axis(self, expr: ast.expr) -> int | None:
+        """-2 / -1 where ``expr`` is the product's query / key length (``sim.shape[-2]``,
+        ``sim.size(-1)``, or a name holding one): the product's output names only."""
+        if isinstance(expr, ast.Name):
+            value = self._single_store(expr.id)
+            return None if value is None or isinstance(value, ast.Name) else self._score_axis(value)
+        index = None
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape":
+            holder, index = expr.value.value, numeric_literal(expr.slice)
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
+                and len(expr.args) == 1 and not expr.keywords:
+            holder, index = expr.func.value, numeric_literal(expr.args[0])
+        if index not in (-1, -2) or isinstance(index, bool) or not isinstance(holder, ast.Name):
+            return None
+        return index if holder.id in {o.text for o in self.roles["s0"].outs} else None
+
+    def _size_linear(self, expr: ast.expr, depth: int) -> tuple[dict, int] | None:
+        """({axis: coefficient}, constant) of an integer sum of the scores' lengths
+        (:meth:`_score_axis`) and int literals; None otherwise."""
+        if depth > 8:
+            return None
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, int) and not isinstance(expr.value, bool):
+            return {}, expr.value
+        axis = self._score_axis(expr)
+        if axis is not None:
+            return {axis: 1}, 0
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
+            inner = self._size_linear(expr.operand, depth + 1)
+            sign = -1 if isinstance(expr.op, ast.USub) else 1
+            return None if inner is None else ({a: sign * c for a, c in inner[0].items()}, sign * inner[1])
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub)):
+            left, right = self._size_linear(expr.left, depth + 1), self._size_linear(expr.right, depth + 1)
+            if left is None or right is None:
+                return None
+            sign = 1 if isinstance(expr.op, ast.Add) else -1
+            coef = dict(left[0])
+            for a, c in right[0].items():
+                coef[a] = coef.get(a, 0) + sign * c
+            return {a: c for a, c in coef.items() if c}, left[1] + sign * right[1]
         return None
 
     def _assigned_once_around(self, name: ast.Name) -> ast.expr | None:
