@@ -6536,9 +6536,10 @@ def _drop_instances(node: ast.AST, env: dict) -> bool:
 
 
 def _key(target: ast.expr) -> str | None:
-    if isinstance(target, ast.Name):
+    kind = target.__class__
+    if kind is ast.Name:
         return target.id
-    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+    if kind is ast.Attribute and target.value.__class__ is ast.Name and target.value.id == "self":
         return "self." + target.attr
     return None
 
