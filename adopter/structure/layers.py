@@ -2039,11 +2039,11 @@ class LayerTyper:
                 return moved
         kwargs = tuple((k.arg, k.value) for k in call.keywords if k.arg is not None)
         fqn = None
-        if isinstance(func, ast.Attribute) and func.attr in STR_METHODS:
+        if func.__class__ is ast.Attribute and func.attr in STR_METHODS:
             folded = self._fold(call, env, depth)  # key.lower(): a known key's method
             if folded is not None:
                 return _unique(tuple(Key(v, default) for v, default in folded if isinstance(v, str)))
-        if not (isinstance(func, ast.Name) and func.id in env):
+        if not (func.__class__ is ast.Name and func.id in env):
             fqn = self.names.resolve(func)
             if fqn in _COPIES and len(call.args) == 1 and not call.keywords:
                 # cfg = copy.deepcopy(cfg) at a builder's top: a copy of a known key (None
@@ -2051,7 +2051,7 @@ class LayerTyper:
                 copied = self._known(call.args[0], env)
                 if copied is not None:
                     return tuple(Key(k) for k in copied)
-        if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
+        if (func.__class__ is ast.Name and func.id == "getattr" and func.id not in env
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 2 and not call.keywords
                 and self.names.resolve(call.args[0]) == "torch.nn.functional" and builtin_unbound(self.names, "getattr")):
