@@ -194,7 +194,7 @@ def _submodule_member(target: ast.expr, out: dict) -> str | None:
 
 
 def _self_attr(target: ast.expr) -> str | None:
-    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+    if target.__class__ is ast.Attribute and target.value.__class__ is ast.Name and target.value.id == "self":
         return target.attr
     return None
 
@@ -730,16 +730,17 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
     none_at = _known_none(func)
 
     def hook(stmt, env):
-        if isinstance(stmt, ast.AugAssign):  # self.convs += [nn.Conv2d(...)] on a ModuleList
+        kind = stmt.__class__  # (no statement type has a subclass)
+        if kind is ast.AugAssign:  # self.convs += [nn.Conv2d(...)] on a ModuleList
             attr = _self_attr(stmt.target)
             if isinstance(stmt.op, ast.Add) and attr is not None and any(
                     c.fqn == "torch.nn.ModuleList" for c in out.get(attr, ())):
                 _record_members(attr, stmt.value, stmt, func.name, typer, env, names, out)
             return
-        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        if kind is ast.Assign or kind is ast.AnnAssign:
             if stmt.value is None or _is_none(stmt.value, none_at.get(id(stmt), ())):
                 return  # self.dropout = None: no layer a call could run
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            targets = stmt.targets if kind is ast.Assign else [stmt.target]
             for target in targets:
                 attr = _self_attr(target)
                 if attr is not None:
@@ -800,9 +801,9 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                             _record(attr, stmt.value, stmt, func.name, typer, env, names, out, built=built)
             return
         node = stmt.value
-        if isinstance(node, ast.Tuple) and len(node.elts) == 1:
+        if node.__class__ is ast.Tuple and len(node.elts) == 1:
             node = node.elts[0]  # ``self.add_module(...),``: the call, its value discarded in a tuple
-        if not isinstance(node, ast.Call):
+        if node.__class__ is not ast.Call:
             return
         # Helper methods called from __init__ (self._build_layers()) bind layers too.
         f = node.func

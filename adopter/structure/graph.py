@@ -1475,16 +1475,16 @@ class FlowBuilder:
         an ``nn.ModuleDict`` that ``__init__`` binds (bindings record it as ``mlp.c_fc``); also
         ``layer["q_proj"]`` / ``self.layers[i]["q_proj"]`` of a row of an ``nn.ModuleList``
         whose rows are ModuleDicts (``layers[].q_proj``)."""
-        if isinstance(func, ast.Attribute):
+        if func.__class__ is ast.Attribute:
             holder, key = func.value, func.attr
-        elif isinstance(func, ast.Subscript) and isinstance(func.slice, ast.Constant) and \
+        elif func.__class__ is ast.Subscript and func.slice.__class__ is ast.Constant and \
                 isinstance(func.slice.value, str):
             holder, key = func.value, func.slice.value
         else:
             return None
-        if isinstance(holder, ast.Name) and holder.id in ctx.layer_alias:
+        if holder.__class__ is ast.Name and holder.id in ctx.layer_alias:
             path = ctx.layer_alias[holder.id]
-        elif isinstance(holder, ast.Attribute) and isinstance(holder.value, ast.Name) and holder.value.id == "self":
+        elif holder.__class__ is ast.Attribute and holder.value.__class__ is ast.Name and holder.value.id == "self":
             path = "self." + holder.attr
         elif holder.__class__ is ast.Attribute and holder.value.__class__ is ast.Attribute:
             # self.txt_encoder.encoder.lm_head(h): a layer of a module held through held modules
@@ -2161,15 +2161,15 @@ class FlowBuilder:
             stacked = self._member_stack(call, ctx)
             if stacked is not None:
                 return self._stack_members(call, stacked[1], frontier, ctx)
-        if (isinstance(func, ast.Attribute) and func.attr == "forward"
+        if (func.__class__ is ast.Attribute and func.attr == "forward"
                 and isinstance(func.value, (ast.Attribute, ast.Subscript, ast.Name))
                 and self._layer_of(func.value, ctx) is not None):
             # self.fc.forward(x): the layer's forward called by name, the layer's computation
             # (min-dalle's ``self.fc0.forward(z)``; only its hooks are skipped)
             call = ast.copy_location(ast.Call(func=func.value, args=call.args, keywords=call.keywords), call)
             func = call.func
-        if self.cls is not None and self.cls.appliers and isinstance(func, ast.Attribute) \
-                and func.attr in self.cls.appliers and isinstance(func.value, ast.Name) and func.value.id == "self":
+        if self.cls is not None and self.cls.appliers and func.__class__ is ast.Attribute \
+                and func.attr in self.cls.appliers and func.value.__class__ is ast.Name and func.value.id == "self":
             # self.maybe_ckpt(self.w_1, x), maybe_ckpt applying its first argument to the others
             # (bindings._appliers): the call of self.w_1 on x
             applied = _applied(call, self.cls.appliers[func.attr])
@@ -2185,7 +2185,7 @@ class FlowBuilder:
             if applied is not None:
                 call = applied
                 func = call.func
-        if isinstance(func, ast.Call) or (isinstance(func, ast.Name) and func.id in ctx.exprs):
+        if func.__class__ is ast.Call or (func.__class__ is ast.Name and func.id in ctx.exprs):
             bound = self._partial_call(call, ctx)
             if bound is not None:  # apply = partial(helper, freqs); apply(q): helper(freqs, q)
                 call = bound
@@ -2240,7 +2240,7 @@ class FlowBuilder:
         fqn = wrapped
         formula = None
         softmax = None  # a same-file softmax called: (its def, dtype, where the tensor is, where the dim is)
-        if helper is not None and not helper[1] and isinstance(func, ast.Name):
+        if helper is not None and not helper[1] and func.__class__ is ast.Name:
             # def gelu(x): return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))): a call of
             # the function is a GELU (structure/formulas.py), not a body to inline.
             formula = self._formulas.get(id(helper[0]), False)
@@ -2294,11 +2294,11 @@ class FlowBuilder:
                     softmax, fqn = bound, f"{module}.{func.attr}"
         if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
-            if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
+            if fqn is None and func.__class__ is ast.Name and func.id in ctx.fqn_alias:
                 fqn = ctx.fqn_alias[func.id]  # softmax = torch.softmax if ... else stable_softmax
-            if fqn is None and isinstance(func, ast.Attribute) and not chosen:
+            if fqn is None and func.__class__ is ast.Attribute and not chosen:
                 receiver, frontier = self._value(func.value, frontier, ctx)
-            elif fqn is None and not isinstance(func, ast.Name) and not chosen:
+            elif fqn is None and func.__class__ is not ast.Name and not chosen:
                 frontier = self._inner_calls(func, frontier, ctx)
         if fqn == "torch.exp" and softmax is None and len(call.args) == 1 and not call.keywords \
                 and call.args[0].__class__ is ast.BinOp and call.args[0].op.__class__ is ast.Sub:
@@ -2323,7 +2323,7 @@ class FlowBuilder:
         arg_spans: list = [span(func.value)] if receiver is not None else []
         flat = receiver is not None and len(call.args) == 2 and _flattens_lead(call, ctx.exprs)
         for arg in call.args:
-            inner = arg.value if isinstance(arg, ast.Starred) else arg
+            inner = arg.value if arg.__class__ is ast.Starred else arg
             if flat and arg is call.args[0]:
                 # x.view(B * T, V) with B, T, V = x.shape: x.view(-1, V), every axis but the
                 # last flattened into one (the product is the count -1 stands for)
@@ -2420,10 +2420,10 @@ class FlowBuilder:
                   "func_span": span(func)}
         uses = set()  # (what set(_keys(args)) | set(_keys(kwargs' values)) holds, in one loop each)
         for value in args:
-            if isinstance(value, Ref):
+            if value.__class__ is Ref:  # (Ref has no subclass)
                 uses.add(value.key)
         for _, value in kwargs:
-            if isinstance(value, Ref):
+            if value.__class__ is Ref:
                 uses.add(value.key)
         if layer is not None and args and not kwargs and self._adds_bias(layer) \
                 and not any(isinstance(a, ast.Starred) for a in call.args) \
@@ -6152,7 +6152,7 @@ def _keys(values) -> frozenset:
     # two values)
     keys = []
     for v in values:
-        if isinstance(v, Ref):
+        if v.__class__ is Ref:  # (Ref has no subclass)
             keys.append(v.key)
     return frozenset(keys)
 

@@ -211,6 +211,10 @@ OUTPUT_FUNCTIONS = {"torch.nn.Conv2d": "torch.nn.functional.conv2d"}
 # (``out, _, _ = self.attn(...)``), which takes that first element and nothing else.
 OUTPUT_OF_FIRST = OUTPUT_OF + "first."
 
+# (statement kinds _walk dispatches on, as sets: one lookup instead of an isinstance of a tuple)
+_HOOKED_STATEMENTS = frozenset({ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr})
+_BLOCK_STATEMENTS = frozenset({ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith})
+
 
 @dataclass(frozen=True)
 class Built:
@@ -493,7 +497,8 @@ class LayerTyper:
         """The layers or layer classes ``expr`` may stand for (empty: unknown).  What the
         file's callers pass for a parameter is only looked up when it is ``called`` (built
         into a layer): most parameters (``config``) never are, and the lookup walks the file."""
-        if isinstance(expr, ast.IfExp):
+        kind = expr.__class__  # (one read for the dispatch below: no node type here has a subclass)
+        if kind is ast.IfExp:
             if expr.test.__class__ is ast.Compare and (expr.body.__class__ is ast.Call
                                                        or expr.orelse.__class__ is ast.Call):
                 # nn.Identity() if act is None else ACT2CLS[act](), act a parameter that defaults
@@ -506,10 +511,10 @@ class LayerTyper:
                     return self.values(taken, env, depth, called)
             both = self.values(expr.body, env, depth, called) + self.values(expr.orelse, env, depth, called)
             return tuple(replace(v, conditional=True) if isinstance(v, Built) else v for v in both)
-        if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+        if kind is ast.BoolOp and expr.op.__class__ is ast.Or:
             # norm_layer = norm_layer or nn.BatchNorm2d: either operand.
             return _unique(sum((self.values(v, env, depth, called) for v in expr.values), ()))
-        if isinstance(expr, ast.Name):
+        if kind is ast.Name:
             if expr.id in env:
                 value = env[expr.id]
                 if isinstance(value, _Param):
@@ -525,8 +530,8 @@ class LayerTyper:
                 # GELU = nn.GELU if hasattr(nn, "GELU") else GELU_ at module level: either class
                 return self.values(self.names.choices[expr.id], {}, depth + 1, called)
             return self._class_of(expr)
-        if isinstance(expr, ast.Attribute):
-            if isinstance(expr.value, ast.Name) and expr.value.id == "self":
+        if kind is ast.Attribute:
+            if expr.value.__class__ is ast.Name and expr.value.id == "self":
                 value = env.get("self." + expr.attr, ())
                 if isinstance(value, _Param):
                     return value.resolve(self) if called else value.default
@@ -572,8 +577,8 @@ class LayerTyper:
                 if found:
                     return found
             return self._class_of(expr)
-        if isinstance(expr, ast.Subscript):
-            if isinstance(expr.value, ast.Call):
+        if kind is ast.Subscript:
+            if expr.value.__class__ is ast.Call:
                 return self._split_item(expr, env, depth)  # name.split("-")[0]
             held = _param_item(expr, env)
             if held is not None:
@@ -600,11 +605,11 @@ class LayerTyper:
                 if item:
                     return item
             return self._table(expr, env, depth, called)
-        if isinstance(expr, ast.Call):
+        if kind is ast.Call:
             return self._call(expr, env, depth)
-        if isinstance(expr, ast.Constant):
+        if kind is ast.Constant:
             return (Key(expr.value),) if isinstance(expr.value, str) else ()
-        if isinstance(expr, ast.Lambda) and isinstance(expr.body, ast.Call) and depth < MAX_DEPTH:
+        if kind is ast.Lambda and expr.body.__class__ is ast.Call and depth < MAX_DEPTH:
             # lambda c: nn.BatchNorm2d(c, eps=eps): a callable building that layer (its
             # arguments are the lambda's: none is kept)
             inner = {k: v for k, v in env.items() if k not in {a.arg for a in _lambda_params(expr)}}
@@ -2047,11 +2052,11 @@ class LayerTyper:
                 return moved
         kwargs = tuple((k.arg, k.value) for k in call.keywords if k.arg is not None)
         fqn = None
-        if isinstance(func, ast.Attribute) and func.attr in STR_METHODS:
+        if func.__class__ is ast.Attribute and func.attr in STR_METHODS:
             folded = self._fold(call, env, depth)  # key.lower(): a known key's method
             if folded is not None:
                 return _unique(tuple(Key(v, default) for v, default in folded if isinstance(v, str)))
-        if not (isinstance(func, ast.Name) and func.id in env):
+        if not (func.__class__ is ast.Name and func.id in env):
             fqn = self.names.resolve(func)
             if fqn in _COPIES and len(call.args) == 1 and not call.keywords:
                 # cfg = copy.deepcopy(cfg) at a builder's top: a copy of a known key (None
@@ -2059,7 +2064,7 @@ class LayerTyper:
                 copied = self._known(call.args[0], env)
                 if copied is not None:
                     return tuple(Key(k) for k in copied)
-        if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
+        if (func.__class__ is ast.Name and func.id == "getattr" and func.id not in env
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 2 and not call.keywords
                 and self.names.resolve(call.args[0]) == "torch.nn.functional" and builtin_unbound(self.names, "getattr")):
@@ -3796,12 +3801,13 @@ class LayerTyper:
         (augmented too) and call statement with the names' values just before it."""
         for stmt in body:
             typed = None
-            if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
+            kind = stmt.__class__  # (one read for the dispatch below: no statement type has a subclass)
+            if hook is not None and kind in _HOOKED_STATEMENTS:
                 self.typed = None
                 hook(stmt, env)
                 typed, self.typed = self.typed, None
-            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if (kind is ast.Assign or kind is ast.AnnAssign) and stmt.value is not None:
+                targets = stmt.targets if kind is ast.Assign else [stmt.target]
                 if INSTANCE in env and targets[0].__class__ is not ast.Name:
                     _drop_instances(targets[0], env)  # net, x = ...: no longer that call's instance
                 if record:
@@ -4018,7 +4024,7 @@ class LayerTyper:
                         env[key] = values
                     else:
                         env.pop(key, None)
-            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+            elif kind is ast.AugAssign and stmt.target.__class__ is ast.Name:
                 if record and stmt.value.__class__ in _LIST_VALUES:
                     # ``model += [nn.Sequential(conv, bn, act)]``: the inline containers in the
                     # added display are sites as in ``model.append(...)`` or ``model = [...]``
@@ -4039,14 +4045,14 @@ class LayerTyper:
                         self._member(graph, elt, env, depth)
                 elif isinstance(graph, SeqGraph):
                     self._extend(graph, stmt.value, env, depth)  # layers += conv_bn(...)
-            elif isinstance(stmt, ast.Delete):
+            elif kind is ast.Delete:
                 if INSTANCE in env:
                     _drop_instances(stmt, env)
                 for target in stmt.targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         env.pop("list:" + target.value.id, None)  # del layers[1]
                         env.pop(ODICT + target.value.id, None)
-            elif stmt.__class__ is ast.Expr and (
+            elif kind is ast.Expr and (
                     stmt.value.__class__ is ast.Call or _one_call_tuple(stmt.value)):
                 # (``self.add_module(...),``: the call, its value discarded in a 1-tuple)
                 call = stmt.value if stmt.value.__class__ is ast.Call else stmt.value.elts[0]
@@ -4094,9 +4100,9 @@ class LayerTyper:
                     self._walk_local(env[LOCAL_DEF + f.id], env, depth, record, hook, nested)
                 elif f.__class__ is ast.Name and call.args:
                     self._helper_appends(call, env, depth)
-            elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
+            elif kind is ast.Return and stmt.value is not None and record:
                 self._record_sites(stmt.value, stmt, env, depth)
-            elif isinstance(stmt, ast.If):
+            elif kind is ast.If:
                 decided = self._decide(stmt.test, env)
                 if decided is not None:  # a known key decides it: only that branch runs
                     self._walk(stmt.body if decided else stmt.orelse, env, depth, record, hook, nested)
@@ -4168,7 +4174,7 @@ class LayerTyper:
                     and ELEMENTS + counted in env
                     and self._unroll(stmt, _list_spec(env, counted), env, depth, record, hook, nested)):
                 continue
-            elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
+            elif kind in _BLOCK_STATEMENTS:
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
                 self._walk(stmt.body, env, depth, record, hook, nested=True)
                 if not isinstance(stmt, (ast.With, ast.AsyncWith)):
@@ -4176,7 +4182,7 @@ class LayerTyper:
                         if isinstance(env.get(k), SeqGraph):
                             env[k].frontier |= frontier  # the body may run zero times
                     self._walk(getattr(stmt, "orelse", []), env, depth, record, hook, nested=True)
-            elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
+            elif kind is ast.Try or kind.__name__ == "TryStar":
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
             elif stmt.__class__ is ast.FunctionDef:
@@ -6544,9 +6550,10 @@ def _drop_instances(node: ast.AST, env: dict) -> bool:
 
 
 def _key(target: ast.expr) -> str | None:
-    if isinstance(target, ast.Name):
+    kind = target.__class__
+    if kind is ast.Name:
         return target.id
-    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+    if kind is ast.Attribute and target.value.__class__ is ast.Name and target.value.id == "self":
         return "self." + target.attr
     return None
 

@@ -157,29 +157,30 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         words: set[str] = set()
         seq_arg = floor_div = ellipsis = neg_assign = False
         for node in walk(func):  # (treewalk's: the nodes tested here, without the ctx/op singletons)
-            if isinstance(node, ast.Attribute):
+            kind = node.__class__  # (no node type tested here has a subclass)
+            if kind is ast.Attribute:
                 words.add(node.attr)
-            elif isinstance(node, ast.Name):
+            elif kind is ast.Name:
                 words.add(node.id)
-            elif isinstance(node, ast.keyword) and node.arg:
+            elif kind is ast.keyword and node.arg:
                 words.add(node.arg)
-            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], (ast.Tuple, ast.List)):
+            elif kind is ast.Call and node.args and isinstance(node.args[0], (ast.Tuple, ast.List)):
                 seq_arg = True
                 if node.args[0].elts and isinstance(node.args[0].elts[0], ast.UnaryOp) \
                         and isinstance(node.args[0].elts[0].op, ast.USub):
                     words.add(NEG_PAIR)
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.UnaryOp) \
+            elif kind is ast.Assign and isinstance(node.value, ast.UnaryOp) \
                     and isinstance(node.value.op, ast.USub) and isinstance(node.value.operand, ast.Subscript):
                 neg_assign = True
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
+            elif kind is ast.BinOp and isinstance(node.op, ast.FloorDiv):
                 floor_div = True
             elif node.__class__ is ast.Slice and (doubled(node.lower) is not None or doubled(node.upper) is not None):
                 floor_div = True  # (x[..., d : d * 2]: a rotary prefix's end, partial_rope.read)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            if kind is ast.Call and node.func.__class__ is ast.Attribute \
                     and node.func.attr in ("view", "reshape") and len(node.args) >= 3 \
                     and isinstance(node.args[-2], ast.Constant) and node.args[-2].value == 2:
                 words.add("chunk")  # the halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
-            elif isinstance(node, ast.Constant) and node.value is Ellipsis:
+            elif kind is ast.Constant and node.value is Ellipsis:
                 ellipsis = True
             elif node.__class__ is ast.Subscript and slices_two_leading(node):
                 words.add(LEAD_SLICE)
