@@ -4762,20 +4762,9 @@ class _Attention:
     def _assigned_once_around(self, name: ast.Name) -> ast.expr | None:
         """The value of ``name`` where the method of the class holding it (``__init__``: bark's
         ``bias = torch.tril(...)`` then ``self.register_buffer("bias", bias)``) binds it once, by
-        a plain assignment; None otherwise."""
-        cls = self._class()
-        line = getattr(name, "lineno", None)
-        for func in (cls.body if cls is not None and line is not None else ()):
-            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) \
-                    and func.lineno <= line <= (func.end_lineno or func.lineno):
-                stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name.id
-                          and isinstance(n.ctx, (ast.Store, ast.Del))]
-                assigns = [a for a in ast_walk(func) if isinstance(a, ast.Assign) and len(a.targets) == 1
-                           and isinstance(a.targets[0], ast.Name) and a.targets[0].id == name.id]
-                if len(stores) == 1 and len(assigns) == 1 and not any(
-                        name.id in {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)} for _ in (0,)):
-                    return assigns[0].value
-        return None
+        a plain assignment (:meth:`_init_values` with one value); None otherwise."""
+        found = self._init_values(name)
+        return found[1][0] if found is not None and len(found[1]) == 1 else None
 
     def _ones(self, expr: ast.expr) -> bool:
         """Is ``expr`` a tensor of ones (``torch.ones(...)``, ``ones_like``, ``x.new_ones(...)``,
