@@ -83,8 +83,8 @@ def test_reading_the_counting_property_once_more_changes_the_output():
         assert not torch.allclose(a(x), b(x))
 
 
-def test_an_if_test_reading_a_property_that_only_reads_is_patched_and_equal():
-    source = _prop(READING)
+def _patched_and_equal(source: str) -> None:
+    """Fixed, then equal to the original in float64 (eval and train), the fused call run."""
     fixed = sdpa_fixed(source)
     original, patched = load(source, "original"), load(fixed, "patched")
     counter = Counter(patched)
@@ -97,6 +97,21 @@ def test_an_if_test_reading_a_property_that_only_reads_is_patched_and_equal():
         b.train(training)
         assert_same_step(a, b, [x])
     assert counter.calls == 2
+
+
+def _elif(source: str, test: str) -> str:
+    """The template with its steps in the elif arm of a chain on ``test`` (review61's m81x form:
+    another score in the first arm)."""
+    block = source[source.index(f"        if {test}:\n"):source.index("        p = s.softmax")]
+    chained = source.replace(block, f"        if not ({test}):\n            s = -torch.cdist(q, k)\n"
+                                    f"        elif {test}:\n"
+                                    "            s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5\n")
+    assert chained != source
+    return chained
+
+
+def test_an_if_test_reading_a_property_that_only_reads_is_patched_and_equal():
+    _patched_and_equal(_prop(READING))
 
 
 def _test(test: str, extra: str = "") -> str:
@@ -130,25 +145,8 @@ def test_an_if_test_that_only_reads_is_patched_and_equal(case):
     evaluation cannot change state; the plain if of this template the same."""
     test, extra = READ_ONLY_TESTS[case]
     source = _test(test, extra)
-    # (review61's m81x form: the steps in the elif arm, another score in the first)
-    block = source[source.index(f"        if {test}:\n"):source.index("        p = s.softmax")]
-    elif_source = source.replace(block, f"        if not ({test}):\n            s = -torch.cdist(q, k)\n"
-                                        f"        elif {test}:\n"
-                                        "            s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5\n")
-    assert elif_source != source
-    for text in (source, elif_source):
-        fixed = sdpa_fixed(text)
-        original, patched = load(text, "original"), load(fixed, "patched")
-        counter = Counter(patched)
-        torch.manual_seed(0)
-        a, b = original["Heads"]().to(F64), patched["Heads"]().to(F64)
-        b.load_state_dict(a.state_dict())
-        x = torch.randn(2, 5, 8, dtype=F64)
-        for training in (False, True):
-            a.train(training)
-            b.train(training)
-            assert_same_step(a, b, [x])
-        assert counter.calls == 2
+    for text in (source, _elif(source, test)):
+        _patched_and_equal(text)
 
 
 BOUND = textwrap.dedent('''
@@ -229,12 +227,7 @@ def test_an_elif_test_calling_a_function_or_reading_another_object_is_declined(t
     """review62: ``read_toggle(self)`` / ``getattr(self.sub, "toggle")`` read a property that
     flips a flag; the guard would read it a second time.  Declined in an elif chain."""
 
-    source = _test(test, "self.sub = nn.Identity()")
-    block = source[source.index(f"        if {test}:\n"):source.index("        p = s.softmax")]
-    elif_source = source.replace(block, f"        if not ({test}):\n            s = -torch.cdist(q, k)\n"
-                                        f"        elif {test}:\n"
-                                        "            s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5\n")
-    assert elif_source != source
+    elif_source = _elif(_test(test, "self.sub = nn.Identity()"), test)
     result = fix_text(elif_source, "model.py", RULES)
     assert not result.applied and result.text == elif_source
 
