@@ -16,6 +16,21 @@ import pytest
 
 from corpus_forms import found, line_of
 
+# the module both fixtures call their two-tensor helper from
+SELF_ATTN = textwrap.dedent('''
+    class SelfAttn(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x, cos, sin):
+            b, t, _ = x.shape
+            q, k, v = self.qkv(x).view(b, t, 3, self.heads, -1).unbind(2)
+            q, k = rope_both(q, k, cos, sin)
+            return q, k, v
+''')
+
 ROTATED_FIRST = textwrap.dedent('''
     import torch
     from torch import nn
@@ -30,19 +45,7 @@ ROTATED_FIRST = textwrap.dedent('''
         xk_turned = torch.cat((-hi, lo), dim=-1)
         return xq * cos + xq_turned * sin, xk * cos + xk_turned * sin
 
-
-    class SelfAttn(nn.Module):
-        def __init__(self, dim, heads):
-            super().__init__()
-            self.heads = heads
-            self.qkv = nn.Linear(dim, 3 * dim)
-
-        def forward(self, x, cos, sin):
-            b, t, _ = x.shape
-            q, k, v = self.qkv(x).view(b, t, 3, self.heads, -1).unbind(2)
-            q, k = rope_both(q, k, cos, sin)
-            return q, k, v
-''')
+''') + SELF_ATTN
 
 # The same with each rotation written just before its own products.
 INTERLEAVED = textwrap.dedent('''
@@ -59,19 +62,7 @@ INTERLEAVED = textwrap.dedent('''
         k_out = xk * cos + k_turned * sin
         return q_out, k_out
 
-
-    class SelfAttn(nn.Module):
-        def __init__(self, dim, heads):
-            super().__init__()
-            self.heads = heads
-            self.qkv = nn.Linear(dim, 3 * dim)
-
-        def forward(self, x, cos, sin):
-            b, t, _ = x.shape
-            q, k, v = self.qkv(x).view(b, t, 3, self.heads, -1).unbind(2)
-            q, k = rope_both(q, k, cos, sin)
-            return q, k, v
-''')
+''') + SELF_ATTN
 
 
 def test_q_and_k_rotated_first_in_one_helper_are_one_site():

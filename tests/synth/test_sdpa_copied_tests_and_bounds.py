@@ -83,15 +83,16 @@ def test_reading_the_counting_property_once_more_changes_the_output():
         assert not torch.allclose(a(x), b(x))
 
 
-def _patched_and_equal(source: str) -> None:
-    """Fixed, then equal to the original in float64 (eval and train), the fused call run."""
+def _patched_and_equal(source: str, shape: tuple = (2, 5, 8)) -> None:
+    """Fixed, then equal to the original in float64 (eval and train) on an input of ``shape``,
+    the fused call run."""
     fixed = sdpa_fixed(source)
     original, patched = load(source, "original"), load(fixed, "patched")
     counter = Counter(patched)
     torch.manual_seed(0)
     a, b = original["Heads"]().to(F64), patched["Heads"]().to(F64)
     b.load_state_dict(a.state_dict())
-    x = torch.randn(2, 5, 8, dtype=F64)
+    x = torch.randn(*shape, dtype=F64)
     for training in (False, True):
         a.train(training)
         b.train(training)
@@ -207,19 +208,7 @@ def test_the_per_key_bound_gives_each_key_its_own_temperature(bound):
 
 @pytest.mark.parametrize("bound", NUMBERS)
 def test_a_clamp_bound_of_numbers_stays_patched_and_equal(bound):
-    source = BOUND.replace("BOUND", bound)
-    fixed = sdpa_fixed(source)
-    original, patched = load(source, "original"), load(fixed, "patched")
-    counter = Counter(patched)
-    torch.manual_seed(0)
-    a, b = original["Heads"]().to(F64), patched["Heads"]().to(F64)
-    b.load_state_dict(a.state_dict())
-    x = torch.randn(2, 6, 16, dtype=F64)
-    for training in (False, True):
-        a.train(training)
-        b.train(training)
-        assert_same_step(a, b, [x])
-    assert counter.calls == 2
+    _patched_and_equal(BOUND.replace("BOUND", bound), (2, 6, 16))
 
 
 @pytest.mark.parametrize("test", ["exists(self.bias)", 'getattr(self.sub, "flag", True)'])
