@@ -4088,7 +4088,8 @@ class LayerTyper:
                             self._member(graph, call.args[0], env, depth)
                         elif f.attr in ("add_module", "register_module") and (
                                 owner.startswith("self") or EMPTY_SEQUENTIAL + owner in env):
-                            added = _added_module(call)
+                            added = call.args[1] if len(call.args) == 2 and not call.keywords else \
+                                _added_module(call)
                             if added is not None:
                                 self._member(graph, added, env, depth)
                             else:
@@ -5828,13 +5829,13 @@ def _added_module(call: ast.Call) -> ast.expr | None:
     """The layer an ``add_module`` / ``register_module`` call hands the container: torch's
     ``(name, module)``, positional or by keyword (scArches' ``add_module(name="L0",
     module=nn.Linear(...))``).  None for any other spelling (``**kwargs``, a missing argument)."""
-    args = call.args
-    if any(k.arg is None for k in call.keywords) or any(a.__class__ is ast.Starred for a in args):
+    args, keywords = call.args, call.keywords
+    if not keywords:
+        return args[1] if len(args) == 2 else None
+    if len(args) + len(keywords) != 2 or (args and args[0].__class__ is ast.Starred):
         return None
-    named = {k.arg: k.value for k in call.keywords}
-    if len(args) == 2 and not named:
-        return args[1]
-    if len(args) + len(named) == 2 and "module" in named and (args or "name" in named):
+    named = {k.arg: k.value for k in keywords}
+    if "module" in named and (args or "name" in named):
         return named["module"]
     return None
 
