@@ -4083,12 +4083,19 @@ class LayerTyper:
                 if isinstance(f, ast.Attribute) and (isinstance(f.value, ast.Name) or _self_attribute(f.value)):
                     owner = f.value.id if isinstance(f.value, ast.Name) else "self." + f.value.attr
                     graph = env.get("list:" + owner)
-                    if isinstance(graph, SeqGraph) and call.args:
-                        if f.attr == "append":
+                    if isinstance(graph, SeqGraph) and (call.args or call.keywords):
+                        if f.attr == "append" and call.args:
                             self._member(graph, call.args[0], env, depth)
-                        elif f.attr in ("add_module", "register_module") and len(call.args) == 2 and (
+                        elif f.attr in ("add_module", "register_module") and (
                                 owner.startswith("self") or EMPTY_SEQUENTIAL + owner in env):
-                            self._member(graph, call.args[1], env, depth)
+                            added = call.args[1] if len(call.args) == 2 and not call.keywords else \
+                                _added_module(call)
+                            if added is not None:
+                                self._member(graph, added, env, depth)
+                            else:
+                                graph.add((), call)  # add_module(**spec): a member not known
+                        elif not call.args:
+                            pass
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
                             for elt in call.args[0].elts:
                                 self._member(graph, elt, env, depth)
@@ -5816,6 +5823,21 @@ def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
                         isinstance(n, ast.Attribute) and _is_name(n.value, "self") for n in ast_walk(target)):
                     return None  # self.a, self.b = ...: not read
     return first
+
+
+def _added_module(call: ast.Call) -> ast.expr | None:
+    """The layer an ``add_module`` / ``register_module`` call hands the container: torch's
+    ``(name, module)``, positional or by keyword (scArches' ``add_module(name="L0",
+    module=nn.Linear(...))``).  None for any other spelling (``**kwargs``, a missing argument)."""
+    args, keywords = call.args, call.keywords
+    if not keywords:
+        return args[1] if len(args) == 2 else None
+    if len(args) + len(keywords) != 2 or (args and args[0].__class__ is ast.Starred):
+        return None
+    named = {k.arg: k.value for k in keywords}
+    if "module" in named and (args or "name" in named):
+        return named["module"]
+    return None
 
 
 def _one_call_tuple(value: ast.expr) -> bool:
