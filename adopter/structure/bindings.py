@@ -325,7 +325,7 @@ def _none_default(value: ast.expr, init) -> bool:
     if not any(a.arg == value.id and d.__class__ is ast.Constant and d.value is None for a, d in pairs):
         return False
     return not any(n.__class__ is ast.Name and n.id == value.id and n.ctx.__class__ is not ast.Load
-                   for n in ast.walk(init))
+                   for n in ast_walk(init))
 
 
 def _library_class(fqn: str) -> ClassInfo | None:
