@@ -202,3 +202,71 @@ class Block(nn.Module):''')
     lines = _lines(shadowed)
     assert len(lines) == 2  # conv1x1's two pairs; conv3x3 is the file's own Conv-ReLU block
     assert "conv_bn(x, self.conv1" not in fix_text(shadowed, "model.py", RULES).text
+
+
+# research131 (session 47): a ResNet subclass handing torchvision's constructor its leading
+# parameters by keyword and ``norm_layer=norm_layer`` left at the subclass's None default (a
+# matting encoder), and ``getattr(models, arch)(...)`` with ``arch="resnet34"`` a parameter's
+# default (building-footprint networks): what the documented pieces build.
+KEYWORD_SUPER = textwrap.dedent('''
+    from torch import nn
+    from torchvision.models.resnet import ResNet, Bottleneck
+
+
+    class Encoder(ResNet):
+        def __init__(self, in_channels, norm_layer=None):
+            super().__init__(block=Bottleneck, layers=[3, 4, 6, 3],
+                             replace_stride_with_dilation=[False, False, True], norm_layer=norm_layer)
+            if in_channels != 3:
+                self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+
+        def forward(self, x):
+            x = self.conv1(x)
+            x = self.bn1(x)
+            return self.relu(x)
+''')
+
+
+def test_a_subclass_passing_keywords_at_their_defaults_inherits_the_documented_members():
+    assert _lines(KEYWORD_SUPER) == [14]
+    assert fix_text(KEYWORD_SUPER, "model.py", RULES).text == KEYWORD_SUPER  # the library's members
+
+
+def test_a_norm_layer_rebound_or_defaulting_to_another_class_is_not_read():
+    rebound = KEYWORD_SUPER.replace("        super().__init__(block",
+                                    "        if norm_layer is None:\n            norm_layer = nn.GroupNorm\n"
+                                    "        super().__init__(block")
+    assert _lines(rebound) == []
+    other = KEYWORD_SUPER.replace("norm_layer=None):", "norm_layer=nn.InstanceNorm2d):")
+    assert _lines(other) == []
+    unknown = KEYWORD_SUPER.replace("replace_stride_with_dilation=", "foo=")
+    assert _lines(unknown) == []
+
+
+GETATTR = textwrap.dedent('''
+    from torch import nn
+    from torchvision import models
+
+
+    class Net(nn.Module):
+        def __init__(self, arch="resnet34", pretrained=False):
+            super().__init__()
+            net = getattr(models, arch)(pretrained=pretrained)
+            self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+            self.conv = net.conv1
+            self.bn = net.bn1
+
+        def forward(self, x):
+            return self.bn(self.conv(x)) + self.stem(x)
+''')
+
+
+def test_getattr_of_the_library_module_with_a_known_key_is_that_factory():
+    assert _lines(GETATTR) == [10, 15]
+
+
+def test_getattr_with_an_undescribed_or_unknown_key_or_other_norms_stays_silent():
+    assert _lines(GETATTR.replace('arch="resnet34"', 'arch="vgg11"')) == []
+    assert _lines(GETATTR.replace('arch="resnet34"', 'arch')) == []
+    assert _lines(GETATTR.replace("(pretrained=pretrained)", "(norm_layer=nn.InstanceNorm2d)")) == []
+    assert _lines(GETATTR.replace("from torchvision import models", "from mylib import models")) == []

@@ -517,3 +517,74 @@ def test_norm_modules_that_start_with_a_batch_norm_and_factories_that_may_choose
     assert result.error is None and len(result.applied) == 1  # bn4's pair
     assert sorted(why for _, why in result.skipped)[1] == (
         "`bn3`: `get_norm_act` may return another class than `torch.nn.BatchNorm2d` (one it computes at run time)")
+
+
+# research131 (session 47): an nn.Sequential subclass whose forward runs nn.Sequential's own
+# forward and then calls a child its __init__ binds (a change-detection fuse block:
+# ``out = super(Fuse, self).forward(x)``, then ``self.relu(out + residual)``) still runs its
+# members in order; a child bound between the members, or rebound in forward, is not skipped.
+OWN_CHILDREN = textwrap.dedent('''
+    from torch import nn
+
+
+    class Fuse(nn.Sequential):
+        def __init__(self, cin, cout):
+            super(Fuse, self).__init__(
+                nn.Conv2d(cin, cout, kernel_size=1),
+                nn.BatchNorm2d(cout),
+            )
+            self.relu = nn.ReLU(True)
+
+        def forward(self, x):
+            out = super(Fuse, self).forward(x)
+            residual = out
+            out = out * 2
+            out += residual
+            return self.relu(out)
+
+
+    class Between(nn.Sequential):
+        def __init__(self, cin, cout):
+            super().__init__(nn.Conv2d(cin, cout, 1))
+            self.act = nn.ReLU()
+            self.bn = nn.BatchNorm2d(cout)
+
+        def forward(self, x):
+            return self.act(super().forward(x))
+
+
+    class Rebound(nn.Sequential):
+        def __init__(self, c):
+            super().__init__(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c))
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            self.act = nn.Identity()
+            return self.act(super().forward(x))
+''')
+
+
+def test_a_forward_calling_its_own_children_around_the_chain_keeps_the_sequence():
+    findings = [f for f in analyze(OWN_CHILDREN, "fuse.py", RULES).findings if f.rule == "ADP007"]
+    assert [(f.line, f.end_line) for f in findings] == [(_line(OWN_CHILDREN, "nn.Conv2d(cin, cout, kernel_size=1)"),
+                                                        _line(OWN_CHILDREN, "nn.BatchNorm2d(cout),"))]
+
+
+def test_children_bound_after_the_members_run_inside_the_chain():
+    # what makes ``Between`` silent: nn.Sequential's forward runs every registered child in
+    # order, the ReLU bound in __init__ included, between the convolution and the norm
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    namespace: dict = {}
+    exec(compile(OWN_CHILDREN, "fuse.py", "exec"), namespace)
+    torch.manual_seed(0)
+    block = namespace["Between"](3, 4).eval()
+    with torch.no_grad():  # (fresh statistics make the norm an identity that commutes with ReLU)
+        block.bn.running_mean.uniform_(0.5, 1.0)
+        block.bn.running_var.uniform_(0.5, 2.0)
+        block.bn.bias.uniform_(-1.0, -0.5)
+    x = torch.randn(2, 3, 5, 5)
+    chain = nn.Sequential.forward(block, x)
+    expected = block.bn(torch.relu(block[0](x)))
+    assert torch.allclose(chain, expected, atol=1e-6)
+    assert not torch.allclose(chain, torch.relu(block.bn(block[0](x))), atol=1e-3)

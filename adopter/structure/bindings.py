@@ -290,15 +290,42 @@ def _held_members(info: ClassInfo, typer: LayerTyper) -> None:
                 info.bindings[f"{attr}.{sub}"] = [replace(c, unlike=c.unlike or why) for c in subctors]
 
 
-def _plain_super_init(info: ClassInfo) -> bool:
+def _plain_super_init(info: ClassInfo, base: str | None = None) -> bool:
     """Does the subclass's ``__init__`` hand the described library base only arguments that
-    leave its described members as they are (library_layers.PLAIN_KEYWORDS, any positional)?"""
+    leave its described members as they are (library_layers.PLAIN_KEYWORDS, any positional)?
+    The base's own leading parameters may be written as keywords (``block=Bottleneck,
+    layers=[...]``: what a positional argument may be), and a keyword whose documented default
+    is None may pass None or the subclass's own parameter left at a None default
+    (``norm_layer=norm_layer`` with ``norm_layer=None`` in the signature, never rebound):
+    at its default the base builds what its description says."""
     init = info.methods.get("__init__")
     for stmt in init.body if init is not None else ():
         call = _super_init(stmt)
         if call is not None:
-            return library_layers.plain_arguments(call.args, call.keywords, library_layers.MAX_CLASS_POSITIONAL)
+            keywords = call.keywords
+            if base is not None and keywords and not all(k.arg in library_layers.PLAIN_KEYWORDS for k in keywords):
+                leading, none = library_layers.class_parameters(base)
+                keywords = [k for k in keywords if k.arg not in leading
+                            and not (k.arg in none and _none_default(k.value, init))]
+            return library_layers.plain_arguments(call.args, keywords, library_layers.MAX_CLASS_POSITIONAL)
     return True
+
+
+def _none_default(value: ast.expr, init) -> bool:
+    """Is ``value`` None, or a parameter of ``init`` defaulting to None that ``init`` never
+    rebinds?"""
+    if value.__class__ is ast.Constant:
+        return value.value is None
+    if value.__class__ is not ast.Name:
+        return False
+    args = init.args
+    positional = args.posonlyargs + args.args
+    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    if not any(a.arg == value.id and d.__class__ is ast.Constant and d.value is None for a, d in pairs):
+        return False
+    return not any(n.__class__ is ast.Name and n.id == value.id and n.ctx.__class__ is not ast.Load
+                   for n in ast_walk(init))
 
 
 def _library_class(fqn: str) -> ClassInfo | None:
@@ -644,7 +671,7 @@ def _inherit(info: ClassInfo, base: str, names: ModuleNames | None = None, typer
     described = inherited(base, at)
     if described is None:
         return
-    if library_layers.class_source(base) is not None and not _plain_super_init(info):
+    if library_layers.class_source(base) is not None and not _plain_super_init(info, base):
         info.is_module = True  # super().__init__(..., norm_layer=...): members we do not describe
         return
     names, cls = described

@@ -2210,6 +2210,22 @@ class LayerTyper:
         method = self._method(func, env)
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
+        if (self.library and func.__class__ is ast.Call and func.func.__class__ is ast.Name
+                and func.func.id == "getattr" and len(func.args) == 2 and not func.keywords and depth < MAX_DEPTH
+                and func.func.id not in env and func.func.id not in self.names.functions
+                and func.func.id not in self.names.imports and builtin_unbound(self.names, "getattr")):
+            # getattr(models, arch)(pretrained=...) with arch="resnet34" a parameter's default (or
+            # a literal): the described library factory the key names where it runs, walked as
+            # models.resnet34(...) would be (library_layers)
+            holder = self.names.resolve(func.args[0])
+            key = func.args[1]
+            text = key.value if key.__class__ is ast.Constant and isinstance(key.value, str) else \
+                self._param_constant(key, env, str) if key.__class__ is ast.Name else None
+            found = library_layers.find(f"{holder}.{text}") if holder is not None and text else None
+            if found is not None and found[1] in found[0].names.functions:
+                if not library_layers.plain_call(found, call):
+                    return ()
+                return self._foreign_factory(found[0], found[1], call, env, depth)
         if (isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr"
                 and func.func.id not in env and func.func.id not in self.names.functions
                 and func.func.id not in self.names.imports and len(func.args) == 2 and not func.keywords
@@ -5712,6 +5728,11 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None, applier=None) ->
                 allowed.add(id(named[1]))
         others = [node for node in ast_walk(forward)
                   if isinstance(node, ast.Name) and node.id == "self" and id(node) not in allowed]
+        if others:
+            # a child the __init__ binds (``self.relu = nn.ReLU()``), called on a value around
+            # the chain (``out = super().forward(x); return self.relu(out + x)``): it runs
+            # outside nn.Sequential's loop, which runs the members in order all the same
+            others = [node for node in others if id(node) not in _own_child_calls(forward, methods.get("__init__"))]
         return not others or not (set(map(id, others)) - _value_reads(forward))
     loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(_enumerated(s.iter))]
     if len(loops) != 1:
@@ -5722,6 +5743,29 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None, applier=None) ->
             + _attributes_tested(forward.body[:forward.body.index(loop)]):
         return False
     return chain_loop(loop, skips, applier)
+
+
+def _own_child_calls(forward: ast.FunctionDef, init) -> set[int]:
+    """The ``self`` nodes of ``forward``'s calls ``self.<attr>(...)`` of an attribute that
+    ``init`` binds once to a constructed value (``self.relu = nn.ReLU(True)``) and forward never
+    assigns: a child module called on a value, not the container changed."""
+    if init is None:
+        return set()
+    bound: dict = {}
+    for node in ast_walk(init):
+        if node.__class__ is ast.Assign:
+            for target in node.targets:
+                if target.__class__ is ast.Attribute and _is_name(target.value, "self"):
+                    bound[target.attr] = bound.get(target.attr, 0) + (2 if node.value.__class__ is not ast.Call else 1)
+        elif node.__class__ in (ast.AugAssign, ast.AnnAssign) and node.target.__class__ is ast.Attribute \
+                and _is_name(node.target.value, "self"):
+            bound[node.target.attr] = 2
+    once = {attr for attr, count in bound.items() if count == 1 and attr not in _ADDS_MEMBER}
+    stored = {node.attr for node in ast_walk(forward)
+              if node.__class__ is ast.Attribute and node.ctx.__class__ is not ast.Load}
+    return {id(node.func.value) for node in ast_walk(forward)
+            if node.__class__ is ast.Call and node.func.__class__ is ast.Attribute
+            and _is_name(node.func.value, "self") and node.func.attr in once and node.func.attr not in stored}
 
 
 def _value_reads(forward: ast.FunctionDef) -> set[int]:

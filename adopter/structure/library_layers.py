@@ -178,6 +178,23 @@ def plain_arguments(args, keywords, positional: int) -> bool:
         and all(k.arg in PLAIN_KEYWORDS for k in keywords)
 
 
+@lru_cache(maxsize=None)
+def class_parameters(fqn: str) -> tuple[frozenset, frozenset]:
+    """(the leading parameters a positional argument may fill -- :data:`MAX_CLASS_POSITIONAL`
+    of them --, the parameters defaulting to None) of the described class ``fqn``'s
+    ``__init__``; both empty when nothing describes it."""
+    found = find(fqn)
+    node = found[0].names.classes.get(found[1]) if found is not None else None
+    init = next((s for s in node.body if s.__class__ is ast.FunctionDef and s.name == "__init__"), None) \
+        if isinstance(node, ast.ClassDef) else None
+    if init is None:
+        return frozenset(), frozenset()
+    params = init.args.args[1:]
+    defaults = dict(zip([a.arg for a in params[len(params) - len(init.args.defaults):]], init.args.defaults))
+    return (frozenset(a.arg for a in params[:MAX_CLASS_POSITIONAL]),
+            frozenset(name for name, d in defaults.items() if d.__class__ is ast.Constant and d.value is None))
+
+
 def holder_changed(text: str | None, holder: str, member: str) -> bool:
     """Does the file change (or may it change) ``holder.member`` (``self.backbone.bn1``,
     ``net.conv1``) after the library built it: ``holder.member = ...`` or ``del holder.member``,
