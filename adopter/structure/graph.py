@@ -1011,7 +1011,8 @@ class FlowBuilder:
                 return summed
         if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub \
                 and (canonical.subtracted_mask(expr) or (expr.left.__class__ is ast.BinOp
-                                                         and canonical.subtracted_term(expr))):
+                                                         and (canonical.subtracted_term(expr)
+                                                              or self._scaled_scores_minus(expr, ctx)))):
             # s - 1e30 * m: s + (-(1e30 * m)), a large additive mask subtracted (a negation
             # node, then an add whose right operand is written at the subtracted product);
             # s + a - b likewise: the sum's last term negated (canon.subtracted_term)
@@ -2866,6 +2867,31 @@ class FlowBuilder:
         )
         return out, frontier
 
+    def _scaled_scores_minus(self, expr: ast.BinOp, ctx: _Ctx) -> bool:
+        """``s * w - t`` (or ``s / c - t``) where ``s`` names a product (any spelling), maybe
+        scaled once before (``s = q @ k^T / sqrt(3)``) and ``t`` is a tensor term, no number:
+        ``s * w + (-t)``, the scaled scores plus a bias (ESM3's geometric attention, a rotation
+        term minus a weighted distance term).  A difference whose minuend is no scaled product
+        (rotary ``x1 * cos - x2 * sin``, a centring ``x - mean``) keeps its own node."""
+        left = expr.left
+        if left.op.__class__ not in (ast.Mult, ast.Div) or left.left.__class__ is not _AST_NAME:
+            return False
+        right = expr.right.operand if expr.right.__class__ is ast.UnaryOp else expr.right
+        if right.__class__ is ast.Constant:
+            return False
+        key = getattr(self._name_value(left.left.id, ctx), "key", None)
+        steps = 2
+        for node in reversed(self.nodes):
+            if key not in node.defs:
+                continue
+            if node.canon == "torch.matmul":
+                return True
+            steps -= 1
+            if not steps or node.op not in ("*", "/") or not node.args:
+                return False
+            key = getattr(node.args[0], "key", None)
+        return False
+
     def _is_product(self, name: str, ctx: _Ctx) -> bool:
         """Was ``name`` last assigned a matmul product (any spelling) in this flow?"""
         ref = self._name_value(name, ctx)
@@ -3112,6 +3138,8 @@ class FlowBuilder:
         """:func:`canon.held_fill` of ``expr``, also when it calls a function of the file whose
         body only returns a fill (``max_neg_value(t)``: ``return -torch.finfo(t.dtype).max``)."""
         kind = canonical.held_fill(expr, self._fill_lookup(ctx))
+        if kind is None and self.cls is not None and expr.__class__ is not _AST_NAME:
+            kind = self._attribute_fill(expr)
         if kind is not None or not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)):
             return kind
         definition = self.names.functions.get(expr.func.id) if expr.func.id not in ctx.params else None
@@ -3120,6 +3148,48 @@ class FlowBuilder:
         if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
             return canonical.fill_value(body[0].value)
         return None
+
+    def _attribute_fill(self, expr: ast.expr) -> str | None:
+        """The fill a ``self.<attr>`` holds (also moved: ``self.masked_bias.to(w.dtype)``) where
+        every binding the class makes of it holds one: ``self.register_buffer("masked_bias",
+        torch.tensor(-1e9))`` or ``self.<attr> = torch.tensor(-1e9)`` (the GPT-J-era causal
+        ``torch.where(causal, w, self.masked_bias)``).  An annotated or augmented assignment, or
+        any binding that holds no fill, gives None."""
+        while expr.__class__ is _CALL and expr.func.__class__ is ast.Attribute and expr.func.attr == "to":
+            expr = expr.func.value
+        if not (expr.__class__ is ast.Attribute and expr.value.__class__ is _AST_NAME and expr.value.id == "self"):
+            return None
+        attr, kinds = expr.attr, set()
+        stack = list(self.cls.node.body)
+        while stack:
+            node = stack.pop()
+            for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                stack.extend(getattr(node, block, ()))
+            if isinstance(node, (ast.AugAssign, ast.AnnAssign)) and isinstance(node.target, ast.Attribute) \
+                    and node.target.attr == attr:
+                return None
+            value = None
+            if isinstance(node, ast.Assign):
+                if not any(isinstance(t, ast.Attribute) and t.attr == attr and isinstance(t.value, ast.Name)
+                           and t.value.id == "self" for t in node.targets):
+                    continue
+                value = node.value
+            elif isinstance(node, ast.Expr) and node.value.__class__ is _CALL:
+                call = node.value
+                if not (call.func.__class__ is ast.Attribute and call.func.attr == "register_buffer"
+                        and call.args and isinstance(call.args[0], ast.Constant) and call.args[0].value == attr):
+                    continue
+                value = call.args[1] if len(call.args) > 1 else next(
+                    (k.value for k in call.keywords if k.arg == "tensor"), None)
+            else:
+                continue
+            kind = canonical.held_fill(value, lambda name: None) if value is not None else None
+            if kind is None:
+                return None
+            kinds.add(kind)
+        if not kinds:
+            return None
+        return "inf" if kinds == {"inf"} else "finite"
 
     def _baddbmm(self, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
         """``baddbmm(input, a, b, beta=, alpha=)`` (function or method, operands positional or
