@@ -3138,8 +3138,6 @@ class FlowBuilder:
         """:func:`canon.held_fill` of ``expr``, also when it calls a function of the file whose
         body only returns a fill (``max_neg_value(t)``: ``return -torch.finfo(t.dtype).max``)."""
         kind = canonical.held_fill(expr, self._fill_lookup(ctx))
-        if kind is None and self.cls is not None and expr.__class__ is not _AST_NAME:
-            kind = self._attribute_fill(expr)
         if kind is not None or not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)):
             return kind
         definition = self.names.functions.get(expr.func.id) if expr.func.id not in ctx.params else None
@@ -3148,48 +3146,6 @@ class FlowBuilder:
         if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
             return canonical.fill_value(body[0].value)
         return None
-
-    def _attribute_fill(self, expr: ast.expr) -> str | None:
-        """The fill a ``self.<attr>`` holds (also moved: ``self.masked_bias.to(w.dtype)``) where
-        every binding the class makes of it holds one: ``self.register_buffer("masked_bias",
-        torch.tensor(-1e9))`` or ``self.<attr> = torch.tensor(-1e9)`` (the GPT-J-era causal
-        ``torch.where(causal, w, self.masked_bias)``).  An annotated or augmented assignment, or
-        any binding that holds no fill, gives None."""
-        while expr.__class__ is _CALL and expr.func.__class__ is ast.Attribute and expr.func.attr == "to":
-            expr = expr.func.value
-        if not (expr.__class__ is ast.Attribute and expr.value.__class__ is _AST_NAME and expr.value.id == "self"):
-            return None
-        attr, kinds = expr.attr, set()
-        stack = list(self.cls.node.body)
-        while stack:
-            node = stack.pop()
-            for block in ("body", "orelse", "finalbody", "handlers", "cases"):
-                stack.extend(getattr(node, block, ()))
-            if isinstance(node, (ast.AugAssign, ast.AnnAssign)) and isinstance(node.target, ast.Attribute) \
-                    and node.target.attr == attr:
-                return None
-            value = None
-            if isinstance(node, ast.Assign):
-                if not any(isinstance(t, ast.Attribute) and t.attr == attr and isinstance(t.value, ast.Name)
-                           and t.value.id == "self" for t in node.targets):
-                    continue
-                value = node.value
-            elif isinstance(node, ast.Expr) and node.value.__class__ is _CALL:
-                call = node.value
-                if not (call.func.__class__ is ast.Attribute and call.func.attr == "register_buffer"
-                        and call.args and isinstance(call.args[0], ast.Constant) and call.args[0].value == attr):
-                    continue
-                value = call.args[1] if len(call.args) > 1 else next(
-                    (k.value for k in call.keywords if k.arg == "tensor"), None)
-            else:
-                continue
-            kind = canonical.held_fill(value, lambda name: None) if value is not None else None
-            if kind is None:
-                return None
-            kinds.add(kind)
-        if not kinds:
-            return None
-        return "inf" if kinds == {"inf"} else "finite"
 
     def _baddbmm(self, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
         """``baddbmm(input, a, b, beta=, alpha=)`` (function or method, operands positional or
