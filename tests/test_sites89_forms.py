@@ -88,3 +88,11 @@ def test_a_difference_of_two_weighted_tensors_that_are_no_product_stays_its_own_
     rotary = edit(GEOMETRIC, "rotation = q.matmul(k.transpose(-1, -2)) / math.sqrt(3)",
                   "rotation = (q * q.sum(-1, keepdim=True)) / math.sqrt(3)")
     assert not found(rotary, "ADP010")
+
+
+def test_a_blend_of_the_scores_with_a_keep_mask_is_no_bias():
+    # s * keep - 10 * (1 - keep) and s * keep - distance * keep only lower what keep hides
+    for blend in ("rotation * keep - 10.0 * (1 - keep)", "rotation * keep - distance * keep"):
+        source = edit(GEOMETRIC, "rotation * 0.5 - distance * self.distance_weight[:, None, None]", blend)
+        source = edit(source, "def forward(self, x, points, bias):", "def forward(self, x, points, bias, keep):")
+        assert not found(source, "ADP010"), blend

@@ -2869,7 +2869,8 @@ class FlowBuilder:
 
     def _scaled_scores_minus(self, expr: ast.BinOp, ctx: _Ctx) -> bool:
         """``s * w - t`` (or ``s / c - t``) where ``s`` names a product (any spelling), maybe
-        scaled once before (``s = q @ k^T / sqrt(3)``) and ``t`` is a tensor term, no number:
+        scaled once before (``s = q @ k^T / sqrt(3)``) and ``t`` is a tensor term, no number,
+        no number times a tensor and nothing the minuend's factor reads (those are blends):
         ``s * w + (-t)``, the scaled scores plus a bias (ESM3's geometric attention, a rotation
         term minus a weighted distance term).  A difference whose minuend is no scaled product
         (rotary ``x1 * cos - x2 * sin``, a centring ``x - mean``) keeps its own node."""
@@ -2879,6 +2880,12 @@ class FlowBuilder:
         right = expr.right.operand if expr.right.__class__ is ast.UnaryOp else expr.right
         if right.__class__ is ast.Constant:
             return False
+        if right.__class__ is ast.BinOp and right.op.__class__ is ast.Mult \
+                and ast.Constant in (right.left.__class__, right.right.__class__):
+            return False  # (w * b - 10 * (1 - b): a blend with a number, canon.mask_blend's kind)
+        weights = {n.id for n in ast_walk(left.right) if n.__class__ is _AST_NAME}
+        if weights and any(n.__class__ is _AST_NAME and n.id in weights for n in ast_walk(right)):
+            return False  # (the minuend's factor read again in the subtrahend: a blend, no bias)
         key = getattr(self._name_value(left.left.id, ctx), "key", None)
         steps = 2
         for node in reversed(self.nodes):
