@@ -1011,7 +1011,8 @@ class FlowBuilder:
                 return summed
         if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub \
                 and (canonical.subtracted_mask(expr) or (expr.left.__class__ is ast.BinOp
-                                                         and canonical.subtracted_term(expr))):
+                                                         and (canonical.subtracted_term(expr)
+                                                              or self._scaled_scores_minus(expr, ctx)))):
             # s - 1e30 * m: s + (-(1e30 * m)), a large additive mask subtracted (a negation
             # node, then an add whose right operand is written at the subtracted product);
             # s + a - b likewise: the sum's last term negated (canon.subtracted_term)
@@ -2865,6 +2866,38 @@ class FlowBuilder:
             defs=frozenset({out.key}), span=span(expr), arg_spans=(span(terms[0]), rest_span), canon=canon,
         )
         return out, frontier
+
+    def _scaled_scores_minus(self, expr: ast.BinOp, ctx: _Ctx) -> bool:
+        """``s * w - t`` (or ``s / c - t``) where ``s`` names a product (any spelling), maybe
+        scaled once before (``s = q @ k^T / sqrt(3)``) and ``t`` is a tensor term, no number,
+        no number times a tensor and nothing the minuend's factor reads (those are blends):
+        ``s * w + (-t)``, the scaled scores plus a bias (ESM3's geometric attention, a rotation
+        term minus a weighted distance term).  A difference whose minuend is no scaled product
+        (rotary ``x1 * cos - x2 * sin``, a centring ``x - mean``) keeps its own node."""
+        left = expr.left
+        if left.op.__class__ not in (ast.Mult, ast.Div) or left.left.__class__ is not _AST_NAME:
+            return False
+        right = expr.right.operand if expr.right.__class__ is ast.UnaryOp else expr.right
+        if right.__class__ is ast.Constant:
+            return False
+        if right.__class__ is ast.BinOp and right.op.__class__ is ast.Mult \
+                and ast.Constant in (right.left.__class__, right.right.__class__):
+            return False  # (w * b - 10 * (1 - b): a blend with a number, canon.mask_blend's kind)
+        weights = {n.id for n in ast_walk(left.right) if n.__class__ is _AST_NAME}
+        if weights and any(n.__class__ is _AST_NAME and n.id in weights for n in ast_walk(right)):
+            return False  # (the minuend's factor read again in the subtrahend: a blend, no bias)
+        key = getattr(self._name_value(left.left.id, ctx), "key", None)
+        steps = 2
+        for node in reversed(self.nodes):
+            if key not in node.defs:
+                continue
+            if node.canon == "torch.matmul":
+                return True
+            steps -= 1
+            if not steps or node.op not in ("*", "/") or not node.args:
+                return False
+            key = getattr(node.args[0], "key", None)
+        return False
 
     def _is_product(self, name: str, ctx: _Ctx) -> bool:
         """Was ``name`` last assigned a matmul product (any spelling) in this flow?"""
