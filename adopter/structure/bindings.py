@@ -639,6 +639,43 @@ def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
     return True
 
 
+def sibling_module_class(fqn: str, typer: LayerTyper, at: ast.AST) -> ClassInfo | None:
+    """The module class ``fqn`` that another module of the package defines, read as
+    :func:`_inherit_sibling` reads a base class: its layers placed at ``at`` (this file has no
+    text for them) and not fixed (its methods are that module's code, read only for what they
+    call).  None when ``fqn`` is no module class found there."""
+    package = typer.package
+    if package is None or fqn in _SIBLING_BASES or not package.owns(fqn):
+        return None
+    found = package.find(fqn)
+    if found is None:
+        return None
+    other, name = found
+    node = other.names.classes.get(name) if other is not typer else None
+    if not isinstance(node, ast.ClassDef):
+        return None
+    node = copy.deepcopy(node)
+    for sub in ast_walk(node):
+        if "lineno" in sub._attributes:
+            sub.lineno, sub.col_offset = at.lineno, at.col_offset
+            sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
+    info = collect_class(node, other.names)
+    _SIBLING_BASES.add(fqn)
+    try:
+        bind_class(info, {}, other.names, other)
+    finally:
+        _SIBLING_BASES.discard(fqn)
+    if not (info.is_module or any(c.fqn.startswith("torch.nn.") for ctors in info.bindings.values() for c in ctors)):
+        # (a class on another package's module base -- diffusers' Attention -- is known to be
+        # a module by the torch layers its constructor builds: attn.to_q(x) runs that Linear)
+        return None
+    info.is_module = True
+    why = f"built by the constructor of {name} (another module of the package), not in this file"
+    for attr, ctors in info.bindings.items():
+        info.bindings[attr] = [replace(c, unlike=c.unlike or why, sibling=True) for c in ctors]
+    return info
+
+
 def _inherit(info: ClassInfo, base: str, names: ModuleNames | None = None, typer: LayerTyper | None = None) -> None:
     """Bindings and methods of a described torch base class, placed at the subclass's base
     expression; the layers are torch's, built outside the file: not fixed (``unlike``).  The
