@@ -684,6 +684,11 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     continue
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
                     continue
+                if match.ctors and all(c.sibling for _, c in match.ctors) and match.members_only():
+                    # pairs inside a container that a base class in another module of the
+                    # package builds (wan's DiTBlock ffn, inherited by a subclass here) run in
+                    # that container's forward: the site is that module's, reported there
+                    continue
                 finding = _finding(rule, match, path, lines)
                 if match.nodes[-1].inlined:
                     finding = _to_call_site(structure, match, finding, lines)

@@ -61,6 +61,10 @@ class Ctor:
     container: tuple[int, int, int, int] | None = None
     function: bool = False  # an activation function held as a value (layers.Built.function)
     rate: str = ""  # a same-file dropout module's rate attribute (layers.Built.rate)
+    # Built by the constructor of a base class in another module of the package
+    # (_inherit_sibling): a container it builds is that module's, whose own check reports
+    # the pairs inside it.
+    sibling: bool = False
 
 
 @dataclass
@@ -657,9 +661,46 @@ def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
         return False
     why = f"built by the constructor of {base} (another module of the package), not in this file"
     for attr, ctors in base_info.bindings.items():
-        info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why) for c in ctors)
+        info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why, sibling=True) for c in ctors)
     info.is_module = True
     return True
+
+
+def sibling_module_class(fqn: str, typer: LayerTyper, at: ast.AST) -> ClassInfo | None:
+    """The module class ``fqn`` that another module of the package defines, read as
+    :func:`_inherit_sibling` reads a base class: its layers placed at ``at`` (this file has no
+    text for them) and not fixed (its methods are that module's code, read only for what they
+    call).  None when ``fqn`` is no module class found there."""
+    package = typer.package
+    if package is None or fqn in _SIBLING_BASES or not package.owns(fqn):
+        return None
+    found = package.find(fqn)
+    if found is None:
+        return None
+    other, name = found
+    node = other.names.classes.get(name) if other is not typer else None
+    if not isinstance(node, ast.ClassDef):
+        return None
+    node = copy.deepcopy(node)
+    for sub in ast_walk(node):
+        if "lineno" in sub._attributes:
+            sub.lineno, sub.col_offset = at.lineno, at.col_offset
+            sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
+    info = collect_class(node, other.names)
+    _SIBLING_BASES.add(fqn)
+    try:
+        bind_class(info, {}, other.names, other)
+    finally:
+        _SIBLING_BASES.discard(fqn)
+    if not (info.is_module or any(c.fqn.startswith("torch.nn.") for ctors in info.bindings.values() for c in ctors)):
+        # (a class on another package's module base -- diffusers' Attention -- is known to be
+        # a module by the torch layers its constructor builds: attn.to_q(x) runs that Linear)
+        return None
+    info.is_module = True
+    why = f"built by the constructor of {name} (another module of the package), not in this file"
+    for attr, ctors in info.bindings.items():
+        info.bindings[attr] = [replace(c, unlike=c.unlike or why, sibling=True) for c in ctors]
+    return info
 
 
 def _inherit(info: ClassInfo, base: str, names: ModuleNames | None = None, typer: LayerTyper | None = None) -> None:
@@ -683,7 +724,7 @@ def _inherit(info: ClassInfo, base: str, names: ModuleNames | None = None, typer
     for attr, ctors in base_info.bindings.items():
         if attr == "activation" and activation:
             ctors = activation
-        info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why) for c in ctors)
+        info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why, sibling=True) for c in ctors)
     for mname, method in base_info.methods.items():
         if mname != "__init__":
             info.methods.setdefault(mname, method)
@@ -1268,7 +1309,26 @@ def _mapping_members(members: ast.expr, names: ModuleNames, typer, env, depth: i
             else:
                 return None
         return list(out.items())
+    if members.__class__ is ast.DictComp:
+        return _comprehension_members(members)
     return _returned_members(members, names, typer, env, depth)
+
+
+def _comprehension_members(comp: ast.DictComp):
+    """``{name: nn.Linear(d, d) for name in ("q", "k", "v")}``: one member per written-out key,
+    each the value expression (built once per key, as the loop does); None for any other
+    comprehension (a filter, a nested loop, a key that is not the loop name, keys not written
+    out as identifier strings)."""
+    if len(comp.generators) != 1:
+        return None
+    loop = comp.generators[0]
+    if (loop.ifs or loop.is_async or loop.target.__class__ is not ast.Name or comp.key.__class__ is not ast.Name
+            or comp.key.id != loop.target.id or loop.iter.__class__ not in (ast.Tuple, ast.List)):
+        return None
+    keys = [e.value for e in loop.iter.elts if e.__class__ is ast.Constant and isinstance(e.value, str)]
+    if len(keys) != len(loop.iter.elts) or not all(k.isidentifier() for k in keys):
+        return None
+    return [(key, comp.value) for key in dict.fromkeys(keys)]
 
 
 def _returned_members(call: ast.expr, names: ModuleNames, typer, env, depth: int):

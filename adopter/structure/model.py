@@ -29,7 +29,7 @@ import tokenize
 from ..records import dataclass, field, replace
 
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
-                       span)
+                       sibling_module_class, span)
 from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, SPLIT_SHAPE, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
@@ -542,6 +542,9 @@ class ModuleStructure:
     rooted: dict[bool, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
+    # Module classes of sibling modules that a processor's ``__call__`` here takes by an
+    # annotated parameter: name -> their ClassInfo (model._annotated_siblings); None: none
+    foreign: dict | None = None
     # the file's text (``lines`` joined): kept so that readings of the whole text take it as it
     # is, the same object the engine read, rather than joining the lines again per reading
     text: str | None = None
@@ -1544,7 +1547,37 @@ def _annotated_class(annotation: ast.expr | None, infos: dict[str, ClassInfo]) -
     return name if name in infos else None
 
 
-def _borrow_layers(infos: dict[str, ClassInfo], names) -> None:
+def _annotated_siblings(infos: dict[str, ClassInfo], names, typer) -> dict | None:
+    """Module classes of other modules of the package that a ``__call__`` of this file takes by
+    an annotated parameter (hdi1's ``HiDreamAttnProcessor.__call__(self, attn:
+    HiDreamAttention, ...)``, the attention class imported from its sibling module): name ->
+    its ClassInfo, read there (bindings.sibling_module_class: layers typed as that module
+    types them, placed at the annotation, not fixed).  Only ``__call__`` (a processor a module
+    hands itself to, :func:`_processes`), only a name the file imports; None when there is
+    none (most files)."""
+    found: dict = {}
+    for info in infos.values():
+        call = info.methods.get("__call__")
+        if call is None:
+            continue
+        args = call.args
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs)[1:]:
+            note = arg.annotation
+            if note.__class__ is ast.Constant and isinstance(note.value, str):
+                name = note.value.strip()
+            elif note.__class__ is ast.Name:
+                name = note.id
+            else:
+                continue
+            if name in infos or name in found or name not in names.imports:
+                continue
+            read = sibling_module_class(names.imports[name], typer, note)
+            if read is not None:
+                found[name] = read
+    return found or None
+
+
+def _borrow_layers(infos: dict[str, ClassInfo], names, own: dict[str, ClassInfo] | None = None) -> None:
     """Layers a method reaches through a parameter annotated with a same-file ``nn.Module``
     class (a diffusers-style attention processor: ``def __call__(self, attn: Attention, x):
     query = attn.to_q(x)``): ``attn.to_q`` is typed by that class's ``__init__``, bound here as
@@ -1554,7 +1587,7 @@ def _borrow_layers(infos: dict[str, ClassInfo], names) -> None:
     a parameter of that name annotates it with that class, and no method assigns the name.  An
     attribute that a same-file subclass of the annotated class binds to another layer is left
     out (the object may be the subclass at run time)."""
-    for info in infos.values():
+    for info in (own or infos).values():
         params: dict[str, str | None] = {}
         for method in info.methods.values():
             args = method.args
@@ -1573,7 +1606,7 @@ def _borrow_layers(infos: dict[str, ClassInfo], names) -> None:
             other = infos[owner]
             if not other.is_module:
                 continue
-            subclasses = [i for i in infos.values() if i is not other and owner in i.bases]
+            subclasses = [i for i in (own or infos).values() if i is not other and owner in i.bases]
             for attr, ctors in other.bindings.items():
                 if any([c.fqn for c in sub.bindings.get(attr, ())] != [c.fqn for c in ctors] for sub in subclasses):
                     continue
@@ -1586,6 +1619,8 @@ def _processes(info: ClassInfo, infos: dict[str, ClassInfo], module: "ModuleStru
     itself to a call somewhere in its methods (``self.processor(self, x)``)?"""
     call = info.methods["__call__"]
     args = call.args
+    if module.foreign is not None:
+        infos = {**infos, **module.foreign}
     owners = {arg.arg: _annotated_class(arg.annotation, infos)
               for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs)[1:]}
     for node in walk(call):
@@ -1840,7 +1875,12 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer.path = path
     for info in infos.values():
         bind_class(info, infos, names, typer)
-    _borrow_layers(infos, names)
+    foreign = _annotated_siblings(infos, names, typer) if siblings is not None else None
+    if foreign is not None:
+        module.foreign = foreign
+        _borrow_layers({**infos, **foreign}, names, own=infos)
+    else:
+        _borrow_layers(infos, names)
     if held_layers.wanted(text):
         held_layers.borrow_held_layers(infos, typer, text)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or

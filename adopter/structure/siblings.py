@@ -398,6 +398,16 @@ def base_class_texts(tree: ast.Module, package: str, path: str) -> list[str]:
                 base = base.value
             if base.__class__ is ast.Name and base.id in imported:
                 bases.add((base.id, dotted))
+        for item in stmt.body:
+            # a processor's ``__call__(self, attn: Attention, ...)`` runs the layers of the
+            # package class it is handed (model._annotated_siblings): its constructor's words too
+            if item.__class__ is ast.FunctionDef and item.name == "__call__":
+                for arg in item.args.args[1:] + item.args.kwonlyargs:
+                    note = arg.annotation
+                    if note.__class__ is ast.Constant and isinstance(note.value, str):
+                        note = ast.Name(id=note.value.strip())
+                    if note.__class__ is ast.Name and note.id in imported:
+                        bases.add((note.id, ""))
     if not bases:
         return []
     fqns: list = []
