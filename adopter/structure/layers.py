@@ -612,9 +612,20 @@ class LayerTyper:
         if kind is ast.Lambda and expr.body.__class__ is ast.Call and depth < MAX_DEPTH:
             # lambda c: nn.BatchNorm2d(c, eps=eps): a callable building that layer (its
             # arguments are the lambda's: none is kept)
-            inner = {k: v for k, v in env.items() if k not in {a.arg for a in _lambda_params(expr)}}
-            return tuple(LayerClass(b.fqn, (), (), b.unlike, True) for b in self.values(expr.body, inner, depth + 1)
-                         if isinstance(b, Built) and not b.table and b.members is None and b.fqn != SEQUENTIAL)
+            params = {a.arg for a in _lambda_params(expr)}
+            inner = {k: v for k, v in env.items() if k not in params}
+            out = []
+            for b in self.values(expr.body, inner, depth + 1):
+                if b.__class__ is not Built or b.members is not None or b.fqn == SEQUENTIAL:
+                    continue
+                if not b.table:
+                    out.append(LayerClass(b.fqn, (), (), b.unlike, True))
+                elif b.via == "getattr" and b.fqn == "torch.nn" and len(b.args) == 1 \
+                        and not any(n.__class__ is ast.Name and n.id in params for n in ast_walk(b.args[0])):
+                    # lambda n: getattr(nn, activation)(), the key a name of the enclosing code:
+                    # the torch.nn class that run-time string names, as getattr(nn, key) held
+                    out.append(LayerClass(GETATTR_NN, b.args, (), b.unlike))
+            return tuple(out)
         return ()
 
     def _comprehension_item(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:

@@ -32,6 +32,7 @@ from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_c
                        sibling_module_class, span)
 from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, SPLIT_SHAPE, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, picked_attributes, walk
+from .layers import _closure as layer_closure
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from . import held_layers, passed_defaults
@@ -2033,7 +2034,9 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
     """
     if words is None:
         words = module.call_names("torch.nn.Sequential")
+    seen: list = []  # (owner, function) walked so far: a nested function's definer is among them
     for owner, func in _all_functions(tree, module.names):
+        seen.append((owner, func))
         info = infos.get(owner) if owner is not None else None
         # (a subclass whose forward does not run its members in order builds no sequence; one
         # of a same-file or package subclass of nn.Sequential that runs them in order does)
@@ -2107,6 +2110,8 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                     if child is not None:
                         _typer.add_child(child, env)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
+        if owner is None and hook is None:
+            class_env = _definer_closure(typer, infos, seen, func) or class_env
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)
     looping: dict[str, bool] = {}
@@ -2278,6 +2283,23 @@ def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
         env = typer.function_env(init, owner, cls_name=owner) if init is not None else {}
         cached = typer.class_envs[owner] = {k: v for k, v in env.items() if k.startswith("self.")}
     return cached
+
+
+def _definer_closure(typer: LayerTyper, infos: dict, seen: list, func) -> dict | None:
+    """The names' values a function defined in another function's body sees there (a block
+    builder ``def make_block(prenorm): return nn.Sequential(Linear(d, d), Activation(d))`` in
+    ``__init__``, after ``Linear = nn.Linear`` and ``Activation = lambda n: ...``): the
+    definer's, at the end of its body (a closure reads its names when it runs), less the
+    function's parameters; None for a function of the module or a class."""
+    definer = next(((o, f) for o, f in reversed(seen[:-1]) if any(s is func for s in f.body)), None)
+    if definer is None:
+        return None
+    d_owner, d_func = definer
+    d_info = infos.get(d_owner) if d_owner is not None else None
+    d_class_env = _class_env(typer, d_info, d_owner) if d_info is not None and d_func.name != "__init__" else None
+    env = typer.function_env(d_func, d_owner if d_func.name == "__init__" else None, class_env=d_class_env,
+                             cls_name=d_owner)
+    return layer_closure(func, env)
 
 
 def _all_functions(tree: ast.Module, names: ModuleNames | None = None):
