@@ -2438,7 +2438,7 @@ class _Attention:
                            "rewrite it by hand")
             for st in body[:-1]:
                 setting = _setting_of(st.test) if isinstance(st, ast.If) and not st.orelse else None
-                if setting is None or params[0] in _chain_binds(st):
+                if setting is None:  # (its body runs only where the setting is set: the original's path)
                     raise Skip(why + f"and `{name}` does more than return the scores unless a setting holds "
                                f"(line {st.lineno}); rewrite it by hand")
                 effect = self._property_effect(setting)
