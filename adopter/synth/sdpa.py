@@ -2477,7 +2477,7 @@ class _Attention:
                 kept.append(st)
                 made |= _chain_binds(st)
             if not made <= set(params):
-                raise Skip(why + f"and `{name}` binds `{sorted(made - set(params))[0]}`, no parameter of it; "
+                raise Skip(why + f"and `{name}` binds `{min(made - set(params))}`, no parameter of it; "
                            "rewrite it by hand")
             # (a comprehension's own targets aside: `x` of `(f(x) for x in (q, k))`)
             own_names = {n.id for st in body for c in ast_walk(st) if isinstance(c, ast.comprehension)
