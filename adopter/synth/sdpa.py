@@ -1041,6 +1041,8 @@ class _Attention:
         self.helper_params: list[str] = []
         self.helper_step_stored: set[str] = set()  # names its steps bind (never on the fused path)
         self.inlined_method: tuple[str, str] | None = None  # (class, method) of such a helper
+        self.chain_methods: list[tuple[str, str]] = []  # (class, method) of a chain of them (_inline_helper_chain)
+        self.chain_settings: list[ast.expr] = []  # the settings under which its outer methods change the scores
         # (attr, value, owner, local or None, call) picking it: _dispatched_calls, _picked_term
         self.dispatch_setting: tuple | None = None
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
@@ -1562,6 +1564,12 @@ class _Attention:
             # its instances take the original (_inline_attention_helper)
             owner, name = self.inlined_method
             guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+        for owner, name in self.chain_methods:
+            # (the same for each method of a chain of them, _inline_helper_chain)
+            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+        for setting in self.chain_settings:
+            # an outer method of that chain returns the scores unchanged only while its setting is off
+            guard.append(_guard_term(self._text(setting), setting))
         if self.dispatch_setting is not None:
             # the helper picked by a setting (``getattr(self, self.mode)``): the other values pick
             # other methods, which take the original path (_dispatched_calls)
@@ -2049,6 +2057,9 @@ class _Attention:
         if len(outside) == 1 and roles.get(id(outside[0])) in ADD_STEPS and _block_add(outside[0]):
             return self._inline_block_helper(nodes, outside[0], roles[id(outside[0])])
         if "s0" in {roles.get(id(n)) for n in outside}:
+            chained = self._inline_helper_chain(nodes, outside, roles)
+            if chained is not None:
+                return chained
             inlined = self._inline_attention_helper(nodes, outside, roles)
             if inlined is not None:
                 return inlined
@@ -2324,6 +2335,178 @@ class _Attention:
         if kind == "method":
             self.inlined_method = (owner.name, helper.name)
         moved_nodes = {id(n): replace(n, stmt=span_of(call_stmt)) for n in outside}
+        for role, value in self.roles.items():
+            if id(value) in moved_nodes:
+                self.roles[role] = moved_nodes[id(value)]
+        return [moved_nodes.get(id(n), n) for n in nodes]
+
+    def _inline_helper_chain(self, nodes: list, outside: list, roles: dict) -> list | None:
+        """A match whose steps run in a chain of methods of the class nested in one statement of
+        the caller: x-metaformer-style ``scores = self.sparsify(self.adjust(self.scale_scores(
+        self.compute_scores(q, k))))`` with ``compute_scores`` forming the product (after
+        statements that only prepare q and k: ``if self.l2: q, k = <normalized>``),
+        ``scale_scores`` returning the scaled scores, and the outer methods returning the scores
+        unchanged unless a setting holds (``if self.topk and ...: <in-place fill>``; ``return
+        scores``), the softmax, dropout and context product in the caller.
+
+        The fused path replaces the whole statement: the innermost method's statements before
+        its return run in the caller (binding only its parameters, which the caller hands under
+        the same names and reads nowhere after the statement), its product and the other
+        step methods' scales become the fused call.  Taken only where every method of the chain
+        is a plain method of the class called once in the file, each step method returns the
+        value of its steps, each outer method is ``if <setting> ...: ...`` blocks then ``return``
+        of its one parameter (the guard sends a set setting to the original), and the match has
+        no mask, bias or fill.  A subclass overriding any of them takes the original.  Returns
+        None where the match is not of this form."""
+        allowed = {"s0", "p0", "p1", "c", *SCALE_STEPS}
+        if not set(self.roles) <= allowed:
+            return None
+        caller_info = self.index.stmt(self.roles["c"].stmt)
+        caller_def = self._function(caller_info.stmt) if caller_info is not None else None
+        cls = self._class()
+        if caller_def is None or cls is None or not any(s is caller_def for s in cls.body):
+            return None
+        holders: dict[str, list] = {}
+        for node in outside:
+            info = self.index.stmt(node.stmt)
+            func = self._function(info.stmt) if info is not None else None
+            if func is None or not any(s is func for s in cls.body):
+                return None
+            holders.setdefault(func.name, []).append(node)
+        if len(holders) < 2:
+            return None
+        methods = {f.name: f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        stmt = next((s for s in caller_def.body if isinstance(s, ast.Assign) and len(s.targets) == 1
+                     and isinstance(s.targets[0], ast.Name) and any(isinstance(c, ast.Call) and _self_method(c) in
+                                                                    holders for c in ast_walk(s.value))), None)
+        if stmt is None:
+            return None
+        chain: list[ast.Call] = []  # outermost first
+        value = stmt.value
+        while isinstance(value, ast.Call) and _self_method(value) in methods:
+            chain.append(value)
+            if len(value.args) == 1 and not value.keywords and isinstance(value.args[0], ast.Call) \
+                    and _self_method(value.args[0]) in methods:
+                value = value.args[0]
+                continue
+            break
+        names = [_self_method(c) for c in chain]
+        said = " -> ".join(f"`{n}`" for n in reversed(names))
+        why = f"the match spans the chain of methods {said} called at line {stmt.lineno}, "
+        steps_in = [n for n in names if n in holders]
+        if set(steps_in) != set(holders) or names[len(names) - len(steps_in):] != steps_in:
+            return None  # (the step methods must be the innermost of the chain)
+        if len(set(names)) != len(names):
+            raise Skip(why + "one of them twice; rewrite it by hand")
+        inner = chain[-1]
+        if inner.keywords or not inner.args or not all(isinstance(a, ast.Name) for a in inner.args):
+            raise Skip(why + "the innermost handed other than names; rewrite it by hand")
+        tree = self.index.tree
+        compared = {id(e) for n in ast_walk(tree) if isinstance(n, ast.Compare)
+                    and all(isinstance(op, (ast.Is, ast.IsNot)) for op in n.ops) for e in (n.left, *n.comparators)}
+        for name in names:
+            func = methods[name]
+            # (its one mention the chain's call; a fused path's own `type(self).m is not C.m` aside)
+            mentions = [n for n in ast_walk(tree) if ((isinstance(n, ast.Attribute) and n.attr == name)
+                                                      or (isinstance(n, ast.Name) and n.id == name))
+                        and id(n) not in compared]
+            if isinstance(func, ast.AsyncFunctionDef) or func.decorator_list or len(mentions) != 1 \
+                    or any(isinstance(c, ast.ClassDef) and c is not cls and any(
+                        isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == name for f in c.body)
+                           for c in tree.body):
+                raise Skip(why + f"and `{name}` is decorated, defined again or named elsewhere in the file (the fused "
+                           "path would replace its work for this caller alone); rewrite it by hand")
+            args = func.args
+            if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs \
+                    or not args.args or args.args[0].arg != "self":
+                raise Skip(why + f"and `{name}` takes its arguments in a way not read here; rewrite it by hand")
+            if any(isinstance(n, (ast.Global, ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await, ast.FunctionDef,
+                                  ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)) for n in ast_walk(func)
+                   if n is not func):
+                raise Skip(why + f"and `{name}` does more than compute values; rewrite it by hand")
+        guard_attrs: list[ast.expr] = []
+        for call, name in zip(chain, names):
+            if name in holders:
+                continue
+            # an outer method: its settings' ifs, then its parameter returned unchanged
+            func = methods[name]
+            body = _without_docstring(func.body)
+            params = [a.arg for a in func.args.args[1:]]
+            if len(params) != 1 or len(call.args) != 1 or not body or not isinstance(body[-1], ast.Return) \
+                    or not (isinstance(body[-1].value, ast.Name) and body[-1].value.id == params[0]):
+                raise Skip(why + f"and `{name}` does more than return the scores unless a setting holds; "
+                           "rewrite it by hand")
+            for st in body[:-1]:
+                setting = _setting_of(st.test) if isinstance(st, ast.If) and not st.orelse else None
+                if setting is None:  # (its body runs only where the setting is set: the original's path)
+                    raise Skip(why + f"and `{name}` does more than return the scores unless a setting holds "
+                               f"(line {st.lineno}); rewrite it by hand")
+                effect = self._property_effect(setting)
+                if effect is not None:
+                    raise Skip(why + f"and the setting `{self._text(setting)}` reads {effect}; rewrite it by hand")
+                guard_attrs.append(setting)
+        # the step methods: the innermost forms the product after statements preparing its
+        # parameters; every step method returns the value of its steps
+        kept: list[ast.stmt] = []
+        made: set[str] = set()
+        for i, name in enumerate(steps_in):
+            func = methods[name]
+            body = _without_docstring(func.body)
+            params = [a.arg for a in func.args.args[1:]]
+            own = holders[name]
+            last = max(own, key=lambda n: (n.span[2], n.span[3]))
+            if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None \
+                    or span_of(body[-1].value) != last.span \
+                    or any(n.stmt != span_of(body[-1]) for n in own):
+                raise Skip(why + f"and `{name}` does more than return the value of its steps; rewrite it by hand")
+            if i < len(steps_in) - 1:
+                # (a step method the next one's result is handed to: its one parameter, read once)
+                reads = [n for n in ast_walk(body[-1]) if isinstance(n, ast.Name) and n.id in params]
+                if len(body) != 1 or len(params) != 1 or len(reads) != 1:
+                    raise Skip(why + f"and `{name}` does more than take the scores to its steps; rewrite it by hand")
+                continue
+            if len(params) != len(inner.args) or any(a.id != p for a, p in zip(inner.args, params)):
+                raise Skip(why + f"and `{name}` is handed other than its parameters' own names; rewrite it by hand")
+            for st in body[:-1]:
+                if not _preparing(st):
+                    raise Skip(why + f"and `{name}` runs a statement at line {st.lineno} that is no plain assignment "
+                               "(or one under a setting); rewrite it by hand")
+                effect = self._property_effect(st.test) if isinstance(st, ast.If) else None
+                if effect is not None:
+                    raise Skip(why + f"and its test at line {st.lineno} reads {effect}; rewrite it by hand")
+                kept.append(st)
+                made |= _chain_binds(st)
+            if not made <= set(params):
+                raise Skip(why + f"and `{name}` binds `{min(made - set(params))}`, no parameter of it; "
+                           "rewrite it by hand")
+            # (a comprehension's own targets aside: `x` of `(f(x) for x in (q, k))`)
+            own_names = {n.id for st in body for c in ast_walk(st) if isinstance(c, ast.comprehension)
+                         for n in ast_walk(c.target) if isinstance(n, ast.Name)}
+            free = {r.split(".")[0] for st in body for r in _loads(st)} - set(params) - {"self"} - own_names
+            bound = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)
+                     and isinstance(n.ctx, (ast.Store, ast.Del))} | {a.arg for a in ast_walk(caller_def.args)
+                                                                      if isinstance(a, ast.arg)}
+            clash = sorted(free & bound)
+            if clash:
+                raise Skip(why + f"and `{clash[0]}` is a name of both; rewrite it by hand")
+            # the caller's names the statements rebind on the fused path: read nowhere after the call
+            later = sorted({n.id for s in caller_def.body if s.lineno > stmt.end_lineno for n in ast_walk(s)
+                            if isinstance(n, ast.Name) and n.id in made})
+            if later:
+                raise Skip(why + f"and `{name}` rebinds `{later[0]}`, which the caller reads after the call; "
+                           "rewrite it by hand")
+        for name in names:
+            self.chain_methods.append((cls.name, name))
+        self.chain_settings.extend(guard_attrs)
+        innermost = methods[steps_in[-1]]
+        self.helper_steps[span_of(stmt)] = kept
+        self.helper_call = stmt
+        self.helper_inlined = True
+        self.helper_made = made
+        self.helper_def, self.helper_params = innermost, [a.arg for a in innermost.args.args[1:]]
+        for param, arg in zip(self.helper_params, inner.args):
+            self.helper_args[param] = (arg.id, arg)
+        moved_nodes = {id(n): replace(n, stmt=span_of(stmt)) for n in outside}
         for role, value in self.roles.items():
             if id(value) in moved_nodes:
                 self.roles[role] = moved_nodes[id(value)]
@@ -9701,6 +9884,63 @@ def _dispatched_calls(caller_def: ast.AST) -> list:
         if attr is not None:
             found.append((node, attr))
     return [] if any(attr in set_here for _, attr in found) else found
+
+
+
+def _self_method(call) -> str | None:
+    """The method name of a ``self.<name>(...)`` call; None for any other expression."""
+    func = call.func if isinstance(call, ast.Call) else None
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+        return func.attr
+    return None
+
+
+def _without_docstring(body: list) -> list:
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        return list(body[1:])
+    return list(body)
+
+
+def _setting_of(test: ast.expr) -> ast.expr | None:
+    """``self.<attr>`` where ``test`` is that attribute or an ``and`` beginning with it: while
+    the attribute is falsy the test fails without reading anything else (_inline_helper_chain)."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        test = test.values[0]
+    if isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name) and test.value.id == "self" \
+            and isinstance(test.ctx, ast.Load):
+        return test
+    return None
+
+
+def _chain_binds(stmt: ast.AST) -> set[str]:
+    """The names ``stmt`` binds in its own scope (a comprehension's targets are its own, a
+    walrus in it binds outside); ``"[item]"`` for an attribute or item it assigns."""
+    out: set[str] = set()
+    stack = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)):
+            out |= {n.target.id for n in ast_walk(node) if isinstance(n, ast.NamedExpr)}
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            out.add(node.id)
+        elif isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            out.add("[item]")
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _preparing(stmt: ast.stmt) -> bool:
+    """A statement of the innermost method of a chain that may run in the caller: a plain
+    assignment to names, or an ``if`` whose test calls nothing holding only such assignments
+    (``if self.l2: q, k = (F.normalize(x, dim=-1) for x in (q, k))``)."""
+    if isinstance(stmt, ast.If):
+        return not any(isinstance(n, (ast.Call, ast.NamedExpr, ast.Await)) for n in ast_walk(stmt.test)) \
+            and all(not isinstance(s, ast.If) and _preparing(s) for s in stmt.body + stmt.orelse)
+    return isinstance(stmt, ast.Assign) and all(
+        isinstance(n, (ast.Name, ast.Tuple, ast.List)) for t in stmt.targets for n in ast_walk(t)
+        if isinstance(n, ast.expr)) and "[item]" not in _chain_binds(stmt)
 
 
 def _uncalled_mentions(tree: ast.AST, mentions: list) -> list:
