@@ -1760,7 +1760,11 @@ class _Attention:
         cannot take) gives them, read off a stand-in of the scores made of q and k (a 0-d tensor
         expanded to their shape: every stride 0, so any view of it is allowed, and no memory):
         ``q.new_empty(()).expand(<scores' shape>).view(<m1's sizes>).shape``."""
-        if grouped:
+        # (only where the folded scores are q @ k^T's shape: a bias, fill or tensor factor before
+        # the fold may broadcast them wider than q and k say)
+        widening = [r for r in ("b0", "fs", "sp", "b1", "f0") if r in self.roles] + [
+            r for r in ("s1", "s2") if r in self.roles and not self._number_like(self._operand_of(r, SCALE_VARS[r]))]
+        if grouped or widening:
             raise Skip("the mask is added in a shape with -1, which expand cannot take")
         q_atom, scores_shape = self._stand_in_shape()
         return f"{q_atom}.new_empty(()).expand({scores_shape}).view({shape_text}).shape"

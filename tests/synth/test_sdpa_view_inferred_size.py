@@ -105,3 +105,16 @@ def test_a_folded_bias_reading_the_scores_goes_to_the_original():
     x = torch.randn(3, 5, 8, dtype=torch.float64)
     assert_same_step(a, b, [x], position_bias=torch.randn(2, 5, 5, dtype=torch.float64))
     assert counter.calls == 0
+
+
+def test_a_bias_added_before_the_fold_keeps_the_inferred_size_declined():
+    # (a bias before the fold may broadcast the scores wider than q and k say: the stand-in's
+    # shape would not be the folded scores')
+    source = GATED.replace("def forward(self, x, position_bias=None, key_padding_mask=None):",
+                           "def forward(self, x, position_bias=None, key_padding_mask=None, extra=None):")
+    source = source.replace("        if position_bias is not None:\n",
+                            "        attn = attn + extra\n        if position_bias is not None:\n", 1)
+    assert source.count("attn + extra") == 1
+    result = fix_text(source, "attention.py", RULES)
+    assert result.error is None
+    assert "new_empty" not in result.text
