@@ -549,14 +549,6 @@ def _layout_copy(stmt: ast.stmt, step_stored: set) -> bool:
             and isinstance(value.func.value, ast.Name) and value.func.value.id in step_stored)
 
 
-def _signed_int(node: ast.expr) -> int | None:
-    """The int a literal writes (``1``, ``-1``: a unary minus on a constant); None otherwise."""
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _signed_int(node.operand)
-        return -inner if inner is not None and isinstance(node.operand, ast.Constant) else None
-    return node.value if isinstance(node, ast.Constant) and type(node.value) is int else None
-
-
 def _step_if_detail(inner: ast.stmt, step_stored: set, read_before: set, has_else: bool) -> str:
     """Why a statement in the ``if`` around a mask step is neither a step nor one the fused path
     can run before the call (:meth:`_Attention._check_step_if`), for the decline's reason."""
@@ -1363,7 +1355,6 @@ class _Attention:
                 if role == "g" and self._optional_head_scale(if_stmt, all_stored, step_stored):
                     continue  # (folded into v under the same test: _head_scaled)
                 if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)) \
-                        and not (role in (*UPCASTS, RECAST) and self._recast_with(role, conditional=True)) \
                         and not (role in SCALE_STEPS and self._optional_scale(if_stmt, role, all_stored)) \
                         and not (role in SCALE_STEPS and self._branched_factor(if_stmt, role, all_stored)):
                     words = {"s0": "the scores' product", "s1": "the scale", "s2": "the scale", "p0": "the softmax",
@@ -1815,10 +1806,8 @@ class _Attention:
                 return [] if fixed == rank else None
             return [(node, rank)]
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unsqueeze" \
-                and len(node.args) == 1 and not node.keywords and (axis := _signed_int(node.args[0])) is not None \
-                and rank >= 2 and -rank <= axis < rank:
-            # (``x.unsqueeze(-1)``, fastNLP's one query made a column: a negative axis parses as
-            # a unary minus; any axis in range adds one to the rank)
+                and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant) \
+                and type(node.args[0].value) is int and rank >= 2 and -rank <= node.args[0].value < rank:
             return self._rank_leaves(node.func.value, rank - 1, all_stored)
         pair = None
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
@@ -3681,42 +3670,9 @@ class _Attention:
         for role, node in zip(self.match.roles, self.match.nodes):
             if node.stmt == cast.stmt or (isinstance(cast, _At) and node.stmt > cast.stmt):
                 break
-            if any(o.text == target.id for o in node.outs) or self._assigned_reshaped(node, target.id):
+            if any(o.text == target.id for o in node.outs):
                 holder = role
         return holder if holder in SCORE_STEPS else None
-
-    def _recast_with(self, role: str, conditional: bool = False) -> bool:
-        """Is the upcast ``role`` (or the cast back) undone in its own statement, its fill between (fastNLP's
-        ``s = s.float().masked_fill_(pad, -inf).type_as(s)`` under ``if pad is not None:``)?
-        For scores in float32 the round trip changes no value (the casts are no-ops, the fill
-        writes the same -inf or number), so under the mask's if it need not run on the fused
-        path.  In float64 the ``.float()`` rounds the scores to float32 first, which the fused
-        call does not; in half precision SDPA computes otherwise: with ``conditional`` the fused
-        path is taken only where q, k and v are float32 (``float32_only``: the guard)."""
-        recast = self.roles.get(RECAST)
-        if recast is None or recast.stmt != self.roles[role].stmt:
-            return False
-        held = [r for r, n in self.roles.items() if n.stmt == recast.stmt]
-        if not (any(r in UPCASTS for r in held) and all(r in (*UPCASTS, RECAST, *FILL_STEPS) for r in held)):
-            return False
-        if conditional:
-            self.float32_only = True
-        return True
-
-    def _assigned_reshaped(self, node, name: str) -> bool:
-        """Does ``node``'s statement assign ``name`` its output through reshapes alone (fastNLP's
-        ``s = torch.matmul(keys, x.unsqueeze(-1)).squeeze(-1)``, whose squeeze the graph folds
-        into the product: the name is the output of no node)?  A reshape keeps the dtype."""
-        info = self.index.stmt(node.stmt)
-        stmt = info.stmt if info is not None else None
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and stmt.targets[0].id == name and node.span is not None):
-            return False
-        value = stmt.value
-        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                and value.func.attr in _SAME_DTYPE and value.func.attr != "expand" and span_of(value) != node.span:
-            value = value.func.value
-        return value is not stmt.value and span_of(value) == node.span
 
     def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
         """An ``if`` holding attention steps; returns the statements in it that only compute
