@@ -1754,6 +1754,20 @@ class _Attention:
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
+    def _inferred_view_shape(self, shape_text: str, grouped: bool) -> str:
+        """The shape the scores' view ``m1`` (``scores.view(B * H, T, -1)``: a -1, which expand
+        cannot take) gives them, read off a stand-in of the scores made of q and k (a 0-d tensor
+        expanded to their shape: every stride 0, so any view of it is allowed, and no memory):
+        ``q.new_empty(()).expand(<scores' shape>).view(<m1's sizes>).shape``."""
+        # (only where the folded scores are q @ k^T's shape: a bias, fill or tensor factor before
+        # the fold may broadcast them wider than q and k say)
+        widening = [r for r in ("b0", "fs", "sp", "b1", "f0") if r in self.roles] + [
+            r for r in ("s1", "s2") if r in self.roles and not self._number_like(self._operand_of(r, SCALE_VARS[r]))]
+        if grouped or widening:
+            raise Skip("the mask is added in a shape with -1, which expand cannot take")
+        q_atom, scores_shape = self._stand_in_shape()
+        return f"{q_atom}.new_empty(()).expand({scores_shape}).view({shape_text}).shape"
+
     def _stand_in_shape(self) -> tuple[str, str]:
         """q's text (an atom) and the text of the scores' shape, ``(*batch, queries, keys)``
         from q and k: what a stand-in of the scores (``q.new_zeros(()).expand(shape)``) handed
@@ -5423,13 +5437,14 @@ class _Attention:
                     raise Skip("the mask is added to a reshaped score without reshaping it back")
                 shape = self._view_args("m1")
                 back = self._view_args("s3")
+                shape_text = ", ".join(map(self._text, shape))
                 if any(isinstance(a, ast.UnaryOp) or (isinstance(a, ast.Constant) and a.value == -1)
                        for a in shape):
-                    raise Skip("the mask is added in a shape with -1, which expand cannot take")
+                    shape_text = self._inferred_view_shape(shape_text, grouped)
                 if len({self._text(t) if t is not None else None
                         for t in (conditions.get(r) for r in ("m1", "m2", "s3"))}) != 1:
                     raise Skip("the mask's reshapes run under other conditions than its add")
-                text = (f"{_atom(text, operand)}.expand({', '.join(map(self._text, shape))})"
+                text = (f"{_atom(text, operand)}.expand({shape_text})"
                         f".reshape({', '.join(map(self._text, back))})")
             if role == "m2" and role in self.dtype_choices:
                 # (a boolean mask is the choice's other branch, which SDPA reads as keep/drop)
