@@ -4462,7 +4462,8 @@ class _Attention:
             return bool(values) and all(self._diagonal_true(v, depth + 1, visiting | {key}) for v in values)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
             values = self._attribute_values(expr.attr)
-            return bool(values) and all(self._diagonal_true(v, depth + 1, visiting) for v in values)
+            return bool(values) and not self._attribute_changed_in_place(expr.attr) \
+                and all(self._diagonal_true(v, depth + 1, visiting) for v in values)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.BitXor, ast.BitAnd)):
             pair = (expr.left, expr.right)
             return self._diagonal_pair(pair, isinstance(expr.op, ast.BitXor), depth, visiting)
@@ -4554,6 +4555,8 @@ class _Attention:
                 value = self._assigned_once_around(expr)  # (a buffer's value: a local of __init__)
             return None if value is None or value is expr else self._triangle(value, depth + 1)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            if self._attribute_changed_in_place(expr.attr):
+                return None  # (no longer the triangle it was made as)
             values = self._attribute_values(expr.attr)
             found = {self._triangle(v, depth + 1) for v in values}
             return found.pop() if len(found) == 1 else None
@@ -7687,6 +7690,30 @@ class _Attention:
             cls = self._same_file_base(cls)
         return []
 
+    def _attribute_changed_in_place(self, attr: str) -> bool:
+        """Does the class (or a same-file base) change the tensor ``self.<attr>`` holds in place
+        anywhere: ``self.bias[..., 0] = 0``, ``self.bias[i] += x``, ``self.bias[:, 0].zero_()``,
+        ``self.bias.data.fill_(1)`` (review62: a triangle buffer changed in ``__init__`` after it
+        is registered is no triangle).  The receiver is followed through subscripts, ``.data``
+        and methods that return a view of it."""
+        cls = self._class()
+        seen: set[int] = set()
+        while cls is not None and id(cls) not in seen:
+            seen.add(id(cls))
+            for node in ast_walk(cls):
+                if isinstance(node, ast.AugAssign) and _roots_at_attribute(node.target, attr):
+                    return True
+                if isinstance(node, ast.Assign) and any(
+                        isinstance(t, (ast.Subscript, ast.Attribute)) and not _is_self_attr(t, attr)
+                        and _roots_at_attribute(t, attr) for t in node.targets):
+                    return True
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                        and node.func.attr.endswith("_") and not node.func.attr.startswith("_") \
+                        and _roots_at_attribute(node.func.value, attr):
+                    return True
+            cls = self._same_file_base(cls)
+        return False
+
     def _same_file_base(self, cls: ast.ClassDef) -> ast.ClassDef | None:
         """The first base of ``cls`` written as a bare name that names a class defined at the top
         level of the same file (None for any other base: torch's, an import's)."""
@@ -8823,6 +8850,33 @@ class _InPlace:
                             step.add(r)
             frontier = step
         return held
+
+
+_VIEW_METHODS = frozenset({"view", "view_as", "reshape", "transpose", "permute", "narrow", "select", "expand",
+                           "expand_as", "squeeze", "unsqueeze", "flatten", "unflatten", "t", "diagonal", "unfold",
+                           "as_strided", "detach", "contiguous", "movedim", "swapaxes", "split", "chunk", "unbind"})
+
+
+def _is_self_attr(expr: ast.expr, attr: str) -> bool:
+    return isinstance(expr, ast.Attribute) and expr.attr == attr and isinstance(expr.value, ast.Name) \
+        and expr.value.id == "self"
+
+
+def _roots_at_attribute(expr: ast.expr, attr: str) -> bool:
+    """Is ``expr`` ``self.<attr>`` or a part or view of it (subscripts, ``.data``/``.T``/``.mT``,
+    view methods) -- a place whose change in place changes that tensor?"""
+    for _ in range(16):
+        if _is_self_attr(expr, attr):
+            return True
+        if isinstance(expr, ast.Subscript):
+            expr = expr.value
+        elif isinstance(expr, ast.Attribute) and expr.attr in ("data", "T", "mT", "H", "mH", "real", "imag"):
+            expr = expr.value
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _VIEW_METHODS:
+            expr = expr.func.value
+        else:
+            return False
+    return False
 
 
 def _in_place_step(stmt: ast.stmt) -> str | None:

@@ -1,0 +1,104 @@
+"""ADP010, older wrong patches review62 found (session 47, wrong90).
+
+1. A triangle buffer changed in place in the class after it is registered
+   (``self.tri[..., 0] = 0``, ``self.tri[:, :, :, 0].zero_()``) was still read as the triangle
+   it was made as: the fill was taken to keep every row's first key, so no rows' guard was
+   written, and on the row the change emptied the additive mask differs from the fill (the
+   original's row is uniform, the patched one a softmax of the scores).  The buffer changed in
+   place is no triangle now: the rows' guard sends such calls to the original (outputs and
+   gradients equal), while the untouched triangle keeps its unguarded patch."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sdpa_modules import RULES, Counter, assert_same_step, load, sdpa_fixed
+
+from adopter.synth import fix_text
+
+F64 = torch.float64
+
+TRIANGLE = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+
+
+    class Causal(nn.Module):
+        def __init__(self, n=6):
+            super().__init__()
+            self.register_buffer("tri", torch.tril(torch.ones(n, n)).view(1, 1, n, n))
+    CHANGE
+        def forward(self, q, k, v):
+            w = torch.matmul(q, k.transpose(-1, -2))
+            w = w / (v.size(-1) ** 0.5)
+            n, m = q.size(-2), k.size(-2)
+            w = w.masked_fill(self.tri[:, :, :n, :m] == 0, -1e4)
+            w = nn.functional.softmax(w, dim=-1)
+            return torch.matmul(w, v)
+''')
+
+CHANGES = {
+    "item_store": "        self.tri[..., 0] = 0\n",
+    "method_on_view": "        self.tri[:, :, :, 0].zero_()\n",
+    "data_fill": "        self.tri.data[:, :, 0, :].fill_(0)\n",
+}
+
+
+def _qkv(n=6, m=6):
+    g = torch.Generator().manual_seed(3)
+    return [torch.randn(2, 2, s, 8, dtype=F64, generator=g) for s in (n, m, m)]
+
+
+def _pair(source: str, fixed: str):
+    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
+    torch.manual_seed(0)
+    a = a_ns["Causal"]().to(F64)
+    b = b_ns["Causal"]().to(F64)
+    b.load_state_dict(a.state_dict())
+    return a, b, Counter(b_ns)
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_triangle_changed_in_place_after_registering_gets_the_rows_guard(change):
+    source = TRIANGLE.replace("CHANGE\n", CHANGES[change])
+    fixed = sdpa_fixed(source)
+    assert ".all(-1).any()" in fixed  # (the rows' guard: a row the change emptied takes the original)
+    a, b, _ = _pair(source, fixed)
+    for train in (False, True):
+        a.train(train), b.train(train)
+        assert_same_step(a, b, _qkv())
+        assert_same_step(a, b, _qkv(6, 4))
+
+
+def test_the_changed_row_is_not_idle():
+    """Without the guard the additive mask differs from the fill on the emptied row."""
+    source = TRIANGLE.replace("CHANGE\n", CHANGES["item_store"])
+    a = load(source, "original")["Causal"]().to(F64)
+    q, k, v = _qkv()
+    mask = torch.zeros(6, 6, dtype=F64).masked_fill(a.tri[0, 0] == 0, -1e4)
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert not torch.allclose(a(q, k, v), fused)
+
+
+def test_the_untouched_triangle_keeps_its_unguarded_patch():
+    source = TRIANGLE.replace("CHANGE\n", "")
+    fixed = sdpa_fixed(source)
+    assert ".all(-1).any()" not in fixed
+    a, b, counter = _pair(source, fixed)
+    for train in (False, True):
+        a.train(train), b.train(train)
+        assert_same_step(a, b, _qkv())
+    assert counter.calls == 2
+
+
+def test_a_copy_of_the_triangle_changed_in_place_leaves_the_buffer_a_triangle():
+    """Look-alike: ``self.tri.clone()`` changed in place is another tensor."""
+    source = TRIANGLE.replace("CHANGE\n", "        self.tri.clone()[..., 0] = 0\n")
+    fixed = sdpa_fixed(source)
+    assert ".all(-1).any()" not in fixed
+    a, b, _ = _pair(source, fixed)
+    assert_same_step(a, b, _qkv())
