@@ -7890,12 +7890,33 @@ class _Attention:
                     return True
             return False
 
-        return all((isinstance(b, ast.Constant) and b.value is None)
-                   or (stored(b) if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name)
-                       and b.value.id == "self" else
-                       not foreign(b) and (self._known_number(b) or scalar(b)
-                                           or self._constant_along_keys(b, depth + 1, built)))
-                   for b in bounds)
+        def held(b: ast.expr, hops: int = 0) -> ast.expr | None:
+            # (review62: a bound bound to a local first, ``bnd = self.cfg.bound``, or held by a
+            # module-level constant tensor, ``BOUNDS = torch.linspace(...).view(1, 1, 1, n)``, is
+            # read for its value; None where that value is not one expression)
+            if not isinstance(b, ast.Name) or hops > 4:
+                return b
+            value = self._resolve_local(b)
+            if value is not b:
+                return held(value, hops + 1)
+            module = [n.value for n in self.index.tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                      and any(isinstance(t, ast.Name) and t.id == b.id
+                              for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+            if not module:
+                return b  # (a parameter or a name made elsewhere: read as before)
+            return held(module[0], hops + 1) if len(module) == 1 and module[0] is not None else None
+
+        def bound_ok(b: ast.expr) -> bool:
+            b = held(b)
+            if b is None:
+                return False
+            return (isinstance(b, ast.Constant) and b.value is None) \
+                or (stored(b) if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name)
+                    and b.value.id == "self" else
+                    not foreign(b) and (self._known_number(b) or scalar(b)
+                                        or self._constant_along_keys(b, depth + 1, built)))
+
+        return all(bound_ok(b) for b in bounds)
 
     def _check_moved_scores(self, nodes) -> None:
         """Scores an einsum writes with their axes moved (``einsum("ibnd,jbnd->ijbn", q, k)``,

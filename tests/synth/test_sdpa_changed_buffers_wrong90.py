@@ -102,3 +102,101 @@ def test_a_copy_of_the_triangle_changed_in_place_leaves_the_buffer_a_triangle():
     assert ".all(-1).any()" not in fixed
     a, b, _ = _pair(source, fixed)
     assert_same_step(a, b, _qkv())
+
+
+# 2. A clamp bound bound to a local first (``bnd = self.cfg.bound``) or held by a module-level
+#    constant tensor of one entry per key was read as a number (the name hid it), the temperature
+#    folded into the query: the patched module raised where the original ran.  The name is read
+#    for its value: declined; a local or module constant of math on numbers stays patched, equal.
+
+CLAMPED = textwrap.dedent('''
+    import math
+    import torch
+    from torch import nn
+
+    TOP
+
+
+    class Limits:
+        def __init__(self):
+            self.top = torch.linspace(0.0, 2.0, 6).view(1, 1, 1, 6).double()
+
+
+    class Heads(nn.Module):
+        def __init__(self, dim=16, heads=4, head_dim=4):
+            super().__init__()
+            self.heads = heads
+            self.head_dim = head_dim
+            self.qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
+            self.out = nn.Linear(heads * head_dim, dim)
+            self.temp = nn.Parameter(torch.log(10 * torch.rand(1, heads, 1, 1)))
+            self.lim = Limits()
+
+        def forward(self, x):
+            n, t, _ = x.shape
+            q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            scores = q @ k.transpose(-1, -2)
+            LOCAL
+            scores = scores * torch.clamp(self.temp, max=BOUND).exp()
+            return self.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(n, t, -1))
+''')
+
+PER_KEY_TOP = "TOP = torch.linspace(0.0, 2.0, 6).view(1, 1, 1, 6).double()"
+NUMBER_TOP = "TOP = math.log(100.0)"
+
+
+def _clamped(top: str, local: str, bound: str) -> str:
+    return CLAMPED.replace("TOP\n", top + "\n").replace("        LOCAL\n", f"        {local}\n" if local else "") \
+        .replace("BOUND", bound)
+
+
+PER_KEY = {
+    "local_of_another_object": (NUMBER_TOP, "bnd = self.lim.top", "bnd"),
+    "module_constant_tensor": (PER_KEY_TOP, "", "TOP"),
+    "local_of_module_constant": (PER_KEY_TOP, "bnd = TOP", "bnd"),
+}
+NUMBERS = {
+    "local_of_math": (NUMBER_TOP, "bnd = math.log(1.0 / 0.01)", "bnd"),
+    "module_constant_number": (NUMBER_TOP, "", "TOP"),
+}
+
+
+def _x():
+    return (torch.randn(2, 6, 16, dtype=F64),)
+
+
+@pytest.mark.parametrize("form", sorted(PER_KEY))
+def test_a_per_key_bound_behind_a_name_is_declined(form):
+    source = _clamped(*PER_KEY[form])
+    result = fix_text(source, "attention.py", RULES)
+    assert result.error is None and not result.applied, result.text
+    torch.manual_seed(0)
+    load(source, "original")["Heads"]().to(F64)(*_x())  # (the original runs)
+
+
+def test_the_per_key_bound_is_not_idle():
+    """Folding the clamped temperature into the query, as the wrong patch did, raises."""
+    source = _clamped(*PER_KEY["module_constant_tensor"])
+    torch.manual_seed(0)
+    m = load(source, "original")["Heads"]().to(F64)
+    t = torch.clamp(m.temp, max=load(source, "o2")["TOP"]).exp()
+    assert t.shape[-1] == 6
+    q = torch.randn(2, 4, 6, 4, dtype=F64)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.scaled_dot_product_attention(q * t, q, q, scale=1.0)
+
+
+@pytest.mark.parametrize("form", sorted(NUMBERS))
+def test_a_number_bound_behind_a_name_stays_patched_and_equal(form):
+    source = _clamped(*NUMBERS[form])
+    fixed = sdpa_fixed(source)
+    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
+    torch.manual_seed(0)
+    a = a_ns["Heads"]().to(F64)
+    b = b_ns["Heads"]().to(F64)
+    b.load_state_dict(a.state_dict())
+    counter = Counter(b_ns)
+    for train in (False, True):
+        a.train(train), b.train(train)
+        assert_same_step(a, b, _x())
+    assert counter.calls == 2
