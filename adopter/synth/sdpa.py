@@ -7596,14 +7596,33 @@ class _Attention:
         names |= {n.args[1].value for n in ast_walk(test) if isinstance(n, ast.Call) and _attribute_lookup(n)
                   and isinstance(n.args[0], ast.Name) and n.args[0].id == "self"}
         cls = self._class() if names else None
-        if cls is None:
+        if cls is not None:
+            methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            for name in sorted(names):
+                func = methods.get(name)
+                if func is not None and any(dotted_name(d) in ("property", "builtins.property")
+                                            for d in func.decorator_list) and _body_effect(func, methods):
+                    return f"`self.{name}`, a property whose getter may change state"
+        return self._foreign_property_effect(test)
+
+    def _foreign_property_effect(self, test: ast.expr) -> str | None:
+        """An attribute of another object than the module (``self.sub.flag``, ``cfg.flag``) that
+        ``test`` reads, where a class of the same file defines a ``@property`` of that name whose
+        getter may change state (review62: the object's class is not known here, so any such
+        property of the file counts); None otherwise."""
+        names = {n.attr for n in ast_walk(test) if isinstance(n, ast.Attribute)
+                 and not (isinstance(n.value, ast.Name) and n.value.id == "self")}
+        if not names:
             return None
-        methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        for name in sorted(names):
-            func = methods.get(name)
-            if func is not None and any(dotted_name(d) in ("property", "builtins.property")
-                                        for d in func.decorator_list) and _body_effect(func, methods):
-                return f"`self.{name}`, a property whose getter may change state"
+        for cls in ast_walk(self.index.tree):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            for name in sorted(names & methods.keys()):
+                func = methods[name]
+                if any(dotted_name(d) in ("property", "builtins.property") for d in func.decorator_list) \
+                        and _body_effect(func, methods):
+                    return f"`.{name}`, a property of {cls.name} whose getter may change state"
         return None
 
     def _class(self) -> ast.ClassDef | None:
@@ -9448,13 +9467,38 @@ def _body_effect(func: ast.AST, methods: dict, depth: int = 0, functions: dict |
             f = node.func
             if isinstance(f, ast.Name) and f.id in ("setattr", "delattr", "next", "exec"):
                 return True
+            if _random_draw(f):
+                return True  # (review62: a draw advances a generator; a second draw differs)
             if isinstance(f, ast.Attribute):
-                if f.attr in _MUTATING_METHODS or (f.attr.endswith("_") and not f.attr.startswith("_")):
+                if f.attr in _MUTATING_METHODS or f.attr in _ITERATOR_STEPS \
+                        or (f.attr.endswith("_") and not f.attr.startswith("_")):
                     return True
                 if isinstance(f.value, ast.Name) and f.value.id == "self" and f.attr in methods \
                         and methods[f.attr] is not func and _body_effect(methods[f.attr], methods, depth + 1):
                     return True
     return False
+
+
+# Methods that advance an iterator or generator (``it.__next__()``, ``gen.send(x)``).
+_ITERATOR_STEPS = frozenset({"__next__", "send", "throw"})
+# torch's draws from its generator; a tensor's drawing methods.
+_TORCH_DRAWS = frozenset({"rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like",
+                          "bernoulli", "multinomial", "normal", "poisson", "dropout"})
+
+
+def _random_draw(func: ast.expr) -> bool:
+    """Is ``func`` a function that draws from a random generator: Python's ``random.<f>``,
+    numpy's ``np.random.<f>``, torch's ``torch.rand``/``randn``/... or a tensor's
+    ``.bernoulli()``/``.multinomial()``?  Each call advances the generator, so calling it again
+    (a guard copying a test) gives another draw and changes later draws."""
+    parts = (dotted_name(func) or "").split(".")
+    if not parts or not parts[0]:
+        return isinstance(func, ast.Attribute) and func.attr in ("bernoulli", "multinomial")
+    if parts[0] == "random" and len(parts) == 2 or "random" in parts[1:-1]:
+        return True
+    if parts[0] == "torch" and parts[-1] in _TORCH_DRAWS:
+        return True
+    return isinstance(func, ast.Attribute) and func.attr in ("bernoulli", "multinomial")
 
 
 def _attribute_lookup(call: ast.Call) -> bool:

@@ -200,3 +200,104 @@ def test_a_number_bound_behind_a_name_stays_patched_and_equal(form):
         a.train(train), b.train(train)
         assert_same_step(a, b, _x())
     assert counter.calls == 2
+
+
+# 3. An if test the guard copies (reads again before the region) that draws from a random
+#    generator (``torch.rand``, ``random.random``, ``np.random.rand``) or steps an iterator
+#    (``it.__next__()``), or reads a property of another object whose getter changes state: the
+#    patched module drew twice (another draw picks the other arm).  Declined; a test reading
+#    the module's own setting stays patched and equal.
+
+BRANCHED = textwrap.dedent('''
+    import itertools
+    import random
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+
+    class SUB:
+        @property
+        def on(self):
+            GETTER
+
+
+    class Heads(nn.Module):
+        def __init__(self, dim=8, heads=2):
+            super().__init__()
+            self.h = heads
+            self.d = dim // heads
+            self.count = itertools.count()
+            self.sub = SUB()
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.bias = nn.Parameter(torch.randn(heads, 5, 5))
+
+        def forward(self, x):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(x).view(b, n, 3, self.h, self.d).permute(2, 0, 3, 1, 4)
+            if self.h < 0:
+                s = -torch.cdist(q, k)
+            elif TEST:
+                s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5 + self.bias
+            else:
+                s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5
+            p = s.softmax(dim=-1)
+            return torch.matmul(p, v).transpose(1, 2).reshape(b, n, -1)
+''')
+
+DRAWING = {
+    "torch_rand": ("torch.rand(()) < 0.5", "Reader"),
+    "torch_rand_item": ("torch.rand(1).item() < 0.5", "Reader"),
+    "python_random": ("random.random() < 0.5", "Reader"),
+    "numpy_random": ("np.random.rand() < 0.5", "Reader"),
+    "dunder_next": ("self.count.__next__() % 2 == 0", "Reader"),
+    "foreign_counting_property": ("self.sub.on", "Flip"),
+}
+
+
+GETTERS = {"Flip": 'self._on = not getattr(self, "_on", False)\n        return self._on',
+           "Reader": "return True"}
+
+
+def _branched(test: str, sub: str) -> str:
+    """(``sub``: the one other class, whose property ``on`` counts or only reads; the file has
+    no other class defining ``on``, since the object's class is not known to the fixer)"""
+    return BRANCHED.replace("TEST", test).replace("SUB", sub).replace("GETTER", GETTERS[sub])
+
+
+@pytest.mark.parametrize("form", sorted(DRAWING))
+def test_an_elif_test_that_draws_or_steps_is_declined(form):
+    result = fix_text(_branched(*DRAWING[form]), "attention.py", RULES)
+    assert result.error is None and not result.applied, result.text
+
+
+def test_drawing_the_test_once_more_changes_the_output():
+    """Not idle: one more draw before the if (what the guard does) picks another arm."""
+    source = _branched(*DRAWING["torch_rand"])
+    twice = source.replace("        if self.h < 0:\n", "        torch.rand(())\n        if self.h < 0:\n")
+    torch.manual_seed(0)
+    a = load(source, "original")["Heads"]().to(F64)
+    b = load(twice, "twice")["Heads"]().to(F64)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 5, 8, dtype=F64)
+    differ = 0
+    for seed in range(8):
+        torch.manual_seed(seed)
+        oa = a(x)
+        torch.manual_seed(seed)
+        differ += not torch.allclose(oa, b(x))
+    assert differ
+
+
+@pytest.mark.parametrize("test", ["self.sub.on", "self.h > 1"])
+def test_a_reading_test_stays_patched_and_equal(test):
+    source = _branched(test, "Reader")
+    fixed = sdpa_fixed(source)
+    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
+    torch.manual_seed(0)
+    a = a_ns["Heads"]().to(F64)
+    b = b_ns["Heads"]().to(F64)
+    b.load_state_dict(a.state_dict())
+    for train in (False, True):
+        a.train(train), b.train(train)
+        assert_same_step(a, b, (torch.randn(2, 5, 8, dtype=F64),))
