@@ -8562,7 +8562,9 @@ _VIEW_CALLS = frozenset({
     "pop", "values", "items",
     # numpy's view of a CPU tensor and the tensors made over an array or another tensor's
     # memory share its storage (``k.numpy().__imul__(2.0)`` changes ``k``: review61)
-    "numpy", "__array__", "asarray", "asanyarray", "from_numpy", "as_tensor", "from_dlpack"})
+    "numpy", "__array__", "asarray", "asanyarray", "from_numpy", "as_tensor", "from_dlpack",
+    # a DLPack capsule shares the tensor's memory (review62: ``from_dlpack(to_dlpack(k)).mul_(2)``)
+    "to_dlpack", "__dlpack__"})
 
 
 def _maybe_true(value: ast.expr) -> bool:
@@ -8610,6 +8612,25 @@ def _held_function(value: ast.expr) -> tuple[ast.expr, list, list] | None:
     return None
 
 
+def _in_place_name(name: str) -> bool:
+    return (name.endswith("_") and not name.startswith("_")) or name in _IN_PLACE_DUNDERS
+
+
+def _loose_in_place(tree: ast.AST) -> bool:
+    """Does ``tree`` take an in-place function by reference (an attribute ``x.mul_`` that is not
+    the function of the call around it: ``torch.Tensor.mul_.__call__``, ``map(torch.Tensor.mul_,
+    ...)``) or name one by a string (``operator.methodcaller("mul_")``)?"""
+    called = {id(n.func) for n in ast_walk(tree) if isinstance(n, ast.Call)}
+    for node in ast_walk(tree):
+        if isinstance(node, ast.Attribute) and _in_place_name(node.attr) and id(node) not in called \
+                and isinstance(node.ctx, ast.Load):
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _in_place_name(node.value) \
+                and node.value.isidentifier():
+            return True
+    return False
+
+
 class _InPlace:
     """What a file's statements may change in place, for the ADP010 fixer's check of the kept
     statements between the replaced steps (review56): the file's functions and methods (and
@@ -8628,6 +8649,7 @@ class _InPlace:
         # ``f = k.mul_``, ``f = getattr(torch.Tensor, "mul_")``) or to a ``functools.partial``
         # of one -> (the function, the partial's arguments, its keywords): each binding (review61)
         self.aliases: dict[str, list[tuple[ast.expr, list, list]]] = {}
+        self.holders: set[str] = set()  # names bound to a value holding an in-place function
         for node in ast_walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.funcs.setdefault(node.name, []).append(node)
@@ -8641,6 +8663,17 @@ class _InPlace:
                         self.aliases.setdefault(name, []).append(held)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self.modules.update((a.asname or a.name).split(".")[0] for a in node.names)
+            if isinstance(node, (ast.Assign, ast.NamedExpr)) and _loose_in_place(node.value):
+                # ``ops = {"m": torch.Tensor.mul_}``, ``(f := torch.Tensor.mul_)``: a name holding
+                # an in-place function by reference somewhere in its value (review62)
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    self.holders.update(_bound_names(target))
+        for node in ast_walk(tree):
+            # ``g = torch.Tensor``: a name for a module's attribute (``g.mul_(k, 2.0)`` is the
+            # function form, changing its first argument; review62)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) \
+                    and (dotted_name(node.value) or "").split(".")[0] in self.modules - {"self", "cls"}:
+                self.modules.update(t.id for t in node.targets if isinstance(t, ast.Name))
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
                     and any(isinstance(k, ast.keyword) and k.arg == "inplace" and _maybe_true(k.value)
                             for k in ast_walk(node.value)):
@@ -8706,6 +8739,14 @@ class _InPlace:
         def add(expr, how):
             out.extend((name, how) for name in sorted(self.roots(expr)))
 
+        if _loose_in_place(stmt) or any(isinstance(n, ast.Name) and n.id in self.holders for n in ast_walk(stmt)):
+            # an in-place function taken by reference or named by a string (``map(torch.Tensor.mul_,
+            # [k], [2.0])``, ``torch.Tensor.mul_.__call__(k, 2.0)``, ``methodcaller("mul_", 2.0)(k)``,
+            # a dict of functions): every tensor the statement hands to a call may be changed
+            for node in ast_walk(stmt):
+                if isinstance(node, ast.Call):
+                    for arg in [*node.args, *(k.value for k in node.keywords)]:
+                        add(arg, "an in-place function taken by reference")
         for node in ast_walk(stmt):
             if isinstance(node, ast.AugAssign):
                 add(node.target, "an augmented assignment")
@@ -8734,6 +8775,9 @@ class _InPlace:
                         call = ast.Call(func=held, args=[*args, *node.args], keywords=[*keywords, *node.keywords])
                         out.extend((name, f"`{alias}`, which holds {how}")
                                    for name, how in self.targets(ast.Expr(value=call), depth + 1))
+                if called == "swap_tensors":
+                    for arg in node.args:  # ``torch.utils.swap_tensors(k, k * 2)`` swaps their contents
+                        add(arg, "`swap_tensors`")
                 if called == "__setattr__" and len(node.args) >= 3:
                     # ``object.__setattr__(self, "cache", k)``: as ``setattr``
                     for arg in node.args[:1] + node.args[2:3]:
