@@ -301,3 +301,89 @@ def test_a_reading_test_stays_patched_and_equal(test):
     for train in (False, True):
         a.train(train), b.train(train)
         assert_same_step(a, b, (torch.randn(2, 5, 8, dtype=F64),))
+
+
+# 4. A kept statement between the scores and the context product that changes k in place by a
+#    route the fixer did not read: the fused call (reading k at the end) saw the changed k.
+#    Declined; the same routes with an out-of-place function stay patched and equal.
+
+BETWEEN = textwrap.dedent('''
+    import operator
+    import torch
+    import torch.nn as nn
+    import torch.utils.dlpack
+
+
+    class Heads(nn.Module):
+        def __init__(self, dim=8, heads=2):
+            super().__init__()
+            self.h = heads
+            self.d = dim // heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(x).view(b, n, 3, self.h, self.d).permute(2, 0, 3, 1, 4)
+            q, k, v = q.clone(), k.clone(), v.clone()
+            s = torch.matmul(q, k.transpose(-2, -1)) * self.d ** -0.5
+            CHANGE
+            p = s.softmax(dim=-1)
+            return torch.matmul(p, v).transpose(1, 2).reshape(b, n, -1)
+''')
+
+IN_PLACE = {
+    "call_attr": "torch.Tensor.mul_.__call__(k, 2.0)",
+    "walrus": "(f := torch.Tensor.mul_)(k, 2.0)",
+    "map": "list(map(torch.Tensor.mul_, [k], [2.0]))",
+    "methodcaller": "operator.methodcaller('mul_', 2.0)(k)",
+    "dict_of_functions": "ops = {'m': torch.Tensor.mul_}\n        ops['m'](k, 2.0)",
+    "module_alias": "g = torch.Tensor\n        g.mul_(k, 2.0)",
+    "dlpack": "torch.utils.dlpack.from_dlpack(torch.utils.dlpack.to_dlpack(k.detach())).mul_(2.0)",
+    "swap_tensors": "torch.utils.swap_tensors(k, k * 2.0)",
+}
+OUT_OF_PLACE = {
+    "held_mul": "f = torch.Tensor.mul\n        f(k, 2.0)",
+    "map_mul": "list(map(torch.Tensor.mul, [k], [2.0]))",
+    "methodcaller_mul": "operator.methodcaller('mul', 2.0)(k)",
+}
+
+
+def _between(change: str) -> str:
+    return BETWEEN.replace("CHANGE", change)
+
+
+@pytest.mark.parametrize("form", sorted(IN_PLACE))
+def test_a_kept_in_place_change_of_k_is_declined(form):
+    result = fix_text(_between(IN_PLACE[form]), "attention.py", RULES)
+    assert result.error is None and not result.applied, result.text
+
+
+@pytest.mark.parametrize("form", ["call_attr", "map", "swap_tensors"])
+def test_the_kept_change_is_not_idle(form):
+    """Run before the scores (where the fused call reads k), the change alters the output."""
+    source = _between(IN_PLACE[form])
+    moved = source.replace(f"        {IN_PLACE[form]}\n", "").replace(
+        "        s = torch.matmul", f"        {IN_PLACE[form]}\n        s = torch.matmul")
+    assert moved != source
+    torch.manual_seed(0)
+    a = load(source, "original")["Heads"]().to(F64)
+    b = load(moved, "moved")["Heads"]().to(F64)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 5, 8, dtype=F64)
+    assert not torch.allclose(a(x), b(x))
+
+
+@pytest.mark.parametrize("form", sorted(OUT_OF_PLACE))
+def test_an_out_of_place_look_alike_stays_patched_and_equal(form):
+    source = _between(OUT_OF_PLACE[form])
+    fixed = sdpa_fixed(source)
+    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
+    torch.manual_seed(0)
+    a = a_ns["Heads"]().to(F64)
+    b = b_ns["Heads"]().to(F64)
+    b.load_state_dict(a.state_dict())
+    counter = Counter(b_ns)
+    for train in (False, True):
+        a.train(train), b.train(train)
+        assert_same_step(a, b, (torch.randn(2, 5, 8, dtype=F64),))
+    assert counter.calls == 2
