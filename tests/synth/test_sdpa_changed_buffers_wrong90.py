@@ -265,16 +265,25 @@ def _branched(test: str, sub: str) -> str:
     return BRANCHED.replace("TEST", test).replace("SUB", sub).replace("GETTER", GETTERS[sub])
 
 
+def _first(test: str, sub: str) -> str:
+    """The drawing test first (``if TEST: ... elif self.h > 0: ...``, the steps in both arms)."""
+    source = _branched(test, sub)
+    chain = "        if self.h < 0:\n            s = -torch.cdist(q, k)\n        elif "
+    assert chain in source
+    return source.replace(chain, "        if ").replace("        else:\n", "        elif self.h > 0:\n")
+
+
 @pytest.mark.parametrize("form", sorted(DRAWING))
-def test_an_elif_test_that_draws_or_steps_is_declined(form):
-    result = fix_text(_branched(*DRAWING[form]), "attention.py", RULES)
+@pytest.mark.parametrize("where", [_first, _branched])
+def test_an_if_test_that_draws_or_steps_is_declined(form, where):
+    result = fix_text(where(*DRAWING[form]), "attention.py", RULES)
     assert result.error is None and not result.applied, result.text
 
 
 def test_drawing_the_test_once_more_changes_the_output():
     """Not idle: one more draw before the if (what the guard does) picks another arm."""
-    source = _branched(*DRAWING["torch_rand"])
-    twice = source.replace("        if self.h < 0:\n", "        torch.rand(())\n        if self.h < 0:\n")
+    source = _first(*DRAWING["torch_rand"])
+    twice = source.replace("        if torch.rand", "        torch.rand(())\n        if torch.rand")
     torch.manual_seed(0)
     a = load(source, "original")["Heads"]().to(F64)
     b = load(twice, "twice")["Heads"]().to(F64)
@@ -290,8 +299,9 @@ def test_drawing_the_test_once_more_changes_the_output():
 
 
 @pytest.mark.parametrize("test", ["self.sub.on", "self.h > 1"])
-def test_a_reading_test_stays_patched_and_equal(test):
-    source = _branched(test, "Reader")
+@pytest.mark.parametrize("where", [_first, _branched])
+def test_a_reading_test_stays_patched_and_equal(test, where):
+    source = where(test, "Reader")
     fixed = sdpa_fixed(source)
     a_ns, b_ns = load(source, "original"), load(fixed, "patched")
     torch.manual_seed(0)
