@@ -4659,7 +4659,8 @@ class _Attention:
             return bool(values) and all(self._diagonal_true(v, depth + 1, visiting | {key}) for v in values)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
             values = self._attribute_values(expr.attr)
-            return bool(values) and all(self._diagonal_true(v, depth + 1, visiting) for v in values)
+            return bool(values) and not self._attribute_changed_in_place(expr.attr) \
+                and all(self._diagonal_true(v, depth + 1, visiting) for v in values)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.BitXor, ast.BitAnd)):
             pair = (expr.left, expr.right)
             return self._diagonal_pair(pair, isinstance(expr.op, ast.BitXor), depth, visiting)
@@ -4751,6 +4752,8 @@ class _Attention:
                 value = self._assigned_once_around(expr)  # (a buffer's value: a local of __init__)
             return None if value is None or value is expr else self._triangle(value, depth + 1)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            if self._attribute_changed_in_place(expr.attr):
+                return None  # (no longer the triangle it was made as)
             values = self._attribute_values(expr.attr)
             found = {self._triangle(v, depth + 1) for v in values}
             return found.pop() if len(found) == 1 else None
@@ -7791,14 +7794,33 @@ class _Attention:
         names |= {n.args[1].value for n in ast_walk(test) if isinstance(n, ast.Call) and _attribute_lookup(n)
                   and isinstance(n.args[0], ast.Name) and n.args[0].id == "self"}
         cls = self._class() if names else None
-        if cls is None:
+        if cls is not None:
+            methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            for name in sorted(names):
+                func = methods.get(name)
+                if func is not None and any(dotted_name(d) in ("property", "builtins.property")
+                                            for d in func.decorator_list) and _body_effect(func, methods):
+                    return f"`self.{name}`, a property whose getter may change state"
+        return self._foreign_property_effect(test)
+
+    def _foreign_property_effect(self, test: ast.expr) -> str | None:
+        """An attribute of another object than the module (``self.sub.flag``, ``cfg.flag``) that
+        ``test`` reads, where a class of the same file defines a ``@property`` of that name whose
+        getter may change state (review62: the object's class is not known here, so any such
+        property of the file counts); None otherwise."""
+        names = {n.attr for n in ast_walk(test) if isinstance(n, ast.Attribute)
+                 and not (isinstance(n.value, ast.Name) and n.value.id == "self")}
+        if not names:
             return None
-        methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        for name in sorted(names):
-            func = methods.get(name)
-            if func is not None and any(dotted_name(d) in ("property", "builtins.property")
-                                        for d in func.decorator_list) and _body_effect(func, methods):
-                return f"`self.{name}`, a property whose getter may change state"
+        for cls in ast_walk(self.index.tree):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            for name in sorted(names & methods.keys()):
+                func = methods[name]
+                if any(dotted_name(d) in ("property", "builtins.property") for d in func.decorator_list) \
+                        and _body_effect(func, methods):
+                    return f"`.{name}`, a property of {cls.name} whose getter may change state"
         return None
 
     def _class(self) -> ast.ClassDef | None:
@@ -7884,6 +7906,30 @@ class _Attention:
                 return values
             cls = self._same_file_base(cls)
         return []
+
+    def _attribute_changed_in_place(self, attr: str) -> bool:
+        """Does the class (or a same-file base) change the tensor ``self.<attr>`` holds in place
+        anywhere: ``self.bias[..., 0] = 0``, ``self.bias[i] += x``, ``self.bias[:, 0].zero_()``,
+        ``self.bias.data.fill_(1)`` (review62: a triangle buffer changed in ``__init__`` after it
+        is registered is no triangle).  The receiver is followed through subscripts, ``.data``
+        and methods that return a view of it."""
+        cls = self._class()
+        seen: set[int] = set()
+        while cls is not None and id(cls) not in seen:
+            seen.add(id(cls))
+            for node in ast_walk(cls):
+                if isinstance(node, ast.AugAssign) and _roots_at_attribute(node.target, attr):
+                    return True
+                if isinstance(node, ast.Assign) and any(
+                        isinstance(t, (ast.Subscript, ast.Attribute)) and not _is_self_attr(t, attr)
+                        and _roots_at_attribute(t, attr) for t in node.targets):
+                    return True
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                        and node.func.attr.endswith("_") and not node.func.attr.startswith("_") \
+                        and _roots_at_attribute(node.func.value, attr):
+                    return True
+            cls = self._same_file_base(cls)
+        return False
 
     def _same_file_base(self, cls: ast.ClassDef) -> ast.ClassDef | None:
         """The first base of ``cls`` written as a bare name that names a class defined at the top
@@ -8061,12 +8107,33 @@ class _Attention:
                     return True
             return False
 
-        return all((isinstance(b, ast.Constant) and b.value is None)
-                   or (stored(b) if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name)
-                       and b.value.id == "self" else
-                       not foreign(b) and (self._known_number(b) or scalar(b)
-                                           or self._constant_along_keys(b, depth + 1, built)))
-                   for b in bounds)
+        def held(b: ast.expr, hops: int = 0) -> ast.expr | None:
+            # (review62: a bound bound to a local first, ``bnd = self.cfg.bound``, or held by a
+            # module-level constant tensor, ``BOUNDS = torch.linspace(...).view(1, 1, 1, n)``, is
+            # read for its value; None where that value is not one expression)
+            if not isinstance(b, ast.Name) or hops > 4:
+                return b
+            value = self._resolve_local(b)
+            if value is not b:
+                return held(value, hops + 1)
+            module = [n.value for n in self.index.tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                      and any(isinstance(t, ast.Name) and t.id == b.id
+                              for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+            if not module:
+                return b  # (a parameter or a name made elsewhere: read as before)
+            return held(module[0], hops + 1) if len(module) == 1 and module[0] is not None else None
+
+        def bound_ok(b: ast.expr) -> bool:
+            b = held(b)
+            if b is None:
+                return False
+            return (isinstance(b, ast.Constant) and b.value is None) \
+                or (stored(b) if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name)
+                    and b.value.id == "self" else
+                    not foreign(b) and (self._known_number(b) or scalar(b)
+                                        or self._constant_along_keys(b, depth + 1, built)))
+
+        return all(bound_ok(b) for b in bounds)
 
     def _check_moved_scores(self, nodes) -> None:
         """Scores an einsum writes with their axes moved (``einsum("ibnd,jbnd->ijbn", q, k)``,
@@ -8693,7 +8760,9 @@ _VIEW_CALLS = frozenset({
     "pop", "values", "items",
     # numpy's view of a CPU tensor and the tensors made over an array or another tensor's
     # memory share its storage (``k.numpy().__imul__(2.0)`` changes ``k``: review61)
-    "numpy", "__array__", "asarray", "asanyarray", "from_numpy", "as_tensor", "from_dlpack"})
+    "numpy", "__array__", "asarray", "asanyarray", "from_numpy", "as_tensor", "from_dlpack",
+    # a DLPack capsule shares the tensor's memory (review62: ``from_dlpack(to_dlpack(k)).mul_(2)``)
+    "to_dlpack", "__dlpack__"})
 
 
 def _maybe_true(value: ast.expr) -> bool:
@@ -8741,6 +8810,25 @@ def _held_function(value: ast.expr) -> tuple[ast.expr, list, list] | None:
     return None
 
 
+def _in_place_name(name: str) -> bool:
+    return (name.endswith("_") and not name.startswith("_")) or name in _IN_PLACE_DUNDERS
+
+
+def _loose_in_place(tree: ast.AST) -> bool:
+    """Does ``tree`` take an in-place function by reference (an attribute ``x.mul_`` that is not
+    the function of the call around it: ``torch.Tensor.mul_.__call__``, ``map(torch.Tensor.mul_,
+    ...)``) or name one by a string (``operator.methodcaller("mul_")``)?"""
+    called = {id(n.func) for n in ast_walk(tree) if isinstance(n, ast.Call)}
+    for node in ast_walk(tree):
+        if isinstance(node, ast.Attribute) and _in_place_name(node.attr) and id(node) not in called \
+                and isinstance(node.ctx, ast.Load):
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _in_place_name(node.value) \
+                and node.value.isidentifier():
+            return True
+    return False
+
+
 class _InPlace:
     """What a file's statements may change in place, for the ADP010 fixer's check of the kept
     statements between the replaced steps (review56): the file's functions and methods (and
@@ -8759,6 +8847,7 @@ class _InPlace:
         # ``f = k.mul_``, ``f = getattr(torch.Tensor, "mul_")``) or to a ``functools.partial``
         # of one -> (the function, the partial's arguments, its keywords): each binding (review61)
         self.aliases: dict[str, list[tuple[ast.expr, list, list]]] = {}
+        self.holders: set[str] = set()  # names bound to a value holding an in-place function
         for node in ast_walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.funcs.setdefault(node.name, []).append(node)
@@ -8772,6 +8861,17 @@ class _InPlace:
                         self.aliases.setdefault(name, []).append(held)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self.modules.update((a.asname or a.name).split(".")[0] for a in node.names)
+            if isinstance(node, (ast.Assign, ast.NamedExpr)) and _loose_in_place(node.value):
+                # ``ops = {"m": torch.Tensor.mul_}``, ``(f := torch.Tensor.mul_)``: a name holding
+                # an in-place function by reference somewhere in its value (review62)
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    self.holders.update(_bound_names(target))
+        for node in ast_walk(tree):
+            # ``g = torch.Tensor``: a name for a module's attribute (``g.mul_(k, 2.0)`` is the
+            # function form, changing its first argument; review62)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) \
+                    and (dotted_name(node.value) or "").split(".")[0] in self.modules - {"self", "cls"}:
+                self.modules.update(t.id for t in node.targets if isinstance(t, ast.Name))
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
                     and any(isinstance(k, ast.keyword) and k.arg == "inplace" and _maybe_true(k.value)
                             for k in ast_walk(node.value)):
@@ -8837,6 +8937,14 @@ class _InPlace:
         def add(expr, how):
             out.extend((name, how) for name in sorted(self.roots(expr)))
 
+        if _loose_in_place(stmt) or any(isinstance(n, ast.Name) and n.id in self.holders for n in ast_walk(stmt)):
+            # an in-place function taken by reference or named by a string (``map(torch.Tensor.mul_,
+            # [k], [2.0])``, ``torch.Tensor.mul_.__call__(k, 2.0)``, ``methodcaller("mul_", 2.0)(k)``,
+            # a dict of functions): every tensor the statement hands to a call may be changed
+            for node in ast_walk(stmt):
+                if isinstance(node, ast.Call):
+                    for arg in [*node.args, *(k.value for k in node.keywords)]:
+                        add(arg, "an in-place function taken by reference")
         for node in ast_walk(stmt):
             if isinstance(node, ast.AugAssign):
                 add(node.target, "an augmented assignment")
@@ -8865,6 +8973,9 @@ class _InPlace:
                         call = ast.Call(func=held, args=[*args, *node.args], keywords=[*keywords, *node.keywords])
                         out.extend((name, f"`{alias}`, which holds {how}")
                                    for name, how in self.targets(ast.Expr(value=call), depth + 1))
+                if called == "swap_tensors":
+                    for arg in node.args:  # ``torch.utils.swap_tensors(k, k * 2)`` swaps their contents
+                        add(arg, "`swap_tensors`")
                 if called == "__setattr__" and len(node.args) >= 3:
                     # ``object.__setattr__(self, "cache", k)``: as ``setattr``
                     for arg in node.args[:1] + node.args[2:3]:
@@ -9021,6 +9132,33 @@ class _InPlace:
                             step.add(r)
             frontier = step
         return held
+
+
+_VIEW_METHODS = frozenset({"view", "view_as", "reshape", "transpose", "permute", "narrow", "select", "expand",
+                           "expand_as", "squeeze", "unsqueeze", "flatten", "unflatten", "t", "diagonal", "unfold",
+                           "as_strided", "detach", "contiguous", "movedim", "swapaxes", "split", "chunk", "unbind"})
+
+
+def _is_self_attr(expr: ast.expr, attr: str) -> bool:
+    return isinstance(expr, ast.Attribute) and expr.attr == attr and isinstance(expr.value, ast.Name) \
+        and expr.value.id == "self"
+
+
+def _roots_at_attribute(expr: ast.expr, attr: str) -> bool:
+    """Is ``expr`` ``self.<attr>`` or a part or view of it (subscripts, ``.data``/``.T``/``.mT``,
+    view methods) -- a place whose change in place changes that tensor?"""
+    for _ in range(16):
+        if _is_self_attr(expr, attr):
+            return True
+        if isinstance(expr, ast.Subscript):
+            expr = expr.value
+        elif isinstance(expr, ast.Attribute) and expr.attr in ("data", "T", "mT", "H", "mH", "real", "imag"):
+            expr = expr.value
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _VIEW_METHODS:
+            expr = expr.func.value
+        else:
+            return False
+    return False
 
 
 def _in_place_step(stmt: ast.stmt) -> str | None:
@@ -9571,13 +9709,38 @@ def _body_effect(func: ast.AST, methods: dict, depth: int = 0, functions: dict |
             f = node.func
             if isinstance(f, ast.Name) and f.id in ("setattr", "delattr", "next", "exec"):
                 return True
+            if _random_draw(f):
+                return True  # (review62: a draw advances a generator; a second draw differs)
             if isinstance(f, ast.Attribute):
-                if f.attr in _MUTATING_METHODS or (f.attr.endswith("_") and not f.attr.startswith("_")):
+                if f.attr in _MUTATING_METHODS or f.attr in _ITERATOR_STEPS \
+                        or (f.attr.endswith("_") and not f.attr.startswith("_")):
                     return True
                 if isinstance(f.value, ast.Name) and f.value.id == "self" and f.attr in methods \
                         and methods[f.attr] is not func and _body_effect(methods[f.attr], methods, depth + 1):
                     return True
     return False
+
+
+# Methods that advance an iterator or generator (``it.__next__()``, ``gen.send(x)``).
+_ITERATOR_STEPS = frozenset({"__next__", "send", "throw"})
+# torch's draws from its generator; a tensor's drawing methods.
+_TORCH_DRAWS = frozenset({"rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like",
+                          "bernoulli", "multinomial", "normal", "poisson", "dropout"})
+
+
+def _random_draw(func: ast.expr) -> bool:
+    """Is ``func`` a function that draws from a random generator: Python's ``random.<f>``,
+    numpy's ``np.random.<f>``, torch's ``torch.rand``/``randn``/... or a tensor's
+    ``.bernoulli()``/``.multinomial()``?  Each call advances the generator, so calling it again
+    (a guard copying a test) gives another draw and changes later draws."""
+    parts = (dotted_name(func) or "").split(".")
+    if not parts or not parts[0]:
+        return isinstance(func, ast.Attribute) and func.attr in ("bernoulli", "multinomial")
+    if parts[0] == "random" and len(parts) == 2 or "random" in parts[1:-1]:
+        return True
+    if parts[0] == "torch" and parts[-1] in _TORCH_DRAWS:
+        return True
+    return isinstance(func, ast.Attribute) and func.attr in ("bernoulli", "multinomial")
 
 
 def _attribute_lookup(call: ast.Call) -> bool:
