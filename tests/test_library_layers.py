@@ -270,3 +270,54 @@ def test_getattr_with_an_undescribed_or_unknown_key_or_other_norms_stays_silent(
     assert _lines(GETATTR.replace('arch="resnet34"', 'arch')) == []
     assert _lines(GETATTR.replace("(pretrained=pretrained)", "(norm_layer=nn.InstanceNorm2d)")) == []
     assert _lines(GETATTR.replace("from torchvision import models", "from mylib import models")) == []
+
+
+FUNCTION_HOLDER = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torchvision import models
+
+
+    def stem(pretrained):
+        net = models.resnet50(pretrained=pretrained)
+        extractor = nn.Sequential()
+        extractor.add_module("0", net.conv1)
+        extractor.add_module("1", net.bn1)
+        extractor.add_module("2", net.relu)
+        return extractor
+
+
+    def direct(pretrained):
+        net = models.resnet18(pretrained=pretrained)
+        return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = stem(True)
+            self.b = direct(False)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+''')
+
+
+def test_a_local_model_in_a_module_level_function_is_read_in_that_function():
+    # the holder ``net`` is local to the function: the function's own text says whether its
+    # members change (a module-level function has no class text to read)
+    assert _lines(FUNCTION_HOLDER) == [10, 18]
+    assert fix_text(FUNCTION_HOLDER, "model.py", RULES).text == FUNCTION_HOLDER  # built by torchvision
+
+
+def test_a_local_model_changed_in_its_function_stays_silent():
+    swapped = FUNCTION_HOLDER.replace(
+        "    extractor = nn.Sequential()\n",
+        "    net.bn1 = nn.GroupNorm(32, 64)\n    extractor = nn.Sequential()\n").replace(
+        "    return nn.Sequential(net.conv1",
+        "    convert_norms(net)\n    return nn.Sequential(net.conv1")
+    assert _lines(swapped) == []
+    # bn1 before conv1: no conv-BN pair
+    assert _lines(FUNCTION_HOLDER.replace('add_module("0", net.conv1)', 'add_module("0", net.@)')
+                  .replace('add_module("1", net.bn1)', 'add_module("1", net.conv1)').replace("@", "bn1")
+                  .replace("net.conv1, net.bn1, net.relu", "net.bn1, net.conv1, net.relu")) == []

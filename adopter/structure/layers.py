@@ -150,6 +150,7 @@ MEMBERS = "\0members:"
 # ``resnet.conv1`` as the instance of the same-file module class it builds
 # (LayerTyper._instance_class), whose ``__init__`` says what ``.conv1`` is.
 INSTANCE = "\0instance:"
+FUNCTION_TEXT = "\0function-text"  # env: the module-level function walked (its text bounds a local holder)
 _DISPLAYS = (ast.List, ast.Tuple)
 LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 # Layers of other libraries that compute a torch layer's operation with another parameter
@@ -756,10 +757,14 @@ class LayerTyper:
         return (Built("torch.nn.functional.gelu", (), (), False, expr, unlike=why, function=True),)
 
     def _class_text(self, env: dict) -> str | None:
-        """The text of the same-file class whose method ``env`` walks (None: unknown)."""
+        """The text of the same-file class whose method ``env`` walks, or of the module-level
+        function it walks (``def backbone(): net = models.resnet50(); ... net.bn1``: a local
+        holder lives in that function; None: unknown)."""
         cls = self.names.classes.get(env.get("__class__")) if self.lines is not None else None
         if not isinstance(cls, ast.ClassDef):
-            return None
+            cls = env.get(FUNCTION_TEXT) if self.lines is not None else None
+            if cls is None:
+                return None
         key = ("text", id(cls))
         text = self._kinds.get(key)
         if text is None:
@@ -2954,6 +2959,8 @@ class LayerTyper:
         env: dict = dict(class_env or {})
         if cls_name is not None:
             env["__class__"] = cls_name  # for self.method(...) factories
+        elif owner is None and "__class__" not in env:
+            env[FUNCTION_TEXT] = func  # a function outside any class: its own text (_class_text)
         args = func.args
         positional = args.posonlyargs + args.args
         defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
