@@ -13,6 +13,7 @@ import ast
 import itertools
 
 from . import canon as canonical
+from .treewalk import ast_walk
 
 _MOST_CHOICES = 8
 
@@ -64,15 +65,15 @@ def function_lookup(func: ast.AST):
     if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
         params = {a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs,
                                   func.args.vararg, func.args.kwarg) if a is not None}
-    for node in ast.walk(func):
+    for node in ast_walk(func):
         if node.__class__ is ast.Assign:
             for target in node.targets:
-                for name in ast.walk(target):
+                for name in ast_walk(target):
                     if name.__class__ is ast.Name:
                         bound.setdefault(name.id, []).append(
                             node.value if target.__class__ is ast.Name and len(node.targets) == 1 else None)
         elif node.__class__ in (ast.AugAssign, ast.AnnAssign, ast.For, ast.NamedExpr, ast.With):
-            for name in ast.walk(getattr(node, "target", None) or node):
+            for name in ast_walk(getattr(node, "target", None) or node):
                 if name.__class__ is ast.Name and name.ctx.__class__ is ast.Store:
                     bound.setdefault(name.id, []).append(None)
 
