@@ -27,7 +27,7 @@ import unicodedata
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import groups, layouts, never_none, partial_rope, ranks, rows
+from . import groups, layouts, never_none, partial_rope, ranks, rows, written_equations
 from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
@@ -3008,7 +3008,15 @@ class FlowBuilder:
             else:
                 equation, operands, spans = args[0], args[1:], arg_spans[1:]
             if not (isinstance(equation, Const) and isinstance(equation.value, str)):
-                return None
+                written = call.args[-1 if fqn == "einops.einsum" else 0] if call.args else None
+                if written.__class__ is not ast.JoinedStr:
+                    return None
+                # an f-string over locals holding literals: the one choice read as a product
+                written = written_equations.equation(
+                    written, lambda name: None if name in ctx.params else ctx.exprs.get(name))
+                if written is None:
+                    return None
+                equation = Const(written)
             if fqn == "einops.einsum":  # axis names may be words: one letter each, as torch's
                 written = canonical.einops_equation(equation.value)
                 if written is None:

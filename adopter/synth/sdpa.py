@@ -63,6 +63,7 @@ from .text import Span, contains, dotted_name, numeric_literal, read_names, span
 from .run import current_run
 from .weights import Decline, unread_store
 from ..structure.treewalk import ast_walk
+from ..structure import written_equations
 
 # The dtypes a 0-d scale tensor may be named outright in (``torch.tensor(d, dtype=torch.float32)``):
 # floating, so it promotes no floating scores, and full precision, so it holds the number itself
@@ -1537,6 +1538,7 @@ class _Attention:
         call = self._call(q, k, v, conditions, stored)
         guard += self.moved_rank_terms
         guard += self._float32_terms()
+        guard += self._written_equation_terms(region, all_stored)
         for text, operand, test in self.helper_adds:
             if read_names(operand) & all_stored:
                 continue  # (in the scores' dtype in the mask: _mask)
@@ -3496,6 +3498,30 @@ class _Attention:
             return
         for role in casts:
             self._check_cast(self.roles[role], operands)
+
+    def _written_equation_terms(self, region: list[ast.stmt], all_stored: set) -> list[str]:
+        """An einsum of the region whose equation is an f-string over locals holding literals
+        (structure/written_equations.py): the engine read one choice, so the guard sends the
+        others to the original, comparing the f-string's value before the region with it."""
+        joined = [(node, arg) for stmt in region for node in ast_walk(stmt) if node.__class__ is ast.Call
+                  and node.args for arg in dict.fromkeys((node.args[0], node.args[-1]))
+                  if arg.__class__ is ast.JoinedStr]
+        if not joined:
+            return []
+        func = self._function(region[0])
+        lookup = written_equations.function_lookup(func) if func is not None else None
+        terms = []
+        for call, arg in joined:
+            name = call.func.attr if call.func.__class__ is ast.Attribute else getattr(call.func, "id", "")
+            if name != "einsum":
+                continue
+            written = written_equations.equation(arg, lookup) if lookup is not None else None
+            if written is None:
+                raise Skip(f"the einsum at line {call.lineno} writes its equation as an f-string that could not be read")
+            if read_names(arg) & all_stored:
+                raise Skip(f"the einsum equation at line {call.lineno} reads what the attention assigns")
+            terms.append(written_equations.guard_term(arg, self._text(arg), written))
+        return list(dict.fromkeys(terms))
 
     def _float32_terms(self) -> list[str]:
         """Guard terms for probabilities left in float32 after an upcast softmax (no cast back,

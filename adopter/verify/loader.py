@@ -478,12 +478,17 @@ class ModuleLoader:
 
     # ------------------------------------------------------------------ loading
 
-    def _exec(self, name: str, file: str) -> ModuleType:
+    def _exec(self, name: str, file: str, as_file: str | None = None) -> ModuleType:
         spec = importlib.util.spec_from_file_location(name, file)
         if spec is None or spec.loader is None:
             raise LoadError(f"cannot create an import spec for {file}")
         module = importlib.util.module_from_spec(spec)
         module.__dict__.update(self._injected)
+        if as_file is not None:
+            # a patched copy runs its module-level code as the file it replaces (``adopter fix``
+            # edits in place): a read of a file beside it (``open(dirname(__file__) + '/version.py')``)
+            # finds the original's neighbours; the copy's own path is its ``__file__`` afterwards
+            module.__file__ = as_file
         sys.modules[name] = module
         self._names.append(name)
         try:
@@ -493,6 +498,9 @@ class ModuleLoader:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             raise LoadError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if as_file is not None:
+                module.__file__ = file
         return module
 
     def original(self) -> ModuleType:
@@ -690,7 +698,7 @@ class ModuleLoader:
         for _ in range(MAX_REGISTRATIONS + 1):
             try:
                 with importing():
-                    module = self._exec(name, file)
+                    module = self._exec(name, file, as_file=self.path)
                 self.unregistered = sorted(set(self.unregistered) | skipped)
                 return module
             except LoadError as exc:
