@@ -477,6 +477,7 @@ class LayerTyper:
         self._kinds: dict = {}  # class FQN -> what _kind_of says
         self._written: dict[str, bool] = {}  # module-level name -> changed in place (_module_table)
         self._sibling_dicts: dict = {}  # FQN -> (typer, dict literal) of a sibling module's table, or None
+        self._instantiators: dict = {}  # class name -> reads a tuple entry (instantiating_table), or None
         self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
         self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
         self._setting_norms: dict = {}  # class FQN -> setting_norm.setting_norm_module's reading
@@ -913,8 +914,24 @@ class LayerTyper:
                 and not table.args and all(k.arg is not None for k in table.keywords)):
             # dict(batchnorm=BatchNormAct2d, ...): the same table
             table = ast.Dict(keys=[ast.Constant(k.arg) for k in table.keywords], values=[k.value for k in table.keywords])
+        instantiated = None
+        if table.__class__ is ast.Call:
+            # ACT2FN = ClassInstantier(ACT2CLS): a dict whose item read builds the entry
+            found = entries._instantiated(table)
+            if found is not None and entries is self and (
+                    expr.value.__class__ is not ast.Name or self._changed(expr.value.id)):
+                found = None  # (``ACT2FN["gelu"] = ...`` in this file: not the literal's entries)
+            if found is not None:
+                if called:
+                    return ()  # (the entry's instance called: not a layer built here)
+                table, instantiated = found
+                called = True
         if not isinstance(table, ast.Dict) or None in table.keys:
             return self._registry(expr, env, depth) if table is None and self.package is not None else ()
+        if instantiated is not None:
+            # each entry as the item read builds it: a (class, kwargs) pair's class
+            table = ast.Dict(keys=table.keys, values=[
+                v.elts[0] if instantiated and v.__class__ is ast.Tuple and v.elts else v for v in table.values])
         key = expr.slice
         # the entries are read without the function's names, but a method of the class an
         # entry names (``self.gelu``) is still the class's
@@ -928,6 +945,8 @@ class LayerTyper:
                     if isinstance(k, ast.Constant) and k.value == wanted:
                         out.extend(self._entry_values(entries, v, own, expr, depth, called))
                         break
+            if instantiated is not None:
+                out = _built_entries(out, expr, False)
             if len(known) > 1:
                 out = [replace(value, conditional=True) if isinstance(value, Built) else value for value in out]
             return _unique(tuple(out))
@@ -936,7 +955,10 @@ class LayerTyper:
         for k, v in zip(table.keys, table.values):
             # a parameter's default key: its entry, and (another key may be passed) any other
             chosen = isinstance(k, ast.Constant) and k.value in defaults and len(defaults) == 1
-            for value in self._entry_values(entries, v, own, expr, depth, called):
+            found = self._entry_values(entries, v, own, expr, depth, called)
+            if instantiated is not None:
+                found = _built_entries(found, expr, not chosen)
+            for value in found:
                 out.append(replace(value, conditional=True) if isinstance(value, Built) and not chosen else value)
         return _unique(tuple(out))
 
@@ -1000,8 +1022,17 @@ class LayerTyper:
         if other is None or other is self:
             return None
         value = other._module_table(name)
-        if value.__class__ is not ast.Dict or not value.keys \
-                or not all(k is not None and k.__class__ is ast.Constant for k in value.keys):
+        held = other._instantiated(value) if value.__class__ is ast.Call else None
+        if held is not None and held[0].__class__ is ast.Dict:
+            # ACT2FN = ClassInstantier(ACT2CLS) there: the dict it holds, neither changed
+            source = other._instantiated_source(value)
+            if source is not None and changed_in_package(self.package, source, held=False):
+                return None
+            checked = held[0]
+        else:
+            checked = value
+        if checked.__class__ is not ast.Dict or not checked.keys \
+                or not all(k is not None and k.__class__ is ast.Constant for k in checked.keys):
             return None
         text = self._file_text() if self.lines is not None else getattr(self, "source", None)
         if text is None or written_in_place(table.id, text) or held_whole(table.id, text) \
@@ -1009,6 +1040,37 @@ class LayerTyper:
             return None
         cache[fqn] = (other, value)
         return cache[fqn]
+
+    def _instantiated(self, value: ast.expr) -> tuple | None:
+        """(the dict literal, whether a tuple entry is a (class, kwargs) pair) when ``value``
+        builds an instance of a class of this file that derives from ``dict`` or
+        ``OrderedDict`` alone and whose only method ``__getitem__`` reads the stored entry and
+        returns it called (:func:`_instantiating_getitem`): ``ACT2FN =
+        ClassInstantier(ACT2CLS)`` of an activation module, where ``ACT2FN[key]`` is
+        ``ACT2CLS[key]()``.  The dict is a literal in place or a module-level literal the file
+        does not change (_module_table).  None for anything else."""
+        if value.__class__ is not ast.Call or value.func.__class__ is not ast.Name or len(value.args) != 1 \
+                or value.keywords:
+            return None
+        name = value.func.id
+        if name not in self._instantiators:
+            cls = self.names.classes.get(name)
+            self._instantiators[name] = None if cls is None else _instantiating_class(cls, self.names)
+        pairs = self._instantiators[name]
+        if pairs is None:
+            return None
+        arg = value.args[0]
+        table = arg if arg.__class__ is ast.Dict else (
+            self._module_table(arg.id) if arg.__class__ is ast.Name else None)
+        if table.__class__ is not ast.Dict or None in table.keys:
+            return None
+        return table, pairs
+
+    @staticmethod
+    def _instantiated_source(value: ast.Call) -> str | None:
+        """The module-level name an instantiating table (:meth:`_instantiated`) wraps, if any."""
+        arg = value.args[0]
+        return arg.id if arg.__class__ is ast.Name else None
 
     def _table_source(self, table: ast.expr, env: dict) -> ast.expr | None:
         """What a table expression names: the dict literal a local name was assigned in the
@@ -1023,6 +1085,15 @@ class LayerTyper:
                 and "self." + table.attr not in env):
             return self._class_constant(table.attr, env) or table
         return table
+
+    def _changed(self, name: str) -> bool:
+        """Does the file change the module-level container ``name`` in place (an item store,
+        ``update``, ``del``: literals.written_in_place)?  Worked out once per name."""
+        written = self._written.get(name)
+        if written is None:
+            text = self._file_text() if self.lines is not None else getattr(self, "source", None)
+            written = self._written[name] = text is not None and written_in_place(name, text)
+        return written
 
     def _module_table(self, name: str) -> ast.expr | None:
         """The value a module-level ``name`` is bound to, as a table's entries are read from it:
@@ -6613,6 +6684,104 @@ def _exported_at(other: LayerTyper, graph: SeqGraph, call: ast.Call, via) -> Seq
         members.append((tuple(out), call))
     placed.members = members
     return placed
+
+
+def _built_entries(values, lookup: ast.Subscript, conditional: bool) -> list:
+    """An instantiating table's entries (LayerTyper._instantiated) as the item read ``lookup``
+    builds them: each class built there (a sibling module's with none of its arguments kept,
+    as a sibling factory's layers are), anything else dropped."""
+    out = []
+    for value in values:
+        if value.__class__ is LayerClass:
+            out.append(Built(value.fqn, () if value.foreign else value.args, () if value.foreign else value.kwargs,
+                             False, lookup, unlike=value.unlike, conditional=conditional))
+    return out
+
+
+def _instantiating_class(cls: ast.ClassDef, names) -> bool | None:
+    """Does the class ``cls`` derive from ``dict``/``collections.OrderedDict`` alone, with no
+    class-level statement but a docstring and its one method ``__getitem__(self, key)`` that
+    reads the stored entry (``super().__getitem__(key)``) and returns it called, or, for an
+    entry that is a tuple (``cls, kwargs = content if isinstance(content, tuple) else
+    (content, {})``), its first item called: True when tuple entries are read as such pairs,
+    False when the entry itself is called, None for any other class (it changes what an item
+    read gives: not a table)."""
+    if len(cls.bases) != 1 or cls.keywords or cls.decorator_list:
+        return None
+    base = cls.bases[0]
+    if not ((base.__class__ is ast.Name and base.id == "dict" and builtin_unbound(names, "dict"))
+            or names.resolve(base) == "collections.OrderedDict"):
+        return None
+    method = None
+    for item in cls.body:
+        if item.__class__ is ast.Expr and item.value.__class__ is ast.Constant and isinstance(item.value.value, str):
+            continue
+        if item.__class__ is not ast.FunctionDef or item.name != "__getitem__" or method is not None \
+                or item.decorator_list:
+            return None
+        method = item
+    if method is None:
+        return None
+    return _instantiating_getitem(method)
+
+
+def _instantiating_getitem(method: ast.FunctionDef) -> bool | None:
+    """_instantiating_class's reading of ``__getitem__``'s body (statements in order)."""
+    args = method.args
+    if len(args.args) != 2 or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+        return None
+    key = args.args[1].arg
+    entry = None  # the local holding the stored entry
+    first = None  # the local holding a pair's class (or the entry)
+    pairs = False
+    body = method.body
+    if body and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]
+    for stmt in body[:-1]:
+        if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1:
+            return None
+        target, value = stmt.targets[0], stmt.value
+        if entry is None and target.__class__ is ast.Name and _super_item(value, key):
+            entry = target.id
+        elif entry is not None and first is None and target.__class__ is ast.Tuple and len(target.elts) == 2 \
+                and all(t.__class__ is ast.Name for t in target.elts) and _pair_of(value, entry):
+            first = target.elts[0].id
+            pairs = True
+            if target.elts[0].id == entry or target.elts[1].id == entry:
+                return None
+        else:
+            return None
+    if not body or body[-1].__class__ is not ast.Return:
+        return None
+    returned = body[-1].value
+    if returned.__class__ is not ast.Call or returned.func.__class__ is not ast.Name or returned.args:
+        return None
+    called = first if pairs else entry
+    if called is None or returned.func.id != called:
+        return None
+    # ``cls(**kwargs)``: the pair's keyword arguments, else no argument
+    if any(k.arg is not None for k in returned.keywords) or (returned.keywords and not pairs):
+        return None
+    return pairs
+
+
+def _super_item(value: ast.expr, key: str) -> bool:
+    """Is ``value`` ``super().__getitem__(key)``?"""
+    return (value.__class__ is ast.Call and value.func.__class__ is ast.Attribute
+            and value.func.attr == "__getitem__" and value.func.value.__class__ is ast.Call
+            and _is_name(value.func.value.func, "super") and not value.func.value.args
+            and len(value.args) == 1 and not value.keywords and _is_name(value.args[0], key))
+
+
+def _pair_of(value: ast.expr, entry: str) -> bool:
+    """Is ``value`` ``entry if isinstance(entry, tuple) else (entry, {})``?"""
+    if value.__class__ is not ast.IfExp or not _is_name(value.body, entry):
+        return False
+    test, other = value.test, value.orelse
+    return (test.__class__ is ast.Call and _is_name(test.func, "isinstance") and len(test.args) == 2
+            and _is_name(test.args[0], entry) and _is_name(test.args[1], "tuple")
+            and other.__class__ is ast.Tuple and len(other.elts) == 2 and _is_name(other.elts[0], entry)
+            and other.elts[1].__class__ is ast.Dict and not other.elts[1].keys)
 
 
 def _table_lookup(expr: ast.expr, tables: frozenset) -> bool:

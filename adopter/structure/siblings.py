@@ -220,15 +220,17 @@ class Package:
 _CHANGED: dict[tuple, bool] = {}  # (package folder, name) -> changed_in_package's answer
 
 
-def changed_in_package(package: Package, name: str) -> bool:
+def changed_in_package(package: Package, name: str, held: bool = True) -> bool:
     """Does any module of the package change a module-level container ``name`` in place or
     hold it under another name (literals.written_in_place, literals.held_whole): a table
     another module defines as a literal is then not what a reader finds (``NONLIN["gelu"] =
     nn.Tanh()`` in the package's ``__init__``, ``table = NONLIN; table[k] = v`` in a
     ``register`` helper).  Every ``.py`` file under the package's folder that names it is read
-    (a same-named local elsewhere counts too: cautious), once per folder and name."""
+    (a same-named local elsewhere counts too: cautious), once per folder and name.  ``held``
+    False: only a change in place counts (the dict an instantiating table wraps is held whole
+    by that table's constructor call: layers.LayerTyper._instantiated)."""
     folder = os.path.join(package.base, package.top)
-    key = (folder, name)
+    key = (folder, name) if held else (folder, name, False)
     if key in _CHANGED:
         return _CHANGED[key]
     changed = False
@@ -245,7 +247,7 @@ def changed_in_package(package: Package, name: str) -> bool:
                     text = handle.read()
             except (OSError, UnicodeError):
                 continue
-            if name in text and (written_in_place(name, text) or held_whole(name, text)):
+            if name in text and (written_in_place(name, text) or held and held_whole(name, text)):
                 changed = True
                 break
         if changed:
