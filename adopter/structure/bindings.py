@@ -690,8 +690,12 @@ def sibling_module_class(fqn: str, typer: LayerTyper, at: ast.AST) -> ClassInfo 
     _SIBLING_BASES.add(fqn)
     try:
         bind_class(info, {}, other.names, other)
+        overridden = _subclass_overrides(other, name, info)
     finally:
         _SIBLING_BASES.discard(fqn)
+    for attr in overridden:
+        # (the object handed over may be that subclass at run time: attn.to_k may be its layer)
+        del info.bindings[attr]
     if not (info.is_module or any(c.fqn.startswith("torch.nn.") for ctors in info.bindings.values() for c in ctors)):
         # (a class on another package's module base -- diffusers' Attention -- is known to be
         # a module by the torch layers its constructor builds: attn.to_q(x) runs that Linear)
@@ -701,6 +705,27 @@ def sibling_module_class(fqn: str, typer: LayerTyper, at: ast.AST) -> ClassInfo 
     for attr, ctors in info.bindings.items():
         info.bindings[attr] = [replace(c, unlike=c.unlike or why, sibling=True) for c in ctors]
     return info
+
+
+def _subclass_overrides(other: LayerTyper, name: str, info: ClassInfo) -> set:
+    """Attributes of the class ``name`` that a subclass in its own module binds to other layers
+    (``self.to_k = nn.Identity()`` over the base's Linear), as model._borrow_layers leaves out
+    the attributes a same-file subclass rebinds."""
+    out: set = set()
+    classes = other.names.classes
+    for cname in classes.defined():
+        sub = classes.get(cname) if cname != name else None
+        if not isinstance(sub, ast.ClassDef) or not any(
+                (b.__class__ is ast.Name and b.id == name) or (b.__class__ is ast.Attribute and b.attr == name)
+                for b in sub.bases):
+            continue
+        sub_info = collect_class(sub, other.names)
+        bind_class(sub_info, {}, other.names, other)
+        for attr, ctors in sub_info.bindings.items():
+            mine = info.bindings.get(attr)
+            if mine is not None and [c.fqn for c in ctors] != [c.fqn for c in mine]:
+                out.add(attr)
+    return out
 
 
 def _inherit(info: ClassInfo, base: str, names: ModuleNames | None = None, typer: LayerTyper | None = None) -> None:
@@ -1328,7 +1353,46 @@ def _comprehension_members(comp: ast.DictComp):
     keys = [e.value for e in loop.iter.elts if e.__class__ is ast.Constant and isinstance(e.value, str)]
     if len(keys) != len(loop.iter.elts) or not all(k.isidentifier() for k in keys):
         return None
-    return [(key, comp.value) for key in dict.fromkeys(keys)]
+    members = []
+    for key in dict.fromkeys(keys):
+        value = _value_for_key(comp.value, loop.target.id, key)
+        if value is None:
+            return None
+        members.append((key, value))
+    return members
+
+
+def _value_for_key(value: ast.expr, name: str, key: str) -> ast.expr | None:
+    """The value a comprehension gives the key ``key`` of its loop name ``name``: a conditional
+    value (``nn.Linear(d, d) if name != "k" else nn.Identity()``) is the branch the key's test
+    takes; None when a test is not a comparison of the name with written-out strings."""
+    while value.__class__ is ast.IfExp:
+        taken = _key_test(value.test, name, key)
+        if taken is None:
+            return None
+        value = value.body if taken else value.orelse
+    return value
+
+
+def _key_test(test: ast.expr, name: str, key: str) -> bool | None:
+    """``name == "k"``, ``name != "k"``, ``name in ("q", "k")``, ``name not in [...]`` (or the
+    string first) at ``name = key``; None for any other test."""
+    if test.__class__ is not ast.Compare or len(test.ops) != 1:
+        return None
+    left, right, op = test.left, test.comparators[0], test.ops[0].__class__
+    if right.__class__ is ast.Name and right.id == name and op in (ast.Eq, ast.NotEq):
+        left, right = right, left
+    if left.__class__ is not ast.Name or left.id != name:
+        return None
+    if op in (ast.Eq, ast.NotEq):
+        if right.__class__ is not ast.Constant or not isinstance(right.value, str):
+            return None
+        return (key == right.value) == (op is ast.Eq)
+    if op in (ast.In, ast.NotIn) and right.__class__ in (ast.Tuple, ast.List, ast.Set):
+        if not all(e.__class__ is ast.Constant and isinstance(e.value, str) for e in right.elts):
+            return None
+        return any(key == e.value for e in right.elts) == (op is ast.In)
+    return None
 
 
 def _returned_members(call: ast.expr, names: ModuleNames, typer, env, depth: int):

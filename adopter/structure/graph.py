@@ -2886,6 +2886,8 @@ class FlowBuilder:
         weights = {n.id for n in ast_walk(left.right) if n.__class__ is _AST_NAME}
         if weights and any(n.__class__ is _AST_NAME and n.id in weights for n in ast_walk(right)):
             return False  # (the minuend's factor read again in the subtrahend: a blend, no bias)
+        if right.__class__ is _AST_NAME and self._bound_term_blends(right.id, weights, ctx):
+            return False
         key = getattr(self._name_value(left.left.id, ctx), "key", None)
         steps = 2
         for node in reversed(self.nodes):
@@ -2898,6 +2900,38 @@ class FlowBuilder:
                 return False
             key = getattr(node.args[0], "key", None)
         return False
+
+    def _bound_term_blends(self, name: str, weights: set, ctx: _Ctx) -> bool:
+        """The subtrahend of ``_scaled_scores_minus`` bound to a name before (``fill = 1e4 *
+        (1 - keep)``, then ``s * keep - fill``): a blend when the value bound is a number times
+        a tensor or reads (through its temporaries, a few steps back) a name of the minuend's
+        factor, as the same term written inline would be."""
+        bound = self._last_def(getattr(self._name_value(name, ctx), "key", None))
+        if bound is None:
+            return False
+        if bound.op == "*" and any(a.__class__ is Const for a in bound.args):
+            return True
+        factors = {getattr(self._name_value(w, ctx), "key", None) for w in weights}
+        stack, steps = [bound], 8
+        while stack and steps:
+            steps -= 1
+            node = stack.pop()
+            for value in node.args:
+                if value.__class__ is not Ref:
+                    continue
+                if value.key in factors:
+                    return True
+                producer = self.producers.get(value.key) or self._last_def(value.key)
+                if producer is not None:
+                    stack.append(producer)
+        return False
+
+    def _last_def(self, key) -> Node | None:
+        """The last node of the flow so far that binds ``key`` (None when none does)."""
+        for node in reversed(self.nodes):
+            if key in node.defs:
+                return node
+        return None
 
     def _is_product(self, name: str, ctx: _Ctx) -> bool:
         """Was ``name`` last assigned a matmul product (any spelling) in this flow?"""

@@ -4130,6 +4130,10 @@ class LayerTyper:
                     else:
                         env.pop(key, None)
             elif kind is ast.AugAssign and stmt.target.__class__ is ast.Name:
+                if isinstance(env.get(stmt.target.id), _Param):
+                    # arch += "_x": the parameter no longer holds its default (or what a
+                    # caller passes) from here on
+                    del env[stmt.target.id]
                 if record and stmt.value.__class__ in _LIST_VALUES:
                     # ``model += [nn.Sequential(conv, bn, act)]``: the inline containers in the
                     # added display are sites as in ``model.append(...)`` or ``model = [...]``
