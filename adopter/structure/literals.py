@@ -64,13 +64,30 @@ def spread_keys(expr: ast.expr, definition: ast.AST, text: str | None = None) ->
     arguments = getattr(definition, "args", None)
     if arguments is not None and name in {a.arg for a in (*arguments.posonlyargs, *arguments.args,
                                                           *arguments.kwonlyargs, arguments.vararg,
-                                                          arguments.kwarg) if a is not None}:
+                                                          arguments.kwarg) if a is not None} \
+            and not _parameter_rebound_first(definition, name):
         return None  # ``**kwargs`` the caller passes: not built here
 
     def held(node: ast.AST) -> bool:
         return node.__class__ is ast.Name and node.id == name
 
     return _given_keys(definition, held)
+
+
+def _parameter_rebound_first(definition: ast.AST, name: str) -> bool:
+    """Whether the parameter ``name`` is dead on entry: the first statement of the function
+    body that names it at all is, at the body's top level (no ``if``, loop or ``try`` around
+    it), a plain ``name = <value>`` whose value does not read it.  ``def __init__(self, ...,
+    optim_kwargs=dict()):`` that begins ``optim_kwargs = dict(lr=lr)``: what the caller passed
+    reaches no later use, so the dict is the function's own (a rebinding under an ``if``, or
+    after a read, leaves the caller's)."""
+    for stmt in getattr(definition, "body", ()):
+        if not any(n.__class__ is ast.Name and n.id == name for n in ast_walk(stmt)):
+            continue
+        return stmt.__class__ is ast.Assign and len(stmt.targets) == 1 \
+            and stmt.targets[0].__class__ is ast.Name and stmt.targets[0].id == name \
+            and not any(n.__class__ is ast.Name and n.id == name for n in ast_walk(stmt.value))
+    return False
 
 
 def _attribute_spread_keys(attr: str, definition: ast.AST, text: str) -> list[tuple[str, ast.expr]] | None:
