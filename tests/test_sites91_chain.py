@@ -186,3 +186,16 @@ def test_a_setup_line_handing_a_member_to_a_torch_function_stays_fixed():
     a, b = float64_pair(code, fixed, "Mixer")
     torch.manual_seed(6)
     _equal(a, b, torch.randn(2, 6, 16, dtype=torch.float64), fused=2)
+
+
+@pytest.mark.parametrize("store", ["setattr(self, 'tem' + 'per', lambda s: s * 3.0)",
+                                   "self.__dict__['te' + 'mper'] = types.MethodType(lambda self, s: s * 3.0, self)"])
+def test_a_method_of_the_chain_stored_on_the_instance_takes_the_original(store):
+    # (review66: `type(self).temper is not Mixer.temper` misses a function in the instance's __dict__)
+    code = edit(CHAIN, "        self.out = nn.Linear(dim, dim)\n",
+                f"        self.out = nn.Linear(dim, dim)\n        import types\n        {store}\n")
+    fixed = sdpa_fixed(code)
+    assert "'temper' in self.__dict__" in fixed
+    a, b = float64_pair(code, fixed, "Mixer")
+    torch.manual_seed(7)
+    _equal(a, b, torch.randn(2, 6, 16, dtype=torch.float64), fused=0)

@@ -1556,19 +1556,19 @@ class _Attention:
             # a subclass overriding the fill helper (in another file) may read the scores' values:
             # its instances take the original (_inline_fill_helper)
             owner, name = self.fill_helper["method"]
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         for owner, name in dict.fromkeys(self.kept_methods):
             # a method returning the scores as they are, dropped from the fused path (_keeps_value):
             # a subclass overriding it (in another file) may change them
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         if self.inlined_method is not None:
             # a subclass overriding the inlined helper (in another file) computes something else:
             # its instances take the original (_inline_attention_helper)
             owner, name = self.inlined_method
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         for owner, name in self.chain_methods:
             # (the same for each method of a chain of them, _inline_helper_chain)
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         for setting in self.chain_settings:
             # an outer method of that chain returns the scores unchanged only while its setting is off
             guard.append(_guard_term(self._text(setting), setting))
@@ -2533,6 +2533,13 @@ class _Attention:
             if id(value) in moved_nodes:
                 self.roles[role] = moved_nodes[id(value)]
         return [moved_nodes.get(id(n), n) for n in nodes]
+
+    def _overridden_term(self, owner: str, name: str, edits) -> str:
+        """The guard term sending an instance whose method ``name`` is not ``owner``'s own to the
+        original: a subclass overriding it, or a function stored on the instance (``self.m = f``,
+        ``types.MethodType``), which ``type(self)`` does not see (review66)."""
+        return (f"(False if {self._is_scripting(edits)}() else (type(self).{name} is not {owner}.{name} "
+                f"or {name!r} in self.__dict__))")
 
     def _hands_self(self, stmt: ast.stmt, methods: dict) -> str | None:
         """The text of a call in ``stmt`` that could change the module's state: a method of the
