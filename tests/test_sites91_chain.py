@@ -164,3 +164,38 @@ def test_look_alikes_are_left_as_they_are():
     # a fill the match holds in an outer method (a step of the attention, not a setting's in-place fill)
     filled = edit(CHAIN, "            s.masked_fill_(s < kth, -1e4)\n", "            s = s.masked_fill(s < kth, -1e4)\n")
     _unchanged(filled, "the match spans helpers inlined into their caller")
+
+
+def test_a_setup_line_handing_the_module_to_a_call_is_declined():
+    # (review66: the guard reads the settings before the setup lines run; a call handed the
+    # module could set one -- here `diag_off` -- and the fused path would skip its fill)
+    arming = "\n\ndef _arm(m, q):\n    m.diag_off = True\n    return q\n"
+    code = edit(CHAIN, "        if self.unit:\n            q, k", "        q = _arm(self, q)\n        if self.unit:\n            q, k")
+    code = edit(code, "from torch import nn\n", "from torch import nn\n" + arming)
+    _unchanged(code, "hands the module to `_arm`")
+    # the same through a method of the class
+    method = edit(CHAIN, "        if self.unit:\n            q, k", "        q = self.arm(q)\n        if self.unit:\n            q, k")
+    method += "\n    def arm(self, q):\n        self.diag_off = True\n        return q\n"
+    _unchanged(method, None)
+
+
+def test_a_setup_line_handing_a_member_to_a_torch_function_stays_fixed():
+    code = edit(CHAIN, "        if self.unit:\n            q, k", "        q = torch.mul(q, self.temp.detach() * 0 + 1)\n        if self.unit:\n            q, k")
+    fixed = sdpa_fixed(code)
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(code, fixed, "Mixer")
+    torch.manual_seed(6)
+    _equal(a, b, torch.randn(2, 6, 16, dtype=torch.float64), fused=2)
+
+
+@pytest.mark.parametrize("store", ["setattr(self, 'tem' + 'per', lambda s: s * 3.0)",
+                                   "self.__dict__['te' + 'mper'] = types.MethodType(lambda self, s: s * 3.0, self)"])
+def test_a_method_of_the_chain_stored_on_the_instance_takes_the_original(store):
+    # (review66: `type(self).temper is not Mixer.temper` misses a function in the instance's __dict__)
+    code = edit(CHAIN, "        self.out = nn.Linear(dim, dim)\n",
+                f"        self.out = nn.Linear(dim, dim)\n        import types\n        {store}\n")
+    fixed = sdpa_fixed(code)
+    assert "'temper' in self.__dict__" in fixed
+    a, b = float64_pair(code, fixed, "Mixer")
+    torch.manual_seed(7)
+    _equal(a, b, torch.randn(2, 6, 16, dtype=torch.float64), fused=0)

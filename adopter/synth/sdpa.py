@@ -1556,19 +1556,19 @@ class _Attention:
             # a subclass overriding the fill helper (in another file) may read the scores' values:
             # its instances take the original (_inline_fill_helper)
             owner, name = self.fill_helper["method"]
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         for owner, name in dict.fromkeys(self.kept_methods):
             # a method returning the scores as they are, dropped from the fused path (_keeps_value):
             # a subclass overriding it (in another file) may change them
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         if self.inlined_method is not None:
             # a subclass overriding the inlined helper (in another file) computes something else:
             # its instances take the original (_inline_attention_helper)
             owner, name = self.inlined_method
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         for owner, name in self.chain_methods:
             # (the same for each method of a chain of them, _inline_helper_chain)
-            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+            guard.append(self._overridden_term(owner, name, edits))
         for setting in self.chain_settings:
             # an outer method of that chain returns the scores unchanged only while its setting is off
             guard.append(_guard_term(self._text(setting), setting))
@@ -2490,6 +2490,12 @@ class _Attention:
                 effect = self._property_effect(st.test) if isinstance(st, ast.If) else None
                 if effect is not None:
                     raise Skip(why + f"and its test at line {st.lineno} reads {effect}; rewrite it by hand")
+                handed = self._hands_self(st, methods)
+                if handed is not None:
+                    # (the guard reads the settings before these statements run: a call handed
+                    # the module could set one, review66's `q = _arm(self, q)`)
+                    raise Skip(why + f"and line {st.lineno} hands the module to `{handed}`, which could change "
+                               "its settings; rewrite it by hand")
                 kept.append(st)
                 made |= _chain_binds(st)
             if not made <= set(params):
@@ -2527,6 +2533,34 @@ class _Attention:
             if id(value) in moved_nodes:
                 self.roles[role] = moved_nodes[id(value)]
         return [moved_nodes.get(id(n), n) for n in nodes]
+
+    def _overridden_term(self, owner: str, name: str, edits) -> str:
+        """The guard term sending an instance whose method ``name`` is not ``owner``'s own to the
+        original: a subclass overriding it, or a function stored on the instance (``self.m = f``,
+        ``types.MethodType``), which ``type(self)`` does not see (review66)."""
+        return (f"(False if {self._is_scripting(edits)}() else (type(self).{name} is not {owner}.{name} "
+                f"or {name!r} in self.__dict__))")
+
+    def _hands_self(self, stmt: ast.stmt, methods: dict) -> str | None:
+        """The text of a call in ``stmt`` that could change the module's state: a method of the
+        class (``self.<method>(...)``), or a call handed ``self`` or a member of it that is not a
+        ``torch`` function nor a method of another value (``q.mul(self.scale)``).  None where there
+        is no such call (_inline_helper_chain)."""
+        for call in (n for n in ast_walk(stmt) if isinstance(n, ast.Call)):
+            if _self_method(call) in methods:
+                return self._text(call.func)
+            if (self.names.resolve(call.func) or "").startswith("torch."):
+                continue
+            func = call.func
+            root = func.value if isinstance(func, ast.Attribute) else None
+            while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if root is not None and not (isinstance(root, ast.Name) and root.id == "self"):
+                continue
+            if any(isinstance(n, ast.Name) and n.id == "self" for a in (*call.args, *(k.value for k in call.keywords))
+                   for n in ast_walk(a)):
+                return self._text(call.func)
+        return None
 
     def _plain_script(self, helper: ast.FunctionDef) -> bool:
         """Is ``helper`` a function compiled by a bare ``@torch.jit.script`` whose body reads the
