@@ -631,6 +631,26 @@ def _passed_to_base(info: ClassInfo, base_info: ClassInfo, names: ModuleNames, t
 _SIBLING_BASES: set = set()  # sibling base classes being read now
 
 
+def _sibling_class(typer: LayerTyper, fqn: str, place):
+    """``(module, name, class node)`` for the class ``fqn`` another module of the package
+    defines, the node a copy whose every line is ``place(name)``'s (this file has no text for
+    it); None when no such class is found."""
+    found = typer.package.find(fqn)
+    if found is None:
+        return None
+    other, name = found
+    node = other.names.classes.get(name) if other is not typer else None
+    if not isinstance(node, ast.ClassDef):
+        return None
+    at = place(name)
+    node = copy.deepcopy(node)
+    for sub in ast_walk(node):
+        if "lineno" in sub._attributes:
+            sub.lineno, sub.col_offset = at.lineno, at.col_offset
+            sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
+    return other, name, node
+
+
 def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
     """The layers a base class of another module of the package builds in its ``__init__``
     (min-dalle's ``DecoderSelfAttention(AttentionBase)``, ``AttentionBase`` imported from the
@@ -638,19 +658,11 @@ def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
     expression (this file has no text for them) and not fixed (a fix would edit the other
     module).  Its methods are not inherited: they are that module's code, checked there.
     False when the base is no class found there."""
-    found = typer.package.find(base) if base not in _SIBLING_BASES else None
+    found = _sibling_class(typer, base, lambda name: next(
+        (b for b in info.node.bases if names_resolve_text(b) == name), info.node)) if base not in _SIBLING_BASES else None
     if found is None:
         return False
-    other, name = found
-    node = other.names.classes.get(name) if other is not typer else None
-    if not isinstance(node, ast.ClassDef):
-        return False
-    at = next((b for b in info.node.bases if names_resolve_text(b) == name), info.node)
-    node = copy.deepcopy(node)
-    for sub in ast_walk(node):
-        if "lineno" in sub._attributes:
-            sub.lineno, sub.col_offset = at.lineno, at.col_offset
-            sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
+    other, name, node = found
     base_info = collect_class(node, other.names)
     _SIBLING_BASES.add(base)  # (a base of the base is read the same way, never in a cycle)
     try:
@@ -674,18 +686,10 @@ def sibling_module_class(fqn: str, typer: LayerTyper, at: ast.AST) -> ClassInfo 
     package = typer.package
     if package is None or fqn in _SIBLING_BASES or not package.owns(fqn):
         return None
-    found = package.find(fqn)
+    found = _sibling_class(typer, fqn, lambda name: at)
     if found is None:
         return None
-    other, name = found
-    node = other.names.classes.get(name) if other is not typer else None
-    if not isinstance(node, ast.ClassDef):
-        return None
-    node = copy.deepcopy(node)
-    for sub in ast_walk(node):
-        if "lineno" in sub._attributes:
-            sub.lineno, sub.col_offset = at.lineno, at.col_offset
-            sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
+    other, name, node = found
     info = collect_class(node, other.names)
     _SIBLING_BASES.add(fqn)
     try:
