@@ -22,6 +22,24 @@ from adopter.synth import fix_text
 
 F64 = torch.float64
 
+
+def _patched_and_equal(source, inputs, calls=None):
+    """Fix ``source``, then run original and patched in float64, eval and train, on
+    ``inputs()`` each time: equal steps, and ``calls`` fused calls when given."""
+    fixed = sdpa_fixed(source)
+    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
+    torch.manual_seed(0)
+    a = a_ns["Heads"]().to(F64)
+    b = b_ns["Heads"]().to(F64)
+    b.load_state_dict(a.state_dict())
+    counter = Counter(b_ns)
+    for train in (False, True):
+        a.train(train), b.train(train)
+        assert_same_step(a, b, inputs())
+    if calls is not None:
+        assert counter.calls == calls
+
+
 TRIANGLE = textwrap.dedent('''
     import torch
     import torch.nn as nn
@@ -188,18 +206,7 @@ def test_the_per_key_bound_is_not_idle():
 
 @pytest.mark.parametrize("form", sorted(NUMBERS))
 def test_a_number_bound_behind_a_name_stays_patched_and_equal(form):
-    source = _clamped(*NUMBERS[form])
-    fixed = sdpa_fixed(source)
-    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
-    torch.manual_seed(0)
-    a = a_ns["Heads"]().to(F64)
-    b = b_ns["Heads"]().to(F64)
-    b.load_state_dict(a.state_dict())
-    counter = Counter(b_ns)
-    for train in (False, True):
-        a.train(train), b.train(train)
-        assert_same_step(a, b, _x())
-    assert counter.calls == 2
+    _patched_and_equal(_clamped(*NUMBERS[form]), _x, calls=2)
 
 
 # 3. An if test the guard copies (reads again before the region) that draws from a random
@@ -301,16 +308,7 @@ def test_drawing_the_test_once_more_changes_the_output():
 @pytest.mark.parametrize("test", ["self.sub.on", "self.h > 1"])
 @pytest.mark.parametrize("where", [_first, _branched])
 def test_a_reading_test_stays_patched_and_equal(test, where):
-    source = where(test, "Reader")
-    fixed = sdpa_fixed(source)
-    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
-    torch.manual_seed(0)
-    a = a_ns["Heads"]().to(F64)
-    b = b_ns["Heads"]().to(F64)
-    b.load_state_dict(a.state_dict())
-    for train in (False, True):
-        a.train(train), b.train(train)
-        assert_same_step(a, b, (torch.randn(2, 5, 8, dtype=F64),))
+    _patched_and_equal(where(test, "Reader"), lambda: (torch.randn(2, 5, 8, dtype=F64),))
 
 
 # 4. A kept statement between the scores and the context product that changes k in place by a
@@ -385,15 +383,4 @@ def test_the_kept_change_is_not_idle(form):
 
 @pytest.mark.parametrize("form", sorted(OUT_OF_PLACE))
 def test_an_out_of_place_look_alike_stays_patched_and_equal(form):
-    source = _between(OUT_OF_PLACE[form])
-    fixed = sdpa_fixed(source)
-    a_ns, b_ns = load(source, "original"), load(fixed, "patched")
-    torch.manual_seed(0)
-    a = a_ns["Heads"]().to(F64)
-    b = b_ns["Heads"]().to(F64)
-    b.load_state_dict(a.state_dict())
-    counter = Counter(b_ns)
-    for train in (False, True):
-        a.train(train), b.train(train)
-        assert_same_step(a, b, (torch.randn(2, 5, 8, dtype=F64),))
-    assert counter.calls == 2
+    _patched_and_equal(_between(OUT_OF_PLACE[form]), lambda: (torch.randn(2, 5, 8, dtype=F64),), calls=2)
