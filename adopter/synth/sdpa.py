@@ -8176,6 +8176,13 @@ class _Attention:
             value = self._resolve_local(b)
             if value is not b:
                 return held(value, hops + 1)
+            func = self._function(self.block[0]) if self.block else None
+            if func is not None and any(n.__class__ is ast.Name and n.id == b.id and n.ctx.__class__ is ast.Store
+                                        for n in ast_walk(func)):
+                # (review66: a local the function binds in a form not read for one value --
+                # ``_, lim = 0, BOUNDS``, ``lim: Tensor = BOUNDS``, ``lim = x = BOUNDS``, twice --
+                # may hold a per-key tensor: declined)
+                return None
             module = [n.value for n in self.index.tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
                       and any(isinstance(t, ast.Name) and t.id == b.id
                               for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]

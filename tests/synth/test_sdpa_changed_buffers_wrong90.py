@@ -172,6 +172,10 @@ PER_KEY = {
     "local_of_another_object": (NUMBER_TOP, "bnd = self.lim.top", "bnd"),
     "module_constant_tensor": (PER_KEY_TOP, "", "TOP"),
     "local_of_module_constant": (PER_KEY_TOP, "bnd = TOP", "bnd"),
+    # (review66: a local bound in a form not read for one value)
+    "tuple_unpacked_local": (PER_KEY_TOP, "_, bnd = 0, TOP", "bnd"),
+    "annotated_local": (PER_KEY_TOP, "bnd: torch.Tensor = TOP", "bnd"),
+    "chained_local": (PER_KEY_TOP, "bnd = other = TOP", "bnd"),
 }
 NUMBERS = {
     "local_of_math": (NUMBER_TOP, "bnd = math.log(1.0 / 0.01)", "bnd"),
