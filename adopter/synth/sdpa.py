@@ -62,6 +62,7 @@ from .ranks import bool_by_code, rank_leaves, static_rank
 from .text import Span, contains, dotted_name, numeric_literal, read_names, span_of, stored_names
 from .run import current_run
 from .weights import Decline, unread_store
+from ..structure.class_syntax import is_docstring
 from ..structure.treewalk import ast_walk
 from ..structure import written_equations
 
@@ -10141,10 +10142,8 @@ def _self_method(call) -> str | None:
 
 
 def _without_docstring(body: list) -> list:
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        return list(body[1:])
-    return list(body)
+    """The statements of a function body after its docstring (a new list)."""
+    return list(body[1:] if body and is_docstring(body[0]) else body)
 
 
 def _setting_of(test: ast.expr) -> ast.expr | None:
