@@ -6874,7 +6874,8 @@ def _end_kind(name: str, infos: dict, returned: dict, ends: dict, names: ModuleN
     return ends[name]
 
 
-def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str | None = None) -> None:
+def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str | None = None,
+                  typer=None) -> None:
     """Bind ``LM_HEAD`` (beside the layer's own constructor) to every attribute that maps
     hidden states to the vocabulary, as the data flow of the file says:
 
@@ -6884,7 +6885,9 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
       ``num_embeddings``;
     - a same-file module whose ``forward`` ends by returning the output of such a layer (a
       prediction head: transform, then the decoder Linear), or an ``nn.Sequential`` whose last
-      member is one.
+      member is one; also such a module that another module of the package defines
+      (``self.lm_head = LMHead(cfg)``, ``LMHead`` imported from a sibling module: read there
+      through ``typer``'s package, never imported; research134).
 
     Names are not read: a Linear to ``config.num_labels`` is a vocabulary head only if the
     file embeds tokens with ``config.num_labels`` entries."""
@@ -6901,6 +6904,8 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
     sizes = _embedding_sizes(names, tree, own, text, infos)
     linears, others = [], []  # (owner, attr, ctors): Linear layers; local modules and Sequentials
     elements = []  # (owner, attr, ctors): the element bindings (``heads[]``) made of Linears only
+    package = getattr(typer, "package", None)
+    foreign = []  # (owner, attr, ctors): one constructor, a class another module of the package defines
     for owner, info in infos.items():
         for attr, ctors in info.bindings.items():
             if attr.endswith("]"):
@@ -6911,6 +6916,8 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                 linears.append((owner, attr, ctors))
             elif any(c.fqn in infos or c.fqn == SEQUENTIAL for c in ctors):
                 others.append((owner, attr, ctors))
+            elif package is not None and len(ctors) == 1 and not ctors[0].conditional and package.owns(ctors[0].fqn):
+                foreign.append((owner, attr, ctors))
 
     def mark(attr: str, ctors: list, kind: str = LM_HEAD) -> None:
         first = ctors[0]
@@ -7003,6 +7010,67 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
             kind = LINEAR_END
         if kind is not None:
             mark(attr, ctors, kind)
+    if foreign:
+        _mark_sibling_heads(foreign, typer, mark, lambda out, owner: _is_vocabulary(out, own(owner), sizes, names))
+
+
+def _mark_sibling_heads(foreign: list, typer, mark, vocabulary) -> None:
+    """LINEAR_END (or LINEAR_END_FIRST) for each attribute built by a module class that another
+    module of the package defines and whose ``forward`` returns what a Linear it holds
+    computes, as :func:`_end_kind` reads a same-file one (in its own module, with that module's
+    names: held_layers._class_info reads the class there, never imported).  LM_HEAD instead when
+    that Linear's width, its constructor's parameters read as the arguments this file passes
+    (``LMHead(decoder_config, ...)``, ``nn.Linear(d, decoder_config["vocab_size"])`` there), is
+    a size this file embeds tokens with (``vocabulary``: :func:`_is_vocabulary` of the owner)."""
+    from .held_layers import _class_info  # (held_layers imports bindings, which imports this module)
+
+    siblings: dict = {}
+    for owner, attr, ctors in foreign:
+        held, held_infos, held_typer = _class_info(ctors[0].fqn, {}, typer, siblings)
+        if held is None or not held.is_module:
+            continue
+        kind = _end_kind(held.name, held_infos, {}, {}, held_typer.names)
+        if kind is None:
+            continue
+        if kind == LINEAR_END:
+            out = _passed_width(held, held_typer.names, ctors[0])
+            if out is not None and vocabulary(out, owner):
+                kind = LM_HEAD
+        mark(attr, ctors, kind)
+
+
+def _passed_width(held, names: ModuleNames, ctor) -> ast.expr | None:
+    """The ``out_features`` of the Linear whose output the held module's ``forward`` returns,
+    each parameter of the module's ``__init__`` it reads replaced by the argument ``ctor`` (the
+    holding file's construction) passes for it; None where that is not one plain Linear or a
+    parameter read is not passed."""
+    returned = _returned_attr(held, names)
+    if returned is None or returned[1] is not None:
+        return None
+    bound = held.bindings.get(returned[0], ())
+    if len(bound) != 1 or not names_match(LINEAR, bound[0].fqn) or bound[0].table:
+        return None
+    out = dict(bound[0].kwargs).get("out_features")
+    if out is None and len(bound[0].args) >= 2:
+        out = bound[0].args[1]
+    init = held.methods.get("__init__")
+    if out is None or init is None:
+        return None
+    params = [a.arg for a in (*init.args.posonlyargs, *init.args.args)][1:]
+    passed = dict(zip(params, ctor.args))
+    passed.update((k, v) for k, v in ctor.kwargs if k in params or k in {a.arg for a in init.args.kwonlyargs})
+    missing = []
+
+    class _Passed(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in passed:
+                return passed[node.id]
+            if node.id in params:
+                missing.append(node.id)
+            return node
+
+    width = _Passed().visit(copy.deepcopy(out))
+    return None if missing else width
 
 
 _STACK_FUNCS = frozenset(("torch.stack",))

@@ -1890,7 +1890,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if text is None or (("Embedding" in text or "num_embeddings" in text or "vocab_size" in text)
                         and ("cross_entropy" in text or "CrossEntropy" in text or "loss_function" in text
                              or "nll_loss" in text or "NLLLoss" in text)):
-        mark_lm_heads(infos, names, tree, text)
+        mark_lm_heads(infos, names, tree, text, typer)
     all_methods = []
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
