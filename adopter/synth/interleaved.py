@@ -44,6 +44,20 @@ def _effectful(stmt: ast.AST) -> bool:
     return False
 
 
+def _mutates(stmt: ast.AST) -> bool:
+    """Whether the statement changes anything in place (an augmented assignment, a store through
+    an attribute or an index, a method ending in ``_``): what another statement may read."""
+    for node in ast_walk(stmt):
+        if isinstance(node, (ast.AugAssign, ast.Delete, ast.Global, ast.Nonlocal, ast.NamedExpr)):
+            return True
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr.endswith("_") and not node.func.attr.endswith("__"):
+            return True
+    return False
+
+
 def _loads(node: ast.AST) -> set[str]:
     return {n.id for n in ast_walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
@@ -87,8 +101,8 @@ def movable_tail(region: list, kinds: list, metadata: dict, step_if_keeps: dict,
             units.append((stmt, False))
         else:
             return None
-    if not inners:
-        return None
+    if not inners or isinstance(region[-1], ast.Return):
+        return None  # (nothing runs after a returning region)
     # (the form: a name the moved if-statement reassigns was computed by a moved statement before)
     moved_before: set[str] = set()
     chained = False
@@ -110,7 +124,10 @@ def movable_tail(region: list, kinds: list, metadata: dict, step_if_keeps: dict,
             continue
         if stored_names(unit) & (stay_loads | stay_stored) or _loads(unit) & stay_stored:
             return None
-        if _effectful(unit) and any(_effectful(later) for later, still in units[index + 1:] if not still):
+        passed = [later for later, moved_too in units[index + 1:] if not moved_too]
+        if _mutates(unit) or any(_mutates(later) for later in passed):
+            return None  # (a change in place another statement may read)
+        if _effectful(unit) and any(_effectful(later) for later in passed):
             return None  # (two effects would change order)
     return tops, inners
 
