@@ -198,7 +198,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
                     guard=wrap.guard, fast=wrap.fast, keep=wrap.keep, prelude=wrap.prelude, hoist=wrap.hoist,
-                    inner=wrap.inner)
+                    inner=wrap.inner, tail=wrap.tail, tail_offsets=wrap.tail_offsets)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -782,9 +782,9 @@ class _Transformer(cst.CSTTransformer):
                 raise ApplyError("the statements to guard are not in one block")
             kept = updates[i:j + 1]
             hoisted = []
-            if wrap.hoist:
+            if wrap.hoist or wrap.tail_offsets:
                 hoisted = [kept[h] for h in wrap.hoist]
-                kept = [s for h, s in enumerate(kept) if h not in set(wrap.hoist)]
+                kept = [s for h, s in enumerate(kept) if h not in {*wrap.hoist, *wrap.tail_offsets}]
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
             depth, step = wrap.first[1], len(self.unit)
@@ -821,6 +821,8 @@ class _Transformer(cst.CSTTransformer):
                     guarded = guarded.with_changes(leading_lines=list(hoisted[0].leading_lines))
                     hoisted = [hoisted[0].with_changes(leading_lines=lead), *hoisted[1:]]
                 new_nodes = [*hoisted, fit_if(guarded, depth, self.unit, self.style.line_length)]
+                if wrap.tail:
+                    new_nodes += self._refit(list(cst.parse_module(wrap.tail.rstrip("\n") + "\n").body), depth, None)
             for node in new_nodes:  # fresh nodes: nothing else refers to them
                 out_o.append(node)
                 out_u.append(node)

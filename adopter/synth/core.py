@@ -112,7 +112,7 @@ def _nestable(host: Plan, plan: Plan) -> bool:
         return False
     wa, wb = a.wrap, b.wrap
     return (wa.first, wa.last) == (wb.first, wb.last) and all(
-        w.guard is not None and not w.keep and not w.prelude and not w.hoist for w in (wa, wb)) and not wb.inner
+        w.guard is not None and not w.keep and not w.prelude and not w.hoist and not w.tail for w in (wa, wb)) and not wb.inner
 
 
 def _nested(host: Plan, plan: Plan) -> Plan:

@@ -83,6 +83,12 @@ class Wrap:
     # <fast>``.  Two fixes of one caller whose guards pick among helpers a setting chooses
     # (core._nested: sssegmentation's non-local modes) each keep the other's case.
     inner: tuple = ()
+    # Statements put after the ``if`` / ``else`` (unindented, one per line), run on both paths:
+    # another computation's, interleaved with the guarded ones (:func:`interleaved.movable_tail`);
+    # ``tail_offsets`` are the offsets (in the range) of the whole statements among them, out of
+    # the guarded branch (the parts of an if among them are deleted from it by edits of their own).
+    tail: str = ""
+    tail_offsets: tuple = ()
 
 
 @dataclass

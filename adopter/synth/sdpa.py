@@ -57,6 +57,7 @@ from ..structure.sized import SHAPE_METADATA, SHAPE_METADATA_METHODS
 from ..structure.sized import plain_forward as _plain_forward, shape_metadata_only as _shape_metadata_only
 from ..structure.names import class_body_value, collect_names, param_default
 from .init_numbers import InitNumbers
+from .interleaved import movable_tail, tail_text
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, rank_leaves, static_rank
 from .text import Span, contains, dotted_name, numeric_literal, read_names, span_of, stored_names
@@ -1415,9 +1416,12 @@ class _Attention:
         deferred: list[str] = []  # the `del` statements, run after the fused call
         kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
         self.hoisted: tuple = ()  # region offsets put before the guard's if (_hoisted)
+        tail = self._interleaved_tail(region, kinds, metadata, step_if_keeps, step_stmts)
         sent: set[str] = set()  # the tests of the ifs the guard sends to the original (ast.dump)
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
+            if kind == "tail":
+                continue  # (run after the guarded region, on both paths: _interleaved_tail)
             if kind == "step":
                 # A bias added by a helper (``dots = self.apply_pos_bias(dots)``): the fused
                 # path runs the helper's statements that compute it
@@ -1656,8 +1660,10 @@ class _Attention:
             for offset in sorted(self.hoisted, reverse=True):
                 del fast[kept_at[offset]]
             all_stored = all_stored - set().union(*(stored_names(region[h]) for h in self.hoisted))
+        tail_stored = set() if tail is None else stored_names(ast.parse(tail[2]))
+        all_stored = all_stored - tail_stored  # (computed after the region on both paths)
         before_c = set().union(*(stored_names(ast.parse(t)) for t in fast),
-                               *(stored_names(region[h]) for h in self.hoisted))
+                               *(stored_names(region[h]) for h in self.hoisted), tail_stored)
         func = self._function(c_stmt)
         changed = _changed_in_place(func, stored_names(c_stmt), (c_stmt.end_lineno, c_stmt.end_col_offset)) \
             if func is not None else None
@@ -1754,6 +1760,13 @@ class _Attention:
             unique, fast, prelude = self._handed_edits(edits, regions, region, unique, fast)
         guard_text = " or ".join(unique) if unique else None
         first, final = region[0], region[-1]
+        tail_offsets, tail_code = (), ""
+        if tail is not None and guard_text is None:
+            fast.append(tail[2])  # (no original arm: the moved statements follow the fused call)
+        elif tail is not None:
+            tail_offsets, tail_code = tuple(sorted(tail[0])), tail[2]
+            for inner in (i for inners in tail[1].values() for i in inners):
+                edits.delete.add(self.index.char_span(span_of(inner)))  # (out of the original arm's if)
         edits.wrap = Wrap(
             first=(first.lineno, self.index.char_col(first.lineno, first.col_offset)),
             last=(final.lineno, self.index.char_col(final.lineno, final.col_offset)),
@@ -1761,8 +1774,29 @@ class _Attention:
             fast="\n".join(fast),
             prelude=prelude,
             hoist=self.hoisted,
+            tail=tail_code,
+            tail_offsets=tail_offsets,
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
+
+    def _interleaved_tail(self, region, kinds, metadata, step_if_keeps, step_stmts) -> tuple | None:
+        """Another computation's statements interleaved with the steps (slp's second
+        cross-attention, through the mask's if: :func:`interleaved.movable_tail`), moved after
+        the guarded region on both paths: ``(offsets, {if offset: statements}, text)``; their
+        kinds become ``tail`` and the step's if keeps none of them on the fused path.  None where
+        they cannot all move (they stay as they were)."""
+        if self.helper_call is not None or self.handed is not None or self.context_arm is not None \
+                or self.fallback_try is not None:
+            return None
+        found = movable_tail(region, kinds, metadata, step_if_keeps, step_stmts, self._stmt_text, _plain_test)
+        if found is None:
+            return None
+        tops, inners = found
+        for offset in tops:
+            kinds[offset] = "tail"
+        for offset in inners:
+            step_if_keeps[offset] = []
+        return tops, inners, tail_text(region, tops, inners, self._stmt_text, self._text)
 
     def _inferred_view_shape(self, shape_text: str, grouped: bool) -> str:
         """The shape the scores' view ``m1`` (``scores.view(B * H, T, -1)``: a -1, which expand
