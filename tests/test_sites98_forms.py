@@ -122,3 +122,14 @@ def test_the_reading_is_attention_over_the_concatenated_keys():
         wants = torch.autograd.grad(want.sum(), (x, extra_k, extra_v))
         for g, w in zip(grads, wants):
             torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_a_part_bound_in_one_branch_stays_silent():
+    """The first block's scores bound in one branch of an if (the other binds something else):
+    on that other path the concatenation is no key-block product."""
+    code = edit(KEY_CAT, "        w = q @ extra_k.transpose(-2, -1) * scale + 2 * math.log(pool)\n",
+                "        if self.heads > 1:\n"
+                "            w = extra_k.sum(-1).unsqueeze(-2).expand(b, self.heads, n, -1)\n"
+                "        else:\n"
+                "            w = q @ extra_k.transpose(-2, -1) * scale + 2 * math.log(pool)\n")
+    assert found(code, "ADP010") == []

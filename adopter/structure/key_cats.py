@@ -61,6 +61,8 @@ def read(nodes, cats: list) -> None:
             continue
         if not _read_only_by_chain(nodes, parts, cat):
             continue
+        if not all(_on_every_path(n, cat) for part in parts for n in part if n is not None):
+            continue
         _rewrite(nodes, cat, parts, 0 if b1 is not None else 1 if b2 is not None else None)
 
 
@@ -136,6 +138,13 @@ def _read_only_by_chain(nodes, parts, cat) -> bool:
                 if key in other.defs:
                     break
     return True
+
+
+def _on_every_path(node, cat) -> bool:
+    """``node`` runs whenever the cat does: its branches (``scope``) are the cat's own or ones
+    enclosing it (a part bound in one branch of an if before the cat holds something else on
+    the other path)."""
+    return node.scope == cat.scope[:len(node.scope)]
 
 
 def _rewrite(nodes, cat, parts, biased) -> None:
