@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ast
 
+from .treewalk import ast_walk
+
 from ..records import replace
 from .canon import View, ref as _ref
 
@@ -187,13 +189,13 @@ def not_the_kernels_fallback(match, tree, kernels) -> bool:
     concatenated with the rest otherwise), so the manual attention is not its original kept."""
     if not any(concatenated_keys(node) for node in match.nodes if node.canon == "torch.matmul"):
         return False
-    for node in ast.walk(tree):
+    for node in ast_walk(tree):
         if node.__class__ is ast.Call:
             func = node.func
             written = func.attr if func.__class__ is ast.Attribute else getattr(func, "id", "")
             if any(k.rsplit(".", 1)[-1] == written for k in kernels) and any(
                     inner.__class__ is ast.Call and getattr(inner.func, "attr", getattr(inner.func, "id", ""))
                     in ("cat", "concat", "concatenate") for arg in (*node.args, *node.keywords)
-                    for inner in ast.walk(arg)):
+                    for inner in ast_walk(arg)):
                 return False
     return True
