@@ -22,6 +22,7 @@ from .structure.names import collect_names
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
 from .structure.treewalk import ast_walk
 from .structure import library_layers
+from .structure import key_cats
 from .structure.siblings import base_class_texts, imported_table_words
 from .structure.mask_tokens import any_replacement
 
@@ -678,7 +679,8 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     kernels = [name for name in rule.not_in_fallback_of if name in text]
                     if scripting is None:
                         scripting = "is_scripting" in text and SCRIPTING_ELSE.search(text) is not None
-                if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels):
+                if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels) \
+                        and not key_cats.not_the_kernels_fallback(match, tree, kernels):
                     continue
                 if scripting and _only_when_scripting(match, tree, structure.names):
                     continue

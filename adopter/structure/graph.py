@@ -27,7 +27,7 @@ import unicodedata
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import groups, layouts, never_none, partial_rope, ranks, rows, written_equations
+from . import groups, key_cats, layouts, never_none, partial_rope, ranks, rows, written_equations
 from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
@@ -470,6 +470,7 @@ class FlowBuilder:
         self.instances = 0
         self.temps = 0
         self.moved_products = False
+        self.key_cats: list = []
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         # id of a same-file function (or "sibling:<fqn>" for another module's) -> the GELU variant it computes
         self._formulas: dict = {}
@@ -564,6 +565,7 @@ class FlowBuilder:
         self._inherited = None
         self.moved_products = False  # an einsum product written with its axes moved (layouts.read)
         self.grouped_products = False  # an einsum read as attention over grouped axes (groups.read)
+        self.key_cats: list = []  # two-part cats along the last axis (key_cats.read)
         if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
@@ -592,6 +594,9 @@ class FlowBuilder:
         if self.grouped_products:
             # attention over grouped axes, the key group flattened for the softmax (groups.py)
             groups.read(self.nodes)
+        if self.key_cats:
+            # scores of one query against two key blocks concatenated on the key axis (key_cats.py)
+            key_cats.read(self.nodes, self.key_cats)
         # a softmax over the scores flattened to rows, viewed straight back (structure/rows.py),
         # or over one query's scores with its size-1 axis squeezed (structure/singletons.py)
         squeezed = rows.read(self.nodes)
@@ -2933,6 +2938,33 @@ class FlowBuilder:
                 return node
         return None
 
+    @staticmethod
+    def _cat_dim(call: ast.Call, common: dict):
+        """The dim a ``torch.cat`` call writes as a literal (keyword or second positional), else None."""
+        for name, value in common["kwargs"]:
+            if name == "dim":
+                return getattr(value, "value", None)
+        if len(call.args) == 2:
+            second = common["args"][1] if len(common["args"]) > 1 else None
+            return getattr(second, "value", None)
+        return None
+
+    def _key_cat(self, call: ast.Call, ctx: _Ctx) -> None:
+        """Record a two-part ``torch.cat`` along the last axis with the keys its parts hold (a
+        name's value, or the node an expression written in place made): structure/key_cats.py
+        reads it once the flow is built."""
+        keys = []
+        for elt in call.args[0].elts:
+            if elt.__class__ is _AST_NAME:
+                value = self._name_value(elt.id, ctx)
+                keys.append(getattr(value, "key", None))
+                continue
+            where = span(elt)
+            made = next((n for n in reversed(self.nodes[-64:]) if n.span == where and len(n.outs) == 1), None)
+            keys.append(made.outs[0].key if made is not None else None)
+        if None not in keys:
+            self.key_cats.append((span(call), keys[0], keys[1]))
+
     def _is_product(self, name: str, ctx: _Ctx) -> bool:
         """Was ``name`` last assigned a matmul product (any spelling) in this flow?"""
         ref = self._name_value(name, ctx)
@@ -3110,6 +3142,9 @@ class FlowBuilder:
                 # the finding covers the rotation from its first half's expression to the cat
                 wide = (first.lineno, first.col_offset, call.end_lineno or call.lineno, call.end_col_offset or 0)
                 return {"canon": "canon.rope_halves", "view": view, "span": wide}, frontier
+            if key_cats.gate(call) and self._cat_dim(call, common) == -1:
+                # two parts along the last axis: maybe scores of one query against two key blocks
+                self._key_cat(call, ctx)
             return None
         if fqn == "torch.permute" and len(call.args) == 2 and not common["kwargs"]:
             perm = self._ints(call.args[1], tuple_ok=True)

@@ -65,7 +65,7 @@ from .run import current_run
 from .weights import Decline, unread_store
 from ..structure.class_syntax import is_docstring
 from ..structure.treewalk import ast_walk
-from ..structure import written_equations
+from ..structure import key_cats, written_equations
 
 # The dtypes a 0-d scale tensor may be named outright in (``torch.tensor(d, dtype=torch.float32)``):
 # floating, so it promotes no floating scores, and full precision, so it holds the number itself
@@ -1098,6 +1098,10 @@ class _Attention:
                 raise Skip("the context statement could not be located")
         self.block, hi = last.block, last.index
         owner = last.owner
+        if key_cats.concatenated_keys(self.roles["s0"]):
+            raise Skip("the scores are products of q with two key blocks concatenated along the key axis "
+                       "(structure/key_cats.py): the fused call would need the keys, the values and the bias "
+                       "concatenated; not written")
         if isinstance(owner, ast.If) and any(
             "scaled_dot_product_attention" in self._text(s) for s in (owner.orelse if last.field == "body" else owner.body)
             if not isinstance(s, (ast.If, ast.For, ast.While, ast.With, ast.Try))
