@@ -1871,7 +1871,7 @@ def _dataclass_constructors(tree: ast.Module) -> None:
     class's ``__init__`` (the node is renamed; its lines, and so every edit, stay where they
     are).  A ``__post_init__`` of a class no such decorator builds, or beside a written
     ``__init__`` (which the decorator keeps, and which calls nothing by itself), is left alone."""
-    for cls in ast.walk(tree):
+    for cls in ast_walk(tree):
         if cls.__class__ is not ast.ClassDef or not any(_generates_init(d) for d in cls.decorator_list):
             continue
         defs = [item for item in cls.body if item.__class__ is ast.FunctionDef]
