@@ -1852,10 +1852,40 @@ def _module_rebinds(typer, name: str) -> bool:
     return binding.search(text) is not None
 
 
+def _generates_init(decorator: ast.expr) -> bool:
+    """Is ``decorator`` ``@dataclass`` / ``@dataclasses.dataclass(...)`` without ``init=False``:
+    a decorator that writes the class's ``__init__``, one that calls ``__post_init__``."""
+    func = decorator.func if decorator.__class__ is ast.Call else decorator
+    name = func.id if func.__class__ is ast.Name else func.attr if func.__class__ is ast.Attribute else None
+    if name != "dataclass":
+        return False
+    return decorator.__class__ is not ast.Call or not any(
+        k.arg == "init" and k.value.__class__ is ast.Constant and k.value.value is False for k in decorator.keywords)
+
+
+def _dataclass_constructors(tree: ast.Module) -> None:
+    """A dataclass module (``@dataclass(eq=False) class Attention(nn.Module)``) that writes no
+    ``__init__`` of its own builds its layers in ``__post_init__``: the ``__init__`` the
+    decorator generates stores the fields and then calls it, once, at construction -- what a
+    written ``__init__`` is to every other module.  Such a ``__post_init__`` is read as the
+    class's ``__init__`` (the node is renamed; its lines, and so every edit, stay where they
+    are).  A ``__post_init__`` of a class no such decorator builds, or beside a written
+    ``__init__`` (which the decorator keeps, and which calls nothing by itself), is left alone."""
+    for cls in ast_walk(tree):
+        if cls.__class__ is not ast.ClassDef or not any(_generates_init(d) for d in cls.decorator_list):
+            continue
+        defs = [item for item in cls.body if item.__class__ is ast.FunctionDef]
+        post = next((item for item in defs if item.name == "__post_init__"), None)
+        if post is not None and not any(item.name == "__init__" for item in defs):
+            post.name = "__init__"
+
+
 def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None,
                      path: str | None = None) -> ModuleStructure:
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
     package on disk: layer typing may read the package's other modules (siblings.py)."""
+    if text is None or "__post_init__" in text:
+        _dataclass_constructors(tree)
     names = collect_names(tree, package, local_imports=may_import_locally(text))
     module = ModuleStructure(names, text.split("\n") if text is not None else None, text=text)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
