@@ -310,9 +310,20 @@ def _plain_super_init(info: ClassInfo, base: str | None = None) -> bool:
             if base is not None and keywords and not all(k.arg in library_layers.PLAIN_KEYWORDS for k in keywords):
                 leading, none = library_layers.class_parameters(base)
                 keywords = [k for k in keywords if k.arg not in leading
-                            and not (k.arg in none and _none_default(k.value, init))]
+                            and not (k.arg in none and _none_default(k.value, init))
+                            and not (k.arg is None and _untouched_kwargs(k.value, init))]
             return library_layers.plain_arguments(call.args, keywords, library_layers.MAX_CLASS_POSITIONAL)
     return True
+
+
+def _untouched_kwargs(value: ast.expr, init) -> bool:
+    """Is ``value`` (spread as ``**value``) ``init``'s own ``**kwargs`` parameter, read nowhere
+    else in ``init`` and never bound or changed there?  At its default it is empty: the base gets
+    no keyword from it (``super().__init__(block=..., layers=[...], **kwargs)``)."""
+    kwarg = init.args.kwarg
+    if value.__class__ is not ast.Name or kwarg is None or value.id != kwarg.arg:
+        return False
+    return sum(n.__class__ is ast.Name and n.id == value.id for n in ast_walk(init)) == 1
 
 
 def _none_default(value: ast.expr, init) -> bool:

@@ -150,6 +150,10 @@ MEMBERS = "\0members:"
 # ``resnet.conv1`` as the instance of the same-file module class it builds
 # (LayerTyper._instance_class), whose ``__init__`` says what ``.conv1`` is.
 INSTANCE = "\0instance:"
+# A name or ``self.<attr>`` bound to ``list(<holder>.children())`` (a file importing a library
+# library_layers describes): the holder expression, whose described child order says what the
+# list's members are (``nn.Sequential(*layers[:3])``: conv1, bn1, relu of a torchvision ResNet)
+CHILDREN_OF = "\0children:"
 FUNCTION_TEXT = "\0function-text"  # env: the module-level function walked (its text bounds a local holder)
 _DISPLAYS = (ast.List, ast.Tuple)
 LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
@@ -2977,7 +2981,11 @@ class LayerTyper:
                     if returned is not None and not returned.named:
                         graph.extend(returned)  # *conv_bn(cin, cout): the list a factory returns
                     else:
-                        graph.add((), inner)
+                        spread = self._children_spread(inner, arg, env, depth) if self.library else None
+                        if spread is not None:
+                            graph.extend(spread)  # *list(net.children())[:3]: conv1, bn1, relu
+                        else:
+                            graph.add((), inner)
                 continue
             if arg.__class__ is ast.Name and ODICT + arg.id in env:
                 graph.extend(env[ODICT + arg.id])  # nn.Sequential(layers), layers an OrderedDict of pairs
@@ -3004,6 +3012,45 @@ class LayerTyper:
                                   and env.get(arg.id).__class__ is _Param), arg)
             if arg.__class__ is ast.IfExp and self._may_skip(arg, env):
                 graph.frontier |= before  # (graph.add binds a new frontier set)
+        return graph
+
+    def _children_spread(self, inner: ast.expr, at: ast.expr, env: dict, depth: int) -> SeqGraph | None:
+        """``*list(net.children())[a:b]``, ``*net.children()``, ``*layers[a:b]`` with ``layers =
+        list(net.children())`` (never reordered): the members of a described library instance
+        (library_layers.CHILDREN) in its registration order, each typed as ``net.<member>`` is
+        (built by the library: reported, not fixed) and placed at ``at``.  None when the holder
+        or the slice is not one this reads."""
+        lo = hi = None
+        base = inner
+        if inner.__class__ is ast.Subscript:
+            part = inner.slice
+            if part.__class__ is not ast.Slice or part.step is not None:
+                return None
+            lo, hi = _int_bound(part.lower), _int_bound(part.upper)
+            if lo is False or hi is False:
+                return None
+            base = inner.value
+        holder = _children_holder(base, base is inner)
+        if holder is None:
+            key = _key(base)
+            holder = env.get(CHILDREN_OF + key) if key is not None else None
+            if holder is None or library_layers.list_reordered(self._class_text(env), key):
+                return None
+        if _self_attribute(holder):
+            held = env.get("self." + holder.attr, ())
+        elif holder.__class__ is ast.Name and INSTANCE + holder.id in env and depth < MAX_DEPTH:
+            held = self.values(env[INSTANCE + holder.id], env, depth + 1)
+        else:
+            return None
+        if held.__class__ is not tuple or len(held) != 1 or held[0].__class__ is not Built:
+            return None
+        order = library_layers.children(held[0].fqn)
+        if order is None:
+            return None
+        graph = SeqGraph()
+        for name in order[lo:hi]:
+            member = ast.copy_location(ast.Attribute(value=holder, attr=name, ctx=ast.Load()), at)
+            graph.add(self.values(member, env, depth), member)
         return graph
 
     def _may_skip(self, member: ast.IfExp, env: dict) -> bool:
@@ -3979,6 +4026,12 @@ class LayerTyper:
                     key = _key(target)
                     if key is None:
                         continue
+                    if self.library:
+                        holder = _children_holder(value, False)
+                        if holder is not None and not nested:
+                            env[CHILDREN_OF + key] = holder  # layers = list(net.children())
+                        else:
+                            env.pop(CHILDREN_OF + key, None)
                     if isinstance(target, ast.Name):
                         built = EMPTY_SEQUENTIAL + key
                         if built in env and env[built] is not value:
@@ -4650,8 +4703,14 @@ class LayerTyper:
 
     # ------------------------------------------------------------------ Sequential sites
     def _record_sites(self, expr: ast.expr, stmt: ast.stmt, env: dict, depth: int) -> None:
+        sliced = None  # id of a call sliced as ``nn.Sequential(...)[a:b]`` -> the slice
         for node in walk(expr):
             if not isinstance(node, ast.Call):
+                if node.__class__ is ast.Subscript and node.value.__class__ is ast.Call \
+                        and node.slice.__class__ is ast.Slice:
+                    if sliced is None:
+                        sliced = {}
+                    sliced[id(node.value)] = node.slice  # (walk yields the slice before the call)
                 continue
             func = node.func
             if isinstance(func, ast.Name) and func.id in env:
@@ -4691,7 +4750,10 @@ class LayerTyper:
             if key in self._site_keys:
                 continue
             self._site_keys.add(key)
-            self.sites.append(SequentialSite(node, stmt, self.sequence(node.args, env, depth), unlike=unlike))
+            graph = self.sequence(node.args, env, depth)
+            if sliced is not None and id(node) in sliced:
+                graph = _slice_graph(graph, sliced[id(node)])  # nn.Sequential(...)[:3]: what is kept
+            self.sites.append(SequentialSite(node, stmt, graph, unlike=unlike))
             if (fqn == SEQUENTIAL and not node.args and not node.keywords and isinstance(stmt, ast.Assign)
                     and stmt.value is node and len(stmt.targets) == 1):
                 target = stmt.targets[0]
@@ -6803,6 +6865,48 @@ def _drop_instances(node: ast.AST, env: dict) -> bool:
     for name in ast_walk(node):
         if name.__class__ is ast.Name and name.ctx.__class__ is not ast.Load and INSTANCE + name.id in env:
             del env[INSTANCE + name.id]
+    return False
+
+
+def _slice_graph(graph: SeqGraph, part: ast.Slice) -> SeqGraph:
+    """The members ``nn.Sequential(...)[a:b]`` keeps of a container built as ``graph``: those
+    in the slice when the members form one chain and the bounds are int literals; else every
+    member, none of them known (no pair of the whole container is one of the slice's)."""
+    lo, hi = _int_bound(part.lower), _int_bound(part.upper)
+    count = len(graph.members)
+    chain = part.step is None and lo is not False and hi is not False \
+        and graph.edges == {(i - 1, i) for i in range(count)}
+    kept = SeqGraph()
+    for built, expr in (graph.members[lo:hi] if chain else graph.members):
+        kept.add(built if chain else (), expr)
+    return kept
+
+
+def _children_holder(value: ast.expr, generator: bool) -> ast.expr | None:
+    """``net`` of ``list(net.children())`` (or of ``net.children()`` itself when ``generator``);
+    None for any other expression."""
+    if value.__class__ is not ast.Call:
+        return None
+    if value.func.__class__ is ast.Name and value.func.id == "list" and len(value.args) == 1 \
+            and not value.keywords:
+        value = value.args[0]
+    elif not generator:
+        return None
+    if value.__class__ is ast.Call and value.func.__class__ is ast.Attribute and value.func.attr == "children" \
+            and not value.args and not value.keywords:
+        return value.func.value
+    return None
+
+
+def _int_bound(bound: ast.expr | None) -> int | None | bool:
+    """A slice bound: None when absent, its int when an int literal (``3``, ``-1``), False else."""
+    if bound is None:
+        return None
+    negative = bound.__class__ is ast.UnaryOp and bound.op.__class__ is ast.USub
+    if negative:
+        bound = bound.operand
+    if bound.__class__ is ast.Constant and bound.value.__class__ is int:
+        return -bound.value if negative else bound.value
     return False
 
 

@@ -147,6 +147,36 @@ def mentioned(text: str) -> list[str]:
             if module.partition(".")[0] in text and any(word in text for word in words)]
 
 
+#: per described class, its children in the order its constructor registers them (what
+#: ``list(model.children())`` yields: torchvision's ResNet registers conv1, bn1, relu, maxpool,
+#: layer1-4, avgpool, fc); a class not here has no child order the engine reads
+CHILDREN: dict[str, tuple[str, ...]] = {
+    "torchvision.models.resnet.ResNet": ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3",
+                                         "layer4", "avgpool", "fc"),
+}
+
+
+def children(fqn: str) -> tuple[str, ...] | None:
+    """The member names, in registration order, of the described class ``fqn`` (itself or a
+    re-export); None when no order is described."""
+    found = canonical(fqn) if fqn.startswith(PREFIXES) else None
+    return CHILDREN.get(found) if found is not None else None
+
+
+def list_reordered(text: str | None, name: str) -> bool:
+    """May the file move, drop or replace members of the list held in ``name`` (``layers``,
+    ``self.base_layers``): an item or slice stored or deleted, ``insert`` / ``pop`` / ``remove``
+    / ``reverse`` / ``sort`` / ``clear``, or the list handed whole to a call?  (Appending keeps
+    the members before.)  True when the text is unknown."""
+    if text is None:
+        return True
+    n = re.escape(name).replace(r"\.", r"\s*\.\s*")
+    pattern = (rf"(?<![\w.]){n}\s*\[[^\]]*\]\s*=(?!=)|\bdel\s+{n}\s*\["
+               rf"|(?<![\w.]){n}\s*\.\s*(?:insert|pop|remove|reverse|sort|clear|__setitem__|__delitem__)\b"
+               rf"|[(,]\s*{n}\s*[),]")
+    return re.search(pattern, text) is not None
+
+
 #: per described module, its functions that build one layer whatever they are passed
 LAYER_FACTORIES: dict[str, frozenset[str]] = {"torchvision.models.resnet": frozenset({"conv1x1", "conv3x3"})}
 
