@@ -26,6 +26,7 @@ from torch import nn
 from corpus_forms import rules
 
 from adopter.engine import analyze
+from adopter.synth import fix_text
 from adopter.structure import package_of
 
 REGISTRY = textwrap.dedent("""\
@@ -139,3 +140,97 @@ def test_registry_look_alikes(tmp_path):
     for index, (case, parts) in enumerate(cases.items()):
         path = _package(tmp_path, f"regalike{index}", **parts)
         assert _lines(path) == {"pair-seq": False, "pair-head": False}, case
+
+
+# ------------------------------------------- an activation module of a sibling holding one GELU
+# (openlanguagemodel's feed-forward: its activation parameter defaults to the package's own GELU
+# module, defined in another file, whose forward runs an nn.GELU member alone)
+
+ACT_BASE = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class ActBase(nn.Module):
+        def __init__(self, *, device=None):
+            super().__init__()
+            self.device = device
+""")
+
+GELU_MODULE = textwrap.dedent("""\
+    import torch.nn as nn
+    from .base import ActBase
+
+
+    class GELU(ActBase):
+        def __init__(self, approximate="none", *, device=None):
+            super().__init__(device=device)
+            self.act = nn.GELU(approximate=approximate)
+            MORE
+
+        def forward(self, x):
+            return FORWARD
+""")
+
+FFN = textwrap.dedent("""\
+    import torch.nn as nn
+    from PKG.acts import GELU
+
+
+    class FFN(nn.Module):
+        def __init__(self, d, hidden, activation_fn=None):
+            super().__init__()
+            if activation_fn is None:
+                activation_fn = GELU()
+            self.up = nn.Linear(d, hidden)
+            self.act = activation_fn
+            self.down = nn.Linear(hidden, d)
+
+        def forward(self, x):
+            x = self.up(x)
+            x = self.act(x)  # pair-head
+            return self.down(x)
+""")
+
+
+def _act_package(tmp_path, name: str, more: str = "", forward: str = "self.act(x)", ctor: str = ""):
+    top = tmp_path / name
+    (top / "acts").mkdir(parents=True)
+    (top / "__init__.py").touch()
+    (top / "acts" / "__init__.py").write_text("from .gelu import GELU\n")
+    (top / "acts" / "base.py").write_text(ACT_BASE)
+    gelu = GELU_MODULE.replace("MORE", more).replace("FORWARD", forward)
+    if ctor:
+        gelu = gelu.replace("nn.GELU(approximate=approximate)", ctor)
+    (top / "acts" / "gelu.py").write_text(gelu)
+    (top / "ffn.py").write_text(FFN.replace("PKG", name))
+    return top / "ffn.py"
+
+
+def test_sibling_module_holding_one_gelu(tmp_path):
+    path = _act_package(tmp_path, "actpkg")
+    assert _lines(path) == {"pair-head": True}
+    # reported, not fixed: the GELU is the other module's member, behind its forward
+    text = path.read_text()
+    result = fix_text(text, str(path), rules("ADP006"), package_of(str(path)))
+    assert result.text == text and not result.applied
+    sys.path.insert(0, str(tmp_path))
+    try:
+        ffn = importlib.import_module("actpkg.ffn").FFN(8, 32)
+        x = torch.randn(4, 8)
+        # float32, a reduction of 32 terms: the default tolerances
+        torch.testing.assert_close(ffn(x), ffn.down(torch.nn.functional.gelu(ffn.up(x))))
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "actpkg" or m.startswith("actpkg.")]:
+            del sys.modules[name]
+
+
+def test_sibling_activation_module_look_alikes(tmp_path):
+    cases = {
+        "holds-relu": dict(ctor="nn.ReLU()"),
+        "rebinds-member": dict(more="if approximate == 'off':\n            self.act = nn.Tanh()"),
+        "forward-does-more": dict(forward="self.act(x) * 2"),
+    }
+    for index, (case, parts) in enumerate(cases.items()):
+        path = _act_package(tmp_path, f"actalike{index}", **parts)
+        assert _lines(path) == {"pair-head": False}, case

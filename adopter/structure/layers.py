@@ -1622,10 +1622,12 @@ class LayerTyper:
             return None
         init = next(i for i in typer.names.classes[name].body if i.__class__ is ast.FunctionDef
                     and i.name == "__init__")
-        passed = passed_argument(init, call, reading.param)
+        passed = passed_argument(init, call, reading.param) if reading.param is not None else None
         if passed is False:
             return None
-        if passed is None:  # (the module's own default: what this construction gets)
+        if reading.param is None:  # (one activation, whatever the construction passes)
+            values = (None,)
+        elif passed is None:  # (the module's own default: what this construction gets)
             default = reading.default
             values = (default.value,) if default.__class__ is ast.Constant else None
         elif passed.__class__ is ast.Constant:
@@ -1637,7 +1639,7 @@ class LayerTyper:
             # constructions pass, its class built nowhere else); a default alone is not a
             # decision when the class is handed on, subclassed or built with another value
             values = self._decided_keys(passed, env)
-        if not values or not all(isinstance(v, str) for v in values):
+        if not values or not all(isinstance(v, str) for v in values) and reading.param is not None:
             return None
         chosen = dict(reading.ctors)
         kinds = {}
@@ -1658,6 +1660,10 @@ class LayerTyper:
             return None
         fqn = next(iter(kinds))
         short = name.rsplit(".", 1)[-1]
+        if reading.param is None:
+            return Built(fqn, (), (), False, call, via=short, unlike=(
+                f"`{short}` is a module running its {fqn.rsplit('.', 1)[-1]} member on its input: the kernel would "
+                f"take over that member behind the module's forward"))
         return Built(fqn, (), (), False, call, via=short, unlike=(
             f"`{short}` is a module running its {fqn.rsplit('.', 1)[-1]} member on its input under the setting "
             f"it is built with: the kernel would take over that member behind the module's forward"))
