@@ -101,19 +101,19 @@ def _lines(path) -> dict:
 
 
 def test_registry_of_a_sibling_module_builds_the_registered_gelu(tmp_path):
-    path = _package(tmp_path, "regpkg")
+    path = _package(tmp_path, "fac100reg")
     assert _lines(path) == {"pair-seq": True, "pair-head": True}
     # what the reading assumes, run: the fixture's network builds a GELU for "gelu"
     sys.path.insert(0, str(tmp_path))
     try:
-        net = importlib.import_module("regpkg.nets.mlp").Net([8, 16], "gelu")
+        net = importlib.import_module("fac100reg.nets.mlp").Net([8, 16], "gelu")
         assert isinstance(net.head_act, nn.GELU) and isinstance(net.body[1], nn.GELU)
         x = torch.randn(3, 8)
         ref = torch.nn.functional.gelu(net.head(torch.nn.functional.gelu(net.body[0](x))))
         torch.testing.assert_close(net(x), ref)
     finally:
         sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m == "regpkg" or m.startswith("regpkg.")]:
+        for name in [m for m in sys.modules if m == "fac100reg" or m.startswith("fac100reg.")]:
             del sys.modules[name]
 
 
@@ -207,7 +207,7 @@ def _act_package(tmp_path, name: str, more: str = "", forward: str = "self.act(x
 
 
 def test_sibling_module_holding_one_gelu(tmp_path):
-    path = _act_package(tmp_path, "actpkg")
+    path = _act_package(tmp_path, "fac100act")
     assert _lines(path) == {"pair-head": True}
     # reported, not fixed: the GELU is the other module's member, behind its forward
     text = path.read_text()
@@ -215,13 +215,13 @@ def test_sibling_module_holding_one_gelu(tmp_path):
     assert result.text == text and not result.applied
     sys.path.insert(0, str(tmp_path))
     try:
-        ffn = importlib.import_module("actpkg.ffn").FFN(8, 32)
+        ffn = importlib.import_module("fac100act.ffn").FFN(8, 32)
         x = torch.randn(4, 8)
         # float32, a reduction of 32 terms: the default tolerances
         torch.testing.assert_close(ffn(x), ffn.down(torch.nn.functional.gelu(ffn.up(x))))
     finally:
         sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m == "actpkg" or m.startswith("actpkg.")]:
+        for name in [m for m in sys.modules if m == "fac100act" or m.startswith("fac100act.")]:
             del sys.modules[name]
 
 
@@ -232,5 +232,5 @@ def test_sibling_activation_module_look_alikes(tmp_path):
         "forward-does-more": dict(forward="self.act(x) * 2"),
     }
     for index, (case, parts) in enumerate(cases.items()):
-        path = _act_package(tmp_path, f"actalike{index}", **parts)
+        path = _act_package(tmp_path, f"fac100alike{index}", **parts)
         assert _lines(path) == {"pair-head": False}, case

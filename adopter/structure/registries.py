@@ -26,6 +26,8 @@ from __future__ import annotations
 import ast
 import re
 
+from .treewalk import ast_walk
+
 _MENTION = r"\bself[ \t]*\.[ \t]*{}\b"
 
 
@@ -133,7 +135,7 @@ def _create(func, dicts: set) -> bool:
         return False
     for stmt in body[1:-1]:  # if not b: raise ... / if b is None: raise ...
         if not (isinstance(stmt, ast.If) and not stmt.orelse and all(isinstance(s, ast.Raise) for s in stmt.body)
-                and bound in {n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)}):
+                and bound in {n.id for n in ast_walk(stmt.test) if isinstance(n, ast.Name)}):
             return False
     return True
 
