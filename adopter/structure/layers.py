@@ -54,6 +54,7 @@ from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_functi
 from .moved_norm import moves_last_axis_through_norm
 from .cast_linear import cast_linear
 from .setting_norm import setting_activation_module, setting_norm_module
+from .registries import file_registry, registry_methods
 from .names import ModuleNames, builtin_unbound, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
@@ -84,6 +85,8 @@ _GETATTR_KEYS = (ast.Constant, ast.Name, ast.JoinedStr, ast.BinOp)
 # runs (its one argument): called, a table lookup in torch.nn (LayerTyper._call)
 GETATTR_NN = "\0getattr(torch.nn)"
 MAX_DEPTH = 5
+# ``self.x.m("key", builder)``: a registration of a builder on a registry object (_registry_create)
+_REGISTRATION = re.compile(r"^[ \t]*self[ \t]*\.[ \t]*\w+[ \t]*\.[ \t]*\w+[ \t]*\([ \t]*['\"][^'\"\n]*['\"][ \t]*,", re.M)
 # env keys of loops unrolled over a list a caller gives (LayerTyper._unroll)
 ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built; None: here)
 TABLE_OF = "\0table:"  # env key: a local name holding a dict literal (an activation table)
@@ -488,6 +491,8 @@ class LayerTyper:
         self._setting_acts: dict = {}  # class FQN -> setting_norm.setting_activation_module's reading
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
+        # registry attribute -> what _read_registry read (None key: the text; None: not searched)
+        self._registries: dict | None = None
         self.class_envs: dict = {}
         # how many parameters a read resolved in the env it was given (values: the one write a
         # read makes to that env), and what a hook typed for the statement _walk is at
@@ -1621,10 +1626,12 @@ class LayerTyper:
             return None
         init = next(i for i in typer.names.classes[name].body if i.__class__ is ast.FunctionDef
                     and i.name == "__init__")
-        passed = passed_argument(init, call, reading.param)
+        passed = passed_argument(init, call, reading.param) if reading.param is not None else None
         if passed is False:
             return None
-        if passed is None:  # (the module's own default: what this construction gets)
+        if reading.param is None:  # (one activation, whatever the construction passes)
+            values = (None,)
+        elif passed is None:  # (the module's own default: what this construction gets)
             default = reading.default
             values = (default.value,) if default.__class__ is ast.Constant else None
         elif passed.__class__ is ast.Constant:
@@ -1636,7 +1643,7 @@ class LayerTyper:
             # constructions pass, its class built nowhere else); a default alone is not a
             # decision when the class is handed on, subclassed or built with another value
             values = self._decided_keys(passed, env)
-        if not values or not all(isinstance(v, str) for v in values):
+        if not values or not all(isinstance(v, str) for v in values) and reading.param is not None:
             return None
         chosen = dict(reading.ctors)
         kinds = {}
@@ -1657,6 +1664,10 @@ class LayerTyper:
             return None
         fqn = next(iter(kinds))
         short = name.rsplit(".", 1)[-1]
+        if reading.param is None:
+            return Built(fqn, (), (), False, call, via=short, unlike=(
+                f"`{short}` is a module running its {fqn.rsplit('.', 1)[-1]} member on its input: the kernel would "
+                f"take over that member behind the module's forward"))
         return Built(fqn, (), (), False, call, via=short, unlike=(
             f"`{short}` is a module running its {fqn.rsplit('.', 1)[-1]} member on its input under the setting "
             f"it is built with: the kernel would take over that member behind the module's forward"))
@@ -2301,6 +2312,11 @@ class LayerTyper:
         method = self._method(func, env)
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
+        if (func.__class__ is ast.Attribute and call.args and func.value.__class__ is ast.Attribute
+                and func.value.value.__class__ is ast.Name and func.value.value.id == "self" and depth < MAX_DEPTH):
+            made = self._registry_create(func, call, env, depth)
+            if made is not None:
+                return made
         if (self.library and func.__class__ is ast.Call and func.func.__class__ is ast.Name
                 and func.func.id == "getattr" and len(func.args) == 2 and not func.keywords and depth < MAX_DEPTH
                 and func.func.id not in env and func.func.id not in self.names.functions
@@ -2672,6 +2688,83 @@ class LayerTyper:
             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == func.attr:
                 return item if item.name != "__init__" else None
         return None
+
+    def _registry_create(self, func: ast.Attribute, call: ast.Call, env: dict, depth: int) -> tuple | None:
+        """What ``self.acts.create(key)`` builds when ``self.acts`` is a registry object
+        (:mod:`.registries`: an instance of a class of this file or of a sibling module that
+        stores builders by key and calls the chosen one) the file fills with builders under
+        literal keys: each registered builder's layer, conditional unless the key is known
+        here.  None for any other call; the file's text is searched once for a registration
+        (``self.x.m("key", builder)``) before anything else is read."""
+        cache = self._registries
+        if cache is None:
+            text = self.text if self.text is not None else "\n".join(self.lines) if self.lines is not None else ""
+            cache = self._registries = {None: text if _REGISTRATION.search(text) else None}
+        text = cache[None]
+        if text is None:
+            return None  # (no registration written in the file)
+        attr = func.value.attr
+        if attr not in cache:
+            cache[attr] = self._read_registry(attr, text)
+        found = cache[attr]
+        if found is None or func.attr not in found[0] or len(call.args) != 1 or call.keywords:
+            return None
+        creates, entries = found
+        known = self._known(call.args[0], env, depth)
+        chosen = [e for e in entries if known is None or e[0] in known]
+        out = []
+        for _, builder in chosen:
+            if builder.__class__ is ast.FunctionDef:
+                values = self._factory(builder.name, ast.copy_location(ast.Call(builder, [], []), call), env,
+                                       depth + 1, builder)
+            else:
+                values = self._call(ast.copy_location(ast.Call(builder, [], []), call), env, depth + 1)
+            for value in values:
+                if isinstance(value, Built) and not value.table and value.members is None:
+                    out.append(replace(value, args=(), kwargs=(), node=call, via=func.attr,
+                                       conditional=value.conditional or len(chosen) > 1))
+                else:
+                    return None  # a builder of something not typed as one layer: unknown
+        return tuple(out) if out else None
+
+    def _read_registry(self, attr: str, text: str) -> tuple | None:
+        """(create method names, [(key, builder)]) of the registry object ``self.<attr>`` (see
+        :meth:`_registry_create`), a lambda builder as a function; None when it is none."""
+        read = file_registry(text, attr)
+        if read is None:
+            return None
+        constructor, registered, called = read
+        try:
+            made = ast.parse(constructor, mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        if not (isinstance(made, ast.Call) and not made.args and not made.keywords):
+            return None
+        fqn = self.names.resolve(made.func)
+        cls = None
+        if fqn is not None and fqn in self.names.classes:
+            cls = self.names.classes[fqn]
+        elif fqn is not None and self.package is not None and self.package.owns(fqn):
+            found = self.package.find(fqn)
+            if found is not None and found[1] in found[0].names.classes:
+                cls = found[0].names.classes[found[1]]
+        methods = registry_methods(cls) if isinstance(cls, ast.ClassDef) else None
+        if methods is None:
+            return None
+        registers, creates = methods
+        if any(name not in registers for name, _, _ in registered) or any(name not in creates for name in called):
+            return None
+        entries = []
+        for _, key, builder in registered:
+            if builder.__class__ is ast.Lambda:
+                builder = ast.copy_location(ast.FunctionDef(
+                    name=f"<{attr}:{key}>", args=builder.args,
+                    body=[ast.copy_location(ast.Return(value=builder.body), builder.body)],
+                    decorator_list=[], returns=None), builder)
+            elif builder.__class__ not in (ast.Name, ast.Attribute):
+                return None
+            entries.append((key, builder))
+        return creates, entries
 
     def _param_class(self, param: "_Param") -> str | None:
         """The same-file class a parameter holds an instance of, by its annotation (``act:

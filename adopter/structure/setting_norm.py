@@ -269,7 +269,27 @@ def setting_activation_module(cls: ast.ClassDef, names) -> SettingActivation | N
         if not ctors or _rebound(init, attr, param, chain, lowered):
             return None
         return SettingActivation(param, defaults.get(param), lowered is not None, ctors)
-    return None
+    return _fixed_activation(init, attr, names)
+
+
+# the torch activation a module may hold fixed and run alone (_fixed_activation)
+FIXED_ACTIVATIONS = frozenset({"torch.nn.GELU"})
+
+
+def _fixed_activation(init: ast.FunctionDef, attr: str, names) -> SettingActivation | None:
+    """A wrapper with no setting chain (a package's own ``GELU`` module: ``self.act =
+    nn.GELU(approximate=approximate)`` in ``__init__``, ``return self.act(x)`` its forward):
+    ``__init__`` binds the member once, at its top level, to a torch activation of
+    FIXED_ACTIVATIONS and nowhere else; the reading's setting is None, its one constructor
+    that activation."""
+    bound = [stmt for stmt in init.body if stmt.__class__ is ast.Assign and len(stmt.targets) == 1
+             and _binds(stmt, attr)]
+    if len(bound) != 1 or bound[0].value.__class__ is not ast.Call:
+        return None
+    fqn = names.resolve(bound[0].value.func)
+    if fqn not in FIXED_ACTIVATIONS or _rebound(init, attr, "", {id(bound[0].targets[0])}, None):
+        return None
+    return SettingActivation(None, None, False, ((None, fqn),))
 
 
 # statements and patterns that bind the name they carry in ``name``
