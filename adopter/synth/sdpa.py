@@ -1240,6 +1240,8 @@ class _Attention:
             elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
                 metadata[offset] = chosen  # the guard term and the fused path's assignment
                 kinds.append("choice")
+            elif self._handed_adder(stmt, step_stored, region, offset):
+                kinds.append("drop")  # (the bias it adds is a part of the fused call's mask: _mask)
             elif (grouped := self._grouped_split(stmt, region, offset)) is not None:
                 metadata[offset] = grouped  # the split of a stand-in of zeros: the groups' biases
                 kinds.append("keep")
@@ -1270,8 +1272,6 @@ class _Attention:
                 if again:
                     raise Skip(f"line {stmt.lineno} deletes `{sorted(again)[0]}`, which the attention assigns after it")
                 kinds.append("del")
-            elif self._handed_adder(stmt, step_stored, region, offset):
-                kinds.append("drop")  # (the bias it adds is a part of the fused call's mask: _mask)
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
                 if _loads(stmt) & step_stored:
                     # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
