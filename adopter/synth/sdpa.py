@@ -50,7 +50,7 @@ from ..ruleset import Rule
 from ..structure import Const
 from ..structure.canon import (LARGE_NEGATIVE, einx_where_layout, fill_choices, fill_number, fill_value, held_fill,
                                ones_times)
-from ..structure.formulas import bias_add_in_place, bias_add_module, function_forward, rate_parts
+from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.setting_dispatch import dispatched_attr, local_dispatches
 from ..structure.sized import SHAPE_METADATA, SHAPE_METADATA_METHODS
@@ -1055,7 +1055,6 @@ class _Attention:
         self.list_stand_ins: list[str] = []  # ModuleLists whose modules are handed a stand-in (_grouped_split)
         self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         self.stand_in_types: dict[str, list[str]] = {}  # a module handed in as a parameter -> the classes that may take it
-        self.handed_adders: list[dict] = []  # `s = f(s) if t else s`, f a handed bias-adding module (_handed_adder)
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
         self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
         # (the step's if, an if in it whose body changes the scores otherwise): sent to the
@@ -1240,8 +1239,6 @@ class _Attention:
             elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
                 metadata[offset] = chosen  # the guard term and the fused path's assignment
                 kinds.append("choice")
-            elif self._handed_adder(stmt, step_stored, region, offset):
-                kinds.append("drop")  # (the bias it adds is a part of the fused call's mask: _mask)
             elif (grouped := self._grouped_split(stmt, region, offset)) is not None:
                 metadata[offset] = grouped  # the split of a stand-in of zeros: the groups' biases
                 kinds.append("keep")
@@ -1730,7 +1727,6 @@ class _Attention:
                 raise Skip(f"`{none[:-len(' = None')]}`, which a step stores, is read on the fused path too")
         guard += self._hooks(edits, set(conditions))
         guard += self._stand_in_hooks(edits, conditions)
-        guard += self._handed_adder_terms(edits)
 
         unique = list(dict.fromkeys(guard))
         _contradiction(unique)
@@ -5413,91 +5409,6 @@ class _Attention:
             return None if _loads(ast.parse(text)) & step_stored else text
         return None
 
-    def _handed_adder(self, stmt: ast.stmt, step_stored: set, region: list[ast.stmt], offset: int) -> bool:
-        """``sim = rel_pos(sim) if exists(rel_pos) else sim`` between the scale and the fill
-        (difformer's attention, handed its caller's position-bias module): ``rel_pos`` a
-        parameter of the attention's function, never rebound there, and the classes of this
-        file whose ``forward`` returns its input plus a bias computed from the input's shape,
-        dtype and device only (``formulas.bias_add_module``) are what it may be on the fused
-        path.  There the bias is that module's output for a stand-in of zeros of the scores'
-        shape, dtype and device (``0 + b`` is ``b``: :meth:`_bias_module_operand`), a part of
-        the mask under the expression's test; the guard sends any other type of value, and a
-        module with forward hooks (which would see the stand-in), to the original
-        (:meth:`_handed_adder_terms`).  Only where the scores still have q's dtype and shape
-        (the product scaled by numbers before; after it only fills, the softmax and what
-        follows it) and the test reads nothing the attention assigns before it.  Records the
-        part in ``handed_adders``; False for any other statement."""
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            return False
-        target, value, test = stmt.targets[0].id, stmt.value, None
-        if target not in step_stored:
-            return False
-        if isinstance(value, ast.IfExp):
-            if not (isinstance(value.orelse, ast.Name) and value.orelse.id == target):
-                return False
-            test, value = value.test, value.body
-        if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and len(value.args) == 1
-                and not value.keywords and isinstance(value.args[0], ast.Name) and value.args[0].id == target):
-            return False
-        func = self._function(stmt)
-        if func is None or self.scores_t or any(r in self.roles for r in VIEW_STEPS):
-            return False
-        args = func.args
-        param = value.func.id
-        if param not in {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]} \
-                or param in set().union(*(stored_names(st) for st in func.body)):
-            return False
-        if test is not None and (read_names(test) & set().union(*(stored_names(st) for st in region[:offset]))
-                                 or read_names(test) & step_stored
-                                 or self._call_effect(test) or self._property_effect(test)):
-            return False
-        later = {"p0", "p1", "c", *FILL_STEPS}
-        for role, node in self.roles.items():
-            try:  # (where each step's statement lies in the region: a helper's at its call)
-                top = self._top(node)[1][0]
-            except Skip:
-                return False
-            # (a conditional expression's step reads as an if of its own there: by place, _choice_steps)
-            at = next((i for i, st in enumerate(region)
-                       if (st.lineno, st.col_offset) == (top.lineno, top.col_offset)), None)
-            if at is None or at == offset:
-                return False
-            if at < offset and not (role == "s0" or role in SCALE_STEPS and self._number_like(
-                    self._operand_of(role, SCALE_VARS[role]))):
-                return False  # (an add, a fill, a cast or a tensor scale before it: another dtype or shape)
-            if at > offset and role not in later:
-                return False
-        classes = []
-        for name, cls in self.names.classes.items():
-            methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-            forward = methods.get("forward")
-            if forward is None or "__call__" in methods or forward.decorator_list \
-                    or isinstance(forward, ast.AsyncFunctionDef) or name == param:
-                continue
-            if bias_add_module(cls) and not bias_add_in_place(forward):
-                classes.append(name)
-        if not classes:
-            return False
-        q_atom, shape = self._stand_in_shape()
-        self.handed_adders.append({"text": f"{param}({q_atom}.new_zeros(()).expand({shape}))", "test": test,
-                                   "param": param, "classes": classes})
-        return True
-
-    def _handed_adder_terms(self, edits: Edits) -> list[str]:
-        """Guard terms for :meth:`_handed_adder`: under its test, a value of another type than
-        the classes read (a subclass may read more) or a module with forward hooks takes the
-        original; so does TorchScript, where the test of types is not read."""
-        terms = []
-        for adder in self.handed_adders:
-            layer, classes = adder["param"], adder["classes"]
-            kinds = f"({', '.join(classes)},)" if len(classes) > 1 else classes[0]
-            check = f"type({layer}) not in {kinds}" if len(classes) > 1 else f"type({layer}) is not {kinds}"
-            term = (f"(True if {self._is_scripting(edits)}() else {check} "
-                    f"or bool({layer}._forward_hooks or {layer}._forward_pre_hooks))")
-            test = adder["test"]
-            terms.append(f"({_guard_term(self._text(test), test)} and {term})" if test is not None else term)
-        return terms
-
     def _local_forward(self, attr: str) -> ast.FunctionDef | None:
         """The ``forward`` of the class of this file that every assignment of ``self.<attr>``
         builds (None where one builds anything else, or the class defines ``__call__``, or its
@@ -5750,12 +5661,6 @@ class _Attention:
             role = next(r for r, n in self.roles.items() if n is self.fill_helper["node"])
             parts.append({"text": text, "atom": _atom(text, operand), "test": conditions.get(role),
                           "operand": operand, "viewed": False, "role": "hf"})
-        for adder in self.handed_adders:
-            # (the bias a handed module adds, computed from a stand-in of zeros: _handed_adder)
-            operand = ast.parse(adder["text"], mode="eval").body
-            self._made(operand, adder["text"])
-            parts.append({"text": adder["text"], "atom": adder["text"], "test": adder["test"], "operand": operand,
-                          "viewed": False, "role": "ha"})
         fill = self._fill(stored, conditions)
         if fill is not None and fill["kind"] == "finite" and (
                 self._reads_inputs(fill["cond"]) or not self._keeps_first_key(fill)):
