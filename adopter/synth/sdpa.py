@@ -1389,9 +1389,6 @@ class _Attention:
         self._check_setting_holds(conditions, tops, region, kinds, lo, step_if_keeps)
 
         self.off_roles = self._guarded_off(region, conditions, all_stored)
-        unread_fill = self._unread_fill_off(region, conditions, stored)
-        self.off_roles.update(unread_fill)
-        guard += list(unread_fill.values())
         guard += self._widening_terms(conditions)
         for role in SCALE_STEPS:
             test = conditions.get(role)
@@ -5778,8 +5775,7 @@ class _Attention:
         elsewhere."""
         helper_fill = self.fill_helper["node"] if self.fill_helper is not None else None
         present = [r for r in FILL_STEPS if r in self.roles and self.roles[r] is not helper_fill
-                   and r not in self.dtype_choices  # (a dtype choice's fill is its mask: _mask)
-                   and r not in self.off_roles]  # (under an if the guard sends away: _unread_fill_off)
+                   and r not in self.dtype_choices]  # (a dtype choice's fill is its mask: _mask)
         if not present:
             return None
         if len(present) > 1:
@@ -5900,40 +5896,6 @@ class _Attention:
             where, keep = (f"{_atom_text(t, ast.parse(t, mode='eval').body)}.unsqueeze(-2)" for t in (where, keep))
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": filled_by_cond, "role": role, "literal": literal, "product": product}
-
-    def _unread_fill_off(self, region: list[ast.stmt], conditions: dict, stored: set) -> dict[str, str]:
-        """The fill step (role -> guard term) under an ``if`` whose fill value reads the scores
-        in a way :meth:`_scores_metadata` cannot read off q and k (``masked_fill_(~m, neg(w))``
-        with ``neg`` another module's function handed the scores, which the fixer does not
-        read): the guard sends the if's test to the original, where the fill runs as written,
-        and the fused path, taken only where the test fails, never runs the step (no part of
-        the mask).  A caller that never passes what the test asks for (a mask left at None)
-        takes the fused call.  Only a test that reads nothing the region assigns before its
-        if (the guard reads it before the region) and has no effect; empty otherwise (the
-        fill is then read, or declined, by :meth:`_fill`)."""
-        helper_fill = self.fill_helper["node"] if self.fill_helper is not None else None
-        present = [r for r in FILL_STEPS if r in self.roles and self.roles[r] is not helper_fill
-                   and r not in self.dtype_choices]
-        if len(present) != 1 or present[0] not in conditions:
-            return {}
-        role = present[0]
-        node, test = self.roles[role], conditions[role]
-        if node.op == "canon.mask_blend" or self._call_effect(test) or self._property_effect(test):
-            return {}
-        _, kwargs, _, kwarg_spans = self._view(role)
-        spans = {name: value_span for (name, _), (value_span, _) in zip(kwargs, kwarg_spans)}
-        if set(spans) != {"mask", "value"} or None in spans.values():
-            return {}
-        value = self._full_like_value(self._at(spans["value"], "the fill value"), stored)
-        if not read_names(value) & stored or self._scores_metadata(value, stored) is not None:
-            return {}
-        owner = self._top(node)[1][0]
-        if not isinstance(owner, ast.If) or owner.test is not test:
-            return {}
-        before = next((i for i, s in enumerate(region) if s is owner), None)
-        if before is None or read_names(test) & set().union(*(stored_names(s) for s in region[:before])):
-            return {}
-        return {role: _guard_term(self._text(test), test)}
 
     def _folded_fill(self, text: str, conditions: dict) -> str:
         """A fill's mask ``text``, made for the scores viewed by ``m1`` (``w.view(b, h, t, s)``),
