@@ -2967,9 +2967,8 @@ class _Attention:
                                     for n in outside)}
         helper = next(iter(funcs.values())) if len(funcs) == 1 else None
         tree = self.index.tree
-        if not isinstance(helper, ast.FunctionDef) or not any(f is helper for f in tree.body) \
-                or not all(self.names.resolve(d) == "torch.jit.ignore" for d in helper.decorator_list):
-            raise Skip(why)  # (``@torch.jit.ignore``: the function runs as written, scripted or not)
+        if not isinstance(helper, ast.FunctionDef) or not any(f is helper for f in tree.body) or helper.decorator_list:
+            raise Skip(why)
         args = helper.args
         if args.vararg or args.kwarg:
             raise Skip(why)
@@ -2984,7 +2983,6 @@ class _Attention:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
             body = body[1:]  # the docstring
-        body = self._one_softmax_body(body, scores, {roles.get(id(n)) for n in outside}) or body
         if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
             raise Skip(why)
         last = "p1" if "p1" in {roles.get(id(n)) for n in outside} else "p0"
@@ -3136,54 +3134,6 @@ class _Attention:
             if id(value) in moved_nodes:
                 self.roles[role] = moved_nodes[id(value)]
         return [moved_nodes.get(id(n), n) for n in nodes]
-
-    def _one_softmax_body(self, body: list, scores: str, steps: set) -> list | None:
-        """A probabilities helper whose every path binds one name to the same softmax of its
-        scores parameter and returns it, the paths told apart only by the precision it runs in
-        (``if t.dtype is torch.bfloat16 and not ready: with torch.autocast(..., enabled=False):
-        s = softmax(t, dim=dim)`` / ``else: s = softmax(t, dim=dim)``; ``return s``): whichever
-        path runs, the helper's value is that softmax, read as ``[return <the softmax>]`` (the
-        matched step's own node).  Its other statements may only bind names that no softmax
-        reads, with no effect (:func:`_body_effect`, as for a test); the tests likewise; a
-        ``with`` may only enter autocast (the fused call picks its own precision).  None for
-        any other body (the helper's own checks go on as before)."""
-        if steps != {"p0"} or len(body) < 2 or not isinstance(body[-1], ast.Return) \
-                or not isinstance(body[-1].value, ast.Name):
-            return None
-        out = body[-1].value.id
-        span = self.roles["p0"].span
-        call = next((n for st in body[:-1] for n in ast_walk(st) if isinstance(n, ast.Call) and span_of(n) == span),
-                    None)
-        if call is None or not call.args or not (isinstance(call.args[0], ast.Name) and call.args[0].id == scores):
-            return None
-        want = ast.dump(call)
-        functions = self.names.functions
-
-        def quiet(expr) -> bool:
-            return not any(isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom, ast.Lambda))
-                           for n in ast_walk(expr)) and not _body_effect(expr, {}, functions=functions, own=False)
-
-        def arm(block: list) -> bool:
-            if len(block) != 1:
-                return False
-            st = block[0]
-            if isinstance(st, ast.With):
-                return all(i.optional_vars is None and isinstance(i.context_expr, ast.Call)
-                           and self.names.resolve(i.context_expr.func) in _AUTOCASTS and quiet(i.context_expr)
-                           for i in st.items) and arm(st.body)
-            if isinstance(st, ast.If):
-                return quiet(st.test) and arm(st.body) and arm(st.orelse)
-            return isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name) \
-                and st.targets[0].id == out and ast.dump(st.value) == want
-
-        bound: set[str] = set()
-        for st in body[:-2]:
-            if not (isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets) and quiet(st.value)):
-                return None
-            bound |= {t.id for t in st.targets}
-        if not arm(body[-2:-1]) or bound & ({out, scores} | read_names(call)):
-            return None
-        return [ast.Return(value=call)]
 
     def _from_helper(self, text: str) -> str:
         """``text`` (an expression read in the probabilities helper) with the helper's
@@ -9829,9 +9779,6 @@ def _other_attributes_set(stmt: ast.stmt, reads: list) -> set[str]:
 
 
 # calls an if / elif test may make that read and change nothing (a copied test runs twice)
-# torch's autocast contexts: they pick the precision ops run in, nothing else.
-_AUTOCASTS = frozenset({"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
-                        "torch.amp.autocast_mode.autocast"})
 _PURE_TEST_FUNCS = frozenset({"isinstance", "len", "callable", "type"})
 _PURE_TEST_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex", "is_contiguous"})
 _PURE_TEST_TORCH = frozenset({"torch.is_tensor", "torch.is_floating_point", "torch.jit.is_scripting",
