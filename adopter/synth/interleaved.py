@@ -18,6 +18,7 @@ import ast
 from .text import read_names, span_of, stored_names
 from ..structure.treewalk import ast_walk
 
+# Words in the name of a call that draws random numbers (its order among calls matters)
 RANDOM_WORDS = ("rand", "dropout", "bernoulli", "multinomial", "normal_")
 
 
@@ -32,16 +33,22 @@ def _effectful(stmt: ast.AST) -> bool:
             return True
         if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
             return True
-        if isinstance(node, ast.Call):
-            func = node.func
-            attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            root = func
-            while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
-                root = root.func if isinstance(root, ast.Call) else root.value
-            if (attr.endswith("_") and not attr.endswith("__")) or not isinstance(root, ast.Name) \
-                    or root.id == "self" or any(word in attr.lower() for word in RANDOM_WORDS):
-                return True
+        if isinstance(node, ast.Call) and effectful_call(node):
+            return True
     return False
+
+
+def effectful_call(call: ast.Call) -> bool:
+    """Whether a call may change state or draw: a method ending in ``_`` (in place), a callee
+    not rooted in a plain name, one rooted in ``self`` (a module's call runs hooks), or a name
+    with a random word."""
+    func = call.func
+    attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    root = func
+    while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+        root = root.func if isinstance(root, ast.Call) else root.value
+    return (attr.endswith("_") and not attr.endswith("__")) or not isinstance(root, ast.Name) \
+        or root.id == "self" or any(word in attr.lower() for word in RANDOM_WORDS)
 
 
 def _mutates(stmt: ast.AST) -> bool:

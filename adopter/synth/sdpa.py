@@ -57,7 +57,7 @@ from ..structure.sized import SHAPE_METADATA, SHAPE_METADATA_METHODS
 from ..structure.sized import plain_forward as _plain_forward, shape_metadata_only as _shape_metadata_only
 from ..structure.names import class_body_value, collect_names, param_default
 from .init_numbers import InitNumbers
-from .interleaved import movable_tail, tail_text
+from .interleaved import RANDOM_WORDS, effectful_call, movable_tail, tail_text
 from .plan import Edits, Planner, Skip, Wrap
 from .ranks import bool_by_code, rank_leaves, static_rank
 from .text import Span, contains, dotted_name, numeric_literal, read_names, span_of, stored_names
@@ -3928,15 +3928,8 @@ class _Attention:
                 if isinstance(node, (ast.AugAssign, ast.Delete, ast.Global, ast.Nonlocal)) or (
                         isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del))):
                     return None
-                if isinstance(node, ast.Call):
-                    func = node.func
-                    attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-                    root = func
-                    while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
-                        root = root.func if isinstance(root, ast.Call) else root.value
-                    if (attr.endswith("_") and not attr.endswith("__")) or not isinstance(root, ast.Name) \
-                            or root.id == "self" or any(word in attr.lower() for word in RANDOM_WORDS):
-                        return None
+                if isinstance(node, ast.Call) and effectful_call(node):
+                    return None
         return chain
 
     def _under(self, conditions: dict, role: str, term: str) -> str:
@@ -9587,9 +9580,6 @@ def _reads_attribute(func: ast.FunctionDef, param: str, attr: str) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name) and n.value.id == param
                for n in ast_walk(func))
 
-
-# Words in the name of a call that draws random numbers (its order among calls matters)
-RANDOM_WORDS = ("rand", "dropout", "bernoulli", "multinomial", "normal_")
 
 
 def _step_loads(stmt: ast.stmt, step_stmts: set, step_stored: set) -> set[str]:
